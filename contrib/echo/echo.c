@@ -1,0 +1,212 @@
+/* An example third-party Petrel module, built outside the Petrel tree
+ * against the installed headers (pkg-config petrel). It serves a small
+ * line protocol that exercises what the core offers a protocol module:
+ * lines, STARTTLS, the worker pool, error limits, timeouts and refusals.
+ *
+ *   ECHO text      +OK text
+ *   FORTUNE        +OK one of the configured fortunes
+ *   SLOW ms        sleeps ms on a worker thread, then +OK slept ms
+ *   STARTTLS       +OK begin TLS, then the handshake
+ *   INFO           +OK tls=yes|no peer=ADDRESS sni=NAME
+ *   QUIT           +OK bye, then close
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <petrel/petrel.h>
+
+#define SLOW_MAX_MS 10000
+
+struct echo_config {
+    char *greeting;
+    char **fortunes;
+};
+
+struct echo_session {
+    unsigned errors;
+    unsigned next_fortune;
+};
+
+static const struct petrel_setting echo_settings[] = {
+    {"greeting", PETREL_SETTING_STRING, offsetof(struct echo_config, greeting),
+     "petrel echo ready", 0, 0, 0, NULL},
+    {"fortunes", PETREL_SETTING_STRLIST, offsetof(struct echo_config, fortunes), NULL, 0, 0, 0,
+     NULL},
+    PETREL_SETTINGS_END,
+};
+
+static void echo_connect(struct petrel_conn *conn)
+{
+    const struct echo_config *cfg = petrel_conn_config(conn);
+    petrel_conn_printf(conn, "+OK %s\r\n", cfg->greeting);
+}
+
+/* Count a protocol error; past the service's max_errors, hang up. */
+static void echo_error(struct petrel_conn *conn, const char *text)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    struct petrel_error_limits limits;
+    petrel_conn_error_limits(conn, &limits);
+    s->errors++;
+    if (limits.max_errors != 0 && s->errors >= limits.max_errors) {
+        petrel_conn_log(conn, PETREL_LOG_INFO, "too many errors (%u): closing", s->errors);
+        petrel_conn_printf(conn, "-ERR %s; too many errors, closing\r\n", text);
+        petrel_conn_close(conn);
+        return;
+    }
+    petrel_conn_printf(conn, "-ERR %s\r\n", text);
+}
+
+struct slow_job {
+    long ms;
+};
+
+static void slow_work(void *arg)
+{
+    struct slow_job *job = arg;
+    struct timespec ts = {job->ms / 1000, (job->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void slow_done(struct petrel_conn *conn, void *arg, bool closing)
+{
+    struct slow_job *job = arg;
+    if (!closing)
+        petrel_conn_printf(conn, "+OK slept %ld\r\n", job->ms);
+    free(job);
+}
+
+static void cmd_slow(struct petrel_conn *conn, const char *arg)
+{
+    char *end;
+    long ms = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || ms < 0 || ms > SLOW_MAX_MS) {
+        echo_error(conn, "SLOW takes milliseconds from 0 to 10000");
+        return;
+    }
+    struct slow_job *job = petrel_malloc(sizeof(*job));
+    job->ms = ms;
+    if (!petrel_conn_submit(conn, slow_work, slow_done, job)) {
+        free(job);
+        petrel_conn_printf(conn, "-ERR server busy, try again later\r\n");
+    }
+}
+
+static void cmd_fortune(struct petrel_conn *conn)
+{
+    const struct echo_config *cfg = petrel_conn_config(conn);
+    struct echo_session *s = petrel_conn_session(conn);
+    size_t n = 0;
+    while (cfg->fortunes != NULL && cfg->fortunes[n] != NULL)
+        n++;
+    if (n == 0) {
+        petrel_conn_printf(conn, "+OK no fortunes configured\r\n");
+        return;
+    }
+    petrel_conn_printf(conn, "+OK %s\r\n", cfg->fortunes[s->next_fortune++ % n]);
+}
+
+static void echo_line(struct petrel_conn *conn, char *line, size_t len)
+{
+    if (strlen(line) != len) {
+        echo_error(conn, "NUL byte in command");
+        return;
+    }
+    char *arg = strchr(line, ' ');
+    if (arg != NULL)
+        *arg++ = '\0';
+    else
+        arg = line + len;
+    if (strcasecmp(line, "ECHO") == 0) {
+        petrel_conn_printf(conn, "+OK %s\r\n", arg);
+    } else if (strcasecmp(line, "FORTUNE") == 0) {
+        cmd_fortune(conn);
+    } else if (strcasecmp(line, "SLOW") == 0) {
+        cmd_slow(conn, arg);
+    } else if (strcasecmp(line, "STARTTLS") == 0) {
+        if (!petrel_conn_can_starttls(conn)) {
+            echo_error(conn, petrel_conn_is_tls(conn) ? "already using TLS"
+                                                      : "STARTTLS not offered here");
+            return;
+        }
+        petrel_conn_printf(conn, "+OK begin TLS\r\n");
+        petrel_conn_starttls(conn);
+    } else if (strcasecmp(line, "INFO") == 0) {
+        const char *sni = petrel_conn_tls_sni(conn);
+        petrel_conn_printf(conn, "+OK tls=%s peer=%s sni=%s\r\n",
+                           petrel_conn_is_tls(conn) ? "yes" : "no", petrel_conn_peer(conn),
+                           sni ? sni : "-");
+    } else if (strcasecmp(line, "QUIT") == 0) {
+        petrel_conn_printf(conn, "+OK bye\r\n");
+        petrel_conn_close(conn);
+    } else {
+        echo_error(conn, "unknown command");
+    }
+}
+
+static void echo_line_too_long(struct petrel_conn *conn)
+{
+    echo_error(conn, "line too long");
+}
+
+static void echo_timeout(struct petrel_conn *conn)
+{
+    petrel_conn_printf(conn, "-ERR idle timeout, closing\r\n");
+}
+
+static void echo_refuse(struct petrel_conn *conn, const char *reason)
+{
+    petrel_conn_printf(conn, "-ERR access denied: %s\r\n", reason);
+}
+
+static void echo_tls_ready(struct petrel_conn *conn, bool ok)
+{
+    /* Nothing from before the handshake survives; the client speaks first. */
+    struct echo_session *s = petrel_conn_session(conn);
+    s->errors = 0;
+}
+
+static void echo_shutdown(struct petrel_conn *conn)
+{
+    petrel_conn_printf(conn, "-ERR server shutting down\r\n");
+}
+
+static const struct petrel_protocol echo_protocol = {
+    .name = "echo",
+    .session_size = sizeof(struct echo_session),
+    .connect = echo_connect,
+    .line = echo_line,
+    .line_too_long = echo_line_too_long,
+    .timeout = echo_timeout,
+    .refuse = echo_refuse,
+    .tls_ready = echo_tls_ready,
+    .shutdown = echo_shutdown,
+};
+
+static int echo_check(const void *config, const char **error_r)
+{
+    const struct echo_config *cfg = config;
+    if (strlen(cfg->greeting) > 200 || strpbrk(cfg->greeting, "\r\n") != NULL) {
+        *error_r = "greeting must be one line of at most 200 characters";
+        return -1;
+    }
+    return 0;
+}
+
+static int echo_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
+{
+    if (petrel_protocol_register(ctx, &echo_protocol) < 0) {
+        *error_r = "cannot register the echo protocol";
+        return -1;
+    }
+    return 0;
+}
+
+PETREL_MODULE(.name = "echo", .version = "1.0", .settings = echo_settings,
+              .config_size = sizeof(struct echo_config), .check = echo_check,
+              .init = echo_init);

@@ -1,0 +1,734 @@
+/* Connections: socket and TLS I/O, framing into lines and chunks, admission
+ * by the rules, idle timeouts, back-pressure and the module-facing API. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+#include <petrel/stats.h>
+
+#include "conn_private.h"
+#include "proxyproto.h"
+#include "server.h"
+#include "tls.h"
+
+#define IN_MIN 16384         /* input buffer cap beyond the line limit */
+#define READ_STEP 16384      /* bytes asked of the socket per read */
+#define PROXY_TIMEOUT 10     /* seconds to send the PROXY header */
+#define HANDSHAKE_TIMEOUT 30 /* seconds to finish a TLS handshake */
+#define CLOSE_TIMEOUT 10     /* seconds to take the last queued bytes */
+#define OUT_HARD_FACTOR 4    /* queued output beyond max_output * this closes */
+
+static atomic_uint_fast64_t next_id = 1;
+
+static struct {
+    struct petrel_counter *accepted, *current, *refused, *tls_ok, *tls_failed, *timeouts,
+        *too_long, *bytes_in, *bytes_out, *overflow;
+} stat;
+
+void petrel_conn_stats_init(void)
+{
+    stat.accepted = petrel_counter("core.connections.accepted");
+    stat.current = petrel_counter("core.connections.current");
+    stat.refused = petrel_counter("core.connections.refused");
+    stat.tls_ok = petrel_counter("core.tls.handshakes");
+    stat.tls_failed = petrel_counter("core.tls.failures");
+    stat.timeouts = petrel_counter("core.connections.timeouts");
+    stat.too_long = petrel_counter("core.lines.too_long");
+    stat.bytes_in = petrel_counter("core.bytes.in");
+    stat.bytes_out = petrel_counter("core.bytes.out");
+    stat.overflow = petrel_counter("core.output.overflows");
+}
+
+static void conn_run(struct petrel_conn *c);
+static void conn_destroy(struct petrel_conn *c);
+
+/* --- module-facing API --- */
+
+void *petrel_conn_session(struct petrel_conn *c) { return c->session; }
+uint64_t petrel_conn_id(const struct petrel_conn *c) { return c->id; }
+const char *petrel_conn_peer(const struct petrel_conn *c) { return c->peer; }
+int petrel_conn_peer_port(const struct petrel_conn *c) { return c->peer_port; }
+const char *petrel_conn_local(const struct petrel_conn *c) { return c->local; }
+int petrel_conn_local_port(const struct petrel_conn *c) { return c->local_port; }
+const void *petrel_conn_config(const struct petrel_conn *c) { return c->scfg->settings; }
+bool petrel_conn_is_tls(const struct petrel_conn *c) { return c->ssl != NULL; }
+
+bool petrel_conn_can_starttls(const struct petrel_conn *c)
+{
+    return c->ssl == NULL && c->lcfg->tls_mode == PETREL_TLS_STARTTLS;
+}
+
+const char *petrel_conn_tls_sni(const struct petrel_conn *c)
+{
+    return c->ssl != NULL ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+void petrel_conn_error_limits(const struct petrel_conn *c, struct petrel_error_limits *r)
+{
+    r->max_errors = (unsigned)c->scfg->max_errors;
+    r->max_auth_errors = (unsigned)c->scfg->max_auth_errors;
+}
+
+void petrel_conn_log(struct petrel_conn *c, enum petrel_log_level level, const char *fmt, ...)
+{
+    const char *module = c->module->name;
+    if (!petrel_log_enabled(level, module))
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    petrel_log(level, module, "conn %llu [%s]:%d: %s", (unsigned long long)c->id, c->peer,
+               c->peer_port, msg);
+}
+
+static bool closing(const struct petrel_conn *c)
+{
+    return c->state == PETREL_CONN_CLOSING || c->dead;
+}
+
+bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
+{
+    if (closing(c))
+        return false;
+    if (!petrel_buf_append(&c->out, data, len)) {
+        petrel_counter_add(stat.overflow, 1);
+        petrel_conn_log(c, PETREL_LOG_WARNING, "output limit of %zu bytes exceeded: closing",
+                        c->out.max);
+        c->dead = true;
+        return false;
+    }
+    return true;
+}
+
+bool petrel_conn_printf(struct petrel_conn *c, const char *fmt, ...)
+{
+    if (closing(c))
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    bool ok = petrel_buf_vprintf(&c->out, fmt, ap);
+    va_end(ap);
+    if (!ok) {
+        petrel_counter_add(stat.overflow, 1);
+        petrel_conn_log(c, PETREL_LOG_WARNING, "output limit of %zu bytes exceeded: closing",
+                        c->out.max);
+        c->dead = true;
+    }
+    return ok;
+}
+
+static void set_deadline(struct petrel_conn *c, time_t seconds)
+{
+    c->deadline = c->thread->now + seconds;
+    petrel_timer_set(c->thread, c);
+}
+
+void petrel_conn_close(struct petrel_conn *c)
+{
+    if (closing(c))
+        return;
+    c->state = PETREL_CONN_CLOSING;
+    set_deadline(c, CLOSE_TIMEOUT);
+}
+
+bool petrel_conn_starttls(struct petrel_conn *c)
+{
+    if (!petrel_conn_can_starttls(c) || closing(c) || c->starttls)
+        return false;
+    c->starttls = true;
+    return true;
+}
+
+void petrel_conn_read_chunk(struct petrel_conn *c, size_t len)
+{
+    petrel_linereader_chunk(&c->lr, len);
+}
+
+/* --- worker jobs --- */
+
+static void job_done_task(struct petrel_iothread *t, void *arg)
+{
+    struct petrel_conn *c = arg;
+    c->job_pending = false;
+    c->in_dispatch = true;
+    c->done(c, c->job.arg, c->dead);
+    c->in_dispatch = false;
+    if (c->dead) {
+        conn_destroy(c);
+        return;
+    }
+    if (t->stopping && c->state == PETREL_CONN_OPEN)
+        petrel_conn_shutdown(c);
+    conn_run(c);
+}
+
+static void job_finish(struct petrel_job *job)
+{
+    struct petrel_conn *c = (struct petrel_conn *)((char *)job - offsetof(struct petrel_conn, job));
+    petrel_iothread_post(c->thread, job_done_task, c);
+}
+
+bool petrel_conn_submit(struct petrel_conn *c, petrel_work_fn *work, petrel_done_fn *done,
+                        void *arg)
+{
+    if (c->job_pending || closing(c))
+        return false;
+    c->job.work = work;
+    c->job.arg = arg;
+    c->job.limit = &c->module->job_limit;
+    c->job.finish = job_finish;
+    c->done = done;
+    if (!petrel_workers_push(&c->job))
+        return false;
+    c->job_pending = true;
+    return true;
+}
+
+/* --- epoll interest --- */
+
+static bool want_read(const struct petrel_conn *c)
+{
+    if (c->dead || c->eof || c->job_pending || c->state == PETREL_CONN_CLOSING)
+        return false;
+    if (c->starttls && c->state == PETREL_CONN_OPEN)
+        return false; /* nothing more is read until the handshake */
+    /* Back-pressure: a client that does not read its answers stops being
+     * read from. */
+    return c->out.len < (size_t)c->lcfg->max_output && c->in.len < c->in.max;
+}
+
+static void update_events(struct petrel_conn *c, bool tls_wants_write)
+{
+    unsigned ev = 0;
+    if (want_read(c) || c->state == PETREL_CONN_HANDSHAKE)
+        ev |= EPOLLIN;
+    if (c->out.len > 0 || tls_wants_write)
+        ev |= EPOLLOUT;
+    if (ev == c->events)
+        return;
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    if (epoll_ctl(c->thread->epfd, EPOLL_CTL_MOD, c->fd, &e) < 0)
+        petrel_conn_log(c, PETREL_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
+    c->events = ev;
+}
+
+/* --- socket and TLS I/O --- */
+
+/* Returns bytes read, 0 at EOF, -1 when the socket has nothing now, -2 on
+ * error. */
+static ssize_t conn_recv(struct petrel_conn *c, char *buf, size_t size)
+{
+    if (c->ssl == NULL) {
+        ssize_t n = read(c->fd, buf, size);
+        if (n >= 0)
+            return n;
+        return errno == EAGAIN || errno == EINTR ? -1 : -2;
+    }
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, (int)(size > INT32_MAX ? INT32_MAX : size));
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        c->tls_want_write = true;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        petrel_conn_log(c, PETREL_LOG_INFO, "TLS read: %s", petrel_tls_error());
+        return -2;
+    }
+}
+
+static ssize_t conn_send(struct petrel_conn *c, const char *buf, size_t len)
+{
+    if (c->ssl == NULL) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        return errno == EAGAIN || errno == EINTR ? -1 : -2;
+    }
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ)
+        return -1;
+    petrel_conn_log(c, PETREL_LOG_INFO, "TLS write: %s", petrel_tls_error());
+    return -2;
+}
+
+/* Send what is queued. False if the connection broke. */
+static bool conn_flush(struct petrel_conn *c)
+{
+    size_t sent = 0;
+    while (c->out.len > 0) {
+        ssize_t n = conn_send(c, petrel_buf_head(&c->out), c->out.len);
+        if (n == -1)
+            break;
+        if (n < 0)
+            return false;
+        petrel_buf_consume(&c->out, (size_t)n);
+        sent += (size_t)n;
+    }
+    if (sent > 0) {
+        petrel_counter_add(stat.bytes_out, (int64_t)sent);
+        if (c->state != PETREL_CONN_CLOSING)
+            c->deadline = c->thread->now + c->lcfg->idle_timeout;
+    }
+    if (c->out.len == 0)
+        petrel_buf_release(&c->out);
+    return true;
+}
+
+/* Read what the socket has, up to the input cap. False if it broke. */
+static bool conn_fill(struct petrel_conn *c)
+{
+    size_t got = 0;
+    while (want_read(c)) {
+        size_t room;
+        char *p = petrel_buf_space(&c->in, READ_STEP, &room);
+        if (room == 0)
+            break;
+        ssize_t n = conn_recv(c, p, room);
+        if (n == -1)
+            break;
+        if (n == -2)
+            return false;
+        if (n == 0) {
+            c->eof = true;
+            break;
+        }
+        petrel_buf_commit(&c->in, (size_t)n);
+        got += (size_t)n;
+    }
+    if (got > 0) {
+        petrel_counter_add(stat.bytes_in, (int64_t)got);
+        c->deadline = c->thread->now + c->lcfg->idle_timeout;
+    }
+    return true;
+}
+
+/* --- the protocol module's side --- */
+
+static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petrel_lr_item *item)
+{
+    c->in_dispatch = true;
+    switch (ev) {
+    case PETREL_LR_LINE:
+        c->proto->line(c, item->data, item->len);
+        break;
+    case PETREL_LR_CHUNK:
+        if (c->proto->chunk != NULL)
+            c->proto->chunk(c, item->data, item->len, item->last);
+        break;
+    case PETREL_LR_TOO_LONG:
+        petrel_counter_add(stat.too_long, 1);
+        petrel_conn_log(c, PETREL_LOG_INFO, "line longer than %lld bytes discarded",
+                        c->lcfg->max_line);
+        if (c->proto->line_too_long != NULL)
+            c->proto->line_too_long(c);
+        else
+            petrel_conn_close(c);
+        break;
+    case PETREL_LR_MORE:
+        break;
+    }
+    c->in_dispatch = false;
+}
+
+/* Hand complete input units to the module, one at a time, while it may take
+ * them: not during a job, a pending STARTTLS or a close. */
+static void conn_dispatch(struct petrel_conn *c)
+{
+    while (c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending && !c->starttls &&
+           c->out.len < (size_t)c->lcfg->max_output && c->in.len > 0) {
+        struct petrel_lr_item item;
+        enum petrel_lr_event ev =
+            petrel_linereader_next(&c->lr, (char *)petrel_buf_head(&c->in), c->in.len, &item);
+        if (ev != PETREL_LR_MORE)
+            deliver(c, ev, &item);
+        petrel_buf_consume(&c->in, item.consumed);
+        if (ev == PETREL_LR_MORE)
+            break;
+    }
+    if (c->starttls) {
+        /* RFC 3207 4.2: nothing sent before the handshake may count. */
+        petrel_buf_reset(&c->in);
+    }
+    if (c->in.len == 0)
+        petrel_buf_release(&c->in);
+}
+
+static void open_session(struct petrel_conn *c)
+{
+    c->state = PETREL_CONN_OPEN;
+    c->proto_open = true;
+    c->deadline = c->thread->now + c->lcfg->idle_timeout;
+    petrel_timer_set(c->thread, c);
+    c->in_dispatch = true;
+    if (c->proto->connect != NULL)
+        c->proto->connect(c);
+    c->in_dispatch = false;
+}
+
+static void tls_ready(struct petrel_conn *c, bool ok)
+{
+    if (c->proto_open && c->proto->tls_ready != NULL) {
+        c->in_dispatch = true;
+        c->proto->tls_ready(c, ok);
+        c->in_dispatch = false;
+    }
+    if (!ok)
+        c->dead = true;
+}
+
+/* Drive the TLS handshake. Returns false if it failed. */
+static bool conn_handshake(struct petrel_conn *c, bool *want_write_r)
+{
+    ERR_clear_error();
+    int r = SSL_accept(c->ssl);
+    if (r == 1) {
+        petrel_counter_add(stat.tls_ok, 1);
+        petrel_conn_log(c, PETREL_LOG_DEBUG, "TLS established: %s %s", SSL_get_version(c->ssl),
+                        SSL_get_cipher_name(c->ssl));
+        bool starttls = c->proto_open;
+        c->state = PETREL_CONN_OPEN;
+        c->deadline = c->thread->now + c->lcfg->idle_timeout;
+        if (starttls)
+            tls_ready(c, true);
+        else
+            open_session(c);
+        return true;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        *want_write_r = err == SSL_ERROR_WANT_WRITE;
+        return true;
+    }
+    petrel_counter_add(stat.tls_failed, 1);
+    petrel_conn_log(c, PETREL_LOG_INFO, "TLS handshake failed: %s", petrel_tls_error());
+    tls_ready(c, false);
+    return false;
+}
+
+static bool tls_begin(struct petrel_conn *c)
+{
+    c->ssl = SSL_new(c->lcfg->ssl_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        petrel_conn_log(c, PETREL_LOG_ERROR, "TLS setup: %s", petrel_tls_error());
+        return false;
+    }
+    c->state = PETREL_CONN_HANDSHAKE;
+    c->starttls = false;
+    set_deadline(c, HANDSHAKE_TIMEOUT);
+    return true;
+}
+
+/* --- the PROXY protocol and admission --- */
+
+static void set_peer(struct petrel_conn *c, const struct sockaddr *sa)
+{
+    if (!petrel_ipaddr_from_sockaddr(sa, &c->peer_ip))
+        memset(&c->peer_ip, 0, sizeof(c->peer_ip));
+    petrel_ipaddr_format(&c->peer_ip, c->peer, sizeof(c->peer));
+    c->peer_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+                   : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
+                                              : 0;
+}
+
+static void set_local(struct petrel_conn *c, const struct sockaddr *sa)
+{
+    struct petrel_ipaddr a;
+    if (!petrel_ipaddr_from_sockaddr(sa, &a))
+        memset(&a, 0, sizeof(a));
+    petrel_ipaddr_format(&a, c->local, sizeof(c->local));
+    c->local_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+                    : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
+                                               : 0;
+}
+
+/* Rules at listener, service and global level, then flow control at the
+ * deciding rule, the listener and the service. NULL if admitted. */
+static const char *admit(struct petrel_conn *c, const struct petrel_rule **rule_r)
+{
+    const struct petrel_rules *levels[] = {&c->lcfg->rules, &c->scfg->rules, &c->cfg->rules};
+    const struct petrel_rule *rule = petrel_rules_decide(levels, 3, &c->peer_ip);
+    *rule_r = rule;
+    if (rule != NULL && !rule->allow)
+        return "denied by rule";
+    const char *why = NULL;
+    time_t now = c->thread->now;
+    if (rule != NULL && rule->state != NULL)
+        why = petrel_flow_acquire(rule->state, &rule->flow, &c->peer_ip, now, &c->holds[0]);
+    if (why == NULL && petrel_flow_limited(&c->lcfg->flow))
+        why = petrel_flow_acquire(c->listener->flow, &c->lcfg->flow, &c->peer_ip, now,
+                                  &c->holds[1]);
+    if (why == NULL) {
+        long n = atomic_fetch_add(&c->module->connections, 1) + 1;
+        c->service_counted = true;
+        if (c->scfg->max_connections && n > c->scfg->max_connections)
+            why = "too many connections to the service";
+    }
+    return why;
+}
+
+static void start_session(struct petrel_conn *c)
+{
+    const struct petrel_rule *rule;
+    const char *why = admit(c, &rule);
+    if (why != NULL) {
+        petrel_counter_add(stat.refused, 1);
+        petrel_log(PETREL_LOG_INFO, c->module->name, "conn %llu [%s]:%d refused on %s: %s%s%s",
+                   (unsigned long long)c->id, c->peer, c->peer_port, c->listener->address, why,
+                   rule ? " at " : "", rule ? rule->where : "");
+        /* A TLS listener closes at once: a refused client is not worth a
+         * handshake. */
+        if (c->proto->refuse != NULL && c->lcfg->tls_mode != PETREL_TLS_IMPLICIT) {
+            c->proto_open = true;
+            c->in_dispatch = true;
+            c->proto->refuse(c, why);
+            c->in_dispatch = false;
+        }
+        c->state = PETREL_CONN_OPEN; /* so petrel_conn_close() below takes */
+        petrel_conn_close(c);
+        return;
+    }
+    petrel_log(PETREL_LOG_DEBUG, c->module->name, "conn %llu [%s]:%d accepted on %s",
+               (unsigned long long)c->id, c->peer, c->peer_port, c->listener->address);
+    if (c->lcfg->tls_mode == PETREL_TLS_IMPLICIT) {
+        if (!tls_begin(c))
+            c->dead = true;
+        return;
+    }
+    open_session(c);
+}
+
+static void read_proxy_header(struct petrel_conn *c)
+{
+    struct petrel_proxy_info info;
+    size_t used;
+    const char *why = NULL;
+    enum petrel_proxy_result r = petrel_proxy_parse((const uint8_t *)petrel_buf_head(&c->in),
+                                                    c->in.len, &info, &used, &why);
+    if (r == PETREL_PROXY_AGAIN) {
+        if (c->eof || c->in.len >= PETREL_PROXY_MAX)
+            c->dead = true;
+        return;
+    }
+    if (r == PETREL_PROXY_ERROR) {
+        petrel_conn_log(c, PETREL_LOG_WARNING, "bad PROXY protocol header: %s",
+                        why ? why : "invalid");
+        c->dead = true;
+        return;
+    }
+    petrel_buf_consume(&c->in, used);
+    if (info.has_addr) {
+        set_peer(c, (struct sockaddr *)&info.src);
+        set_local(c, (struct sockaddr *)&info.dst);
+    }
+    start_session(c);
+}
+
+/* --- the connection's life --- */
+
+/* One turn: handshake or read, hand input to the module, send output, and
+ * decide whether to go on. */
+static void conn_run(struct petrel_conn *c)
+{
+    bool tls_wants_write = false;
+    c->tls_want_write = false;
+    if (!c->dead && c->state == PETREL_CONN_PROXY) {
+        if (!conn_fill(c))
+            c->dead = true;
+        else
+            read_proxy_header(c);
+    }
+    if (!c->dead && c->state == PETREL_CONN_HANDSHAKE && !conn_handshake(c, &tls_wants_write))
+        c->dead = true;
+    if (!c->dead && c->state == PETREL_CONN_OPEN) {
+        if (!conn_fill(c))
+            c->dead = true;
+        conn_dispatch(c);
+        tls_wants_write |= c->tls_want_write;
+    }
+    if (!c->dead && !conn_flush(c))
+        c->dead = true;
+    if (!c->dead && c->starttls && c->out.len == 0 && c->state == PETREL_CONN_OPEN) {
+        if (!tls_begin(c) || !conn_handshake(c, &tls_wants_write))
+            c->dead = true;
+    }
+    if (!c->dead && c->out.len == 0 &&
+        (c->state == PETREL_CONN_CLOSING || (c->eof && !c->job_pending)))
+        c->dead = true;
+    if (c->dead) {
+        if (!c->job_pending && !c->in_dispatch)
+            conn_destroy(c);
+        else if (c->job_pending && c->events != 0) {
+            epoll_ctl(c->thread->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            c->events = 0;
+        }
+        return;
+    }
+    /* Input left over while the module was busy is handled on the next turn. */
+    update_events(c, tls_wants_write);
+}
+
+void petrel_conn_event(struct petrel_conn *c, unsigned events)
+{
+    if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
+        petrel_conn_log(c, PETREL_LOG_DEBUG, "socket closed");
+        c->dead = true;
+    }
+    conn_run(c);
+}
+
+void petrel_conn_timeout(struct petrel_conn *c)
+{
+    petrel_counter_add(stat.timeouts, 1);
+    if (c->state == PETREL_CONN_OPEN && c->job_pending) {
+        set_deadline(c, c->lcfg->idle_timeout); /* busy, not idle */
+        return;
+    }
+    if (c->state != PETREL_CONN_OPEN) {
+        petrel_conn_log(c, PETREL_LOG_INFO, "timed out %s",
+                        c->state == PETREL_CONN_PROXY       ? "waiting for the PROXY header"
+                        : c->state == PETREL_CONN_HANDSHAKE ? "in the TLS handshake"
+                                                            : "sending its last output");
+        c->dead = true;
+        conn_run(c);
+        return;
+    }
+    petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->lcfg->idle_timeout);
+    c->in_dispatch = true;
+    if (c->proto->timeout != NULL)
+        c->proto->timeout(c);
+    c->in_dispatch = false;
+    petrel_conn_close(c);
+    conn_run(c);
+}
+
+void petrel_conn_shutdown(struct petrel_conn *c)
+{
+    if (c->job_pending)
+        return; /* asked again when its job returns */
+    if (c->state == PETREL_CONN_OPEN && c->proto_open && !c->dead) {
+        c->in_dispatch = true;
+        if (c->proto->shutdown != NULL)
+            c->proto->shutdown(c);
+        c->in_dispatch = false;
+        petrel_conn_close(c);
+    } else if (c->state != PETREL_CONN_CLOSING) {
+        c->dead = true;
+    }
+    conn_run(c);
+}
+
+void petrel_conn_abort(struct petrel_conn *c)
+{
+    c->dead = true;
+    conn_run(c);
+}
+
+void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, int fd,
+                        const struct sockaddr *peer, const struct sockaddr *local)
+{
+    struct petrel_conn *c = petrel_calloc(1, sizeof(*c));
+    c->ev.type = PETREL_EV_CONN;
+    c->id = atomic_fetch_add(&next_id, 1);
+    c->fd = fd;
+    c->thread = t;
+    c->heap_idx = SIZE_MAX;
+    pthread_rwlock_rdlock(&petrel_server.gen_lock);
+    c->cfg = petrel_config_ref(petrel_server.cfg);
+    c->lcfg = l->cfg;
+    c->scfg = l->svc;
+    c->proto = l->proto;
+    pthread_rwlock_unlock(&petrel_server.gen_lock);
+    atomic_fetch_add(&l->refs, 1);
+    c->listener = l;
+    c->module = l->module;
+    size_t in_max = (size_t)c->lcfg->max_line + 2;
+    petrel_buf_init(&c->in, in_max < IN_MIN ? IN_MIN : in_max);
+    petrel_buf_init(&c->out, (size_t)c->lcfg->max_output * OUT_HARD_FACTOR);
+    petrel_linereader_init(&c->lr, (size_t)c->lcfg->max_line);
+    if (c->proto->session_size > 0)
+        c->session = petrel_calloc(1, c->proto->session_size);
+    set_peer(c, peer);
+    set_local(c, local);
+    c->next = t->conns;
+    if (t->conns != NULL)
+        t->conns->prev = c;
+    t->conns = c;
+    atomic_fetch_add(&t->nconns, 1);
+    petrel_counter_add(stat.accepted, 1);
+    petrel_counter_add(stat.current, 1);
+
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
+        petrel_log(PETREL_LOG_ERROR, "core", "epoll add: %s", strerror(errno));
+        c->dead = true;
+        conn_destroy(c);
+        return;
+    }
+    c->events = EPOLLIN;
+    if (c->lcfg->proxy_protocol && petrel_ipset_contains(&c->lcfg->proxy_set, &c->peer_ip)) {
+        c->state = PETREL_CONN_PROXY;
+        set_deadline(c, PROXY_TIMEOUT);
+        return;
+    }
+    start_session(c);
+    conn_run(c);
+}
+
+static void conn_destroy(struct petrel_conn *c)
+{
+    struct petrel_iothread *t = c->thread;
+    if (c->proto_open && c->proto->close != NULL)
+        c->proto->close(c);
+    petrel_log(PETREL_LOG_DEBUG, c->module->name, "conn %llu [%s]:%d closed",
+               (unsigned long long)c->id, c->peer, c->peer_port);
+    for (size_t i = 0; i < sizeof(c->holds) / sizeof(c->holds[0]); i++)
+        petrel_flow_release(&c->holds[i], &c->peer_ip);
+    if (c->service_counted)
+        atomic_fetch_sub(&c->module->connections, 1);
+    petrel_timer_remove(t, c);
+    if (c->ssl != NULL) {
+        if (SSL_is_init_finished(c->ssl))
+            SSL_shutdown(c->ssl); /* best effort close_notify */
+        SSL_free(c->ssl);
+    }
+    close(c->fd); /* also drops it from epoll */
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    petrel_buf_free(&c->in);
+    petrel_buf_free(&c->out);
+    free(c->session);
+    petrel_config_unref(c->cfg);
+    petrel_listener_unref(c->listener);
+    free(c);
+    atomic_fetch_sub(&t->nconns, 1);
+    petrel_counter_add(stat.current, -1);
+}

@@ -1,0 +1,75 @@
+/* The connection as the core sees it. */
+#ifndef PETREL_CORE_CONN_PRIVATE_H
+#define PETREL_CORE_CONN_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include <petrel/buf.h>
+#include <petrel/conn.h>
+
+#include "iothread.h"
+#include "ipset.h"
+#include "linereader.h"
+#include "rules.h"
+#include "worker.h"
+
+enum petrel_conn_state {
+    PETREL_CONN_PROXY,     /* waiting for the PROXY protocol header */
+    PETREL_CONN_HANDSHAKE, /* TLS handshake (implicit or STARTTLS) */
+    PETREL_CONN_OPEN,      /* talking to the protocol module */
+    PETREL_CONN_CLOSING,   /* sending what is queued, then closing */
+};
+
+struct petrel_conn {
+    struct petrel_evsrc ev;
+    uint64_t id;
+    int fd;
+    enum petrel_conn_state state;
+    struct petrel_iothread *thread;
+    struct petrel_conn *prev, *next;
+    /* What it was accepted under: stable for its whole life. */
+    struct petrel_listener *listener;
+    struct petrel_config *cfg;
+    const struct petrel_listener_cfg *lcfg;
+    const struct petrel_service_cfg *scfg;
+    const struct petrel_protocol *proto;
+    struct petrel_ctx *module;
+    void *session;
+    struct petrel_buf in, out;
+    struct petrel_linereader lr;
+    SSL *ssl;
+    unsigned events;      /* epoll interest now registered */
+    bool proto_open;      /* connect (or refuse) was called: close must be */
+    bool starttls;        /* STARTTLS asked: handshake once output is sent */
+    bool job_pending;
+    bool eof;
+    bool dead;            /* destroy as soon as the pending job returns */
+    bool in_dispatch;     /* inside a module callback: defer destruction */
+    bool tls_want_write;  /* TLS needs the socket writable to go on reading */
+    time_t deadline, heap_key;
+    size_t heap_idx;      /* SIZE_MAX when not in the heap */
+    struct petrel_ipaddr peer_ip;
+    char peer[PETREL_IPADDR_STRLEN];
+    char local[PETREL_IPADDR_STRLEN];
+    int peer_port, local_port;
+    struct petrel_flow_hold holds[3];
+    bool service_counted;
+    struct petrel_job job;
+    petrel_done_fn *done;
+};
+
+void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, int fd,
+                        const struct sockaddr *peer, const struct sockaddr *local);
+void petrel_conn_event(struct petrel_conn *c, unsigned events);
+void petrel_conn_timeout(struct petrel_conn *c);
+/* Server stopping: say goodbye where idle. */
+void petrel_conn_shutdown(struct petrel_conn *c);
+/* Close now (forced stop), or as soon as a pending job returns. */
+void petrel_conn_abort(struct petrel_conn *c);
+void petrel_conn_stats_init(void);
+
+#endif

@@ -1,0 +1,137 @@
+/* Becoming a daemon: detaching, the pid file, dropping privileges. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+
+#include "cfg_error.h"
+#include "log.h"
+#include "server.h"
+
+int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid_t *gid_r,
+                              const char **error_r)
+{
+    struct passwd *pw = getpwnam(cfg->server.user);
+    if (pw == NULL) {
+        *error_r = petrel_cfg_error("%s: server.user '%s' does not exist", cfg->path,
+                                    cfg->server.user);
+        return -1;
+    }
+    *uid_r = pw->pw_uid;
+    *gid_r = pw->pw_gid;
+    if (cfg->server.group != NULL) {
+        struct group *gr = getgrnam(cfg->server.group);
+        if (gr == NULL) {
+            *error_r = petrel_cfg_error("%s: server.group '%s' does not exist", cfg->path,
+                                        cfg->server.group);
+            return -1;
+        }
+        *gid_r = gr->gr_gid;
+    }
+    return 0;
+}
+
+/* Directories the daemon writes after dropping root must be its own. */
+static int own_dir(const char *path, uid_t uid, gid_t gid, const char **error_r)
+{
+    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+        *error_r = petrel_cfg_error("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (chown(path, uid, gid) < 0) {
+        *error_r = petrel_cfg_error("cannot chown %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r)
+{
+    uid_t uid;
+    gid_t gid;
+    if (geteuid() != 0) {
+        petrel_log(PETREL_LOG_INFO, "core", "not started as root: running as uid %u",
+                   (unsigned)geteuid());
+        return 0;
+    }
+    if (petrel_daemon_lookup_user(cfg, &uid, &gid, error_r) < 0)
+        return -1;
+    if (uid == 0) {
+        *error_r = petrel_cfg_error("%s: server.user must not be root", cfg->path);
+        return -1;
+    }
+    if (own_dir(cfg->server.run_dir, uid, gid, error_r) < 0 ||
+        own_dir(cfg->server.data_dir, uid, gid, error_r) < 0)
+        return -1;
+    if (chown(cfg->server.control_socket, uid, gid) < 0 ||
+        chown(cfg->server.pid_file, uid, gid) < 0) {
+        *error_r = petrel_cfg_error("cannot chown control socket or pid file: %s",
+                                    strerror(errno));
+        return -1;
+    }
+    petrel_log_chown(uid, gid);
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+        *error_r = petrel_cfg_error("cannot drop privileges to %s: %s", cfg->server.user,
+                                    strerror(errno));
+        return -1;
+    }
+    /* Make sure there is no way back. */
+    if (setuid(0) == 0) {
+        *error_r = "privileges could be regained after dropping them";
+        return -1;
+    }
+    petrel_log(PETREL_LOG_INFO, "core", "running as %s (uid %u, gid %u)", cfg->server.user,
+               (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
+int petrel_daemon_pidfile(const char *path, const char **error_r)
+{
+    char tmp[4096 + 8], buf[32];
+    petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (fd < 0 || write(fd, buf, (size_t)len) != len || close(fd) < 0 || rename(tmp, path) < 0) {
+        *error_r = petrel_cfg_error("cannot write pid file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int petrel_daemon_detach(const char **error_r)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        *error_r = strerror(errno);
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    pid = fork();
+    if (pid < 0) {
+        *error_r = strerror(errno);
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
+}

@@ -1,0 +1,139 @@
+/* `petrelctl init DIR`: a ready-to-run instance in one directory, used by
+ * the quick start, the tests and the benchmarks. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <petrel/buf.h>
+#include <petrel/mem.h>
+
+#include "cfg_error.h"
+#include "instance.h"
+#include "selfsigned.h"
+
+#define CONF_MAX 65536
+
+static int make_dir(const char *path, const char **error_r)
+{
+    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+        *error_r = petrel_cfg_error("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Write the whole file under a temporary name, fsync, rename. */
+static int write_file(const char *path, const struct petrel_buf *content, const char **error_r)
+{
+    char tmp[PATH_MAX + 8];
+    petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && write(fd, petrel_buf_head(content), content->len) == (ssize_t)content->len &&
+              fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        *error_r = petrel_cfg_error("cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The account the daemon drops to: the caller, or a system user when root. */
+static const char *run_user(const struct petrel_instance_opts *o)
+{
+    if (o->user != NULL)
+        return o->user;
+    if (geteuid() != 0) {
+        struct passwd *pw = getpwuid(geteuid());
+        return pw != NULL ? pw->pw_name : "nobody";
+    }
+    return getpwnam("petrel") != NULL ? "petrel" : "nobody";
+}
+
+static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *o, const char *dir)
+{
+    petrel_buf_printf(b,
+        "# Petrel instance written by `petrelctl init` (port base %ld).\n"
+        "# Run it: petreld --config %s/petrel.conf --foreground\n"
+        "# Modules are enabled by the files in conf.d/, read in name order.\n"
+        "\n"
+        "server: {\n"
+        "  primary_domain = \"%s\";\n"
+        "  user = \"%s\";\n"
+        "  data_dir = \"%s/data\";\n"
+        "  run_dir = \"%s/run\";\n"
+        "  module_path = \"%s\";\n"
+        "  shutdown_timeout = \"10s\";\n"
+        "};\n"
+        "\n"
+        "log: {\n"
+        "  target = \"stderr\";\n"
+        "  level = \"info\";\n"
+        "};\n"
+        "\n"
+        "tls: {\n"
+        "  certificate = \"%s/tls/cert.pem\";\n"
+        "  key = \"%s/tls/key.pem\";\n"
+        "  min_protocol = \"TLSv1.2\";\n"
+        "};\n"
+        "\n"
+        "# Global access rules; services and listeners may add their own.\n"
+        "rules = (\n"
+        "  { action = \"allow\"; ips = [\"127.0.0.0/8\", \"::1\"]; priority = 100; }\n"
+        ");\n",
+        o->port_base, dir, o->domain, run_user(o), dir, dir, o->module_path, dir, dir);
+}
+
+int petrel_instance_init(const struct petrel_instance_opts *o, const char **error_r)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 64], key[PATH_MAX + 64], host[300];
+    if (o->port_base < 0 || o->port_base > 65535 - 995) {
+        *error_r = petrel_cfg_error("--port-base must be between 0 and %d", 65535 - 995);
+        return -1;
+    }
+    if (make_dir(o->dir, error_r) < 0)
+        return -1;
+    if (realpath(o->dir, dir) == NULL) {
+        *error_r = petrel_cfg_error("%s: %s", o->dir, strerror(errno));
+        return -1;
+    }
+    petrel_snprintf(path, sizeof(path), "%s/petrel.conf", dir);
+    if (access(path, F_OK) == 0) {
+        *error_r = petrel_cfg_error("%s already exists: not overwriting an instance", path);
+        return -1;
+    }
+    static const char *const subdirs[] = {"conf.d", "data", "run", "tls"};
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        petrel_snprintf(key, sizeof(key), "%s/%s", dir, subdirs[i]);
+        if (make_dir(key, error_r) < 0)
+            return -1;
+    }
+    petrel_snprintf(host, sizeof(host), "mail.%s", o->domain);
+    petrel_snprintf(key, sizeof(key), "%s/tls/key.pem", dir);
+    char cert[PATH_MAX + 64];
+    petrel_snprintf(cert, sizeof(cert), "%s/tls/cert.pem", dir);
+    if (petrel_selfsigned_write(host, cert, key, error_r) < 0)
+        return -1;
+    struct petrel_buf conf;
+    petrel_buf_init(&conf, CONF_MAX);
+    write_conf(&conf, o, dir);
+    int r = write_file(path, &conf, error_r);
+    petrel_buf_free(&conf);
+    if (r == 0)
+        printf("Instance written to %s\n"
+               "  configuration: %s\n"
+               "  certificate:   %s (self-signed for %s)\n"
+               "Start it with:   petreld --config %s --foreground\n",
+               dir, path, cert, host, path);
+    return r;
+}

@@ -1,0 +1,364 @@
+/* The I/O threads' epoll loops, their task queues and idle-timeout heaps. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+
+#include "conn_private.h"
+#include "iothread.h"
+#include "server.h"
+
+#define MAX_EVENTS 256
+#define ACCEPT_BURST 64
+
+time_t petrel_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* --- timer heap, keyed by heap_key (a deadline that may have moved on) --- */
+
+static void heap_swap(struct petrel_iothread *t, size_t a, size_t b)
+{
+    struct petrel_conn *x = t->heap[a];
+    t->heap[a] = t->heap[b];
+    t->heap[b] = x;
+    t->heap[a]->heap_idx = a;
+    t->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct petrel_iothread *t, size_t i)
+{
+    while (i > 0 && t->heap[(i - 1) / 2]->heap_key > t->heap[i]->heap_key) {
+        heap_swap(t, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct petrel_iothread *t, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < t->heap_len && t->heap[l]->heap_key < t->heap[m]->heap_key)
+            m = l;
+        if (r < t->heap_len && t->heap[r]->heap_key < t->heap[m]->heap_key)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(t, i, m);
+        i = m;
+    }
+}
+
+void petrel_timer_remove(struct petrel_iothread *t, struct petrel_conn *c)
+{
+    size_t i = c->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    c->heap_idx = SIZE_MAX;
+    t->heap_len--;
+    if (i == t->heap_len)
+        return;
+    t->heap[i] = t->heap[t->heap_len];
+    t->heap[i]->heap_idx = i;
+    heap_down(t, i);
+    heap_up(t, i);
+}
+
+/* Moving a deadline later costs nothing: the entry is re-keyed when it
+ * surfaces. Only an earlier deadline is re-sorted now. */
+void petrel_timer_set(struct petrel_iothread *t, struct petrel_conn *c)
+{
+    if (c->heap_idx != SIZE_MAX) {
+        if (c->deadline < c->heap_key) {
+            c->heap_key = c->deadline;
+            heap_up(t, c->heap_idx);
+        }
+        return;
+    }
+    if (t->heap_len == t->heap_cap) {
+        t->heap_cap = t->heap_cap ? t->heap_cap * 2 : 64;
+        t->heap = petrel_reallocarray(t->heap, t->heap_cap, sizeof(*t->heap));
+    }
+    c->heap_key = c->deadline;
+    c->heap_idx = t->heap_len;
+    t->heap[t->heap_len++] = c;
+    heap_up(t, c->heap_idx);
+}
+
+static void run_timers(struct petrel_iothread *t)
+{
+    while (t->heap_len > 0 && t->heap[0]->heap_key <= t->now) {
+        struct petrel_conn *c = t->heap[0];
+        if (c->deadline > t->now) {
+            c->heap_key = c->deadline;
+            heap_down(t, 0);
+            continue;
+        }
+        petrel_timer_remove(t, c);
+        petrel_conn_timeout(c);
+    }
+}
+
+static int next_timeout_ms(const struct petrel_iothread *t)
+{
+    if (t->stopping)
+        return 100;
+    if (t->heap_len == 0)
+        return 1000;
+    time_t wait = t->heap[0]->heap_key - t->now;
+    return wait <= 0 ? 0 : wait > 1 ? 1000 : (int)wait * 1000;
+}
+
+/* --- tasks posted from other threads --- */
+
+void petrel_iothread_post(struct petrel_iothread *t, petrel_task_fn *fn, void *arg)
+{
+    struct petrel_task *task = petrel_malloc(sizeof(*task));
+    task->next = NULL;
+    task->fn = fn;
+    task->arg = arg;
+    pthread_mutex_lock(&t->lock);
+    *t->tasks_tail = task;
+    t->tasks_tail = &task->next;
+    pthread_mutex_unlock(&t->lock);
+    uint64_t one = 1;
+    if (write(t->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        petrel_log(PETREL_LOG_ERROR, "core", "eventfd write: %s", strerror(errno));
+}
+
+static void run_tasks(struct petrel_iothread *t)
+{
+    uint64_t n;
+    if (read(t->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        petrel_log(PETREL_LOG_ERROR, "core", "eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&t->lock);
+    struct petrel_task *list = t->tasks;
+    t->tasks = NULL;
+    t->tasks_tail = &t->tasks;
+    pthread_mutex_unlock(&t->lock);
+    while (list != NULL) {
+        struct petrel_task *task = list;
+        list = task->next;
+        task->fn(t, task->arg);
+        free(task);
+    }
+}
+
+/* --- listening sockets --- */
+
+static void slot_watch(struct petrel_iothread *t, struct petrel_listen_slot *s, bool on)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    if (epoll_ctl(t->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->fd, &ev) < 0 && on)
+        petrel_log(PETREL_LOG_ERROR, "core", "epoll add listener %s: %s", s->listener->address,
+                   strerror(errno));
+}
+
+void petrel_iothread_add_slot(struct petrel_iothread *t, struct petrel_listen_slot *slot)
+{
+    t->slots = petrel_reallocarray(t->slots, t->nslots + 1, sizeof(*t->slots));
+    t->slots[t->nslots++] = slot;
+    if (t->accept_resume == 0 && !t->stopping)
+        slot_watch(t, slot, true);
+}
+
+void petrel_iothread_remove_listener(struct petrel_iothread *t, struct petrel_listener *l)
+{
+    for (size_t i = 0; i < t->nslots;) {
+        struct petrel_listen_slot *s = t->slots[i];
+        if (s->listener != l) {
+            i++;
+            continue;
+        }
+        if (t->accept_resume == 0 && !t->stopping)
+            slot_watch(t, s, false);
+        close(s->fd);
+        free(s);
+        t->slots[i] = t->slots[--t->nslots];
+        petrel_listener_unref(l);
+    }
+}
+
+static void accept_pause(struct petrel_iothread *t, bool pause)
+{
+    for (size_t i = 0; i < t->nslots; i++)
+        slot_watch(t, t->slots[i], !pause);
+    t->accept_resume = pause ? t->now + 1 : 0;
+}
+
+static void on_accept(struct petrel_iothread *t, struct petrel_listen_slot *s)
+{
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        struct sockaddr_storage peer, local;
+        socklen_t plen = sizeof(peer), llen = sizeof(local);
+        int fd = accept4(s->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                petrel_log(PETREL_LOG_ERROR, "core", "accept on %s: %s; pausing accepts for "
+                           "a second", s->listener->address, strerror(errno));
+                accept_pause(t, true);
+            } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+                petrel_log(PETREL_LOG_WARNING, "core", "accept on %s: %s",
+                           s->listener->address, strerror(errno));
+            }
+            return;
+        }
+        if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+            memset(&local, 0, sizeof(local));
+        petrel_conn_accept(t, s->listener, fd, (struct sockaddr *)&peer,
+                           (struct sockaddr *)&local);
+    }
+}
+
+/* --- stopping --- */
+
+static void begin_stop(struct petrel_iothread *t, void *unused)
+{
+    if (t->accept_resume == 0)
+        accept_pause(t, true);
+    t->stopping = true;
+    struct petrel_conn *c = t->conns;
+    while (c != NULL) {
+        struct petrel_conn *next = c->next;
+        petrel_conn_shutdown(c);
+        c = next;
+    }
+}
+
+static void force_stop(struct petrel_iothread *t, void *unused)
+{
+    t->forced = true;
+    struct petrel_conn *c = t->conns;
+    while (c != NULL) {
+        struct petrel_conn *next = c->next;
+        petrel_conn_abort(c);
+        c = next;
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct petrel_iothread *t = arg;
+    struct epoll_event evs[MAX_EVENTS];
+    t->now = petrel_monotonic();
+    while (!t->stopping || atomic_load(&t->nconns) > 0) {
+        int n = epoll_wait(t->epfd, evs, MAX_EVENTS, next_timeout_ms(t));
+        t->now = petrel_monotonic();
+        if (n < 0 && errno != EINTR) {
+            petrel_log(PETREL_LOG_ERROR, "core", "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct petrel_evsrc *src = evs[i].data.ptr;
+            if (src->type == PETREL_EV_CONN)
+                petrel_conn_event((struct petrel_conn *)src, evs[i].events);
+            else if (src->type == PETREL_EV_LISTEN)
+                on_accept(t, (struct petrel_listen_slot *)src);
+            else
+                run_tasks(t);
+        }
+        if (t->accept_resume != 0 && t->now >= t->accept_resume && !t->stopping)
+            accept_pause(t, false);
+        run_timers(t);
+    }
+    /* Tasks posted late (jobs of connections now gone were all waited for). */
+    run_tasks(t);
+    return NULL;
+}
+
+int petrel_iothreads_create(unsigned count, const char **error_r)
+{
+    petrel_server.threads = petrel_calloc(count, sizeof(*petrel_server.threads));
+    petrel_server.nthreads = count;
+    for (unsigned i = 0; i < count; i++) {
+        struct petrel_iothread *t = &petrel_server.threads[i];
+        t->index = i;
+        t->notify_ev.type = PETREL_EV_NOTIFY;
+        t->tasks_tail = &t->tasks;
+        pthread_mutex_init(&t->lock, NULL);
+        t->epfd = epoll_create1(EPOLL_CLOEXEC);
+        t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &t->notify_ev};
+        if (t->epfd < 0 || t->evfd < 0 || epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->evfd, &ev) < 0) {
+            *error_r = strerror(errno);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int petrel_iothreads_start(const char **error_r)
+{
+    for (unsigned i = 0; i < petrel_server.nthreads; i++) {
+        struct petrel_iothread *t = &petrel_server.threads[i];
+        int err = pthread_create(&t->tid, NULL, thread_main, t);
+        if (err != 0) {
+            *error_r = strerror(err);
+            return -1;
+        }
+        t->running = true;
+    }
+    return 0;
+}
+
+static bool all_idle(void)
+{
+    for (unsigned i = 0; i < petrel_server.nthreads; i++) {
+        if (atomic_load(&petrel_server.threads[i].nconns) > 0)
+            return false;
+    }
+    return true;
+}
+
+void petrel_iothreads_stop(long long grace)
+{
+    for (unsigned i = 0; i < petrel_server.nthreads; i++)
+        petrel_iothread_post(&petrel_server.threads[i], begin_stop, NULL);
+    /* Poll, bounded by the grace period, for sessions to finish. */
+    for (long long waited = 0; waited < grace * 10 && !all_idle(); waited++)
+        usleep(100000);
+    if (!all_idle()) {
+        petrel_log(PETREL_LOG_WARNING, "core", "closing connections still open after %llds",
+                   grace);
+        for (unsigned i = 0; i < petrel_server.nthreads; i++)
+            petrel_iothread_post(&petrel_server.threads[i], force_stop, NULL);
+    }
+    for (unsigned i = 0; i < petrel_server.nthreads; i++) {
+        if (petrel_server.threads[i].running)
+            pthread_join(petrel_server.threads[i].tid, NULL);
+        petrel_server.threads[i].running = false;
+    }
+}
+
+void petrel_iothreads_free(void)
+{
+    for (unsigned i = 0; i < petrel_server.nthreads; i++) {
+        struct petrel_iothread *t = &petrel_server.threads[i];
+        while (t->nslots > 0)
+            petrel_iothread_remove_listener(t, t->slots[0]->listener);
+        free(t->slots);
+        free(t->heap);
+        while (t->tasks != NULL) {
+            struct petrel_task *task = t->tasks;
+            t->tasks = task->next;
+            free(task);
+        }
+        close(t->epfd);
+        close(t->evfd);
+        pthread_mutex_destroy(&t->lock);
+    }
+    free(petrel_server.threads);
+    petrel_server.threads = NULL;
+    petrel_server.nthreads = 0;
+}

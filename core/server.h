@@ -1,0 +1,114 @@
+/* Core-private runtime state: loaded modules, listeners, I/O threads. */
+#ifndef PETREL_CORE_SERVER_H
+#define PETREL_CORE_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <ltdl.h>
+
+#include <petrel/module.h>
+
+#include "cfg.h"
+#include "worker.h"
+
+#define PETREL_MAX_PROTOCOLS 8
+
+/* One loaded module (the core's handle given to it as struct petrel_ctx). */
+struct petrel_ctx {
+    const struct petrel_module *mod;
+    lt_dlhandle handle;
+    char name[64];
+    char path[4096];
+    bool initialised;
+    const struct petrel_protocol *protocols[PETREL_MAX_PROTOCOLS];
+    size_t nprotocols;
+    const void *config; /* settings of the current generation */
+    /* Runtime state of the service this module provides. */
+    atomic_long connections;
+    struct petrel_job_limit job_limit;
+    struct petrel_ctx *next;
+};
+
+/* A listening address, kept across reloads while the address stays. */
+struct petrel_listener {
+    char address[128];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int *fds; /* one per I/O thread, SO_REUSEPORT */
+    unsigned nfds;
+    struct petrel_ctx *module;
+    /* Of the current generation; read under petrel_gen_lock. */
+    const struct petrel_listener_cfg *cfg;
+    const struct petrel_service_cfg *svc;
+    const struct petrel_protocol *proto;
+    void *ssl_ctx;
+    /* Flow control state (listener level). */
+    struct petrel_flow_state *flow;
+    bool stale; /* dropped by a reload: closing */
+    atomic_int refs;
+    struct petrel_listener *next;
+};
+
+struct petrel_server {
+    struct petrel_config *cfg;     /* current generation */
+    pthread_rwlock_t gen_lock;     /* guards cfg and listeners' cfg pointers */
+    struct petrel_ctx *modules;
+    struct petrel_listener *listeners;
+    struct petrel_iothread *threads;
+    unsigned nthreads;
+    time_t started;
+    atomic_bool stopping;
+};
+
+extern struct petrel_server petrel_server;
+
+/* module.c */
+int petrel_modules_load(struct petrel_config *cfg, bool verbose, const char **error_r);
+int petrel_modules_init(struct petrel_config *cfg, const char **error_r);
+int petrel_modules_start(const char **error_r);
+int petrel_modules_reload(struct petrel_config *cfg, const char **error_r);
+void petrel_modules_stop(void);
+void petrel_modules_unload(void);
+struct petrel_ctx *petrel_module_find(const char *name);
+const struct petrel_service_cfg *petrel_config_service(const struct petrel_config *cfg,
+                                                       const char *module);
+/* Apply each loaded module's settings table to a freshly read generation. */
+int petrel_modules_apply_settings(struct petrel_config *cfg, const char **error_r);
+void petrel_registry_free(void);
+
+/* listener.c */
+int petrel_listeners_prepare(struct petrel_config *cfg, const char **error_r);
+void petrel_listeners_commit(void);
+void petrel_listeners_abort(void);
+void petrel_listeners_close_all(void);
+void petrel_listener_unref(struct petrel_listener *l);
+
+/* tls.c */
+int petrel_tls_prepare(struct petrel_config *cfg, const char **error_r);
+void *petrel_tls_listener_ctx(struct petrel_config *cfg, const struct petrel_listener_cfg *l);
+
+/* runtime.c: state attached to a generation (TLS contexts, rule counters). */
+int petrel_runtime_prepare(struct petrel_config *cfg, const char **error_r);
+
+/* daemon.c */
+int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid_t *gid_r,
+                              const char **error_r);
+int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r);
+int petrel_daemon_pidfile(const char *path, const char **error_r);
+int petrel_daemon_detach(const char **error_r);
+
+/* ctl.c */
+int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r);
+int petrel_ctl_fd(void);
+void petrel_ctl_accept(void);
+void petrel_ctl_close(void);
+
+/* petreld.c: the actions the control socket and signals share. */
+int petrel_server_reload(const char **error_r);
+void petrel_server_request_stop(void);
+
+#endif

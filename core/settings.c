@@ -1,0 +1,291 @@
+/* The settings engine: fills a struct from a libconfig group by walking a
+ * declared table (petrel/setting.h). Every error names file, line and the
+ * setting, and nothing but the table's keys is accepted. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <petrel/mem.h>
+
+#include "cfg.h"
+#include "cfg_error.h"
+
+#define VALUE_MAX 4096 /* longest string setting */
+#define LIST_MAX 1024  /* most elements in a list setting */
+
+static _Thread_local char errbuf[1024];
+
+const char *petrel_cfg_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+    va_end(ap);
+    return errbuf;
+}
+
+static bool parse_scaled(const char *text, long long *r, const char *units, const long long *scale)
+{
+    char *end;
+    errno = 0;
+    while (isspace((unsigned char)*text))
+        text++;
+    if (!isdigit((unsigned char)*text))
+        return false;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0)
+        return false;
+    long long mul = 1;
+    if (*end != '\0') {
+        const char *u = strchr(units, tolower((unsigned char)*end));
+        if (u == NULL || end[1] != '\0')
+            return false;
+        mul = scale[u - units];
+    }
+    if (v > LLONG_MAX / mul)
+        return false;
+    *r = v * mul;
+    return true;
+}
+
+bool petrel_parse_duration(const char *text, long long *r)
+{
+    static const long long scale[] = {1, 60, 3600, 86400};
+    return parse_scaled(text, r, "smhd", scale);
+}
+
+bool petrel_parse_size(const char *text, long long *r)
+{
+    static const long long scale[] = {1, 1024, 1024 * 1024, 1024LL * 1024 * 1024};
+    return parse_scaled(text, r, "bkmg", scale);
+}
+
+static const struct petrel_setting *table_find(const struct petrel_setting *t, const char *name)
+{
+    for (; t->name != NULL; t++) {
+        if (strcmp(t->name, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static bool in_list(const char *const *list, const char *name)
+{
+    for (; list != NULL && *list != NULL; list++) {
+        if (strcmp(*list, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void free_value(const struct petrel_setting *s, void *dst)
+{
+    char *p = (char *)dst + s->offset;
+    if (s->type == PETREL_SETTING_STRING) {
+        free(*(char **)p);
+        *(char **)p = NULL;
+    } else if (s->type == PETREL_SETTING_STRLIST) {
+        char **list = *(char ***)p;
+        for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+            free(list[i]);
+        free(list);
+        *(char ***)p = NULL;
+    }
+}
+
+/* Store one textual value (a default, or a string from the file). */
+static const char *set_text(const struct petrel_setting *s, void *dst, const char *text)
+{
+    char *p = (char *)dst + s->offset;
+    long long n;
+    switch (s->type) {
+    case PETREL_SETTING_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "yes") == 0)
+            *(bool *)p = true;
+        else if (strcmp(text, "false") == 0 || strcmp(text, "no") == 0)
+            *(bool *)p = false;
+        else
+            return "expects true or false";
+        return NULL;
+    case PETREL_SETTING_INT:
+        if (!parse_scaled(text, &n, "", NULL))
+            return "expects a whole number";
+        break;
+    case PETREL_SETTING_DURATION:
+        if (!petrel_parse_duration(text, &n))
+            return "expects a duration such as 30, \"30s\", \"5m\", \"2h\" or \"1d\"";
+        break;
+    case PETREL_SETTING_SIZE:
+        if (!petrel_parse_size(text, &n))
+            return "expects a size such as 1024, \"64k\", \"10M\" or \"1G\"";
+        break;
+    case PETREL_SETTING_STRING:
+        if (strlen(text) > VALUE_MAX)
+            return "is too long";
+        if (s->choices != NULL && !in_list(s->choices, text))
+            return "has a value that is not one of the allowed choices";
+        free_value(s, dst);
+        *(char **)p = petrel_strdup(text);
+        return NULL;
+    case PETREL_SETTING_STRLIST:
+        free_value(s, dst);
+        *(char ***)p = petrel_calloc(2, sizeof(char *));
+        (*(char ***)p)[0] = petrel_strdup(text);
+        return NULL;
+    }
+    if ((s->min != 0 || s->max != 0) && (n < s->min || n > s->max))
+        return "is out of range";
+    *(long long *)p = n;
+    return NULL;
+}
+
+static const char *set_list(const struct petrel_setting *s, void *dst, const config_setting_t *v)
+{
+    int count = config_setting_length(v);
+    if (count > LIST_MAX)
+        return "has too many elements";
+    char **list = petrel_calloc((size_t)count + 1, sizeof(char *));
+    for (int i = 0; i < count; i++) {
+        const char *e = config_setting_get_string_elem(v, i);
+        if (e == NULL || strlen(e) > VALUE_MAX) {
+            for (int j = 0; j < i; j++)
+                free(list[j]);
+            free(list);
+            return "expects a list of strings";
+        }
+        list[i] = petrel_strdup(e);
+    }
+    free_value(s, dst);
+    *(char ***)((char *)dst + s->offset) = list;
+    return NULL;
+}
+
+static const char *set_value(const struct petrel_setting *s, void *dst, const config_setting_t *v)
+{
+    char num[32];
+    switch (config_setting_type(v)) {
+    case CONFIG_TYPE_STRING:
+        return set_text(s, dst, config_setting_get_string(v));
+    case CONFIG_TYPE_BOOL:
+        if (s->type != PETREL_SETTING_BOOL)
+            return "does not take true or false";
+        *(bool *)((char *)dst + s->offset) = config_setting_get_bool(v);
+        return NULL;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        if (s->type == PETREL_SETTING_BOOL || s->type == PETREL_SETTING_STRING ||
+            s->type == PETREL_SETTING_STRLIST)
+            return "does not take a number";
+        if (config_setting_get_int64(v) < 0)
+            return "must not be negative";
+        snprintf(num, sizeof(num), "%lld", config_setting_get_int64(v));
+        return set_text(s, dst, num);
+    case CONFIG_TYPE_ARRAY:
+    case CONFIG_TYPE_LIST:
+        if (s->type != PETREL_SETTING_STRLIST)
+            return "does not take a list";
+        return set_list(s, dst, v);
+    default:
+        return "has a value of the wrong type";
+    }
+}
+
+int petrel_settings_defaults(const struct petrel_setting *table, void *dst, const char **error_r)
+{
+    for (const struct petrel_setting *s = table; s->name != NULL; s++) {
+        if (s->default_value == NULL)
+            continue;
+        const char *why = set_text(s, dst, s->default_value);
+        if (why != NULL) {
+            *error_r = petrel_cfg_error("built-in default of %s %s", s->name, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int petrel_settings_apply(const config_setting_t *group, const struct petrel_setting *table,
+                          void *dst, const char *file, const char *const *extra,
+                          const char **error_r)
+{
+    if (petrel_settings_defaults(table, dst, error_r) < 0)
+        return -1;
+    int count = group != NULL ? config_setting_length(group) : 0;
+    for (int i = 0; i < count; i++) {
+        const config_setting_t *v = config_setting_get_elem(group, i);
+        const char *name = config_setting_name(v);
+        int line = config_setting_source_line(v);
+        if (name == NULL) {
+            *error_r = petrel_cfg_error("%s:%d: expected name = value", file, line);
+            return -1;
+        }
+        if (in_list(extra, name))
+            continue;
+        const struct petrel_setting *s = table_find(table, name);
+        if (s == NULL) {
+            *error_r = petrel_cfg_error("%s:%d: unknown setting '%s'", file, line, name);
+            return -1;
+        }
+        const char *why = set_value(s, dst, v);
+        if (why != NULL) {
+            *error_r = petrel_cfg_error("%s:%d: setting '%s' %s", file, line, name, why);
+            return -1;
+        }
+    }
+    for (const struct petrel_setting *s = table; s->name != NULL; s++) {
+        if ((s->flags & PETREL_SETTING_REQUIRED) &&
+            (group == NULL || config_setting_get_member(group, s->name) == NULL)) {
+            int line = group != NULL ? config_setting_source_line(group) : 0;
+            *error_r = petrel_cfg_error("%s:%d: required setting '%s' is missing", file, line,
+                                        s->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void petrel_settings_free(const struct petrel_setting *table, void *dst)
+{
+    for (const struct petrel_setting *s = table; s->name != NULL; s++)
+        free_value(s, dst);
+}
+
+static bool same_value(const struct petrel_setting *s, const void *a, const void *b)
+{
+    const char *pa = (const char *)a + s->offset, *pb = (const char *)b + s->offset;
+    switch (s->type) {
+    case PETREL_SETTING_BOOL:
+        return *(const bool *)pa == *(const bool *)pb;
+    case PETREL_SETTING_STRING: {
+        const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+        return (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x, y) == 0);
+    }
+    case PETREL_SETTING_STRLIST: {
+        char *const *x = *(char **const *)pa, *const *y = *(char **const *)pb;
+        size_t i = 0;
+        for (; x != NULL && y != NULL && x[i] != NULL && y[i] != NULL; i++) {
+            if (strcmp(x[i], y[i]) != 0)
+                return false;
+        }
+        return (x == NULL || x[i] == NULL) && (y == NULL || y[i] == NULL);
+    }
+    default:
+        return *(const long long *)pa == *(const long long *)pb;
+    }
+}
+
+const char *petrel_settings_fixed_changed(const struct petrel_setting *table, const void *a,
+                                          const void *b)
+{
+    for (const struct petrel_setting *s = table; s->name != NULL; s++) {
+        if ((s->flags & PETREL_SETTING_FIXED) && !same_value(s, a, b))
+            return s->name;
+    }
+    return NULL;
+}

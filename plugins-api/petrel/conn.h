@@ -1,0 +1,106 @@
+/* Connections as a protocol module sees them. The core owns the socket, the
+ * buffers, TLS and the timeouts; a module receives complete lines (or chunks
+ * of a size it asked for) and answers by queueing output. Every callback runs
+ * on the connection's I/O thread and must not block: blocking work goes to
+ * the worker pool with petrel_conn_submit(). */
+#ifndef PETREL_CONN_H
+#define PETREL_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <petrel/log.h>
+
+struct petrel_conn;
+
+struct petrel_protocol {
+    const char *name;
+    /* Bytes of per-connection state the core allocates (zeroed) for the
+     * module: petrel_conn_session(). */
+    size_t session_size;
+    /* A client passed the rules: send the greeting. */
+    void (*connect)(struct petrel_conn *conn);
+    /* One input line, terminator (LF or CRLF) removed, NUL-terminated. */
+    void (*line)(struct petrel_conn *conn, char *line, size_t len);
+    /* Part of a chunk asked for with petrel_conn_read_chunk(); last is true
+     * on its final part, after which input is lines again. */
+    void (*chunk)(struct petrel_conn *conn, const char *data, size_t len, bool last);
+    /* A line longer than the listener's limit was read and thrown away. */
+    void (*line_too_long)(struct petrel_conn *conn);
+    /* The idle timeout expired: queue a goodbye; the core then closes. */
+    void (*timeout)(struct petrel_conn *conn);
+    /* The rules refused the client: queue the protocol's refusal; the core
+     * closes after it is sent. Without this callback the core just closes. */
+    void (*refuse)(struct petrel_conn *conn, const char *reason);
+    /* TLS started by petrel_conn_starttls() is up (or failed: ok false, and
+     * the core closes the connection after this returns). */
+    void (*tls_ready)(struct petrel_conn *conn, bool ok);
+    /* The connection is going away: free what the session holds. */
+    void (*close)(struct petrel_conn *conn);
+    /* The server is stopping: queue a goodbye; the core closes after it is
+     * sent. Called between commands, never while a job is pending. */
+    void (*shutdown)(struct petrel_conn *conn);
+    void *reserved[5];
+};
+
+/* Output. Writes are queued and sent as the socket allows; a module that
+ * queues more than the listener's output limit has its input paused until
+ * the peer reads (back-pressure). False means the connection is closing. */
+bool petrel_conn_write(struct petrel_conn *conn, const void *data, size_t len);
+bool petrel_conn_printf(struct petrel_conn *conn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Close after everything queued has been sent. */
+void petrel_conn_close(struct petrel_conn *conn);
+
+/* Start TLS on a plaintext connection after the queued reply is sent. Input
+ * the client sent before the handshake is discarded (RFC 3207 section 4.2,
+ * the STARTTLS injection attack). tls_ready is called when done. */
+bool petrel_conn_starttls(struct petrel_conn *conn);
+bool petrel_conn_is_tls(const struct petrel_conn *conn);
+/* Whether the listener offers STARTTLS (a certificate is configured and the
+ * listener's tls setting is "starttls"). */
+bool petrel_conn_can_starttls(const struct petrel_conn *conn);
+/* Server name the client asked for with SNI, or NULL. */
+const char *petrel_conn_tls_sni(const struct petrel_conn *conn);
+
+/* Deliver the next len bytes through the chunk callback (a literal, a BDAT
+ * chunk), in parts as they arrive, then go back to lines. */
+void petrel_conn_read_chunk(struct petrel_conn *conn, size_t len);
+
+/* State and identity. */
+void *petrel_conn_session(struct petrel_conn *conn);
+uint64_t petrel_conn_id(const struct petrel_conn *conn);
+/* Client address as text ("192.0.2.1", "2001:db8::1"), after the PROXY
+ * protocol if the listener takes it. */
+const char *petrel_conn_peer(const struct petrel_conn *conn);
+int petrel_conn_peer_port(const struct petrel_conn *conn);
+const char *petrel_conn_local(const struct petrel_conn *conn);
+int petrel_conn_local_port(const struct petrel_conn *conn);
+/* The module's settings struct of the configuration generation this
+ * connection was accepted under: stable for the connection's whole life. */
+const void *petrel_conn_config(const struct petrel_conn *conn);
+
+/* Error control of the service (seed 3.3.2): the limits the administrator
+ * set, for the protocol to enforce. A value of 0 means no limit. */
+struct petrel_error_limits {
+    unsigned max_errors;
+    unsigned max_auth_errors;
+};
+void petrel_conn_error_limits(const struct petrel_conn *conn, struct petrel_error_limits *r);
+
+void petrel_conn_log(struct petrel_conn *conn, enum petrel_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Blocking work. work runs on a worker thread and must not touch conn; done
+ * then runs on the connection's I/O thread. While a job is pending no input
+ * reaches the module (one handler at a time per connection). done is always
+ * called, with closing true if the connection went away meanwhile (free arg
+ * and do not write). Returns false when the pool's queue is full: answer with
+ * a temporary failure. */
+typedef void petrel_work_fn(void *arg);
+typedef void petrel_done_fn(struct petrel_conn *conn, void *arg, bool closing);
+bool petrel_conn_submit(struct petrel_conn *conn, petrel_work_fn *work,
+                        petrel_done_fn *done, void *arg);
+
+#endif

@@ -1,0 +1,104 @@
+/* The module ABI. Every module exports exactly one descriptor, written with
+ * PETREL_MODULE(...), so the version fields are always filled the same way.
+ * The core refuses a module whose ABI major, descriptor size or signature
+ * differ from its own, naming the module in one log line. */
+#ifndef PETREL_MODULE_H
+#define PETREL_MODULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <petrel/conn.h>
+#include <petrel/setting.h>
+
+/* Major: incompatible change. Minor: fields appended; older modules load. */
+#define PETREL_ABI_MAJOR 1u
+#define PETREL_ABI_MINOR 0u
+
+#define PETREL_STR_(x) #x
+#define PETREL_STR(x) PETREL_STR_(x)
+/* What must match between core and module beyond the version numbers. */
+#define PETREL_ABI_SIGNATURE \
+    "petrel-abi:" PETREL_STR(PETREL_ABI_MAJOR) ":ptr" PETREL_STR(__SIZEOF_POINTER__) \
+    ":long" PETREL_STR(__SIZEOF_LONG__)
+
+#define PETREL_MODULE_SYMBOL "petrel_module_descriptor"
+
+/* The core's handle for one loaded module. */
+struct petrel_ctx;
+
+struct petrel_module {
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    uint32_t size;          /* sizeof(struct petrel_module) at build time */
+    const char *signature;  /* PETREL_ABI_SIGNATURE at build time */
+    const char *name;       /* "imap": also the module's file name, imap.so */
+    const char *version;
+    const char *const *needs; /* services that must exist before init, NULL-terminated */
+    const struct petrel_setting *settings; /* the `settings` group of its conf.d file */
+    size_t config_size;     /* size of the struct the settings fill */
+    /* Cross-field validation of a filled config (start-up and reload). */
+    int (*check)(const void *config, const char **error_r);
+    /* Before privileges drop and threads start: register protocols, services
+     * and hooks; open what needs root. */
+    int (*init)(struct petrel_ctx *ctx, const void *config, const char **error_r);
+    /* After every init, with threads running. */
+    int (*start)(struct petrel_ctx *ctx, const char **error_r);
+    /* New config on SIGHUP. Returning non-zero refuses the whole reload and
+     * the old configuration keeps running. */
+    int (*reload)(struct petrel_ctx *ctx, const void *config, const char **error_r);
+    /* Shutdown, after listeners close; connections are already gone. */
+    void (*stop)(struct petrel_ctx *ctx);
+    void *reserved[8];
+};
+
+#define PETREL_EXPORT __attribute__((visibility("default")))
+
+#define PETREL_MODULE(...)                                               \
+    PETREL_EXPORT extern const struct petrel_module petrel_module_descriptor; \
+    PETREL_EXPORT const struct petrel_module petrel_module_descriptor = {  \
+        .abi_major = PETREL_ABI_MAJOR,                                   \
+        .abi_minor = PETREL_ABI_MINOR,                                   \
+        .size = sizeof(struct petrel_module),                            \
+        .signature = PETREL_ABI_SIGNATURE,                               \
+        __VA_ARGS__}
+
+/* Registration, from init only. */
+int petrel_protocol_register(struct petrel_ctx *ctx, const struct petrel_protocol *proto);
+
+/* Services: a versioned table of functions other modules look up by name
+ * ("storage", "userdb", "auth"). */
+int petrel_service_register(struct petrel_ctx *ctx, const char *name, uint32_t version,
+                            const void *ops);
+/* NULL if absent or older than min_version. */
+const void *petrel_service_lookup(const char *name, uint32_t min_version);
+
+/* Hooks: named points where handlers, in priority order (lower first), may
+ * give a verdict. The first verdict other than CONTINUE ends the run. */
+enum petrel_verdict {
+    PETREL_CONTINUE = 0, /* no opinion: ask the next handler */
+    PETREL_OK,           /* accept; skip the remaining handlers */
+    PETREL_DENY,         /* permanent refusal */
+    PETREL_DENY_SOFT,    /* temporary refusal */
+    PETREL_DISCONNECT,   /* refuse and drop the client */
+};
+typedef enum petrel_verdict petrel_hook_fn(void *hook_data, void *event, const char **reason_r);
+int petrel_hook_register(struct petrel_ctx *ctx, const char *point, int priority,
+                         petrel_hook_fn *fn, void *hook_data);
+/* Run a hook point. reason_r receives the deciding handler's text, if any. */
+enum petrel_verdict petrel_hook_run(const char *point, void *event, const char **reason_r);
+
+/* The module's current settings (main thread: init, start, reload, stop). */
+const void *petrel_ctx_config(const struct petrel_ctx *ctx);
+const char *petrel_ctx_name(const struct petrel_ctx *ctx);
+/* Server-wide values from petrel.conf. */
+const char *petrel_primary_domain(void);
+const char *petrel_data_dir(void);
+
+/* Blocking work not tied to a connection (timers, background jobs): work
+ * runs on a worker thread; nothing is posted back. False when the queue is
+ * full. */
+bool petrel_worker_submit(petrel_work_fn *work, void *arg);
+
+#endif

@@ -1,0 +1,271 @@
+/* The configuration loader: settings tables, errors with file and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+
+static char dir[64];
+static char conf[128];
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    strcpy(dir, "/tmp/petrel-test-config-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(conf, sizeof(conf), "%s/petrel.conf", dir);
+    char confd[128];
+    snprintf(confd, sizeof(confd), "%s/conf.d", dir);
+    return mkdir(confd, 0700);
+}
+
+static int teardown(void **state)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+static void write_confd(const char *name, const char *text)
+{
+    char path[192];
+    snprintf(path, sizeof(path), "%s/conf.d/%s", dir, name);
+    write_text(path, text);
+}
+
+static void clear_confd(void)
+{
+    char cmd[192];
+    snprintf(cmd, sizeof(cmd), "rm -f '%s'/conf.d/*", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static const char *load_error(const char *main_text)
+{
+    const char *error = NULL;
+    write_text(conf, main_text);
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    if (cfg != NULL) {
+        petrel_config_unref(cfg);
+        return NULL;
+    }
+    return error;
+}
+
+static void test_defaults(void **state)
+{
+    clear_confd();
+    const char *error = NULL;
+    write_text(conf, "server: { run_dir = \"/tmp/r\"; };\n");
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->server.primary_domain, "localhost");
+    assert_int_equal(cfg->server.workers, 16);
+    assert_int_equal(cfg->server.shutdown_timeout, 10);
+    assert_string_equal(cfg->server.pid_file, "/tmp/r/petreld.pid");
+    assert_string_equal(cfg->server.control_socket, "/tmp/r/control.sock");
+    assert_string_equal(cfg->tls.min_protocol, "TLSv1.2");
+    assert_int_equal(cfg->nservices, 0);
+    petrel_config_unref(cfg);
+}
+
+static void test_errors_name_file_line_setting(void **state)
+{
+    clear_confd();
+    const char *e = load_error("server: {\n  workers = 0;\n};\n");
+    assert_non_null(e);
+    assert_non_null(strstr(e, "petrel.conf:2"));
+    assert_non_null(strstr(e, "'workers'"));
+    assert_non_null(strstr(e, "out of range"));
+
+    e = load_error("server: {\n\n  wrokers = 3;\n};\n");
+    assert_non_null(strstr(e, "petrel.conf:3"));
+    assert_non_null(strstr(e, "unknown setting 'wrokers'"));
+
+    e = load_error("bogus = 1;\n");
+    assert_non_null(strstr(e, "unknown setting 'bogus'"));
+
+    e = load_error("server: { user = 5; };\n");
+    assert_non_null(strstr(e, "does not take a number"));
+
+    e = load_error("log: { level = \"loud\"; };\n");
+    assert_non_null(strstr(e, "allowed choices"));
+
+    e = load_error("server: {\n workers = ;\n};\n"); /* syntax */
+    assert_non_null(strstr(e, "petrel.conf:2"));
+
+    e = load_error("log: { target = \"file\"; };\n");
+    assert_non_null(strstr(e, "needs 'file'"));
+}
+
+static void test_service_and_listeners(void **state)
+{
+    clear_confd();
+    write_confd("10-echo.conf",
+                "module = \"echo\";\n"
+                "max_errors = 4;\n"
+                "rules = ( { action = \"deny\"; ips = \"192.0.2.0/24\"; priority = 5; } );\n"
+                "listeners = (\n"
+                "  { address = \"127.0.0.1:7025\"; tls = \"starttls\"; max_line = \"1k\";\n"
+                "    idle_timeout = \"2m\"; peer_max_connections = 3; },\n"
+                "  { address = \"[::1]:7026\"; }\n"
+                ");\n"
+                "settings: { greeting = \"hi\"; };\n");
+    write_confd("20-off.conf", "module = \"other\";\nenabled = false;\n");
+    write_confd("README", "not a conf file");
+    const char *error = NULL;
+    write_text(conf, "rules = ( { action = \"allow\"; ips = [\"any\"]; } );\n");
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    if (cfg == NULL)
+        fail_msg("%s", error);
+    assert_int_equal(cfg->nservices, 1);
+    struct petrel_service_cfg *svc = &cfg->services[0];
+    assert_string_equal(svc->module, "echo");
+    assert_int_equal(svc->max_errors, 4);
+    assert_int_equal(svc->rules.n, 1);
+    assert_false(svc->rules.v[0].allow);
+    assert_int_equal(svc->nlisteners, 2);
+    assert_int_equal(svc->listeners[0].tls_mode, PETREL_TLS_STARTTLS);
+    assert_int_equal(svc->listeners[0].max_line, 1024);
+    assert_int_equal(svc->listeners[0].idle_timeout, 120);
+    assert_int_equal(svc->listeners[0].flow.peer_max_connections, 3);
+    assert_int_equal(svc->listeners[1].addr.ss_family, AF_INET6);
+    assert_int_equal(cfg->rules.n, 1);
+    petrel_config_unref(cfg);
+}
+
+static void test_service_errors(void **state)
+{
+    clear_confd();
+    write_confd("a.conf", "module = \"echo\";\nlisteners = ( { address = \"localhost\"; } );\n");
+    const char *e = load_error("");
+    assert_non_null(strstr(e, "a.conf:2"));
+    assert_non_null(strstr(e, "ADDRESS:PORT"));
+
+    clear_confd();
+    write_confd("a.conf", "module = \"echo\";\n");
+    write_confd("b.conf", "module = \"echo\";\n");
+    e = load_error("");
+    assert_non_null(strstr(e, "already enabled"));
+
+    clear_confd();
+    write_confd("a.conf", "enabled = true;\n");
+    e = load_error("");
+    assert_non_null(strstr(e, "required setting 'module'"));
+
+    clear_confd();
+    write_confd("a.conf", "module = \"../evil\";\n");
+    e = load_error("");
+    assert_non_null(strstr(e, "not a module name"));
+
+    clear_confd();
+    write_confd("a.conf", "module = \"x\";\nrules = ( { action = \"allow\"; ips = \"10.0.0.300\"; } );\n");
+    e = load_error("");
+    assert_non_null(strstr(e, "a.conf:2"));
+    assert_non_null(strstr(e, "10.0.0.300"));
+
+    clear_confd();
+    write_confd("a.conf", "module = \"x\";\nlisteners = ( { address = \"127.0.0.1:1\"; "
+                          "proxy_protocol = true; } );\n");
+    e = load_error("");
+    assert_non_null(strstr(e, "proxy_from"));
+}
+
+static void test_module_settings(void **state)
+{
+    struct modcfg {
+        bool flag;
+        long long size;
+        char *name;
+        char **list;
+    };
+    static const char *const names[] = {"alpha", "beta", NULL};
+    static const struct petrel_setting table[] = {
+        {"flag", PETREL_SETTING_BOOL, offsetof(struct modcfg, flag), "true", 0, 0, 0, NULL},
+        {"size", PETREL_SETTING_SIZE, offsetof(struct modcfg, size), "1M", 1, 1LL << 30, 0, NULL},
+        {"name", PETREL_SETTING_STRING, offsetof(struct modcfg, name), "alpha", 0, 0, 0, names},
+        {"list", PETREL_SETTING_STRLIST, offsetof(struct modcfg, list), NULL, 0, 0, 0, NULL},
+        PETREL_SETTINGS_END,
+    };
+    clear_confd();
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n size = \"64k\";\n list = [\"a\", \"b\"];\n};\n");
+    const char *error = NULL;
+    write_text(conf, "");
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg),
+                                                &error), 0);
+    struct modcfg *m = cfg->services[0].settings;
+    assert_true(m->flag);
+    assert_int_equal(m->size, 65536);
+    assert_string_equal(m->name, "alpha");
+    assert_string_equal(m->list[1], "b");
+    assert_null(m->list[2]);
+    petrel_config_unref(cfg);
+
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n\n name = \"gamma\";\n};\n");
+    cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg),
+                                                &error), -1);
+    assert_non_null(strstr(error, "m.conf:4"));
+    assert_non_null(strstr(error, "'name'"));
+    petrel_config_unref(cfg);
+}
+
+static void test_parse_helpers(void **state)
+{
+    long long v;
+    assert_true(petrel_parse_duration("90", &v));
+    assert_int_equal(v, 90);
+    assert_true(petrel_parse_duration("5m", &v));
+    assert_int_equal(v, 300);
+    assert_true(petrel_parse_duration("1d", &v));
+    assert_int_equal(v, 86400);
+    assert_false(petrel_parse_duration("5 m", &v));
+    assert_false(petrel_parse_duration("-5", &v));
+    assert_false(petrel_parse_duration("5x", &v));
+    assert_true(petrel_parse_size("10M", &v));
+    assert_int_equal(v, 10485760);
+    assert_false(petrel_parse_size("99999999999999999999", &v));
+    assert_false(petrel_parse_size("9999999999999G", &v));
+
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_true(petrel_parse_listen_address("127.0.0.1:25", &ss, &len));
+    assert_true(petrel_parse_listen_address("[::1]:993", &ss, &len));
+    assert_true(petrel_parse_listen_address("*:110", &ss, &len));
+    assert_false(petrel_parse_listen_address("127.0.0.1:65536", &ss, &len));
+    assert_false(petrel_parse_listen_address("127.0.0.1:", &ss, &len));
+    assert_false(petrel_parse_listen_address("::1:25", &ss, &len));
+    assert_false(petrel_parse_listen_address("[::1]25", &ss, &len));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_errors_name_file_line_setting),
+        cmocka_unit_test(test_service_and_listeners),
+        cmocka_unit_test(test_service_errors),
+        cmocka_unit_test(test_module_settings),
+        cmocka_unit_test(test_parse_helpers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
