@@ -173,8 +173,9 @@ static void job_done_task(struct petrel_iothread *t, void *arg)
         return;
     }
     if (t->stopping && c->state == PETREL_CONN_OPEN)
-        petrel_conn_shutdown(c);
-    conn_run(c);
+        petrel_conn_shutdown(c); /* runs the connection itself */
+    else
+        conn_run(c);
 }
 
 static void job_finish(struct petrel_job *job)

@@ -94,6 +94,30 @@ static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *
         o->port_base, dir, o->domain, run_user(o), dir, dir, o->module_path, dir, dir);
 }
 
+/* Started as root, petreld reads its configuration and certificate again
+ * on reload after dropping to the run user: let that user's group read
+ * them, and nobody else. */
+static int share_with_run_group(const char *dir, const char *user, const char **error_r)
+{
+    struct passwd *pw = getpwnam(user);
+    if (geteuid() != 0 || pw == NULL)
+        return 0;
+    static const char *const paths[] = {"", "/conf.d", "/tls", "/tls/key.pem", "/tls/cert.pem",
+                                        "/petrel.conf"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        char path[PATH_MAX + 64];
+        petrel_snprintf(path, sizeof(path), "%s%s", dir, paths[i]);
+        struct stat st;
+        if (stat(path, &st) < 0 || chown(path, 0, pw->pw_gid) < 0 ||
+            chmod(path, S_ISDIR(st.st_mode) ? 0750 : 0640) < 0) {
+            *error_r = petrel_cfg_error("cannot share %s with group %u: %s", path,
+                                        (unsigned)pw->pw_gid, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int petrel_instance_init(const struct petrel_instance_opts *o, const char **error_r)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64], key[PATH_MAX + 64], host[300];
@@ -129,6 +153,8 @@ int petrel_instance_init(const struct petrel_instance_opts *o, const char **erro
     write_conf(&conf, o, dir);
     int r = write_file(path, &conf, error_r);
     petrel_buf_free(&conf);
+    if (r == 0)
+        r = share_with_run_group(dir, run_user(o), error_r);
     if (r == 0)
         printf("Instance written to %s\n"
                "  configuration: %s\n"
