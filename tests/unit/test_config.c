@@ -26,7 +26,7 @@ static void write_text(const char *path, const char *text)
 
 static int setup(void **state)
 {
-    strcpy(dir, "/tmp/petrel-test-config-XXXXXX");
+    snprintf(dir, sizeof(dir), "%s", "/tmp/petrel-test-config-XXXXXX");
     if (mkdtemp(dir) == NULL)
         return -1;
     snprintf(conf, sizeof(conf), "%s/petrel.conf", dir);

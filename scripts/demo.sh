@@ -1,0 +1,59 @@
+#!/bin/bash
+# Quick start: installs what is missing, builds Petrel into _build/demo,
+# writes a demo instance into _demo/ (self-signed certificate, demo domain,
+# unprivileged ports from PORT_BASE, default 10000) and runs petreld in the
+# foreground. Stop it with Ctrl-C.
+#
+# Today the instance runs the example echo module from contrib/echo
+# (PORT_BASE+7: plain with STARTTLS, PORT_BASE+8: implicit TLS); the mail
+# modules (SMTP, IMAP, POP3, the store and the user database) join the
+# instance as they land.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+port_base=${PORT_BASE:-10000}
+build=$top/_build/demo
+inst=$top/_demo
+
+"$top/scripts/deps.sh"
+[ -x configure ] || autoreconf -fi >/dev/null
+mkdir -p "$build"
+if [ ! -f "$build/Makefile" ]; then
+    (cd "$build" && "$top/configure" -q --prefix="$build/inst")
+fi
+make -s -C "$build" -j"$(nproc)"
+make -s -C "$build" install >/dev/null
+
+# The example module is built the way a third party builds one: outside
+# the tree, against the installed headers, with pkg-config.
+modules=$build/inst/lib/petrel/modules
+rm -rf "$build/echo" && cp -r "$top/contrib/echo" "$build/echo"
+PKG_CONFIG_PATH=$build/inst/lib/pkgconfig make -s -C "$build/echo" install MODULEDIR="$modules"
+
+if [ ! -f "$inst/petrel.conf" ]; then
+    "$build/inst/bin/petrelctl" init "$inst" --domain demo.test --port-base "$port_base" \
+        --module-path "$modules"
+    cat >"$inst/conf.d/50-echo.conf" <<CONF
+# The example module from contrib/echo. Plain TCP (then STARTTLS) on
+# $((port_base + 7)); implicit TLS on $((port_base + 8)):
+#   openssl s_client -quiet -connect 127.0.0.1:$((port_base + 8))
+module = "echo";
+listeners = (
+  { address = "127.0.0.1:$((port_base + 7))"; tls = "starttls"; },
+  { address = "127.0.0.1:$((port_base + 8))"; tls = "implicit"; }
+);
+settings: { fortunes = [ "Petrel is running." ]; };
+CONF
+fi
+
+cat <<MSG
+
+Petrel demo instance: $inst
+  echo module, plain + STARTTLS: 127.0.0.1:$((port_base + 7))
+  echo module, implicit TLS:     127.0.0.1:$((port_base + 8))
+  administer it:  $build/inst/bin/petrelctl --config $inst/petrel.conf status
+Starting petreld in the foreground (Ctrl-C stops it).
+
+MSG
+exec "$build/inst/sbin/petreld" --config "$inst/petrel.conf" --foreground
