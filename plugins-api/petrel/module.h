@@ -92,7 +92,8 @@ enum petrel_verdict petrel_hook_run(const char *point, void *event, const char *
 /* The module's current settings (main thread: init, start, reload, stop). */
 const void *petrel_ctx_config(const struct petrel_ctx *ctx);
 const char *petrel_ctx_name(const struct petrel_ctx *ctx);
-/* Server-wide values from petrel.conf. */
+/* Server-wide values from petrel.conf, for init, start, reload and stop
+ * (main thread). data_dir never changes without a restart. */
 const char *petrel_primary_domain(void);
 const char *petrel_data_dir(void);
 
