@@ -168,10 +168,16 @@ bool petrel_parse_listen_address(const char *text, struct sockaddr_storage *ss, 
     return true;
 }
 
+/* "conf.d/echo.conf:12" or "petrel.conf:3": short enough for every log line
+ * that cites a rule, and never ambiguous between petrel.conf and conf.d. */
 static void where(char *buf, size_t size, const char *file, const config_setting_t *s)
 {
     const char *base = strrchr(file, '/');
-    petrel_snprintf(buf, size, "%s:%d", base ? base + 1 : file, config_setting_source_line(s));
+    base = base != NULL ? base + 1 : file;
+    size_t dir = (size_t)(base - file);
+    if (dir >= 7 && memcmp(base - 7, "conf.d/", 7) == 0 && (dir == 7 || base[-8] == '/'))
+        base -= 7;
+    petrel_snprintf(buf, size, "%s:%d", base, config_setting_source_line(s));
 }
 
 static bool is_list(const config_setting_t *s)

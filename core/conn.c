@@ -132,9 +132,15 @@ bool petrel_conn_printf(struct petrel_conn *c, const char *fmt, ...)
     return ok;
 }
 
-static void set_deadline(struct petrel_conn *c, time_t seconds)
+/* Deadlines count in milliseconds: a 1 s timeout is never 10 ms. */
+static int64_t deadline_in(const struct petrel_conn *c, long long seconds)
 {
-    c->deadline = c->thread->now + seconds;
+    return c->thread->now_ms + (int64_t)seconds * 1000;
+}
+
+static void set_deadline(struct petrel_conn *c, long long seconds)
+{
+    c->deadline = deadline_in(c, seconds);
     petrel_timer_set(c->thread, c);
 }
 
@@ -293,7 +299,7 @@ static bool conn_flush(struct petrel_conn *c)
     if (sent > 0) {
         petrel_counter_add(stat.bytes_out, (int64_t)sent);
         if (c->state != PETREL_CONN_CLOSING)
-            c->deadline = c->thread->now + c->lcfg->idle_timeout;
+            c->deadline = deadline_in(c, c->lcfg->idle_timeout);
     }
     if (c->out.len == 0)
         petrel_buf_release(&c->out);
@@ -323,7 +329,7 @@ static bool conn_fill(struct petrel_conn *c)
     }
     if (got > 0) {
         petrel_counter_add(stat.bytes_in, (int64_t)got);
-        c->deadline = c->thread->now + c->lcfg->idle_timeout;
+        c->deadline = deadline_in(c, c->lcfg->idle_timeout);
     }
     return true;
 }
@@ -360,6 +366,7 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
  * them: not during a job, a pending STARTTLS or a close. */
 static void conn_dispatch(struct petrel_conn *c)
 {
+    c->partial = false;
     while (c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending && !c->starttls &&
            c->out.len < (size_t)c->lcfg->max_output && c->in.len > 0) {
         struct petrel_lr_item item;
@@ -368,8 +375,10 @@ static void conn_dispatch(struct petrel_conn *c)
         if (ev != PETREL_LR_MORE)
             deliver(c, ev, &item);
         petrel_buf_consume(&c->in, item.consumed);
-        if (ev == PETREL_LR_MORE)
+        if (ev == PETREL_LR_MORE) {
+            c->partial = true;
             break;
+        }
     }
     if (c->starttls) {
         /* RFC 3207 4.2: nothing sent before the handshake may count. */
@@ -383,7 +392,7 @@ static void open_session(struct petrel_conn *c)
 {
     c->state = PETREL_CONN_OPEN;
     c->proto_open = true;
-    c->deadline = c->thread->now + c->lcfg->idle_timeout;
+    c->deadline = deadline_in(c, c->lcfg->idle_timeout);
     petrel_timer_set(c->thread, c);
     c->in_dispatch = true;
     if (c->proto->connect != NULL)
@@ -413,7 +422,7 @@ static bool conn_handshake(struct petrel_conn *c, bool *want_write_r)
                         SSL_get_cipher_name(c->ssl));
         bool starttls = c->proto_open;
         c->state = PETREL_CONN_OPEN;
-        c->deadline = c->thread->now + c->lcfg->idle_timeout;
+        c->deadline = deadline_in(c, c->lcfg->idle_timeout);
         if (starttls)
             tls_ready(c, true);
         else
@@ -523,25 +532,46 @@ static void start_session(struct petrel_conn *c)
     open_session(c);
 }
 
+/* Read the PROXY header and not one byte past it: what follows may be a
+ * TLS ClientHello that OpenSSL must read from the socket itself. Peek, then
+ * take only the header's bytes (all of them while it is incomplete). */
 static void read_proxy_header(struct petrel_conn *c)
 {
-    struct petrel_proxy_info info;
-    size_t used;
-    const char *why = NULL;
-    enum petrel_proxy_result r = petrel_proxy_parse((const uint8_t *)petrel_buf_head(&c->in),
-                                                    c->in.len, &info, &used, &why);
-    if (r == PETREL_PROXY_AGAIN) {
-        if (c->eof || c->in.len >= PETREL_PROXY_MAX)
-            c->dead = true;
+    size_t room;
+    char *space = petrel_buf_space(&c->in, PETREL_PROXY_MAX, &room);
+    if (c->in.len + room > PETREL_PROXY_MAX)
+        room = c->in.len < PETREL_PROXY_MAX ? PETREL_PROXY_MAX - c->in.len : 0;
+    ssize_t n = room > 0 ? recv(c->fd, space, room, MSG_PEEK) : 0;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        c->dead = true; /* closed, failed, or longer than any valid header */
         return;
     }
+    struct petrel_proxy_info info;
+    size_t used = 0;
+    const char *why = NULL;
+    enum petrel_proxy_result r = petrel_proxy_parse((const uint8_t *)petrel_buf_head(&c->in),
+                                                    c->in.len + (size_t)n, &info, &used, &why);
     if (r == PETREL_PROXY_ERROR) {
         petrel_conn_log(c, PETREL_LOG_WARNING, "bad PROXY protocol header: %s",
                         why ? why : "invalid");
         c->dead = true;
         return;
     }
-    petrel_buf_consume(&c->in, used);
+    /* The parser saw in.len + n bytes, so the header ends within them. */
+    size_t take = (size_t)n;
+    if (r == PETREL_PROXY_DONE && used >= c->in.len && used - c->in.len < take)
+        take = used - c->in.len;
+    if (read(c->fd, space, take) != (ssize_t)take) {
+        c->dead = true;
+        return;
+    }
+    petrel_buf_commit(&c->in, take);
+    petrel_counter_add(stat.bytes_in, (int64_t)take);
+    if (r == PETREL_PROXY_AGAIN)
+        return;
+    petrel_buf_reset(&c->in);
     if (info.has_addr) {
         set_peer(c, (struct sockaddr *)&info.src);
         set_local(c, (struct sockaddr *)&info.dst);
@@ -551,18 +581,26 @@ static void read_proxy_header(struct petrel_conn *c)
 
 /* --- the connection's life --- */
 
+/* Input already read, into the buffer or OpenSSL's, that the module could
+ * take now. No socket event announces it: after the output cap held the
+ * module back and the peer then took everything at once, or when a TLS
+ * record did not fit the input buffer. */
+static bool input_waiting(const struct petrel_conn *c)
+{
+    if (c->state != PETREL_CONN_OPEN || c->dead || c->job_pending || c->starttls)
+        return false;
+    return (c->in.len > 0 && !c->partial) ||
+           (c->ssl != NULL && !c->eof && SSL_pending(c->ssl) > 0);
+}
+
 /* One turn: handshake or read, hand input to the module, send output, and
  * decide whether to go on. */
 static void conn_run(struct petrel_conn *c)
 {
     bool tls_wants_write = false;
     c->tls_want_write = false;
-    if (!c->dead && c->state == PETREL_CONN_PROXY) {
-        if (!conn_fill(c))
-            c->dead = true;
-        else
-            read_proxy_header(c);
-    }
+    if (!c->dead && c->state == PETREL_CONN_PROXY)
+        read_proxy_header(c);
     if (!c->dead && c->state == PETREL_CONN_HANDSHAKE && !conn_handshake(c, &tls_wants_write))
         c->dead = true;
     if (!c->dead && c->state == PETREL_CONN_OPEN) {
@@ -578,7 +616,7 @@ static void conn_run(struct petrel_conn *c)
             c->dead = true;
     }
     if (!c->dead && c->out.len == 0 &&
-        (c->state == PETREL_CONN_CLOSING || (c->eof && !c->job_pending)))
+        (c->state == PETREL_CONN_CLOSING || (c->eof && !c->job_pending && !input_waiting(c))))
         c->dead = true;
     if (c->dead) {
         if (!c->job_pending && !c->in_dispatch)
@@ -589,8 +627,10 @@ static void conn_run(struct petrel_conn *c)
         }
         return;
     }
-    /* Input left over while the module was busy is handled on the next turn. */
-    update_events(c, tls_wants_write);
+    /* Input left over while the module was busy is handled on the next turn:
+     * when its job returns, or when the socket turns writable, which it
+     * is at once if input waits for nothing else. */
+    update_events(c, tls_wants_write || input_waiting(c));
 }
 
 void petrel_conn_event(struct petrel_conn *c, unsigned events)

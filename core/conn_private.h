@@ -47,10 +47,11 @@ struct petrel_conn {
     bool starttls;        /* STARTTLS asked: handshake once output is sent */
     bool job_pending;
     bool eof;
+    bool partial;         /* the input buffer ends inside a line */
     bool dead;            /* destroy as soon as the pending job returns */
     bool in_dispatch;     /* inside a module callback: defer destruction */
     bool tls_want_write;  /* TLS needs the socket writable to go on reading */
-    time_t deadline, heap_key;
+    int64_t deadline, heap_key; /* monotonic milliseconds */
     size_t heap_idx;      /* SIZE_MAX when not in the heap */
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];

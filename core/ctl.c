@@ -44,19 +44,34 @@ static bool socket_in_use(const struct sockaddr_un *sun)
     return used;
 }
 
-int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r)
+static int ctl_address(const struct petrel_config *cfg, struct sockaddr_un *sun,
+                       const char **error_r)
 {
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (!petrel_strlcpy(sun.sun_path, cfg->server.control_socket, sizeof(sun.sun_path))) {
+    *sun = (struct sockaddr_un){.sun_family = AF_UNIX};
+    if (!petrel_strlcpy(sun->sun_path, cfg->server.control_socket, sizeof(sun->sun_path))) {
         *error_r = petrel_cfg_error("control socket path %s is too long",
                                     cfg->server.control_socket);
         return -1;
     }
-    if (socket_in_use(&sun)) {
+    if (socket_in_use(sun)) {
         *error_r = petrel_cfg_error("%s: another petreld is already running with this "
-                                    "configuration", sun.sun_path);
+                                    "configuration", sun->sun_path);
         return -1;
     }
+    return 0;
+}
+
+int petrel_ctl_check(const struct petrel_config *cfg, const char **error_r)
+{
+    struct sockaddr_un sun;
+    return ctl_address(cfg, &sun, error_r);
+}
+
+int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r)
+{
+    struct sockaddr_un sun;
+    if (ctl_address(cfg, &sun, error_r) < 0)
+        return -1;
     unlink(sun.sun_path); /* left over from a crash */
     ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177); /* created 0600: the socket is the admin's door */

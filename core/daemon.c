@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,30 +109,73 @@ int petrel_daemon_pidfile(const char *path, const char **error_r)
     return 0;
 }
 
+static int ready_fd = -1; /* to the waiting command, until ready */
+
+/* The command's side: exit 0 once the daemon says it is ready, 1 if it
+ * exits first (its error is on our stderr, which it shares until then). */
+static void wait_ready(int fd)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* Ctrl-C stops the waiting, not the daemon */
+    unsigned char status = 1;
+    ssize_t n;
+    do {
+        n = read(fd, &status, 1);
+    } while (n < 0 && errno == EINTR);
+    _exit(n == 1 ? status : 1);
+}
+
 int petrel_daemon_detach(const char **error_r)
 {
-    pid_t pid = fork();
-    if (pid < 0) {
-        *error_r = strerror(errno);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        *error_r = petrel_cfg_error("pipe: %s", strerror(errno));
         return -1;
     }
-    if (pid > 0)
-        _exit(0);
+    pid_t pid = fork();
+    if (pid < 0) {
+        *error_r = petrel_cfg_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        close(fds[1]);
+        wait_ready(fds[0]);
+    }
+    close(fds[0]);
     setsid();
     pid = fork();
     if (pid < 0) {
-        *error_r = strerror(errno);
+        *error_r = petrel_cfg_error("fork: %s", strerror(errno));
         return -1;
     }
     if (pid > 0)
         _exit(0);
+    ready_fd = fds[1];
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, STDIN_FILENO);
         dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
         if (fd > STDERR_FILENO)
             close(fd);
     }
     return 0;
+}
+
+void petrel_daemon_ready(void)
+{
+    if (ready_fd < 0)
+        return;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    unsigned char ok = 0;
+    if (write(ready_fd, &ok, 1) != 1) {
+        /* The command is gone (killed while waiting): nobody to tell. */
+    }
+    close(ready_fd);
+    ready_fd = -1;
 }

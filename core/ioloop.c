@@ -26,6 +26,13 @@ time_t petrel_monotonic(void)
     return ts.tv_sec;
 }
 
+int64_t petrel_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* --- timer heap, keyed by heap_key (a deadline that may have moved on) --- */
 
 static void heap_swap(struct petrel_iothread *t, size_t a, size_t b)
@@ -98,9 +105,9 @@ void petrel_timer_set(struct petrel_iothread *t, struct petrel_conn *c)
 
 static void run_timers(struct petrel_iothread *t)
 {
-    while (t->heap_len > 0 && t->heap[0]->heap_key <= t->now) {
+    while (t->heap_len > 0 && t->heap[0]->heap_key <= t->now_ms) {
         struct petrel_conn *c = t->heap[0];
-        if (c->deadline > t->now) {
+        if (c->deadline > t->now_ms) {
             c->heap_key = c->deadline;
             heap_down(t, 0);
             continue;
@@ -116,8 +123,8 @@ static int next_timeout_ms(const struct petrel_iothread *t)
         return 100;
     if (t->heap_len == 0)
         return 1000;
-    time_t wait = t->heap[0]->heap_key - t->now;
-    return wait <= 0 ? 0 : wait > 1 ? 1000 : (int)wait * 1000;
+    int64_t wait = t->heap[0]->heap_key - t->now_ms;
+    return wait <= 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
 }
 
 /* --- tasks posted from other threads --- */
@@ -252,9 +259,11 @@ static void *thread_main(void *arg)
     struct petrel_iothread *t = arg;
     struct epoll_event evs[MAX_EVENTS];
     t->now = petrel_monotonic();
+    t->now_ms = petrel_monotonic_ms();
     while (!t->stopping || atomic_load(&t->nconns) > 0) {
         int n = epoll_wait(t->epfd, evs, MAX_EVENTS, next_timeout_ms(t));
         t->now = petrel_monotonic();
+        t->now_ms = petrel_monotonic_ms();
         if (n < 0 && errno != EINTR) {
             petrel_log(PETREL_LOG_ERROR, "core", "epoll_wait: %s", strerror(errno));
             break;

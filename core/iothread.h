@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 enum petrel_evtype { PETREL_EV_LISTEN, PETREL_EV_CONN, PETREL_EV_NOTIFY };
@@ -51,7 +52,8 @@ struct petrel_iothread {
     size_t heap_len, heap_cap;
     struct petrel_conn *conns; /* every connection of this thread */
     atomic_size_t nconns;
-    time_t now; /* monotonic seconds, updated each loop turn */
+    time_t now;     /* monotonic seconds, updated each loop turn */
+    int64_t now_ms; /* the same in milliseconds, for timeouts */
     bool stopping;
     bool forced;
 };
@@ -64,6 +66,7 @@ void petrel_iothreads_stop(long long grace);
 void petrel_iothreads_free(void);
 void petrel_iothread_post(struct petrel_iothread *t, petrel_task_fn *fn, void *arg);
 time_t petrel_monotonic(void);
+int64_t petrel_monotonic_ms(void);
 
 /* Timer heap (conn.c keeps deadline and key in the connection). */
 void petrel_timer_set(struct petrel_iothread *t, struct petrel_conn *c);

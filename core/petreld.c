@@ -81,6 +81,10 @@ static struct petrel_config *load_next(const char **error_r)
 
 int petrel_server_reload(const char **error_r)
 {
+    /* After logrotate renamed the file: a new one, whether or not the new
+     * configuration turns out to be good. */
+    if (petrel_log_reopen() < 0)
+        petrel_log(PETREL_LOG_ERROR, "core", "cannot reopen log file: %s", strerror(errno));
     petrel_log(PETREL_LOG_INFO, "core", "reloading %s", config_path);
     struct petrel_config *next = load_next(error_r);
     if (next == NULL)
@@ -102,8 +106,6 @@ int petrel_server_reload(const char **error_r)
     const char *why;
     if (apply_log(next, &why) < 0)
         petrel_log(PETREL_LOG_ERROR, "core", "%s", why);
-    if (petrel_log_reopen() < 0)
-        petrel_log(PETREL_LOG_ERROR, "core", "cannot reopen log file: %s", strerror(errno));
     petrel_config_unref(old);
     petrel_log(PETREL_LOG_INFO, "core", "configuration reloaded");
     return 0;
@@ -150,6 +152,8 @@ static unsigned io_thread_count(const struct petrel_config *cfg)
 /* Everything up to the point where the server runs. */
 static int start(struct petrel_config *cfg, bool foreground, const char **error_r)
 {
+    if (petrel_ctl_check(cfg, error_r) < 0)
+        return -1;
     if (!foreground && petrel_daemon_detach(error_r) < 0)
         return -1;
     petrel_server.started = time(NULL);
@@ -282,8 +286,9 @@ int main(int argc, char **argv)
     int status = 0;
     if (start(cfg, foreground, &error) < 0) {
         petrel_log(PETREL_LOG_ERROR, "core", "cannot start: %s", error);
-        status = 1;
+        status = 1; /* a detached daemon's command sees it when we exit */
     } else {
+        petrel_daemon_ready();
         main_loop(sigfd);
     }
     close(sigfd);

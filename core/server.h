@@ -99,9 +99,16 @@ int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid
                               const char **error_r);
 int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r);
 int petrel_daemon_pidfile(const char *path, const char **error_r);
+/* Fork into the background. The command the administrator ran waits: it
+ * exits 0 at petrel_daemon_ready(), or 1 if the daemon exits first, so a
+ * failed start is seen (and said on its stderr, kept until ready). */
 int petrel_daemon_detach(const char **error_r);
+void petrel_daemon_ready(void);
 
 /* ctl.c */
+/* Fails if a daemon already answers on the control socket: checked before
+ * anything is bound, so a second petreld never takes a connection. */
+int petrel_ctl_check(const struct petrel_config *cfg, const char **error_r);
 int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r);
 int petrel_ctl_fd(void);
 void petrel_ctl_accept(void);

@@ -1,0 +1,94 @@
+"""The module loader: ABI checks, missing files, services a module needs,
+init failures; each refusal stops start-up with one clear line."""
+
+import re
+
+import pytest
+
+from conftest import admitted, free_port, listener, service_conf
+
+
+def refusal(log, pattern):
+    """Exactly one error line, naming the module."""
+    errors = [l for l in log.splitlines() if ": error: " in l]
+    assert len(errors) == 1, log
+    assert re.search(pattern, errors[0]), errors[0]
+    assert "started" not in log
+    return errors[0]
+
+
+CASES = {
+    "badabi": (
+        {"10-badabi.conf": ("badabi", {})},
+        r"cannot start: module 'badabi': built for Petrel ABI 99\.0, this petreld has "
+        r"1\.\d+: rebuild the module"),
+    "missing": (
+        {"10-ghost.conf": ("ghost", {"file": "/nonexistent/petrel/ghost"})},
+        r"cannot start: module 'ghost' \(\S+/conf\.d/10-ghost\.conf\): cannot load "
+        r"/nonexistent/petrel/ghost\.so"),
+    "needy-alone": (
+        {"10-needy.conf": ("needy", {})},
+        r"cannot start: module 'needy': needs service 'testsvc', which no enabled module "
+        r"provides"),
+    "fail-init": (
+        {"10-testmod.conf": ("testmod", {"settings": {"fail_init": True}})},
+        r"cannot start: module 'testmod': init failed: asked to fail by fail_init"),
+    "module-check": (
+        {"10-testmod.conf": ("testmod", {"settings": {"label": "x" * 40}})},
+        r"conf\.d/10-testmod\.conf: module 'testmod': label must be at most 32 characters"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_loader_refuses(case, make_instance, env):
+    files, pattern = CASES[case]
+    inst = make_instance(f"mod-{case}")
+    for name, (module, kw) in files.items():
+        kw = dict(kw)
+        kw.setdefault("file", env.test_module(module))
+        inst.write_confd(name, service_conf(module, **kw))
+    rc, log = inst.run_fail()
+    assert rc != 0, log
+    refusal(log, pattern)
+    assert not inst.pid_file.exists()
+    # --check-config loads modules too and says the same.
+    rc, out = inst.check_config()
+    if case in ("needy-alone", "fail-init"):
+        return  # init runs only at start-up: the check cannot see these
+    assert rc != 0, out
+    assert re.search(pattern.replace("cannot start: ", ""), out), out
+
+
+def test_needy_with_testmod_starts(make_instance, env):
+    """needy comes first in conf.d order but waits for testmod's service."""
+    inst = make_instance("mod-needy-ok")
+    inst.write_confd("10-needy.conf", service_conf("needy", file=env.test_module("needy")))
+    inst.write_confd("20-testmod.conf", service_conf("testmod", file=env.test_module("testmod")))
+    port = free_port()
+    inst.write_confd("50-echo.conf", service_conf("echo", listeners=[listener(port)]))
+    inst.start()
+    log = inst.log()
+    assert log.index("testmod: initialised, label test") < log.index("needy: found service testsvc")
+    admitted(port)
+    r = inst.ctl("modules")
+    for name in ("needy", "testmod", "echo"):
+        assert re.search(rf"^module {name} 1\.0 ", r.stdout, re.M), r.stdout
+
+
+def test_disabled_module_is_not_loaded(make_instance, env):
+    inst = make_instance("mod-disabled")
+    inst.write_confd("10-badabi.conf", service_conf("badabi", enabled=False,
+                                                    file=env.test_module("badabi")))
+    inst.start()
+    assert "badabi" not in inst.log()
+    assert inst.ctl("modules").stdout == "OK\n"
+
+
+def test_module_enabled_twice_is_refused(make_instance, env):
+    inst = make_instance("mod-twice")
+    for name in ("10-a.conf", "20-b.conf"):
+        inst.write_confd(name, service_conf("testmod", file=env.test_module("testmod")))
+    rc, log = inst.run_fail()
+    assert rc != 0
+    assert re.search(r"conf\.d/20-b\.conf: module 'testmod' is already enabled by \S+/10-a\.conf",
+                     log), log
