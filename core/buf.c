@@ -21,10 +21,7 @@ void petrel_buf_free(struct petrel_buf *b)
     b->off = b->len = b->cap = 0;
 }
 
-void petrel_buf_reset(struct petrel_buf *b)
-{
-    b->off = b->len = 0;
-}
+void petrel_buf_reset(struct petrel_buf *b) { b->off = b->len = 0; }
 
 void petrel_buf_release(struct petrel_buf *b)
 {
@@ -59,10 +56,7 @@ char *petrel_buf_space(struct petrel_buf *b, size_t want, size_t *room_r)
     return b->data + b->off + b->len;
 }
 
-void petrel_buf_commit(struct petrel_buf *b, size_t n)
-{
-    b->len += n;
-}
+void petrel_buf_commit(struct petrel_buf *b, size_t n) { b->len += n; }
 
 bool petrel_buf_append(struct petrel_buf *b, const void *data, size_t len)
 {

@@ -29,6 +29,7 @@ static const char *const log_targets[] = {"stderr", "file", "syslog", NULL};
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 
+/* clang-format off */
 #define FLOW_SETTINGS(base)                                                           \
     {"max_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, max_connections), "0", 0, 10000000, 0, NULL}, \
     {"max_interval_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, max_interval_connections), "0", 0, 10000000, 0, NULL}, \
@@ -124,6 +125,7 @@ static const struct petrel_setting service_settings[] = {
     {"max_auth_errors", PETREL_SETTING_INT, offsetof(struct petrel_service_cfg, max_auth_errors), "3", 0, 1000000, 0, NULL},
     PETREL_SETTINGS_END,
 };
+/* clang-format on */
 
 static const char *const top_groups[] = {"server", "log", "tls", "dnr", "rules", NULL};
 static const char *const service_extra[] = {"rules", "listeners", "settings", NULL};
@@ -193,8 +195,9 @@ static int parse_rules(const config_setting_t *list, struct petrel_rules *r, con
         return 0;
     int n = config_setting_length(list);
     if (!is_list(list) || n > MAX_RULES) {
-        *error_r = petrel_cfg_error("%s:%d: 'rules' must be a list ( { ... }, ... ) of at most %d rules",
-                                    file, config_setting_source_line(list), MAX_RULES);
+        *error_r =
+            petrel_cfg_error("%s:%d: 'rules' must be a list ( { ... }, ... ) of at most %d rules",
+                             file, config_setting_source_line(list), MAX_RULES);
         return -1;
     }
     r->v = petrel_calloc((size_t)n, sizeof(*r->v));
@@ -265,7 +268,8 @@ static int parse_listener(const config_setting_t *g, struct petrel_listener_cfg 
     }
     if (l->proxy_protocol && l->proxy_set.count == 0) {
         *error_r = petrel_cfg_error("%s: 'proxy_protocol' needs 'proxy_from', the addresses "
-                                    "of the proxies to trust", l->where);
+                                    "of the proxies to trust",
+                                    l->where);
         return -1;
     }
     return parse_rules(config_setting_get_member(g, "rules"), &l->rules, file, error_r);
@@ -308,8 +312,8 @@ static int parse_service(struct petrel_service_cfg *svc, const char **error_r)
         int n = config_setting_length(ls);
         if (!is_list(ls) || n > MAX_LISTENERS) {
             *error_r = petrel_cfg_error("%s:%d: 'listeners' must be a list ( { ... }, ... ) of at "
-                                        "most %d", svc->path, config_setting_source_line(ls),
-                                        MAX_LISTENERS);
+                                        "most %d",
+                                        svc->path, config_setting_source_line(ls), MAX_LISTENERS);
             return -1;
         }
         svc->listeners = petrel_calloc((size_t)n, sizeof(*svc->listeners));
@@ -410,8 +414,8 @@ static int parse_tls(const config_setting_t *g, struct petrel_config *cfg, const
     cfg->tls.domains = petrel_calloc((size_t)n, sizeof(*cfg->tls.domains));
     for (int i = 0; i < n; i++) {
         cfg->tls.ndomains++;
-        if (petrel_settings_apply(config_setting_get_elem(d, i), sni_settings,
-                                  &cfg->tls.domains[i], cfg->path, NULL, error_r) < 0)
+        if (petrel_settings_apply(config_setting_get_elem(d, i), sni_settings, &cfg->tls.domains[i],
+                                  cfg->path, NULL, error_r) < 0)
             return -1;
     }
     return 0;
@@ -438,9 +442,10 @@ static int parse_main(struct petrel_config *cfg, config_t *lc, const char **erro
         for (const char *const *t = top_groups; *t != NULL; t++)
             known |= strcmp(*t, config_setting_name(s)) == 0;
         if (!known) {
-            *error_r = petrel_cfg_error("%s:%d: unknown setting '%s' (expected one of server, "
-                                        "log, tls, dnr, rules)", cfg->path,
-                                        config_setting_source_line(s), config_setting_name(s));
+            *error_r =
+                petrel_cfg_error("%s:%d: unknown setting '%s' (expected one of server, "
+                                 "log, tls, dnr, rules)",
+                                 cfg->path, config_setting_source_line(s), config_setting_name(s));
             return -1;
         }
     }

@@ -37,7 +37,7 @@ struct petrel_rule {
     bool allow;
     struct petrel_ipset set;
     struct petrel_flow_state *state; /* counters, for allow rules with limits */
-    char where[96]; /* "conf.d/echo.conf:12", for logs */
+    char where[96];                  /* "conf.d/echo.conf:12", for logs */
 };
 
 struct petrel_rules {
@@ -71,10 +71,10 @@ struct petrel_listener_cfg {
 
 struct petrel_service_cfg {
     char *module;
-    char *file;       /* explicit .so path; default module_path/<module>.so */
+    char *file; /* explicit .so path; default module_path/<module>.so */
     bool enabled;
-    long long workers;          /* concurrent worker-pool jobs; 0 = pool size */
-    long long max_connections;  /* over all its listeners; 0 = no limit */
+    long long workers;         /* concurrent worker-pool jobs; 0 = pool size */
+    long long max_connections; /* over all its listeners; 0 = no limit */
     long long max_errors;
     long long max_auth_errors;
     struct petrel_rules rules;
@@ -83,7 +83,7 @@ struct petrel_service_cfg {
     /* The module's own settings, filled once its table is known. */
     void *settings;
     const struct petrel_setting *settings_table;
-    config_t *lc;         /* parsed file, kept until settings are applied */
+    config_t *lc; /* parsed file, kept until settings are applied */
     char path[4096];
 };
 

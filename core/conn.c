@@ -34,8 +34,8 @@
 static atomic_uint_fast64_t next_id = 1;
 
 static struct {
-    struct petrel_counter *accepted, *current, *refused, *tls_ok, *tls_failed, *timeouts,
-        *too_long, *bytes_in, *bytes_out, *overflow;
+    struct petrel_counter *accepted, *current, *refused, *tls_ok, *tls_failed, *timeouts, *too_long,
+        *bytes_in, *bytes_out, *overflow;
 } stat;
 
 void petrel_conn_stats_init(void)
@@ -460,7 +460,7 @@ static void set_peer(struct petrel_conn *c, const struct sockaddr *sa)
     if (!petrel_ipaddr_from_sockaddr(sa, &c->peer_ip))
         memset(&c->peer_ip, 0, sizeof(c->peer_ip));
     petrel_ipaddr_format(&c->peer_ip, c->peer, sizeof(c->peer));
-    c->peer_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+    c->peer_port = sa->sa_family == AF_INET6  ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                    : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
                                               : 0;
 }
@@ -471,7 +471,7 @@ static void set_local(struct petrel_conn *c, const struct sockaddr *sa)
     if (!petrel_ipaddr_from_sockaddr(sa, &a))
         memset(&a, 0, sizeof(a));
     petrel_ipaddr_format(&a, c->local, sizeof(c->local));
-    c->local_port = sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+    c->local_port = sa->sa_family == AF_INET6  ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                     : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
                                                : 0;
 }
@@ -490,8 +490,8 @@ static const char *admit(struct petrel_conn *c, const struct petrel_rule **rule_
     if (rule != NULL && rule->state != NULL)
         why = petrel_flow_acquire(rule->state, &rule->flow, &c->peer_ip, now, &c->holds[0]);
     if (why == NULL && petrel_flow_limited(&c->lcfg->flow))
-        why = petrel_flow_acquire(c->listener->flow, &c->lcfg->flow, &c->peer_ip, now,
-                                  &c->holds[1]);
+        why =
+            petrel_flow_acquire(c->listener->flow, &c->lcfg->flow, &c->peer_ip, now, &c->holds[1]);
     if (why == NULL) {
         long n = atomic_fetch_add(&c->module->connections, 1) + 1;
         c->service_counted = true;
@@ -589,8 +589,7 @@ static bool input_waiting(const struct petrel_conn *c)
 {
     if (c->state != PETREL_CONN_OPEN || c->dead || c->job_pending || c->starttls)
         return false;
-    return (c->in.len > 0 && !c->partial) ||
-           (c->ssl != NULL && !c->eof && SSL_pending(c->ssl) > 0);
+    return (c->in.len > 0 && !c->partial) || (c->ssl != NULL && !c->eof && SSL_pending(c->ssl) > 0);
 }
 
 /* One turn: handshake or read, hand input to the module, send output, and

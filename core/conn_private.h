@@ -42,17 +42,17 @@ struct petrel_conn {
     struct petrel_buf in, out;
     struct petrel_linereader lr;
     SSL *ssl;
-    unsigned events;      /* epoll interest now registered */
-    bool proto_open;      /* connect (or refuse) was called: close must be */
-    bool starttls;        /* STARTTLS asked: handshake once output is sent */
+    unsigned events; /* epoll interest now registered */
+    bool proto_open; /* connect (or refuse) was called: close must be */
+    bool starttls;   /* STARTTLS asked: handshake once output is sent */
     bool job_pending;
     bool eof;
-    bool partial;         /* the input buffer ends inside a line */
-    bool dead;            /* destroy as soon as the pending job returns */
-    bool in_dispatch;     /* inside a module callback: defer destruction */
-    bool tls_want_write;  /* TLS needs the socket writable to go on reading */
+    bool partial;               /* the input buffer ends inside a line */
+    bool dead;                  /* destroy as soon as the pending job returns */
+    bool in_dispatch;           /* inside a module callback: defer destruction */
+    bool tls_want_write;        /* TLS needs the socket writable to go on reading */
     int64_t deadline, heap_key; /* monotonic milliseconds */
-    size_t heap_idx;      /* SIZE_MAX when not in the heap */
+    size_t heap_idx;            /* SIZE_MAX when not in the heap */
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];
     char local[PETREL_IPADDR_STRLEN];

@@ -30,10 +30,7 @@
 static int ctl_fd = -1;
 static char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-int petrel_ctl_fd(void)
-{
-    return ctl_fd;
-}
+int petrel_ctl_fd(void) { return ctl_fd; }
 
 static bool socket_in_use(const struct sockaddr_un *sun)
 {
@@ -49,13 +46,14 @@ static int ctl_address(const struct petrel_config *cfg, struct sockaddr_un *sun,
 {
     *sun = (struct sockaddr_un){.sun_family = AF_UNIX};
     if (!petrel_strlcpy(sun->sun_path, cfg->server.control_socket, sizeof(sun->sun_path))) {
-        *error_r = petrel_cfg_error("control socket path %s is too long",
-                                    cfg->server.control_socket);
+        *error_r =
+            petrel_cfg_error("control socket path %s is too long", cfg->server.control_socket);
         return -1;
     }
     if (socket_in_use(sun)) {
         *error_r = petrel_cfg_error("%s: another petreld is already running with this "
-                                    "configuration", sun->sun_path);
+                                    "configuration",
+                                    sun->sun_path);
         return -1;
     }
     return 0;
@@ -152,8 +150,10 @@ static void run_command(const char *cmd, struct petrel_buf *out)
     } else if (strcmp(cmd, "stop") == 0) {
         petrel_server_request_stop();
     } else {
-        petrel_buf_printf(out, "ERR unknown command '%.64s' (status, reload, stop, modules, "
-                          "stats)\n", cmd);
+        petrel_buf_printf(out,
+                          "ERR unknown command '%.64s' (status, reload, stop, modules, "
+                          "stats)\n",
+                          cmd);
         return;
     }
     petrel_buf_printf(out, "OK\n");

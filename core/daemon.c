@@ -24,8 +24,8 @@ int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid
 {
     struct passwd *pw = getpwnam(cfg->server.user);
     if (pw == NULL) {
-        *error_r = petrel_cfg_error("%s: server.user '%s' does not exist", cfg->path,
-                                    cfg->server.user);
+        *error_r =
+            petrel_cfg_error("%s: server.user '%s' does not exist", cfg->path, cfg->server.user);
         return -1;
     }
     *uid_r = pw->pw_uid;
@@ -76,14 +76,13 @@ int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r)
         return -1;
     if (chown(cfg->server.control_socket, uid, gid) < 0 ||
         chown(cfg->server.pid_file, uid, gid) < 0) {
-        *error_r = petrel_cfg_error("cannot chown control socket or pid file: %s",
-                                    strerror(errno));
+        *error_r = petrel_cfg_error("cannot chown control socket or pid file: %s", strerror(errno));
         return -1;
     }
     petrel_log_chown(uid, gid);
     if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
-        *error_r = petrel_cfg_error("cannot drop privileges to %s: %s", cfg->server.user,
-                                    strerror(errno));
+        *error_r =
+            petrel_cfg_error("cannot drop privileges to %s: %s", cfg->server.user, strerror(errno));
         return -1;
     }
     /* Make sure there is no way back. */

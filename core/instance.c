@@ -36,7 +36,8 @@ static int write_file(const char *path, const struct petrel_buf *content, const 
     char tmp[PATH_MAX + 8];
     petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && write(fd, petrel_buf_head(content), content->len) == (ssize_t)content->len &&
+    bool ok = fd >= 0 &&
+              write(fd, petrel_buf_head(content), content->len) == (ssize_t)content->len &&
               fsync(fd) == 0;
     if (fd >= 0 && close(fd) != 0)
         ok = false;
@@ -62,7 +63,8 @@ static const char *run_user(const struct petrel_instance_opts *o)
 
 static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *o, const char *dir)
 {
-    petrel_buf_printf(b,
+    petrel_buf_printf(
+        b,
         "# Petrel instance written by `petrelctl init` (port base %ld).\n"
         "# Run it: petreld --config %s/petrel.conf --foreground\n"
         "# Modules are enabled by the files in conf.d/, read in name order.\n"
@@ -102,8 +104,8 @@ static int share_with_run_group(const char *dir, const char *user, const char **
     struct passwd *pw = getpwnam(user);
     if (geteuid() != 0 || pw == NULL)
         return 0;
-    static const char *const paths[] = {"", "/conf.d", "/tls", "/tls/key.pem", "/tls/cert.pem",
-                                        "/petrel.conf"};
+    static const char *const paths[] = {
+        "", "/conf.d", "/tls", "/tls/key.pem", "/tls/cert.pem", "/petrel.conf"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         char path[PATH_MAX + 64];
         petrel_snprintf(path, sizeof(path), "%s%s", dir, paths[i]);

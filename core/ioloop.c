@@ -212,19 +212,20 @@ static void on_accept(struct petrel_iothread *t, struct petrel_listen_slot *s)
         int fd = accept4(s->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                petrel_log(PETREL_LOG_ERROR, "core", "accept on %s: %s; pausing accepts for "
-                           "a second", s->listener->address, strerror(errno));
+                petrel_log(PETREL_LOG_ERROR, "core",
+                           "accept on %s: %s; pausing accepts for "
+                           "a second",
+                           s->listener->address, strerror(errno));
                 accept_pause(t, true);
             } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-                petrel_log(PETREL_LOG_WARNING, "core", "accept on %s: %s",
-                           s->listener->address, strerror(errno));
+                petrel_log(PETREL_LOG_WARNING, "core", "accept on %s: %s", s->listener->address,
+                           strerror(errno));
             }
             return;
         }
         if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
             memset(&local, 0, sizeof(local));
-        petrel_conn_accept(t, s->listener, fd, (struct sockaddr *)&peer,
-                           (struct sockaddr *)&local);
+        petrel_conn_accept(t, s->listener, fd, (struct sockaddr *)&peer, (struct sockaddr *)&local);
     }
 }
 
@@ -338,8 +339,7 @@ void petrel_iothreads_stop(long long grace)
     for (long long waited = 0; waited < grace * 10 && !all_idle(); waited++)
         usleep(100000);
     if (!all_idle()) {
-        petrel_log(PETREL_LOG_WARNING, "core", "closing connections still open after %llds",
-                   grace);
+        petrel_log(PETREL_LOG_WARNING, "core", "closing connections still open after %llds", grace);
         for (unsigned i = 0; i < petrel_server.nthreads; i++)
             petrel_iothread_post(&petrel_server.threads[i], force_stop, NULL);
     }

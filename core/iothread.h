@@ -47,7 +47,7 @@ struct petrel_iothread {
     struct petrel_task **tasks_tail;
     struct petrel_listen_slot **slots;
     size_t nslots;
-    time_t accept_resume; /* accept paused until then (out of descriptors) */
+    time_t accept_resume;      /* accept paused until then (out of descriptors) */
     struct petrel_conn **heap; /* idle-timeout min-heap */
     size_t heap_len, heap_cap;
     struct petrel_conn *conns; /* every connection of this thread */

@@ -32,7 +32,8 @@ static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
 
 /* The v4-mapped block and its neighbours, for cutting it out of IPv6
  * entries: ::fffe:ffff:ffff just below, ::1:0:0:0 just above. */
-static const struct petrel_ipaddr mapped_lo = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0}};
+static const struct petrel_ipaddr mapped_lo = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0}};
 static const struct petrel_ipaddr mapped_hi = {
     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
 static const struct petrel_ipaddr below_mapped = {
@@ -202,7 +203,8 @@ static bool parse_cidr(char *addr, const char *len, struct petrel_iprange *r, co
     return true;
 }
 
-static bool parse_span(const char *lo, const char *hi, struct petrel_iprange *r, const char **error_r)
+static bool parse_span(const char *lo, const char *hi, struct petrel_iprange *r,
+                       const char **error_r)
 {
     if (!petrel_ipaddr_parse(lo, &r->lo) || !petrel_ipaddr_parse(hi, &r->hi))
         return fail(error_r, "invalid IP address");
@@ -213,10 +215,7 @@ static bool parse_span(const char *lo, const char *hi, struct petrel_iprange *r,
     return true;
 }
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
 /* Copy text without surrounding blanks into buf (IPRANGE_TEXT_MAX + 1). */
 static bool trim_copy(const char *text, char *buf, const char **error_r)
@@ -297,8 +296,8 @@ bool petrel_ipset_add(struct petrel_ipset *set, const char *text, const char **e
 
     if (!parse_range(text, &r, &kind, error_r))
         return false;
-    bool overlaps = petrel_ipaddr_cmp(&r.lo, &mapped_hi) <= 0 &&
-                    petrel_ipaddr_cmp(&r.hi, &mapped_lo) >= 0;
+    bool overlaps =
+        petrel_ipaddr_cmp(&r.lo, &mapped_hi) <= 0 && petrel_ipaddr_cmp(&r.hi, &mapped_lo) >= 0;
     if (kind != RANGE_V6 || !overlaps) {
         push_range(set, &r.lo, &r.hi);
         return true;

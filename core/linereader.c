@@ -13,10 +13,7 @@ void petrel_linereader_init(struct petrel_linereader *lr, size_t max_line)
     lr->max_line = max_line;
 }
 
-void petrel_linereader_chunk(struct petrel_linereader *lr, size_t len)
-{
-    lr->chunk_left = len;
-}
+void petrel_linereader_chunk(struct petrel_linereader *lr, size_t len) { lr->chunk_left = len; }
 
 static enum petrel_lr_event next_chunk(struct petrel_linereader *lr, char *data, size_t len,
                                        struct petrel_lr_item *item)

@@ -62,8 +62,8 @@ static int bind_one(const struct petrel_listener_cfg *cfg, const char **error_r)
         goto fail;
     return fd;
 fail:
-    *error_r = petrel_cfg_error("%s: cannot listen on %s: %s", cfg->where, cfg->address,
-                                strerror(errno));
+    *error_r =
+        petrel_cfg_error("%s: cannot listen on %s: %s", cfg->where, cfg->address, strerror(errno));
     if (fd >= 0)
         close(fd);
     return -1;
@@ -110,8 +110,8 @@ static const struct petrel_protocol *find_protocol(const struct petrel_ctx *m,
             return m->protocols[i];
     }
     if (m->nprotocols == 0)
-        *error_r = petrel_cfg_error("%s: module '%s' offers no protocol to listen with",
-                                    cfg->where, m->name);
+        *error_r = petrel_cfg_error("%s: module '%s' offers no protocol to listen with", cfg->where,
+                                    m->name);
     else if (cfg->protocol == NULL)
         *error_r = petrel_cfg_error("%s: module '%s' offers several protocols: set 'protocol'",
                                     cfg->where, m->name);

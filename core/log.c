@@ -71,9 +71,8 @@ static void free_modules(void)
 }
 
 int petrel_log_configure(enum petrel_log_target target, const char *file,
-                         enum petrel_log_level level,
-                         const struct petrel_log_module_level *modules, size_t count,
-                         const char **error_r)
+                         enum petrel_log_level level, const struct petrel_log_module_level *modules,
+                         size_t count, const char **error_r)
 {
     int fd = -1;
     if (target == PETREL_LOG_TO_FILE) {
@@ -170,11 +169,10 @@ void petrel_vlog(enum petrel_log_level level, const char *module, const char *fm
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        int len = snprintf(line, sizeof(line),
-                           "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ petreld[%d]: %s: %s: %s\n",
-                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                           tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid(), level_names[level],
-                           module, msg);
+        int len = snprintf(
+            line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ petreld[%d]: %s: %s: %s\n",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, (int)getpid(), level_names[level], module, msg);
         if (len < 0 || len > (int)sizeof(line) - 1) {
             len = (int)sizeof(line) - 1;
             line[len - 1] = '\n';

@@ -14,9 +14,8 @@ struct petrel_log_module_level {
 /* Switch target and levels. On failure (file cannot be opened) nothing
  * changes and error_r says why. */
 int petrel_log_configure(enum petrel_log_target target, const char *file,
-                         enum petrel_log_level level,
-                         const struct petrel_log_module_level *modules, size_t count,
-                         const char **error_r);
+                         enum petrel_log_level level, const struct petrel_log_module_level *modules,
+                         size_t count, const char **error_r);
 /* Reopen the log file (SIGHUP, after logrotate moved it). */
 int petrel_log_reopen(void);
 /* Make the log file owned by the user the daemon will run as. */

@@ -57,10 +57,7 @@ char *petrel_strndup(const char *s, size_t n)
     return p;
 }
 
-char *petrel_strdup(const char *s)
-{
-    return petrel_strndup(s, SIZE_MAX);
-}
+char *petrel_strdup(const char *s) { return petrel_strndup(s, SIZE_MAX); }
 
 bool petrel_strlcpy(char *dst, const char *src, size_t size)
 {

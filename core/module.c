@@ -62,8 +62,10 @@ int petrel_service_register(struct petrel_ctx *ctx, const char *name, uint32_t v
     if (!registry_open)
         return refuse_late(ctx, "a service");
     if (strlen(name) > NAME_MAX_LEN || petrel_service_lookup(name, 0) != NULL) {
-        petrel_log(PETREL_LOG_ERROR, "core", "module '%s': service '%s' is already registered "
-                   "or its name is too long", ctx->name, name);
+        petrel_log(PETREL_LOG_ERROR, "core",
+                   "module '%s': service '%s' is already registered "
+                   "or its name is too long",
+                   ctx->name, name);
         return -1;
     }
     struct service_entry *e = petrel_calloc(1, sizeof(*e));
@@ -124,25 +126,13 @@ enum petrel_verdict petrel_hook_run(const char *point, void *event, const char *
     return PETREL_CONTINUE;
 }
 
-const void *petrel_ctx_config(const struct petrel_ctx *ctx)
-{
-    return ctx->config;
-}
+const void *petrel_ctx_config(const struct petrel_ctx *ctx) { return ctx->config; }
 
-const char *petrel_ctx_name(const struct petrel_ctx *ctx)
-{
-    return ctx->name;
-}
+const char *petrel_ctx_name(const struct petrel_ctx *ctx) { return ctx->name; }
 
-const char *petrel_primary_domain(void)
-{
-    return petrel_server.cfg->server.primary_domain;
-}
+const char *petrel_primary_domain(void) { return petrel_server.cfg->server.primary_domain; }
 
-const char *petrel_data_dir(void)
-{
-    return petrel_server.cfg->server.data_dir;
-}
+const char *petrel_data_dir(void) { return petrel_server.cfg->server.data_dir; }
 
 struct petrel_ctx *petrel_module_find(const char *name)
 {
@@ -167,12 +157,12 @@ static const char *check_abi(const struct petrel_module *d, const char *name)
 {
     if (d->abi_major != PETREL_ABI_MAJOR)
         return petrel_cfg_error("module '%s': built for Petrel ABI %u.%u, this petreld has "
-                                "%u.%u: rebuild the module", name, d->abi_major, d->abi_minor,
-                                PETREL_ABI_MAJOR, PETREL_ABI_MINOR);
-    if (d->abi_minor > PETREL_ABI_MINOR)
-        return petrel_cfg_error("module '%s': built for a newer petreld (ABI %u.%u > %u.%u)",
+                                "%u.%u: rebuild the module",
                                 name, d->abi_major, d->abi_minor, PETREL_ABI_MAJOR,
                                 PETREL_ABI_MINOR);
+    if (d->abi_minor > PETREL_ABI_MINOR)
+        return petrel_cfg_error("module '%s': built for a newer petreld (ABI %u.%u > %u.%u)", name,
+                                d->abi_major, d->abi_minor, PETREL_ABI_MAJOR, PETREL_ABI_MINOR);
     if (d->size != sizeof(struct petrel_module) || d->signature == NULL ||
         strcmp(d->signature, PETREL_ABI_SIGNATURE) != 0)
         return petrel_cfg_error("module '%s': build signature '%s' (descriptor %u bytes) does "
@@ -297,7 +287,8 @@ int petrel_modules_init(struct petrel_config *cfg, const char **error_r)
     for (struct petrel_ctx *m = petrel_server.modules; m != NULL; m = m->next) {
         if (!m->initialised) {
             *error_r = petrel_cfg_error("module '%s': needs service '%s', which no enabled "
-                                        "module provides", m->name, missing_need(m));
+                                        "module provides",
+                                        m->name, missing_need(m));
             return -1;
         }
     }
@@ -324,8 +315,8 @@ int petrel_modules_apply_settings(struct petrel_config *cfg, const char **error_
     for (size_t i = 0; i < cfg->nservices; i++) {
         if (petrel_module_find(cfg->services[i].module) == NULL) {
             *error_r = petrel_cfg_error("%s: module '%s' is not loaded: restart petreld to load "
-                                        "a new module", cfg->services[i].path,
-                                        cfg->services[i].module);
+                                        "a new module",
+                                        cfg->services[i].path, cfg->services[i].module);
             return -1;
         }
     }
@@ -334,16 +325,17 @@ int petrel_modules_apply_settings(struct petrel_config *cfg, const char **error_
             (struct petrel_service_cfg *)petrel_config_service(cfg, m->name);
         if (svc == NULL) {
             *error_r = petrel_cfg_error("module '%s' is no longer enabled in %s: restart "
-                                        "petreld to unload it", m->name, cfg->confd);
+                                        "petreld to unload it",
+                                        m->name, cfg->confd);
             return -1;
         }
         if (apply_settings(m, svc, error_r) < 0)
             return -1;
-        const char *fixed = petrel_settings_fixed_changed(svc->settings_table, m->config,
-                                                          svc->settings);
+        const char *fixed =
+            petrel_settings_fixed_changed(svc->settings_table, m->config, svc->settings);
         if (fixed != NULL) {
-            *error_r = petrel_cfg_error("%s: module '%s': changing '%s' needs a restart",
-                                        svc->path, m->name, fixed);
+            *error_r = petrel_cfg_error("%s: module '%s': changing '%s' needs a restart", svc->path,
+                                        m->name, fixed);
             return -1;
         }
     }
@@ -359,8 +351,8 @@ int petrel_modules_reload(struct petrel_config *cfg, const char **error_r)
         const void *next = petrel_config_service(cfg, m->name)->settings;
         const char *why = NULL;
         if (m->mod->reload != NULL && m->mod->reload(m, next, &why) != 0) {
-            *error_r = petrel_cfg_error("module '%s' refused the new configuration: %s",
-                                        m->name, why ? why : "no reason given");
+            *error_r = petrel_cfg_error("module '%s' refused the new configuration: %s", m->name,
+                                        why ? why : "no reason given");
             break;
         }
     }

@@ -113,18 +113,22 @@ static int send_command(const char *conf, const char *cmd)
 static int cmd_init(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"domain", required_argument, NULL, 'd'}, {"port-base", required_argument, NULL, 'p'},
-        {"module-path", required_argument, NULL, 'm'}, {"user", required_argument, NULL, 'u'},
+        {"domain", required_argument, NULL, 'd'},
+        {"port-base", required_argument, NULL, 'p'},
+        {"module-path", required_argument, NULL, 'm'},
+        {"user", required_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
-    struct petrel_instance_opts o = {.domain = "example.test", .port_base = 0,
-                                     .module_path = PETREL_MODULEDIR};
+    struct petrel_instance_opts o = {
+        .domain = "example.test", .port_base = 0, .module_path = PETREL_MODULEDIR};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:p:m:u:", opts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'd': o.domain = optarg; break;
+        case 'd':
+            o.domain = optarg;
+            break;
         case 'p':
             errno = 0;
             o.port_base = strtol(optarg, &end, 10);
@@ -133,9 +137,15 @@ static int cmd_init(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'm': o.module_path = optarg; break;
-        case 'u': o.user = optarg; break;
-        default: usage(stderr); return 2;
+        case 'm':
+            o.module_path = optarg;
+            break;
+        case 'u':
+            o.user = optarg;
+            break;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -143,9 +153,9 @@ static int cmd_init(int argc, char **argv)
         return 2;
     }
     o.dir = argv[optind];
-    if (strlen(o.domain) > 253 || strspn(o.domain, "abcdefghijklmnopqrstuvwxyz"
-                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-                                      strlen(o.domain)) {
+    if (strlen(o.domain) > 253 ||
+        strspn(o.domain, "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(o.domain)) {
         fprintf(stderr, "petrelctl: --domain '%s' is not a domain name\n", o.domain);
         return 2;
     }

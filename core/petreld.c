@@ -43,7 +43,8 @@ static int apply_log(const struct petrel_config *cfg, const char **error_r)
         if (n == LOG_MODULES_MAX || eq == NULL || (size_t)(eq - *m) >= sizeof(names[0]) ||
             !petrel_log_level_parse(eq + 1, &mods[n].level)) {
             *error_r = petrel_cfg_error("%s: log.modules: '%s' is not module=level (error, "
-                                        "warning, info, debug)", cfg->path, *m);
+                                        "warning, info, debug)",
+                                        cfg->path, *m);
             return -1;
         }
         petrel_snprintf(names[n], sizeof(names[n]), "%.*s", (int)(eq - *m), *m);
@@ -115,18 +116,16 @@ refused:
     return -1;
 }
 
-void petrel_server_request_stop(void)
-{
-    stop_requested = true;
-}
+void petrel_server_request_stop(void) { stop_requested = true; }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: petreld [--config FILE] [--foreground] [--check-config]\n"
-               "  -c, --config FILE   configuration (default %s)\n"
-               "  -f, --foreground    do not detach; log to stderr unless configured\n"
-               "  -t, --check-config  validate the configuration and modules, then exit\n"
-               "  -V, --version       print the version\n",
+    fprintf(f,
+            "usage: petreld [--config FILE] [--foreground] [--check-config]\n"
+            "  -c, --config FILE   configuration (default %s)\n"
+            "  -f, --foreground    do not detach; log to stderr unless configured\n"
+            "  -t, --check-config  validate the configuration and modules, then exit\n"
+            "  -V, --version       print the version\n",
             PETREL_SYSCONFDIR "/petrel.conf");
 }
 
@@ -241,13 +240,25 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:ftVh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'f': foreground = true; break;
-        case 't': check = true; break;
-        case 'V': printf("petreld %s (module ABI %u.%u)\n", PACKAGE_VERSION, PETREL_ABI_MAJOR,
-                         PETREL_ABI_MINOR); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'f':
+            foreground = true;
+            break;
+        case 't':
+            check = true;
+            break;
+        case 'V':
+            printf("petreld %s (module ABI %u.%u)\n", PACKAGE_VERSION, PETREL_ABI_MAJOR,
+                   PETREL_ABI_MINOR);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {

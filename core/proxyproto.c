@@ -45,10 +45,7 @@ static enum petrel_proxy_result fail(const char **error_r, const char *msg)
     return PETREL_PROXY_ERROR;
 }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 static bool is_xdigit(char c)
 {
@@ -200,9 +197,8 @@ static const char *v1_field(struct v1_fields *fl, size_t idx, const char *f, siz
                    : "invalid PROXY v1 address";
     case 4:
     case 5:
-        return v1_port(f, n, whole, idx == 4 ? &fl->sport : &fl->dport)
-                   ? NULL
-                   : "invalid PROXY v1 port";
+        return v1_port(f, n, whole, idx == 4 ? &fl->sport : &fl->dport) ? NULL
+                                                                        : "invalid PROXY v1 port";
     default:
         return "too many fields in PROXY v1 header";
     }
@@ -385,8 +381,8 @@ static enum petrel_proxy_result v2_parse(const uint8_t *data, size_t len,
 }
 
 enum petrel_proxy_result petrel_proxy_parse(const uint8_t *data, size_t len,
-                                            struct petrel_proxy_info *info,
-                                            size_t *consumed_r, const char **error_r)
+                                            struct petrel_proxy_info *info, size_t *consumed_r,
+                                            const char **error_r)
 {
     if (len == 0)
         return PETREL_PROXY_AGAIN;

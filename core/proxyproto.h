@@ -27,7 +27,7 @@ struct petrel_proxy_info {
 };
 
 enum petrel_proxy_result petrel_proxy_parse(const uint8_t *data, size_t len,
-                                            struct petrel_proxy_info *info,
-                                            size_t *consumed_r, const char **error_r);
+                                            struct petrel_proxy_info *info, size_t *consumed_r,
+                                            const char **error_r);
 
 #endif

@@ -37,10 +37,7 @@ struct petrel_flow_state *petrel_flow_state_new(void)
     return st;
 }
 
-void petrel_flow_state_ref(struct petrel_flow_state *st)
-{
-    atomic_fetch_add(&st->refs, 1);
-}
+void petrel_flow_state_ref(struct petrel_flow_state *st) { atomic_fetch_add(&st->refs, 1); }
 
 void petrel_flow_state_unref(struct petrel_flow_state *st)
 {

@@ -14,8 +14,5 @@
 #if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
 const char *__lsan_default_suppressions(void);
 
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libconfig.so\n";
-}
+const char *__lsan_default_suppressions(void) { return "leak:libconfig.so\n"; }
 #endif

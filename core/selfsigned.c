@@ -42,7 +42,8 @@ static X509 *make_cert(EVP_PKEY *key, const char *hostname)
     BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
     bool ok = bn != NULL && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
     BN_free(bn);
-    if (!ok || X509_set_version(x, 2) != 1 || X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+    if (!ok || X509_set_version(x, 2) != 1 ||
+        X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
         X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 86400) == NULL ||
         X509_set_pubkey(x, key) != 1)
         goto fail;
@@ -56,8 +57,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *hostname)
     if (!petrel_snprintf(san, sizeof(san), "DNS:%s", hostname) ||
         add_ext(x, NID_subject_alt_name, san) < 0 ||
         add_ext(x, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-        add_ext(x, NID_ext_key_usage, "serverAuth") < 0 ||
-        X509_sign(x, key, EVP_sha256()) == 0)
+        add_ext(x, NID_ext_key_usage, "serverAuth") < 0 || X509_sign(x, key, EVP_sha256()) == 0)
         goto fail;
     return x;
 fail:

@@ -54,8 +54,8 @@ struct petrel_listener {
 };
 
 struct petrel_server {
-    struct petrel_config *cfg;     /* current generation */
-    pthread_rwlock_t gen_lock;     /* guards cfg and listeners' cfg pointers */
+    struct petrel_config *cfg; /* current generation */
+    pthread_rwlock_t gen_lock; /* guards cfg and listeners' cfg pointers */
     struct petrel_ctx *modules;
     struct petrel_listener *listeners;
     struct petrel_iothread *threads;

@@ -242,8 +242,8 @@ int petrel_settings_apply(const config_setting_t *group, const struct petrel_set
         if ((s->flags & PETREL_SETTING_REQUIRED) &&
             (group == NULL || config_setting_get_member(group, s->name) == NULL)) {
             int line = group != NULL ? config_setting_source_line(group) : 0;
-            *error_r = petrel_cfg_error("%s:%d: required setting '%s' is missing", file, line,
-                                        s->name);
+            *error_r =
+                petrel_cfg_error("%s:%d: required setting '%s' is missing", file, line, s->name);
             return -1;
         }
     }

@@ -106,10 +106,7 @@ static SSL_CTX *ctx_new(const struct petrel_config *cfg, const char *cert, const
     return ctx;
 }
 
-void petrel_tls_ctx_free(void *ssl_ctx)
-{
-    SSL_CTX_free(ssl_ctx);
-}
+void petrel_tls_ctx_free(void *ssl_ctx) { SSL_CTX_free(ssl_ctx); }
 
 void petrel_tls_state_free(struct petrel_tls_state *st)
 {
@@ -164,8 +161,8 @@ int petrel_tls_prepare(struct petrel_config *cfg, const char **error_r)
 {
     const struct petrel_tls_cfg *t = &cfg->tls;
     if (t->random_file != NULL && RAND_load_file(t->random_file, 1024) <= 0) {
-        *error_r = petrel_cfg_error("%s: tls.random_file '%s' cannot be read", cfg->path,
-                                    t->random_file);
+        *error_r =
+            petrel_cfg_error("%s: tls.random_file '%s' cannot be read", cfg->path, t->random_file);
         return -1;
     }
     struct petrel_tls_state *st = petrel_calloc(1, sizeof(*st));

@@ -129,10 +129,7 @@ void petrel_workers_load(size_t *queued_r, size_t *running_r)
     pthread_mutex_unlock(&pool_lock);
 }
 
-static void detached_finish(struct petrel_job *job)
-{
-    free(job);
-}
+static void detached_finish(struct petrel_job *job) { free(job); }
 
 bool petrel_worker_submit(petrel_work_fn *work, void *arg)
 {

@@ -32,6 +32,7 @@ struct echo_session {
     unsigned next_fortune;
 };
 
+/* clang-format off */
 static const struct petrel_setting echo_settings[] = {
     {"greeting", PETREL_SETTING_STRING, offsetof(struct echo_config, greeting),
      "petrel echo ready", 0, 0, 0, NULL},
@@ -39,6 +40,7 @@ static const struct petrel_setting echo_settings[] = {
      NULL},
     PETREL_SETTINGS_END,
 };
+/* clang-format on */
 
 static void echo_connect(struct petrel_conn *conn)
 {
@@ -149,10 +151,7 @@ static void echo_line(struct petrel_conn *conn, char *line, size_t len)
     }
 }
 
-static void echo_line_too_long(struct petrel_conn *conn)
-{
-    echo_error(conn, "line too long");
-}
+static void echo_line_too_long(struct petrel_conn *conn) { echo_error(conn, "line too long"); }
 
 static void echo_timeout(struct petrel_conn *conn)
 {
@@ -208,5 +207,4 @@ static int echo_init(struct petrel_ctx *ctx, const void *config, const char **er
 }
 
 PETREL_MODULE(.name = "echo", .version = "1.0", .settings = echo_settings,
-              .config_size = sizeof(struct echo_config), .check = echo_check,
-              .init = echo_init);
+              .config_size = sizeof(struct echo_config), .check = echo_check, .init = echo_init);

@@ -8,11 +8,11 @@
 #include <stddef.h>
 
 struct petrel_buf {
-    char  *data;
-    size_t off;  /* start of live bytes within data */
-    size_t len;  /* live bytes from off */
-    size_t cap;  /* allocated size of data */
-    size_t max;  /* hard cap on len */
+    char *data;
+    size_t off; /* start of live bytes within data */
+    size_t len; /* live bytes from off */
+    size_t cap; /* allocated size of data */
+    size_t max; /* hard cap on len */
 };
 
 void petrel_buf_init(struct petrel_buf *b, size_t max);
@@ -32,9 +32,6 @@ char *petrel_buf_space(struct petrel_buf *b, size_t want, size_t *room_r);
 void petrel_buf_commit(struct petrel_buf *b, size_t n);
 void petrel_buf_consume(struct petrel_buf *b, size_t n);
 
-static inline const char *petrel_buf_head(const struct petrel_buf *b)
-{
-    return b->data + b->off;
-}
+static inline const char *petrel_buf_head(const struct petrel_buf *b) { return b->data + b->off; }
 
 #endif

@@ -100,7 +100,7 @@ void petrel_conn_log(struct petrel_conn *conn, enum petrel_log_level level, cons
  * a temporary failure. */
 typedef void petrel_work_fn(void *arg);
 typedef void petrel_done_fn(struct petrel_conn *conn, void *arg, bool closing);
-bool petrel_conn_submit(struct petrel_conn *conn, petrel_work_fn *work,
-                        petrel_done_fn *done, void *arg);
+bool petrel_conn_submit(struct petrel_conn *conn, petrel_work_fn *work, petrel_done_fn *done,
+                        void *arg);
 
 #endif

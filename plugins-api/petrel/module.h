@@ -19,9 +19,9 @@
 #define PETREL_STR_(x) #x
 #define PETREL_STR(x) PETREL_STR_(x)
 /* What must match between core and module beyond the version numbers. */
-#define PETREL_ABI_SIGNATURE \
-    "petrel-abi:" PETREL_STR(PETREL_ABI_MAJOR) ":ptr" PETREL_STR(__SIZEOF_POINTER__) \
-    ":long" PETREL_STR(__SIZEOF_LONG__)
+#define PETREL_ABI_SIGNATURE                                                                       \
+    "petrel-abi:" PETREL_STR(PETREL_ABI_MAJOR) ":ptr" PETREL_STR(                                  \
+        __SIZEOF_POINTER__) ":long" PETREL_STR(__SIZEOF_LONG__)
 
 #define PETREL_MODULE_SYMBOL "petrel_module_descriptor"
 
@@ -31,13 +31,13 @@ struct petrel_ctx;
 struct petrel_module {
     uint32_t abi_major;
     uint32_t abi_minor;
-    uint32_t size;          /* sizeof(struct petrel_module) at build time */
-    const char *signature;  /* PETREL_ABI_SIGNATURE at build time */
-    const char *name;       /* "imap": also the module's file name, imap.so */
+    uint32_t size;         /* sizeof(struct petrel_module) at build time */
+    const char *signature; /* PETREL_ABI_SIGNATURE at build time */
+    const char *name;      /* "imap": also the module's file name, imap.so */
     const char *version;
     const char *const *needs; /* services that must exist before init, NULL-terminated */
     const struct petrel_setting *settings; /* the `settings` group of its conf.d file */
-    size_t config_size;     /* size of the struct the settings fill */
+    size_t config_size;                    /* size of the struct the settings fill */
     /* Cross-field validation of a filled config (start-up and reload). */
     int (*check)(const void *config, const char **error_r);
     /* Before privileges drop and threads start: register protocols, services
@@ -55,13 +55,13 @@ struct petrel_module {
 
 #define PETREL_EXPORT __attribute__((visibility("default")))
 
-#define PETREL_MODULE(...)                                               \
-    PETREL_EXPORT extern const struct petrel_module petrel_module_descriptor; \
-    PETREL_EXPORT const struct petrel_module petrel_module_descriptor = {  \
-        .abi_major = PETREL_ABI_MAJOR,                                   \
-        .abi_minor = PETREL_ABI_MINOR,                                   \
-        .size = sizeof(struct petrel_module),                            \
-        .signature = PETREL_ABI_SIGNATURE,                               \
+#define PETREL_MODULE(...)                                                                         \
+    PETREL_EXPORT extern const struct petrel_module petrel_module_descriptor;                      \
+    PETREL_EXPORT const struct petrel_module petrel_module_descriptor = {                          \
+        .abi_major = PETREL_ABI_MAJOR,                                                             \
+        .abi_minor = PETREL_ABI_MINOR,                                                             \
+        .size = sizeof(struct petrel_module),                                                      \
+        .signature = PETREL_ABI_SIGNATURE,                                                         \
         __VA_ARGS__}
 
 /* Registration, from init only. */

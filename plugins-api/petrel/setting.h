@@ -18,20 +18,23 @@ enum petrel_setting_type {
 
 enum petrel_setting_flags {
     PETREL_SETTING_REQUIRED = 1u << 0, /* no default: the file must set it */
-    PETREL_SETTING_SECRET   = 1u << 1, /* value never logged */
-    PETREL_SETTING_FIXED    = 1u << 2, /* needs a restart: a reload that changes it is refused */
+    PETREL_SETTING_SECRET = 1u << 1,   /* value never logged */
+    PETREL_SETTING_FIXED = 1u << 2,    /* needs a restart: a reload that changes it is refused */
 };
 
 struct petrel_setting {
     const char *name;
     enum petrel_setting_type type;
-    size_t offset;              /* offsetof() into the module's config struct */
-    const char *default_value;  /* written as in the file: "true", "30s", "10M", "text" */
-    long long min, max;         /* for numbers; both 0 means unbounded */
+    size_t offset;             /* offsetof() into the module's config struct */
+    const char *default_value; /* written as in the file: "true", "30s", "10M", "text" */
+    long long min, max;        /* for numbers; both 0 means unbounded */
     unsigned flags;
     const char *const *choices; /* for strings: NULL-terminated list of allowed values */
 };
 
-#define PETREL_SETTINGS_END { NULL, 0, 0, NULL, 0, 0, 0, NULL }
+#define PETREL_SETTINGS_END                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, NULL, 0, 0, 0, NULL                                                            \
+    }
 
 #endif

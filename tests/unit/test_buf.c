@@ -96,9 +96,9 @@ static void test_strings(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_cap),     cmocka_unit_test(test_consume_and_reuse),
-        cmocka_unit_test(test_printf),         cmocka_unit_test(test_printf_exactly_at_cap),
-        cmocka_unit_test(test_space_commit),   cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_append_cap),   cmocka_unit_test(test_consume_and_reuse),
+        cmocka_unit_test(test_printf),       cmocka_unit_test(test_printf_exactly_at_cap),
+        cmocka_unit_test(test_space_commit), cmocka_unit_test(test_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

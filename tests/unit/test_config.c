@@ -175,7 +175,8 @@ static void test_service_errors(void **state)
     assert_non_null(strstr(e, "not a module name"));
 
     clear_confd();
-    write_confd("a.conf", "module = \"x\";\nrules = ( { action = \"allow\"; ips = \"10.0.0.300\"; } );\n");
+    write_confd("a.conf",
+                "module = \"x\";\nrules = ( { action = \"allow\"; ips = \"10.0.0.300\"; } );\n");
     e = load_error("");
     assert_non_null(strstr(e, "a.conf:2"));
     assert_non_null(strstr(e, "10.0.0.300"));
@@ -196,6 +197,7 @@ static void test_module_settings(void **state)
         char **list;
     };
     static const char *const names[] = {"alpha", "beta", NULL};
+    /* clang-format off */
     static const struct petrel_setting table[] = {
         {"flag", PETREL_SETTING_BOOL, offsetof(struct modcfg, flag), "true", 0, 0, 0, NULL},
         {"size", PETREL_SETTING_SIZE, offsetof(struct modcfg, size), "1M", 1, 1LL << 30, 0, NULL},
@@ -203,14 +205,16 @@ static void test_module_settings(void **state)
         {"list", PETREL_SETTING_STRLIST, offsetof(struct modcfg, list), NULL, 0, 0, 0, NULL},
         PETREL_SETTINGS_END,
     };
+    /* clang-format on */
     clear_confd();
-    write_confd("m.conf", "module = \"m\";\nsettings: {\n size = \"64k\";\n list = [\"a\", \"b\"];\n};\n");
+    write_confd("m.conf",
+                "module = \"m\";\nsettings: {\n size = \"64k\";\n list = [\"a\", \"b\"];\n};\n");
     const char *error = NULL;
     write_text(conf, "");
     struct petrel_config *cfg = petrel_config_load(conf, &error);
     assert_non_null(cfg);
-    assert_int_equal(petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg),
-                                                &error), 0);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), 0);
     struct modcfg *m = cfg->services[0].settings;
     assert_true(m->flag);
     assert_int_equal(m->size, 65536);
@@ -222,8 +226,8 @@ static void test_module_settings(void **state)
     write_confd("m.conf", "module = \"m\";\nsettings: {\n\n name = \"gamma\";\n};\n");
     cfg = petrel_config_load(conf, &error);
     assert_non_null(cfg);
-    assert_int_equal(petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg),
-                                                &error), -1);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), -1);
     assert_non_null(strstr(error, "m.conf:4"));
     assert_non_null(strstr(error, "'name'"));
     petrel_config_unref(cfg);

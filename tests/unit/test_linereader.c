@@ -12,8 +12,8 @@
 
 /* Feed input in pieces of step bytes the way a connection does (keeping
  * unconsumed bytes), recording events as "L:text", "C:text|", "T". */
-static void run(const char *input, size_t step, size_t max_line, const size_t *chunks,
-                char *out, size_t outsize)
+static void run(const char *input, size_t step, size_t max_line, const size_t *chunks, char *out,
+                size_t outsize)
 {
     struct petrel_linereader lr;
     petrel_linereader_init(&lr, max_line);
@@ -67,10 +67,7 @@ static void test_crlf_and_lf(void **state)
     check_all_steps("HELO a\r\nNOOP\nQUIT\r\n", 64, no_chunks, "L:HELO a;L:NOOP;L:QUIT;");
 }
 
-static void test_empty_lines(void **state)
-{
-    check_all_steps("\r\n\n", 64, no_chunks, "L:;L:;");
-}
+static void test_empty_lines(void **state) { check_all_steps("\r\n\n", 64, no_chunks, "L:;L:;"); }
 
 static void test_bare_cr_stays_in_line(void **state)
 {
@@ -80,8 +77,7 @@ static void test_bare_cr_stays_in_line(void **state)
 static void test_too_long(void **state)
 {
     /* 10 is fine, 11 is too long; reported once at its LF, then in step. */
-    check_all_steps("0123456789\r\n0123456789X\r\nok\r\n", 10, no_chunks,
-                    "L:0123456789;T;L:ok;");
+    check_all_steps("0123456789\r\n0123456789X\r\nok\r\n", 10, no_chunks, "L:0123456789;T;L:ok;");
 }
 
 static void test_too_long_without_newline_is_bounded(void **state)

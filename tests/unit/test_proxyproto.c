@@ -75,10 +75,7 @@ static struct result feed_done(const void *data, size_t len)
     return r;
 }
 
-static struct result feed_done_str(const char *text)
-{
-    return feed_done(text, strlen(text));
-}
+static struct result feed_done_str(const char *text) { return feed_done(text, strlen(text)); }
 
 /* Prefixes shorter than at are AGAIN; from at bytes on it is ERROR. */
 static void feed_error_at(const void *data, size_t len, size_t at)
@@ -159,10 +156,7 @@ static size_t v2_make(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const void *bo
 
 static const uint8_t v2_tcp4_body[12] = {192, 0, 2, 1, 198, 51, 100, 2, 0xdc, 0x04, 0x00, 0x19};
 
-static void test_empty(void **state)
-{
-    assert_int_equal(parse("", 0).res, AGAIN);
-}
+static void test_empty(void **state) { assert_int_equal(parse("", 0).res, AGAIN); }
 
 static void test_not_proxy(void **state)
 {

@@ -70,8 +70,10 @@ static void test_priority_and_ties(void **state)
 
 static void test_flow_limits(void **state)
 {
-    struct petrel_flow f = {.max_connections = 3, .time_interval = 60,
-                            .peer_max_connections = 2, .peer_time_interval = 60};
+    struct petrel_flow f = {.max_connections = 3,
+                            .time_interval = 60,
+                            .peer_max_connections = 2,
+                            .peer_time_interval = 60};
     struct petrel_flow_state *st = petrel_flow_state_new();
     struct petrel_ipaddr a = ip("192.0.2.1"), b = ip("2001:db8::1");
     struct petrel_flow_hold h[4];
@@ -91,8 +93,10 @@ static void test_flow_limits(void **state)
 
 static void test_flow_rates(void **state)
 {
-    struct petrel_flow f = {.max_interval_connections = 100, .time_interval = 10,
-                            .peer_max_interval_connections = 2, .peer_time_interval = 5};
+    struct petrel_flow f = {.max_interval_connections = 100,
+                            .time_interval = 10,
+                            .peer_max_interval_connections = 2,
+                            .peer_time_interval = 5};
     struct petrel_flow_state *st = petrel_flow_state_new();
     struct petrel_ipaddr a = ip("192.0.2.1");
     struct petrel_flow_hold h;
