@@ -20,6 +20,7 @@ PYTEST="/usr/bin/python3 -m pytest"
 mkdir -p "$logs"
 
 step() { printf '\n=== %s\n' "$*"; }
+passed=0 # test cases passed, over every runner, for the closing line
 # Run a command with its output in a log; show the end of it on failure.
 run_logged() {
     local log=$logs/$1.log
@@ -60,6 +61,11 @@ build_tree() {
         exit 1
     fi
     grep -E '^(PASS|FAIL|# )' "$logs/$name-check.log" || true
+    local n
+    n=$(cat "$dir"/tests/unit/*.log | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' |
+        awk '{s += $1} END {print s + 0}')
+    echo "$n unit test cases passed"
+    passed=$((passed + n))
     run_logged "$name-install" make -C "$dir" install
 }
 
@@ -68,7 +74,10 @@ integration() {
     shift
     local dir=$build/$name
     PETREL_PREFIX=$dir/inst PETREL_TEST_MODULES=$dir/tests/modules/.libs "$@" \
-        $PYTEST -q -p no:cacheprovider "$top/tests/integration"
+        $PYTEST -q -p no:cacheprovider "$top/tests/integration" | tee "$logs/$name-pytest.log"
+    local n
+    n=$(tail -n 1 "$logs/$name-pytest.log" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
+    passed=$((passed + ${n:-0}))
 }
 
 step "gcc build, unit tests"
@@ -110,3 +119,4 @@ if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
 fi
 
 step "all tests passed"
+echo "petrel: $passed passed, 0 failed"
