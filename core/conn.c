@@ -171,9 +171,7 @@ static void job_done_task(struct petrel_iothread *t, void *arg)
 {
     struct petrel_conn *c = arg;
     c->job_pending = false;
-    c->in_dispatch = true;
     c->done(c, c->job.arg, c->dead);
-    c->in_dispatch = false;
     if (c->dead) {
         conn_destroy(c);
         return;
@@ -338,7 +336,6 @@ static bool conn_fill(struct petrel_conn *c)
 
 static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petrel_lr_item *item)
 {
-    c->in_dispatch = true;
     switch (ev) {
     case PETREL_LR_LINE:
         c->proto->line(c, item->data, item->len);
@@ -359,7 +356,6 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
     case PETREL_LR_MORE:
         break;
     }
-    c->in_dispatch = false;
 }
 
 /* Hand complete input units to the module, one at a time, while it may take
@@ -394,18 +390,14 @@ static void open_session(struct petrel_conn *c)
     c->proto_open = true;
     c->deadline = deadline_in(c, c->lcfg->idle_timeout);
     petrel_timer_set(c->thread, c);
-    c->in_dispatch = true;
     if (c->proto->connect != NULL)
         c->proto->connect(c);
-    c->in_dispatch = false;
 }
 
 static void tls_ready(struct petrel_conn *c, bool ok)
 {
     if (c->proto_open && c->proto->tls_ready != NULL) {
-        c->in_dispatch = true;
         c->proto->tls_ready(c, ok);
-        c->in_dispatch = false;
     }
     if (!ok)
         c->dead = true;
@@ -455,25 +447,27 @@ static bool tls_begin(struct petrel_conn *c)
 
 /* --- the PROXY protocol and admission --- */
 
+/* Address as text and port of a socket address; zeroes if not IP. */
+static void describe(const struct sockaddr *sa, struct petrel_ipaddr *ip, char *text, size_t size,
+                     int *port)
+{
+    if (!petrel_ipaddr_from_sockaddr(sa, ip))
+        memset(ip, 0, sizeof(*ip));
+    petrel_ipaddr_format(ip, text, size);
+    *port = sa->sa_family == AF_INET6  ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+            : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
+                                       : 0;
+}
+
 static void set_peer(struct petrel_conn *c, const struct sockaddr *sa)
 {
-    if (!petrel_ipaddr_from_sockaddr(sa, &c->peer_ip))
-        memset(&c->peer_ip, 0, sizeof(c->peer_ip));
-    petrel_ipaddr_format(&c->peer_ip, c->peer, sizeof(c->peer));
-    c->peer_port = sa->sa_family == AF_INET6  ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
-                   : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
-                                              : 0;
+    describe(sa, &c->peer_ip, c->peer, sizeof(c->peer), &c->peer_port);
 }
 
 static void set_local(struct petrel_conn *c, const struct sockaddr *sa)
 {
-    struct petrel_ipaddr a;
-    if (!petrel_ipaddr_from_sockaddr(sa, &a))
-        memset(&a, 0, sizeof(a));
-    petrel_ipaddr_format(&a, c->local, sizeof(c->local));
-    c->local_port = sa->sa_family == AF_INET6  ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
-                    : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
-                                               : 0;
+    struct petrel_ipaddr ignored;
+    describe(sa, &ignored, c->local, sizeof(c->local), &c->local_port);
 }
 
 /* Rules at listener, service and global level, then flow control at the
@@ -514,9 +508,7 @@ static void start_session(struct petrel_conn *c)
          * handshake. */
         if (c->proto->refuse != NULL && c->lcfg->tls_mode != PETREL_TLS_IMPLICIT) {
             c->proto_open = true;
-            c->in_dispatch = true;
             c->proto->refuse(c, why);
-            c->in_dispatch = false;
         }
         c->state = PETREL_CONN_OPEN; /* so petrel_conn_close() below takes */
         petrel_conn_close(c);
@@ -618,7 +610,7 @@ static void conn_run(struct petrel_conn *c)
         (c->state == PETREL_CONN_CLOSING || (c->eof && !c->job_pending && !input_waiting(c))))
         c->dead = true;
     if (c->dead) {
-        if (!c->job_pending && !c->in_dispatch)
+        if (!c->job_pending)
             conn_destroy(c);
         else if (c->job_pending && c->events != 0) {
             epoll_ctl(c->thread->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -658,10 +650,8 @@ void petrel_conn_timeout(struct petrel_conn *c)
         return;
     }
     petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->lcfg->idle_timeout);
-    c->in_dispatch = true;
     if (c->proto->timeout != NULL)
         c->proto->timeout(c);
-    c->in_dispatch = false;
     petrel_conn_close(c);
     conn_run(c);
 }
@@ -671,10 +661,8 @@ void petrel_conn_shutdown(struct petrel_conn *c)
     if (c->job_pending)
         return; /* asked again when its job returns */
     if (c->state == PETREL_CONN_OPEN && c->proto_open && !c->dead) {
-        c->in_dispatch = true;
         if (c->proto->shutdown != NULL)
             c->proto->shutdown(c);
-        c->in_dispatch = false;
         petrel_conn_close(c);
     } else if (c->state != PETREL_CONN_CLOSING) {
         c->dead = true;

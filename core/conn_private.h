@@ -49,7 +49,6 @@ struct petrel_conn {
     bool eof;
     bool partial;               /* the input buffer ends inside a line */
     bool dead;                  /* destroy as soon as the pending job returns */
-    bool in_dispatch;           /* inside a module callback: defer destruction */
     bool tls_want_write;        /* TLS needs the socket writable to go on reading */
     int64_t deadline, heap_key; /* monotonic milliseconds */
     size_t heap_idx;            /* SIZE_MAX when not in the heap */
@@ -57,7 +56,7 @@ struct petrel_conn {
     char peer[PETREL_IPADDR_STRLEN];
     char local[PETREL_IPADDR_STRLEN];
     int peer_port, local_port;
-    struct petrel_flow_hold holds[3];
+    struct petrel_flow_hold holds[2]; /* the deciding rule, the listener */
     bool service_counted;
     struct petrel_job job;
     petrel_done_fn *done;

@@ -48,7 +48,6 @@ struct petrel_listener {
     void *ssl_ctx;
     /* Flow control state (listener level). */
     struct petrel_flow_state *flow;
-    bool stale; /* dropped by a reload: closing */
     atomic_int refs;
     struct petrel_listener *next;
 };
