@@ -136,7 +136,9 @@ def test_sigterm_forces_out_a_client_that_does_not_read(make_instance):
     inst = echo_instance(make_instance, "sigterm-stuck", max_output="4k").start()
     c = Client(inst.port, rcvbuf=4096, sndbuf=4096, timeout=10)
     try:
-        payload = b"".join(b"ECHO %06d %s\r\n" % (i, b"q" * 200) for i in range(20000))
+        # Far more than loopback socket buffers can take (they autotune up
+        # to 4 MB each way), so the writes must block.
+        payload = b"".join(b"ECHO %06d %s\r\n" % (i, b"q" * 200) for i in range(80000))
         # Write until the daemon stops reading: its output is then stuck.
         sent = 0
         deadline = time.monotonic() + 20
