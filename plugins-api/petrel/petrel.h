@@ -7,6 +7,7 @@
 #include <petrel/log.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
+#include <petrel/password.h>
 #include <petrel/setting.h>
 #include <petrel/stats.h>
 
