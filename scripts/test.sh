@@ -56,13 +56,13 @@ build_tree() {
     (cd "$dir" && run_logged "$name-configure" "$top/configure" --prefix="$dir/inst" "$@")
     run_logged "$name-make" make -C "$dir" -j"$jobs"
     if ! make -C "$dir" -j"$jobs" check >"$logs/$name-check.log" 2>&1; then
-        cat "$dir"/tests/unit/*.log 2>/dev/null | tail -n 80
+        cat "$dir"/tests/unit/*.log "$dir"/modules/*/*.log 2>/dev/null | tail -n 80
         echo "FAILED: unit tests ($name)" >&2
         exit 1
     fi
     grep -E '^(PASS|FAIL|# )' "$logs/$name-check.log" || true
     local n
-    n=$(cat "$dir"/tests/unit/*.log | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' |
+    n=$(cat "$dir"/tests/unit/*.log "$dir"/modules/*/test_*.log | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' |
         awk '{s += $1} END {print s + 0}')
     echo "$n unit test cases passed"
     passed=$((passed + n))
@@ -95,7 +95,7 @@ integration asan env PETREL_MODULE_CFLAGS="-g -fsanitize=address,undefined"
 step "fuzzing (${fuzz_seconds}s per target)"
 mkdir -p "$build/fuzz"
 (cd "$build/fuzz" && run_logged fuzz-configure "$top/configure" CC=clang --enable-fuzzers)
-for target in linereader config proxyproto ipset; do
+for target in linereader config proxyproto ipset mime userdb; do
     run_logged "fuzz-make-$target" make -C "$build/fuzz" -j"$jobs" "tests/fuzz/fuzz_$target"
     corpus=$build/fuzz/corpus-$target
     mkdir -p "$corpus"

@@ -32,6 +32,10 @@ char *petrel_buf_space(struct petrel_buf *b, size_t want, size_t *room_r);
 void petrel_buf_commit(struct petrel_buf *b, size_t n);
 void petrel_buf_consume(struct petrel_buf *b, size_t n);
 
-static inline const char *petrel_buf_head(const struct petrel_buf *b) { return b->data + b->off; }
+/* The live bytes; "" (not NULL + 0) for a buffer never written to. */
+static inline const char *petrel_buf_head(const struct petrel_buf *b)
+{
+    return b->data != NULL ? b->data + b->off : "";
+}
 
 #endif

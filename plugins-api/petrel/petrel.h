@@ -6,6 +6,7 @@
 #include <petrel/conn.h>
 #include <petrel/log.h>
 #include <petrel/mem.h>
+#include <petrel/mime.h>
 #include <petrel/module.h>
 #include <petrel/password.h>
 #include <petrel/setting.h>
