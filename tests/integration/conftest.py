@@ -394,13 +394,13 @@ class Instance:
         return {k: int(v) for k, v in (l.split() for l in r.stdout.splitlines() if l != "OK")}
 
 
-@pytest.fixture
-def make_instance(env, base_dir, echo_module):
-    """Factory; every instance still running at teardown is stopped, which
-    asserts exit status 0 and a log free of sanitizer findings."""
+def _instances(env, base_dir, echo_module, default_name):
+    """A factory of instances, and stopping those still running after the
+    tests (which asserts exit status 0 and a log free of sanitizer
+    findings)."""
     made = []
 
-    def factory(name="inst", **kw):
+    def factory(name=default_name, **kw):
         inst = Instance(env, base_dir, echo_module, name=name, **kw)
         made.append(inst)
         return inst
@@ -409,22 +409,17 @@ def make_instance(env, base_dir, echo_module):
     for inst in made:
         if inst.proc is not None:
             inst.stop()
+
+
+@pytest.fixture
+def make_instance(env, base_dir, echo_module):
+    yield from _instances(env, base_dir, echo_module, "inst")
 
 
 @pytest.fixture(scope="module")
 def module_instance(request, env, base_dir, echo_module):
     """make_instance for an instance shared by the tests of one file."""
-    made = []
-
-    def factory(name="shared", **kw):
-        inst = Instance(env, base_dir, echo_module, name=name, **kw)
-        made.append(inst)
-        return inst
-
-    yield factory
-    for inst in made:
-        if inst.proc is not None:
-            inst.stop()
+    yield from _instances(env, base_dir, echo_module, "shared")
 
 
 # --- clients --------------------------------------------------------------
