@@ -25,7 +25,10 @@ static void add_error(struct userdb_file *db, unsigned line, const char *fmt, ..
 
 static void add_error(struct userdb_file *db, unsigned line, const char *fmt, ...)
 {
-    db->errors = petrel_reallocarray(db->errors, db->nerrors + 1, sizeof(*db->errors));
+    /* Doubling: a file of 100,000 bad lines must not take quadratic time. */
+    if ((db->nerrors & (db->nerrors - 1)) == 0)
+        db->errors =
+            petrel_reallocarray(db->errors, db->nerrors ? db->nerrors * 2 : 1, sizeof(*db->errors));
     struct userdb_error *e = &db->errors[db->nerrors++];
     e->line = line;
     va_list ap;
@@ -258,8 +261,12 @@ static void parse_line(struct line_ctx *c, char *line)
         free_record(&r);
         return;
     }
-    c->db->records = petrel_reallocarray(c->db->records, c->db->count + 1, sizeof(r));
-    c->db->records[c->db->count++] = r;
+    struct userdb_file *db = c->db;
+    if (db->count == db->capacity) {
+        db->capacity = db->capacity ? db->capacity * 2 : 64;
+        db->records = petrel_reallocarray(db->records, db->capacity, sizeof(r));
+    }
+    db->records[db->count++] = r;
 }
 
 /* --- the index --- */

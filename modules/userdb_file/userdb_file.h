@@ -35,7 +35,7 @@ struct userdb_error {
 
 struct userdb_file {
     struct userdb_record *records;
-    size_t count;
+    size_t count, capacity;
     struct userdb_error *errors; /* lines that were skipped */
     size_t nerrors;
     /* index: open addressing over records, by kind and key */
