@@ -122,6 +122,18 @@ def _untrack(proc):
     _live.pop(proc.pid, None)
 
 
+def _wait_or_kill(proc, timeout, what, log):
+    """Wait for petreld to end; past timeout kill it and fail with its log."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+        pytest.fail(f"petreld did not {what} within {timeout}s:\n{log()}")
+    finally:
+        _untrack(proc)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _kill_leftovers():
     yield
@@ -300,14 +312,7 @@ class Instance:
         self.runs += 1
         log_path = self.dir / f"petreld-run{self.runs}.log"
         proc = self._spawn(*args, log_path=log_path, foreground=foreground)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-            pytest.fail(f"petreld did not exit within {timeout}s:\n{log_path.read_text()}")
-        finally:
-            _untrack(proc)
+        rc = _wait_or_kill(proc, timeout, "exit", log_path.read_text)
         text = log_path.read_text(errors="replace")
         assert not sanitizer_findings(text), text
         return rc, text
@@ -350,13 +355,8 @@ class Instance:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-            pytest.fail(f"petreld did not stop within {timeout}s:\n{self.log()}")
+            rc = _wait_or_kill(proc, timeout, "stop", self.log)
         finally:
-            _untrack(proc)
             self.proc = None
         took = time.monotonic() - t0
         text = self.log()
