@@ -95,8 +95,9 @@ integration asan env PETREL_MODULE_CFLAGS="-g -fsanitize=address,undefined"
 step "fuzzing (${fuzz_seconds}s per target)"
 mkdir -p "$build/fuzz"
 (cd "$build/fuzz" && run_logged fuzz-configure "$top/configure" CC=clang --enable-fuzzers)
-for target in linereader config proxyproto ipset mime userdb; do
-    run_logged "fuzz-make-$target" make -C "$build/fuzz" -j"$jobs" "tests/fuzz/fuzz_$target"
+run_logged fuzz-make make -C "$build/fuzz" -j"$jobs" tests/fuzz/all-fuzzers
+# Every target Makefile.am lists, each seeded from tests/fuzz/corpus/NAME.
+for target in $(make -s -C "$build/fuzz" print-fuzzers); do
     corpus=$build/fuzz/corpus-$target
     mkdir -p "$corpus"
     cp "$top/tests/fuzz/corpus/$target/"* "$corpus/"
