@@ -30,6 +30,7 @@
 #define HANDSHAKE_TIMEOUT 30 /* seconds to finish a TLS handshake */
 #define CLOSE_TIMEOUT 10     /* seconds to take the last queued bytes */
 #define OUT_HARD_FACTOR 4    /* queued output beyond max_output * this closes */
+#define DELAY_MAX_MS 60000
 
 static atomic_uint_fast64_t next_id = 1;
 
@@ -204,6 +205,78 @@ bool petrel_conn_submit(struct petrel_conn *c, petrel_work_fn *work, petrel_done
     return true;
 }
 
+/* --- delays: a job that needs no worker, ended by the timer --- */
+
+bool petrel_conn_delay(struct petrel_conn *c, unsigned ms, petrel_done_fn *done, void *arg)
+{
+    if (c->job_pending || closing(c) || ms > DELAY_MAX_MS)
+        return false;
+    c->job_pending = true;
+    c->delaying = true;
+    c->done = done;
+    c->job.arg = arg;
+    c->delay_until = c->thread->now_ms + ms;
+    c->deadline = c->delay_until;
+    petrel_timer_set(c->thread, c);
+    return true;
+}
+
+static void delay_finish(struct petrel_conn *c)
+{
+    c->delaying = false;
+    if (!c->dead)
+        set_deadline(c, c->lcfg->idle_timeout);
+    job_done_task(c->thread, c);
+}
+
+/* --- wakers: other threads post a task to the connection's thread --- */
+
+struct petrel_conn_waker {
+    atomic_uint refs;
+    atomic_bool queued; /* a wake task is on its way: coalesce */
+    struct petrel_iothread *thread;
+    struct petrel_conn *conn; /* read and cleared only on that thread */
+};
+
+struct petrel_conn_waker *petrel_conn_waker_get(struct petrel_conn *c)
+{
+    if (c->waker == NULL) {
+        c->waker = petrel_calloc(1, sizeof(*c->waker));
+        atomic_init(&c->waker->refs, 1); /* the connection's own */
+        c->waker->thread = c->thread;
+        c->waker->conn = c;
+    }
+    atomic_fetch_add(&c->waker->refs, 1);
+    return c->waker;
+}
+
+void petrel_conn_waker_release(struct petrel_conn_waker *w)
+{
+    if (w != NULL && atomic_fetch_sub(&w->refs, 1) == 1)
+        free(w);
+}
+
+static void wake_task(struct petrel_iothread *t, void *arg)
+{
+    struct petrel_conn_waker *w = arg;
+    atomic_store(&w->queued, false);
+    struct petrel_conn *c = w->conn;
+    if (c != NULL && !c->dead && c->proto->wakeup != NULL) {
+        c->wake_pending = true;
+        if (!c->job_pending)
+            conn_run(c); /* else when the job or delay ends */
+    }
+    petrel_conn_waker_release(w);
+}
+
+void petrel_conn_wake(struct petrel_conn_waker *w)
+{
+    if (atomic_exchange(&w->queued, true))
+        return;
+    atomic_fetch_add(&w->refs, 1);
+    petrel_iothread_post(w->thread, wake_task, w);
+}
+
 /* --- epoll interest --- */
 
 static bool want_read(const struct petrel_conn *c)
@@ -296,7 +369,7 @@ static bool conn_flush(struct petrel_conn *c)
     }
     if (sent > 0) {
         petrel_counter_add(stat.bytes_out, (int64_t)sent);
-        if (c->state != PETREL_CONN_CLOSING)
+        if (c->state != PETREL_CONN_CLOSING && !c->delaying)
             c->deadline = deadline_in(c, c->lcfg->idle_timeout);
     }
     if (c->out.len == 0)
@@ -363,6 +436,11 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
 static void conn_dispatch(struct petrel_conn *c)
 {
     c->partial = false;
+    if (c->wake_pending && c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending &&
+        !c->starttls) {
+        c->wake_pending = false;
+        c->proto->wakeup(c);
+    }
     while (c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending && !c->starttls &&
            c->out.len < (size_t)c->lcfg->max_output && c->in.len > 0) {
         struct petrel_lr_item item;
@@ -635,6 +713,10 @@ void petrel_conn_event(struct petrel_conn *c, unsigned events)
 
 void petrel_conn_timeout(struct petrel_conn *c)
 {
+    if (c->delaying) {
+        delay_finish(c);
+        return;
+    }
     petrel_counter_add(stat.timeouts, 1);
     if (c->state == PETREL_CONN_OPEN && c->job_pending) {
         set_deadline(c, c->lcfg->idle_timeout); /* busy, not idle */
@@ -673,6 +755,10 @@ void petrel_conn_shutdown(struct petrel_conn *c)
 void petrel_conn_abort(struct petrel_conn *c)
 {
     c->dead = true;
+    if (c->delaying) {
+        delay_finish(c); /* done sees closing, then the connection goes */
+        return;
+    }
     conn_run(c);
 }
 
@@ -732,6 +818,10 @@ static void conn_destroy(struct petrel_conn *c)
     struct petrel_iothread *t = c->thread;
     if (c->proto_open && c->proto->close != NULL)
         c->proto->close(c);
+    if (c->waker != NULL) {
+        c->waker->conn = NULL;
+        petrel_conn_waker_release(c->waker);
+    }
     petrel_log(PETREL_LOG_DEBUG, c->module->name, "conn %llu [%s]:%d closed",
                (unsigned long long)c->id, c->peer, c->peer_port);
     for (size_t i = 0; i < sizeof(c->holds) / sizeof(c->holds[0]); i++)

@@ -6,6 +6,9 @@
  *   ECHO text      +OK text
  *   FORTUNE        +OK one of the configured fortunes
  *   SLOW ms        sleeps ms on a worker thread, then +OK slept ms
+ *   DELAY ms       holds the connection ms without a thread, then +OK delayed ms
+ *   WAKE ms        +OK at once; a worker wakes the connection after ms, which
+ *                  then writes "* woken" (how IMAP IDLE learns of new mail)
  *   STARTTLS       +OK begin TLS, then the handshake
  *   INFO           +OK tls=yes|no peer=ADDRESS sni=NAME
  *   QUIT           +OK bye, then close
@@ -83,14 +86,24 @@ static void slow_done(struct petrel_conn *conn, void *arg, bool closing)
     free(job);
 }
 
-static void cmd_slow(struct petrel_conn *conn, const char *arg)
+static long parse_ms(struct petrel_conn *conn, const char *cmd, const char *arg)
 {
     char *end;
     long ms = strtol(arg, &end, 10);
     if (*arg == '\0' || *end != '\0' || ms < 0 || ms > SLOW_MAX_MS) {
-        echo_error(conn, "SLOW takes milliseconds from 0 to 10000");
-        return;
+        char text[80];
+        snprintf(text, sizeof(text), "%s takes milliseconds from 0 to %d", cmd, SLOW_MAX_MS);
+        echo_error(conn, text);
+        return -1;
     }
+    return ms;
+}
+
+static void cmd_slow(struct petrel_conn *conn, const char *arg)
+{
+    long ms = parse_ms(conn, "SLOW", arg);
+    if (ms < 0)
+        return;
     struct slow_job *job = petrel_malloc(sizeof(*job));
     job->ms = ms;
     if (!petrel_conn_submit(conn, slow_work, slow_done, job)) {
@@ -98,6 +111,63 @@ static void cmd_slow(struct petrel_conn *conn, const char *arg)
         petrel_conn_printf(conn, "-ERR server busy, try again later\r\n");
     }
 }
+
+static void delay_done(struct petrel_conn *conn, void *arg, bool closing)
+{
+    struct slow_job *job = arg;
+    if (!closing)
+        petrel_conn_printf(conn, "+OK delayed %ld\r\n", job->ms);
+    free(job);
+}
+
+static void cmd_delay(struct petrel_conn *conn, const char *arg)
+{
+    long ms = parse_ms(conn, "DELAY", arg);
+    if (ms < 0)
+        return;
+    struct slow_job *job = petrel_malloc(sizeof(*job));
+    job->ms = ms;
+    if (!petrel_conn_delay(conn, (unsigned)ms, delay_done, job)) {
+        free(job);
+        echo_error(conn, "cannot delay now");
+    }
+}
+
+/* The worker holds its own reference to the waker, so it may outlive the
+ * connection safely. */
+struct wake_job {
+    long ms;
+    struct petrel_conn_waker *waker;
+};
+
+static void wake_work(void *arg)
+{
+    struct wake_job *job = arg;
+    struct timespec ts = {job->ms / 1000, (job->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    petrel_conn_wake(job->waker);
+    petrel_conn_waker_release(job->waker);
+    free(job);
+}
+
+static void cmd_wake(struct petrel_conn *conn, const char *arg)
+{
+    long ms = parse_ms(conn, "WAKE", arg);
+    if (ms < 0)
+        return;
+    struct wake_job *job = petrel_malloc(sizeof(*job));
+    job->ms = ms;
+    job->waker = petrel_conn_waker_get(conn);
+    if (!petrel_worker_submit(wake_work, job)) {
+        petrel_conn_waker_release(job->waker);
+        free(job);
+        petrel_conn_printf(conn, "-ERR server busy, try again later\r\n");
+        return;
+    }
+    petrel_conn_printf(conn, "+OK waking in %ld\r\n", ms);
+}
+
+static void echo_wakeup(struct petrel_conn *conn) { petrel_conn_printf(conn, "* woken\r\n"); }
 
 static void cmd_fortune(struct petrel_conn *conn)
 {
@@ -130,6 +200,10 @@ static void echo_line(struct petrel_conn *conn, char *line, size_t len)
         cmd_fortune(conn);
     } else if (strcasecmp(line, "SLOW") == 0) {
         cmd_slow(conn, arg);
+    } else if (strcasecmp(line, "DELAY") == 0) {
+        cmd_delay(conn, arg);
+    } else if (strcasecmp(line, "WAKE") == 0) {
+        cmd_wake(conn, arg);
     } else if (strcasecmp(line, "STARTTLS") == 0) {
         if (!petrel_conn_can_starttls(conn)) {
             echo_error(conn, petrel_conn_is_tls(conn) ? "already using TLS"
@@ -185,6 +259,7 @@ static const struct petrel_protocol echo_protocol = {
     .refuse = echo_refuse,
     .tls_ready = echo_tls_ready,
     .shutdown = echo_shutdown,
+    .wakeup = echo_wakeup,
 };
 
 static int echo_check(const void *config, const char **error_r)

@@ -41,7 +41,12 @@ struct petrel_protocol {
     /* The server is stopping: queue a goodbye; the core closes after it is
      * sent. Called between commands, never while a job is pending. */
     void (*shutdown)(struct petrel_conn *conn);
-    void *reserved[5];
+    /* Another thread woke the connection with petrel_conn_wake() (new mail
+     * for an IDLE session, say). Runs on the connection's I/O thread when
+     * the module may act: not during a job, a delay or a STARTTLS. Since
+     * ABI minor 1. */
+    void (*wakeup)(struct petrel_conn *conn);
+    void *reserved[4];
 };
 
 /* Output. Writes are queued and sent as the socket allows; a module that
@@ -102,5 +107,23 @@ typedef void petrel_work_fn(void *arg);
 typedef void petrel_done_fn(struct petrel_conn *conn, void *arg, bool closing);
 bool petrel_conn_submit(struct petrel_conn *conn, petrel_work_fn *work, petrel_done_fn *done,
                         void *arg);
+
+/* Hold the connection for ms milliseconds (at most 60000): no input reaches
+ * the module and the idle timer does not run. Then done(conn, arg, closing)
+ * runs on the connection's I/O thread, as after petrel_conn_submit(). For
+ * delays that must not cost a thread, such as after a failed login. False
+ * if a job or another delay is pending or the connection is closing. */
+bool petrel_conn_delay(struct petrel_conn *conn, unsigned ms, petrel_done_fn *done, void *arg);
+
+/* Waking a connection from another thread. A session asks for its waker on
+ * its I/O thread and hands it to whatever may wake it (a storage watcher);
+ * petrel_conn_wake() may then be called from any thread, any number of
+ * times: wakes are coalesced and reach the protocol's wakeup callback. The
+ * waker stays valid, and harmless, after the connection is gone, until every
+ * holder has released it. */
+struct petrel_conn_waker;
+struct petrel_conn_waker *petrel_conn_waker_get(struct petrel_conn *conn);
+void petrel_conn_wake(struct petrel_conn_waker *waker);
+void petrel_conn_waker_release(struct petrel_conn_waker *waker);
 
 #endif

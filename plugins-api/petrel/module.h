@@ -14,7 +14,7 @@
 
 /* Major: incompatible change. Minor: fields appended; older modules load. */
 #define PETREL_ABI_MAJOR 1u
-#define PETREL_ABI_MINOR 0u
+#define PETREL_ABI_MINOR 1u
 
 #define PETREL_STR_(x) #x
 #define PETREL_STR(x) PETREL_STR_(x)
