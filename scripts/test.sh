@@ -37,7 +37,7 @@ step "dependencies"
 
 step "static checks"
 if grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets)[[:space:]]*\(' \
-        --include='*.c' --include='*.h' core plugins-api contrib tests; then
+        --include='*.c' --include='*.h' core plugins-api contrib tests modules bench; then
     echo "unbounded string functions are banned (use petrel_strlcpy, snprintf, petrel_buf)" >&2
     exit 1
 fi
