@@ -1,0 +1,30 @@
+"""The storage module loads in petreld, registers its service, resolves its
+root below data_dir, and refuses bad settings with the file and setting."""
+
+import re
+
+from conftest import service_conf
+
+
+def storage_conf(env, **settings):
+    so = env.prefix / "lib" / "petrel" / "modules" / "storage"
+    return service_conf("storage", file=str(so), enabled=True, settings=settings)
+
+
+def test_storage_module_starts(make_instance, env):
+    inst = make_instance("storage-start")
+    inst.write_confd("10-storage.conf", storage_conf(env, fsync=False))
+    inst.start()
+    try:
+        inst.wait_log(r"storage: maildir store at \S+/mail \(index sync full\)")
+        inst.wait_log(r"fsync = false")
+    finally:
+        inst.stop()
+
+
+def test_storage_module_refuses_bad_setting(make_instance, env):
+    inst = make_instance("storage-bad")
+    inst.write_confd("10-storage.conf", storage_conf(env, index_sync="sometimes"))
+    rc, out = inst.check_config()
+    assert rc != 0, out
+    assert re.search(r"10-storage\.conf.*index_sync", out), out
