@@ -704,6 +704,8 @@ static void conn_run(struct petrel_conn *c)
 
 void petrel_conn_event(struct petrel_conn *c, unsigned events)
 {
+    if (c->destroyed)
+        return; /* an event from the same batch as its destruction */
     if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
         petrel_conn_log(c, PETREL_LOG_DEBUG, "socket closed");
         c->dead = true;
@@ -846,7 +848,18 @@ static void conn_destroy(struct petrel_conn *c)
     free(c->session);
     petrel_config_unref(c->cfg);
     petrel_listener_unref(c->listener);
-    free(c);
+    c->destroyed = true;
+    c->next = t->graveyard;
+    t->graveyard = c;
     atomic_fetch_sub(&t->nconns, 1);
     petrel_counter_add(stat.current, -1);
+}
+
+void petrel_conn_bury(struct petrel_iothread *t)
+{
+    while (t->graveyard != NULL) {
+        struct petrel_conn *c = t->graveyard;
+        t->graveyard = c->next;
+        free(c);
+    }
 }

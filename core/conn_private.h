@@ -60,10 +60,11 @@ struct petrel_conn {
     bool service_counted;
     struct petrel_job job;
     petrel_done_fn *done;
-    bool delaying;         /* job_pending is a petrel_conn_delay(), not a worker job */
-    int64_t delay_until;   /* monotonic milliseconds */
-    bool wake_pending;     /* a wake arrived: call wakeup when the module may act */
+    bool delaying;       /* job_pending is a petrel_conn_delay(), not a worker job */
+    int64_t delay_until; /* monotonic milliseconds */
+    bool wake_pending;   /* a wake arrived: call wakeup when the module may act */
     struct petrel_conn_waker *waker;
+    bool destroyed; /* closed; memory waits in the thread's graveyard */
 };
 
 void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, int fd,

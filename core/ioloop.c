@@ -281,9 +281,11 @@ static void *thread_main(void *arg)
         if (t->accept_resume != 0 && t->now >= t->accept_resume && !t->stopping)
             accept_pause(t, false);
         run_timers(t);
+        petrel_conn_bury(t);
     }
     /* Tasks posted late (jobs of connections now gone were all waited for). */
     run_tasks(t);
+    petrel_conn_bury(t);
     return NULL;
 }
 

@@ -51,6 +51,9 @@ struct petrel_iothread {
     struct petrel_conn **heap; /* idle-timeout min-heap */
     size_t heap_len, heap_cap;
     struct petrel_conn *conns; /* every connection of this thread */
+    /* Destroyed this loop turn: freed after the turn, because an event for
+     * one may still wait in the batch epoll_wait returned. */
+    struct petrel_conn *graveyard;
     atomic_size_t nconns;
     time_t now;     /* monotonic seconds, updated each loop turn */
     int64_t now_ms; /* the same in milliseconds, for timeouts */
@@ -67,6 +70,9 @@ void petrel_iothreads_free(void);
 void petrel_iothread_post(struct petrel_iothread *t, petrel_task_fn *fn, void *arg);
 time_t petrel_monotonic(void);
 int64_t petrel_monotonic_ms(void);
+
+/* Free the connections destroyed during this loop turn. */
+void petrel_conn_bury(struct petrel_iothread *t);
 
 /* Timer heap (conn.c keeps deadline and key in the connection). */
 void petrel_timer_set(struct petrel_iothread *t, struct petrel_conn *c);
