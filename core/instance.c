@@ -9,17 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <petrel/buf.h>
 #include <petrel/mem.h>
+#include <petrel/password.h>
 
 #include "cfg_error.h"
 #include "instance.h"
 #include "selfsigned.h"
 
 #define CONF_MAX 65536
+#define DEMO_PASSWORD_LEN 16
 
 static int make_dir(const char *path, const char **error_r)
 {
@@ -31,11 +34,12 @@ static int make_dir(const char *path, const char **error_r)
 }
 
 /* Write the whole file under a temporary name, fsync, rename. */
-static int write_file(const char *path, const struct petrel_buf *content, const char **error_r)
+static int write_file(const char *path, const struct petrel_buf *content, mode_t mode,
+                      const char **error_r)
 {
     char tmp[PATH_MAX + 8];
     petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     bool ok = fd >= 0 &&
               write(fd, petrel_buf_head(content), content->len) == (ssize_t)content->len &&
               fsync(fd) == 0;
@@ -96,6 +100,66 @@ static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *
         o->port_base, dir, o->domain, run_user(o), dir, dir, o->module_path, dir, dir);
 }
 
+/* --- conf.d: one file per in-tree module, in start order --- */
+
+static int write_confd(const char *dir, const char **error_r)
+{
+    for (const struct petrel_confd_snippet *c = petrel_confd_snippets; c->name != NULL; c++) {
+        char path[PATH_MAX + 64];
+        petrel_snprintf(path, sizeof(path), "%s/conf.d/%s", dir, c->name);
+        struct petrel_buf b;
+        petrel_buf_init(&b, CONF_MAX);
+        petrel_buf_append(&b, c->text, strlen(c->text));
+        int r = write_file(path, &b, 0644, error_r);
+        petrel_buf_free(&b);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* --- the account file with the demo account --- */
+
+/* Letters and digits that cannot be misread for each other. */
+static int demo_password(char *out, size_t len, const char **error_r)
+{
+    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    unsigned char rnd[DEMO_PASSWORD_LEN];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        *error_r = petrel_cfg_error("no random bytes: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) /* 256 % 56 bias: negligible for a demo */
+        out[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+    out[len] = '\0';
+    return 0;
+}
+
+static int write_users(const char *dir, const struct petrel_instance_opts *o, char *password,
+                       const char **error_r)
+{
+    if (demo_password(password, DEMO_PASSWORD_LEN, error_r) < 0)
+        return -1;
+    char *hash = petrel_password_hash(password, PETREL_PASSWORD_YESCRYPT, error_r);
+    if (hash == NULL)
+        return -1;
+    struct petrel_buf b;
+    petrel_buf_init(&b, CONF_MAX);
+    petrel_buf_printf(&b,
+                      "# Petrel accounts (docs/userdb_file.md). Edit with petrelctl, or by "
+                      "hand:\n"
+                      "# one entry a line; the server reloads the file when it changes.\n"
+                      "domain %s\n"
+                      "account demo@%s %s\n",
+                      o->domain, o->domain, hash);
+    free(hash);
+    char path[PATH_MAX + 64];
+    petrel_snprintf(path, sizeof(path), "%s/data/users", dir);
+    int r = write_file(path, &b, 0640, error_r);
+    petrel_buf_free(&b);
+    return r;
+}
+
 /* Started as root, petreld reads its configuration and certificate again
  * on reload after dropping to the run user: let that user's group read
  * them, and nobody else. */
@@ -105,7 +169,7 @@ static int share_with_run_group(const char *dir, const char *user, const char **
     if (geteuid() != 0 || pw == NULL)
         return 0;
     static const char *const paths[] = {
-        "", "/conf.d", "/tls", "/tls/key.pem", "/tls/cert.pem", "/petrel.conf"};
+        "", "/conf.d", "/tls", "/tls/key.pem", "/tls/cert.pem", "/petrel.conf", "/data/users"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         char path[PATH_MAX + 64];
         petrel_snprintf(path, sizeof(path), "%s%s", dir, paths[i]);
@@ -153,7 +217,12 @@ int petrel_instance_init(const struct petrel_instance_opts *o, const char **erro
     struct petrel_buf conf;
     petrel_buf_init(&conf, CONF_MAX);
     write_conf(&conf, o, dir);
-    int r = write_file(path, &conf, error_r);
+    char password[DEMO_PASSWORD_LEN + 1];
+    int r = write_confd(dir, error_r);
+    if (r == 0)
+        r = write_users(dir, o, password, error_r);
+    if (r == 0)
+        r = write_file(path, &conf, 0644, error_r);
     petrel_buf_free(&conf);
     if (r == 0)
         r = share_with_run_group(dir, run_user(o), error_r);
@@ -161,7 +230,10 @@ int petrel_instance_init(const struct petrel_instance_opts *o, const char **erro
         printf("Instance written to %s\n"
                "  configuration: %s\n"
                "  certificate:   %s (self-signed for %s)\n"
+               "  demo account:  demo@%s  password: %s\n"
+               "  (change it: petrelctl --config %s account passwd demo@%s)\n"
                "Start it with:   petreld --config %s --foreground\n",
-               dir, path, cert, host, path);
+               dir, path, cert, host, o->domain, password, path, o->domain, path);
+    memset(password, 0, sizeof(password));
     return r;
 }

@@ -1,5 +1,6 @@
-/* petrelctl: administers a running petreld over its control socket, and
- * writes new instances (`petrelctl init`). */
+/* petrelctl: administers a running petreld over its control socket,
+ * writes new instances (`petrelctl init`) and edits the account file
+ * (domain, account, alias and forward commands: ctl_accounts.c). */
 #include "config.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <petrel/buf.h>
 #include <petrel/mem.h>
 
+#include "ctl_accounts.h"
 #include "instance.h"
 
 #define REPLY_TIMEOUT_MS 30000 /* a reload may load certificates and modules */
@@ -35,6 +37,17 @@ static void usage(FILE *f)
             "commands that work offline:\n"
             "  init DIR [--domain D] [--port-base N] [--module-path P] [--user U]\n"
             "             write a ready instance into DIR\n"
+            "account commands (edit the userdb_file account file; a running server\n"
+            "picks the change up by itself):\n"
+            "  domain add DOMAIN [--catchall ADDRESS] | del DOMAIN | list\n"
+            "  domain catchall DOMAIN ADDRESS|none\n"
+            "  account add ADDRESS [--quota SIZE] [--messages N]\n"
+            "  account del ADDRESS | list [DOMAIN] | passwd ADDRESS\n"
+            "  account quota ADDRESS SIZE|none [N|none] | disable ADDRESS | enable ADDRESS\n"
+            "  alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [DOMAIN]\n"
+            "  forward set ADDRESS TARGET... [--keep] | clear ADDRESS\n"
+            "  Passwords are asked for on the terminal, or read as one line from\n"
+            "  standard input; never given on the command line.\n"
             "default FILE: %s\n",
             PETREL_SYSCONFDIR "/petrel.conf");
 }
@@ -188,6 +201,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[i], "init") == 0)
         return cmd_init(argc - i, argv + i);
+    int rc = ctl_accounts_main(conf, argc - i, argv + i);
+    if (rc >= 0)
+        return rc;
     static const char *const commands[] = {"status", "reload", "stop", "modules", "stats"};
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(argv[i], commands[k]) == 0 && i == argc - 1)

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #define USERDB_ADDRESS_MAX 254 /* RFC 5321 path limit less the brackets */
@@ -56,5 +57,91 @@ bool userdb_format(const struct userdb_record *r, char *buf, size_t size);
 /* Lower-case and check an address (local@domain); false if invalid. */
 bool userdb_address_normalise(const char *in, char *out, size_t size);
 bool userdb_domain_valid(const char *domain);
+
+/* --- snapshot.c: the loaded file, shared by readers --- */
+
+/* One immutable load of the file. Readers hold a reference while they copy
+ * what they need; a reload swaps in a new snapshot and the old one goes
+ * when its last reader lets go. */
+struct userdb_snapshot {
+    _Atomic unsigned refs;
+    struct userdb_file db;
+    /* what the file was when read: a change of any means reload */
+    unsigned long long dev, ino, size, mtime_ns;
+    bool missing; /* there was no file: an empty database */
+};
+
+struct userdb_source {
+    pthread_mutex_t lock; /* guards current (the pointer swap only) */
+    struct userdb_snapshot *current;
+    char path[4096];
+    _Atomic long long interval_ms;
+    _Atomic long long next_check_ms;
+    _Atomic bool reloading; /* one thread re-reads; the others go on */
+    const char *log_name;
+};
+
+/* Read the file the first time. A missing file is an empty database; an
+ * unreadable one is an error. */
+int userdb_source_open(struct userdb_source *src, const char *path, long long interval_ms,
+                       const char *log_name, const char **error_r);
+/* The current snapshot, referenced; stats the file first when the check
+ * interval has passed and reloads it if it changed. */
+struct userdb_snapshot *userdb_source_get(struct userdb_source *src);
+/* Re-read now if the file changed (force: even if not). 1 reloaded, 0
+ * unchanged, -1 failed (the old snapshot stays). */
+int userdb_source_reload(struct userdb_source *src, bool force);
+void userdb_snapshot_unref(struct userdb_snapshot *snap);
+void userdb_source_close(struct userdb_source *src);
+/* Monotonic milliseconds. */
+long long userdb_now_ms(void);
+
+/* --- lookup.c: service answers from a snapshot --- */
+
+struct petrel_userdb_entry;
+/* "user" alone becomes user@primary; then normalised. False if invalid. */
+bool userdb_canonical(const char *in, const char *primary, char *out, size_t size);
+/* Delivery view (login false: aliases and catch-all apply) or login view
+ * (accounts only, with the hash). Returns PETREL_USERDB_FOUND or
+ * NOT_FOUND. */
+int userdb_lookup_entry(const struct userdb_file *db, const char *address, bool login,
+                        struct petrel_userdb_entry **entry_r);
+void userdb_entry_free(struct petrel_userdb_entry *e);
+
+/* --- edit.c: administrative changes that keep the rest of the file --- */
+
+struct userdb_edit {
+    char **lines; /* the file's lines as they are, without the newline */
+    size_t nlines, cap;
+    struct userdb_file db; /* the parse of lines, redone after each change */
+    bool changed;
+    char error[300];
+};
+
+void userdb_edit_load(struct userdb_edit *e, const char *text, size_t len);
+/* The file's text; caller frees. */
+char *userdb_edit_text(const struct userdb_edit *e, size_t *len_r);
+void userdb_edit_free(struct userdb_edit *e);
+
+/* Each returns 0, or -1 with e->error. Addresses and domains are checked
+ * and normalised here. */
+int userdb_edit_domain_add(struct userdb_edit *e, const char *domain);
+int userdb_edit_domain_del(struct userdb_edit *e, const char *domain);
+/* address NULL: remove the catch-all */
+int userdb_edit_domain_catchall(struct userdb_edit *e, const char *domain, const char *address);
+int userdb_edit_account_add(struct userdb_edit *e, const char *address, const char *hash,
+                            long long quota_bytes, long long quota_messages);
+int userdb_edit_account_del(struct userdb_edit *e, const char *address);
+/* NULL / negative / -1 leave a field as it is. */
+int userdb_edit_account_set(struct userdb_edit *e, const char *address, const char *hash,
+                            long long quota_bytes, long long quota_messages, int disabled);
+int userdb_edit_alias_add(struct userdb_edit *e, const char *address, char *const *targets,
+                          size_t n);
+/* n == 0: the whole alias */
+int userdb_edit_alias_del(struct userdb_edit *e, const char *address, char *const *targets,
+                          size_t n);
+int userdb_edit_forward_set(struct userdb_edit *e, const char *address, char *const *targets,
+                            size_t n, bool keep);
+int userdb_edit_forward_clear(struct userdb_edit *e, const char *address);
 
 #endif

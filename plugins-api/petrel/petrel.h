@@ -2,6 +2,7 @@
 #ifndef PETREL_PETREL_H
 #define PETREL_PETREL_H
 
+#include <petrel/auth.h>
 #include <petrel/buf.h>
 #include <petrel/conn.h>
 #include <petrel/log.h>
@@ -9,7 +10,10 @@
 #include <petrel/mime.h>
 #include <petrel/module.h>
 #include <petrel/password.h>
+#include <petrel/sasl.h>
 #include <petrel/setting.h>
 #include <petrel/stats.h>
+#include <petrel/storage.h>
+#include <petrel/userdb.h>
 
 #endif

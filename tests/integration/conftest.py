@@ -233,7 +233,8 @@ class Instance:
 
     _count = 0
 
-    def __init__(self, env, base_dir, module_path, name="inst", domain="example.test"):
+    def __init__(self, env, base_dir, module_path, name="inst", domain="example.test",
+                 stock_modules=False):
         Instance._count += 1
         self.env = env
         # Short: the control socket path must fit in sun_path.
@@ -244,8 +245,11 @@ class Instance:
              "--port-base", "20000", "--module-path", str(module_path)],
             capture_output=True, text=True, timeout=CMD_TIMEOUT)
         assert r.returncode == 0, f"petrelctl init failed: {r.stdout}{r.stderr}"
+        self.init_output = r.stdout
         self.conf = self.dir / "petrel.conf"
         self.confd = self.dir / "conf.d"
+        self.users = self.dir / "data" / "users"
+        self._stock_modules(env, stock_modules)
         self.log_path = self.dir / "petreld.log"
         self.pid_file = self.dir / "run" / "petreld.pid"
         self.control_socket = self.dir / "run" / "control.sock"
@@ -254,6 +258,29 @@ class Instance:
         self.edit('shutdown_timeout = "10s";', 'shutdown_timeout = "3s";')
 
     # configuration
+
+    def _stock_modules(self, env, keep):
+        """init enables the in-tree modules (userdb_file, auth, ...) in
+        conf.d. The instance's module_path is the echo build, so a kept file
+        names its installed module; without stock_modules they are removed,
+        and the instance runs only what the test enables."""
+        for path in sorted(self.confd.glob("*.conf")):
+            if not keep:
+                path.unlink()
+                continue
+            text = path.read_text()
+            m = re.search(r'^module = "([^"]+)";', text, re.M)
+            assert m, f"{path}: no module line"
+            so = env.prefix / "lib" / "petrel" / "modules" / m.group(1)
+            path.write_text(text + f"file = {cfg_value(str(so))};\n")
+
+    def set_module_settings(self, name, **settings):
+        """Replace the settings group of an init-written conf.d file."""
+        path = next(self.confd.glob(f"*-{name}.conf"))
+        text = path.read_text()
+        start = text.index("settings: {")
+        end = text.index("};", start) + 2
+        path.write_text(text[:start] + f"settings: {cfg_value(settings)};" + text[end:])
 
     def edit(self, old, new):
         text = self.conf.read_text()
@@ -587,3 +614,75 @@ def wait_for(predicate, timeout=10.0, what="condition"):
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
         time.sleep(0.05)
+
+
+# --- accounts: userdb_file, auth and the authprobe test module -------------
+
+
+def b64(data):
+    import base64
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def ctl_input(inst, *args, stdin=""):
+    """petrelctl with text on standard input (never a password argument)."""
+    return subprocess.run([str(inst.env.petrelctl), "--config", str(inst.conf), *args],
+                          input=stdin, capture_output=True, text=True, timeout=CMD_TIMEOUT)
+
+
+def add_account(inst, address, password, *options):
+    r = ctl_input(inst, "account", "add", address, *options, stdin=password + "\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+class AuthProbe:
+    """An instance running userdb_file, auth and authprobe on one port."""
+
+    def __init__(self, make_instance, env, tls=False, **auth_settings):
+        self.inst = make_instance(stock_modules=True)
+        settings = dict(failure_delay="1s", plaintext_without_tls=True)
+        settings.update(auth_settings)
+        self.inst.set_module_settings("auth", **settings)
+        self.port = free_port()
+        self.inst.write_confd("50-authprobe.conf", service_conf(
+            "authprobe", file=env.test_module("authprobe"),
+            listeners=[listener(self.port, tls="implicit" if tls else "none")]))
+        self.tls = tls
+
+    def start(self):
+        self.inst.start()
+        return self
+
+    def client(self, source=None):
+        c = Client(self.port, source=source, tls=self.tls)
+        assert c.greeting == "+OK authprobe ready"
+        return c
+
+    def plain(self, user, password, source=None, authzid=""):
+        message = authzid + "\0" + user + "\0" + password
+        with self.client(source) as c:
+            return c.cmd("AUTH PLAIN " + b64(message))
+
+    def login(self, user, password):
+        with self.client() as c:
+            assert c.cmd("AUTH LOGIN") == "+ VXNlcm5hbWU6"
+            assert c.cmd(b64(user)) == "+ UGFzc3dvcmQ6"
+            return c.cmd(b64(password))
+
+    def lookup(self, address):
+        with self.client() as c:
+            return c.cmd(f"LOOKUP {address}")
+
+    def wait_plain(self, user, password, want, timeout=10.0):
+        """The daemon re-reads the account file within its check interval:
+        poll (bounded) until a login gives the wanted answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.plain(user, password)
+            if got.startswith(want):
+                return got
+            assert time.monotonic() < deadline, f"still {got!r} after {timeout}s, want {want!r}"
+            time.sleep(0.2)

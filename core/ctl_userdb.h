@@ -1,0 +1,30 @@
+/* petrelctl's access to the account file of userdb_file: found from the
+ * instance configuration, locked against other petrelctl runs, rewritten
+ * atomically. A running petreld notices the new file by itself. */
+#ifndef PETREL_CORE_CTL_USERDB_H
+#define PETREL_CORE_CTL_USERDB_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "userdb_file.h"
+
+struct ctl_userdb {
+    char path[PATH_MAX];
+    int lock_fd;
+    struct userdb_edit edit;
+};
+
+/* Locate, lock and read the file (a missing file is empty). Errors are
+ * printed; returns -1 then. */
+int ctl_userdb_open(struct ctl_userdb *u, const char *conf);
+/* Write the edited text if it changed: temporary file, fsync, rename,
+ * fsync of the directory. -1 with the error printed. */
+int ctl_userdb_commit(struct ctl_userdb *u);
+/* Unlock and free. */
+void ctl_userdb_close(struct ctl_userdb *u);
+
+/* The file petrelctl would edit, for the given petrel.conf. */
+int ctl_userdb_path(const char *conf, char *out, size_t size);
+
+#endif

@@ -1,0 +1,202 @@
+/* One login decision: rate limits first (a locked-out client or account
+ * is refused without checking anything), then the auth.verify hook, then
+ * the userdb with a constant-time password check. Every failure is
+ * counted, logged with its reason (never the password) and answered after
+ * failure_delay. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+#include <petrel/module.h>
+#include <petrel/password.h>
+#include <petrel/stats.h>
+
+#include "auth_private.h"
+
+#define MODULE_NAME "auth"
+
+struct auth_state auth_state;
+
+long long auth_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Text from a client made safe for one log line. */
+static void log_safe(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p && o + 5 < size; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", *p);
+        else
+            out[o++] = (char)*p;
+    }
+    out[o] = '\0';
+}
+
+/* "user" becomes user@primary, lower case; false if not an address. */
+static bool canonical(const char *in, char *out, size_t size)
+{
+    char full[PETREL_AUTH_USER_MAX + 2];
+    if (strchr(in, '@') == NULL) {
+        if (!petrel_snprintf(full, sizeof(full), "%s@%s", in, auth_state.primary))
+            return false;
+        in = full;
+    }
+    size_t n = strlen(in);
+    if (n >= size || n > PETREL_AUTH_USER_MAX || in[0] == '@' || in[n - 1] == '@')
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c != '\0' && (c <= 0x20 || c == 0x7f))
+            return false;
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    return true;
+}
+
+static void set_result(struct petrel_auth_result *r, enum petrel_auth_status st, const char *reason)
+{
+    r->status = st;
+    petrel_strlcpy(r->reason, reason, sizeof(r->reason));
+    r->delay_ms = st == PETREL_AUTH_OK || st == PETREL_AUTH_TEMPFAIL
+                      ? 0
+                      : (unsigned)atomic_load(&auth_state.failure_delay_ms);
+}
+
+/* The userdb's verdict for user/password: OK, FAILED with a reason, or
+ * TEMPFAIL. The hash is computed even for an unknown user, so the time
+ * taken does not tell who exists. */
+static enum petrel_auth_status check_userdb(const char *user, const char *password,
+                                            const char **reason_r)
+{
+    struct petrel_userdb_entry *e = NULL;
+    const char *why = "user database unavailable";
+    int found = auth_state.userdb->password(user, &e, &why);
+    if (found == PETREL_USERDB_TEMPFAIL) {
+        *reason_r = why;
+        return PETREL_AUTH_TEMPFAIL;
+    }
+    bool match = petrel_password_verify(password, e != NULL ? e->hash : auth_state.dummy_hash);
+    enum petrel_auth_status st = PETREL_AUTH_FAILED;
+    if (found != PETREL_USERDB_FOUND)
+        *reason_r = "unknown user";
+    else if (!match)
+        *reason_r = "bad password";
+    else if (e->disabled)
+        *reason_r = "account disabled";
+    else
+        st = PETREL_AUTH_OK;
+    auth_state.userdb->entry_free(e);
+    return st;
+}
+
+/* The hook's verdict, or the userdb's when no handler has an opinion. */
+static enum petrel_auth_status decide(const struct petrel_auth_request *req, const char *user,
+                                      char *user_r, const char **reason_r)
+{
+    struct petrel_auth_verify_event ev = {.request = req, .user = user};
+    const char *hook_reason = NULL;
+    switch (petrel_hook_run(PETREL_AUTH_HOOK, &ev, &hook_reason)) {
+    case PETREL_OK:
+        petrel_strlcpy(user_r, ev.user_r[0] != '\0' ? ev.user_r : user, PETREL_AUTH_USER_MAX + 1);
+        return PETREL_AUTH_OK;
+    case PETREL_DENY:
+    case PETREL_DISCONNECT:
+        *reason_r = hook_reason != NULL ? hook_reason : "denied by an auth.verify handler";
+        return PETREL_AUTH_FAILED;
+    case PETREL_DENY_SOFT:
+        *reason_r = hook_reason != NULL ? hook_reason : "auth.verify handler unavailable";
+        return PETREL_AUTH_TEMPFAIL;
+    case PETREL_CONTINUE:
+        break;
+    }
+    petrel_strlcpy(user_r, user, PETREL_AUTH_USER_MAX + 1);
+    return check_userdb(user, req->password, reason_r);
+}
+
+static void log_outcome(const struct petrel_auth_request *req, const char *user,
+                        const struct petrel_auth_result *r)
+{
+    static const char *const names[] = {"ok", "failed", "temporary failure", "rate-limited"};
+    char u[200], ip[64], svc[32];
+    log_safe(user, u, sizeof(u));
+    log_safe(req->client_ip, ip, sizeof(ip));
+    log_safe(req->service, svc, sizeof(svc));
+    petrel_log(r->status == PETREL_AUTH_OK ? PETREL_LOG_INFO : PETREL_LOG_WARNING, MODULE_NAME,
+               "login %s: service=%s ip=%s user=%s mech=%s tls=%s%s%s", names[r->status], svc, ip,
+               u, req->mechanism != NULL ? req->mechanism : "-", req->tls ? "yes" : "no",
+               r->status == PETREL_AUTH_OK ? "" : " reason=",
+               r->status == PETREL_AUTH_OK ? "" : r->reason);
+}
+
+static void count(const char *name)
+{
+    /* Looked up per call: counters live for the process, lookups are cheap
+     * next to a password hash. */
+    petrel_counter_add(petrel_counter(name), 1);
+}
+
+/* After a failure: count it against the client and the account; a
+ * lock-out is logged once, when it starts. */
+static void record_failure(const struct petrel_auth_request *req, const char *user, long long now)
+{
+    if (auth_limits_fail(&auth_state.per_ip, req->client_ip, now))
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
+                   "too many failed logins from %s: refused for a while", req->client_ip);
+    if (auth_limits_fail(&auth_state.per_account, user, now)) {
+        char u[200];
+        log_safe(user, u, sizeof(u));
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
+                   "too many failed logins for %s: refused for a while", u);
+    }
+}
+
+void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    char user[PETREL_AUTH_USER_MAX + 1];
+    const char *ip = req->client_ip != NULL ? req->client_ip : "-";
+    struct petrel_auth_request rq = *req;
+    rq.client_ip = ip;
+    long long now = auth_now_ms();
+    const char *reason = NULL;
+    enum petrel_auth_status st;
+    if (req->authcid == NULL || req->password == NULL ||
+        !canonical(req->authcid, user, sizeof(user))) {
+        petrel_strlcpy(user, "-", sizeof(user));
+        st = PETREL_AUTH_FAILED;
+        reason = "invalid user name";
+    } else if (auth_limits_locked(&auth_state.per_ip, ip, now) ||
+               auth_limits_locked(&auth_state.per_account, user, now)) {
+        st = PETREL_AUTH_RATELIMITED;
+        reason = "too many failed logins";
+    } else {
+        st = decide(&rq, user, r->user, &reason);
+        char z[PETREL_AUTH_USER_MAX + 1];
+        /* No master users: an authzid must name the user that logged in. */
+        if (st == PETREL_AUTH_OK && req->authzid != NULL && req->authzid[0] != '\0' &&
+            (!canonical(req->authzid, z, sizeof(z)) || strcmp(z, r->user) != 0)) {
+            st = PETREL_AUTH_FAILED;
+            reason = "authorization identity differs from the user";
+        }
+    }
+    set_result(r, st, st == PETREL_AUTH_OK ? "" : reason);
+    if (st != PETREL_AUTH_OK)
+        r->user[0] = '\0';
+    if (st == PETREL_AUTH_FAILED)
+        record_failure(&rq, user, now);
+    else if (st == PETREL_AUTH_OK)
+        auth_limits_clear(&auth_state.per_account, user);
+    count(st == PETREL_AUTH_OK         ? "auth.success"
+          : st == PETREL_AUTH_FAILED   ? "auth.failure"
+          : st == PETREL_AUTH_TEMPFAIL ? "auth.tempfail"
+                                       : "auth.ratelimited");
+    log_outcome(&rq, user, r);
+}

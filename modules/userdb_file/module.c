@@ -1,0 +1,112 @@
+/* userdb_file: the embedded account database. Loads the file named by the
+ * `file` setting, registers the "userdb" service, and re-reads the file
+ * when it changes (checked at most once per check_interval, from the
+ * lookups themselves) or on SIGHUP. */
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+#include <petrel/module.h>
+#include <petrel/userdb.h>
+
+#include "userdb_file.h"
+
+#define MODULE_NAME "userdb_file"
+
+struct userdb_file_config {
+    char *file;
+    long long check_interval;
+};
+
+/* clang-format off */
+static const struct petrel_setting settings[] = {
+    {"file", PETREL_SETTING_STRING, offsetof(struct userdb_file_config, file), "users", 0, 0, PETREL_SETTING_FIXED, NULL},
+    {"check_interval", PETREL_SETTING_DURATION, offsetof(struct userdb_file_config, check_interval), "1s", 0, 3600, 0, NULL},
+    PETREL_SETTINGS_END,
+};
+/* clang-format on */
+
+/* One database per process; set in init, read by worker threads after. */
+static struct userdb_source source;
+/* petrel_primary_domain() is for the main thread: copied in init. */
+static char primary[256];
+
+static bool ud_domain_is_local(const char *domain)
+{
+    char lower[256];
+    size_t n = strlen(domain);
+    if (n == 0 || n >= sizeof(lower))
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
+    struct userdb_snapshot *s = userdb_source_get(&source);
+    bool local = userdb_find(&s->db, USERDB_DOMAIN, lower) != NULL;
+    userdb_snapshot_unref(s);
+    return local;
+}
+
+static int find(const char *address, bool login, struct petrel_userdb_entry **entry_r)
+{
+    char key[USERDB_ADDRESS_MAX + 1];
+    *entry_r = NULL;
+    if (!userdb_canonical(address, primary, key, sizeof(key)))
+        return PETREL_USERDB_NOT_FOUND; /* not an address we could hold */
+    struct userdb_snapshot *s = userdb_source_get(&source);
+    int r = userdb_lookup_entry(&s->db, key, login, entry_r);
+    userdb_snapshot_unref(s);
+    return r;
+}
+
+static int ud_lookup(const char *address, struct petrel_userdb_entry **entry_r,
+                     const char **error_r)
+{
+    return find(address, false, entry_r);
+}
+
+static int ud_password(const char *user, struct petrel_userdb_entry **entry_r, const char **error_r)
+{
+    return find(user, true, entry_r);
+}
+
+static const struct petrel_userdb_ops userdb_ops = {
+    .size = sizeof(struct petrel_userdb_ops),
+    .domain_is_local = ud_domain_is_local,
+    .lookup = ud_lookup,
+    .password = ud_password,
+    .entry_free = userdb_entry_free,
+};
+
+static int userdb_file_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
+{
+    const struct userdb_file_config *c = config;
+    static char path[PATH_MAX];
+    if (c->file[0] == '/')
+        petrel_strlcpy(path, c->file, sizeof(path));
+    else if (!petrel_snprintf(path, sizeof(path), "%s/%s", petrel_data_dir(), c->file)) {
+        *error_r = "file: path too long";
+        return -1;
+    }
+    petrel_strlcpy(primary, petrel_primary_domain(), sizeof(primary));
+    if (userdb_source_open(&source, path, c->check_interval * 1000, MODULE_NAME, error_r) < 0)
+        return -1;
+    return petrel_service_register(ctx, PETREL_USERDB_SERVICE, PETREL_USERDB_VERSION, &userdb_ops);
+}
+
+/* SIGHUP: re-read even if the file looks the same (an edit within the
+ * same second and size is otherwise invisible on coarse file systems). */
+static int userdb_file_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
+{
+    const struct userdb_file_config *c = config;
+    source.interval_ms = c->check_interval * 1000;
+    userdb_source_reload(&source, true);
+    return 0;
+}
+
+static void userdb_file_stop(struct petrel_ctx *ctx) { userdb_source_close(&source); }
+
+PETREL_MODULE(.name = MODULE_NAME, .version = "1.0", .settings = settings,
+              .config_size = sizeof(struct userdb_file_config), .init = userdb_file_init,
+              .reload = userdb_file_reload, .stop = userdb_file_stop);

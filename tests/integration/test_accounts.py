@@ -1,0 +1,162 @@
+"""petrelctl's account commands, offline and under a running daemon, and
+the demo account of `petrelctl init`."""
+
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import CMD_TIMEOUT, AuthProbe, add_account, ctl_input
+
+
+@pytest.fixture
+def inst(make_instance):
+    return make_instance(stock_modules=True)
+
+
+def ok(r):
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def fails(r, message):
+    assert r.returncode != 0, r.stdout
+    assert message in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_init_writes_modules_and_demo_account(make_instance, env):
+    p = AuthProbe(make_instance, env)
+    inst = p.inst
+    m = re.search(r"demo account:  demo@example\.test  password: (\S+)", inst.init_output)
+    assert m, inst.init_output
+    password = m.group(1)
+    assert len(password) >= 12
+    assert (inst.users.stat().st_mode & 0o077) == 0o040  # group-readable only
+    text = inst.users.read_text()
+    assert "domain example.test\n" in text
+    assert re.search(r"^account demo@example\.test \$y\$\S+$", text, re.M), text
+    assert password not in text
+    assert ok(inst.ctl("domain", "list")) == "example.test\n"
+    p.start()
+    assert p.plain("demo@example.test", password) == "+OK demo@example.test"
+    r = inst.ctl("modules")
+    assert "module userdb_file 1.0" in r.stdout and "module auth 1.0" in r.stdout, r.stdout
+
+
+def test_offline_commands_keep_the_rest_of_the_file(inst):
+    inst.users.write_text(inst.users.read_text() +
+                          "\n# hand-written comment\nthis line is broken\n")
+    ok(ctl_input(inst, "domain", "add", "Other.Test"))
+    fails(ctl_input(inst, "domain", "add", "other.test"), "domain other.test already exists")
+    out = ok(ctl_input(inst, "account", "add", "carol@other.test", "--quota", "1G",
+                       "--messages", "100", stdin="pw-carol\n"))
+    assert "account carol@other.test added" in out
+    fails(ctl_input(inst, "account", "add", "carol@other.test", stdin="x\n"), "already exists")
+    fails(ctl_input(inst, "account", "add", "dave@nowhere.test", stdin="x\n"),
+          "unknown domain nowhere.test")
+    fails(ctl_input(inst, "account", "add", "not-an-address@", stdin="x\n"),
+          "not a valid address")
+    fails(ctl_input(inst, "account", "add", "eve@other.test", stdin=""), "empty password")
+    ok(ctl_input(inst, "account", "quota", "carol@other.test", "none", "50"))
+    ok(ctl_input(inst, "account", "disable", "carol@other.test"))
+    assert ok(inst.ctl("account", "list", "other.test")) == \
+        "carol@other.test quota=none messages=50 disabled\n"
+    ok(ctl_input(inst, "account", "enable", "carol@other.test"))
+    ok(ctl_input(inst, "alias", "add", "team@other.test", "carol@other.test", "x@far.test"))
+    fails(ctl_input(inst, "alias", "add", "team@other.test", "team@other.test"), "loop")
+    fails(ctl_input(inst, "alias", "add", "carol@other.test", "x@far.test"), "is an account")
+    assert ok(inst.ctl("alias", "list")) == "team@other.test carol@other.test x@far.test\n"
+    ok(ctl_input(inst, "alias", "del", "team@other.test", "x@far.test"))
+    assert ok(inst.ctl("alias", "list")) == "team@other.test carol@other.test\n"
+    ok(ctl_input(inst, "forward", "set", "carol@other.test", "c@far.test", "--keep"))
+    assert ok(inst.ctl("account", "list", "other.test")) == \
+        "carol@other.test quota=none messages=50 forward=c@far.test keep\n"
+    fails(ctl_input(inst, "domain", "del", "other.test"), "delete them first")
+    ok(ctl_input(inst, "forward", "clear", "carol@other.test"))
+    ok(ctl_input(inst, "alias", "del", "team@other.test"))
+    out = ok(ctl_input(inst, "account", "del", "carol@other.test"))
+    assert "mail stays on disk" in out
+    ok(ctl_input(inst, "domain", "del", "other.test"))
+    text = inst.users.read_text()
+    assert "# hand-written comment\nthis line is broken\n" in text
+    assert "other.test" not in text
+    # No temporary file is left behind.
+    assert sorted(p.name for p in inst.users.parent.iterdir()
+                  if p.name.startswith("users")) == ["users", "users.lock"]
+
+
+def test_password_is_never_an_argument(inst):
+    before = inst.users.read_text()
+    # An extra word where a password might go is a usage error.
+    r = ctl_input(inst, "account", "add", "x@example.test", "secret-on-argv", stdin="pw\n")
+    assert r.returncode == 2, r.stdout + r.stderr
+    r = ctl_input(inst, "account", "passwd", "demo@example.test", "secret-on-argv",
+                  stdin="pw\n")
+    assert r.returncode == 2
+    assert inst.users.read_text() == before
+    assert "--password" not in ok(inst.ctl("--help"))
+
+
+def test_password_prompt_on_a_terminal(inst):
+    """On a terminal the password is asked twice, without echo."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(inst.env.petrelctl), [str(inst.env.petrelctl), "--config", str(inst.conf),
+                                           "account", "add", "tty@example.test"])
+    out = b""
+    deadline = time.monotonic() + CMD_TIMEOUT
+    sent = 0
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+        prompts = out.count(b"New password: ") + out.count(b"Again: ")
+        if prompts > sent:
+            os.write(fd, b"tty-password\n")
+            sent += 1
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert sent == 2, out
+    assert b"tty-password" not in out  # not echoed
+    assert "account tty@example.test " in inst.users.read_text()
+
+
+def test_concurrent_petrelctl_runs_do_not_collide(inst):
+    procs = [subprocess.Popen([str(inst.env.petrelctl), "--config", str(inst.conf), "alias",
+                               "add", f"list{i}@example.test", "demo@example.test"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(12)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=CMD_TIMEOUT)
+        assert proc.returncode == 0, err
+    listed = ok(inst.ctl("alias", "list")).splitlines()
+    assert len(listed) == 12, listed
+
+
+def test_running_daemon_follows_petrelctl(make_instance, env):
+    p = AuthProbe(make_instance, env, failure_delay="0s")
+    p.start()
+    inst = p.inst
+    add_account(inst, "new@example.test", "first-pw")
+    t0 = time.monotonic()
+    p.wait_plain("new@example.test", "first-pw", "+OK new@example.test", timeout=10)
+    assert time.monotonic() - t0 < 10
+    ok(ctl_input(inst, "account", "passwd", "new@example.test", stdin="second-pw\n"))
+    p.wait_plain("new@example.test", "second-pw", "+OK new@example.test")
+    assert p.plain("new@example.test", "first-pw") == "-ERR authentication failed"
+    ok(ctl_input(inst, "account", "del", "new@example.test"))
+    p.wait_plain("new@example.test", "second-pw", "-ERR authentication failed")
+    log = inst.log()
+    assert "first-pw" not in log and "second-pw" not in log
+    # Nor in the daemon's command line.
+    with open(f"/proc/{inst.pid}/cmdline", "rb") as f:
+        assert b"pw" not in f.read()
