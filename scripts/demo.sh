@@ -4,10 +4,10 @@
 # unprivileged ports from PORT_BASE, default 10000) and runs petreld in the
 # foreground. Stop it with Ctrl-C.
 #
-# Today the instance runs the example echo module from contrib/echo
-# (PORT_BASE+7: plain with STARTTLS, PORT_BASE+8: implicit TLS); the mail
-# modules (SMTP, IMAP, POP3, the store and the user database) join the
-# instance as they land.
+# The instance runs the account database, login policy and mail store
+# modules with a demo account (init prints its password), and the example
+# echo module from contrib/echo (PORT_BASE+7: plain with STARTTLS,
+# PORT_BASE+8: implicit TLS); SMTP, IMAP and POP3 join as they land.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +53,8 @@ Petrel demo instance: $inst
   echo module, plain + STARTTLS: 127.0.0.1:$((port_base + 7))
   echo module, implicit TLS:     127.0.0.1:$((port_base + 8))
   administer it:  $build/inst/bin/petrelctl --config $inst/petrel.conf status
+  accounts:       $build/inst/bin/petrelctl --config $inst/petrel.conf account list
+                  (the demo account's password was printed when the instance was written)
 Starting petreld in the foreground (Ctrl-C stops it).
 
 MSG
