@@ -5,8 +5,6 @@
  * daemon running or not. */
 #include "config.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +43,11 @@ static int usage_error(const char *text)
     return 2;
 }
 
-/* Lock, edit, write, unlock. */
-static int with_file(const char *conf, edit_fn *fn, const struct cmd_args *c, bool write)
+/* Lock, edit, write, unlock. A read-only command takes a shared lock. */
+static int run(const char *conf, edit_fn *fn, const struct cmd_args *c, bool write)
 {
     struct ctl_userdb u;
-    if (ctl_userdb_open(&u, conf) < 0) {
+    if (ctl_userdb_open(&u, conf, write) < 0) {
         ctl_userdb_close(&u);
         return 1;
     }
@@ -62,37 +60,16 @@ static int with_file(const char *conf, edit_fn *fn, const struct cmd_args *c, bo
     return rc < 0 ? 1 : rc;
 }
 
-static int run(const char *conf, edit_fn *fn, int argc, char **argv, bool write)
-{
-    struct cmd_args c = {.argc = argc, .argv = argv};
-    return with_file(conf, fn, &c, write);
-}
+/* A command's words, for run. */
+#define WORDS(n, v) (&(struct cmd_args){.argc = (n), .argv = (v)})
 
-static int run_account(const char *conf, edit_fn *fn, const struct account_args *a, bool write)
-{
-    struct cmd_args c = {.account = *a};
-    return with_file(conf, fn, &c, write);
-}
-
-/* "none", "0", 1000, 10M, 1G... (-1 if invalid). */
+/* "none", "0", 1000, 10M, 1G... (-1 if invalid): the file's own syntax. */
 static long long parse_amount(const char *s, bool size)
 {
+    long long v;
     if (strcmp(s, "none") == 0 || strcmp(s, "unlimited") == 0)
         return 0;
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)s[0]))
-        return -1;
-    unsigned long long n = strtoull(s, &end, 10), mul = 1;
-    if (size && *end != '\0' && end[1] == '\0') {
-        const char *u = strchr("kmgt", tolower((unsigned char)*end));
-        for (const char *p = "kmgt"; u != NULL && p <= u; p++)
-            mul *= 1024;
-        end += u != NULL;
-    }
-    if (errno != 0 || *end != '\0' || n > (unsigned long long)INT64_MAX / mul)
-        return -1;
-    return (long long)(n * mul);
+    return userdb_parse_count(s, &v, size) ? v : -1;
 }
 
 /* --- domain --- */
@@ -133,15 +110,15 @@ static int cmd_domain(const char *conf, int argc, char **argv)
     const char *use = "domain add DOMAIN [--catchall ADDRESS] | del DOMAIN | list | "
                       "catchall DOMAIN ADDRESS|none";
     if (argc == 1 && strcmp(argv[0], "list") == 0)
-        return run(conf, domain_list, 0, NULL, false);
+        return run(conf, domain_list, WORDS(0, NULL), false);
     if (argc == 2 && strcmp(argv[0], "add") == 0)
-        return run(conf, domain_add, 1, argv + 1, true);
+        return run(conf, domain_add, WORDS(1, argv + 1), true);
     if (argc == 4 && strcmp(argv[0], "add") == 0 && strcmp(argv[2], "--catchall") == 0)
-        return run(conf, domain_add, 3, argv + 1, true);
+        return run(conf, domain_add, WORDS(3, argv + 1), true);
     if (argc == 2 && strcmp(argv[0], "del") == 0)
-        return run(conf, domain_del, 1, argv + 1, true);
+        return run(conf, domain_del, WORDS(1, argv + 1), true);
     if (argc == 3 && strcmp(argv[0], "catchall") == 0)
-        return run(conf, domain_catchall, 2, argv + 1, true);
+        return run(conf, domain_catchall, WORDS(2, argv + 1), true);
     return usage_error(use);
 }
 
@@ -211,7 +188,7 @@ static int with_new_password(const char *conf, edit_fn *fn, struct account_args 
 {
     /* Check everything but the password first: no prompt for a typo. */
     a->hash = CHECK_HASH;
-    int rc = run_account(conf, fn, a, false);
+    int rc = run(conf, fn, &(struct cmd_args){.account = *a}, false);
     if (rc != 0)
         return rc;
     const char *error;
@@ -227,7 +204,7 @@ static int with_new_password(const char *conf, edit_fn *fn, struct account_args 
         return 1;
     }
     a->hash = hash;
-    rc = run_account(conf, fn, a, true);
+    rc = run(conf, fn, &(struct cmd_args){.account = *a}, true);
     free(hash);
     return rc;
 }
@@ -241,7 +218,7 @@ static int cmd_account(const char *conf, int argc, char **argv)
     const char *sub = argc > 0 ? argv[0] : "";
     a.address = argc > 1 ? argv[1] : NULL;
     if (strcmp(sub, "list") == 0 && argc <= 2)
-        return run(conf, account_list, argc - 1, argv + 1, false);
+        return run(conf, account_list, WORDS(argc - 1, argv + 1), false);
     if (strcmp(sub, "add") == 0 && argc >= 2) {
         a.quota = a.messages = 0;
         if (add_options(&a, argc - 2, argv + 2) < 0)
@@ -254,7 +231,7 @@ static int cmd_account(const char *conf, int argc, char **argv)
     if (strcmp(sub, "passwd") == 0 && argc == 2)
         return with_new_password(conf, account_set, &a);
     if (strcmp(sub, "del") == 0 && argc == 2) {
-        int rc = run(conf, account_del, 1, argv + 1, true);
+        int rc = run(conf, account_del, WORDS(1, argv + 1), true);
         if (rc == 0)
             printf("account %s deleted; its mail stays on disk (remove it by hand if wanted)\n",
                    a.address);
@@ -265,11 +242,11 @@ static int cmd_account(const char *conf, int argc, char **argv)
         a.messages = argc == 4 ? parse_amount(argv[3], false) : -1;
         if (a.quota < 0 || (argc == 4 && a.messages < 0))
             return usage_error(use);
-        return run_account(conf, account_set, &a, true);
+        return run(conf, account_set, &(struct cmd_args){.account = a}, true);
     }
     if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && argc == 2) {
         a.disabled = strcmp(sub, "disable") == 0;
-        return run_account(conf, account_set, &a, true);
+        return run(conf, account_set, &(struct cmd_args){.account = a}, true);
     }
     return usage_error(use);
 }
@@ -304,11 +281,11 @@ static int cmd_alias(const char *conf, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "";
     if (strcmp(sub, "list") == 0 && argc <= 2)
-        return run(conf, alias_list, argc - 1, argv + 1, false);
+        return run(conf, alias_list, WORDS(argc - 1, argv + 1), false);
     if (strcmp(sub, "add") == 0 && argc >= 3)
-        return run(conf, alias_add, argc - 1, argv + 1, true);
+        return run(conf, alias_add, WORDS(argc - 1, argv + 1), true);
     if (strcmp(sub, "del") == 0 && argc >= 2)
-        return run(conf, alias_del, argc - 1, argv + 1, true);
+        return run(conf, alias_del, WORDS(argc - 1, argv + 1), true);
     return usage_error("alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [DOMAIN]");
 }
 
@@ -327,9 +304,9 @@ static int cmd_forward(const char *conf, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "";
     if (strcmp(sub, "set") == 0 && argc >= 3 && !(argc == 3 && strcmp(argv[2], "--keep") == 0))
-        return run(conf, forward_set, argc - 1, argv + 1, true);
+        return run(conf, forward_set, WORDS(argc - 1, argv + 1), true);
     if (strcmp(sub, "clear") == 0 && argc == 2)
-        return run(conf, forward_clear, 1, argv + 1, true);
+        return run(conf, forward_clear, WORDS(1, argv + 1), true);
     return usage_error("forward set ADDRESS TARGET... [--keep] | clear ADDRESS");
 }
 

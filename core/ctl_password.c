@@ -3,6 +3,7 @@
  * terminal (scripts: `echo PW | petrelctl account add ...`). Never from
  * the command line, where every user could read it in ps. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,53 @@
 
 #include "ctl_password.h"
 
-static void wipe(char *p, size_t n)
+static void wipe(char *p, size_t n) { explicit_bzero(p, n); }
+
+/* While echo is off: the terminal as it was, and as we set it. A signal
+ * that stops or ends petrelctl at the prompt gives the terminal back
+ * first, so Ctrl-C or Ctrl-Z does not leave the shell without echo. */
+static struct termios tty_saved, tty_quiet;
+static volatile sig_atomic_t tty_is_quiet;
+static const int tty_signals[] = {SIGINT, SIGTERM, SIGTSTP, SIGQUIT, SIGHUP};
+static struct sigaction tty_old[sizeof(tty_signals) / sizeof(tty_signals[0])];
+
+static void tty_signal(int sig)
 {
-    volatile char *v = p;
-    while (n-- > 0)
-        *v++ = 0;
+    int saved_errno = errno;
+    if (tty_is_quiet)
+        tcsetattr(STDIN_FILENO, TCSANOW, &tty_saved);
+    /* Default action, unblocked, and raised again: the process ends (or
+     * stops) as it would have without us. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, mine;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, &mine);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    /* Continued after a stop: back to the prompt without echo. */
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    sigaction(sig, &mine, NULL);
+    if (tty_is_quiet)
+        tcsetattr(STDIN_FILENO, TCSANOW, &tty_quiet);
+    errno = saved_errno;
+}
+
+static void tty_handlers(bool install)
+{
+    for (size_t i = 0; i < sizeof(tty_signals) / sizeof(tty_signals[0]); i++) {
+        if (!install) {
+            sigaction(tty_signals[i], &tty_old[i], NULL);
+            continue;
+        }
+        sigaction(tty_signals[i], NULL, &tty_old[i]);
+        if (tty_old[i].sa_handler == SIG_IGN)
+            continue; /* ignored (nohup): leave it so */
+        struct sigaction sa = {.sa_handler = tty_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(tty_signals[i], &sa, NULL);
+    }
 }
 
 /* One line from fd into buf; false on EOF before anything, or too long. */
@@ -51,36 +94,49 @@ static bool read_line(int fd, char *buf, size_t size, const char **error_r)
 
 static bool prompt(const char *text, char *buf, size_t size, const char **error_r)
 {
-    struct termios old, quiet;
-    if (tcgetattr(STDIN_FILENO, &old) < 0) {
+    struct termios check;
+    if (tcgetattr(STDIN_FILENO, &tty_saved) < 0) {
         *error_r = "cannot read the terminal";
         return false;
     }
-    quiet = old;
-    quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
-    quiet.c_lflag |= ICANON;
+    tty_quiet = tty_saved;
+    tty_quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
+    tty_quiet.c_lflag |= ICANON;
     fputs(text, stderr);
     fflush(stderr);
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    bool ok = read_line(STDIN_FILENO, buf, size, error_r);
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    tty_handlers(true);
+    tty_is_quiet = 1;
+    /* tcsetattr succeeds if any of the changes took: check echo is off. */
+    bool ok = tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_quiet) == 0 &&
+              tcgetattr(STDIN_FILENO, &check) == 0 && (check.c_lflag & ECHO) == 0;
+    if (!ok)
+        *error_r = "cannot turn off echo on the terminal";
+    else
+        ok = read_line(STDIN_FILENO, buf, size, error_r);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+    tty_is_quiet = 0;
+    tty_handlers(false);
     fputc('\n', stderr);
+    if (!ok)
+        wipe(buf, size);
     return ok;
 }
 
 char *ctl_password_read(const char **error_r)
 {
     char a[PETREL_PASSWORD_MAX + 2], b[PETREL_PASSWORD_MAX + 2];
-    if (!isatty(STDIN_FILENO))
-        return read_line(STDIN_FILENO, a, sizeof(a), error_r) ? petrel_strdup(a) : NULL;
-    if (!prompt("New password: ", a, sizeof(a), error_r))
-        return NULL;
-    bool ok = prompt("Again: ", b, sizeof(b), error_r);
-    if (ok && strcmp(a, b) != 0) {
-        *error_r = "the passwords differ";
-        ok = false;
+    char *r = NULL;
+    if (!isatty(STDIN_FILENO)) {
+        if (read_line(STDIN_FILENO, a, sizeof(a), error_r))
+            r = petrel_strdup(a);
+    } else if (prompt("New password: ", a, sizeof(a), error_r) &&
+               prompt("Again: ", b, sizeof(b), error_r)) {
+        if (strcmp(a, b) == 0)
+            r = petrel_strdup(a);
+        else
+            *error_r = "the passwords differ";
     }
-    char *r = ok ? petrel_strdup(a) : NULL;
+    /* Every path: nothing of the password stays on the stack. */
     wipe(a, sizeof(a));
     wipe(b, sizeof(b));
     return r;

@@ -91,34 +91,87 @@ int ctl_userdb_path(const char *conf, char *out, size_t size)
     return ok ? 0 : -1;
 }
 
+/* The whole file, or NULL (printed). Only a regular file is read, and
+ * only all of it: a short read must not be taken for the whole file and
+ * written back truncated. */
 static char *read_all(const char *path, size_t *len_r)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted in the file's place must not hang us. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
+    *len_r = 0;
     if (fd < 0) {
         if (errno != ENOENT)
             fprintf(stderr, "petrelctl: %s: %s\n", path, strerror(errno));
-        *len_r = 0;
         return errno == ENOENT ? petrel_strdup("") : NULL;
     }
-    if (fstat(fd, &st) < 0 || st.st_size > FILE_MAX) {
-        fprintf(stderr, "petrelctl: %s: cannot read\n", path);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
+        fprintf(stderr, "petrelctl: %s: cannot read (not a regular file, or too large)\n", path);
         close(fd);
         return NULL;
     }
     char *text = petrel_malloc((size_t)st.st_size + 1);
     size_t got = 0;
-    ssize_t n;
-    while (got < (size_t)st.st_size &&
-           ((n = read(fd, text + got, (size_t)st.st_size - got)) > 0 || (n < 0 && errno == EINTR)))
-        got += n > 0 ? (size_t)n : 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
     close(fd);
+    if (got != (size_t)st.st_size) {
+        fprintf(stderr, "petrelctl: %s: read %zu of %lld bytes\n", path, got,
+                (long long)st.st_size);
+        free(text);
+        return NULL;
+    }
     text[got] = '\0';
     *len_r = got;
     return text;
 }
 
-int ctl_userdb_open(struct ctl_userdb *u, const char *conf)
+/* The group a new file beside path should have: the data file's, else its
+ * directory's. -1 if neither can be found. */
+static gid_t file_group(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return st.st_gid;
+    char dir[PATH_MAX];
+    petrel_strlcpy(dir, path, sizeof(dir));
+    return stat(dirname(dir), &st) == 0 ? st.st_gid : (gid_t)-1;
+}
+
+/* The lock file, never through a symbolic link (the daemon's user owns the
+ * directory and could plant one for root to follow). A new one is 0660 in
+ * the file's group, so an administrator running as the daemon's user can
+ * lock it too; an existing one we cannot write is opened read-only, which
+ * flock(2) accepts as well. */
+static int open_lock(const char *lock, const char *path)
+{
+    int fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+    if (fd >= 0) {
+        gid_t gid = file_group(path);
+        if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0) { /* not our group: keep ours */
+        }
+        fchmod(fd, 0660);
+    } else if (errno == EEXIST) {
+        fd = open(lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES)
+            fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    }
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        errno = EINVAL; /* reported as "not a regular file" below */
+        return -2;
+    }
+    return fd;
+}
+
+int ctl_userdb_open(struct ctl_userdb *u, const char *conf, bool write)
 {
     memset(u, 0, sizeof(*u));
     u->lock_fd = -1;
@@ -128,8 +181,14 @@ int ctl_userdb_open(struct ctl_userdb *u, const char *conf)
      * replaced by rename, so a lock on it would be on the old inode. */
     char lock[PATH_MAX + 8];
     petrel_snprintf(lock, sizeof(lock), "%s.lock", u->path);
-    u->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (u->lock_fd < 0 || flock(u->lock_fd, LOCK_EX) < 0) {
+    int fd = open_lock(lock, u->path);
+    if (fd == -2) {
+        fprintf(stderr, "petrelctl: cannot lock %s: not a regular file\n", lock);
+        return -1;
+    }
+    u->lock_fd = fd;
+    /* Readers share the lock; a change excludes everyone else. */
+    if (u->lock_fd < 0 || flock(u->lock_fd, write ? LOCK_EX : LOCK_SH) < 0) {
         fprintf(stderr, "petrelctl: cannot lock %s: %s\n", lock, strerror(errno));
         return -1;
     }
@@ -155,44 +214,51 @@ static int write_fd(int fd, const char *text, size_t len)
     return 0;
 }
 
-/* A new file keeps the old one's mode and group; a first file is 0640 in
- * the group of its directory, so the daemon's group can read it. */
-static void copy_owner(int fd, const char *path)
+/* A new file keeps the old one's mode, group and (when we are root, who
+ * may) owner; a first file is 0640 in the group of its directory, so the
+ * daemon's group can read it. False if that cannot be done. */
+static bool copy_owner(int fd, const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0) {
-        fchmod(fd, st.st_mode & 07777);
+        if (fchmod(fd, st.st_mode & 07777) < 0)
+            return false;
+        if (geteuid() == 0)
+            return fchown(fd, st.st_uid, st.st_gid) == 0;
         if (fchown(fd, (uid_t)-1, st.st_gid) < 0) { /* not in that group: keep ours */
         }
-        return;
+        return true;
     }
-    char dir[PATH_MAX];
-    petrel_strlcpy(dir, path, sizeof(dir));
-    fchmod(fd, 0640);
-    if (stat(dirname(dir), &st) == 0 && fchown(fd, (uid_t)-1, st.st_gid) < 0) {
+    gid_t gid = file_group(path);
+    if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0) {
     }
+    return fchmod(fd, 0640) == 0;
 }
 
 int ctl_userdb_commit(struct ctl_userdb *u)
 {
     if (!u->edit.changed)
         return 0;
-    char tmp[PATH_MAX + 8], dir[PATH_MAX];
-    petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", u->path);
+    char tmp[PATH_MAX + 16], dir[PATH_MAX];
+    /* A fresh name, created exclusively in the same directory: a name
+     * planted there in advance (a link to /etc/...) is never opened. */
+    if (!petrel_snprintf(tmp, sizeof(tmp), "%s.XXXXXX", u->path)) {
+        fprintf(stderr, "petrelctl: account file path too long\n");
+        return -1;
+    }
     size_t len;
     char *text = userdb_edit_text(&u->edit, &len);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     bool ok = fd >= 0;
-    if (ok) {
-        copy_owner(fd, u->path);
-        ok = write_fd(fd, text, len) == 0 && fsync(fd) == 0;
-    }
+    if (ok)
+        ok = copy_owner(fd, u->path) && write_fd(fd, text, len) == 0 && fsync(fd) == 0;
     if (fd >= 0 && close(fd) != 0)
         ok = false;
     free(text);
     if (!ok || rename(tmp, u->path) < 0) {
         fprintf(stderr, "petrelctl: cannot write %s: %s\n", u->path, strerror(errno));
-        unlink(tmp);
+        if (fd >= 0)
+            unlink(tmp);
         return -1;
     }
     /* The rename is durable once the directory is. */

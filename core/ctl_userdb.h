@@ -15,11 +15,14 @@ struct ctl_userdb {
     struct userdb_edit edit;
 };
 
-/* Locate, lock and read the file (a missing file is empty). Errors are
+/* Locate, lock and read the file (a missing file is empty): a shared lock
+ * for reading, an exclusive one with write. Neither the lock file nor the
+ * temporary file is ever opened through a symbolic link. Errors are
  * printed; returns -1 then. */
-int ctl_userdb_open(struct ctl_userdb *u, const char *conf);
-/* Write the edited text if it changed: temporary file, fsync, rename,
- * fsync of the directory. -1 with the error printed. */
+int ctl_userdb_open(struct ctl_userdb *u, const char *conf, bool write);
+/* Write the edited text if it changed: a new temporary file (mkstemp)
+ * with the old file's mode and, as root, its owner and group; fsync,
+ * rename, fsync of the directory. -1 with the error printed. */
 int ctl_userdb_commit(struct ctl_userdb *u);
 /* Unlock and free. */
 void ctl_userdb_close(struct ctl_userdb *u);

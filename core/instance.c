@@ -234,6 +234,6 @@ int petrel_instance_init(const struct petrel_instance_opts *o, const char **erro
                "  (change it: petrelctl --config %s account passwd demo@%s)\n"
                "Start it with:   petreld --config %s --foreground\n",
                dir, path, cert, host, o->domain, password, path, o->domain, path);
-    memset(password, 0, sizeof(password));
+    explicit_bzero(password, sizeof(password));
     return r;
 }

@@ -1,8 +1,9 @@
 /* One login decision: rate limits first (a locked-out client or account
- * is refused without checking anything), then the auth.verify hook, then
- * the userdb with a constant-time password check. Every failure is
- * counted, logged with its reason (never the password) and answered after
- * failure_delay. */
+ * is refused without checking anything; the attempt is reserved against
+ * both limits at that moment), then the auth.verify hook, then the userdb
+ * with a constant-time password check. Every failure is counted (a
+ * success refunds its reservation), logged with its reason (never the
+ * password) and answered after failure_delay. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,28 +144,48 @@ static void count(const char *name)
     petrel_counter_add(petrel_counter(name), 1);
 }
 
-/* After a failure: count it against the client and the account; a
- * lock-out is logged once, when it starts. */
-static void record_failure(const struct petrel_auth_request *req, const char *user, long long now)
+static void log_lockout(const char *what, const char *key)
 {
-    if (auth_limits_fail(&auth_state.per_ip, req->client_ip, now))
-        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
-                   "too many failed logins from %s: refused for a while", req->client_ip);
-    if (auth_limits_fail(&auth_state.per_account, user, now)) {
-        char u[200];
-        log_safe(user, u, sizeof(u));
-        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
-                   "too many failed logins for %s: refused for a while", u);
-    }
+    char k[200];
+    log_safe(key, k, sizeof(k));
+    petrel_log(PETREL_LOG_WARNING, MODULE_NAME, "too many failed logins %s %s: refused for a while",
+               what, k);
+}
+
+/* Reserve the attempt against the client and the account, atomically
+ * with the check, so that concurrent attempts cannot each pass a check
+ * that only counts finished ones. False (nothing reserved) if either is
+ * at its limit. */
+static bool reserve(const char *ipkey, const char *user, long long now)
+{
+    if (!auth_limits_reserve(&auth_state.per_ip, ipkey, now))
+        return false;
+    if (auth_limits_reserve(&auth_state.per_account, user, now))
+        return true;
+    auth_limits_settle(&auth_state.per_ip, ipkey, now, false);
+    return false;
+}
+
+/* Settle a reserved attempt: a failure is counted (a lock-out is logged
+ * once, when it starts), anything else is refunded. */
+static void settle(const char *ipkey, const char *user, bool failed)
+{
+    long long now = auth_now_ms();
+    if (auth_limits_settle(&auth_state.per_ip, ipkey, now, failed))
+        log_lockout("from", ipkey);
+    if (auth_limits_settle(&auth_state.per_account, user, now, failed))
+        log_lockout("for", user);
 }
 
 void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth_result *r)
 {
     memset(r, 0, sizeof(*r));
-    char user[PETREL_AUTH_USER_MAX + 1];
+    char user[PETREL_AUTH_USER_MAX + 1], ipkey[PETREL_AUTH_USER_MAX + 1];
     const char *ip = req->client_ip != NULL ? req->client_ip : "-";
     struct petrel_auth_request rq = *req;
     rq.client_ip = ip;
+    /* IPv6 clients are counted per /64, IPv4 ones per address. */
+    auth_limits_ip_key(ip, ipkey, sizeof(ipkey));
     long long now = auth_now_ms();
     const char *reason = NULL;
     enum petrel_auth_status st;
@@ -173,8 +194,9 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
         petrel_strlcpy(user, "-", sizeof(user));
         st = PETREL_AUTH_FAILED;
         reason = "invalid user name";
-    } else if (auth_limits_locked(&auth_state.per_ip, ip, now) ||
-               auth_limits_locked(&auth_state.per_account, user, now)) {
+        if (auth_limits_fail(&auth_state.per_ip, ipkey, now))
+            log_lockout("from", ipkey);
+    } else if (!reserve(ipkey, user, now)) {
         st = PETREL_AUTH_RATELIMITED;
         reason = "too many failed logins";
     } else {
@@ -186,14 +208,13 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
             st = PETREL_AUTH_FAILED;
             reason = "authorization identity differs from the user";
         }
+        settle(ipkey, user, st == PETREL_AUTH_FAILED);
+        if (st == PETREL_AUTH_OK)
+            auth_limits_clear(&auth_state.per_account, user);
     }
     set_result(r, st, st == PETREL_AUTH_OK ? "" : reason);
     if (st != PETREL_AUTH_OK)
         r->user[0] = '\0';
-    if (st == PETREL_AUTH_FAILED)
-        record_failure(&rq, user, now);
-    else if (st == PETREL_AUTH_OK)
-        auth_limits_clear(&auth_state.per_account, user);
     count(st == PETREL_AUTH_OK         ? "auth.success"
           : st == PETREL_AUTH_FAILED   ? "auth.failure"
           : st == PETREL_AUTH_TEMPFAIL ? "auth.tempfail"

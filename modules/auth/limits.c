@@ -1,6 +1,7 @@
 /* Failure counting for the rate limits, per client IP and per account.
  * One mutex per table: the critical sections are a few compares, far
  * cheaper than the password hash every login pays anyway. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,8 +53,18 @@ static long long expiry(const struct auth_limit_slot *s)
     return s->locked_until_ms > s->window_end_ms ? s->locked_until_ms : s->window_end_ms;
 }
 
-/* The slot holding key, or NULL; with create, a free, expired or the
- * soonest-expiring slot among the probes, reset for key. */
+/* A slot that must stay: its key is locked out, or has attempts in flight.
+ * Replacing it would undo a lock-out (an attacker filling the table with
+ * other keys) or lose a reservation. */
+static bool pinned(const struct auth_limit_slot *s, long long now)
+{
+    return s->key[0] != '\0' && (s->locked_until_ms > now || s->pending > 0);
+}
+
+/* The slot holding key, or NULL; with create, a free slot, else the
+ * soonest-expiring one among the probes that is not pinned, reset for
+ * key. NULL also when every probed slot is pinned: the caller fails
+ * closed. */
 static struct auth_limit_slot *slot_for(struct auth_limits *l, const char *key, long long now,
                                         bool create)
 {
@@ -66,11 +77,12 @@ static struct auth_limit_slot *slot_for(struct auth_limits *l, const char *key, 
         if (s->key[0] == '\0') {
             if (victim == NULL || victim->key[0] != '\0')
                 victim = s; /* a free slot beats any used one */
-        } else if (victim == NULL || (victim->key[0] != '\0' && expiry(s) < expiry(victim))) {
+        } else if (!pinned(s, now) &&
+                   (victim == NULL || (victim->key[0] != '\0' && expiry(s) < expiry(victim)))) {
             victim = s;
         }
     }
-    if (!create)
+    if (!create || victim == NULL)
         return NULL;
     memset(victim, 0, sizeof(*victim));
     petrel_strlcpy(victim->key, key, sizeof(victim->key));
@@ -87,22 +99,71 @@ bool auth_limits_locked(struct auth_limits *l, const char *key, long long now)
     return locked;
 }
 
+/* Start a new window if the old one has passed (and no lock-out runs). */
+static void roll_window(struct auth_limits *l, struct auth_limit_slot *s, long long now)
+{
+    if (now >= s->window_end_ms && s->locked_until_ms <= now) {
+        s->failures = 0;
+        s->window_end_ms = now + l->window_ms;
+    }
+}
+
+/* One failure on s; true when it starts a lock-out. */
+static bool count_failure(struct auth_limits *l, struct auth_limit_slot *s, long long now)
+{
+    roll_window(l, s, now);
+    if (++s->failures >= l->max_failures && s->locked_until_ms <= now) {
+        s->locked_until_ms = now + l->lockout_ms;
+        s->failures = 0;
+        s->window_end_ms = s->locked_until_ms;
+        return true;
+    }
+    return false;
+}
+
 bool auth_limits_fail(struct auth_limits *l, const char *key, long long now)
 {
     pthread_mutex_lock(&l->lock);
     bool locks = false;
     if (l->max_failures != 0) {
         struct auth_limit_slot *s = slot_for(l, key, now, true);
-        if (now >= s->window_end_ms && s->locked_until_ms <= now) {
-            s->failures = 0; /* a new window */
-            s->window_end_ms = now + l->window_ms;
-        }
-        if (++s->failures >= l->max_failures && s->locked_until_ms <= now) {
-            s->locked_until_ms = now + l->lockout_ms;
-            s->failures = 0;
-            s->window_end_ms = s->locked_until_ms;
-            locks = true;
-        }
+        locks = s != NULL && count_failure(l, s, now);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return locks;
+}
+
+bool auth_limits_reserve(struct auth_limits *l, const char *key, long long now)
+{
+    pthread_mutex_lock(&l->lock);
+    bool ok = true;
+    if (l->max_failures != 0) {
+        struct auth_limit_slot *s = slot_for(l, key, now, true);
+        if (s != NULL)
+            roll_window(l, s, now);
+        /* Attempts in flight count as failures until they are settled:
+         * concurrent attempts cannot add up to more than the limit. */
+        ok = s != NULL && s->locked_until_ms <= now && s->failures + s->pending < l->max_failures;
+        if (ok)
+            s->pending++;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
+bool auth_limits_settle(struct auth_limits *l, const char *key, long long now, bool failed)
+{
+    pthread_mutex_lock(&l->lock);
+    bool locks = false;
+    /* The limit may have been switched on or off in between: look the
+     * slot up whatever max_failures is now. */
+    struct auth_limit_slot *s = slot_for(l, key, now, false);
+    if (s != NULL && s->pending > 0)
+        s->pending--;
+    if (failed && l->max_failures != 0) {
+        if (s == NULL)
+            s = slot_for(l, key, now, true);
+        locks = s != NULL && count_failure(l, s, now);
     }
     pthread_mutex_unlock(&l->lock);
     return locks;
@@ -112,7 +173,37 @@ void auth_limits_clear(struct auth_limits *l, const char *key)
 {
     pthread_mutex_lock(&l->lock);
     struct auth_limit_slot *s = slot_for(l, key, 0, false);
-    if (s != NULL)
-        memset(s, 0, sizeof(*s));
+    if (s != NULL) {
+        unsigned pending = s->pending; /* other attempts still in flight */
+        if (pending > 0) {
+            s->failures = 0;
+            s->locked_until_ms = 0;
+        } else {
+            memset(s, 0, sizeof(*s));
+        }
+    }
     pthread_mutex_unlock(&l->lock);
+}
+
+void auth_limits_ip_key(const char *ip, char *out, size_t size)
+{
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+    if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, a) != 1) {
+        petrel_strlcpy(out, ip, size); /* IPv4: per address */
+        return;
+    }
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+        if (inet_ntop(AF_INET, a + 12, text, sizeof(text)) != NULL)
+            petrel_strlcpy(out, text, size);
+        else
+            petrel_strlcpy(out, ip, size);
+        return;
+    }
+    /* One client usually holds a whole /64: count it as one. */
+    memset(a + 8, 0, 8);
+    if (inet_ntop(AF_INET6, a, text, sizeof(text)) == NULL ||
+        !petrel_snprintf(out, size, "%s/64", text))
+        petrel_strlcpy(out, ip, size);
 }

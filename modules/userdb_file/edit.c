@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <petrel/mem.h>
 
@@ -115,15 +116,59 @@ static int set_line(struct userdb_edit *e, size_t index, const struct userdb_rec
     return 0;
 }
 
-static void delete_line(struct userdb_edit *e, unsigned line)
+static const char *const kind_words[] = {
+    [USERDB_DOMAIN] = "domain",
+    [USERDB_ACCOUNT] = "account",
+    [USERDB_ALIAS] = "alias",
+    [USERDB_FORWARD] = "forward",
+};
+
+/* Whether a line is an entry of one of kinds (a bit per kind) for key, as
+ * the parser would split it; whether it parses does not matter. */
+static bool line_has_key(const char *line, unsigned kinds, const char *key)
 {
-    size_t i = line - 1;
-    free(e->lines[i]);
-    memmove(&e->lines[i], &e->lines[i + 1], (e->nlines - i - 1) * sizeof(char *));
-    e->nlines--;
-    e->changed = true;
-    reparse(e);
+    const char *p = line + strspn(line, " \t");
+    size_t n = strcspn(p, " \t\r");
+    bool kind = false;
+    for (size_t k = 0; k < sizeof(kind_words) / sizeof(kind_words[0]); k++)
+        kind |= (kinds & (1U << k)) != 0 && strlen(kind_words[k]) == n &&
+                memcmp(p, kind_words[k], n) == 0;
+    if (!kind)
+        return false;
+    p += n;
+    p += strspn(p, " \t");
+    n = strcspn(p, " \t\r");
+    return n == strlen(key) && strncasecmp(p, key, n) == 0;
 }
+
+/* Delete every line of those kinds for key: not only the one in force but
+ * also any the parser skipped as a repeat, which would otherwise come into
+ * force once the first is gone. Checks that none is left in force. */
+static int delete_key(struct userdb_edit *e, unsigned kinds, const char *key)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < e->nlines; i++) {
+        if (line_has_key(e->lines[i], kinds, key))
+            free(e->lines[i]);
+        else
+            e->lines[kept++] = e->lines[i];
+    }
+    if (kept != e->nlines)
+        e->changed = true;
+    e->nlines = kept;
+    reparse(e);
+    for (size_t k = 0; k < sizeof(kind_words) / sizeof(kind_words[0]); k++) {
+        if ((kinds & (1U << k)) != 0 && userdb_find(&e->db, (enum userdb_kind)k, key) != NULL)
+            return edit_error(e, "%s %s is still in force after deleting its lines", kind_words[k],
+                              key);
+    }
+    return 0;
+}
+
+#define KIND(k) (1U << (k))
+/* An address's entries: deleting one kind must not bring a skipped line of
+ * another into force (an alias shadowing an old account line, say). */
+#define ADDRESS_KINDS (KIND(USERDB_ACCOUNT) | KIND(USERDB_ALIAS) | KIND(USERDB_FORWARD))
 
 static int norm_address(struct userdb_edit *e, const char *in, char *out)
 {
@@ -196,8 +241,7 @@ int userdb_edit_domain_del(struct userdb_edit *e, const char *domain)
                           "domain %s still has %zu accounts, aliases or forwards: delete them "
                           "first",
                           d, used);
-    delete_line(e, r->line);
-    return 0;
+    return delete_key(e, KIND(USERDB_DOMAIN), d);
 }
 
 int userdb_edit_domain_catchall(struct userdb_edit *e, const char *domain, const char *address)
@@ -208,6 +252,11 @@ int userdb_edit_domain_catchall(struct userdb_edit *e, const char *domain, const
     const struct userdb_record *r = find(e, USERDB_DOMAIN, d);
     if (r == NULL)
         return edit_error(e, "unknown domain %s", d);
+    /* An address of the domain that is neither an account nor an alias
+     * would itself be caught by the catch-all: mail would loop. */
+    if (address != NULL && strcmp(strrchr(a, '@') + 1, d) == 0 &&
+        find(e, USERDB_ACCOUNT, a) == NULL && find(e, USERDB_ALIAS, a) == NULL)
+        return edit_error(e, "catch-all %s is not an account or alias of %s: it would loop", a, d);
     struct userdb_record n = *r;
     n.catchall = address != NULL ? a : NULL;
     return set_line(e, r->line - 1, &n);
@@ -243,13 +292,8 @@ int userdb_edit_account_del(struct userdb_edit *e, const char *address)
     const struct userdb_record *r = need_account(e, address, a);
     if (r == NULL)
         return -1;
-    const struct userdb_record *f = find(e, USERDB_FORWARD, a);
-    unsigned account_line = r->line, forward_line = f != NULL ? f->line : 0;
-    /* The later line first: deleting shifts the ones below. */
-    if (forward_line > account_line)
-        delete_line(e, forward_line);
-    delete_line(e, account_line);
-    return 0;
+    /* Its forwarding goes along. */
+    return delete_key(e, ADDRESS_KINDS, a);
 }
 
 int userdb_edit_account_set(struct userdb_edit *e, const char *address, const char *hash,
@@ -271,19 +315,73 @@ int userdb_edit_account_set(struct userdb_edit *e, const char *address, const ch
     return set_line(e, r->line - 1, &n);
 }
 
-/* Whether delivering to target would come back to address through local
- * aliases (bounded depth: a deeper chain is refused as well). */
-static bool loops_to(const struct userdb_edit *e, const char *address, const char *target,
-                     int depth)
+/* Where mail for one address goes next: its alias targets, its
+ * forwarding, or, for an unknown address of a domain with a catch-all, the
+ * catch-all. NULL (and no targets) for an address that stops here. The
+ * record is returned so that the caller can mark it visited. */
+static const struct userdb_record *next_hops(const struct userdb_edit *e, const char *address,
+                                             char *const **targets_r, size_t *n_r)
 {
-    if (strcmp(address, target) == 0 || depth >= ALIAS_DEPTH_MAX)
-        return true;
-    const struct userdb_record *r = find(e, USERDB_ALIAS, target);
-    for (size_t i = 0; r != NULL && i < r->ntargets; i++) {
-        if (loops_to(e, address, r->targets[i], depth + 1))
-            return true;
+    static char *none[] = {NULL};
+    const struct userdb_record *r = find(e, USERDB_ALIAS, address);
+    if (r == NULL && find(e, USERDB_ACCOUNT, address) != NULL)
+        r = find(e, USERDB_FORWARD, address);
+    if (r != NULL) {
+        *targets_r = r->targets;
+        *n_r = r->ntargets;
+        return r;
     }
-    return false;
+    if (find(e, USERDB_ACCOUNT, address) == NULL) {
+        r = find(e, USERDB_DOMAIN, strrchr(address, '@') + 1);
+        if (r != NULL && r->catchall != NULL) {
+            *targets_r = &r->catchall;
+            *n_r = 1;
+            return r;
+        }
+    }
+    *targets_r = none;
+    *n_r = 0;
+    return NULL;
+}
+
+/* Whether delivering to target would come back to address through local
+ * aliases, forwarding or catch-alls. A breadth-first walk that visits
+ * each entry once (fan-out costs linear time, not exponential); a chain
+ * deeper than ALIAS_DEPTH_MAX is refused as well. */
+static bool loops_to(const struct userdb_edit *e, const char *address, const char *target)
+{
+    struct hop {
+        const char *address;
+        int depth;
+    };
+    size_t cap = 64, head = 0, tail = 0;
+    struct hop *queue = petrel_calloc(cap, sizeof(*queue));
+    bool *seen = petrel_calloc(e->db.count + 1, sizeof(bool));
+    bool loop = false;
+    queue[tail++] = (struct hop){target, 0};
+    while (head < tail && !loop) {
+        struct hop h = queue[head++];
+        if (strcmp(h.address, address) == 0 || h.depth >= ALIAS_DEPTH_MAX) {
+            loop = true;
+            break;
+        }
+        char *const *t;
+        size_t n;
+        const struct userdb_record *r = next_hops(e, h.address, &t, &n);
+        if (r == NULL || seen[r - e->db.records])
+            continue;
+        seen[r - e->db.records] = true;
+        for (size_t i = 0; i < n; i++) {
+            if (tail == cap) {
+                cap *= 2;
+                queue = petrel_reallocarray(queue, cap, sizeof(*queue));
+            }
+            queue[tail++] = (struct hop){t[i], h.depth + 1};
+        }
+    }
+    free(queue);
+    free(seen);
+    return loop;
 }
 
 /* Normalised copies of targets, checked for loops back to address. */
@@ -294,7 +392,7 @@ static char **norm_targets(struct userdb_edit *e, const char *address, char *con
     for (size_t i = 0; i < n; i++) {
         char t[USERDB_ADDRESS_MAX + 1];
         if (norm_address(e, targets[i], t) < 0 ||
-            (loops_to(e, address, t, 0) &&
+            (loops_to(e, address, t) &&
              edit_error(e, "%s -> %s would be a loop back to %s", address, t, address) < 0)) {
             for (size_t k = 0; k < i; k++)
                 free(out[k]);
@@ -383,7 +481,7 @@ int userdb_edit_alias_del(struct userdb_edit *e, const char *address, char *cons
     if (removed == 0)
         rc = edit_error(e, "alias %s has none of these targets", a);
     else if (kept == 0)
-        delete_line(e, r->line);
+        rc = delete_key(e, ADDRESS_KINDS, a);
     else {
         struct userdb_record nr = *r;
         nr.targets = keep;
@@ -421,6 +519,5 @@ int userdb_edit_forward_clear(struct userdb_edit *e, const char *address)
     const struct userdb_record *f = find(e, USERDB_FORWARD, a);
     if (f == NULL)
         return edit_error(e, "%s has no forwarding", a);
-    delete_line(e, f->line);
-    return 0;
+    return delete_key(e, KIND(USERDB_FORWARD), a);
 }

@@ -91,7 +91,7 @@ void userdb_entry_free(struct petrel_userdb_entry *e)
         free(e->targets[i]);
     free(e->targets);
     if (e->hash != NULL) {
-        memset(e->hash, 0, strlen(e->hash));
+        explicit_bzero(e->hash, strlen(e->hash));
         free(e->hash);
     }
     free(e);

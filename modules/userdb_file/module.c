@@ -101,7 +101,15 @@ static int userdb_file_reload(struct petrel_ctx *ctx, const void *config, const 
 {
     const struct userdb_file_config *c = config;
     source.interval_ms = c->check_interval * 1000;
-    userdb_source_reload(&source, true);
+    /* A failure is logged by the reload and the old data stays: the rest
+     * of the configuration still applies, so this is not an error. */
+    int r = userdb_source_reload(&source, true);
+    if (r < 0)
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME, "%s not re-read on reload: old data kept",
+                   source.path);
+    else if (r == 0)
+        petrel_log(PETREL_LOG_INFO, MODULE_NAME,
+                   "%s: reload already running, it will re-read the file once more", source.path);
     return 0;
 }
 

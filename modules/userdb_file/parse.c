@@ -113,7 +113,7 @@ static size_t split(char *line, char **tok)
     return n;
 }
 
-static bool parse_count(const char *v, long long *r, bool size)
+bool userdb_parse_count(const char *v, long long *r, bool size)
 {
     char *end;
     if (!isdigit((unsigned char)v[0]))
@@ -172,9 +172,9 @@ static bool parse_account_option(struct line_ctx *c, const char *opt, struct use
         r->disabled = true;
         return true;
     }
-    if (strncmp(opt, "quota=", 6) == 0 && parse_count(opt + 6, &r->quota_bytes, true))
+    if (strncmp(opt, "quota=", 6) == 0 && userdb_parse_count(opt + 6, &r->quota_bytes, true))
         return true;
-    if (strncmp(opt, "messages=", 9) == 0 && parse_count(opt + 9, &r->quota_messages, false))
+    if (strncmp(opt, "messages=", 9) == 0 && userdb_parse_count(opt + 9, &r->quota_messages, false))
         return true;
     add_error(c->db, c->line, "account: bad option '%.40s' (quota=SIZE, messages=N, disabled)",
               opt);

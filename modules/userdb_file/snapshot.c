@@ -61,7 +61,8 @@ static struct userdb_snapshot *load(const struct userdb_source *src, const char 
     static _Thread_local char why[300];
     struct userdb_snapshot *s = petrel_calloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    int fd = open(src->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the file's place must not hang a worker. */
+    int fd = open(src->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 && errno == ENOENT) {
         s->missing = true;
@@ -69,6 +70,10 @@ static struct userdb_snapshot *load(const struct userdb_source *src, const char 
     }
     if (fd < 0 || fstat(fd, &st) < 0) {
         petrel_snprintf(why, sizeof(why), "cannot read %s: %s", src->path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        petrel_snprintf(why, sizeof(why), "%s: not a regular file", src->path);
         goto fail;
     }
     if (st.st_size > FILE_MAX) {
@@ -82,8 +87,16 @@ static struct userdb_snapshot *load(const struct userdb_source *src, const char 
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break; /* shorter than fstat said: parse what is there */
+            break;
         got += (size_t)n;
+    }
+    if (got != (size_t)st.st_size) {
+        /* Shorter than fstat said (an I/O error, or a writer truncating
+         * it in place): a partial file would drop accounts, keep the old. */
+        petrel_snprintf(why, sizeof(why), "%s: read %zu of %lld bytes", src->path, got,
+                        (long long)st.st_size);
+        free(text);
+        goto fail;
     }
     set_identity(s, &st);
     close(fd);
@@ -146,11 +159,9 @@ void userdb_snapshot_unref(struct userdb_snapshot *s)
     free(s);
 }
 
-int userdb_source_reload(struct userdb_source *src, bool force)
+/* One reload pass, by the thread that holds src->reloading. */
+static int reload_once(struct userdb_source *src, bool force)
 {
-    bool expected = false;
-    if (!atomic_compare_exchange_strong(&src->reloading, &expected, true))
-        return 0; /* another thread is at it: use the current snapshot */
     struct userdb_snapshot *old = ref_current(src);
     struct stat st;
     int r = 0;
@@ -178,8 +189,27 @@ int userdb_source_reload(struct userdb_source *src, bool force)
     }
     userdb_snapshot_unref(old);
     atomic_store(&src->next_check_ms, userdb_now_ms() + src->interval_ms);
-    atomic_store(&src->reloading, false);
     return r;
+}
+
+int userdb_source_reload(struct userdb_source *src, bool force)
+{
+    /* The request is posted before trying: whoever holds the reload sees
+     * it after letting go (below) and does one more pass. */
+    if (force)
+        atomic_store(&src->reload_requested, true);
+    int r = 0;
+    for (;;) {
+        bool expected = false;
+        if (!atomic_compare_exchange_strong(&src->reloading, &expected, true))
+            return r; /* another thread is at it: use the current snapshot */
+        bool forced = atomic_exchange(&src->reload_requested, false);
+        r = reload_once(src, forced || force);
+        force = false;
+        atomic_store(&src->reloading, false);
+        if (!atomic_load(&src->reload_requested))
+            return r;
+    }
 }
 
 struct userdb_snapshot *userdb_source_get(struct userdb_source *src)

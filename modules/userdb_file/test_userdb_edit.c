@@ -159,6 +159,92 @@ static void test_domains(void **state)
     userdb_edit_free(&e);
 }
 
+/* Deleting removes every line of the key, also repeats the parser had
+ * skipped: the older duplicate must not come into force. */
+static void test_delete_removes_duplicates(void **state)
+{
+    static const char dup[] = "domain example.test\n"
+                              "domain other.test\n"
+                              "domain other.test # again\n"
+                              "account alice@example.test " HASH "\n"
+                              "account Alice@Example.test " HASH " disabled\n"
+                              "  account alice@example.test " HASH " quota=1k\r\n"
+                              "alias alice@example.test bob@far.test\n"
+                              "alias sales@example.test bob@far.test\n"
+                              "alias sales@example.test carol@far.test\n"
+                              "account sales@example.test " HASH "\n"
+                              "account dave@example.test " HASH "\n"
+                              "forward dave@example.test bob@far.test\n"
+                              "forward dave@example.test carol@far.test\n"
+                              "account alicex@example.test " HASH "\n";
+    struct userdb_edit e;
+    userdb_edit_load(&e, dup, sizeof(dup) - 1);
+    assert_int_equal(userdb_edit_account_del(&e, "alice@example.test"), 0);
+    assert_null(userdb_find(&e.db, USERDB_ACCOUNT, "alice@example.test"));
+    assert_null(userdb_find(&e.db, USERDB_ALIAS, "alice@example.test"));
+    char *t = text(&e);
+    assert_null(strstr(t, "alice@example.test "));
+    assert_null(strstr(t, "Alice@"));
+    assert_non_null(strstr(t, "alicex@example.test")); /* a longer key is another */
+    free(t);
+
+    assert_int_equal(userdb_edit_alias_del(&e, "sales@example.test", NULL, 0), 0);
+    assert_null(userdb_find(&e.db, USERDB_ALIAS, "sales@example.test"));
+    assert_null(userdb_find(&e.db, USERDB_ACCOUNT, "sales@example.test"));
+
+    assert_int_equal(userdb_edit_forward_clear(&e, "dave@example.test"), 0);
+    assert_null(userdb_find(&e.db, USERDB_FORWARD, "dave@example.test"));
+    assert_non_null(userdb_find(&e.db, USERDB_ACCOUNT, "dave@example.test"));
+
+    assert_int_equal(userdb_edit_domain_del(&e, "other.test"), 0);
+    assert_null(userdb_find(&e.db, USERDB_DOMAIN, "other.test"));
+    t = text(&e);
+    assert_null(strstr(t, "other.test"));
+    free(t);
+    userdb_edit_free(&e);
+}
+
+/* Loops through forwarding and catch-alls are refused too, and a wide
+ * fan-out is checked once per entry. */
+static void test_loops_through_forwards_and_catchall(void **state)
+{
+    struct userdb_edit e;
+    userdb_edit_load(&e, original, sizeof(original) - 1);
+    char *to_info[] = {"info@example.test"};
+    assert_int_equal(userdb_edit_forward_set(&e, "alice@example.test", to_info, 1, true), 0);
+    char *to_alice[] = {"alice@example.test"};
+    assert_int_equal(userdb_edit_alias_add(&e, "info@example.test", to_alice, 1), -1);
+    assert_non_null(strstr(e.error, "loop"));
+
+    /* A catch-all that is itself unknown in its domain catches itself. */
+    assert_int_equal(userdb_edit_domain_catchall(&e, "example.test", "nobody@example.test"), -1);
+    assert_non_null(strstr(e.error, "loop"));
+    assert_int_equal(userdb_edit_domain_catchall(&e, "example.test", "alice@example.test"), 0);
+    /* ...and an alias to an unknown address of the domain reaches it. */
+    char *to_unknown[] = {"whoever@example.test"};
+    assert_int_equal(userdb_edit_forward_set(&e, "alice@example.test", to_unknown, 1, true), -1);
+    assert_non_null(strstr(e.error, "loop"));
+
+    /* Ten levels of two aliases that each point to both of the next level:
+     * 2^10 paths, one visit per alias. */
+    for (int level = 9; level >= 0; level--) {
+        for (int k = 0; k < 2; k++) {
+            char name[64], n0[64], n1[64];
+            snprintf(name, sizeof(name), "l%d-%d@example.test", level, k);
+            snprintf(n0, sizeof(n0), "l%d-0@example.test", level + 1);
+            snprintf(n1, sizeof(n1), "l%d-1@example.test", level + 1);
+            char *next[] = {level == 9 ? "end@far.test" : n0, n1};
+            assert_int_equal(userdb_edit_alias_add(&e, name, next, level == 9 ? 1 : 2), 0);
+        }
+    }
+    char *top[] = {"l0-0@example.test"};
+    assert_int_equal(userdb_edit_alias_add(&e, "top@example.test", top, 1), 0);
+    char *back[] = {"top@example.test"};
+    assert_int_equal(userdb_edit_alias_add(&e, "l9-1@example.test", back, 1), -1);
+    assert_non_null(strstr(e.error, "loop"));
+    userdb_edit_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +254,8 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_aliases_and_forwarding),
         cmocka_unit_test(test_domains),
+        cmocka_unit_test(test_delete_removes_duplicates),
+        cmocka_unit_test(test_loops_through_forwards_and_catchall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

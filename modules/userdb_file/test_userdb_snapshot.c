@@ -3,6 +3,7 @@
  * file, keep the old data when the file cannot be read, and let a reader
  * keep its snapshot while a reload swaps in another. */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -174,6 +175,56 @@ static void test_check_interval(void **state)
     rmdir(dir);
 }
 
+/* Only a regular file, read whole, replaces the snapshot: a directory or
+ * a FIFO in its place is an error (and must not hang), the old data stays. */
+static void test_not_a_regular_file(void **state)
+{
+    char dir[] = "/tmp/petrel-udb-XXXXXX", path[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/users", dir);
+    write_text(path, text);
+    struct userdb_source src;
+    const char *err;
+    assert_int_equal(userdb_source_open(&src, path, 0, "test", &err), 0);
+    assert_true(has_account(&src, "alice@example.test"));
+
+    unlink(path);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(userdb_source_reload(&src, true), -1);
+    assert_true(has_account(&src, "alice@example.test"));
+    rmdir(path);
+
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(userdb_source_reload(&src, true), -1);
+    assert_true(has_account(&src, "alice@example.test"));
+    unlink(path);
+    userdb_source_close(&src);
+    rmdir(dir);
+}
+
+/* A forced reload that finds another reload running is done by that one
+ * when it finishes, not dropped. */
+static void test_forced_reload_not_lost(void **state)
+{
+    char dir[] = "/tmp/petrel-udb-XXXXXX", path[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/users", dir);
+    write_text(path, text);
+    struct userdb_source src;
+    const char *err;
+    assert_int_equal(userdb_source_open(&src, path, 3600 * 1000, "test", &err), 0);
+    /* As if another thread were reloading: the SIGHUP cannot run now... */
+    atomic_store(&src.reloading, true);
+    assert_int_equal(userdb_source_reload(&src, true), 0);
+    atomic_store(&src.reloading, false);
+    /* ...so the next pass, for an unchanged file, is forced: it re-reads. */
+    assert_int_equal(userdb_source_reload(&src, false), 1);
+    assert_int_equal(userdb_source_reload(&src, false), 0);
+    userdb_source_close(&src);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +232,8 @@ int main(void)
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_reload_follows_the_file),
         cmocka_unit_test(test_check_interval),
+        cmocka_unit_test(test_not_a_regular_file),
+        cmocka_unit_test(test_forced_reload_not_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,9 @@ bool userdb_format(const struct userdb_record *r, char *buf, size_t size);
 /* Lower-case and check an address (local@domain); false if invalid. */
 bool userdb_address_normalise(const char *in, char *out, size_t size);
 bool userdb_domain_valid(const char *domain);
+/* A count (size false) or a size with an optional k/m/g/t suffix (powers
+ * of 1024), as in quota= and messages=; false if invalid or too large. */
+bool userdb_parse_count(const char *text, long long *value_r, bool size);
 
 /* --- snapshot.c: the loaded file, shared by readers --- */
 
@@ -77,7 +80,8 @@ struct userdb_source {
     char path[4096];
     _Atomic long long interval_ms;
     _Atomic long long next_check_ms;
-    _Atomic bool reloading; /* one thread re-reads; the others go on */
+    _Atomic bool reloading;        /* one thread re-reads; the others go on */
+    _Atomic bool reload_requested; /* a forced reload came in meanwhile */
     const char *log_name;
 };
 
@@ -89,7 +93,9 @@ int userdb_source_open(struct userdb_source *src, const char *path, long long in
  * interval has passed and reloads it if it changed. */
 struct userdb_snapshot *userdb_source_get(struct userdb_source *src);
 /* Re-read now if the file changed (force: even if not). 1 reloaded, 0
- * unchanged, -1 failed (the old snapshot stays). */
+ * unchanged, -1 failed (the old snapshot stays). A forced reload that
+ * finds another thread reloading is not lost: that thread does one more,
+ * forced, before it lets go (this call then returns 0). */
 int userdb_source_reload(struct userdb_source *src, bool force);
 void userdb_snapshot_unref(struct userdb_snapshot *snap);
 void userdb_source_close(struct userdb_source *src);

@@ -130,6 +130,114 @@ def test_password_prompt_on_a_terminal(inst):
     assert "account tty@example.test " in inst.users.read_text()
 
 
+
+def _prompt_then_signal(inst, sig_bytes):
+    """Run account add on a terminal, answer nothing, send a control
+    character at the first prompt; the terminal settings after it ends."""
+    import pty
+    import termios
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(inst.env.petrelctl), [str(inst.env.petrelctl), "--config", str(inst.conf),
+                                           "account", "add", "tty@example.test"])
+    out = b""
+    deadline = time.monotonic() + CMD_TIMEOUT
+    while b"New password: " not in out and time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    assert b"New password: " in out, out
+    # Echo goes off just after the prompt is written: wait for it.
+    while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not termios.tcgetattr(fd)[3] & termios.ECHO
+    os.write(fd, sig_bytes)
+    _, status = os.waitpid(pid, 0)
+    attrs = termios.tcgetattr(fd)  # the pty's settings, as the child left them
+    os.close(fd)
+    return status, attrs
+
+
+def test_interrupted_prompt_restores_echo(inst):
+    """Ctrl-C at the password prompt ends petrelctl with echo back on."""
+    import signal
+    import termios
+    before = inst.users.read_text()
+    status, attrs = _prompt_then_signal(inst, b"\x03")
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT, status
+    assert attrs[3] & termios.ECHO
+    assert inst.users.read_text() == before
+
+
+def test_planted_symlinks_are_not_followed(inst, tmp_path):
+    """The daemon's user owns the data directory: links it plants where
+    petrelctl (root) puts its temporary and lock files are not followed."""
+    data = inst.users.parent
+    target = tmp_path / "target"
+    target.write_text("precious\n")
+    tmp = data / "users.tmp"
+    tmp.symlink_to(target)
+    ok(ctl_input(inst, "domain", "add", "one.test"))
+    assert target.read_text() == "precious\n"
+    assert "domain one.test\n" in inst.users.read_text()
+    assert tmp.is_symlink()
+    tmp.unlink()
+    lock = data / "users.lock"
+    lock.unlink()
+    lock.symlink_to(target)
+    fails(ctl_input(inst, "domain", "add", "two.test"), "cannot lock")
+    fails(inst.ctl("domain", "list"), "cannot lock")
+    assert target.read_text() == "precious\n"
+    assert "two.test" not in inst.users.read_text()
+    lock.unlink()
+    os.mkfifo(lock)
+    fails(ctl_input(inst, "domain", "add", "two.test"), "not a regular file")
+    lock.unlink()
+
+
+def test_rewrite_keeps_owner_group_and_mode(inst):
+    users = inst.users
+    ok(ctl_input(inst, "domain", "list"))
+    lock = users.parent / "users.lock"
+    assert lock.stat().st_mode & 0o777 == 0o660
+    if os.geteuid() == 0:
+        os.chown(users, 4321, 4322)
+    os.chmod(users, 0o604)
+    ok(ctl_input(inst, "domain", "add", "kept.test"))
+    st = users.stat()
+    assert st.st_mode & 0o7777 == 0o604
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (4321, 4322)
+    # A lock file the caller cannot write still locks (read-only, shared or not).
+    os.chmod(lock, 0o440)
+    try:
+        assert "kept.test" in ok(inst.ctl("domain", "list"))
+    finally:
+        os.chmod(lock, 0o660)
+
+
+def test_quota_units(inst):
+    ok(ctl_input(inst, "account", "quota", "demo@example.test", "2k", "7"))
+    assert "demo@example.test quota=2048 messages=7" in ok(inst.ctl("account", "list"))
+    ok(ctl_input(inst, "account", "quota", "demo@example.test", "3T"))
+    assert f"quota={3 * 1024 ** 4} " in ok(inst.ctl("account", "list"))
+    fails(ctl_input(inst, "account", "quota", "demo@example.test", "3x"), "usage")
+
+
+def test_delete_removes_duplicate_lines(inst):
+    """An older duplicate line must not come into force after a delete."""
+    text = inst.users.read_text()
+    line = next(x for x in text.splitlines() if x.startswith("account demo@example.test "))
+    inst.users.write_text(text + line.replace("demo@", "Demo@") + " disabled\n")
+    ok(ctl_input(inst, "account", "del", "demo@example.test"))
+    assert "demo@" not in inst.users.read_text().lower()
+    assert ok(inst.ctl("account", "list")) == ""
+
+
 def test_concurrent_petrelctl_runs_do_not_collide(inst):
     procs = [subprocess.Popen([str(inst.env.petrelctl), "--config", str(inst.conf), "alias",
                                "add", f"list{i}@example.test", "demo@example.test"],
