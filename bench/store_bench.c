@@ -5,9 +5,16 @@
  *
  *   store_bench --dir DIR [--threads T] [-n N] [--size BYTES] [--one-account]
  *               [--no-fsync] [--index-sync full|normal|off]
+ *   store_bench --dir DIR --rebuild [-n N] [--size BYTES]
+ *
+ * --rebuild: N message files (no index, half with a U= in the name) are
+ * put into one INBOX, then the time of the first folder_open (the index
+ * rebuilt from the files) is measured.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,8 +67,48 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int rebuild_bench(unsigned n)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    char path[PATH_MAX];
+    if (storage_ops.mailbox_open(g_user_shared, &m) != PETREL_STORAGE_OK)
+        return 1;
+    for (unsigned i = 0; i < n; i++) {
+        /* Even ones carry a U= (kept), odd ones get a new UID. */
+        if (i % 2 == 0)
+            petrel_snprintf(path, sizeof(path), "%s/bench.test/%s/new/%u.M1P1Q%u.bench,S=%zu,U=%u",
+                            storage_env.root, g_user_shared, 1000000 + i, i, g_size, i + 1);
+        else
+            petrel_snprintf(path, sizeof(path), "%s/bench.test/%s/new/%u.M1P1Q%u.bench,S=%zu",
+                            storage_env.root, g_user_shared, 1000000 + i, i, g_size);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, g_message, g_size) != (ssize_t)g_size) {
+            perror(path);
+            return 1;
+        }
+        close(fd);
+    }
+    double t0 = now();
+    int ret = storage_ops.folder_open(m, "INBOX", &f);
+    double wall = now() - t0;
+    struct petrel_storage_status st = {0};
+    if (ret == PETREL_STORAGE_OK) {
+        storage_ops.status(f, &st);
+        storage_ops.folder_close(f);
+    }
+    storage_ops.mailbox_close(m);
+    printf("rebuild: %u files indexed in %.2fs -> %.1f files/s (%u messages, %s)\n", n, wall,
+           n / wall, st.messages, storage_strerror(ret));
+    printf("RESULT {\"label\": \"rebuild\", \"files\": %u, \"wall_s\": %.3f, "
+           "\"files_per_s\": %.1f, \"messages\": %u}\n",
+           n, wall, n / wall, st.messages);
+    return ret == PETREL_STORAGE_OK && st.messages == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    bool rebuild = false;
     const char *dir = NULL, *sync = "full";
     unsigned threads = 1, n = 2000;
     bool do_fsync = true;
@@ -81,6 +128,8 @@ int main(int argc, char **argv)
             do_fsync = false;
         else if (strcmp(argv[i], "--index-sync") == 0 && i + 1 < argc)
             sync = argv[++i];
+        else if (strcmp(argv[i], "--rebuild") == 0)
+            rebuild = true;
         else {
             fprintf(stderr, "usage: see the comment at the top of store_bench.c\n");
             return 2;
@@ -100,6 +149,11 @@ int main(int argc, char **argv)
         snprintf(g_message, g_size, "From: a@b.test\r\nTo: c@d.test\r\nSubject: bench\r\n\r\n");
     for (size_t i = (size_t)hl; i < g_size; i++)
         g_message[i] = (i % 78 == 77) ? '\n' : (char)('a' + i % 26);
+    if (rebuild) {
+        int r = rebuild_bench(n);
+        free(g_message);
+        return r;
+    }
     /* Accounts exist before the clock starts: creation is not delivery. */
     for (unsigned i = 0; i < threads; i++) {
         struct petrel_mailbox *m;

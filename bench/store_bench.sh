@@ -4,8 +4,9 @@
 #
 #   bench/store_bench.sh [BUILD_DIR]     (default: _build/st-gcc, configured already)
 #
-# Env: N (messages per run, default 2000), BENCH_DIR (scratch directory on
-# the file system to measure, default $BUILD_DIR/bench-store), FSYNC_BENCH.
+# Env: N (messages per run, default 2000), REBUILD_N (files for the index
+# rebuild, default 100000), BENCH_DIR (scratch directory on the file system
+# to measure, default $BUILD_DIR/bench-store), FSYNC_BENCH.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/_build/st-gcc}
@@ -44,3 +45,13 @@ for t in 1 8; do
     printf '%-44s %12s\n' "store deliver, $t thread(s), one account" "$(store $t one)"
     printf '%-44s %12s\n' "  same, index_sync=normal" "$(store $t one --index-sync normal)"
 done
+
+# Rebuilding a lost index from REBUILD_N files (default 100000): must stay
+# n log n (seconds for 100k files, not a minute).
+rn=${REBUILD_N:-100000}
+d="$scratch/rebuild.$$"
+rm -rf "$d"
+mkdir -p "$d"
+printf '%-44s %12s\n' "index rebuild, $rn files (files/s)" \
+    "$("$bin" --dir "$d" --rebuild -n "$rn" --size 512 --no-fsync 2>/dev/null | rate)"
+rm -rf "$d"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,48 +36,74 @@ static int source_size(const struct petrel_storage_source *src, uint64_t *size_r
     return PETREL_STORAGE_OK;
 }
 
-/* Give a written tmp/ file its UID and index row. fs is locked. */
+/* Give a written tmp/ file its UID and index row. fs is locked. to_r
+ * (PATH_MAX) receives the message's path. */
 static int commit_new(struct storage_fstate *fs, const char *tmpbase, struct storage_row *row,
-                      const struct petrel_buf *header, uint32_t *uidvalidity_r)
+                      const struct petrel_buf *header, uint32_t *uidvalidity_r, char *to_r)
 {
     char base[STORAGE_MAX_FILENAME + 1], name[STORAGE_MAX_FILENAME + 1];
-    char from[PATH_MAX], to[PATH_MAX];
+    char from[PATH_MAX];
+    int64_t next = 0, uidv = 0;
     int ret = storage_index_begin(fs->db);
     if (ret != PETREL_STORAGE_OK)
         return ret;
-    row->uid = (uint32_t)storage_index_meta(fs->db, "uidnext", 1);
-    if (row->uid == 0 || row->uid == UINT32_MAX)
+    /* A metadata read error must never turn into UIDNEXT = 1. */
+    ret = storage_index_meta(fs->db, "uidnext", 1, &next);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_meta(fs->db, "uidvalidity", 0, &uidv);
+    if (ret == PETREL_STORAGE_OK && (next <= 0 || next >= UINT32_MAX))
         ret = PETREL_STORAGE_TOO_LARGE;
+    row->uid = (uint32_t)next;
     if (ret == PETREL_STORAGE_OK)
         ret = storage_index_reserve(fs, row->uid);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_next_modseq(fs->db, &row->modseq);
     if (ret == PETREL_STORAGE_OK &&
         (!storage_maildir_set_uid(tmpbase, row->uid, base, sizeof(base)) ||
          !storage_maildir_name(base, row->flags, row->recent, name, sizeof(name)) ||
          !petrel_snprintf(from, sizeof(from), "%s/tmp/%s", fs->dir, tmpbase) ||
-         !storage_maildir_path(to, sizeof(to), fs->dir, row->recent, name)))
+         !storage_maildir_path(to_r, PATH_MAX, fs->dir, row->recent, name)))
         ret = PETREL_STORAGE_TEMPFAIL;
-    if (ret == PETREL_STORAGE_OK && rename(from, to) < 0) {
+    if (ret == PETREL_STORAGE_OK && rename(from, to_r) < 0) {
         petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "rename %s: %s", from, strerror(errno));
         ret = PETREL_STORAGE_TEMPFAIL;
     }
     bool renamed = ret == PETREL_STORAGE_OK;
     row->name = name;
-    row->modseq = storage_index_next_modseq(fs->db);
     if (ret == PETREL_STORAGE_OK)
         ret = storage_index_insert(fs->db, row, header->len ? petrel_buf_head(header) : NULL,
                                    header->len);
     if (ret == PETREL_STORAGE_OK)
         ret = storage_index_set_meta(fs->db, "uidnext", (int64_t)row->uid + 1);
     if (ret == PETREL_STORAGE_OK)
-        *uidvalidity_r = (uint32_t)storage_index_meta(fs->db, "uidvalidity", 0);
-    if (ret == PETREL_STORAGE_OK)
         ret = storage_index_commit(fs->db);
     else
         storage_index_rollback(fs->db);
     row->name = NULL;
+    if (ret == PETREL_STORAGE_OK)
+        *uidvalidity_r = (uint32_t)uidv;
     /* Not acknowledged: the file must not turn up later as a message. */
     if (ret != PETREL_STORAGE_OK && renamed)
-        unlink(to);
+        unlink(to_r);
+    return ret;
+}
+
+/* Take back committed messages whose directory could not be synced: they
+ * are visible but not durable, and the caller is told to try again, so
+ * they must not stay (a retry would store them twice). */
+static int withdraw(struct storage_fstate *fs, const uint32_t *uids, size_t n)
+{
+    struct petrel_storage_uid_range *ranges = petrel_reallocarray(NULL, n ? n : 1, sizeof(*ranges));
+    for (size_t i = 0; i < n; i++)
+        ranges[i] = (struct petrel_storage_uid_range){uids[i], uids[i]};
+    struct petrel_storage_uid_set set = {ranges, n};
+    struct petrel_folder f = {fs};
+    int ret = n > 0 ? storage_message_remove(&f, &set, false, NULL, NULL) : PETREL_STORAGE_OK;
+    free(ranges);
+    if (ret != PETREL_STORAGE_OK)
+        petrel_log(PETREL_LOG_ERROR, STORAGE_LOG,
+                   "%s: %zu message(s) not durable and not withdrawn: a retry may store them twice",
+                   fs->dir, n);
     return ret;
 }
 
@@ -87,7 +114,7 @@ static int store_message(struct petrel_mailbox *mbox, const char *folder,
                          uint32_t *uidvalidity_r)
 {
     char canon[PETREL_STORAGE_MAX_NAME + 1], kw[PETREL_STORAGE_MAX_KEYWORDS * 65 + 1];
-    char tmpbase[STORAGE_MAX_FILENAME + 1];
+    char tmpbase[STORAGE_MAX_FILENAME + 1], to[PATH_MAX];
     struct storage_fstate *fs;
     uint64_t size;
     int ret = source_size(src, &size);
@@ -114,7 +141,7 @@ static int store_message(struct petrel_mailbox *mbox, const char *folder,
     row.idate = idate != 0 ? idate : (int64_t)time(NULL);
     if (ret == PETREL_STORAGE_OK) {
         if ((ret = storage_folder_lock(fs)) == PETREL_STORAGE_OK) {
-            ret = commit_new(fs, tmpbase, &row, &header, uidvalidity_r);
+            ret = commit_new(fs, tmpbase, &row, &header, uidvalidity_r, to);
             storage_folder_unlock(fs);
         }
         if (ret != PETREL_STORAGE_OK) {
@@ -124,12 +151,18 @@ static int store_message(struct petrel_mailbox *mbox, const char *folder,
         }
     }
     petrel_buf_free(&header);
-    /* The rename is durable only once the directory is. */
     if (ret == PETREL_STORAGE_OK)
-        ret = storage_maildir_fsync_dir(fs->dir, recent ? "new" : "cur");
+        storage_quota_add(mbox->acct, (int64_t)size, 1);
+    /* The rename is durable only once the directory is. When that sync
+     * fails the message is taken back out (index row and file) before
+     * TEMPFAIL is returned, so the sender's retry cannot deliver it twice.
+     * No second fsync: after a failed fsync Linux may report a later one
+     * as successful although the data never reached the disk. */
+    if (ret == PETREL_STORAGE_OK &&
+        (ret = storage_maildir_fsync_dir(fs->dir, recent ? "new" : "cur")) != PETREL_STORAGE_OK)
+        withdraw(fs, &row.uid, 1);
     if (ret == PETREL_STORAGE_OK) {
         *uid_r = row.uid;
-        storage_quota_add(mbox->acct, (int64_t)size, 1);
         storage_notify(mbox->acct, fs->name);
     }
     storage_folder_put(fs);
@@ -141,13 +174,10 @@ int storage_deliver(struct petrel_mailbox *mbox, const char *folder,
                     const struct petrel_storage_quota *quota, uint32_t *uid_r,
                     uint32_t *uidvalidity_r)
 {
-    static struct petrel_counter *delivered, *failed;
-    if (delivered == NULL) {
-        delivered = petrel_counter("storage.deliveries");
-        failed = petrel_counter("storage.delivery_failures");
-    }
     int ret = store_message(mbox, folder, src, 0, NULL, 0, quota, true, uid_r, uidvalidity_r);
-    petrel_counter_add(ret == PETREL_STORAGE_OK ? delivered : failed, 1);
+    storage_count(ret == PETREL_STORAGE_OK ? storage_counters.delivered
+                                           : storage_counters.delivery_failures,
+                  1);
     if (ret != PETREL_STORAGE_OK && ret != PETREL_STORAGE_OVER_QUOTA)
         petrel_log(PETREL_LOG_WARNING, STORAGE_LOG, "%s: delivery failed: %s", mbox->acct->path,
                    storage_strerror(ret));
@@ -165,311 +195,435 @@ int storage_deliver_append(struct petrel_mailbox *mbox, const char *folder,
     int ret = store_message(mbox, folder, src, attrs->flags, attrs->keywords, attrs->internal_date,
                             &attrs->quota, false, uid_r, uidvalidity_r);
     if (ret == PETREL_STORAGE_OK)
-        petrel_counter_add(petrel_counter("storage.appends"), 1);
+        storage_count(storage_counters.appends, 1);
     return ret;
 }
 
-/* --- copy and move --- */
+/* --- copy and move ---
+ *
+ * In batches of COPY_BATCH messages, holding one folder lock at a time
+ * (two copies in opposite directions must not deadlock):
+ *   1. source lock, write transaction: reload the batch's rows (current
+ *      names and flags), read headers and cache values, hard-link the
+ *      files into the destination's tmp/;
+ *   2. destination lock: UIDs, renames into new/ cur/, rows and cache
+ *      values in one transaction; on failure every renamed file is removed
+ *      again, so nothing reappears later as a message;
+ *   3. the destination directories are synced.
+ * COPY is all or nothing: when a batch fails, the batches already copied
+ * are withdrawn from the destination. MOVE expunges each batch from the
+ * source once it is durable in the destination: a failed MOVE may have
+ * moved some whole batches, but never leaves a message in both folders,
+ * so a retry does not duplicate. */
+
+struct copy_kv {
+    char *key;
+    void *value;
+    size_t len;
+};
 
 struct copy_item {
-    struct storage_row row; /* from the source */
-    uint32_t new_uid;
+    struct storage_row row; /* the source row, as loaded under the source lock */
+    uint32_t new_uid;       /* 0 until committed in the destination */
     char tmpbase[STORAGE_MAX_FILENAME + 1];
     void *header;
     size_t header_len;
-    bool linked;
+    struct copy_kv *cache;
+    size_t ncache;
+    bool linked;  /* a file in the destination's tmp/ */
+    char *placed; /* renamed into new/ or cur/, not yet committed */
 };
 
+static void copy_item_clear(struct storage_fstate *dst, struct copy_item *it)
+{
+    char path[PATH_MAX];
+    if (it->linked && petrel_snprintf(path, sizeof(path), "%s/tmp/%s", dst->dir, it->tmpbase))
+        unlink(path);
+    storage_row_clear(&it->row);
+    free(it->header);
+    for (size_t k = 0; k < it->ncache; k++) {
+        free(it->cache[k].key);
+        free(it->cache[k].value);
+    }
+    free(it->cache);
+    free(it->placed);
+    memset(it, 0, sizeof(*it));
+}
+
 /* Same inode in the destination's tmp/ (no data copied, nothing to sync
- * but the directory); a plain copy when the file system refuses links. */
-static bool link_or_copy(const char *from, const char *to)
+ * but the directory); a plain copy when the file system refuses links.
+ * 0, ENOENT (no such source file) or another errno. */
+static int link_or_copy(const char *from, const char *to)
 {
     if (link(from, to) == 0)
-        return true;
+        return 0;
     if (errno == ENOENT)
-        return false;
-    int in = open(from, O_RDONLY | O_CLOEXEC);
+        return ENOENT;
+    int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (in < 0)
-        return false;
+        return errno == ENOENT ? ENOENT : EIO;
+    struct stat sb;
     struct petrel_storage_source src = {NULL, 0, in, 0};
-    off_t end = lseek(in, 0, SEEK_END);
-    lseek(in, 0, SEEK_SET);
-    src.fd_len = end > 0 ? (uint64_t)end : 0;
     const char *slash = strrchr(to, '/');
     char dir[PATH_MAX];
     size_t dlen = (size_t)(slash - to);
-    bool ok = dlen >= 4 && dlen < sizeof(dir);
+    bool ok = fstat(in, &sb) == 0 && S_ISREG(sb.st_mode) && dlen >= 4 && dlen < sizeof(dir);
     if (ok) {
+        src.fd_len = (uint64_t)sb.st_size;
         memcpy(dir, to, dlen - 4); /* strip "/tmp" */
         dir[dlen - 4] = '\0';
         ok = storage_maildir_write_tmp(dir, slash + 1, &src, NULL) == PETREL_STORAGE_OK;
     }
     close(in);
-    return ok;
+    return ok ? 0 : EIO;
 }
 
-static void load_extra(sqlite3 *db, struct copy_item *it)
+static int load_extra(sqlite3 *db, struct copy_item *it)
 {
     sqlite3_stmt *st;
+    int rc;
     if (sqlite3_prepare_v2(db, "SELECT header FROM msg WHERE uid = ?", -1, &st, NULL) != SQLITE_OK)
-        return;
+        return PETREL_STORAGE_TEMPFAIL;
     sqlite3_bind_int64(st, 1, it->row.uid);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
         it->header_len = (size_t)sqlite3_column_bytes(st, 0);
         it->header = petrel_malloc(it->header_len);
         memcpy(it->header, sqlite3_column_blob(st, 0), it->header_len);
     }
     sqlite3_finalize(st);
-}
-
-static void copy_cache(sqlite3 *src, sqlite3 *dst, uint32_t from, uint32_t to)
-{
-    sqlite3_stmt *q, *ins;
-    if (sqlite3_prepare_v2(src, "SELECT key, value FROM cache WHERE uid = ?", -1, &q, NULL) !=
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return PETREL_STORAGE_TEMPFAIL;
+    if (sqlite3_prepare_v2(db, "SELECT key, value FROM cache WHERE uid = ?", -1, &st, NULL) !=
         SQLITE_OK)
-        return;
-    if (sqlite3_prepare_v2(dst, "INSERT OR REPLACE INTO cache(uid, key, value) VALUES(?,?,?)", -1,
-                           &ins, NULL) != SQLITE_OK) {
-        sqlite3_finalize(q);
-        return;
+        return PETREL_STORAGE_TEMPFAIL;
+    sqlite3_bind_int64(st, 1, it->row.uid);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct copy_kv kv = {petrel_strdup((const char *)sqlite3_column_text(st, 0)), NULL,
+                             (size_t)sqlite3_column_bytes(st, 1)};
+        kv.value = petrel_malloc(kv.len ? kv.len : 1);
+        if (kv.len > 0)
+            memcpy(kv.value, sqlite3_column_blob(st, 1), kv.len);
+        it->cache = petrel_reallocarray(it->cache, it->ncache + 1, sizeof(*it->cache));
+        it->cache[it->ncache++] = kv;
     }
-    sqlite3_bind_int64(q, 1, from);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        sqlite3_reset(ins);
-        sqlite3_bind_int64(ins, 1, to);
-        sqlite3_bind_text(ins, 2, (const char *)sqlite3_column_text(q, 0), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_blob(ins, 3, sqlite3_column_blob(q, 1), sqlite3_column_bytes(q, 1),
-                          SQLITE_TRANSIENT);
-        sqlite3_step(ins);
-    }
-    sqlite3_finalize(q);
-    sqlite3_finalize(ins);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? PETREL_STORAGE_OK : PETREL_STORAGE_TEMPFAIL;
 }
 
-/* Under the source lock: rows, headers, and links into dest's tmp/. */
+static int insert_cache(sqlite3 *db, uint32_t uid, const struct copy_item *it)
+{
+    sqlite3_stmt *st;
+    int ret = PETREL_STORAGE_OK;
+    if (it->ncache == 0)
+        return PETREL_STORAGE_OK;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO cache(uid, key, value) VALUES(?,?,?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return PETREL_STORAGE_TEMPFAIL;
+    for (size_t k = 0; k < it->ncache && ret == PETREL_STORAGE_OK; k++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, uid);
+        sqlite3_bind_text(st, 2, it->cache[k].key, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, it->cache[k].value, (int)it->cache[k].len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            ret = PETREL_STORAGE_TEMPFAIL;
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Step 1, under the source lock. The batch's rows are loaded again here:
+ * a STORE since the UID list was read has renamed files and changed
+ * flags. A UID no longer in the index was expunged and is skipped; a row
+ * whose file is missing makes the folder be scanned (another process may
+ * have renamed it) and the batch be tried once more; still missing is a
+ * TEMPFAIL, never a silent skip. *n_r: items filled. */
 static int copy_prepare(struct storage_fstate *src, struct storage_fstate *dst,
-                        struct copy_item *items, size_t n)
+                        const uint32_t *uids, size_t n, struct copy_item *items, size_t *n_r)
 {
     char from[PATH_MAX], to[PATH_MAX];
-    for (size_t i = 0; i < n; i++) {
-        struct copy_item *it = &items[i];
-        load_extra(src->db, it);
-        if (!storage_maildir_new_base(it->row.size, 0, it->tmpbase, sizeof(it->tmpbase)) ||
-            !storage_maildir_path(from, sizeof(from), src->dir, it->row.recent, it->row.name) ||
-            !petrel_snprintf(to, sizeof(to), "%s/tmp/%s", dst->dir, it->tmpbase))
-            return PETREL_STORAGE_TEMPFAIL;
-        it->linked = link_or_copy(from, to);
+    struct petrel_storage_uid_range *ranges = petrel_reallocarray(NULL, n, sizeof(*ranges));
+    for (size_t i = 0; i < n; i++)
+        ranges[i] = (struct petrel_storage_uid_range){uids[i], uids[i]};
+    struct petrel_storage_uid_set set = {ranges, n};
+    /* The write lock keeps other processes from renaming files meanwhile. */
+    int ret = storage_index_begin(src->db);
+    *n_r = 0;
+    for (int attempt = 0; ret == PETREL_STORAGE_OK && attempt < 2; attempt++) {
+        struct storage_row *rows = NULL;
+        size_t nrows = 0, count = 0;
+        bool missing = false;
+        if ((ret = storage_index_load(src->db, &set, &rows, &nrows)) != PETREL_STORAGE_OK)
+            break;
+        for (size_t i = 0; i < nrows && ret == PETREL_STORAGE_OK; i++) {
+            struct copy_item *it = &items[count++];
+            it->row = rows[i];
+            rows[i].name = rows[i].keywords = NULL; /* moved */
+            if ((ret = load_extra(src->db, it)) != PETREL_STORAGE_OK)
+                break;
+            if (!storage_maildir_new_base(it->row.size, 0, it->tmpbase, sizeof(it->tmpbase)) ||
+                !storage_maildir_path(from, sizeof(from), src->dir, it->row.recent, it->row.name) ||
+                !petrel_snprintf(to, sizeof(to), "%s/tmp/%s", dst->dir, it->tmpbase)) {
+                ret = PETREL_STORAGE_TEMPFAIL;
+                break;
+            }
+            int err = link_or_copy(from, to);
+            if (err == 0)
+                it->linked = true;
+            else if (err == ENOENT)
+                missing = true;
+            else
+                ret = PETREL_STORAGE_TEMPFAIL;
+        }
+        storage_rows_free(rows, nrows);
+        *n_r = count;
+        if (ret != PETREL_STORAGE_OK || !missing)
+            break;
+        for (size_t i = 0; i < count; i++)
+            copy_item_clear(dst, &items[i]);
+        *n_r = 0;
+        if (attempt == 1) {
+            petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "%s: copy: message files missing", src->dir);
+            ret = PETREL_STORAGE_TEMPFAIL;
+            break;
+        }
+        bool changed;
+        ret = storage_rebuild_scan(src, false, &changed);
     }
-    return PETREL_STORAGE_OK;
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_commit(src->db); /* keeps what a scan found */
+    else
+        storage_index_rollback(src->db);
+    free(ranges);
+    return ret;
 }
 
-/* Under the destination lock: UIDs, renames and rows, one transaction. */
-static int copy_commit(struct storage_fstate *src, struct storage_fstate *dst,
-                       struct copy_item *items, size_t n, uint32_t *uidv_r, int64_t *bytes_r)
+/* Step 2, under the destination lock: one transaction. */
+static int copy_commit(struct storage_fstate *dst, struct copy_item *items, size_t n,
+                       uint32_t *uidv_r, int64_t *bytes_r, int64_t *msgs_r)
 {
     char base[STORAGE_MAX_FILENAME + 1], name[STORAGE_MAX_FILENAME + 1];
     char from[PATH_MAX], to[PATH_MAX];
+    int64_t next = 0, uidv = 0, bytes = 0, msgs = 0;
+    uint64_t modseq = 0;
     int ret = storage_index_begin(dst->db);
     if (ret != PETREL_STORAGE_OK)
         return ret;
-    uint32_t next = (uint32_t)storage_index_meta(dst->db, "uidnext", 1);
-    uint64_t modseq = storage_index_next_modseq(dst->db);
-    if (next > UINT32_MAX - n - 1)
+    ret = storage_index_meta(dst->db, "uidnext", 1, &next);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_meta(dst->db, "uidvalidity", 0, &uidv);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_next_modseq(dst->db, &modseq);
+    if (ret == PETREL_STORAGE_OK && (next <= 0 || (uint64_t)next + n + 1 >= UINT32_MAX))
         ret = PETREL_STORAGE_TOO_LARGE;
     if (ret == PETREL_STORAGE_OK)
-        ret = storage_index_reserve(dst, next + (uint32_t)n);
+        ret = storage_index_reserve(dst, (uint32_t)next + (uint32_t)n);
     for (size_t i = 0; i < n && ret == PETREL_STORAGE_OK; i++) {
         struct copy_item *it = &items[i];
         if (!it->linked)
             continue;
         struct storage_row row = it->row;
-        row.uid = next;
+        row.uid = (uint32_t)next;
         row.modseq = modseq;
         if (!storage_maildir_set_uid(it->tmpbase, row.uid, base, sizeof(base)) ||
             !storage_maildir_name(base, row.flags, row.recent, name, sizeof(name)) ||
             !petrel_snprintf(from, sizeof(from), "%s/tmp/%s", dst->dir, it->tmpbase) ||
             !storage_maildir_path(to, sizeof(to), dst->dir, row.recent, name) ||
+            (storage_test_fault != NULL && storage_test_fault("copy_rename")) ||
             rename(from, to) < 0) {
+            petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "copy into %s: %s", dst->dir,
+                       strerror(errno));
             ret = PETREL_STORAGE_TEMPFAIL;
             break;
         }
-        it->linked = false; /* renamed: no tmp/ file left to clean */
+        it->linked = false; /* renamed: no tmp/ file left */
+        it->placed = petrel_strdup(to);
         row.name = name;
         ret = storage_index_insert(dst->db, &row, it->header, it->header_len);
-        it->new_uid = next++;
-        *bytes_r += (int64_t)row.size;
+        if (ret == PETREL_STORAGE_OK)
+            ret = insert_cache(dst->db, row.uid, it);
+        it->new_uid = (uint32_t)next++;
+        bytes += (int64_t)row.size;
+        msgs++;
     }
     if (ret == PETREL_STORAGE_OK)
         ret = storage_index_set_meta(dst->db, "uidnext", next);
-    *uidv_r = (uint32_t)storage_index_meta(dst->db, "uidvalidity", 0);
     if (ret == PETREL_STORAGE_OK)
         ret = storage_index_commit(dst->db);
     else
         storage_index_rollback(dst->db);
-    (void)src;
-    return ret;
-}
-
-static void copy_items_free(struct storage_fstate *dst, struct copy_item *items, size_t n)
-{
-    char path[PATH_MAX];
     for (size_t i = 0; i < n; i++) {
-        if (items[i].linked &&
-            petrel_snprintf(path, sizeof(path), "%s/tmp/%s", dst->dir, items[i].tmpbase))
-            unlink(path);
-        storage_row_clear(&items[i].row);
-        free(items[i].header);
+        /* Rolled back: files renamed into new/ cur/ must not be adopted later
+         * (their U= would be handed out again). */
+        if (ret != PETREL_STORAGE_OK && items[i].placed != NULL) {
+            unlink(items[i].placed);
+            items[i].new_uid = 0;
+        }
+        free(items[i].placed);
+        items[i].placed = NULL;
     }
-    free(items);
-}
-
-/* Cache values go along; done after the destination commit, best effort. */
-static void copy_caches(struct storage_fstate *src, struct storage_fstate *dst,
-                        struct copy_item *items, size_t n)
-{
-    if (storage_folder_lock(src) != PETREL_STORAGE_OK)
-        return;
-    if (src == dst) {
-        for (size_t i = 0; i < n; i++)
-            if (items[i].new_uid != 0)
-                copy_cache(src->db, src->db, items[i].row.uid, items[i].new_uid);
-        storage_folder_unlock(src);
-        return;
+    if (ret == PETREL_STORAGE_OK) {
+        *uidv_r = (uint32_t)uidv;
+        *bytes_r = bytes;
+        *msgs_r = msgs;
     }
-    if (storage_folder_lock(dst) == PETREL_STORAGE_OK) {
-        for (size_t i = 0; i < n; i++)
-            if (items[i].new_uid != 0)
-                copy_cache(src->db, dst->db, items[i].row.uid, items[i].new_uid);
-        storage_folder_unlock(dst);
-    }
-    storage_folder_unlock(src);
+    return ret;
 }
 
 struct uidpair {
     uint32_t src, dst;
 };
 
-static int copy_batch(struct storage_fstate *src, struct storage_fstate *dst,
-                      struct storage_row *rows, size_t n, struct uidpair **pairs, size_t *npairs,
-                      uint32_t *uidv_r)
+struct copy_run {
+    struct storage_fstate *src, *dst;
+    struct uidpair *pairs;
+    size_t npairs;
+    uint32_t uidv;
+};
+
+static int copy_batch(struct copy_run *c, const uint32_t *uids, size_t n)
 {
     struct copy_item *items = petrel_calloc(n, sizeof(*items));
-    int64_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        items[i].row = rows[i];
-        rows[i].name = rows[i].keywords = NULL; /* moved */
-    }
-    int ret = storage_folder_lock(src);
+    size_t count = 0;
+    int64_t bytes = 0, msgs = 0;
+    int ret = storage_folder_lock(c->src);
     if (ret == PETREL_STORAGE_OK) {
-        ret = copy_prepare(src, dst, items, n);
-        storage_folder_unlock(src);
+        ret = copy_prepare(c->src, c->dst, uids, n, items, &count);
+        storage_folder_unlock(c->src);
     }
-    if (ret == PETREL_STORAGE_OK && (ret = storage_folder_lock(dst)) == PETREL_STORAGE_OK) {
-        ret = copy_commit(src, dst, items, n, uidv_r, &bytes);
-        storage_folder_unlock(dst);
+    if (ret == PETREL_STORAGE_OK && (ret = storage_folder_lock(c->dst)) == PETREL_STORAGE_OK) {
+        ret = copy_commit(c->dst, items, count, &c->uidv, &bytes, &msgs);
+        storage_folder_unlock(c->dst);
     }
-    if (ret == PETREL_STORAGE_OK)
-        ret = storage_maildir_fsync_dir(dst->dir, "cur");
-    if (ret == PETREL_STORAGE_OK)
-        ret = storage_maildir_fsync_dir(dst->dir, "new");
+    size_t first = c->npairs;
     if (ret == PETREL_STORAGE_OK) {
-        copy_caches(src, dst, items, n);
-        *pairs = petrel_reallocarray(*pairs, *npairs + n, sizeof(**pairs));
-        for (size_t i = 0; i < n; i++)
+        /* Only what was copied counts. */
+        storage_quota_add(c->dst->acct, bytes, msgs);
+        c->pairs = petrel_reallocarray(c->pairs, c->npairs + count + 1, sizeof(*c->pairs));
+        for (size_t i = 0; i < count; i++)
             if (items[i].new_uid != 0)
-                (*pairs)[(*npairs)++] = (struct uidpair){items[i].row.uid, items[i].new_uid};
-        storage_quota_add(dst->acct, bytes, (int64_t)n);
+                c->pairs[c->npairs++] = (struct uidpair){items[i].row.uid, items[i].new_uid};
+        if ((ret = storage_maildir_fsync_dir(c->dst->dir, "cur")) == PETREL_STORAGE_OK)
+            ret = storage_maildir_fsync_dir(c->dst->dir, "new");
+        if (ret != PETREL_STORAGE_OK) {
+            uint32_t *added = petrel_reallocarray(NULL, count + 1, sizeof(*added));
+            for (size_t i = first; i < c->npairs; i++)
+                added[i - first] = c->pairs[i].dst;
+            withdraw(c->dst, added, c->npairs - first);
+            free(added);
+            c->npairs = first;
+        }
     }
-    copy_items_free(dst, items, n);
+    for (size_t i = 0; i < n; i++)
+        copy_item_clear(c->dst, &items[i]);
+    free(items);
     return ret;
 }
 
-static int copy_pairs(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
-                      const char *dest, struct uidpair **pairs_r, size_t *n_r,
-                      struct storage_fstate **dst_r, uint32_t *uidv_r)
+/* The source UIDs of uids (NULL = all) at the start. */
+static int copy_list(struct storage_fstate *src, const struct petrel_storage_uid_set *uids,
+                     uint32_t **list_r, size_t *n_r)
 {
-    char canon[PETREL_STORAGE_MAX_NAME + 1];
-    struct storage_fstate *src = folder->fs, *dst;
     struct storage_row *rows = NULL;
-    size_t nrows = 0;
-    *pairs_r = NULL;
-    *n_r = 0;
-    if (dest == NULL || !storage_foldername_valid(dest, canon, sizeof(canon)))
-        return PETREL_STORAGE_INVALID_NAME;
-    int ret = storage_folder_get(src->acct, canon, &dst);
+    size_t n = 0;
+    int ret = storage_folder_lock(src);
     if (ret != PETREL_STORAGE_OK)
         return ret;
-    if ((ret = storage_folder_lock(src)) == PETREL_STORAGE_OK) {
-        ret = storage_index_load(src->db, uids, &rows, &nrows);
-        storage_folder_unlock(src);
-    }
-    *uidv_r = 0;
-    if (ret == PETREL_STORAGE_OK && nrows == 0 && (ret = storage_folder_lock(dst)) == 0) {
-        *uidv_r = (uint32_t)storage_index_meta(dst->db, "uidvalidity", 0);
-        storage_folder_unlock(dst);
-    }
-    for (size_t i = 0; i < nrows && ret == PETREL_STORAGE_OK; i += COPY_BATCH)
-        ret = copy_batch(src, dst, rows + i, nrows - i < COPY_BATCH ? nrows - i : COPY_BATCH,
-                         pairs_r, n_r, uidv_r);
-    storage_rows_free(rows, nrows);
-    *dst_r = dst;
+    ret = storage_index_load(src->db, uids, &rows, &n);
+    storage_folder_unlock(src);
+    if (ret != PETREL_STORAGE_OK)
+        return ret;
+    uint32_t *list = petrel_reallocarray(NULL, n ? n : 1, sizeof(*list));
+    for (size_t i = 0; i < n; i++)
+        list[i] = rows[i].uid;
+    storage_rows_free(rows, n);
+    *list_r = list;
+    *n_r = n;
+    return PETREL_STORAGE_OK;
+}
+
+static int expunge_source(struct petrel_folder *folder, const struct uidpair *pairs, size_t n)
+{
+    struct petrel_storage_uid_range *ranges = petrel_reallocarray(NULL, n ? n : 1, sizeof(*ranges));
+    for (size_t i = 0; i < n; i++)
+        ranges[i] = (struct petrel_storage_uid_range){pairs[i].src, pairs[i].src};
+    struct petrel_storage_uid_set set = {ranges, n};
+    int ret = n > 0 ? storage_message_remove(folder, &set, false, NULL, NULL) : PETREL_STORAGE_OK;
+    free(ranges);
     return ret;
 }
 
-static void report_pairs(struct uidpair *pairs, size_t n, petrel_storage_uidmap_fn *map, void *arg)
+static int copy_or_move(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
+                        const char *dest, bool move, petrel_storage_uidmap_fn *map, void *arg,
+                        uint32_t *dest_uidvalidity_r)
 {
-    for (size_t i = 0; map != NULL && i < n; i++)
-        map(arg, pairs[i].src, pairs[i].dst);
-    free(pairs);
+    char canon[PETREL_STORAGE_MAX_NAME + 1];
+    struct copy_run c = {folder->fs, NULL, NULL, 0, 0};
+    uint32_t *list = NULL;
+    size_t nlist = 0;
+    if (dest == NULL || !storage_foldername_valid(dest, canon, sizeof(canon)))
+        return PETREL_STORAGE_INVALID_NAME;
+    int ret = storage_folder_get(c.src->acct, canon, &c.dst);
+    if (ret != PETREL_STORAGE_OK)
+        return ret;
+    ret = copy_list(c.src, uids, &list, &nlist);
+    if (storage_test_fault != NULL)
+        storage_test_fault("copy_listed"); /* tests change the source here */
+    if (ret == PETREL_STORAGE_OK && nlist == 0 &&
+        (ret = storage_folder_lock(c.dst)) == PETREL_STORAGE_OK) {
+        int64_t v;
+        ret = storage_index_meta(c.dst->db, "uidvalidity", 0, &v);
+        c.uidv = (uint32_t)v;
+        storage_folder_unlock(c.dst);
+    }
+    size_t moved = 0; /* pairs whose source is expunged */
+    for (size_t i = 0; i < nlist && ret == PETREL_STORAGE_OK; i += COPY_BATCH) {
+        ret = copy_batch(&c, list + i, nlist - i < COPY_BATCH ? nlist - i : COPY_BATCH);
+        if (ret != PETREL_STORAGE_OK || !move)
+            continue;
+        ret = expunge_source(folder, c.pairs + moved, c.npairs - moved);
+        if (ret != PETREL_STORAGE_OK) {
+            /* Not in both folders: take this batch back out of dest. */
+            uint32_t *added = petrel_reallocarray(NULL, c.npairs - moved + 1, sizeof(*added));
+            for (size_t k = moved; k < c.npairs; k++)
+                added[k - moved] = c.pairs[k].dst;
+            withdraw(c.dst, added, c.npairs - moved);
+            free(added);
+            c.npairs = moved;
+        }
+        moved = c.npairs;
+    }
+    if (ret != PETREL_STORAGE_OK && !move && c.npairs > 0) {
+        /* COPY is all or nothing: earlier batches go again. */
+        uint32_t *added = petrel_reallocarray(NULL, c.npairs, sizeof(*added));
+        for (size_t k = 0; k < c.npairs; k++)
+            added[k] = c.pairs[k].dst;
+        withdraw(c.dst, added, c.npairs);
+        free(added);
+        c.npairs = 0;
+    }
+    if (c.npairs > 0)
+        storage_notify(c.dst->acct, c.dst->name);
+    storage_folder_put(c.dst);
+    free(list);
+    if (ret == PETREL_STORAGE_OK) {
+        *dest_uidvalidity_r = c.uidv;
+        for (size_t i = 0; map != NULL && i < c.npairs; i++)
+            map(arg, c.pairs[i].src, c.pairs[i].dst);
+    }
+    free(c.pairs);
+    return ret;
 }
 
 int storage_deliver_copy(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
                          const char *dest, petrel_storage_uidmap_fn *map, void *arg,
                          uint32_t *dest_uidvalidity_r)
 {
-    struct uidpair *pairs;
-    struct storage_fstate *dst = NULL;
-    size_t n;
-    int ret = copy_pairs(folder, uids, dest, &pairs, &n, &dst, dest_uidvalidity_r);
-    if (dst != NULL) {
-        if (n > 0)
-            storage_notify(dst->acct, dst->name);
-        storage_folder_put(dst);
-    }
-    if (ret == PETREL_STORAGE_OK)
-        report_pairs(pairs, n, map, arg);
-    else
-        free(pairs);
-    return ret;
+    return copy_or_move(folder, uids, dest, false, map, arg, dest_uidvalidity_r);
 }
 
 int storage_deliver_move(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
                          const char *dest, petrel_storage_uidmap_fn *map, void *arg,
                          uint32_t *dest_uidvalidity_r)
 {
-    struct uidpair *pairs;
-    struct storage_fstate *dst = NULL;
-    size_t n;
-    int ret = copy_pairs(folder, uids, dest, &pairs, &n, &dst, dest_uidvalidity_r);
-    if (dst != NULL) {
-        if (n > 0)
-            storage_notify(dst->acct, dst->name);
-        storage_folder_put(dst);
-    }
-    if (ret != PETREL_STORAGE_OK || n == 0) {
-        free(pairs);
-        return ret;
-    }
-    /* Expunge exactly the copied source messages. */
-    struct petrel_storage_uid_range *ranges = petrel_reallocarray(NULL, n, sizeof(*ranges));
-    for (size_t i = 0; i < n; i++)
-        ranges[i] = (struct petrel_storage_uid_range){pairs[i].src, pairs[i].src};
-    struct petrel_storage_uid_set set = {ranges, n};
-    ret = storage_message_remove(folder, &set, false, NULL, NULL);
-    free(ranges);
-    if (ret == PETREL_STORAGE_OK)
-        report_pairs(pairs, n, map, arg);
-    else
-        free(pairs);
-    return ret;
+    return copy_or_move(folder, uids, dest, true, map, arg, dest_uidvalidity_r);
 }

@@ -18,8 +18,6 @@
 
 #include "storage_private.h"
 
-#define MAX_FOLDERS 10000
-
 static const struct {
     const char *name;
     unsigned attr;
@@ -29,13 +27,22 @@ static const struct {
     {"Archive", PETREL_STORAGE_FOLDER_ARCHIVE},
 };
 
+/* A folder directory is a real directory (a symlinked ".X" is not
+ * followed: it could lead out of the account) with a cur/ in it. The
+ * account directory itself (INBOX) may be a link the administrator made. */
 static bool folder_exists(const char *dir)
 {
     char path[PATH_MAX];
     struct stat sb;
-    return petrel_snprintf(path, sizeof(path), "%s/cur", dir) && stat(path, &sb) == 0 &&
+    const char *last = strrchr(dir, '/');
+    bool sub = last != NULL && last[1] == '.';
+    return (!sub || (lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))) &&
+           petrel_snprintf(path, sizeof(path), "%s/cur", dir) && lstat(path, &sb) == 0 &&
            S_ISDIR(sb.st_mode);
 }
+
+static size_t folder_count(struct storage_account *acct);
+static size_t missing_levels(struct storage_account *acct, char *canon);
 
 /* --- shared folder states --- */
 
@@ -65,6 +72,27 @@ int storage_folder_get(struct storage_account *acct, const char *name, struct st
     pthread_mutex_unlock(&acct->lock);
     *r = fs;
     return PETREL_STORAGE_OK;
+}
+
+static void fstate_unlink(struct storage_account *acct, struct storage_fstate *fs);
+
+/* The state of folder name stops being used: deleted, or renamed (a state's
+ * name and dir never change, so that threads holding it may read them
+ * without its lock; a renamed folder gets a new state under its new name,
+ * and handles open on the old one get NOT_FOUND). acct->lock held. */
+static void fstate_retire(struct storage_account *acct, const char *name)
+{
+    for (struct storage_fstate *fs = acct->folders, *next; fs != NULL; fs = next) {
+        next = fs->next;
+        if (fs->deleted || strcmp(fs->name, name) != 0)
+            continue;
+        pthread_mutex_lock(&fs->lock);
+        fs->deleted = true;
+        storage_index_close(fs);
+        pthread_mutex_unlock(&fs->lock);
+        if (fs->refs == 0)
+            fstate_unlink(acct, fs);
+    }
 }
 
 static void fstate_unlink(struct storage_account *acct, struct storage_fstate *fs)
@@ -143,11 +171,18 @@ int storage_folder_account_db(struct storage_account *acct)
         return PETREL_STORAGE_TEMPFAIL;
     }
     sqlite3_busy_timeout(acct->db, STORAGE_BUSY_MS);
-    int ret = storage_index_exec(
-        acct->db, "PRAGMA journal_mode=WAL;"
-                  "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER);"
-                  "CREATE TABLE IF NOT EXISTS subs(name TEXT PRIMARY KEY);"
-                  "CREATE TABLE IF NOT EXISTS special(name TEXT PRIMARY KEY, attrs INTEGER);");
+    /* As for folder indexes: no BUSY from a second process opening it. */
+    int ret = PETREL_STORAGE_OK;
+    if (storage_index_exec_retry(acct->db, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
+        storage_index_exec_retry(
+            acct->db, "BEGIN IMMEDIATE;"
+                      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER);"
+                      "CREATE TABLE IF NOT EXISTS subs(name TEXT PRIMARY KEY);"
+                      "CREATE TABLE IF NOT EXISTS special(name TEXT PRIMARY KEY, attrs INTEGER);"
+                      "COMMIT;") != SQLITE_OK) {
+        petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "open %s: %s", path, sqlite3_errmsg(acct->db));
+        ret = PETREL_STORAGE_TEMPFAIL;
+    }
     if (ret != PETREL_STORAGE_OK) {
         sqlite3_close(acct->db);
         acct->db = NULL;
@@ -190,6 +225,7 @@ static int create_dir(struct storage_account *acct, const char *name, unsigned s
         int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         if (fd >= 0)
             close(fd);
+        ret = storage_maildir_fsync_dir(dir, "");
     }
     if (ret == PETREL_STORAGE_OK && special_use != 0)
         ret = account_sql(acct, "INSERT OR REPLACE INTO special(name, attrs) VALUES(?, ?)", name,
@@ -206,7 +242,9 @@ int storage_folder_init_account(struct storage_account *acct)
         ret = storage_folder_account_db(acct);
     if (ret != PETREL_STORAGE_OK || (ret = storage_index_begin(acct->db)) != PETREL_STORAGE_OK)
         return ret;
-    if (storage_index_meta(acct->db, "initialized", 0) == 0) {
+    int64_t initialized;
+    ret = storage_index_meta(acct->db, "initialized", 0, &initialized);
+    if (ret == PETREL_STORAGE_OK && initialized == 0) {
         ret = account_sql(acct, "INSERT OR IGNORE INTO subs(name) VALUES(?)", "INBOX", NULL, -1);
         for (size_t i = 0; i < sizeof(initial_folders) / sizeof(initial_folders[0]); i++) {
             if (ret == PETREL_STORAGE_OK)
@@ -219,7 +257,7 @@ int storage_folder_init_account(struct storage_account *acct)
             ret = storage_index_set_meta(acct->db, "initialized", 1);
         if (ret == PETREL_STORAGE_OK) {
             petrel_log(PETREL_LOG_INFO, STORAGE_LOG, "%s: new account", acct->path);
-            petrel_counter_add(petrel_counter("storage.accounts_created"), 1);
+            storage_count(storage_counters.accounts_created, 1);
         }
     }
     if (ret == PETREL_STORAGE_OK)
@@ -247,6 +285,8 @@ int storage_folder_create(struct petrel_mailbox *mbox, const char *name, unsigne
     int ret = PETREL_STORAGE_OK;
     if (folder_exists(dir)) {
         ret = PETREL_STORAGE_EXISTS;
+    } else if (folder_count(acct) + missing_levels(acct, canon) > storage_env.max_folders) {
+        ret = PETREL_STORAGE_TOO_LARGE; /* each missing parent is a folder too */
     } else {
         /* Parents first, as IMAP CREATE does. */
         for (char *p = strchr(canon, '/'); p != NULL && ret == PETREL_STORAGE_OK;
@@ -295,7 +335,7 @@ static size_t folder_names(struct storage_account *acct, char ***names_r)
     size_t n = 0;
     DIR *d = opendir(acct->path);
     struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL && n < MAX_FOLDERS) {
+    while (d != NULL && (de = readdir(d)) != NULL && n < storage_env.max_folders) {
         if (!storage_foldername_from_dir(de->d_name, name, sizeof(name)) ||
             !petrel_snprintf(path, sizeof(path), "%s/%s", acct->path, de->d_name) ||
             !folder_exists(path))
@@ -306,6 +346,31 @@ static size_t folder_names(struct storage_account *acct, char ***names_r)
     if (d != NULL)
         closedir(d);
     *names_r = names;
+    return n;
+}
+
+static void names_free(char **names, size_t n);
+
+static size_t folder_count(struct storage_account *acct)
+{
+    char **names;
+    size_t n = folder_names(acct, &names);
+    names_free(names, n);
+    return n;
+}
+
+/* How many folders creating canon makes (itself and missing parents). */
+static size_t missing_levels(struct storage_account *acct, char *canon)
+{
+    char dir[PATH_MAX];
+    size_t n = 1;
+    for (char *p = strchr(canon, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        storage_mailbox_path(acct, canon, dir, sizeof(dir));
+        if (strcmp(canon, "INBOX") != 0 && !folder_exists(dir))
+            n++;
+        *p = '/';
+    }
     return n;
 }
 
@@ -355,17 +420,7 @@ int storage_folder_delete(struct petrel_mailbox *mbox, const char *name)
     else if (rename(dir, gone) < 0) /* out of sight at once, then removed */
         ret = PETREL_STORAGE_TEMPFAIL;
     if (ret == PETREL_STORAGE_OK) {
-        for (struct storage_fstate *fs = acct->folders, *next; fs != NULL; fs = next) {
-            next = fs->next;
-            if (fs->deleted || strcmp(fs->name, canon) != 0)
-                continue;
-            pthread_mutex_lock(&fs->lock);
-            fs->deleted = true;
-            storage_index_close(fs);
-            pthread_mutex_unlock(&fs->lock);
-            if (fs->refs == 0)
-                fstate_unlink(acct, fs);
-        }
+        fstate_retire(acct, canon);
         account_sql(acct, "DELETE FROM special WHERE name = ?", canon, NULL, -1);
         remove_tree(gone);
     }
@@ -390,17 +445,8 @@ static int rename_one(struct storage_account *acct, const char *from, const char
         petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "rename %s: %s", fdir, strerror(errno));
         return PETREL_STORAGE_TEMPFAIL;
     }
-    for (struct storage_fstate *fs = acct->folders; fs != NULL; fs = fs->next) {
-        if (fs->deleted || strcmp(fs->name, from) != 0)
-            continue;
-        pthread_mutex_lock(&fs->lock);
-        storage_index_close(fs); /* reopened at the new path on next use */
-        free(fs->name);
-        free(fs->dir);
-        fs->name = petrel_strdup(to);
-        fs->dir = petrel_strdup(tdir);
-        pthread_mutex_unlock(&fs->lock);
-    }
+    storage_maildir_fsync_dir(acct->path, "");
+    fstate_retire(acct, from);
     account_sql(acct, "UPDATE special SET name = ? WHERE name = ?", to, from, -1);
     account_sql(acct, "UPDATE subs SET name = ? WHERE name = ?", to, from, -1);
     return PETREL_STORAGE_OK;
@@ -521,7 +567,7 @@ static void list_attrs(struct storage_account *acct, struct listed **v, size_t *
     }
     if (sqlite3_prepare_v2(acct->db, "SELECT name FROM subs", -1, &st, NULL) != SQLITE_OK)
         return;
-    while (sqlite3_step(st) == SQLITE_ROW && *n < MAX_FOLDERS * 2) {
+    while (sqlite3_step(st) == SQLITE_ROW && *n < storage_env.max_folders * 2) {
         const char *name = (const char *)sqlite3_column_text(st, 0);
         struct listed *l = listed_find(*v, *n, name);
         if (l == NULL) {

@@ -75,10 +75,12 @@ bool storage_foldername_to_dir(const char *canon, char *dir, size_t size)
         dir[0] = '\0';
         return true;
     }
+    /* Bounds: o + k bytes written must stay within the file name limit and
+     * leave room for the terminating NUL. */
     for (const char *p = canon;; p++) {
-        if (o + 4 >= size || o + 4 > STORAGE_MAX_FILENAME)
-            return false;
         if (p == canon || *p == '/') {
+            if (o + 1 > STORAGE_MAX_FILENAME || o + 1 >= size)
+                return false;
             dir[o++] = '.';
             if (*p == '/')
                 continue;
@@ -86,6 +88,9 @@ bool storage_foldername_to_dir(const char *canon, char *dir, size_t size)
         if (*p == '\0')
             break;
         unsigned char c = (unsigned char)*p;
+        size_t k = unsafe_byte(c) ? 3 : 1;
+        if (o + k > STORAGE_MAX_FILENAME || o + k >= size)
+            return false;
         if (unsafe_byte(c)) {
             dir[o++] = '~';
             dir[o++] = hex[c >> 4];
@@ -135,7 +140,13 @@ bool storage_foldername_from_dir(const char *dir, char *name, size_t size)
     if (!storage_foldername_valid(raw, name, size))
         return false;
     /* ".INBOX" alone would shadow the real INBOX (the root). */
-    return strcmp(name, "INBOX") != 0;
+    if (strcmp(name, "INBOX") == 0)
+        return false;
+    /* Exactly one directory name per folder: a name must encode back to
+     * this very entry ("~2f" for "~2F", "~41" for "A", ".inbox.x" for
+     * "INBOX/x" are other spellings and are refused). */
+    char back[STORAGE_MAX_FILENAME + 1];
+    return storage_foldername_to_dir(name, back, sizeof(back)) && strcmp(back, dir) == 0;
 }
 
 /* Copy one part of an address into out with unsafe bytes escaped; a
@@ -174,8 +185,12 @@ bool storage_foldername_user_path(const char *user, const char *default_domain, 
     size_t local_len = at != NULL ? (size_t)(at - user) : len;
     if (domain == NULL || domain[0] == '\0' || strlen(domain) > STORAGE_MAX_USER)
         return false;
-    if (!user_part(domain, strlen(domain), true, path, size, &o) || o + 2 >= size)
+    /* Each part becomes one directory name: at most NAME_MAX bytes once
+     * escaped, or it is not an acceptable name (rather than a mkdir error). */
+    if (!user_part(domain, strlen(domain), true, path, size, &o) || o > STORAGE_MAX_FILENAME ||
+        o + 2 >= size)
         return false;
     path[o++] = '/';
-    return user_part(user, local_len, false, path, size, &o);
+    size_t start = o;
+    return user_part(user, local_len, false, path, size, &o) && o - start <= STORAGE_MAX_FILENAME;
 }

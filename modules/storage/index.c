@@ -19,7 +19,8 @@
 
 #include "storage_private.h"
 
-static const char schema[] =
+static const char schema_tx[] =
+    "BEGIN IMMEDIATE;"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS msg(uid INTEGER PRIMARY KEY, base TEXT NOT NULL UNIQUE,"
     " name TEXT NOT NULL, recent INTEGER NOT NULL, flags INTEGER NOT NULL,"
@@ -29,7 +30,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS cache(uid INTEGER NOT NULL, key TEXT NOT NULL, value BLOB,"
     " PRIMARY KEY(uid, key)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);";
+    "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);"
+    "COMMIT;";
 
 static int sql_error(sqlite3 *db, const char *what)
 {
@@ -84,17 +86,18 @@ static int run(sqlite3 *db, sqlite3_stmt *st, const char *what)
     return PETREL_STORAGE_OK;
 }
 
-int64_t storage_index_meta(sqlite3 *db, const char *key, int64_t dflt)
+int storage_index_meta(sqlite3 *db, const char *key, int64_t dflt, int64_t *value_r)
 {
     sqlite3_stmt *st = prepare(db, "SELECT value FROM meta WHERE key = ?");
-    int64_t v = dflt;
     if (st == NULL)
-        return dflt;
+        return PETREL_STORAGE_TEMPFAIL;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
+    int rc = sqlite3_step(st);
+    *value_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : dflt;
     sqlite3_finalize(st);
-    return v;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sql_error(db, key);
+    return PETREL_STORAGE_OK;
 }
 
 int storage_index_set_meta(sqlite3 *db, const char *key, int64_t value)
@@ -107,11 +110,17 @@ int storage_index_set_meta(sqlite3 *db, const char *key, int64_t value)
     return run(db, st, "set meta");
 }
 
-uint64_t storage_index_next_modseq(sqlite3 *db)
+int storage_index_next_modseq(sqlite3 *db, uint64_t *modseq_r)
 {
-    uint64_t m = (uint64_t)storage_index_meta(db, "highestmodseq", 1) + 1;
-    storage_index_set_meta(db, "highestmodseq", (int64_t)m);
-    return m;
+    int64_t m;
+    int ret = storage_index_meta(db, "highestmodseq", 1, &m);
+    if (ret == PETREL_STORAGE_OK && (m < 0 || m == INT64_MAX))
+        ret = PETREL_STORAGE_TEMPFAIL;
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_set_meta(db, "highestmodseq", m + 1);
+    if (ret == PETREL_STORAGE_OK)
+        *modseq_r = (uint64_t)m + 1;
+    return ret;
 }
 
 static void base_of(const char *name, char *base, size_t size)
@@ -264,18 +273,6 @@ static size_t normalise(const struct petrel_storage_uid_set *uids,
     return m;
 }
 
-bool storage_index_in_set(const struct petrel_storage_uid_set *uids, uint32_t uid)
-{
-    if (uids == NULL)
-        return true;
-    for (size_t i = 0; i < uids->count; i++) {
-        uint32_t lo = uids->ranges[i].lo, hi = uids->ranges[i].hi;
-        if ((uid >= lo && uid <= hi) || (uid >= hi && uid <= lo))
-            return true;
-    }
-    return false;
-}
-
 int storage_index_load(sqlite3 *db, const struct petrel_storage_uid_set *uids,
                        struct storage_row **rows_r, size_t *count_r)
 {
@@ -359,9 +356,17 @@ int storage_index_status(sqlite3 *db, struct petrel_storage_status *s)
     s->unseen = (uint32_t)sqlite3_column_double(st, 2);
     s->size = (uint64_t)sqlite3_column_double(st, 3);
     sqlite3_finalize(st);
-    s->uidnext = (uint32_t)storage_index_meta(db, "uidnext", 1);
-    s->uidvalidity = (uint32_t)storage_index_meta(db, "uidvalidity", 0);
-    s->highestmodseq = (uint64_t)storage_index_meta(db, "highestmodseq", 1);
+    int64_t next, v, hm;
+    int ret = storage_index_meta(db, "uidnext", 1, &next);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_meta(db, "uidvalidity", 0, &v);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_meta(db, "highestmodseq", 1, &hm);
+    if (ret != PETREL_STORAGE_OK)
+        return ret;
+    s->uidnext = (uint32_t)next;
+    s->uidvalidity = (uint32_t)v;
+    s->highestmodseq = (uint64_t)hm;
     return PETREL_STORAGE_OK;
 }
 
@@ -419,8 +424,10 @@ int storage_index_reserve(struct storage_fstate *fs, uint32_t uid)
         return PETREL_STORAGE_OK;
     if (uid > UINT32_MAX - STORAGE_UID_RESERVE)
         return PETREL_STORAGE_TOO_LARGE; /* UIDs exhausted: needs a new UIDVALIDITY */
-    uint32_t v = (uint32_t)storage_index_meta(fs->db, "uidvalidity", 0);
-    int ret = storage_index_write_uidv(fs->dir, v, uid + STORAGE_UID_RESERVE);
+    int64_t v;
+    int ret = storage_index_meta(fs->db, "uidvalidity", 0, &v);
+    if (ret == PETREL_STORAGE_OK)
+        ret = storage_index_write_uidv(fs->dir, (uint32_t)v, uid + STORAGE_UID_RESERVE);
     if (ret == PETREL_STORAGE_OK)
         fs->uid_ceiling = uid + STORAGE_UID_RESERVE;
     return ret;
@@ -433,6 +440,26 @@ static const char *const sync_pragmas[] = {
     "PRAGMA synchronous=NORMAL",
     "PRAGMA synchronous=FULL",
 };
+
+/* PRAGMA journal_mode and the first schema statements can meet another
+ * process opening the same new database: SQLite then answers SQLITE_BUSY
+ * without calling the busy handler (the journal mode change needs an
+ * exclusive lock). Retry those for as long as the busy timeout allows. */
+int storage_index_exec_retry(sqlite3 *db, const char *sql)
+{
+    int rc;
+    for (unsigned waited = 0;; waited += 2) {
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (waited >= STORAGE_BUSY_MS)
+            break;
+        sqlite3_sleep(2);
+    }
+    return rc;
+}
 
 static int db_open(const char *path, sqlite3 **db_r)
 {
@@ -449,11 +476,14 @@ static int db_open(const char *path, sqlite3 **db_r)
         return rc;
     }
     sqlite3_busy_timeout(db, STORAGE_BUSY_MS);
-    if ((rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL)) != SQLITE_OK ||
+    /* The schema goes in under the write lock (BEGIN IMMEDIATE waits in
+     * the busy handler), never as a read upgraded to a write. */
+    if ((rc = storage_index_exec_retry(db, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
         (rc = sqlite3_exec(db, sync_pragmas[storage_env.index_sync], NULL, NULL, NULL)) !=
             SQLITE_OK ||
-        (rc = sqlite3_exec(db, schema, NULL, NULL, NULL)) != SQLITE_OK) {
+        (rc = storage_index_exec_retry(db, schema_tx)) != SQLITE_OK) {
         rc = sqlite3_extended_errcode(db);
+        petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "open %s: %s (%d)", path, sqlite3_errmsg(db), rc);
         sqlite3_close(db);
         return rc != SQLITE_OK ? rc : SQLITE_ERROR;
     }
@@ -511,9 +541,11 @@ static int open_checked(struct storage_fstate *fs, const char *path, bool *broke
         *broken_r = (rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT;
         return PETREL_STORAGE_TEMPFAIL;
     }
-    if ((ret = storage_index_begin(fs->db)) != PETREL_STORAGE_OK)
+    int64_t uidv;
+    if ((ret = storage_index_begin(fs->db)) != PETREL_STORAGE_OK ||
+        (ret = storage_index_meta(fs->db, "uidvalidity", 0, &uidv)) != PETREL_STORAGE_OK)
         goto fail;
-    if (storage_index_meta(fs->db, "uidvalidity", 0) == 0) {
+    if (uidv == 0) {
         if (existed)
             petrel_log(PETREL_LOG_WARNING, STORAGE_LOG, "%s: index without state, rebuilding",
                        fs->dir);
@@ -521,8 +553,7 @@ static int open_checked(struct storage_fstate *fs, const char *path, bool *broke
             goto fail;
     } else {
         uint32_t v, c;
-        if (storage_index_read_uidv(fs->dir, &v, &c) == PETREL_STORAGE_OK &&
-            v == (uint32_t)storage_index_meta(fs->db, "uidvalidity", 0))
+        if (storage_index_read_uidv(fs->dir, &v, &c) == PETREL_STORAGE_OK && v == (uint32_t)uidv)
             fs->uid_ceiling = c;
         else
             fs->uid_ceiling = 0; /* rewritten at the next UID */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -13,6 +14,26 @@
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct storage_account *registry;
+/* The process the registry belongs to. A child of fork() must not touch
+ * the SQLite connections it inherited (SQLite forbids it, and POSIX locks
+ * are per process): it forgets them, on purpose without closing them
+ * (sqlite3_close would checkpoint and release the parent's locks), and
+ * opens its own. Accounts are freed with their last handle, so a parent
+ * that closed its handles before fork() passes nothing on. */
+static pid_t registry_pid;
+
+/* registry_lock held. */
+static void registry_check_fork(void)
+{
+    pid_t pid = getpid();
+    if (registry_pid != pid) {
+        if (registry != NULL)
+            petrel_log(PETREL_LOG_WARNING, STORAGE_LOG,
+                       "storage handles inherited across fork() are not used in the child");
+        registry = NULL; /* inherited states are leaked, never used */
+        registry_pid = pid;
+    }
+}
 
 void storage_mailbox_path(const struct storage_account *acct, const char *name, char *out,
                           size_t size)
@@ -27,12 +48,14 @@ static struct storage_account *account_get(const char *path)
 {
     struct storage_account *a;
     pthread_mutex_lock(&registry_lock);
+    registry_check_fork();
     for (a = registry; a != NULL; a = a->next)
         if (strcmp(a->path, path) == 0)
             break;
     if (a == NULL) {
         a = petrel_calloc(1, sizeof(*a));
         a->path = petrel_strdup(path);
+        a->pid = getpid();
         pthread_mutex_init(&a->lock, NULL);
         pthread_mutex_init(&a->quota_lock, NULL);
         pthread_mutex_init(&a->watch_lock, NULL);
@@ -70,6 +93,11 @@ static void account_free(struct storage_account *a)
 static void account_put(struct storage_account *a)
 {
     pthread_mutex_lock(&registry_lock);
+    if (a->pid != getpid()) {
+        /* A handle from before fork(): the parent's, left alone. */
+        pthread_mutex_unlock(&registry_lock);
+        return;
+    }
     if (--a->refs > 0) {
         pthread_mutex_unlock(&registry_lock);
         return;
@@ -93,9 +121,14 @@ static int make_parents(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
+        if (mkdir(tmp, 0700) == 0) {
+            /* The new entry is durable once its parent is. */
+            int ret = storage_maildir_fsync_parent(tmp);
+            if (ret != PETREL_STORAGE_OK)
+                return ret;
+        } else if (errno != EEXIST) {
             petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "mkdir %s: %s", tmp, strerror(errno));
-            return PETREL_STORAGE_TEMPFAIL;
+            return errno == ENAMETOOLONG ? PETREL_STORAGE_INVALID_NAME : PETREL_STORAGE_TEMPFAIL;
         }
         *p = '/';
     }
@@ -105,7 +138,8 @@ static int make_parents(const char *path)
 void storage_mailbox_hold(struct storage_account *acct)
 {
     pthread_mutex_lock(&registry_lock);
-    acct->refs++;
+    if (acct->pid == getpid())
+        acct->refs++;
     pthread_mutex_unlock(&registry_lock);
 }
 

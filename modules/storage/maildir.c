@@ -126,24 +126,53 @@ bool storage_maildir_path(char *out, size_t size, const char *dir, bool in_new, 
     return petrel_snprintf(out, size, "%s/%s/%s", dir, in_new ? "new" : "cur", name);
 }
 
+/* A new directory entry survives a power loss only once the directory
+ * holding it is synced: the folder in the account (or the account in its
+ * domain), and tmp/ new/ cur/ in the folder. */
 int storage_maildir_mkdirs(const char *dir)
 {
     static const char *const subs[] = {"", "/tmp", "/new", "/cur"};
     char path[PATH_MAX];
+    bool made_sub = false;
     for (size_t i = 0; i < 4; i++) {
         if (!petrel_snprintf(path, sizeof(path), "%s%s", dir, subs[i]))
             return PETREL_STORAGE_INVALID_NAME;
-        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        if (mkdir(path, 0700) < 0) {
+            if (errno == EEXIST)
+                continue;
             petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "mkdir %s: %s", path, strerror(errno));
-            return PETREL_STORAGE_TEMPFAIL;
+            return errno == ENAMETOOLONG ? PETREL_STORAGE_INVALID_NAME : PETREL_STORAGE_TEMPFAIL;
+        }
+        if (i == 0) {
+            int ret = storage_maildir_fsync_parent(dir);
+            if (ret != PETREL_STORAGE_OK)
+                return ret;
+        } else {
+            made_sub = true;
         }
     }
-    return PETREL_STORAGE_OK;
+    return made_sub ? storage_maildir_fsync_dir(dir, "") : PETREL_STORAGE_OK;
+}
+
+int storage_maildir_fsync_parent(const char *path)
+{
+    char parent[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return storage_maildir_fsync_dir(".", "");
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof(parent))
+        return PETREL_STORAGE_TEMPFAIL;
+    memcpy(parent, path, n);
+    parent[n] = '\0';
+    return storage_maildir_fsync_dir(n > 0 ? parent : "/", "");
 }
 
 int storage_maildir_fsync_dir(const char *dir, const char *sub)
 {
     char path[PATH_MAX];
+    if (storage_test_fault != NULL && storage_test_fault("fsync_dir"))
+        return PETREL_STORAGE_TEMPFAIL;
     if (!storage_env.fsync)
         return PETREL_STORAGE_OK;
     if (!petrel_snprintf(path, sizeof(path), "%s%s%s", dir, sub[0] ? "/" : "", sub))

@@ -18,8 +18,6 @@
 #include "storage_private.h"
 
 #define FETCH_CHUNK 65536
-/* A flag change renames the file; a reader racing with it retries. */
-#define OPEN_RETRIES 4
 
 static void to_msg(const struct storage_row *r, struct petrel_storage_msg *m)
 {
@@ -61,8 +59,16 @@ static int open_row(struct storage_fstate *fs, uint32_t uid, int *fd_r)
     if (ret == PETREL_STORAGE_OK) {
         if (!storage_maildir_path(path, sizeof(path), fs->dir, row.recent, row.name))
             ret = PETREL_STORAGE_TEMPFAIL;
-        else if ((*fd_r = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        else if ((*fd_r = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
             ret = errno == ENOENT ? PETREL_STORAGE_NOT_FOUND : PETREL_STORAGE_TEMPFAIL;
+        else {
+            /* Only a regular file is a message (never a FIFO or a device). */
+            struct stat sb;
+            if (fstat(*fd_r, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+                close(*fd_r);
+                ret = PETREL_STORAGE_TEMPFAIL;
+            }
+        }
         storage_row_clear(&row);
     }
     storage_folder_unlock(fs);
@@ -301,8 +307,8 @@ bool storage_message_keywords(const char *in, char *out, size_t size)
     return kw_split(in, &l, PETREL_STORAGE_MAX_KEYWORDS) && kw_join(&l, out, size);
 }
 
-bool storage_message_apply(const struct petrel_storage_store *req, const char *req_kw,
-                           uint32_t *flags, char **keywords)
+int storage_message_apply(const struct petrel_storage_store *req, const char *req_kw,
+                          uint32_t *flags, char **keywords)
 {
     char out[PETREL_STORAGE_MAX_KEYWORDS * (PETREL_STORAGE_MAX_KEYWORD + 1) + 1];
     struct kwlist cur = {.n = 0}, want = {.n = 0}, res = {.n = 0};
@@ -313,8 +319,11 @@ bool storage_message_apply(const struct petrel_storage_store *req, const char *r
     case PETREL_STORAGE_FLAGS_ADD:
         f |= req->flags;
         res = cur;
-        for (size_t i = 0; i < want.n && res.n < PETREL_STORAGE_MAX_KEYWORDS; i++)
+        for (size_t i = 0; i < want.n; i++)
             if (!kw_has(&res, want.w[i], want.len[i])) {
+                /* More than the limit is refused, never silently cut. */
+                if (res.n >= PETREL_STORAGE_MAX_KEYWORDS)
+                    return -1;
                 res.w[res.n] = want.w[i];
                 res.len[res.n++] = want.len[i];
             }
@@ -332,7 +341,8 @@ bool storage_message_apply(const struct petrel_storage_store *req, const char *r
         res = want;
         break;
     }
-    kw_join(&res, out, sizeof(out));
+    if (!kw_join(&res, out, sizeof(out)))
+        return -1;
     bool changed = f != *flags || strcmp(out, *keywords != NULL ? *keywords : "") != 0;
     if (changed) {
         *flags = f;
@@ -394,10 +404,15 @@ static int store_rows(struct storage_fstate *fs, struct storage_row *rows, size_
             uidlist_add(modified, r->uid);
             continue;
         }
-        if (!storage_message_apply(req, kw, &r->flags, &r->keywords))
+        int applied = storage_message_apply(req, kw, &r->flags, &r->keywords);
+        if (applied < 0) {
+            ret = PETREL_STORAGE_INVALID_ARG; /* over PETREL_STORAGE_MAX_KEYWORDS */
+            break;
+        }
+        if (applied == 0)
             continue;
-        if (modseq == 0)
-            modseq = storage_index_next_modseq(fs->db);
+        if (modseq == 0 && (ret = storage_index_next_modseq(fs->db, &modseq)) != PETREL_STORAGE_OK)
+            break;
         r->modseq = modseq;
         ret = rename_flags(fs, r);
         if (ret == PETREL_STORAGE_NOT_FOUND) {
@@ -472,8 +487,9 @@ int storage_message_remove(struct petrel_folder *folder, const struct petrel_sto
             if (storage_maildir_path(path, sizeof(path), fs->dir, rows[i].recent, rows[i].name) &&
                 unlink(path) < 0 && errno != ENOENT)
                 petrel_log(PETREL_LOG_WARNING, STORAGE_LOG, "unlink %s: %s", path, strerror(errno));
-            if (modseq == 0)
-                modseq = storage_index_next_modseq(fs->db);
+            if (modseq == 0 &&
+                (ret = storage_index_next_modseq(fs->db, &modseq)) != PETREL_STORAGE_OK)
+                break;
             ret = storage_index_expunge(fs->db, rows[i].uid, modseq);
             uidlist_add(&gone, rows[i].uid);
             bytes += (int64_t)rows[i].size;
@@ -488,7 +504,7 @@ int storage_message_remove(struct petrel_folder *folder, const struct petrel_sto
     if (ret == PETREL_STORAGE_OK && gone.n > 0) {
         storage_maildir_fsync_dir(fs->dir, "cur");
         storage_quota_add(fs->acct, -bytes, -(int64_t)gone.n);
-        petrel_counter_add(petrel_counter("storage.expunged"), (int64_t)gone.n);
+        storage_count(storage_counters.expunged, (int64_t)gone.n);
         storage_notify(fs->acct, fs->name);
     }
     uidlist_report(&gone, ret == PETREL_STORAGE_OK ? expunged : NULL, arg);
@@ -523,7 +539,11 @@ static void ranges_add(struct ranges *r, uint32_t lo, uint32_t hi)
 static int vanished_gaps(sqlite3 *db, struct ranges *out)
 {
     sqlite3_stmt *st;
-    uint32_t next = (uint32_t)storage_index_meta(db, "uidnext", 1), expect = 1;
+    int64_t next64;
+    uint32_t expect = 1;
+    if (storage_index_meta(db, "uidnext", 1, &next64) != PETREL_STORAGE_OK)
+        return PETREL_STORAGE_TEMPFAIL;
+    uint32_t next = (uint32_t)next64;
     if (sqlite3_prepare_v2(db, "SELECT uid FROM msg ORDER BY uid", -1, &st, NULL) != SQLITE_OK)
         return PETREL_STORAGE_TEMPFAIL;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -541,7 +561,10 @@ static int vanished_gaps(sqlite3 *db, struct ranges *out)
 static int vanished_since(sqlite3 *db, uint64_t modseq, struct ranges *out)
 {
     sqlite3_stmt *st;
-    if ((uint64_t)storage_index_meta(db, "vanished_floor", 0) > modseq)
+    int64_t floor;
+    if (storage_index_meta(db, "vanished_floor", 0, &floor) != PETREL_STORAGE_OK)
+        return PETREL_STORAGE_TEMPFAIL;
+    if ((uint64_t)floor > modseq)
         return vanished_gaps(db, out);
     if (sqlite3_prepare_v2(db, "SELECT uid FROM expunged WHERE modseq > ? ORDER BY uid", -1, &st,
                            NULL) != SQLITE_OK)

@@ -8,6 +8,7 @@
 #include <petrel/log.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
+#include <petrel/stats.h>
 #include <petrel/storage.h>
 
 #include "storage_private.h"
@@ -32,7 +33,16 @@ static const struct petrel_setting storage_settings[] = {
 };
 /* clang-format on */
 
-struct storage_env storage_env = {.root = "mail", .fsync = true, .index_sync = STORAGE_SYNC_FULL};
+struct storage_env storage_env = {
+    .root = "mail", .fsync = true, .index_sync = STORAGE_SYNC_FULL, .max_folders = 10000};
+struct storage_counters storage_counters;
+bool (*storage_test_fault)(const char *point);
+
+void storage_count(struct petrel_counter *c, int64_t n)
+{
+    if (c != NULL)
+        petrel_counter_add(c, n);
+}
 
 static enum storage_sync_mode sync_mode(const char *s)
 {
@@ -58,6 +68,12 @@ void storage_configure(const char *root, const char *domain, bool do_fsync,
         if (*p == '/' || *p == ':' || *p == ',' || *p == '.')
             *p = '_';
     petrel_strlcpy(storage_env.host, host, sizeof(storage_env.host));
+    /* Once here (init runs before any thread), not lazily in each call. */
+    storage_counters.delivered = petrel_counter("storage.deliveries");
+    storage_counters.delivery_failures = petrel_counter("storage.delivery_failures");
+    storage_counters.appends = petrel_counter("storage.appends");
+    storage_counters.expunged = petrel_counter("storage.expunged");
+    storage_counters.accounts_created = petrel_counter("storage.accounts_created");
 }
 
 const char *storage_strerror(int error)

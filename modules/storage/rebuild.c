@@ -25,8 +25,13 @@ struct entry {
     char *name;
     bool in_new;
     struct storage_mdname md;
-    uint32_t uid; /* chosen UID */
+    uint32_t uid;  /* chosen UID */
+    bool dup_base; /* another file to adopt has the same base name */
 };
+
+/* U= hints above this are ignored: adopting one would leave no UIDs (or
+ * wrap UIDNEXT to 0) and block the folder. */
+#define UID_HINT_MAX (UINT32_MAX - STORAGE_UID_RESERVE)
 
 struct entries {
     struct entry *v;
@@ -59,7 +64,7 @@ static int read_dir(const char *dir, bool in_new, struct entries *e)
             e->cap = e->cap ? e->cap * 2 : 256;
             e->v = petrel_reallocarray(e->v, e->cap, sizeof(*e->v));
         }
-        e->v[e->n++] = (struct entry){petrel_strdup(de->d_name), in_new, md, 0};
+        e->v[e->n++] = (struct entry){petrel_strdup(de->d_name), in_new, md, 0, false};
     }
     closedir(d);
     return PETREL_STORAGE_OK;
@@ -92,12 +97,16 @@ struct scan {
     int64_t bytes, msgs; /* quota delta */
 };
 
-static uint64_t scan_modseq(struct scan *s)
+static int scan_modseq(struct scan *s, uint64_t *modseq_r)
 {
-    if (s->modseq == 0)
-        s->modseq = storage_index_next_modseq(s->fs->db);
+    if (s->modseq == 0) {
+        int ret = storage_index_next_modseq(s->fs->db, &s->modseq);
+        if (ret != PETREL_STORAGE_OK)
+            return ret;
+    }
     s->changed = true;
-    return s->modseq;
+    *modseq_r = s->modseq;
+    return PETREL_STORAGE_OK;
 }
 
 /* Known file: take over a location or flag change made outside. The row's
@@ -111,8 +120,8 @@ static int match_row(struct scan *s, const struct storage_row *row, const struct
     upd.recent = e->in_new;
     if (!e->in_new && e->md.has_info)
         upd.flags = e->md.flags;
-    upd.modseq = scan_modseq(s);
-    return storage_index_update(s->fs->db, &upd);
+    int ret = scan_modseq(s, &upd.modseq);
+    return ret == PETREL_STORAGE_OK ? storage_index_update(s->fs->db, &upd) : ret;
 }
 
 /* Rows sorted by base name (the file name up to ':') for lookups. */
@@ -160,15 +169,25 @@ static size_t keyed_find(const struct keyed *k, size_t n, const char *base)
     return n;
 }
 
-static bool base_known(const struct keyed *k, size_t n, const char *base, struct entries *e,
-                       size_t self)
+static int entry_by_base(const void *a, const void *b)
 {
-    if (keyed_find(k, n, base) < n)
-        return true;
-    for (size_t i = 0; i < e->n; i++)
-        if (i != self && strcmp(e->v[i].md.base, base) == 0)
-            return true;
-    return false;
+    const struct entry *const *x = a, *const *y = b;
+    return strcmp((*x)->md.base, (*y)->md.base);
+}
+
+/* Mark the files to adopt that share a base name: sorted once, then
+ * neighbours compared (n log n; a pairwise search made a rebuild of 100k
+ * files quadratic). */
+static void mark_dup_bases(struct entries *ad)
+{
+    struct entry **v = petrel_reallocarray(NULL, ad->n ? ad->n : 1, sizeof(*v));
+    for (size_t i = 0; i < ad->n; i++)
+        v[i] = &ad->v[i];
+    qsort(v, ad->n, sizeof(*v), entry_by_base);
+    for (size_t i = 1; i < ad->n; i++)
+        if (strcmp(v[i]->md.base, v[i - 1]->md.base) == 0)
+            v[i]->dup_base = v[i - 1]->dup_base = true;
+    free(v);
 }
 
 /* Insert one unknown file under its chosen UID, renaming it when its name
@@ -180,12 +199,16 @@ static int adopt(struct scan *s, struct entry *e, bool rename_needed)
     struct stat sb;
     const char *dir = s->fs->dir;
     if (!storage_maildir_path(from, sizeof(from), dir, e->in_new, e->name))
-        return PETREL_STORAGE_TEMPFAIL;
-    int fd = open(from, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &sb) < 0) {
+        return PETREL_STORAGE_OK; /* cannot be named: skipped */
+    /* No symlink is followed and a FIFO does not block the open; only a
+     * regular file is a message. */
+    int fd = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        if (fd >= 0 || errno != ENOENT)
+            petrel_log(PETREL_LOG_WARNING, STORAGE_LOG, "%s: not a message file, skipped", from);
         if (fd >= 0)
             close(fd);
-        return PETREL_STORAGE_OK; /* gone meanwhile: nothing to adopt */
+        return PETREL_STORAGE_OK; /* gone meanwhile, or not a message */
     }
     const char *final = e->name;
     if (rename_needed || e->md.uid != e->uid || e->md.size != (uint64_t)sb.st_size) {
@@ -193,9 +216,12 @@ static int adopt(struct scan *s, struct entry *e, bool rename_needed)
         if (!storage_maildir_new_base((uint64_t)sb.st_size, e->uid, base, sizeof(base)) ||
             !petrel_snprintf(name, sizeof(name), "%s%s", base, info != NULL ? info : "") ||
             !storage_maildir_path(to, sizeof(to), dir, e->in_new, name) || rename(from, to) < 0) {
+            /* One file that cannot be adopted must not block the folder:
+             * it is left alone (and tried again at the next scan). */
+            petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "adopt %s: %s; skipped", from,
+                       strerror(errno));
             close(fd);
-            petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "adopt %s: %s", from, strerror(errno));
-            return PETREL_STORAGE_TEMPFAIL;
+            return PETREL_STORAGE_OK;
         }
         final = name;
     }
@@ -203,18 +229,24 @@ static int adopt(struct scan *s, struct entry *e, bool rename_needed)
     petrel_buf_init(&header, PETREL_STORAGE_MAX_HEADER);
     storage_maildir_read_header(fd, &header);
     close(fd);
+    uint64_t modseq;
+    int ret = scan_modseq(s, &modseq);
+    if (ret != PETREL_STORAGE_OK) {
+        close(fd);
+        return ret;
+    }
     struct storage_row row = {
         .uid = e->uid,
         .flags = (!e->in_new && e->md.has_info) ? e->md.flags : 0,
         .recent = e->in_new,
-        .modseq = scan_modseq(s),
+        .modseq = modseq,
         .size = (uint64_t)sb.st_size,
         .idate = (int64_t)sb.st_mtime,
         .name = (char *) final,
         .keywords = (char *)"",
     };
-    int ret = storage_index_insert(s->fs->db, &row, header.len ? petrel_buf_head(&header) : NULL,
-                                   header.len);
+    ret = storage_index_insert(s->fs->db, &row, header.len ? petrel_buf_head(&header) : NULL,
+                               header.len);
     petrel_buf_free(&header);
     s->bytes += sb.st_size;
     s->msgs++;
@@ -233,13 +265,23 @@ static bool has_duplicate_uids(struct entries *adopt_list)
 static int choose_uids(struct scan *s, struct entries *ad, bool rebuild, uint32_t *uidnext)
 {
     uint32_t next = *uidnext, last_kept = 0;
+    for (size_t i = 0; i < ad->n; i++)
+        if (ad->v[i].md.uid > UID_HINT_MAX) {
+            petrel_log(PETREL_LOG_WARNING, STORAGE_LOG, "%s: U=%u in %s ignored (too large)",
+                       s->fs->dir, ad->v[i].md.uid, ad->v[i].name);
+            ad->v[i].md.uid = 0;
+        }
     if (rebuild && has_duplicate_uids(ad)) {
-        uint32_t old = (uint32_t)storage_index_meta(s->fs->db, "uidvalidity", 0);
-        uint32_t now = (uint32_t)time(NULL), v = now > old ? now : old + 1;
+        int64_t old64;
+        int ret = storage_index_meta(s->fs->db, "uidvalidity", 0, &old64);
+        uint32_t old = (uint32_t)old64, now = (uint32_t)time(NULL), v = now > old ? now : old + 1;
+        if (ret == PETREL_STORAGE_OK)
+            ret = storage_index_set_meta(s->fs->db, "uidvalidity", v);
+        if (ret != PETREL_STORAGE_OK)
+            return ret;
         petrel_log(PETREL_LOG_WARNING, STORAGE_LOG,
                    "%s: duplicate UIDs in file names: new UIDVALIDITY %u, messages renumbered",
                    s->fs->dir, v);
-        storage_index_set_meta(s->fs->db, "uidvalidity", v);
         s->fs->uid_ceiling = 0;
         for (size_t i = 0; i < ad->n; i++)
             ad->v[i].md.uid = 0;
@@ -258,12 +300,46 @@ static int choose_uids(struct scan *s, struct entries *ad, bool rebuild, uint32_
     for (size_t i = 0; i < ad->n; i++) {
         if (ad->v[i].uid != 0)
             continue;
-        if (next == 0 || next == UINT32_MAX)
-            return PETREL_STORAGE_TOO_LARGE;
+        if (next == 0 || next > UID_HINT_MAX) {
+            /* UIDs exhausted: the file stays unadopted (logged), the folder
+             * keeps working for what it has. */
+            petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "%s: no UID left for %s; skipped", s->fs->dir,
+                       ad->v[i].name);
+            continue;
+        }
         ad->v[i].uid = next++;
     }
     *uidnext = next;
     return next > 1 ? storage_index_reserve(s->fs, next - 1) : PETREL_STORAGE_OK;
+}
+
+static bool exists(const char *dir, bool in_new, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    return storage_maildir_path(path, sizeof(path), dir, in_new, name) && lstat(path, &sb) == 0;
+}
+
+/* A row whose file was not listed: is the file there after all (moved
+ * between new/ and cur/, or re-flagged, while readdir ran)? Looks at the
+ * recorded path, new/<base>, and cur/<base>:2,<flags> for the recorded
+ * flags and for none. */
+static bool still_there(struct storage_fstate *fs, const struct storage_row *row)
+{
+    char base[STORAGE_MAX_FILENAME + 1], name[STORAGE_MAX_FILENAME + 1];
+    size_t blen = strcspn(row->name, ":");
+    if (exists(fs->dir, row->recent, row->name))
+        return true;
+    if (blen >= sizeof(base))
+        return false;
+    memcpy(base, row->name, blen);
+    base[blen] = '\0';
+    if (exists(fs->dir, true, base))
+        return true;
+    if (storage_maildir_name(base, row->flags, false, name, sizeof(name)) &&
+        exists(fs->dir, false, name))
+        return true;
+    return storage_maildir_name(base, 0, false, name, sizeof(name)) && exists(fs->dir, false, name);
 }
 
 static int scan_known(struct scan *s, struct storage_row *rows, const struct keyed *k, size_t nrows,
@@ -284,9 +360,18 @@ static int scan_known(struct scan *s, struct storage_row *rows, const struct key
         }
     }
     for (size_t r = 0; r < nrows && ret == PETREL_STORAGE_OK; r++) {
+        uint64_t modseq;
         if (seen[r])
             continue;
-        ret = storage_index_expunge(s->fs->db, rows[r].uid, scan_modseq(s));
+        if (still_there(s->fs, &rows[r])) {
+            /* Renamed while the directories were read: not an expunge.
+             * The next sync looks again. */
+            s->fs->new_mtime = s->fs->cur_mtime = (struct timespec){0, 0};
+            continue;
+        }
+        if ((ret = scan_modseq(s, &modseq)) != PETREL_STORAGE_OK)
+            break;
+        ret = storage_index_expunge(s->fs->db, rows[r].uid, modseq);
         s->bytes -= (int64_t)rows[r].size;
         s->msgs--;
     }
@@ -300,12 +385,18 @@ int storage_rebuild_scan(struct storage_fstate *fs, bool rebuild, bool *changed_
     struct storage_row *rows = NULL;
     size_t nrows = 0;
     struct scan s = {fs, 0, false, 0, 0};
-    uint32_t uidnext = (uint32_t)storage_index_meta(fs->db, "uidnext", 1);
+    int64_t next64;
     *changed_r = false;
+    int ret = storage_index_meta(fs->db, "uidnext", 1, &next64);
+    if (ret != PETREL_STORAGE_OK)
+        return ret;
+    uint32_t uidnext = (uint32_t)next64;
     dir_mtimes(fs); /* before reading: a change during the scan is seen next time */
-    int ret = read_dir(fs->dir, true, &files);
+    ret = read_dir(fs->dir, true, &files);
     if (ret == PETREL_STORAGE_OK)
         ret = read_dir(fs->dir, false, &files);
+    if (storage_test_fault != NULL)
+        storage_test_fault("scan_listed"); /* tests move files here */
     if (ret == PETREL_STORAGE_OK)
         ret = storage_index_load(fs->db, NULL, &rows, &nrows);
     struct keyed *k = ret == PETREL_STORAGE_OK ? keyed_rows(rows, nrows) : NULL;
@@ -314,8 +405,11 @@ int storage_rebuild_scan(struct storage_fstate *fs, bool rebuild, bool *changed_
     if (ret == PETREL_STORAGE_OK && ad.n > 0) {
         qsort(ad.v, ad.n, sizeof(*ad.v), entry_by_uid);
         ret = choose_uids(&s, &ad, rebuild, &uidnext);
+        mark_dup_bases(&ad);
         for (size_t i = 0; i < ad.n && ret == PETREL_STORAGE_OK; i++)
-            ret = adopt(&s, &ad.v[i], base_known(k, nrows, ad.v[i].md.base, &ad, i));
+            if (ad.v[i].uid != 0)
+                ret = adopt(&s, &ad.v[i],
+                            ad.v[i].dup_base || keyed_find(k, nrows, ad.v[i].md.base) < nrows);
         if (ret == PETREL_STORAGE_OK)
             ret = storage_index_set_meta(fs->db, "uidnext", uidnext);
         if (ret == PETREL_STORAGE_OK && !rebuild)

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include <petrel/buf.h>
+#include <petrel/stats.h>
 #include <petrel/storage.h>
 
 #define STORAGE_LOG "storage"
@@ -50,14 +51,26 @@ struct storage_env {
     char host[64]; /* for file names: '/', ':' and ',' replaced */
     bool fsync;
     enum storage_sync_mode index_sync;
+    size_t max_folders; /* per account, INBOX not counted */
 };
 extern struct storage_env storage_env;
 
-struct storage_watch_entry;
+/* Counters, looked up once by storage_configure (module init). */
+struct storage_counters {
+    struct petrel_counter *delivered, *delivery_failures, *appends, *expunged, *accounts_created;
+};
+extern struct storage_counters storage_counters;
+void storage_count(struct petrel_counter *c, int64_t n);
+
+/* Fault injection for tests: when set, called at named points; a true
+ * return makes that step fail ("fsync_dir", "copy_rename"), or the test
+ * changes files there ("copy_listed", "scan_listed"). NULL in production. */
+extern bool (*storage_test_fault)(const char *point);
 
 struct storage_account {
     struct storage_account *next; /* in the registry */
     char *path;                   /* <root>/<domain>/<local> */
+    pid_t pid;                    /* the process that opened it (fork) */
     unsigned refs;                /* registry lock */
     pthread_mutex_t lock;         /* folders, account db, folder create/rename/delete */
     struct storage_fstate *folders;
@@ -150,6 +163,8 @@ void storage_maildir_flag_chars(uint32_t flags, char *out /* >= 8 */);
 int storage_maildir_write_tmp(const char *dir, const char *base,
                               const struct petrel_storage_source *src, struct petrel_buf *header_r);
 int storage_maildir_fsync_dir(const char *dir, const char *sub);
+/* fsync the directory holding path (after a mkdir or rename of path). */
+int storage_maildir_fsync_parent(const char *path);
 bool storage_maildir_path(char *out, size_t size, const char *dir, bool in_new, const char *name);
 int storage_maildir_mkdirs(const char *dir);
 /* Read the header block of an existing file (bounded). */
@@ -164,10 +179,14 @@ int storage_index_begin(sqlite3 *db);
 int storage_index_commit(sqlite3 *db);
 void storage_index_rollback(sqlite3 *db);
 int storage_index_exec(sqlite3 *db, const char *sql);
-int64_t storage_index_meta(sqlite3 *db, const char *key, int64_t dflt);
+/* A meta value (dflt when absent); TEMPFAIL when it cannot be read. */
+int storage_index_meta(sqlite3 *db, const char *key, int64_t dflt, int64_t *value_r);
 int storage_index_set_meta(sqlite3 *db, const char *key, int64_t value);
 /* Allocate the next modseq for a change transaction. */
-uint64_t storage_index_next_modseq(sqlite3 *db);
+int storage_index_next_modseq(sqlite3 *db, uint64_t *modseq_r);
+/* sqlite3_exec, retried while SQLITE_BUSY for up to STORAGE_BUSY_MS: for
+ * statements that SQLite runs without calling the busy handler. */
+int storage_index_exec_retry(sqlite3 *db, const char *sql);
 int storage_index_insert(sqlite3 *db, const struct storage_row *row, const void *header,
                          size_t header_len);
 int storage_index_load(sqlite3 *db, const struct petrel_storage_uid_set *uids,
@@ -185,7 +204,6 @@ int storage_index_status(sqlite3 *db, struct petrel_storage_status *st);
 int storage_index_reserve(struct storage_fstate *fs, uint32_t uid);
 int storage_index_read_uidv(const char *dir, uint32_t *uidvalidity_r, uint32_t *ceiling_r);
 int storage_index_write_uidv(const char *dir, uint32_t uidvalidity, uint32_t ceiling);
-bool storage_index_in_set(const struct petrel_storage_uid_set *uids, uint32_t uid);
 
 /* --- rebuild.c: index <-> files --- */
 /* Bring the index in line with the files (fs locked, db open). rebuild is
@@ -265,9 +283,10 @@ int storage_message_changes(struct petrel_folder *folder, uint64_t modseq,
                             void *arg);
 /* Keywords: validate and normalise a space-separated list (sorted, unique). */
 bool storage_message_keywords(const char *in, char *out, size_t size);
-/* Apply a store request to a row's flags/keywords; true when changed. */
-bool storage_message_apply(const struct petrel_storage_store *req, const char *req_kw,
-                           uint32_t *flags, char **keywords);
+/* Apply a store request to a row's flags/keywords: 1 when changed, 0 when
+ * not, -1 when the result would have more than PETREL_STORAGE_MAX_KEYWORDS. */
+int storage_message_apply(const struct petrel_storage_store *req, const char *req_kw,
+                          uint32_t *flags, char **keywords);
 
 /* --- search.c --- */
 int storage_search(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,

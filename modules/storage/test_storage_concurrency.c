@@ -183,10 +183,137 @@ static void test_concurrent(void **state)
     test_root_remove();
 }
 
+/* Two threads copy in opposite directions (A -> B and B -> A) at once.
+ * Before the fix a copy held the source lock while taking the
+ * destination's: this hung. Bounded rounds, no timing. */
+#define COPY_ROUNDS 40
+#define COPY_MSGS 5
+
+struct copier {
+    pthread_t t;
+    const char *from, *to;
+};
+
+static void *copy_main(void *arg)
+{
+    struct copier *c = arg;
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    uint32_t dv;
+    if (ops->mailbox_open("cross", &m) != PETREL_STORAGE_OK ||
+        ops->folder_open(m, c->from, &f) != PETREL_STORAGE_OK) {
+        atomic_fetch_add(&failures, 1);
+        return NULL;
+    }
+    struct petrel_storage_uid_range r = {1, COPY_MSGS};
+    struct petrel_storage_uid_set set = {&r, 1};
+    for (int i = 0; i < COPY_ROUNDS; i++)
+        if (ops->copy(f, &set, c->to, NULL, NULL, &dv) != PETREL_STORAGE_OK)
+            atomic_fetch_add(&failures, 1);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+    return NULL;
+}
+
+static void test_copy_cross(void **state)
+{
+    struct petrel_mailbox *m;
+    struct copier c[2] = {{.from = "Drafts", .to = "Sent"}, {.from = "Sent", .to = "Drafts"}};
+    struct petrel_storage_status st;
+    uint32_t uid;
+    (void)state;
+    test_root_make(false);
+    atomic_store(&failures, 0);
+    assert_int_equal(ops->mailbox_open("cross", &m), PETREL_STORAGE_OK);
+    for (unsigned i = 0; i < COPY_MSGS; i++) {
+        assert_int_equal(test_deliver(m, "Drafts", i, &uid), PETREL_STORAGE_OK);
+        assert_int_equal(test_deliver(m, "Sent", i, &uid), PETREL_STORAGE_OK);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&c[i].t, NULL, copy_main, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(c[i].t, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    assert_int_equal(ops->folder_status(m, "Drafts", &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, COPY_MSGS * (COPY_ROUNDS + 1));
+    assert_int_equal(ops->folder_status(m, "Sent", &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, COPY_MSGS * (COPY_ROUNDS + 1));
+    ops->mailbox_close(m);
+    test_root_remove();
+}
+
+/* STORE keeps renaming the files (flag changes) while another thread
+ * copies them: every copy must copy every message (none silently skipped
+ * because its file name changed). */
+static atomic_int copies_done;
+
+static void *toggle_main(void *arg)
+{
+    struct petrel_folder *f = arg;
+    for (int i = 0; i < 100000 && !atomic_load(&copies_done); i++) {
+        struct petrel_storage_store st = {i % 2 ? PETREL_STORAGE_FLAGS_ADD
+                                                : PETREL_STORAGE_FLAGS_REMOVE,
+                                          PETREL_STORAGE_SEEN | PETREL_STORAGE_FLAGGED, NULL, 0};
+        if (ops->store(f, NULL, &st, NULL, NULL) != PETREL_STORAGE_OK)
+            atomic_fetch_add(&failures, 1);
+    }
+    return NULL;
+}
+
+struct count {
+    int n;
+};
+
+static void count_map(void *arg, uint32_t s, uint32_t d)
+{
+    (void)s;
+    (void)d;
+    ((struct count *)arg)->n++;
+}
+
+static void test_copy_during_store(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f, *g;
+    pthread_t t;
+    uint32_t uid, dv;
+    (void)state;
+    test_root_make(false);
+    atomic_store(&failures, 0);
+    atomic_store(&copies_done, 0);
+    assert_int_equal(ops->mailbox_open("toggle", &m), PETREL_STORAGE_OK);
+    for (unsigned i = 0; i < COPY_MSGS; i++)
+        assert_int_equal(test_deliver(m, NULL, i, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &g), PETREL_STORAGE_OK);
+    assert_int_equal(pthread_create(&t, NULL, toggle_main, g), 0);
+    for (int i = 0; i < COPY_ROUNDS; i++) {
+        struct count c = {0};
+        assert_int_equal(ops->copy(f, NULL, "Archive", count_map, &c, &dv), PETREL_STORAGE_OK);
+        /* Copies land in Archive, not INBOX: the source keeps COPY_MSGS. */
+        assert_int_equal(c.n, COPY_MSGS);
+    }
+    atomic_store(&copies_done, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    struct petrel_storage_status st;
+    assert_int_equal(ops->folder_status(m, "Archive", &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, COPY_MSGS * COPY_ROUNDS);
+    char dir[PATH_MAX];
+    test_folder_dir("toggle", ".Archive", dir, sizeof(dir));
+    assert_int_equal(test_count_files(dir, NULL, 0), COPY_MSGS * COPY_ROUNDS);
+    ops->folder_close(g);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+    test_root_remove();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_copy_cross),
+        cmocka_unit_test(test_copy_during_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,8 +178,14 @@ static void test_two_processes(void **state)
     size_t n[2];
     (void)state;
     test_root_make(false);
+    /* The account and its INBOX index exist before the children start,
+     * and every handle is closed: nothing of it is cached across fork()
+     * (test_fork_with_open_handles covers handles kept open). */
     struct petrel_mailbox *m;
+    struct petrel_folder *f;
     assert_int_equal(ops->mailbox_open("duo", &m), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    ops->folder_close(f);
     ops->mailbox_close(m);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(pipe(pipes[i]), 0);
@@ -209,11 +215,77 @@ static void test_two_processes(void **state)
     test_root_remove();
 }
 
+/* A parent that keeps its handles open across fork(): the children must
+ * not use the inherited SQLite connections (they open their own), and the
+ * parent's handles keep working afterwards. */
+static void child_fresh(int fd, const struct storage_account *inherited)
+{
+    struct petrel_mailbox *m;
+    if (ops->mailbox_open("forked", &m) != PETREL_STORAGE_OK)
+        _exit(2);
+    if (m->acct == inherited) /* the parent's state, used across fork() */
+        _exit(5);
+    for (unsigned i = 0; i < 50; i++) {
+        uint32_t uid;
+        if (test_deliver(m, NULL, i, &uid) != PETREL_STORAGE_OK)
+            _exit(3);
+        if (write(fd, &uid, sizeof(uid)) != sizeof(uid))
+            _exit(4);
+    }
+    ops->mailbox_close(m);
+    _exit(0);
+}
+
+static void test_fork_with_open_handles(void **state)
+{
+    int pipes[2][2];
+    pid_t pids[2];
+    static uint32_t acks[2][MAX_ACKS];
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    uint32_t uid;
+    (void)state;
+    test_root_make(false);
+    assert_int_equal(ops->mailbox_open("forked", &m), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, NULL, 0, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pipe(pipes[i]), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            close(pipes[i][0]);
+            child_fresh(pipes[i][1], m->acct);
+        }
+        close(pipes[i][1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        int status;
+        size_t n = read_acks(pipes[i][0], acks[i], 0, MAX_ACKS);
+        close(pipes[i][0]);
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(n, 50);
+    }
+    /* The parent's connection still works and sees everything. */
+    struct petrel_storage_status st;
+    assert_int_equal(ops->sync(f), PETREL_STORAGE_OK);
+    assert_int_equal(ops->status(f, &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, 101);
+    assert_int_equal(test_deliver(m, NULL, 1, &uid), PETREL_STORAGE_OK);
+    assert_true(uid > 101);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+    test_root_remove();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_during_delivery),
         cmocka_unit_test(test_two_processes),
+        cmocka_unit_test(test_fork_with_open_handles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -936,6 +937,386 @@ static void test_rebuild(void **state)
     ops->mailbox_close(m);
 }
 
+/* --- review fixes --- */
+
+/* Fault injection: fail the nth call (1-based) of one point, or all. */
+static const char *fault_point;
+static int fault_nth, fault_calls;
+static void (*fault_action)(void);
+
+static bool fault_fn(const char *point)
+{
+    if (fault_point == NULL || strcmp(point, fault_point) != 0)
+        return false;
+    fault_calls++;
+    if (fault_action != NULL) {
+        void (*a)(void) = fault_action;
+        fault_action = NULL; /* once */
+        a();
+        return false;
+    }
+    return fault_nth == 0 || fault_calls == fault_nth;
+}
+
+static void fault_set(const char *point, int nth)
+{
+    fault_point = point;
+    fault_nth = nth;
+    fault_calls = 0;
+    storage_test_fault = fault_fn;
+}
+
+static void fault_clear(void)
+{
+    storage_test_fault = NULL;
+    fault_point = NULL;
+    fault_action = NULL;
+}
+
+static uint32_t folder_count_msgs(struct petrel_mailbox *m, const char *name)
+{
+    struct petrel_storage_status st;
+    assert_int_equal(ops->folder_status(m, name, &st), PETREL_STORAGE_OK);
+    return st.messages;
+}
+
+/* Item 5: a U= at the top of the UID space is ignored, UIDNEXT never wraps. */
+static void test_huge_uid_hint(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    struct petrel_storage_status st;
+    char dir[PATH_MAX], path[PATH_MAX];
+    uint32_t uid;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("hint", &m), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, NULL, 1, &uid), PETREL_STORAGE_OK);
+    test_folder_dir("hint", "", dir, sizeof(dir));
+    petrel_snprintf(path, sizeof(path), "%s/new/outside.9,U=4294967295", dir);
+    write_file(path, "Subject: max\r\n\r\nx\r\n");
+    petrel_snprintf(path, sizeof(path), "%s/new/outside.8,U=4294967000", dir);
+    write_file(path, "Subject: near max\r\n\r\nx\r\n");
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    assert_int_equal(ops->sync(f), PETREL_STORAGE_OK);
+    assert_int_equal(ops->status(f, &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, 3);
+    assert_true(st.uidnext > 1 && st.uidnext < 100);
+    assert_int_equal(test_deliver(m, NULL, 2, &uid), PETREL_STORAGE_OK);
+    assert_true(uid < 100);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
+/* Item 12: non-canonical folder directory names are not folders. */
+static void test_foldername_canonical(void **state)
+{
+    char name[300];
+    (void)state;
+    assert_true(storage_foldername_from_dir(".A.B~2Ec", name, sizeof(name)));
+    const char *bad[] = {".A~2fB", ".A~2eB", ".~41", ".a~00b", ".A~2FB", ".inbox.x", ".A~7e"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(storage_foldername_from_dir(bad[i], name, sizeof(name)));
+    /* Item 13: every name up to PETREL_STORAGE_MAX_NAME fits on disk. */
+    char longest[PETREL_STORAGE_MAX_NAME + 2], dir[STORAGE_MAX_FILENAME + 1];
+    memset(longest, '~', PETREL_STORAGE_MAX_NAME);
+    longest[PETREL_STORAGE_MAX_NAME] = '\0';
+    assert_true(storage_foldername_valid(longest, name, sizeof(name)));
+    assert_true(storage_foldername_to_dir(name, dir, sizeof(dir)));
+    assert_true(storage_foldername_from_dir(dir, name, sizeof(name)));
+    assert_string_equal(name, longest);
+    longest[PETREL_STORAGE_MAX_NAME] = '~';
+    longest[PETREL_STORAGE_MAX_NAME + 1] = '\0';
+    assert_false(storage_foldername_valid(longest, name, sizeof(name)));
+}
+
+/* Item 12: FIFOs, symlinks and directories in new/ are not adopted (and a
+ * FIFO does not hang the scan); a symlinked folder is not a folder; an
+ * over-long user is an invalid name. */
+static void test_path_safety(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    char dir[PATH_MAX], path[PATH_MAX], target[PATH_MAX];
+    (void)state;
+    assert_int_equal(ops->mailbox_open("safe", &m), PETREL_STORAGE_OK);
+    test_folder_dir("safe", "", dir, sizeof(dir));
+    petrel_snprintf(path, sizeof(path), "%s/new/fifo.1", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    petrel_snprintf(target, sizeof(target), "%s/outside-file", test_root);
+    write_file(target, "Subject: secret\r\n\r\nx\r\n");
+    petrel_snprintf(path, sizeof(path), "%s/new/link.2", dir);
+    assert_int_equal(symlink(target, path), 0);
+    petrel_snprintf(path, sizeof(path), "%s/new/dir.3", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    struct petrel_storage_status st;
+    assert_int_equal(ops->status(f, &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, 0);
+    ops->folder_close(f);
+    /* A ".Evil" symlink to another account's Maildir is no folder. */
+    char other[PATH_MAX];
+    struct petrel_mailbox *m2;
+    assert_int_equal(ops->mailbox_open("victim", &m2), PETREL_STORAGE_OK);
+    test_folder_dir("victim", "", other, sizeof(other));
+    petrel_snprintf(path, sizeof(path), "%s/.Evil", dir);
+    assert_int_equal(symlink(other, path), 0);
+    assert_int_equal(ops->folder_open(m, "Evil", &f), PETREL_STORAGE_NOT_FOUND);
+    ops->mailbox_close(m2);
+    ops->mailbox_close(m);
+    char user[400];
+    memset(user, 'a', 200);
+    petrel_strlcpy(user + 200, "%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%", sizeof(user) - 200);
+    assert_int_equal(ops->mailbox_open(user, &m), PETREL_STORAGE_INVALID_NAME);
+}
+
+/* Item 13: STORE beyond PETREL_STORAGE_MAX_KEYWORDS is refused whole. */
+static void test_keyword_limit(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    char kw[PETREL_STORAGE_MAX_KEYWORDS * 8];
+    uint32_t uid;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("kwl", &m), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, NULL, 1, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    kw[0] = '\0';
+    for (int i = 0; i < PETREL_STORAGE_MAX_KEYWORDS; i++) {
+        size_t o = strlen(kw);
+        petrel_snprintf(kw + o, sizeof(kw) - o, "%sk%d", i ? " " : "", i);
+    }
+    struct petrel_storage_store add = {PETREL_STORAGE_FLAGS_ADD, 0, kw, 0};
+    assert_int_equal(ops->store(f, NULL, &add, NULL, NULL), PETREL_STORAGE_OK);
+    struct petrel_storage_store one = {PETREL_STORAGE_FLAGS_ADD, PETREL_STORAGE_SEEN, "extra", 0};
+    assert_int_equal(ops->store(f, NULL, &one, NULL, NULL), PETREL_STORAGE_INVALID_ARG);
+    struct test_msgs t = {.n = 0};
+    assert_int_equal(ops->messages(f, NULL, test_collect, &t), PETREL_STORAGE_OK);
+    assert_int_equal(t.flags[0], 0); /* nothing changed */
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
+/* Item 13: a delivery whose directory sync fails is not left behind. */
+static void test_deliver_fsync_fails(void **state)
+{
+    struct petrel_mailbox *m;
+    char dir[PATH_MAX];
+    uint32_t uid;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("dsync", &m), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, NULL, 1, &uid), PETREL_STORAGE_OK);
+    fault_set("fsync_dir", 1);
+    assert_int_equal(test_deliver(m, NULL, 2, &uid), PETREL_STORAGE_TEMPFAIL);
+    fault_clear();
+    assert_int_equal(folder_count_msgs(m, "INBOX"), 1);
+    test_folder_dir("dsync", "", dir, sizeof(dir));
+    assert_int_equal(test_count_files(dir, NULL, 0), 1);
+    /* Item 10: creating a folder syncs the new directory entries. */
+    fault_set("fsync_dir", 0);
+    assert_int_equal(ops->folder_create(m, "Fresh", 0), PETREL_STORAGE_TEMPFAIL);
+    fault_clear();
+    ops->mailbox_close(m);
+    /* ... and so does creating an account. */
+    fault_set("fsync_dir", 0);
+    assert_int_equal(ops->mailbox_open("brandnew", &m), PETREL_STORAGE_TEMPFAIL);
+    fault_clear();
+}
+
+/* Item 4: a failed COPY leaves nothing in the destination, not even files
+ * that a later scan would adopt; across batches too. MOVE never leaves a
+ * message in both folders, and a retry completes it without duplicates. */
+static void test_copy_failure(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    char dir[PATH_MAX];
+    uint32_t uid, dv;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("cfail", &m), PETREL_STORAGE_OK);
+    for (unsigned i = 0; i < 130; i++)
+        assert_int_equal(test_deliver(m, NULL, i, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    test_folder_dir("cfail", ".Archive", dir, sizeof(dir));
+    struct petrel_storage_uid_range r[] = {{1, 3}};
+    struct petrel_storage_uid_set set = {r, 1};
+    fault_set("copy_rename", 2);
+    assert_int_equal(ops->copy(f, &set, "Archive", NULL, NULL, &dv), PETREL_STORAGE_TEMPFAIL);
+    assert_int_equal(test_count_files(dir, NULL, 0), 0);
+    /* Second batch fails: the first is taken back. */
+    fault_set("copy_rename", 130);
+    assert_int_equal(ops->copy(f, NULL, "Archive", NULL, NULL, &dv), PETREL_STORAGE_TEMPFAIL);
+    fault_clear();
+    assert_int_equal(test_count_files(dir, NULL, 0), 0);
+    struct petrel_folder *a;
+    assert_int_equal(ops->folder_open(m, "Archive", &a), PETREL_STORAGE_OK);
+    assert_int_equal(ops->sync(a), PETREL_STORAGE_OK);
+    assert_int_equal(folder_count_msgs(m, "Archive"), 0);
+    ops->folder_close(a);
+    /* MOVE failing in its second batch: the first batch moved, no message
+     * in both; the retry moves the rest. */
+    fault_set("copy_rename", 130);
+    assert_int_equal(ops->move(f, NULL, "Archive", NULL, NULL, &dv), PETREL_STORAGE_TEMPFAIL);
+    fault_clear();
+    uint32_t in_src = folder_count_msgs(m, "INBOX"), in_dst = folder_count_msgs(m, "Archive");
+    assert_int_equal(in_src + in_dst, 130);
+    assert_int_equal(in_dst, 128);
+    assert_int_equal(ops->move(f, NULL, "Archive", NULL, NULL, &dv), PETREL_STORAGE_OK);
+    assert_int_equal(folder_count_msgs(m, "INBOX"), 0);
+    assert_int_equal(folder_count_msgs(m, "Archive"), 130);
+    assert_int_equal(test_count_files(dir, NULL, 0), 130);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
+/* Item 2: a STORE between the UID listing and the copy renames the file:
+ * the copy still happens, with the current flags. */
+static struct petrel_folder *race_folder;
+
+static void race_store(void)
+{
+    struct petrel_storage_store st = {PETREL_STORAGE_FLAGS_ADD, PETREL_STORAGE_FLAGGED, NULL, 0};
+    assert_int_equal(ops->store(race_folder, NULL, &st, NULL, NULL), PETREL_STORAGE_OK);
+}
+
+static void test_copy_sees_store(void **state)
+{
+    struct petrel_mailbox *m;
+    uint32_t uid, dv;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("cstore", &m), PETREL_STORAGE_OK);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(test_deliver(m, NULL, i, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &race_folder), PETREL_STORAGE_OK);
+    fault_set("copy_listed", 0);
+    fault_action = race_store;
+    struct map mp = {.n = 0};
+    assert_int_equal(ops->copy(race_folder, NULL, "Trash", map_fn, &mp, &dv), PETREL_STORAGE_OK);
+    fault_clear();
+    assert_int_equal(mp.n, 3);
+    struct petrel_folder *t;
+    struct test_msgs msgs = {.n = 0};
+    assert_int_equal(ops->folder_open(m, "Trash", &t), PETREL_STORAGE_OK);
+    assert_int_equal(ops->messages(t, NULL, test_collect, &msgs), PETREL_STORAGE_OK);
+    assert_int_equal(msgs.n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(msgs.flags[i], PETREL_STORAGE_FLAGGED);
+    ops->folder_close(t);
+    ops->folder_close(race_folder);
+    ops->mailbox_close(m);
+}
+
+/* Item 8: a file moved from new/ to cur/ while the scan read the
+ * directories is not recorded as expunged. */
+static char moving_from[PATH_MAX], moving_to[PATH_MAX];
+
+static void move_during_scan(void) { assert_int_equal(rename(moving_from, moving_to), 0); }
+
+static void test_scan_rename_race(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    char dir[PATH_MAX], path[PATH_MAX];
+    uint32_t uid;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("srace", &m), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, NULL, 1, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    test_folder_dir("srace", "", dir, sizeof(dir));
+    petrel_snprintf(path, sizeof(path), "%s/new", dir);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            break;
+    assert_non_null(de);
+    petrel_snprintf(moving_from, sizeof(moving_from), "%s/new/%s", dir, de->d_name);
+    petrel_snprintf(moving_to, sizeof(moving_to), "%s/cur/%s:2,", dir, de->d_name);
+    closedir(d);
+    fault_set("scan_listed", 0);
+    fault_action = move_during_scan;
+    assert_int_equal(ops->sync(f), PETREL_STORAGE_OK);
+    fault_clear();
+    assert_int_equal(folder_count_msgs(m, "INBOX"), 1);
+    assert_int_equal(ops->sync(f), PETREL_STORAGE_OK); /* picks up the new place */
+    int fd;
+    uint64_t size;
+    assert_int_equal(ops->fetch_fd(f, uid, &fd, &size), PETREL_STORAGE_OK);
+    close(fd);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
+/* Item 3: a rename retires the old state; handles on it get NOT_FOUND,
+ * the folder works under its new name. */
+static void test_rename_open_handle(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f, *g;
+    struct petrel_storage_status st;
+    uint32_t uid;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("ren", &m), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_create(m, "Old", 0), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, "Old", 1, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "Old", &f), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_rename(m, "Old", "New"), PETREL_STORAGE_OK);
+    assert_int_equal(ops->status(f, &st), PETREL_STORAGE_NOT_FOUND);
+    assert_int_equal(ops->folder_open(m, "New", &g), PETREL_STORAGE_OK);
+    assert_int_equal(ops->status(g, &st), PETREL_STORAGE_OK);
+    assert_int_equal(st.messages, 1);
+    assert_string_equal(g->fs->name, "New");
+    assert_string_equal(f->fs->name, "Old"); /* never changed under a reader */
+    ops->folder_close(f);
+    ops->folder_close(g);
+    ops->mailbox_close(m);
+}
+
+/* Item 11: folder_create is bounded by the folder limit. */
+static void test_folder_limit(void **state)
+{
+    struct petrel_mailbox *m;
+    size_t saved = storage_env.max_folders;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("many", &m), PETREL_STORAGE_OK);
+    storage_env.max_folders = 7; /* 5 initial folders */
+    assert_int_equal(ops->folder_create(m, "A/B/C", 0), PETREL_STORAGE_TOO_LARGE);
+    assert_int_equal(ops->folder_create(m, "A/B", 0), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_create(m, "C", 0), PETREL_STORAGE_TOO_LARGE);
+    storage_env.max_folders = saved;
+    assert_int_equal(ops->folder_create(m, "C", 0), PETREL_STORAGE_OK);
+    ops->mailbox_close(m);
+}
+
+/* Item 6: an unreadable UIDNEXT is an error, never UIDNEXT = 1. */
+static void test_meta_error(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    struct petrel_storage_status st;
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    uint32_t uid;
+    sqlite3 *db;
+    (void)state;
+    assert_int_equal(ops->mailbox_open("meta", &m), PETREL_STORAGE_OK);
+    assert_int_equal(test_deliver(m, NULL, 1, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    test_folder_dir("meta", "", dir, sizeof(dir));
+    petrel_snprintf(path, sizeof(path), "%s/" STORAGE_INDEX_FILE, dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE meta RENAME TO gone", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(ops->status(f, &st), PETREL_STORAGE_TEMPFAIL);
+    assert_int_equal(test_deliver(m, NULL, 2, &uid), PETREL_STORAGE_TEMPFAIL);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE gone RENAME TO meta", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(test_deliver(m, NULL, 3, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(uid, 2);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -955,6 +1336,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+        cmocka_unit_test(test_foldername_canonical),
+        cmocka_unit_test_setup_teardown(test_huge_uid_hint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_safety, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyword_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_fsync_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_sees_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_rename_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_open_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_folder_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

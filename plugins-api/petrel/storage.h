@@ -46,7 +46,11 @@ enum petrel_storage_error {
 };
 
 /* Hard limits every backend accepts at least. */
-#define PETREL_STORAGE_MAX_NAME 255      /* bytes of a folder name, UTF-8 */
+/* Bytes of a folder name, UTF-8. Every valid name up to this length is
+ * accepted; longer ones are refused (INVALID_NAME). Maildir++ keeps a whole
+ * name in one directory name of at most 255 bytes, and escapes '.', '~'
+ * and a few other bytes as three ("~2E"): 1 + 3 * 84 = 253. */
+#define PETREL_STORAGE_MAX_NAME 84
 #define PETREL_STORAGE_MAX_DEPTH 16      /* levels of a folder name */
 #define PETREL_STORAGE_MAX_KEYWORD 64    /* bytes of one keyword */
 #define PETREL_STORAGE_MAX_KEYWORDS 64   /* keywords on one message */
@@ -202,8 +206,11 @@ struct petrel_storage_ops {
 
     /* --- storing messages --- */
     /* Local delivery into folder (NULL = INBOX). Returns success only once
-     * the message is durable (file and directory synced). quota may be
-     * NULL. A missing folder gives NOT_FOUND: the caller may retry INBOX. */
+     * the message is durable (file and directory synced). When the final
+     * directory sync fails the message, already visible, is removed again
+     * (row and file) and TEMPFAIL returned, so a retry cannot duplicate it.
+     * quota may be NULL. A missing folder gives NOT_FOUND: the caller may
+     * retry INBOX. */
     int (*deliver)(struct petrel_mailbox *mbox, const char *folder,
                    const struct petrel_storage_source *src,
                    const struct petrel_storage_quota *quota, uint32_t *uid_r,
@@ -216,12 +223,15 @@ struct petrel_storage_ops {
 
     /* --- folders (names are UTF-8, '/'-separated; "INBOX" is case-insensitive) --- */
     /* special_use: PETREL_STORAGE_FOLDER_* bits within SPECIAL_USE_MASK, or 0.
-     * Missing parents are created. */
+     * Missing parents are created. TOO_LARGE when the account would have
+     * more folders than the backend's limit. */
     int (*folder_create)(struct petrel_mailbox *mbox, const char *name, unsigned special_use);
     /* Refused for INBOX and for a folder with children (NOT_ALLOWED). */
     int (*folder_delete)(struct petrel_mailbox *mbox, const char *name);
     /* Renames children too. Renaming INBOX moves its messages into a new
-     * folder and leaves INBOX empty (RFC 9051 section 6.3.6). */
+     * folder and leaves INBOX empty (RFC 9051 section 6.3.6). Folder
+     * handles open on a renamed folder get NOT_FOUND: open it again under
+     * its new name. */
     int (*folder_rename)(struct petrel_mailbox *mbox, const char *from, const char *to);
     /* Every folder, plus subscribed names that no longer exist (with
      * FOLDER_NONEXISTENT), in name order. The caller applies LIST patterns. */
@@ -262,16 +272,22 @@ struct petrel_storage_ops {
                      size_t len);
     /* Change flags and keywords of uids (NULL = all). Each changed message
      * gets a new MODSEQ. With unchangedsince, messages whose MODSEQ is
-     * greater are left alone and reported to modified (may be NULL). */
+     * greater are left alone and reported to modified (may be NULL). A
+     * message would end up with more than PETREL_STORAGE_MAX_KEYWORDS:
+     * INVALID_ARG and nothing changed. */
     int (*store)(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
                  const struct petrel_storage_store *req, petrel_storage_uid_fn *modified,
                  void *arg);
     /* Copy uids to folder dest; map (may be NULL) receives each source and
-     * new UID, in source UID order (COPYUID). Missing UIDs are skipped. */
+     * new UID, in source UID order (COPYUID). UIDs that are not (or no
+     * longer) in the folder are skipped. All or nothing: on an error no
+     * copy is left in dest. Copies count against quota only once made. */
     int (*copy)(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
                 const char *dest, petrel_storage_uidmap_fn *map, void *arg,
                 uint32_t *dest_uidvalidity_r);
-    /* Copy, then expunge the copied source messages. */
+    /* Copy, then expunge the copied source messages. Done in batches: on
+     * an error some messages may have been moved (map is not called), but
+     * none is ever left in both folders, so a retry does not duplicate. */
     int (*move)(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
                 const char *dest, petrel_storage_uidmap_fn *map, void *arg,
                 uint32_t *dest_uidvalidity_r);
