@@ -21,8 +21,6 @@
 
 #include "ctl_userdb.h"
 
-#define FILE_MAX (1024L * 1024 * 1024)
-
 static int read_conf(config_t *lc, const char *path)
 {
     config_init(lc);
@@ -96,40 +94,15 @@ int ctl_userdb_path(const char *conf, char *out, size_t size)
  * written back truncated. */
 static char *read_all(const char *path, size_t *len_r)
 {
-    /* O_NONBLOCK: a FIFO planted in the file's place must not hang us. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    char *text, why[PATH_MAX + 100];
     struct stat st;
     *len_r = 0;
-    if (fd < 0) {
-        if (errno != ENOENT)
-            fprintf(stderr, "petrelctl: %s: %s\n", path, strerror(errno));
-        return errno == ENOENT ? petrel_strdup("") : NULL;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
-        fprintf(stderr, "petrelctl: %s: cannot read (not a regular file, or too large)\n", path);
-        close(fd);
-        return NULL;
-    }
-    char *text = petrel_malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (got != (size_t)st.st_size) {
-        fprintf(stderr, "petrelctl: %s: read %zu of %lld bytes\n", path, got,
-                (long long)st.st_size);
-        free(text);
-        return NULL;
-    }
-    text[got] = '\0';
-    *len_r = got;
-    return text;
+    int r = userdb_read_file(path, &text, len_r, &st, why, sizeof(why));
+    if (r == 0)
+        return petrel_strdup("");
+    if (r < 0)
+        fprintf(stderr, "petrelctl: %s\n", why);
+    return r > 0 ? text : NULL;
 }
 
 /* The group a new file beside path should have: the data file's, else its

@@ -14,6 +14,7 @@
 #include <petrel/mem.h>
 #include <petrel/mime.h>
 
+#include "base64.h"
 #include "mime_private.h"
 
 #define CHARSET_NAME_MAX 64
@@ -225,21 +226,6 @@ static int hex_value(char c)
     return -1;
 }
 
-static int base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Base64 into dst (room for n * 3 / 4 bytes); missing padding is accepted. */
 static bool decode_b(const char *s, size_t n, char *dst, size_t *len_r)
 {
@@ -250,7 +236,7 @@ static bool decode_b(const char *s, size_t n, char *dst, size_t *len_r)
             pad++;
             continue;
         }
-        int v = base64_value(s[i]);
+        int v = petrel_base64_value((unsigned char)s[i]);
         if (v < 0 || pad > 0)
             return false;
         chars++;

@@ -10,6 +10,8 @@
 #include <petrel/mem.h>
 #include <petrel/sasl.h>
 
+#include "base64.h"
+
 /* Decoded sizes: PLAIN carries authzid NUL authcid NUL password. */
 #define PLAIN_MAX (PETREL_SASL_ID_MAX * 2 + 2 + PETREL_SASL_PASSWORD_MAX)
 
@@ -75,27 +77,12 @@ void petrel_sasl_free(struct petrel_sasl *s)
     free(s);
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* One quantum of four characters; pad is how many '=' end it. */
 static bool decode_quantum(const char *in, size_t pad, unsigned char *out)
 {
     uint32_t v = 0;
     for (size_t i = 0; i < 4; i++) {
-        int d = i < 4 - pad ? b64_value((unsigned char)in[i]) : 0;
+        int d = i < 4 - pad ? petrel_base64_value((unsigned char)in[i]) : 0;
         if (d < 0)
             return false;
         v = v << 6 | (uint32_t)d;

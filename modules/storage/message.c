@@ -129,16 +129,20 @@ int storage_message_fetch_stream(struct petrel_folder *folder, uint32_t uid,
     return ret;
 }
 
-int storage_message_fetch_header(struct petrel_folder *folder, uint32_t uid, struct petrel_buf *out)
+/* One blob column of the row for uid (and key, when not NULL), appended to
+ * out. */
+static int fetch_blob(struct petrel_folder *folder, const char *sql, uint32_t uid, const char *key,
+                      struct petrel_buf *out)
 {
     sqlite3_stmt *st;
     int ret = storage_folder_lock(folder->fs);
     if (ret != PETREL_STORAGE_OK)
         return ret;
     ret = PETREL_STORAGE_TEMPFAIL;
-    if (sqlite3_prepare_v2(folder->fs->db, "SELECT header FROM msg WHERE uid = ?", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(folder->fs->db, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, uid);
+        if (key != NULL)
+            sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
             ret = petrel_buf_append(out, sqlite3_column_blob(st, 0),
@@ -151,6 +155,11 @@ int storage_message_fetch_header(struct petrel_folder *folder, uint32_t uid, str
     }
     storage_folder_unlock(folder->fs);
     return ret;
+}
+
+int storage_message_fetch_header(struct petrel_folder *folder, uint32_t uid, struct petrel_buf *out)
+{
+    return fetch_blob(folder, "SELECT header FROM msg WHERE uid = ?", uid, NULL, out);
 }
 
 /* --- cache --- */
@@ -169,29 +178,9 @@ static bool cache_key_ok(const char *key)
 int storage_message_cache_get(struct petrel_folder *folder, uint32_t uid, const char *key,
                               struct petrel_buf *out)
 {
-    sqlite3_stmt *st;
     if (!cache_key_ok(key))
         return PETREL_STORAGE_INVALID_ARG;
-    int ret = storage_folder_lock(folder->fs);
-    if (ret != PETREL_STORAGE_OK)
-        return ret;
-    ret = PETREL_STORAGE_TEMPFAIL;
-    if (sqlite3_prepare_v2(folder->fs->db, "SELECT value FROM cache WHERE uid = ? AND key = ?", -1,
-                           &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, uid);
-        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            ret = petrel_buf_append(out, sqlite3_column_blob(st, 0),
-                                    (size_t)sqlite3_column_bytes(st, 0))
-                      ? PETREL_STORAGE_OK
-                      : PETREL_STORAGE_TOO_LARGE;
-        else if (rc == SQLITE_DONE)
-            ret = PETREL_STORAGE_NOT_FOUND;
-        sqlite3_finalize(st);
-    }
-    storage_folder_unlock(folder->fs);
-    return ret;
+    return fetch_blob(folder, "SELECT value FROM cache WHERE uid = ? AND key = ?", uid, key, out);
 }
 
 int storage_message_cache_set(struct petrel_folder *folder, uint32_t uid, const char *key,

@@ -18,8 +18,7 @@
 
 #include "userdb_file.h"
 
-#define FILE_MAX (1024LL * 1024 * 1024) /* a sanity bound: 1 GiB of text */
-#define ERRORS_LOGGED 100               /* per load; the rest are counted */
+#define ERRORS_LOGGED 100 /* per load; the rest are counted */
 
 long long userdb_now_ms(void)
 {
@@ -61,54 +60,23 @@ static struct userdb_snapshot *load(const struct userdb_source *src, const char 
     static _Thread_local char why[300];
     struct userdb_snapshot *s = petrel_calloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
-    /* O_NONBLOCK: a FIFO in the file's place must not hang a worker. */
-    int fd = open(src->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    char *text;
+    size_t len;
     struct stat st;
-    if (fd < 0 && errno == ENOENT) {
+    int r = userdb_read_file(src->path, &text, &len, &st, why, sizeof(why));
+    if (r == 0) {
         s->missing = true;
         return s;
     }
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        petrel_snprintf(why, sizeof(why), "cannot read %s: %s", src->path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        petrel_snprintf(why, sizeof(why), "%s: not a regular file", src->path);
-        goto fail;
-    }
-    if (st.st_size > FILE_MAX) {
-        petrel_snprintf(why, sizeof(why), "%s: larger than 1 GiB", src->path);
-        goto fail;
-    }
-    char *text = petrel_malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got != (size_t)st.st_size) {
-        /* Shorter than fstat said (an I/O error, or a writer truncating
-         * it in place): a partial file would drop accounts, keep the old. */
-        petrel_snprintf(why, sizeof(why), "%s: read %zu of %lld bytes", src->path, got,
-                        (long long)st.st_size);
-        free(text);
-        goto fail;
+    if (r < 0) {
+        free(s);
+        *error_r = why;
+        return NULL;
     }
     set_identity(s, &st);
-    close(fd);
-    userdb_parse(text, got, &s->db);
+    userdb_parse(text, len, &s->db);
     free(text);
     return s;
-fail:
-    if (fd >= 0)
-        close(fd);
-    free(s);
-    *error_r = why;
-    return NULL;
 }
 
 static void summarise(const struct userdb_source *src, const struct userdb_snapshot *s,

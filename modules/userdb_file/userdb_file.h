@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define USERDB_ADDRESS_MAX 254 /* RFC 5321 path limit less the brackets */
 #define USERDB_TARGETS_MAX 1000
@@ -149,5 +150,11 @@ int userdb_edit_alias_del(struct userdb_edit *e, const char *address, char *cons
 int userdb_edit_forward_set(struct userdb_edit *e, const char *address, char *const *targets,
                             size_t n, bool keep);
 int userdb_edit_forward_clear(struct userdb_edit *e, const char *address);
+
+/* The whole file at path, NUL-terminated, only if it is a regular file read
+ * to its full size: 1 with *text_r (to free) and *st_r, 0 when it does not
+ * exist, -1 with why filled. */
+int userdb_read_file(const char *path, char **text_r, size_t *len_r, struct stat *st_r, char *why,
+                     size_t why_size);
 
 #endif
