@@ -20,11 +20,10 @@
 #define CHILD_MAX 100000
 #define MAX_ACKS 8192
 
-static void child_deliver(int fd, const char *user, unsigned limit)
+/* Deliver limit messages, writing each acknowledged UID to fd, then exit:
+ * the body of every child process here. */
+static void deliver_and_exit(struct petrel_mailbox *m, int fd, unsigned limit)
 {
-    struct petrel_mailbox *m;
-    if (ops->mailbox_open(user, &m) != PETREL_STORAGE_OK)
-        _exit(2);
     for (unsigned i = 0; i < limit; i++) {
         uint32_t uid;
         if (test_deliver(m, NULL, i, &uid) != PETREL_STORAGE_OK)
@@ -34,6 +33,14 @@ static void child_deliver(int fd, const char *user, unsigned limit)
     }
     ops->mailbox_close(m);
     _exit(0);
+}
+
+static void child_deliver(int fd, const char *user, unsigned limit)
+{
+    struct petrel_mailbox *m;
+    if (ops->mailbox_open(user, &m) != PETREL_STORAGE_OK)
+        _exit(2);
+    deliver_and_exit(m, fd, limit);
 }
 
 /* Read acknowledged UIDs until count or EOF. */
@@ -225,15 +232,7 @@ static void child_fresh(int fd, const struct storage_account *inherited)
         _exit(2);
     if (m->acct == inherited) /* the parent's state, used across fork() */
         _exit(5);
-    for (unsigned i = 0; i < 50; i++) {
-        uint32_t uid;
-        if (test_deliver(m, NULL, i, &uid) != PETREL_STORAGE_OK)
-            _exit(3);
-        if (write(fd, &uid, sizeof(uid)) != sizeof(uid))
-            _exit(4);
-    }
-    ops->mailbox_close(m);
-    _exit(0);
+    deliver_and_exit(m, fd, 50);
 }
 
 static void test_fork_with_open_handles(void **state)

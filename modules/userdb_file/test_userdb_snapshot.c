@@ -102,6 +102,13 @@ static void write_text(const char *path, const char *content)
     assert_int_equal(rename(tmp, path), 0);
 }
 
+/* A fresh directory holding the path of a users file (not yet written). */
+static void temp_users(char *dir, char *path, size_t size)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, size, "%s/users", dir);
+}
+
 static bool has_account(struct userdb_source *src, const char *address)
 {
     struct userdb_snapshot *s = userdb_source_get(src);
@@ -113,8 +120,7 @@ static bool has_account(struct userdb_source *src, const char *address)
 static void test_reload_follows_the_file(void **state)
 {
     char dir[] = "/tmp/petrel-udb-XXXXXX", path[300];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/users", dir);
+    temp_users(dir, path, sizeof(path));
     struct userdb_source src;
     const char *err;
     /* No file yet: an empty database, not an error. */
@@ -158,8 +164,7 @@ static void test_reload_follows_the_file(void **state)
 static void test_check_interval(void **state)
 {
     char dir[] = "/tmp/petrel-udb-XXXXXX", path[300];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/users", dir);
+    temp_users(dir, path, sizeof(path));
     write_text(path, "domain example.test\n");
     struct userdb_source src;
     const char *err;
@@ -180,8 +185,7 @@ static void test_check_interval(void **state)
 static void test_not_a_regular_file(void **state)
 {
     char dir[] = "/tmp/petrel-udb-XXXXXX", path[300];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/users", dir);
+    temp_users(dir, path, sizeof(path));
     write_text(path, text);
     struct userdb_source src;
     const char *err;
@@ -207,8 +211,7 @@ static void test_not_a_regular_file(void **state)
 static void test_forced_reload_not_lost(void **state)
 {
     char dir[] = "/tmp/petrel-udb-XXXXXX", path[300];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/users", dir);
+    temp_users(dir, path, sizeof(path));
     write_text(path, text);
     struct userdb_source src;
     const char *err;

@@ -100,13 +100,19 @@ def test_password_is_never_an_argument(inst):
     assert "--password" not in ok(inst.ctl("--help"))
 
 
-def test_password_prompt_on_a_terminal(inst):
-    """On a terminal the password is asked twice, without echo."""
+def _account_add_on_a_terminal(inst):
+    """petrelctl account add with a pseudo-terminal as its terminal: (pid, master fd)."""
     import pty
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(str(inst.env.petrelctl), [str(inst.env.petrelctl), "--config", str(inst.conf),
                                            "account", "add", "tty@example.test"])
+    return pid, fd
+
+
+def test_password_prompt_on_a_terminal(inst):
+    """On a terminal the password is asked twice, without echo."""
+    pid, fd = _account_add_on_a_terminal(inst)
     out = b""
     deadline = time.monotonic() + CMD_TIMEOUT
     sent = 0
@@ -130,16 +136,11 @@ def test_password_prompt_on_a_terminal(inst):
     assert "account tty@example.test " in inst.users.read_text()
 
 
-
 def _prompt_then_signal(inst, sig_bytes):
     """Run account add on a terminal, answer nothing, send a control
     character at the first prompt; the terminal settings after it ends."""
-    import pty
     import termios
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(str(inst.env.petrelctl), [str(inst.env.petrelctl), "--config", str(inst.conf),
-                                           "account", "add", "tty@example.test"])
+    pid, fd = _account_add_on_a_terminal(inst)
     out = b""
     deadline = time.monotonic() + CMD_TIMEOUT
     while b"New password: " not in out and time.monotonic() < deadline:
