@@ -40,6 +40,7 @@ static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 
 static const struct petrel_setting server_settings[] = {
     {"primary_domain", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, primary_domain), "localhost", 0, 0, 0, NULL},
+    {"hostname", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, hostname), "", 0, 0, 0, NULL},
     {"user", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, user), "petrel", 0, 0, PETREL_SETTING_FIXED, NULL},
     {"group", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, group), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
     {"data_dir", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, data_dir), PETREL_LOCALSTATEDIR "/lib/petrel", 0, 0, PETREL_SETTING_FIXED, NULL},

@@ -95,6 +95,7 @@ struct petrel_sni_cfg {
 
 struct petrel_server_cfg {
     char *primary_domain;
+    char *hostname; /* "" = the system's */
     char *user;
     char *group;
     char *data_dir;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -65,6 +66,14 @@ int petrel_conn_peer_port(const struct petrel_conn *c) { return c->peer_port; }
 const char *petrel_conn_local(const struct petrel_conn *c) { return c->local; }
 int petrel_conn_local_port(const struct petrel_conn *c) { return c->local_port; }
 const void *petrel_conn_config(const struct petrel_conn *c) { return c->scfg->settings; }
+bool petrel_conn_line_crlf(const struct petrel_conn *conn) { return conn->line_crlf; }
+
+bool petrel_conn_has_input(const struct petrel_conn *conn)
+{
+    char b;
+    return conn->in.len > 0 || recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 bool petrel_conn_is_tls(const struct petrel_conn *c) { return c->ssl != NULL; }
 
 bool petrel_conn_can_starttls(const struct petrel_conn *c)
@@ -411,6 +420,7 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
 {
     switch (ev) {
     case PETREL_LR_LINE:
+        c->line_crlf = item->crlf;
         c->proto->line(c, item->data, item->len);
         break;
     case PETREL_LR_CHUNK:

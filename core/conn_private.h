@@ -48,6 +48,7 @@ struct petrel_conn {
     bool job_pending;
     bool eof;
     bool partial;               /* the input buffer ends inside a line */
+    bool line_crlf;             /* the line being delivered ended in CRLF */
     bool dead;                  /* destroy as soon as the pending job returns */
     bool tls_want_write;        /* TLS needs the socket writable to go on reading */
     int64_t deadline, heap_key; /* monotonic milliseconds */

@@ -102,14 +102,37 @@ static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *
 
 /* --- conf.d: one file per in-tree module, in start order --- */
 
-static int write_confd(const char *dir, const char **error_r)
+/* The shipped snippets listen on every address at the standard ports; an
+ * instance listens on loopback at port_base + the standard port. */
+static void localize(const char *text, long port_base, struct petrel_buf *b)
+{
+    static const char key[] = "address = \"";
+    const char *p = text, *a;
+    while ((a = strstr(p, key)) != NULL) {
+        const char *v = a + sizeof(key) - 1, *q = strchr(v, '"'), *colon = NULL;
+        for (const char *c = v; q != NULL && c < q; c++)
+            if (*c == ':')
+                colon = c;
+        long port = colon != NULL ? strtol(colon + 1, NULL, 10) : -1;
+        petrel_buf_append(b, p, (size_t)(v - p));
+        if (port > 0 && port <= 1024) {
+            petrel_buf_printf(b, "127.0.0.1:%ld", port_base + port);
+            p = q;
+        } else {
+            p = v;
+        }
+    }
+    petrel_buf_append(b, p, strlen(p));
+}
+
+static int write_confd(const char *dir, long port_base, const char **error_r)
 {
     for (const struct petrel_confd_snippet *c = petrel_confd_snippets; c->name != NULL; c++) {
         char path[PATH_MAX + 64];
         petrel_snprintf(path, sizeof(path), "%s/conf.d/%s", dir, c->name);
         struct petrel_buf b;
         petrel_buf_init(&b, CONF_MAX);
-        petrel_buf_append(&b, c->text, strlen(c->text));
+        localize(c->text, port_base, &b);
         int r = write_file(path, &b, 0644, error_r);
         petrel_buf_free(&b);
         if (r < 0)
@@ -218,7 +241,7 @@ int petrel_instance_init(const struct petrel_instance_opts *o, const char **erro
     petrel_buf_init(&conf, CONF_MAX);
     write_conf(&conf, o, dir);
     char password[DEMO_PASSWORD_LEN + 1];
-    int r = write_confd(dir, error_r);
+    int r = write_confd(dir, o->port_base, error_r);
     if (r == 0)
         r = write_users(dir, o, password, error_r);
     if (r == 0)

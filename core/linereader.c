@@ -46,8 +46,10 @@ enum petrel_lr_event petrel_linereader_next(struct petrel_linereader *lr, char *
     }
     size_t n = (size_t)(lf - data);
     item->consumed = n + 1;
-    if (n > 0 && data[n - 1] == '\r')
+    if (n > 0 && data[n - 1] == '\r') {
         n--;
+        item->crlf = true;
+    }
     if (lr->discarding || n > lr->max_line) {
         lr->discarding = false;
         return PETREL_LR_TOO_LONG;

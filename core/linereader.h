@@ -24,6 +24,7 @@ struct petrel_lr_item {
     char *data;
     size_t len;
     bool last;       /* final part of a chunk */
+    bool crlf;       /* a line that ended in CRLF, not a bare LF */
     size_t consumed; /* input bytes used up, whatever the event */
 };
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -133,6 +134,25 @@ const char *petrel_ctx_name(const struct petrel_ctx *ctx) { return ctx->name; }
 const char *petrel_primary_domain(void) { return petrel_server.cfg->server.primary_domain; }
 
 const char *petrel_data_dir(void) { return petrel_server.cfg->server.data_dir; }
+
+const char *petrel_hostname(void)
+{
+    static char system_name[256];
+    const char *h = petrel_server.cfg->server.hostname;
+    if (h != NULL && h[0] != '\0')
+        return h;
+    if (system_name[0] == '\0' && gethostname(system_name, sizeof(system_name) - 1) < 0)
+        petrel_strlcpy(system_name, "localhost", sizeof(system_name));
+    return system_name;
+}
+
+bool petrel_hook_active(const char *point)
+{
+    for (struct hook_entry *h = hooks; h != NULL; h = h->next)
+        if (strcmp(h->point, point) == 0)
+            return true;
+    return false;
+}
 
 struct petrel_ctx *petrel_module_find(const char *name)
 {

@@ -19,6 +19,7 @@
 #include <petrel/mem.h>
 
 #include "ctl_accounts.h"
+#include "ctl_queue.h"
 #include "instance.h"
 
 #define REPLY_TIMEOUT_MS 30000 /* a reload may load certificates and modules */
@@ -48,6 +49,9 @@ static void usage(FILE *f)
             "  forward set ADDRESS TARGET... [--keep] | clear ADDRESS\n"
             "  Passwords are asked for on the terminal, or read as one line from\n"
             "  standard input; never given on the command line.\n"
+            "queue commands (act on the queue files; a running server follows\n"
+            "within a second):\n"
+            "  queue list | show ID | flush [ID] | delete ID | hold ID | release ID\n"
             "default FILE: %s\n",
             PETREL_SYSCONFDIR "/petrel.conf");
 }
@@ -202,6 +206,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[i], "init") == 0)
         return cmd_init(argc - i, argv + i);
     int rc = ctl_accounts_main(conf, argc - i, argv + i);
+    if (rc < 0)
+        rc = ctl_queue_main(conf, argc - i, argv + i);
     if (rc >= 0)
         return rc;
     static const char *const commands[] = {"status", "reload", "stop", "modules", "stats"};

@@ -69,6 +69,16 @@ bool petrel_conn_can_starttls(const struct petrel_conn *conn);
 /* Server name the client asked for with SNI, or NULL. */
 const char *petrel_conn_tls_sni(const struct petrel_conn *conn);
 
+/* In the line callback: whether the line ended with CRLF rather than a
+ * bare LF (SMTP DATA must tell them apart: RFC 5321 section 4.1.1.4).
+ * Since ABI minor 2. */
+bool petrel_conn_line_crlf(const struct petrel_conn *conn);
+
+/* Whether the client has sent anything not yet handed to the module
+ * (read or still in the socket). SMTP refuses clients that talk before
+ * the greeting. Since ABI minor 2. */
+bool petrel_conn_has_input(const struct petrel_conn *conn);
+
 /* Deliver the next len bytes through the chunk callback (a literal, a BDAT
  * chunk), in parts as they arrive, then go back to lines. */
 void petrel_conn_read_chunk(struct petrel_conn *conn, size_t len);

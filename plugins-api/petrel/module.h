@@ -14,7 +14,7 @@
 
 /* Major: incompatible change. Minor: fields appended; older modules load. */
 #define PETREL_ABI_MAJOR 1u
-#define PETREL_ABI_MINOR 1u
+#define PETREL_ABI_MINOR 2u
 
 #define PETREL_STR_(x) #x
 #define PETREL_STR(x) PETREL_STR_(x)
@@ -88,6 +88,10 @@ int petrel_hook_register(struct petrel_ctx *ctx, const char *point, int priority
                          petrel_hook_fn *fn, void *hook_data);
 /* Run a hook point. reason_r receives the deciding handler's text, if any. */
 enum petrel_verdict petrel_hook_run(const char *point, void *event, const char **reason_r);
+/* Whether any handler is registered at point, so a caller can skip
+ * building an event (or a trip to a worker) nobody looks at. Since ABI
+ * minor 2. */
+bool petrel_hook_active(const char *point);
 
 /* The module's current settings (main thread: init, start, reload, stop). */
 const void *petrel_ctx_config(const struct petrel_ctx *ctx);
@@ -96,6 +100,10 @@ const char *petrel_ctx_name(const struct petrel_ctx *ctx);
  * (main thread). data_dir never changes without a restart. */
 const char *petrel_primary_domain(void);
 const char *petrel_data_dir(void);
+/* The name this server gives itself in greetings and trace headers
+ * (server.hostname, else the system's host name), for init, start and
+ * reload like the two above. Since ABI minor 2. */
+const char *petrel_hostname(void);
 
 /* Blocking work not tied to a connection (timers, background jobs): work
  * runs on a worker thread; nothing is posted back. False when the queue is

@@ -10,6 +10,7 @@
 #include <petrel/mime.h>
 #include <petrel/module.h>
 #include <petrel/password.h>
+#include <petrel/queue.h>
 #include <petrel/sasl.h>
 #include <petrel/setting.h>
 #include <petrel/stats.h>

@@ -1,0 +1,180 @@
+/* Delivery status notifications (RFC 3464, RFC 3461): a multipart/report
+ * to the sender for recipients that failed after the message was
+ * accepted, and for successes a client asked to hear about. Nothing goes
+ * to the null sender (no bounce of a bounce) or against NOTIFY. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+
+#include "processing.h"
+
+#define FULL_MAX (1u << 20) /* RET=FULL returns at most this much; headers beyond */
+
+static bool wants(const struct queue_envelope *env, const struct queue_rcpt *r, unsigned bit)
+{
+    if (env->from[0] == '\0' || (r->notify & PETREL_DSN_NEVER))
+        return false;
+    /* Without NOTIFY, failures are reported (RFC 3461 section 4.1). */
+    return r->notify == 0 ? bit == PETREL_DSN_FAILURE : (r->notify & bit) != 0;
+}
+
+static void status_of(const char *reason, char *status, size_t size)
+{
+    int code;
+    char enh[12];
+    if (reason != NULL && sscanf(reason, "%3d %11s", &code, enh) == 2 && enh[1] == '.')
+        petrel_strlcpy(status, enh, size);
+    else
+        petrel_strlcpy(status, "5.0.0", size);
+}
+
+static void append_original(const struct proc_content *c, const struct queue_envelope *env,
+                            struct petrel_buf *b)
+{
+    bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX;
+    petrel_buf_printf(b, "Content-Type: %s\r\nContent-Description: %s\r\n\r\n",
+                      full ? "message/rfc822" : "text/rfc822-headers",
+                      full ? "Undelivered Message" : "Undelivered Message Headers");
+    if (!full) {
+        proc_read_header(c, b);
+        return;
+    }
+    if (c->data != NULL) {
+        petrel_buf_append(b, c->data, c->len);
+        return;
+    }
+    char buf[65536];
+    for (off_t off = 0; off < (off_t)c->len;) {
+        ssize_t n = pread(c->fd, buf, sizeof(buf), off);
+        if (n <= 0)
+            break;
+        petrel_buf_append(b, buf, (size_t)n);
+        off += n;
+    }
+}
+
+static void report(const struct proc_content *c, const struct queue_envelope *env, bool success,
+                   struct petrel_buf *b)
+{
+    char date[64], arrival[64], status[12];
+    time_t now = time(NULL), arr = (time_t)env->arrival;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    gmtime_r(&arr, &tm);
+    strftime(arrival, sizeof(arrival), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    const char *host = proc_env.hostname;
+    char dsn_id[QUEUE_ID_LEN + 1];
+    queue_id_new(dsn_id);
+    petrel_buf_printf(b,
+                      "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+                      "To: <%s>\r\n"
+                      "Subject: %s\r\n"
+                      "Date: %s\r\n"
+                      "Message-ID: <%s@%s>\r\n"
+                      "Auto-Submitted: auto-replied\r\n"
+                      "MIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+                      "\tboundary=\"%s/%s\"\r\n"
+                      "\r\n"
+                      "This is a MIME-encapsulated message.\r\n"
+                      "\r\n--%s/%s\r\n"
+                      "Content-Type: text/plain; charset=us-ascii\r\n"
+                      "Content-Description: Notification\r\n\r\n"
+                      "This is the mail system at %s.\r\n\r\n%s\r\n\r\n",
+                      host, env->from,
+                      success ? "Successful Mail Delivery Report"
+                              : "Undelivered Mail Returned to Sender",
+                      date, dsn_id, host, c->id, host, c->id, host, host,
+                      success ? "Your message was delivered to the following recipients."
+                              : "Your message could not be delivered to the following "
+                                "recipients.");
+    char want = success ? RCPT_SUCCESS : RCPT_FAILED;
+    unsigned bit = success ? PETREL_DSN_SUCCESS : PETREL_DSN_FAILURE;
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        const struct queue_rcpt *r = &env->rcpts[i];
+        if (r->state == want && wants(env, r, bit))
+            petrel_buf_printf(b, "<%s>: %s\r\n", r->address,
+                              success ? "delivered" : (r->reason ? r->reason : "failed"));
+    }
+    petrel_buf_printf(b,
+                      "\r\n--%s/%s\r\nContent-Type: message/delivery-status\r\n"
+                      "Content-Description: Delivery report\r\n\r\n"
+                      "Reporting-MTA: dns; %s\r\nX-Petrel-Queue-ID: %s\r\n",
+                      c->id, host, host, c->id);
+    if (env->envid != NULL)
+        petrel_buf_printf(b, "Original-Envelope-Id: %s\r\n", env->envid);
+    petrel_buf_printf(b, "Arrival-Date: %s\r\n", arrival);
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        const struct queue_rcpt *r = &env->rcpts[i];
+        if (r->state != want || !wants(env, r, bit))
+            continue;
+        status_of(success ? "250 2.0.0" : r->reason, status, sizeof(status));
+        petrel_buf_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r->address);
+        if (r->dsn_orcpt != NULL)
+            petrel_buf_printf(b, "Original-Recipient: %s\r\n", r->dsn_orcpt);
+        petrel_buf_printf(b, "Action: %s\r\nStatus: %s\r\n", success ? "delivered" : "failed",
+                          status);
+        if (!success && r->reason != NULL)
+            petrel_buf_printf(b, "Diagnostic-Code: smtp; %s\r\n", r->reason);
+    }
+    petrel_buf_printf(b, "\r\n--%s/%s\r\n", c->id, host);
+    append_original(c, env, b);
+    petrel_buf_printf(b, "\r\n--%s/%s--\r\n", c->id, host);
+}
+
+/* One report (failures or successes) if anybody is owed one. */
+static bool report_kind(const struct proc_content *c, struct queue_envelope *env, bool success)
+{
+    char want = success ? RCPT_SUCCESS : RCPT_FAILED, after = success ? RCPT_DELIVERED
+                                                                      : RCPT_REPORTED;
+    unsigned bit = success ? PETREL_DSN_SUCCESS : PETREL_DSN_FAILURE;
+    size_t owed = 0;
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        struct queue_rcpt *r = &env->rcpts[i];
+        if (r->state != want)
+            continue;
+        if (wants(env, r, bit))
+            owed++;
+        else {
+            if (!success)
+                petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: to=<%s> failed, no report (%s): %s",
+                           c->id, r->address, env->from[0] ? "NOTIFY" : "null sender",
+                           r->reason ? r->reason : "");
+            r->state = after;
+        }
+    }
+    if (owed == 0)
+        return true;
+    struct petrel_buf b;
+    petrel_buf_init(&b, FULL_MAX + 2 * PROC_HEADER_MAX + 65536 + owed * 1024);
+    report(c, env, success, &b);
+    struct petrel_envelope_rcpt to = {env->from, NULL, PETREL_DSN_NEVER};
+    struct petrel_envelope e = {.mail_from = "", .rcpts = &to, .nrcpts = 1, .protocol = "local"};
+    struct petrel_queue_reply reply;
+    bool ok = proc_inject(&e, petrel_buf_head(&b), b.len, &reply);
+    petrel_buf_free(&b);
+    if (!ok) {
+        petrel_log(PETREL_LOG_WARNING, PROC_LOG, "%s: cannot queue the %s report to <%s>: %d %s",
+                   c->id, success ? "delivery" : "failure", env->from, reply.code, reply.text);
+        return false;
+    }
+    petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: %s report to <%s>: %s", c->id,
+               success ? "delivery" : "failure", env->from, reply.text);
+    for (size_t i = 0; i < env->nrcpts; i++)
+        if (env->rcpts[i].state == want)
+            env->rcpts[i].state = after;
+    return true;
+}
+
+bool proc_dsn(const struct proc_content *c, struct queue_envelope *env)
+{
+    bool a = report_kind(c, env, false);
+    bool b = report_kind(c, env, true);
+    return a && b;
+}

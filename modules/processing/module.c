@@ -1,0 +1,119 @@
+/* The processing module: its settings, and the "queue" service. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+#include <petrel/module.h>
+
+#include "processing.h"
+
+static const char *const quota_choices[] = {"temporary", "permanent", NULL};
+
+/* clang-format off */
+static const struct petrel_setting proc_settings[] = {
+    {"queue_dir", PETREL_SETTING_STRING, offsetof(struct proc_config, queue_dir), "queue", 0, 0, PETREL_SETTING_FIXED, NULL},
+    {"memory_limit", PETREL_SETTING_SIZE, offsetof(struct proc_config, memory_limit), "1M", 4096, 1073741824LL, 0, NULL},
+    {"max_hops", PETREL_SETTING_INT, offsetof(struct proc_config, max_hops), "50", 1, 1000, 0, NULL},
+    {"max_expansion", PETREL_SETTING_INT, offsetof(struct proc_config, max_expansion), "1000", 1, 10000, 0, NULL},
+    {"quota_failure", PETREL_SETTING_STRING, offsetof(struct proc_config, quota_failure), "temporary", 0, 0, 0, quota_choices},
+    {"direct_delivery", PETREL_SETTING_BOOL, offsetof(struct proc_config, direct_delivery), "true", 0, 0, 0, NULL},
+    {"fsync", PETREL_SETTING_BOOL, offsetof(struct proc_config, fsync), "true", 0, 0, 0, NULL},
+    {"retry_min", PETREL_SETTING_DURATION, offsetof(struct proc_config, retry_min), "5m", 1, 86400, 0, NULL},
+    {"retry_max", PETREL_SETTING_DURATION, offsetof(struct proc_config, retry_max), "1h", 1, 604800, 0, NULL},
+    {"lifetime", PETREL_SETTING_DURATION, offsetof(struct proc_config, lifetime), "5d", 60, 31536000, 0, NULL},
+    {"runner_jobs", PETREL_SETTING_INT, offsetof(struct proc_config, runner_jobs), "4", 1, 64, 0, NULL},
+    PETREL_SETTINGS_END,
+};
+/* clang-format on */
+
+struct proc_env proc_env;
+
+static const struct petrel_queue_ops queue_ops = {
+    .size = sizeof(struct petrel_queue_ops),
+    .begin = proc_begin,
+    .write = proc_write,
+    .commit = proc_commit,
+    .abort = proc_abort,
+};
+
+static int proc_check(const void *config, const char **error_r)
+{
+    const struct proc_config *c = config;
+    if (c->retry_min > c->retry_max) {
+        *error_r = "retry_min is longer than retry_max";
+        return -1;
+    }
+    if (c->queue_dir[0] == '\0' || strstr(c->queue_dir, "..") != NULL) {
+        *error_r = "queue_dir must be a path without '..'";
+        return -1;
+    }
+    return 0;
+}
+
+/* Values workers read without a lock: plain words, changed only by a
+ * reload between messages (a message may see old and new limits mixed,
+ * never a torn value). */
+static void apply(const struct proc_config *c)
+{
+    proc_env.memory_limit = (size_t)c->memory_limit;
+    proc_env.max_hops = (unsigned)c->max_hops;
+    proc_env.max_expansion = (unsigned)c->max_expansion;
+    proc_env.quota_permanent = strcmp(c->quota_failure, "permanent") == 0;
+    proc_env.direct_delivery = c->direct_delivery;
+    proc_env.fsync = c->fsync;
+    proc_env.retry_min = c->retry_min;
+    proc_env.retry_max = c->retry_max;
+    proc_env.lifetime = c->lifetime;
+    proc_env.runner_jobs = (unsigned)c->runner_jobs;
+}
+
+static int proc_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
+{
+    const struct proc_config *c = config;
+    proc_env.storage = petrel_service_lookup(PETREL_STORAGE_SERVICE, 1);
+    proc_env.userdb = petrel_service_lookup(PETREL_USERDB_SERVICE, 1);
+    if (proc_env.storage == NULL || proc_env.userdb == NULL) {
+        *error_r = "needs the storage and userdb services";
+        return -1;
+    }
+    bool ok = c->queue_dir[0] == '/'
+                  ? petrel_strlcpy(proc_env.queue, c->queue_dir, sizeof(proc_env.queue))
+                  : petrel_snprintf(proc_env.queue, sizeof(proc_env.queue), "%s/%s",
+                                    petrel_data_dir(), c->queue_dir);
+    if (!ok) {
+        *error_r = "queue_dir is too long";
+        return -1;
+    }
+    petrel_strlcpy(proc_env.hostname, petrel_hostname(), sizeof(proc_env.hostname));
+    apply(c);
+    return petrel_service_register(ctx, PETREL_QUEUE_SERVICE, PETREL_QUEUE_VERSION, &queue_ops);
+}
+
+static int proc_start(struct petrel_ctx *ctx, const char **error_r)
+{
+    (void)ctx;
+    return proc_runner_start(error_r);
+}
+
+static int proc_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
+{
+    (void)ctx, (void)error_r;
+    apply(config);
+    proc_runner_kick();
+    return 0;
+}
+
+static void proc_stop(struct petrel_ctx *ctx)
+{
+    (void)ctx;
+    proc_runner_stop();
+}
+
+static const char *const proc_needs[] = {PETREL_STORAGE_SERVICE, PETREL_USERDB_SERVICE, NULL};
+
+PETREL_MODULE(.name = "processing", .version = "1.0", .needs = proc_needs,
+              .settings = proc_settings, .config_size = sizeof(struct proc_config),
+              .check = proc_check, .init = proc_init, .start = proc_start,
+              .reload = proc_reload, .stop = proc_stop);

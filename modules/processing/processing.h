@@ -1,0 +1,139 @@
+/* The processing module's private interfaces: the message being received,
+ * the queue files on disk, expansion of aliases and forwards, local
+ * delivery, the queue runner and delivery status notifications. */
+#ifndef PETREL_PROCESSING_H
+#define PETREL_PROCESSING_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <petrel/buf.h>
+#include <petrel/queue.h>
+#include <petrel/storage.h>
+#include <petrel/userdb.h>
+
+#include "envelope.h"
+
+#define PROC_LOG "processing"
+/* The header block a hook sees and the scanner keeps (the rest streams). */
+#define PROC_HEADER_MAX 65536
+
+/* Settings, fixed at start (the queue directory) or refreshed on reload. */
+struct proc_config {
+    char *queue_dir;
+    long long memory_limit;
+    long long max_hops;
+    long long max_expansion;
+    char *quota_failure; /* "temporary" | "permanent" */
+    bool direct_delivery;
+    bool fsync;
+    long long retry_min, retry_max, lifetime;
+    long long runner_jobs;
+};
+
+/* What the running module uses; written at init/start/reload on the main
+ * thread, read by workers (plain values, swapped under proc_lock). */
+struct proc_env {
+    char queue[PATH_MAX - 64]; /* absolute queue directory */
+    char hostname[256];
+    const struct petrel_storage_ops *storage;
+    const struct petrel_userdb_ops *userdb;
+    size_t memory_limit;
+    unsigned max_hops;
+    unsigned max_expansion;
+    bool quota_permanent;
+    bool direct_delivery;
+    bool fsync;
+    long long retry_min, retry_max, lifetime;
+    unsigned runner_jobs;
+};
+extern struct proc_env proc_env;
+
+/* --- the message being received (message.c) --- */
+
+struct petrel_queue_msg {
+    char id[QUEUE_ID_LEN + 1];
+    struct queue_envelope env; /* recipients as received */
+    time_t arrival;
+    /* The header block as received, until it ends (or fills). */
+    struct petrel_buf header;
+    bool header_done;
+    bool header_ended; /* saw the empty line (else the header filled up) */
+    unsigned char hstate; /* scanner state across writes: bytes of "\r\n\r\n" seen */
+    /* Output: trace headers + header + body, in memory until memory_limit,
+     * then in the data file. */
+    struct petrel_buf mem;
+    int fd;
+    uint64_t out_len;  /* bytes in mem or the file */
+    uint64_t size;     /* bytes received */
+    unsigned hops;     /* Received fields */
+    bool io_error;
+};
+
+/* --- a message ready for delivery: a queue entry or a fresh one --- */
+
+struct proc_content {
+    const char *id;
+    const struct queue_envelope *env;
+    const void *data; /* in memory, or NULL */
+    int fd;           /* the data file, or -1 */
+    uint64_t len;
+    const char *header; /* original header block for hooks and bounces */
+    size_t header_len;
+};
+
+/* One delivery result: a reply-like status. */
+struct proc_status {
+    int code;          /* 250, 452, 550 ... */
+    char enhanced[12]; /* "2.0.0" */
+    char text[200];
+};
+void proc_status_set(struct proc_status *st, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The public view of a queue envelope for hooks: fills out, returns the
+ * recipient array it points to (free it). */
+struct petrel_envelope_rcpt *proc_public_env(const struct queue_envelope *env,
+                                             struct petrel_envelope *out);
+
+/* expand.c: turn the pending 'E' recipients of env into final recipients
+ * (local accounts 'P' with route L, remote addresses 'P' with route R,
+ * failures 'F' with a status). Temporary lookup failures stay 'E'. */
+void proc_expand(struct queue_envelope *env);
+
+/* deliver.c: deliver every pending local recipient (route L, state P or
+ * T) of content into the store, updating states and reasons. dedupe: look
+ * for an earlier delivery of the same queue id first (after a crash). */
+void proc_deliver_local(const struct proc_content *content, struct queue_envelope *env,
+                        bool dedupe);
+
+/* dsn.c: queue a delivery status notification to the sender for the
+ * recipients in state F that were not reported yet (marked 'B' after), or
+ * for successful ones that asked for it. Returns false if the report
+ * could not be queued (the caller keeps the entry and retries). */
+bool proc_dsn(const struct proc_content *content, struct queue_envelope *env);
+
+/* message.c: inject a message made here (a bounce) as if received. */
+bool proc_inject(const struct petrel_envelope *env, const void *data, size_t len,
+                 struct petrel_queue_reply *reply);
+
+/* runner.c */
+int proc_runner_start(const char **error_r);
+void proc_runner_stop(void);
+/* A new queue entry exists (or became due): look at the queue now. */
+void proc_runner_kick(void);
+
+/* queue ops (message.c) */
+struct petrel_queue_msg *proc_begin(const struct petrel_envelope *env);
+bool proc_write(struct petrel_queue_msg *msg, const void *data, size_t len);
+void proc_commit(struct petrel_queue_msg *msg, struct petrel_queue_reply *reply);
+void proc_abort(struct petrel_queue_msg *msg);
+
+/* Read the whole header block (up to the empty line, at most
+ * PROC_HEADER_MAX bytes) of content into out. */
+bool proc_read_header(const struct proc_content *c, struct petrel_buf *out);
+
+#endif

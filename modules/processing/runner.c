@@ -1,0 +1,311 @@
+/* The queue runner: one thread that looks at active/ when kicked and at
+ * least once a second, and hands due entries to the worker pool. An
+ * envelope's modification time is its next attempt, so a scan is a
+ * readdir and a stat per entry, and petrelctl can make an entry due by
+ * touching it. An entry is worked on under an exclusive flock, which
+ * petrelctl takes too before it deletes or holds one. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+#include <petrel/module.h>
+
+#include "processing.h"
+
+#define MAX_JOBS 64
+
+static pthread_t thread;
+static bool running;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond;
+static bool stopping, kicked;
+static char inflight[MAX_JOBS][QUEUE_ID_LEN + 1];
+static unsigned ninflight;
+static time_t started;
+
+void proc_runner_kick(void)
+{
+    pthread_mutex_lock(&lock);
+    kicked = true;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&lock);
+}
+
+static long long backoff(unsigned attempts)
+{
+    long long d = proc_env.retry_min;
+    for (unsigned i = 1; i < attempts && d < proc_env.retry_max; i++)
+        d *= 2;
+    return d < proc_env.retry_max ? d : proc_env.retry_max;
+}
+
+static void expire(struct queue_envelope *env, time_t now)
+{
+    if (now - env->arrival < proc_env.lifetime)
+        return;
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        struct queue_rcpt *r = &env->rcpts[i];
+        if (strchr("EPT", r->state) == NULL)
+            continue;
+        char reason[200];
+        snprintf(reason, sizeof(reason), "550 5.4.7 delivery time expired (%s)",
+                 r->reason != NULL ? r->reason : "not tried");
+        r->state = RCPT_FAILED;
+        queue_rcpt_set_reason(r, reason);
+    }
+}
+
+static void remote_waiting(struct queue_envelope *env)
+{
+    /* smtp_out is not part of Petrel yet: remote recipients wait. */
+    for (size_t i = 0; i < env->nrcpts; i++)
+        if (env->rcpts[i].route == ROUTE_REMOTE && env->rcpts[i].state == RCPT_PENDING &&
+            env->rcpts[i].reason == NULL)
+            queue_rcpt_set_reason(&env->rcpts[i],
+                                  "451 4.4.0 waiting for outbound delivery (smtp_out)");
+}
+
+/* Work on one queue entry: deliver what can be, report failures, and
+ * then remove it or reschedule it. */
+static void process(const char *id)
+{
+    char path[PATH_MAX], data[PATH_MAX];
+    if (!queue_path(path, sizeof(path), proc_env.queue, "active", id) ||
+        !queue_path(data, sizeof(data), proc_env.queue, "data", id))
+        return;
+    int lfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (lfd < 0)
+        return; /* deleted or held meanwhile */
+    struct stat a, b;
+    if (flock(lfd, LOCK_EX | LOCK_NB) < 0 || fstat(lfd, &a) < 0 || stat(path, &b) < 0 ||
+        a.st_ino != b.st_ino) {
+        close(lfd);
+        return; /* petrelctl has it, or it was replaced */
+    }
+    struct queue_envelope env;
+    const char *error;
+    if (queue_envelope_read(path, &env, &error) < 0) {
+        if (errno != ENOENT)
+            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: left alone", path,
+                       error != NULL ? error : strerror(errno));
+        close(lfd);
+        return;
+    }
+    int dfd = open(data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0) {
+        petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: no data file (%s): entry held", id,
+                   strerror(errno));
+        char held[PATH_MAX];
+        if (queue_path(held, sizeof(held), proc_env.queue, "hold", id))
+            rename(path, held);
+        queue_envelope_free(&env);
+        close(lfd);
+        return;
+    }
+    struct petrel_buf header;
+    petrel_buf_init(&header, PROC_HEADER_MAX);
+    struct proc_content c = {.id = env.id, .env = &env, .fd = dfd, .len = env.size};
+    proc_read_header(&c, &header);
+    c.header = petrel_buf_head(&header);
+    c.header_len = header.len;
+
+    time_t now = time(NULL);
+    proc_expand(&env);
+    /* An entry from before this start may have been delivered to some
+     * recipients without its envelope saying so. */
+    proc_deliver_local(&c, &env, env.arrival <= started);
+    remote_waiting(&env);
+    expire(&env, now);
+    proc_dsn(&c, &env);
+    if (queue_envelope_open_count(&env) == 0) {
+        unlink(path);
+        unlink(data);
+        petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: removed from the queue", id);
+    } else {
+        env.attempts++;
+        env.next_attempt = (int64_t)now + backoff(env.attempts);
+        if (queue_envelope_write(proc_env.queue, "active", &env, proc_env.fsync) < 0)
+            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot update the envelope: %s", id,
+                       strerror(errno));
+    }
+    petrel_buf_free(&header);
+    queue_envelope_free(&env);
+    close(dfd);
+    close(lfd);
+}
+
+struct job {
+    char id[QUEUE_ID_LEN + 1];
+};
+
+static void job_run(void *arg)
+{
+    struct job *j = arg;
+    process(j->id);
+    pthread_mutex_lock(&lock);
+    for (unsigned i = 0; i < ninflight; i++)
+        if (strcmp(inflight[i], j->id) == 0) {
+            memcpy(inflight[i], inflight[--ninflight], sizeof(inflight[i]));
+            break;
+        }
+    kicked = true;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&lock);
+    free(j);
+}
+
+static bool is_inflight(const char *id)
+{
+    for (unsigned i = 0; i < ninflight; i++)
+        if (strcmp(inflight[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Hand due entries to workers, up to runner_jobs at a time. */
+static void scan(void)
+{
+    char dir[PATH_MAX];
+    if (!queue_path(dir, sizeof(dir), proc_env.queue, "active", NULL))
+        return;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    time_t now = time(NULL);
+    struct dirent *de;
+    unsigned limit = proc_env.runner_jobs < MAX_JOBS ? proc_env.runner_jobs : MAX_JOBS;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!queue_id_valid(de->d_name) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_mtime > now)
+            continue;
+        pthread_mutex_lock(&lock);
+        bool full = ninflight >= limit, skip = full || is_inflight(de->d_name);
+        struct job *j = NULL;
+        if (!skip) {
+            j = petrel_malloc(sizeof(*j));
+            memcpy(j->id, de->d_name, sizeof(j->id));
+            memcpy(inflight[ninflight++], j->id, sizeof(j->id));
+        }
+        pthread_mutex_unlock(&lock);
+        if (full)
+            break;
+        if (j != NULL && !petrel_worker_submit(job_run, j)) {
+            pthread_mutex_lock(&lock);
+            ninflight--;
+            pthread_mutex_unlock(&lock);
+            free(j);
+            break;
+        }
+    }
+    closedir(d);
+}
+
+static void *runner_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    while (!stopping) {
+        if (!kicked) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&cond, &lock, &ts);
+        }
+        kicked = false;
+        if (stopping)
+            break;
+        pthread_mutex_unlock(&lock);
+        scan();
+        pthread_mutex_lock(&lock);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+/* Files a crash left behind: envelopes half written (tmp/) and message
+ * data nobody acknowledged (data/ without an envelope). Only files older
+ * than this start: connections may already be spooling. */
+static void clean(void)
+{
+    static const char *const subs[] = {"tmp", "data"};
+    for (size_t s = 0; s < 2; s++) {
+        char dir[PATH_MAX];
+        if (!queue_path(dir, sizeof(dir), proc_env.queue, subs[s], NULL))
+            continue;
+        DIR *d = opendir(dir);
+        if (d == NULL)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            struct stat st;
+            char a[PATH_MAX], h[PATH_MAX];
+            if (!queue_id_valid(de->d_name) ||
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                st.st_mtime >= started)
+                continue;
+            if (s == 1 && queue_path(a, sizeof(a), proc_env.queue, "active", de->d_name) &&
+                queue_path(h, sizeof(h), proc_env.queue, "hold", de->d_name) &&
+                (access(a, F_OK) == 0 || access(h, F_OK) == 0))
+                continue;
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0 && s == 1)
+                petrel_log(PETREL_LOG_INFO, PROC_LOG,
+                           "%s: removed a message never acknowledged (a crash or a restart)",
+                           de->d_name);
+        }
+        closedir(d);
+    }
+}
+
+int proc_runner_start(const char **error_r)
+{
+    started = time(NULL);
+    static const char *const subs[] = {"", "/tmp", "/data", "/active", "/hold"};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        char dir[PATH_MAX];
+        if (!petrel_snprintf(dir, sizeof(dir), "%s%s", proc_env.queue, subs[i]) ||
+            (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+            *error_r = "cannot create the queue directories";
+            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s", dir, strerror(errno));
+            return -1;
+        }
+    }
+    clean();
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cond, &ca);
+    pthread_condattr_destroy(&ca);
+    stopping = false;
+    kicked = true; /* look at what a previous run left */
+    if (pthread_create(&thread, NULL, runner_main, NULL) != 0) {
+        *error_r = "cannot start the queue runner";
+        return -1;
+    }
+    running = true;
+    return 0;
+}
+
+void proc_runner_stop(void)
+{
+    if (!running)
+        return;
+    pthread_mutex_lock(&lock);
+    stopping = true;
+    pthread_cond_signal(&cond);
+    pthread_mutex_unlock(&lock);
+    pthread_join(thread, NULL);
+    running = false;
+    /* Jobs already with the workers finish on their own: the pool drains
+     * before modules are unloaded. */
+}

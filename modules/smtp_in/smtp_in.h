@@ -1,0 +1,122 @@
+/* smtp_in's private interfaces: settings, the session, and the parts of
+ * the protocol in their own files (commands, the message, AUTH). */
+#ifndef PETREL_SMTP_IN_H
+#define PETREL_SMTP_IN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <petrel/auth.h>
+#include <petrel/buf.h>
+#include <petrel/conn.h>
+#include <petrel/queue.h>
+#include <petrel/sasl.h>
+#include <petrel/userdb.h>
+
+#include "smtp_parse.h"
+
+#define SMTP_LOG "smtp_in"
+/* Message bytes gathered on the I/O thread before a worker writes them. */
+#define SMTP_FLUSH_BYTES (256u * 1024u)
+
+struct smtp_config {
+    long long max_message_size, max_recipients;
+    long long submission_max_message_size, submission_max_recipients;
+    char **relay_networks;
+    bool auth_on_mx;
+    char *bare_lf; /* "normalize" | "reject" */
+    long long greeting_delay;
+    bool smtputf8, dsn, chunking;
+};
+
+/* relay_networks: "192.0.2.0/24", "2001:db8::/32", single addresses.
+ * Whether ip (text) is in list; list entries were checked by
+ * smtp_net_check at start and reload. */
+bool smtp_net_check(char *const *list, const char **bad_r);
+bool smtp_net_match(char *const *list, const char *ip);
+
+/* Services, looked up at init. */
+extern const struct petrel_queue_ops *smtp_queue;
+extern const struct petrel_userdb_ops *smtp_userdb;
+extern const struct petrel_auth_ops *smtp_auth;
+extern char smtp_hostname[256];
+extern char smtp_primary_domain[256];
+
+enum smtp_state {
+    SMTP_ST_CMD,   /* commands */
+    SMTP_ST_DATA,  /* between DATA's 354 and the final dot */
+    SMTP_ST_AUTH,  /* an AUTH exchange */
+    SMTP_ST_QUIT,  /* said goodbye */
+};
+
+struct smtp_rcpt_entry {
+    char *address;
+    char *orcpt; /* "type;address" or NULL */
+    unsigned notify;
+};
+
+struct smtp_session {
+    const struct smtp_config *cfg;
+    bool submission; /* the submission protocol (587, 465) */
+    enum smtp_state state;
+    char helo[256];
+    bool ehlo, greeted;
+    bool relay_net; /* client in relay_networks */
+    char auth_user[PETREL_AUTH_USER_MAX + 1];
+    struct petrel_sasl *sasl;
+    enum petrel_sasl_mech mech;
+    unsigned errors, auth_errors;
+    uint64_t max_size;
+    unsigned max_rcpts;
+
+    /* The transaction. */
+    bool in_mail;
+    struct smtp_mail mail;
+    struct smtp_rcpt_entry *rcpts;
+    size_t nrcpts;
+    struct petrel_envelope_rcpt *env_rcpts; /* built for events and begin() */
+    struct petrel_envelope env;
+    char protocol[16];
+
+    /* The message. */
+    struct petrel_queue_msg *msg;
+    struct petrel_buf data;
+    uint64_t size;
+    bool prev_crlf;                      /* DATA: the last line ended in CRLF */
+    bool too_big, bad_eol, nul, long_line; /* refuse at the end */
+    bool write_failed;                     /* the queue could not take it */
+    bool bdat, bdat_failed;               /* a BDAT transfer is going on / was refused */
+    bool bdat_last;
+    uint64_t chunk_left;
+};
+
+/* session.c */
+void smtp_reply(struct petrel_conn *conn, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A command error: the reply, then the error count (421 and close past
+ * the listener's max_errors). */
+void smtp_error(struct petrel_conn *conn, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void smtp_reset(struct smtp_session *s);
+/* The envelope as the queue and hooks see it. */
+void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s);
+
+/* data.c */
+void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char *args);
+void smtp_cmd_bdat(struct petrel_conn *conn, struct smtp_session *s, const char *args);
+void smtp_data_line(struct petrel_conn *conn, struct smtp_session *s, char *line, size_t len);
+void smtp_data_long_line(struct smtp_session *s);
+void smtp_chunk(struct petrel_conn *conn, const char *data, size_t len, bool last);
+void smtp_message_drop(struct smtp_session *s);
+
+/* auth.c */
+void smtp_cmd_auth(struct petrel_conn *conn, struct smtp_session *s, char *args);
+void smtp_auth_line(struct petrel_conn *conn, struct smtp_session *s, char *line, size_t len);
+bool smtp_auth_offered(struct petrel_conn *conn, const struct smtp_session *s);
+
+/* rcpt.c: MAIL and RCPT, which go through a worker (lookups, hooks). */
+void smtp_cmd_mail(struct petrel_conn *conn, struct smtp_session *s, const char *args);
+void smtp_cmd_rcpt(struct petrel_conn *conn, struct smtp_session *s, const char *args);
+
+#endif

@@ -1,0 +1,146 @@
+/* The "queue" service and the mail hooks. The processing module provides
+ * the service: protocol modules (smtp_in, later rpop) hand it a message
+ * with its envelope; it adds the trace headers, expands aliases and
+ * forwards, delivers local recipients into the store or keeps the message
+ * in its durable queue, and answers with one reply for the client. A
+ * reply that accepts the message is given only once the message is on
+ * disk and synced, in every mailbox or in the queue.
+ *
+ *     const struct petrel_queue_ops *q = petrel_service_lookup(PETREL_QUEUE_SERVICE, 1);
+ *     struct petrel_queue_msg *m = q->begin(&envelope);   any thread
+ *     q->write(m, data, len) ...                           worker thread
+ *     q->commit(m, &reply);                                worker thread; frees m
+ *
+ * Hooks: handlers registered with petrel_hook_register() at the points
+ * below get the event named with each point. They run on worker threads
+ * and may block (a DNS list, a virus scanner). Verdicts: PETREL_CONTINUE
+ * (no opinion), PETREL_OK (accept, skip later handlers), PETREL_DENY
+ * (refuse: 550/554), PETREL_DENY_SOFT (451: try later), PETREL_DISCONNECT
+ * (smtp points: 421 and close). The handler's reason_r text, if any, goes
+ * to the client after the status code; keep it short, ASCII, one line. */
+#ifndef PETREL_QUEUE_H
+#define PETREL_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <petrel/buf.h>
+
+#define PETREL_QUEUE_SERVICE "queue"
+#define PETREL_QUEUE_VERSION 1u
+
+/* Hook points. */
+#define PETREL_HOOK_SMTP_CONNECT "smtp.connect" /* struct petrel_smtp_connect_event */
+#define PETREL_HOOK_SMTP_MAIL "smtp.mail"       /* struct petrel_smtp_mail_event */
+#define PETREL_HOOK_SMTP_RCPT "smtp.rcpt"       /* struct petrel_smtp_rcpt_event */
+#define PETREL_HOOK_SMTP_DATA "smtp.data"       /* struct petrel_smtp_data_event */
+#define PETREL_HOOK_DELIVER "deliver"           /* struct petrel_deliver_event */
+
+/* DSN (RFC 3461) as received. */
+enum petrel_dsn_notify {
+    PETREL_DSN_NEVER = 1u << 0,
+    PETREL_DSN_SUCCESS = 1u << 1,
+    PETREL_DSN_FAILURE = 1u << 2,
+    PETREL_DSN_DELAY = 1u << 3,
+};
+enum petrel_dsn_ret { PETREL_DSN_RET_DEFAULT = 0, PETREL_DSN_RET_FULL, PETREL_DSN_RET_HDRS };
+enum petrel_body { PETREL_BODY_7BIT = 0, PETREL_BODY_8BITMIME, PETREL_BODY_BINARYMIME };
+
+struct petrel_envelope_rcpt {
+    const char *address; /* canonical "local@domain" */
+    const char *orcpt;   /* DSN ORCPT as "type;address", or NULL */
+    unsigned notify;     /* enum petrel_dsn_notify; 0 = not given */
+};
+
+struct petrel_envelope {
+    const char *mail_from; /* "" for the null sender <> */
+    const struct petrel_envelope_rcpt *rcpts;
+    size_t nrcpts;
+    const char *client_ip;  /* "192.0.2.1", or "" for mail made here */
+    const char *helo;       /* what the client said in HELO/EHLO */
+    const char *protocol;   /* RFC 3848 "with" keyword: ESMTP, ESMTPS, ESMTPSA, ... */
+    const char *auth_user;  /* authenticated user, or NULL */
+    const char *tls_cipher; /* "TLS_AES_256_GCM_SHA384", or NULL */
+    bool submission;        /* from a mail client: add Message-ID and Date if missing */
+    enum petrel_body body;
+    bool smtputf8;
+    enum petrel_dsn_ret ret;
+    const char *envid; /* DSN ENVID, or NULL */
+    void *reserved[4];
+};
+
+/* The reply for the client, e.g. {250, "2.0.0", "Ok: queued as 1A2B..."}. */
+struct petrel_queue_reply {
+    int code;
+    char enhanced[12];
+    char text[200];
+};
+
+struct petrel_queue_msg;
+
+struct petrel_queue_ops {
+    size_t size; /* sizeof(struct petrel_queue_ops) of the provider */
+    /* A new message; copies the envelope. Cheap, any thread. */
+    struct petrel_queue_msg *(*begin)(const struct petrel_envelope *env);
+    /* The message's bytes in order: CRLF line ends, dot-stuffing already
+     * removed. Small messages stay in memory, larger ones go to a spool
+     * file. Worker thread. False when the spool cannot be written (the
+     * message must then be aborted with a 451). */
+    bool (*write)(struct petrel_queue_msg *msg, const void *data, size_t len);
+    /* The end of the message: run the smtp.data hook, expand, route,
+     * deliver or queue, and fill reply. Frees msg. Worker thread. */
+    void (*commit)(struct petrel_queue_msg *msg, struct petrel_queue_reply *reply);
+    /* Drop an unfinished message. Frees msg. Worker thread (it may remove
+     * a spool file). */
+    void (*abort)(struct petrel_queue_msg *msg);
+};
+
+/* --- hook events --- */
+
+struct petrel_smtp_connect_event {
+    const char *client_ip;
+    const char *local_ip;
+    int local_port;
+    const char *service; /* "smtp" or "submission" */
+};
+
+/* MAIL FROM: env has mail_from and no recipients yet. */
+struct petrel_smtp_mail_event {
+    const struct petrel_envelope *env;
+};
+
+/* RCPT TO, after Petrel's own checks accepted the address. */
+struct petrel_smtp_rcpt_event {
+    const struct petrel_envelope *env; /* the recipients accepted so far */
+    const char *rcpt;
+    bool local; /* for a local domain; else relayed for env->auth_user or a trusted network */
+};
+
+/* The whole message has arrived (before it is acknowledged). header is the
+ * message's header block as received (up to and with the empty line, at
+ * most 64 KiB). A handler may append complete header fields
+ * ("X-Spam: no\r\n") to add_header; they go on top of the message. */
+struct petrel_smtp_data_event {
+    const struct petrel_envelope *env;
+    const char *queue_id;
+    const char *header;
+    size_t header_len;
+    uint64_t size;
+    struct petrel_buf *add_header;
+};
+
+/* Before a local delivery, once per final recipient (after alias and
+ * forward expansion). DENY fails that recipient (a bounce), DENY_SOFT
+ * defers it. folder may be changed (UTF-8, '/'-separated, e.g. "Junk");
+ * a folder that does not exist falls back to INBOX. */
+struct petrel_deliver_event {
+    const struct petrel_envelope *env;
+    const char *queue_id;
+    const char *rcpt;     /* the account */
+    const char *header;   /* as in the smtp.data event */
+    size_t header_len;
+    char folder[256];     /* "" = INBOX */
+};
+
+#endif
