@@ -131,8 +131,8 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
 /* One report (failures or successes) if anybody is owed one. */
 static bool report_kind(const struct proc_content *c, struct queue_envelope *env, bool success)
 {
-    char want = success ? RCPT_SUCCESS : RCPT_FAILED, after = success ? RCPT_DELIVERED
-                                                                      : RCPT_REPORTED;
+    char want = success ? RCPT_SUCCESS : RCPT_FAILED,
+         after = success ? RCPT_DELIVERED : RCPT_REPORTED;
     unsigned bit = success ? PETREL_DSN_SUCCESS : PETREL_DSN_FAILURE;
     size_t owed = 0;
     for (size_t i = 0; i < env->nrcpts; i++) {

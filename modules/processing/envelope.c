@@ -103,8 +103,8 @@ static void put_line(struct petrel_buf *out, const char *key, const char *value)
 bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *out)
 {
     petrel_buf_printf(out, MAGIC "\nid %s\narrival %lld\nnext %lld\nattempts %u\nsize %llu\n",
-                      env->id, (long long)env->arrival, (long long)env->next_attempt,
-                      env->attempts, (unsigned long long)env->size);
+                      env->id, (long long)env->arrival, (long long)env->next_attempt, env->attempts,
+                      (unsigned long long)env->size);
     put_line(out, "from", env->from != NULL ? env->from : "");
     put_line(out, "helo", env->helo);
     put_line(out, "client", env->client_ip);

@@ -34,11 +34,11 @@
 
 struct queue_rcpt {
     char state, route;
-    unsigned notify;  /* enum petrel_dsn_notify */
-    char *address;    /* final recipient (or, in state E, as received) */
-    char *original;   /* the RCPT TO address it came from */
-    char *dsn_orcpt;  /* ORCPT parameter "type;address", or NULL */
-    char *reason;     /* last status: "452 4.2.2 mailbox full", or NULL */
+    unsigned notify; /* enum petrel_dsn_notify */
+    char *address;   /* final recipient (or, in state E, as received) */
+    char *original;  /* the RCPT TO address it came from */
+    char *dsn_orcpt; /* ORCPT parameter "type;address", or NULL */
+    char *reason;    /* last status: "452 4.2.2 mailbox full", or NULL */
 };
 
 struct queue_envelope {

@@ -61,14 +61,13 @@ static void push(struct expansion *x, const char *address, size_t origin, unsign
     x->todo[x->ntodo++] = (struct work){petrel_strdup(address), origin, depth};
 }
 
-static struct queue_rcpt *final(struct expansion *x, size_t origin, char state, char route,
-                                const char *address)
+static struct queue_rcpt * final(struct expansion *x, size_t origin, char state, char route,
+                                 const char *address)
 {
     const struct queue_rcpt *o = &x->old[origin];
     x->produced[origin]++;
     x->total++;
-    return queue_envelope_add(x->env, state, route, o->notify, address, o->original,
-                              o->dsn_orcpt);
+    return queue_envelope_add(x->env, state, route, o->notify, address, o->original, o->dsn_orcpt);
 }
 
 static bool domain_is_local(const char *address)
@@ -150,9 +149,9 @@ void proc_expand(struct queue_envelope *env)
         while (x.nvisited > 0)
             free(x.visited[--x.nvisited]);
         if (x.produced[i] == 0) {
-            struct queue_rcpt *r = queue_envelope_add(env, RCPT_FAILED, ROUTE_NONE, x.old[i].notify,
-                                                      x.old[i].address, x.old[i].original,
-                                                      x.old[i].dsn_orcpt);
+            struct queue_rcpt *r =
+                queue_envelope_add(env, RCPT_FAILED, ROUTE_NONE, x.old[i].notify, x.old[i].address,
+                                   x.old[i].original, x.old[i].dsn_orcpt);
             queue_rcpt_set_reason(r, "554 5.4.6 alias or forwarding loop");
             petrel_log(PETREL_LOG_WARNING, PROC_LOG, "%s: %s: alias or forwarding loop", env->id,
                        x.old[i].address);

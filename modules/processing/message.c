@@ -262,7 +262,8 @@ static bool data_hook(struct petrel_queue_msg *m, struct petrel_buf *add,
         reply_set(reply, 550, "5.7.1", reason != NULL ? reason : "message refused");
         return false;
     case PETREL_DENY_SOFT:
-        reply_set(reply, 451, "4.7.1", reason != NULL ? reason : "message deferred, try again later");
+        reply_set(reply, 451, "4.7.1",
+                  reason != NULL ? reason : "message deferred, try again later");
         return false;
     case PETREL_DISCONNECT:
         reply_set(reply, 421, "4.7.0", reason != NULL ? reason : "closing connection");
@@ -293,8 +294,8 @@ static bool prepend(struct petrel_queue_msg *m, const struct petrel_buf *add)
         !queue_path(tmp, sizeof(tmp), proc_env.queue, "tmp", m->id))
         return false;
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool ok = fd >= 0 && write_fd(fd, petrel_buf_head(add), add->len) &&
-              lseek(m->fd, 0, SEEK_SET) == 0;
+    bool ok =
+        fd >= 0 && write_fd(fd, petrel_buf_head(add), add->len) && lseek(m->fd, 0, SEEK_SET) == 0;
     char buf[65536];
     for (uint64_t left = m->out_len; ok && left > 0;) {
         ssize_t n = read(m->fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));

@@ -115,5 +115,5 @@ static const char *const proc_needs[] = {PETREL_STORAGE_SERVICE, PETREL_USERDB_S
 
 PETREL_MODULE(.name = "processing", .version = "1.0", .needs = proc_needs,
               .settings = proc_settings, .config_size = sizeof(struct proc_config),
-              .check = proc_check, .init = proc_init, .start = proc_start,
-              .reload = proc_reload, .stop = proc_stop);
+              .check = proc_check, .init = proc_init, .start = proc_start, .reload = proc_reload,
+              .stop = proc_stop);

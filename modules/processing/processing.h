@@ -61,15 +61,15 @@ struct petrel_queue_msg {
     /* The header block as received, until it ends (or fills). */
     struct petrel_buf header;
     bool header_done;
-    bool header_ended; /* saw the empty line (else the header filled up) */
+    bool header_ended;    /* saw the empty line (else the header filled up) */
     unsigned char hstate; /* scanner state across writes: bytes of "\r\n\r\n" seen */
     /* Output: trace headers + header + body, in memory until memory_limit,
      * then in the data file. */
     struct petrel_buf mem;
     int fd;
-    uint64_t out_len;  /* bytes in mem or the file */
-    uint64_t size;     /* bytes received */
-    unsigned hops;     /* Received fields */
+    uint64_t out_len; /* bytes in mem or the file */
+    uint64_t size;    /* bytes received */
+    unsigned hops;    /* Received fields */
     bool io_error;
 };
 

@@ -61,8 +61,7 @@ static void answer(struct petrel_conn *conn, const struct petrel_auth_result *r)
     if (lim.max_auth_errors > 0 && ++s->auth_errors >= lim.max_auth_errors) {
         petrel_conn_log(conn, PETREL_LOG_INFO, "too many failed logins (%u): closing",
                         s->auth_errors);
-        petrel_conn_printf(conn, "421 4.7.0 %s Error: too many failed logins\r\n",
-                           smtp_hostname);
+        petrel_conn_printf(conn, "421 4.7.0 %s Error: too many failed logins\r\n", smtp_hostname);
         s->state = SMTP_ST_QUIT;
         petrel_conn_close(conn);
     }
@@ -163,7 +162,8 @@ void smtp_cmd_auth(struct petrel_conn *conn, struct smtp_session *s, char *args)
         return;
     }
     if (!smtp_auth->plaintext_allowed(petrel_conn_is_tls(conn))) {
-        smtp_error(conn, 538, "5.7.11", "encryption required for requested authentication mechanism");
+        smtp_error(conn, 538, "5.7.11",
+                   "encryption required for requested authentication mechanism");
         return;
     }
     s->sasl = petrel_sasl_new(mech);

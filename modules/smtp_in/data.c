@@ -135,9 +135,9 @@ static bool refuse_reasons(struct petrel_conn *conn, struct smtp_session *s)
     petrel_conn_log(conn, PETREL_LOG_INFO, "message refused: %s",
                     s->write_failed ? "spool write failed"
                     : s->too_big    ? "too big"
-                    : s->nul   ? "NUL bytes"
-                    : s->long_line ? "line too long"
-                                   : "bare CR or LF");
+                    : s->nul        ? "NUL bytes"
+                    : s->long_line  ? "line too long"
+                                    : "bare CR or LF");
     smtp_reset(s);
     return true;
 }

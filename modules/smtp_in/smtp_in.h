@@ -44,10 +44,10 @@ extern char smtp_hostname[256];
 extern char smtp_primary_domain[256];
 
 enum smtp_state {
-    SMTP_ST_CMD,   /* commands */
-    SMTP_ST_DATA,  /* between DATA's 354 and the final dot */
-    SMTP_ST_AUTH,  /* an AUTH exchange */
-    SMTP_ST_QUIT,  /* said goodbye */
+    SMTP_ST_CMD,  /* commands */
+    SMTP_ST_DATA, /* between DATA's 354 and the final dot */
+    SMTP_ST_AUTH, /* an AUTH exchange */
+    SMTP_ST_QUIT, /* said goodbye */
 };
 
 struct smtp_rcpt_entry {
@@ -83,10 +83,10 @@ struct smtp_session {
     struct petrel_queue_msg *msg;
     struct petrel_buf data;
     uint64_t size;
-    bool prev_crlf;                      /* DATA: the last line ended in CRLF */
+    bool prev_crlf;                        /* DATA: the last line ended in CRLF */
     bool too_big, bad_eol, nul, long_line; /* refuse at the end */
     bool write_failed;                     /* the queue could not take it */
-    bool bdat, bdat_failed;               /* a BDAT transfer is going on / was refused */
+    bool bdat, bdat_failed;                /* a BDAT transfer is going on / was refused */
     bool bdat_last;
     uint64_t chunk_left;
 };

@@ -44,7 +44,8 @@ enum smtp_verb {
     SMTP_AUTH,
 };
 
-/* Split a command line (terminator removed) into its verb and the rest.
+/* Split a command line (terminator removed, NUL-terminated at line[len]
+ * as the connection hands it over) into its verb and the rest.
  * The verb is matched case-insensitively; "MAIL FROM:" and "RCPT TO:" are
  * recognised by their first word. args points into line, after the single
  * space that follows the verb (leading spaces skipped), or at "" when
@@ -56,7 +57,8 @@ enum smtp_verb smtp_parse_verb(const char *line, size_t len, const char **args_r
 struct smtp_address {
     /* "local@domain" in canonical form: the local part unquoted when it is
      * a dot-atom, else quoted with only the necessary backslashes; the
-     * domain in lower case (ASCII letters only) without brackets changes.
+     * domain in lower case (ASCII letters only); an address literal keeps
+     * its brackets.
      * "" for the null path <>; "postmaster" for the special <Postmaster>. */
     char address[SMTP_PATH_MAX + 1];
     size_t local_len;     /* octets of the local part within address */

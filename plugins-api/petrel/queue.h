@@ -137,10 +137,10 @@ struct petrel_smtp_data_event {
 struct petrel_deliver_event {
     const struct petrel_envelope *env;
     const char *queue_id;
-    const char *rcpt;     /* the account */
-    const char *header;   /* as in the smtp.data event */
+    const char *rcpt;   /* the account */
+    const char *header; /* as in the smtp.data event */
     size_t header_len;
-    char folder[256];     /* "" = INBOX */
+    char folder[256]; /* "" = INBOX */
 };
 
 #endif
