@@ -14,6 +14,8 @@
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct storage_account *registry;
+/* Accounts in the registry without a handle (cache_accounts). */
+static size_t idle_accounts;
 /* The process the registry belongs to. A child of fork() must not touch
  * the SQLite connections it inherited (SQLite forbids it, and POSIX locks
  * are per process): it forgets them, on purpose without closing them
@@ -44,6 +46,8 @@ void storage_mailbox_path(const struct storage_account *acct, const char *name, 
         out[0] = '\0';
 }
 
+static void account_free(struct storage_account *a);
+
 static struct storage_account *account_get(const char *path)
 {
     struct storage_account *a;
@@ -52,6 +56,18 @@ static struct storage_account *account_get(const char *path)
     for (a = registry; a != NULL; a = a->next)
         if (strcmp(a->path, path) == 0)
             break;
+    if (a != NULL && a->refs == 0) {
+        idle_accounts--;
+        if (access(a->path, F_OK) != 0) { /* removed behind our back: start afresh */
+            for (struct storage_account **p = &registry; *p != NULL; p = &(*p)->next)
+                if (*p == a) {
+                    *p = a->next;
+                    break;
+                }
+            account_free(a);
+            a = NULL;
+        }
+    }
     if (a == NULL) {
         a = petrel_calloc(1, sizeof(*a));
         a->path = petrel_strdup(path);
@@ -102,6 +118,11 @@ static void account_put(struct storage_account *a)
         pthread_mutex_unlock(&registry_lock);
         return;
     }
+    if (idle_accounts < storage_env.cache_accounts) {
+        idle_accounts++; /* stays open for the next handle */
+        pthread_mutex_unlock(&registry_lock);
+        return;
+    }
     for (struct storage_account **p = &registry; *p != NULL; p = &(*p)->next)
         if (*p == a) {
             *p = a->next;
@@ -109,6 +130,29 @@ static void account_put(struct storage_account *a)
         }
     pthread_mutex_unlock(&registry_lock);
     account_free(a);
+}
+
+void storage_mailbox_flush_cache(void)
+{
+    struct storage_account *idle = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (struct storage_account **p = &registry; *p != NULL;) {
+        struct storage_account *a = *p;
+        if (a->refs == 0 && a->pid == getpid()) {
+            *p = a->next;
+            a->next = idle;
+            idle = a;
+        } else {
+            p = &a->next;
+        }
+    }
+    idle_accounts = 0;
+    pthread_mutex_unlock(&registry_lock);
+    while (idle != NULL) {
+        struct storage_account *a = idle;
+        idle = a->next;
+        account_free(a);
+    }
 }
 
 /* mkdir -p for the levels below the root (root/domain). */

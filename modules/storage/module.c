@@ -17,6 +17,7 @@ struct storage_config {
     char *root;
     bool fsync;
     char *index_sync;
+    long long cache_accounts;
 };
 
 static const char *const sync_choices[] = {"full", "normal", "off", NULL};
@@ -29,6 +30,8 @@ static const struct petrel_setting storage_settings[] = {
      PETREL_SETTING_FIXED, NULL},
     {"index_sync", PETREL_SETTING_STRING, offsetof(struct storage_config, index_sync), "full", 0, 0,
      PETREL_SETTING_FIXED, sync_choices},
+    {"cache_accounts", PETREL_SETTING_INT, offsetof(struct storage_config, cache_accounts), "256", 0,
+     1000000, PETREL_SETTING_FIXED, NULL},
     PETREL_SETTINGS_END,
 };
 /* clang-format on */
@@ -145,6 +148,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
         return -1;
     }
     storage_configure(root, petrel_primary_domain(), cfg->fsync, sync_mode(cfg->index_sync));
+    storage_env.cache_accounts = (size_t)cfg->cache_accounts;
     if (!cfg->fsync)
         petrel_log(PETREL_LOG_WARNING, STORAGE_LOG,
                    "fsync = false: acknowledged mail can be lost on a crash (tests only)");
@@ -158,6 +162,12 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
     return 0;
 }
 
+static void storage_stop(struct petrel_ctx *ctx)
+{
+    (void)ctx;
+    storage_mailbox_flush_cache();
+}
+
 PETREL_MODULE(.name = "storage", .version = "1.0", .settings = storage_settings,
               .config_size = sizeof(struct storage_config), .check = storage_check,
-              .init = storage_init);
+              .init = storage_init, .stop = storage_stop);

@@ -52,8 +52,14 @@ struct storage_env {
     bool fsync;
     enum storage_sync_mode index_sync;
     size_t max_folders; /* per account, INBOX not counted */
+    /* Accounts kept open after their last handle closes (their SQLite
+     * connections and folder states), so a busy account is not opened
+     * again for every delivery. 0 = free with the last handle. */
+    size_t cache_accounts;
 };
 extern struct storage_env storage_env;
+/* Close the accounts kept open by cache_accounts (module stop). */
+void storage_mailbox_flush_cache(void);
 
 /* Counters, looked up once by storage_configure (module init). */
 struct storage_counters {
