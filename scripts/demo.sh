@@ -4,10 +4,12 @@
 # unprivileged ports from PORT_BASE, default 10000) and runs petreld in the
 # foreground. Stop it with Ctrl-C.
 #
-# The instance runs the account database, login policy and mail store
-# modules with a demo account (init prints its password), and the example
-# echo module from contrib/echo (PORT_BASE+7: plain with STARTTLS,
-# PORT_BASE+8: implicit TLS); SMTP, IMAP and POP3 join as they land.
+# The instance runs the account database, login policy, mail store, queue
+# and SMTP modules with a demo account (init prints its password): SMTP on
+# PORT_BASE+25 (MX), +587 (submission, STARTTLS) and +465 (implicit TLS).
+# It also runs the example echo module from contrib/echo (PORT_BASE+7:
+# plain with STARTTLS, PORT_BASE+8: implicit TLS); IMAP and POP3 join as
+# they land.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +52,10 @@ fi
 cat <<MSG
 
 Petrel demo instance: $inst
+  SMTP (MX, local domain demo.test):  127.0.0.1:$((port_base + 25))
+  SMTP submission (STARTTLS + AUTH):  127.0.0.1:$((port_base + 587)), implicit TLS: $((port_base + 465))
+    swaks --server 127.0.0.1:$((port_base + 25)) --to demo@demo.test --from you@example.org
+    mail lands in $inst/data/mail/demo.test/demo/new/
   echo module, plain + STARTTLS: 127.0.0.1:$((port_base + 7))
   echo module, implicit TLS:     127.0.0.1:$((port_base + 8))
   administer it:  $build/inst/bin/petrelctl --config $inst/petrel.conf status
