@@ -81,53 +81,48 @@ size_t queue_envelope_open_count(const struct queue_envelope *env)
 /* --- writing --- */
 
 /* A value as one line: controls and tabs become '?'. */
-static void put_value(struct petrel_buf *out, const char *s)
+static bool put_value(struct petrel_buf *out, const char *s)
 {
-    if (s == NULL)
-        return;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+    bool ok = true;
+    for (const unsigned char *p = (const unsigned char *)s; ok && p != NULL && *p != '\0'; p++) {
         char c = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
-        petrel_buf_append(out, &c, 1);
+        ok = petrel_buf_append(out, &c, 1);
     }
+    return ok;
 }
 
-static void put_line(struct petrel_buf *out, const char *key, const char *value)
+static bool put_line(struct petrel_buf *out, const char *key, const char *value)
 {
-    if (value == NULL)
-        return;
-    petrel_buf_printf(out, "%s ", key);
-    put_value(out, value);
-    petrel_buf_append(out, "\n", 1);
+    return value == NULL || (petrel_buf_printf(out, "%s ", key) && put_value(out, value) &&
+                             petrel_buf_append(out, "\n", 1));
 }
 
 bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *out)
 {
-    petrel_buf_printf(out, MAGIC "\nid %s\narrival %lld\nnext %lld\nattempts %u\nsize %llu\n",
-                      env->id, (long long)env->arrival, (long long)env->next_attempt, env->attempts,
-                      (unsigned long long)env->size);
-    put_line(out, "from", env->from != NULL ? env->from : "");
-    put_line(out, "helo", env->helo);
-    put_line(out, "client", env->client_ip);
-    put_line(out, "protocol", env->protocol);
-    put_line(out, "auth", env->auth_user);
-    put_line(out, "tls", env->tls_cipher);
-    put_line(out, "envid", env->envid);
-    petrel_buf_printf(out, "flags %d %d %d %d\n", env->submission, env->smtputf8, env->body,
-                      env->ret);
-    for (size_t i = 0; i < env->nrcpts; i++) {
+    /* Every piece must fit: a buffer too small fails the whole envelope,
+     * never just a piece in its middle. More recipients than a reader
+     * takes would make a file nobody can read. */
+    bool ok =
+        env->nrcpts <= QUEUE_MAX_RCPTS &&
+        petrel_buf_printf(out, MAGIC "\nid %s\narrival %lld\nnext %lld\nattempts %u\nsize %llu\n",
+                          env->id, (long long)env->arrival, (long long)env->next_attempt,
+                          env->attempts, (unsigned long long)env->size) &&
+        put_line(out, "from", env->from != NULL ? env->from : "") &&
+        put_line(out, "helo", env->helo) && put_line(out, "client", env->client_ip) &&
+        put_line(out, "protocol", env->protocol) && put_line(out, "auth", env->auth_user) &&
+        put_line(out, "tls", env->tls_cipher) && put_line(out, "envid", env->envid) &&
+        petrel_buf_printf(out, "flags %d %d %d %d\n", env->submission, env->smtputf8, env->body,
+                          env->ret);
+    for (size_t i = 0; ok && i < env->nrcpts; i++) {
         const struct queue_rcpt *r = &env->rcpts[i];
-        petrel_buf_printf(out, "rcpt %c %c %u ", r->state, r->route, r->notify);
-        put_value(out, r->address);
-        petrel_buf_append(out, "\t", 1);
-        put_value(out, r->original);
-        petrel_buf_append(out, "\t", 1);
-        put_value(out, r->dsn_orcpt);
-        petrel_buf_append(out, "\t", 1);
-        put_value(out, r->reason);
-        petrel_buf_append(out, "\n", 1);
+        ok = petrel_buf_printf(out, "rcpt %c %c %u ", r->state, r->route, r->notify) &&
+             put_value(out, r->address) && petrel_buf_append(out, "\t", 1) &&
+             put_value(out, r->original) && petrel_buf_append(out, "\t", 1) &&
+             put_value(out, r->dsn_orcpt) && petrel_buf_append(out, "\t", 1) &&
+             put_value(out, r->reason) && petrel_buf_append(out, "\n", 1);
     }
     /* The end marker tells a whole file from a torn one. */
-    return petrel_buf_printf(out, "end\n");
+    return ok && petrel_buf_printf(out, "end\n");
 }
 
 /* --- reading --- */
@@ -186,18 +181,32 @@ static bool set_string(char **dst, const char *v)
     return true;
 }
 
-static bool parse_line(struct queue_envelope *env, char *line, bool *have_id)
+/* The keys with a number, and the id: each at most once (bit 0: id). */
+static bool once(unsigned *seen, const char *key)
+{
+    static const char *const keys[] = {"id", "arrival", "next", "attempts", "size", "flags"};
+    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(key, keys[i]) == 0) {
+            if (*seen & (1u << i))
+                return false;
+            *seen |= 1u << i;
+        }
+    return true;
+}
+
+static bool parse_line(struct queue_envelope *env, char *line, unsigned *seen)
 {
     char *v = strchr(line, ' ');
     if (v == NULL)
         return false;
     *v++ = '\0';
+    if (!once(seen, line))
+        return false;
     long long n;
     if (strcmp(line, "id") == 0) {
         if (!queue_id_valid(v))
             return false;
         memcpy(env->id, v, QUEUE_ID_LEN + 1);
-        *have_id = true;
         return true;
     }
     if (strcmp(line, "arrival") == 0)
@@ -242,7 +251,8 @@ bool queue_envelope_parse(const char *text, size_t len, struct queue_envelope *e
 {
     queue_envelope_init(env);
     char *copy = petrel_strndup(text, len), *p = copy;
-    bool ok = strncmp(p, MAGIC "\n", sizeof(MAGIC)) == 0, have_id = false, ended = false;
+    bool ok = strncmp(p, MAGIC "\n", sizeof(MAGIC)) == 0, ended = false;
+    unsigned seen = 0;
     if (ok)
         p += sizeof(MAGIC);
     while (ok && *p != '\0') {
@@ -256,11 +266,11 @@ bool queue_envelope_parse(const char *text, size_t len, struct queue_envelope *e
             ended = true;
             break;
         }
-        ok = memchr(p, '\0', (size_t)(nl - p)) == NULL && parse_line(env, p, &have_id);
+        ok = memchr(p, '\0', (size_t)(nl - p)) == NULL && parse_line(env, p, &seen);
         p = nl + 1;
     }
     free(copy);
-    if (ok && (!have_id || !ended || env->from == NULL || env->nrcpts == 0))
+    if (ok && (!(seen & 1u) || !ended || env->from == NULL || env->nrcpts == 0))
         ok = false;
     if (!ok) {
         *error_r = "malformed queue envelope";
@@ -276,9 +286,10 @@ void queue_id_new(char out[QUEUE_ID_LEN + 1])
     static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV"; /* base 32 */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    /* 10 characters of microseconds keep ids in arrival order for listings;
-     * 50 random bits keep them unique across threads and processes. */
-    uint64_t t = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, r = 0;
+    /* 10 characters of milliseconds (50 bits: no wrap for 35,000 years)
+     * keep ids in arrival order for listings; 50 random bits keep them
+     * unique across threads and processes. */
+    uint64_t t = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u, r = 0;
     if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
         r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
     for (int i = 9; i >= 0; i--, t >>= 5)
@@ -306,7 +317,8 @@ bool queue_path(char *out, size_t size, const char *root, const char *sub, const
 int queue_envelope_read(const char *path, struct queue_envelope *env, const char **error_r)
 {
     *error_r = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO planted in the queue must not hang a worker. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct stat st;

@@ -70,7 +70,7 @@ bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *
 bool queue_envelope_parse(const char *text, size_t len, struct queue_envelope *env,
                           const char **error_r);
 
-/* A fresh queue id: 20 characters [0-9A-Z], time ordered then random. */
+/* A fresh queue id: 20 characters [0-9A-V], time ordered then random. */
 void queue_id_new(char out[QUEUE_ID_LEN + 1]);
 bool queue_id_valid(const char *id);
 

@@ -83,7 +83,7 @@ static void process(const char *id)
     if (!queue_path(path, sizeof(path), proc_env.queue, "active", id) ||
         !queue_path(data, sizeof(data), proc_env.queue, "data", id))
         return;
-    int lfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int lfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (lfd < 0)
         return; /* deleted or held meanwhile */
     struct stat a, b;
@@ -101,10 +101,11 @@ static void process(const char *id)
         close(lfd);
         return;
     }
-    int dfd = open(data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    bool mismatch = strcmp(env.id, id) != 0;
+    int dfd = mismatch ? -1 : open(data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (dfd < 0) {
-        petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: no data file (%s): entry held", id,
-                   strerror(errno));
+        petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: entry held", id,
+                   mismatch ? "envelope of another id" : strerror(errno));
         char held[PATH_MAX];
         if (queue_path(held, sizeof(held), proc_env.queue, "hold", id))
             rename(path, held);
