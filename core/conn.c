@@ -71,7 +71,8 @@ bool petrel_conn_line_crlf(const struct petrel_conn *conn) { return conn->line_c
 bool petrel_conn_has_input(const struct petrel_conn *conn)
 {
     char b;
-    return conn->in.len > 0 || recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    return conn->in.len > 0 || (conn->ssl != NULL && SSL_pending(conn->ssl) > 0) ||
+           recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 bool petrel_conn_is_tls(const struct petrel_conn *c) { return c->ssl != NULL; }
@@ -431,6 +432,7 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
         petrel_counter_add(stat.too_long, 1);
         petrel_conn_log(c, PETREL_LOG_INFO, "line longer than %lld bytes discarded",
                         c->lcfg->max_line);
+        c->line_crlf = item->crlf; /* SMTP needs it for the line after */
         if (c->proto->line_too_long != NULL)
             c->proto->line_too_long(c);
         else

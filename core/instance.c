@@ -102,8 +102,9 @@ static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *
 
 /* --- conf.d: one file per in-tree module, in start order --- */
 
-/* The shipped snippets listen on every address at the standard ports; an
- * instance listens on loopback at port_base + the standard port. */
+/* The shipped snippets listen on every address at standard ports (up to
+ * 1024); an instance listens on loopback at port_base + the standard port.
+ * Other listeners are left as they are. */
 static void localize(const char *text, long port_base, struct petrel_buf *b)
 {
     static const char key[] = "address = \"";
@@ -173,8 +174,10 @@ static int write_users(const char *dir, const struct petrel_instance_opts *o, ch
                       "hand:\n"
                       "# one entry a line; the server reloads the file when it changes.\n"
                       "domain %s\n"
-                      "account demo@%s %s\n",
-                      o->domain, o->domain, hash);
+                      "account demo@%s %s\n"
+                      "# RFC 5321 section 4.5.1: every mail domain has a postmaster.\n"
+                      "alias postmaster@%s demo@%s\n",
+                      o->domain, o->domain, hash, o->domain, o->domain);
     free(hash);
     char path[PATH_MAX + 64];
     petrel_snprintf(path, sizeof(path), "%s/data/users", dir);
@@ -210,8 +213,8 @@ static int share_with_run_group(const char *dir, const char *user, const char **
 int petrel_instance_init(const struct petrel_instance_opts *o, const char **error_r)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64], key[PATH_MAX + 64], host[300];
-    if (o->port_base < 0 || o->port_base > 65535 - 995) {
-        *error_r = petrel_cfg_error("--port-base must be between 0 and %d", 65535 - 995);
+    if (o->port_base < 0 || o->port_base > 65535 - 1024) {
+        *error_r = petrel_cfg_error("--port-base must be between 0 and %d", 65535 - 1024);
         return -1;
     }
     if (make_dir(o->dir, error_r) < 0)

@@ -40,6 +40,7 @@ enum petrel_lr_event petrel_linereader_next(struct petrel_linereader *lr, char *
         /* max_line bytes and a CR may still be a valid line; more may not. */
         if (lr->discarding || len >= lr->max_line + 2) {
             lr->discarding = true;
+            lr->dropped_cr = len > 0 && data[len - 1] == '\r';
             item->consumed = len;
         }
         return PETREL_LR_MORE;
@@ -49,6 +50,8 @@ enum petrel_lr_event petrel_linereader_next(struct petrel_linereader *lr, char *
     if (n > 0 && data[n - 1] == '\r') {
         n--;
         item->crlf = true;
+    } else if (n == 0 && lr->discarding) {
+        item->crlf = lr->dropped_cr; /* the CR went with the dropped part */
     }
     if (lr->discarding || n > lr->max_line) {
         lr->discarding = false;

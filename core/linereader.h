@@ -11,6 +11,7 @@ struct petrel_linereader {
     size_t max_line;   /* longest line, terminator excluded */
     size_t chunk_left; /* bytes still owed to a chunk; 0 = line mode */
     bool discarding;   /* inside an over-long line: dropping until LF */
+    bool dropped_cr;   /* the last byte dropped was a CR */
 };
 
 enum petrel_lr_event {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <petrel/log.h>
@@ -148,6 +149,20 @@ static unsigned io_thread_count(const struct petrel_config *cfg)
     return cpus > 0 ? (unsigned)cpus : 1;
 }
 
+/* Connections, spool files and the store's open indexes all take
+ * descriptors: use all the hard limit allows (the soft default, often
+ * 1024, is for interactive programs). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            petrel_log(PETREL_LOG_WARNING, "core", "cannot raise the open file limit: %s",
+                       strerror(errno));
+    }
+}
+
 /* Everything up to the point where the server runs. */
 static int start(struct petrel_config *cfg, bool foreground, const char **error_r)
 {
@@ -156,6 +171,7 @@ static int start(struct petrel_config *cfg, bool foreground, const char **error_
     if (!foreground && petrel_daemon_detach(error_r) < 0)
         return -1;
     petrel_server.started = time(NULL);
+    raise_fd_limit();
     if (petrel_modules_load(cfg, true, error_r) < 0)
         return -1;
     petrel_config_done_parsing(cfg);

@@ -96,7 +96,8 @@ static bool already_there(struct petrel_mailbox *mbox, const char *folder, const
     bool hit = false;
     st->search(f, NULL, &q, found_uid, &hit);
     st->folder_close(f);
-    return hit;
+    /* A delivery that fell back to INBOX (folder missing then). */
+    return hit || (folder[0] != '\0' && already_there(mbox, "", id));
 }
 
 static void deliver_one(const struct proc_content *c, struct queue_envelope *env,

@@ -105,11 +105,12 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
     petrel_buf_printf(b,
                       "\r\n--%s/%s\r\nContent-Type: message/delivery-status\r\n"
                       "Content-Description: Delivery report\r\n\r\n"
-                      "Reporting-MTA: dns; %s\r\nX-Petrel-Queue-ID: %s\r\n",
-                      c->id, host, host, c->id);
+                      "Reporting-MTA: dns; %s\r\n",
+                      c->id, host, host);
     if (env->envid != NULL)
         petrel_buf_printf(b, "Original-Envelope-Id: %s\r\n", env->envid);
-    petrel_buf_printf(b, "Arrival-Date: %s\r\n", arrival);
+    /* Extension fields after the standard ones (RFC 3464 section 2.2). */
+    petrel_buf_printf(b, "Arrival-Date: %s\r\nX-Petrel-Queue-ID: %s\r\n", arrival, c->id);
     for (size_t i = 0; i < env->nrcpts; i++) {
         const struct queue_rcpt *r = &env->rcpts[i];
         if (r->state != want || !wants(env, r, bit))
@@ -152,7 +153,7 @@ static bool report_kind(const struct proc_content *c, struct queue_envelope *env
     if (owed == 0)
         return true;
     struct petrel_buf b;
-    petrel_buf_init(&b, FULL_MAX + 2 * PROC_HEADER_MAX + 65536 + owed * 1024);
+    petrel_buf_init(&b, FULL_MAX + 2 * PROC_HEADER_MAX + 65536 + owed * 4096);
     report(c, env, success, &b);
     struct petrel_envelope_rcpt to = {env->from, NULL, PETREL_DSN_NEVER};
     struct petrel_envelope e = {.mail_from = "", .rcpts = &to, .nrcpts = 1, .protocol = "local"};

@@ -67,6 +67,10 @@ void queue_rcpt_set_reason(struct queue_rcpt *r, const char *reason)
 {
     free(r->reason);
     r->reason = dup_or_null(reason);
+    /* Reasons reach replies and reports: one line, whoever wrote them. */
+    for (unsigned char *p = (unsigned char *)r->reason; p != NULL && *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
 }
 
 size_t queue_envelope_open_count(const struct queue_envelope *env)

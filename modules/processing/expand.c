@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -34,7 +35,7 @@ struct expansion {
 static bool visit(struct expansion *x, const char *address)
 {
     for (size_t i = 0; i < x->nvisited; i++)
-        if (strcmp(x->visited[i], address) == 0)
+        if (strcasecmp(x->visited[i], address) == 0)
             return false;
     if (x->nvisited == x->vcap) {
         x->vcap = x->vcap ? x->vcap * 2 : 16;
@@ -47,7 +48,7 @@ static bool visit(struct expansion *x, const char *address)
 static bool seen(const struct queue_envelope *env, const char *address)
 {
     for (size_t i = 0; i < env->nrcpts; i++)
-        if (env->rcpts[i].state != RCPT_EXPAND && strcmp(env->rcpts[i].address, address) == 0)
+        if (env->rcpts[i].state != RCPT_EXPAND && strcasecmp(env->rcpts[i].address, address) == 0)
             return true;
     return false;
 }
@@ -109,8 +110,12 @@ static void expand_one(struct expansion *x, const struct work *w)
         queue_rcpt_set_reason(r, "550 5.1.1 no such user here");
         return;
     }
-    if (e->kind == PETREL_USERDB_ACCOUNT && (e->ntargets == 0 || e->keep))
-        final(x, w->origin, RCPT_PENDING, ROUTE_LOCAL, e->address);
+    if (e->kind == PETREL_USERDB_ACCOUNT && (e->ntargets == 0 || e->keep)) {
+        if (seen(x->env, e->address)) /* the canonical account, reached again */
+            x->produced[w->origin]++;
+        else
+            final(x, w->origin, RCPT_PENDING, ROUTE_LOCAL, e->address);
+    }
     for (size_t i = 0; i < e->ntargets; i++)
         push(x, e->targets[i], w->origin, w->depth + 1);
     proc_env.userdb->entry_free(e);

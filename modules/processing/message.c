@@ -54,7 +54,8 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
         queue_envelope_add(env, RCPT_EXPAND, ROUTE_NONE, e->rcpts[i].notify, e->rcpts[i].address,
                            e->rcpts[i].address, e->rcpts[i].orcpt);
     petrel_buf_init(&m->header, PROC_HEADER_MAX);
-    petrel_buf_init(&m->mem, proc_env.memory_limit + 16384);
+    m->memory_limit = proc_env.memory_limit;
+    petrel_buf_init(&m->mem, m->memory_limit + 16384);
     return m;
 }
 
@@ -93,7 +94,7 @@ static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
 {
     if (m->io_error || len == 0)
         return;
-    if (m->fd < 0 && m->out_len + len > proc_env.memory_limit && !spill(m))
+    if (m->fd < 0 && m->out_len + len > m->memory_limit && !spill(m))
         m->io_error = true;
     else if (m->fd >= 0 ? !write_fd(m->fd, data, len) : !petrel_buf_append(&m->mem, data, len))
         m->io_error = true;
@@ -275,10 +276,13 @@ static bool data_hook(struct petrel_queue_msg *m, struct petrel_buf *add,
 
 /* Put header fields on top of the output: in memory a new buffer, in a
  * file a new file (a copy: only for big messages that a hook stamps). */
-static bool prepend(struct petrel_queue_msg *m, const struct petrel_buf *add)
+static bool prepend(struct petrel_queue_msg *m, struct petrel_buf *add)
 {
     if (add->len == 0)
         return true;
+    /* A hook's last field must not swallow the message's first line. */
+    if (add->len < 2 || memcmp(petrel_buf_head(add) + add->len - 2, "\r\n", 2) != 0)
+        petrel_buf_append(add, "\r\n", 2);
     if (m->fd < 0) {
         struct petrel_buf b;
         petrel_buf_init(&b, add->len + m->mem.len + 1);

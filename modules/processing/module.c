@@ -52,9 +52,6 @@ static int proc_check(const void *config, const char **error_r)
     return 0;
 }
 
-/* Values workers read without a lock: plain words, changed only by a
- * reload between messages (a message may see old and new limits mixed,
- * never a torn value). */
 static void apply(const struct proc_config *c)
 {
     proc_env.memory_limit = (size_t)c->memory_limit;
@@ -88,6 +85,7 @@ static int proc_init(struct petrel_ctx *ctx, const void *config, const char **er
     }
     petrel_strlcpy(proc_env.hostname, petrel_hostname(), sizeof(proc_env.hostname));
     apply(c);
+    proc_runner_prepare();
     return petrel_service_register(ctx, PETREL_QUEUE_SERVICE, PETREL_QUEUE_VERSION, &queue_ops);
 }
 

@@ -34,8 +34,10 @@ struct proc_config {
     long long runner_jobs;
 };
 
-/* What the running module uses; written at init/start/reload on the main
- * thread, read by workers (plain values, swapped under proc_lock). */
+/* What the running module uses; written at init and reload on the main
+ * thread, read by workers: single aligned words, so a message may see old
+ * and new limits mixed, never a torn value. A message takes its memory
+ * limit once, at begin. */
 struct proc_env {
     char queue[PATH_MAX - 64]; /* absolute queue directory */
     char hostname[256];
@@ -68,6 +70,7 @@ struct petrel_queue_msg {
     struct petrel_buf mem;
     int fd;
     uint64_t out_len; /* bytes in mem or the file */
+    size_t memory_limit; /* proc_env's at begin: a reload does not change it mid-message */
     uint64_t size;    /* bytes received */
     unsigned hops;    /* Received fields */
     bool io_error;
@@ -120,7 +123,8 @@ bool proc_dsn(const struct proc_content *content, struct queue_envelope *env);
 bool proc_inject(const struct petrel_envelope *env, const void *data, size_t len,
                  struct petrel_queue_reply *reply);
 
-/* runner.c */
+/* runner.c: prepare at init (before connections), start at start. */
+void proc_runner_prepare(void);
 int proc_runner_start(const char **error_r);
 void proc_runner_stop(void);
 /* A new queue entry exists (or became due): look at the queue now. */

@@ -31,7 +31,40 @@ static pthread_cond_t cond;
 static bool stopping, kicked;
 static char inflight[MAX_JOBS][QUEUE_ID_LEN + 1];
 static unsigned ninflight;
+static bool scan_limited; /* the last scan left due entries for lack of job slots */
 static time_t started;
+/* Entries whose envelope could not be rewritten after an attempt: their
+ * next attempt must look for deliveries the envelope does not record. */
+#define DIRTY_MAX 64
+static char dirty[DIRTY_MAX][QUEUE_ID_LEN + 1];
+static unsigned dirty_next;
+
+static bool is_dirty(const char *id)
+{
+    pthread_mutex_lock(&lock);
+    bool r = false;
+    for (unsigned i = 0; i < DIRTY_MAX && !r; i++)
+        r = strcmp(dirty[i], id) == 0;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+static void mark_dirty(const char *id)
+{
+    pthread_mutex_lock(&lock);
+    memcpy(dirty[dirty_next++ % DIRTY_MAX], id, QUEUE_ID_LEN + 1);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Leave an entry alone for a while (it could not be worked on). */
+static void postpone(int fd)
+{
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec += proc_env.retry_min;
+    t[1] = t[0];
+    futimens(fd, t);
+}
 
 void proc_runner_kick(void)
 {
@@ -95,9 +128,12 @@ static void process(const char *id)
     struct queue_envelope env;
     const char *error;
     if (queue_envelope_read(path, &env, &error) < 0) {
-        if (errno != ENOENT)
-            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: left alone", path,
+        char held[PATH_MAX];
+        if (errno != ENOENT && queue_path(held, sizeof(held), proc_env.queue, "hold", id)) {
+            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: entry held", path,
                        error != NULL ? error : strerror(errno));
+            rename(path, held);
+        }
         close(lfd);
         return;
     }
@@ -124,7 +160,7 @@ static void process(const char *id)
     proc_expand(&env);
     /* An entry from before this start may have been delivered to some
      * recipients without its envelope saying so. */
-    proc_deliver_local(&c, &env, env.arrival <= started);
+    proc_deliver_local(&c, &env, env.arrival <= started || is_dirty(id));
     remote_waiting(&env);
     expire(&env, now);
     proc_dsn(&c, &env);
@@ -135,9 +171,12 @@ static void process(const char *id)
     } else {
         env.attempts++;
         env.next_attempt = (int64_t)now + backoff(env.attempts);
-        if (queue_envelope_write(proc_env.queue, "active", &env, proc_env.fsync) < 0)
+        if (queue_envelope_write(proc_env.queue, "active", &env, proc_env.fsync) < 0) {
             petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot update the envelope: %s", id,
                        strerror(errno));
+            mark_dirty(id);
+            postpone(lfd);
+        }
     }
     petrel_buf_free(&header);
     queue_envelope_free(&env);
@@ -149,18 +188,29 @@ struct job {
     char id[QUEUE_ID_LEN + 1];
 };
 
+/* lock held. */
+static void inflight_remove(const char *id)
+{
+    for (unsigned i = 0; i < ninflight; i++)
+        if (strcmp(inflight[i], id) == 0) {
+            memcpy(inflight[i], inflight[--ninflight], sizeof(inflight[i]));
+            break;
+        }
+}
+
 static void job_run(void *arg)
 {
     struct job *j = arg;
     process(j->id);
     pthread_mutex_lock(&lock);
-    for (unsigned i = 0; i < ninflight; i++)
-        if (strcmp(inflight[i], j->id) == 0) {
-            memcpy(inflight[i], inflight[--ninflight], sizeof(inflight[i]));
-            break;
-        }
-    kicked = true;
-    pthread_cond_signal(&cond);
+    inflight_remove(j->id);
+    /* Only a scan that stopped at the job limit has more to hand out now;
+     * otherwise the next tick will do (an entry that could not be worked
+     * on must not be tried again in a tight loop). */
+    if (scan_limited) {
+        kicked = true;
+        pthread_cond_signal(&cond);
+    }
     pthread_mutex_unlock(&lock);
     free(j);
 }
@@ -198,12 +248,13 @@ static void scan(void)
             memcpy(j->id, de->d_name, sizeof(j->id));
             memcpy(inflight[ninflight++], j->id, sizeof(j->id));
         }
+        scan_limited = full;
         pthread_mutex_unlock(&lock);
         if (full)
             break;
         if (j != NULL && !petrel_worker_submit(job_run, j)) {
             pthread_mutex_lock(&lock);
-            ninflight--;
+            inflight_remove(j->id);
             pthread_mutex_unlock(&lock);
             free(j);
             break;
@@ -268,9 +319,20 @@ static void clean(void)
     }
 }
 
+void proc_runner_prepare(void)
+{
+    /* At init, before any connection can spool a file: clean() removes
+     * only what is older. */
+    started = time(NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 int proc_runner_start(const char **error_r)
 {
-    started = time(NULL);
     static const char *const subs[] = {"", "/tmp", "/data", "/active", "/hold"};
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         char dir[PATH_MAX];
@@ -282,11 +344,6 @@ int proc_runner_start(const char **error_r)
         }
     }
     clean();
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cond, &ca);
-    pthread_condattr_destroy(&ca);
     stopping = false;
     kicked = true; /* look at what a previous run left */
     if (pthread_create(&thread, NULL, runner_main, NULL) != 0) {

@@ -35,8 +35,10 @@ void smtp_message_drop(struct smtp_session *s)
     petrel_buf_reset(&s->data);
     s->size = 0;
     s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = false;
-    s->bdat = s->bdat_failed = s->bdat_last = false;
+    s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = false;
 }
+
+static void bdat_end(struct petrel_conn *conn, struct smtp_session *s);
 
 static void msg_work(void *arg)
 {
@@ -57,6 +59,8 @@ static void msg_done(struct petrel_conn *conn, void *arg, bool closing)
 {
     struct msg_job *j = arg;
     struct smtp_session *s = closing ? NULL : petrel_conn_session(conn);
+    if (!j->commit && !closing)
+        s->flushing = false;
     if (j->commit && !closing) {
         const struct petrel_queue_reply *r = &j->reply;
         petrel_conn_log(conn, PETREL_LOG_INFO, "message from=<%s> size=%llu: %d %s %s",
@@ -73,6 +77,10 @@ static void msg_done(struct petrel_conn *conn, void *arg, bool closing)
     }
     petrel_buf_free(&j->data);
     free(j);
+    if (s != NULL && s->bdat_end_due) {
+        s->bdat_end_due = false;
+        bdat_end(conn, s);
+    }
 }
 
 /* Hand what has gathered to a worker; commit ends the message. */
@@ -83,11 +91,13 @@ static void flush(struct petrel_conn *conn, struct smtp_session *s, bool commit)
     j->data = s->data;
     j->commit = commit;
     j->size = s->size;
-    petrel_buf_init(&s->data, SMTP_FLUSH_BYTES + 65536);
+    petrel_buf_init(&s->data, SMTP_BUFFER_MAX);
     if (commit)
         s->msg = NULL; /* the job owns it now */
-    if (petrel_conn_submit(conn, msg_work, msg_done, j))
+    if (petrel_conn_submit(conn, msg_work, msg_done, j)) {
+        s->flushing = !commit;
         return;
+    }
     /* The pool is full: no message now. */
     if (commit) {
         s->msg = j->msg;
@@ -114,7 +124,9 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
         s->too_big = true; /* cannot happen: flushed below the cap */
         return;
     }
-    if (s->data.len >= SMTP_FLUSH_BYTES)
+    /* One write at a time: while one runs, input is paused, and what this
+     * input unit still adds fits in the buffer's headroom. */
+    if (s->data.len >= SMTP_FLUSH_BYTES && !s->flushing)
         flush(conn, s, false);
 }
 
@@ -172,7 +184,12 @@ void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char 
     petrel_conn_printf(conn, "354 End data with <CR><LF>.<CR><LF>\r\n");
 }
 
-void smtp_data_long_line(struct smtp_session *s) { s->long_line = true; }
+void smtp_data_long_line(struct petrel_conn *conn, struct smtp_session *s)
+{
+    s->long_line = true;
+    /* The dropped line's end counts for the next line's "." test. */
+    s->prev_crlf = petrel_conn_line_crlf(conn);
+}
 
 /* One line of content, terminator removed: bare CRs inside it become line
  * ends (normalize) or mark the message (reject). */
@@ -275,6 +292,10 @@ void smtp_chunk(struct petrel_conn *conn, const char *data, size_t len, bool las
     } else if (s->too_big) {
         s->size += len;
     }
-    if (last)
+    if (!last)
+        return;
+    if (s->flushing)
+        s->bdat_end_due = true; /* after the write this part started */
+    else
         bdat_end(conn, s);
 }

@@ -193,7 +193,9 @@ void smtp_cmd_rcpt(struct petrel_conn *conn, struct smtp_session *s, const char 
         return;
     }
     if (s->nrcpts >= s->max_rcpts) {
-        smtp_error(conn, 452, "4.5.3", "too many recipients");
+        /* Not an error (RFC 5321 section 4.5.3.1.10): the client sends the
+         * rest in another transaction. */
+        smtp_reply(conn, 452, "4.5.3", "too many recipients");
         return;
     }
     struct smtp_parse_opts opts = {s->cfg->smtputf8, s->cfg->dsn, false, true};

@@ -13,6 +13,14 @@
 
 #include "smtp_in.h"
 
+/* Reply texts may come from hooks: one line of printable text. */
+static void one_line(char *text)
+{
+    for (unsigned char *p = (unsigned char *)text; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
 void smtp_reply(struct petrel_conn *conn, int code, const char *enhanced, const char *fmt, ...)
 {
     char text[512];
@@ -20,6 +28,7 @@ void smtp_reply(struct petrel_conn *conn, int code, const char *enhanced, const 
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    one_line(text);
     petrel_conn_printf(conn, "%d %s %s\r\n", code, enhanced, text);
 }
 
@@ -31,6 +40,7 @@ void smtp_error(struct petrel_conn *conn, int code, const char *enhanced, const 
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    one_line(text);
     struct petrel_error_limits lim;
     petrel_conn_error_limits(conn, &lim);
     if (lim.max_errors > 0 && ++s->errors >= lim.max_errors) {
@@ -154,8 +164,8 @@ static void connect_done(struct petrel_conn *conn, void *arg, bool closing)
     if (v == PETREL_DENY || v == PETREL_DISCONNECT || v == PETREL_DENY_SOFT) {
         bool soft = v == PETREL_DENY_SOFT;
         petrel_conn_log(conn, PETREL_LOG_INFO, "refused by the smtp.connect hook: %s", reason);
-        petrel_conn_printf(conn, "%s %s\r\n", soft ? "421 4.7.0" : "554 5.7.1",
-                           reason[0] ? reason : "access denied");
+        smtp_reply(conn, soft ? 421 : 554, soft ? "4.7.0" : "5.7.1", "%s",
+                   reason[0] ? reason : "access denied");
         s->state = SMTP_ST_QUIT;
         petrel_conn_close(conn);
         return;
@@ -175,7 +185,7 @@ static void smtp_connect(struct petrel_conn *conn, bool submission)
         s->max_size = (uint64_t)s->cfg->submission_max_message_size;
     if (submission && s->cfg->submission_max_recipients > 0)
         s->max_rcpts = (unsigned)s->cfg->submission_max_recipients;
-    petrel_buf_init(&s->data, SMTP_FLUSH_BYTES + 65536);
+    petrel_buf_init(&s->data, SMTP_BUFFER_MAX);
     if (petrel_hook_active(PETREL_HOOK_SMTP_CONNECT)) {
         struct connect_job *j = petrel_calloc(1, sizeof(*j));
         j->ev = (struct petrel_smtp_connect_event){petrel_conn_peer(conn), petrel_conn_local(conn),
@@ -351,7 +361,14 @@ static void smtp_line_too_long(struct petrel_conn *conn)
 {
     struct smtp_session *s = petrel_conn_session(conn);
     if (s->state == SMTP_ST_DATA) {
-        smtp_data_long_line(s);
+        smtp_data_long_line(conn, s);
+        return;
+    }
+    if (s->state == SMTP_ST_AUTH) { /* the exchange is over */
+        petrel_sasl_free(s->sasl);
+        s->sasl = NULL;
+        s->state = SMTP_ST_CMD;
+        smtp_error(conn, 501, "5.5.2", "authentication line too long");
         return;
     }
     smtp_error(conn, 500, "5.5.2", "line too long");

@@ -17,8 +17,12 @@
 #include "smtp_parse.h"
 
 #define SMTP_LOG "smtp_in"
-/* Message bytes gathered on the I/O thread before a worker writes them. */
+/* Message bytes gathered on the I/O thread before a worker writes them,
+ * and the session buffer's cap: room for one more input unit (a line of
+ * up to the largest listener max_line, 1 MiB, or a chunk part) while a
+ * write is still running. */
 #define SMTP_FLUSH_BYTES (256u * 1024u)
+#define SMTP_BUFFER_MAX (SMTP_FLUSH_BYTES + (1u << 20) + 65536u)
 
 struct smtp_config {
     long long max_message_size, max_recipients;
@@ -88,6 +92,8 @@ struct smtp_session {
     bool write_failed;                     /* the queue could not take it */
     bool bdat, bdat_failed;                /* a BDAT transfer is going on / was refused */
     bool bdat_last;
+    bool flushing;     /* a write job is running */
+    bool bdat_end_due; /* a chunk ended while it ran: finished in its done */
     uint64_t chunk_left;
 };
 
@@ -106,7 +112,7 @@ void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s);
 void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char *args);
 void smtp_cmd_bdat(struct petrel_conn *conn, struct smtp_session *s, const char *args);
 void smtp_data_line(struct petrel_conn *conn, struct smtp_session *s, char *line, size_t len);
-void smtp_data_long_line(struct smtp_session *s);
+void smtp_data_long_line(struct petrel_conn *conn, struct smtp_session *s);
 void smtp_chunk(struct petrel_conn *conn, const char *data, size_t len, bool last);
 void smtp_message_drop(struct smtp_session *s);
 

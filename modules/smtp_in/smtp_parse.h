@@ -61,12 +61,12 @@ struct smtp_address {
      * its brackets.
      * "" for the null path <>; "postmaster" for the special <Postmaster>. */
     char address[SMTP_PATH_MAX + 1];
-    size_t local_len;     /* octets of the local part within address */
-    bool null;            /* <> */
-    bool postmaster;      /* <postmaster> without a domain (RCPT only) */
-    bool domain_literal;  /* [192.0.2.1] or [IPv6:...] */
-    bool quoted;          /* the local part needed quotes */
-    bool utf8;            /* non-ASCII octets (valid UTF-8) in the address */
+    size_t local_len;    /* octets of the local part within address */
+    bool null;           /* <> */
+    bool postmaster;     /* <postmaster> without a domain (RCPT only) */
+    bool domain_literal; /* [192.0.2.1] or [IPv6:...] */
+    bool quoted;         /* the local part needed quotes */
+    bool utf8;           /* non-ASCII octets (valid UTF-8) in the address */
 };
 
 /* DSN (RFC 3461). */
@@ -81,10 +81,10 @@ enum smtp_body { SMTP_BODY_NONE = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BO
 
 struct smtp_mail {
     struct smtp_address from;
-    uint64_t size;          /* SIZE=, 0 when absent */
-    enum smtp_body body;    /* BODY= */
-    bool smtputf8;          /* SMTPUTF8 */
-    enum smtp_dsn_ret ret;  /* RET= */
+    uint64_t size;                  /* SIZE=, 0 when absent */
+    enum smtp_body body;            /* BODY= */
+    bool smtputf8;                  /* SMTPUTF8 */
+    enum smtp_dsn_ret ret;          /* RET= */
     char envid[SMTP_ENVID_MAX + 1]; /* ENVID=, xtext-decoded; "" when absent */
     bool has_envid;
     /* AUTH=<mailbox> or AUTH=<>, xtext-decoded (RFC 4954 section 5);
@@ -105,10 +105,10 @@ struct smtp_rcpt {
 /* What the listener lets through; extensions not offered are refused as
  * unknown parameters (555 5.5.4). */
 struct smtp_parse_opts {
-    bool smtputf8;   /* SMTPUTF8 offered */
-    bool dsn;        /* DSN offered */
-    bool chunking;   /* BINARYMIME is only valid with CHUNKING (RFC 3030) */
-    bool eightbit;   /* 8BITMIME offered */
+    bool smtputf8; /* SMTPUTF8 offered */
+    bool dsn;      /* DSN offered */
+    bool chunking; /* BINARYMIME is only valid with CHUNKING (RFC 3030) */
+    bool eightbit; /* 8BITMIME offered */
 };
 
 /* The arguments of MAIL: "FROM:<path> [params]" (a space after the colon

@@ -34,6 +34,7 @@ static void registry_check_fork(void)
                        "storage handles inherited across fork() are not used in the child");
         registry = NULL; /* inherited states are leaked, never used */
         registry_pid = pid;
+        idle_accounts = 0;
     }
 }
 
@@ -118,10 +119,19 @@ static void account_put(struct storage_account *a)
         pthread_mutex_unlock(&registry_lock);
         return;
     }
-    if (idle_accounts < storage_env.cache_accounts) {
-        idle_accounts++; /* stays open for the next handle */
-        pthread_mutex_unlock(&registry_lock);
-        return;
+    if (storage_env.cache_accounts > 0) {
+        /* Stays open for the next handle; the account idle the longest
+         * goes when the cache is full. */
+        static uint64_t seq;
+        a->idle_seq = ++seq;
+        if (++idle_accounts <= storage_env.cache_accounts) {
+            pthread_mutex_unlock(&registry_lock);
+            return;
+        }
+        for (struct storage_account *o = registry; o != NULL; o = o->next)
+            if (o->refs == 0 && o->idle_seq < a->idle_seq)
+                a = o;
+        idle_accounts--;
     }
     for (struct storage_account **p = &registry; *p != NULL; p = &(*p)->next)
         if (*p == a) {

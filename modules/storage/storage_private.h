@@ -78,6 +78,7 @@ struct storage_account {
     char *path;                   /* <root>/<domain>/<local> */
     pid_t pid;                    /* the process that opened it (fork) */
     unsigned refs;                /* registry lock */
+    uint64_t idle_seq;            /* registry lock: when refs last fell to 0 */
     pthread_mutex_t lock;         /* folders, account db, folder create/rename/delete */
     struct storage_fstate *folders;
     sqlite3 *db; /* subscriptions and special use */

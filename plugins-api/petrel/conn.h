@@ -69,8 +69,9 @@ bool petrel_conn_can_starttls(const struct petrel_conn *conn);
 /* Server name the client asked for with SNI, or NULL. */
 const char *petrel_conn_tls_sni(const struct petrel_conn *conn);
 
-/* In the line callback: whether the line ended with CRLF rather than a
- * bare LF (SMTP DATA must tell them apart: RFC 5321 section 4.1.1.4).
+/* In the line and line_too_long callbacks: whether the line ended with
+ * CRLF rather than a bare LF (SMTP DATA must tell them apart: RFC 5321
+ * section 4.1.1.4).
  * Since ABI minor 2. */
 bool petrel_conn_line_crlf(const struct petrel_conn *conn);
 
