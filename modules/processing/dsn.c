@@ -34,12 +34,13 @@ static void status_of(const char *reason, char *status, size_t size)
 }
 
 static void append_original(const struct proc_content *c, const struct queue_envelope *env,
-                            struct petrel_buf *b)
+                            bool success, struct petrel_buf *b)
 {
     bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX;
-    petrel_buf_printf(b, "Content-Type: %s\r\nContent-Description: %s\r\n\r\n",
+    petrel_buf_printf(b, "Content-Type: %s\r\nContent-Description: %s%s\r\n\r\n",
                       full ? "message/rfc822" : "text/rfc822-headers",
-                      full ? "Undelivered Message" : "Undelivered Message Headers");
+                      success ? "Delivered Message" : "Undelivered Message",
+                      full ? "" : " Headers");
     if (!full) {
         proc_read_header(c, b);
         return;
@@ -125,7 +126,7 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
             petrel_buf_printf(b, "Diagnostic-Code: smtp; %s\r\n", r->reason);
     }
     petrel_buf_printf(b, "\r\n--%s/%s\r\n", c->id, host);
-    append_original(c, env, b);
+    append_original(c, env, success, b);
     petrel_buf_printf(b, "\r\n--%s/%s--\r\n", c->id, host);
 }
 

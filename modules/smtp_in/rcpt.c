@@ -88,7 +88,8 @@ static void rcpt_work(void *arg)
     if (petrel_hook_active(PETREL_HOOK_SMTP_RCPT)) {
         struct petrel_smtp_rcpt_event ev = {&j->s->env, a->address, local};
         const char *reason = NULL;
-        verdict_reply(j, petrel_hook_run(PETREL_HOOK_SMTP_RCPT, &ev, &reason), reason);
+        enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_RCPT, &ev, &reason);
+        verdict_reply(j, v, reason);
     }
 }
 
@@ -98,7 +99,8 @@ static void mail_work(void *arg)
     set_result(j, 250, "2.1.0", "Ok", NULL);
     struct petrel_smtp_mail_event ev = {&j->s->env};
     const char *reason = NULL;
-    verdict_reply(j, petrel_hook_run(PETREL_HOOK_SMTP_MAIL, &ev, &reason), reason);
+    enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_MAIL, &ev, &reason);
+    verdict_reply(j, v, reason);
 }
 
 static void finish(struct petrel_conn *conn, struct check_job *j)
