@@ -69,10 +69,10 @@ struct petrel_queue_msg {
      * then in the data file. */
     struct petrel_buf mem;
     int fd;
-    uint64_t out_len; /* bytes in mem or the file */
+    uint64_t out_len;    /* bytes in mem or the file */
     size_t memory_limit; /* proc_env's at begin: a reload does not change it mid-message */
-    uint64_t size;    /* bytes received */
-    unsigned hops;    /* Received fields */
+    uint64_t size;       /* bytes received */
+    unsigned hops;       /* Received fields */
     bool io_error;
 };
 
