@@ -31,6 +31,7 @@
 #include <petrel/queue.h>
 
 #include "ctl_queue.h"
+#include "ctl_userdb.h"
 #include "envelope.h"
 
 #define LOCK_WAIT_MS 10000 /* how long a busy entry is waited for */
@@ -163,26 +164,6 @@ static int no_such_message(const char *id)
 
 /* --- finding the queue ------------------------------------------------------ */
 
-static int read_conf(config_t *lc, const char *path)
-{
-    config_init(lc);
-    if (config_read_file(lc, path) == CONFIG_TRUE)
-        return 0;
-    if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
-        fprintf(stderr, "petrelctl: %s: %s\n", path, strerror(errno));
-    else
-        fprintf(stderr, "petrelctl: %s:%d: %s\n", path, config_error_line(lc),
-                config_error_text(lc));
-    config_destroy(lc);
-    return -1;
-}
-
-static int conf_filter(const struct dirent *d)
-{
-    size_t n = strlen(d->d_name);
-    return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
-}
-
 /* The queue_dir setting of the conf.d file that enables processing, into
  * out (left alone when there is none); -1 if it does not fit. A conf.d
  * file that cannot be read is named, as it might be the one (the daemon
@@ -194,7 +175,7 @@ static int confd_queue_dir(const char *conf, char *out, size_t size)
     petrel_strlcpy(dir, conf, sizeof(dir));
     petrel_snprintf(confd, sizeof(confd), "%s/conf.d", dirname(dir));
     struct dirent **names;
-    int n = scandir(confd, &names, conf_filter, alphasort);
+    int n = scandir(confd, &names, ctl_conf_filter, alphasort);
     for (int i = 0; i < n; i++) {
         char path[PATH_MAX * 2];
         petrel_snprintf(path, sizeof(path), "%s/%s", confd, names[i]->d_name);
@@ -226,7 +207,7 @@ static int confd_queue_dir(const char *conf, char *out, size_t size)
 static int queue_root(const char *conf, char *out, size_t size)
 {
     config_t lc;
-    if (read_conf(&lc, conf) < 0)
+    if (ctl_read_conf(&lc, conf) < 0)
         return -1;
     char qdir[PATH_MAX] = "queue";
     bool fits = confd_queue_dir(conf, qdir, sizeof(qdir)) == 0;

@@ -21,7 +21,7 @@
 
 #include "ctl_userdb.h"
 
-static int read_conf(config_t *lc, const char *path)
+int ctl_read_conf(config_t *lc, const char *path)
 {
     config_init(lc);
     if (config_read_file(lc, path) == CONFIG_TRUE)
@@ -35,7 +35,7 @@ static int read_conf(config_t *lc, const char *path)
     return -1;
 }
 
-static int conf_filter(const struct dirent *d)
+int ctl_conf_filter(const struct dirent *d)
 {
     size_t n = strlen(d->d_name);
     return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
@@ -50,7 +50,7 @@ static void confd_file_setting(const char *conf, char *out, size_t size)
     char confd[PATH_MAX + 16];
     petrel_snprintf(confd, sizeof(confd), "%s/conf.d", dirname(dir));
     struct dirent **names;
-    int n = scandir(confd, &names, conf_filter, alphasort);
+    int n = scandir(confd, &names, ctl_conf_filter, alphasort);
     for (int i = 0; i < n; i++) {
         char path[PATH_MAX * 2];
         petrel_snprintf(path, sizeof(path), "%s/%s", confd, names[i]->d_name);
@@ -75,7 +75,7 @@ static void confd_file_setting(const char *conf, char *out, size_t size)
 int ctl_userdb_path(const char *conf, char *out, size_t size)
 {
     config_t lc;
-    if (read_conf(&lc, conf) < 0)
+    if (ctl_read_conf(&lc, conf) < 0)
         return -1;
     const char *data = PETREL_LOCALSTATEDIR "/lib/petrel";
     config_lookup_string(&lc, "server.data_dir", &data);

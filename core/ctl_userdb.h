@@ -4,6 +4,8 @@
 #ifndef PETREL_CORE_CTL_USERDB_H
 #define PETREL_CORE_CTL_USERDB_H
 
+#include <dirent.h>
+#include <libconfig.h>
 #include <limits.h>
 #include <stdbool.h>
 
@@ -26,6 +28,12 @@ int ctl_userdb_open(struct ctl_userdb *u, const char *conf, bool write);
 int ctl_userdb_commit(struct ctl_userdb *u);
 /* Unlock and free. */
 void ctl_userdb_close(struct ctl_userdb *u);
+
+/* Shared by petrelctl's commands that read the instance configuration:
+ * parse one file, printing a read or syntax error (0, or -1 with lc
+ * destroyed); and the scandir() filter of conf.d ("*.conf", not hidden). */
+int ctl_read_conf(config_t *lc, const char *path);
+int ctl_conf_filter(const struct dirent *d);
 
 /* The file petrelctl would edit, for the given petrel.conf. */
 int ctl_userdb_path(const char *conf, char *out, size_t size);
