@@ -2,6 +2,7 @@
 the demo account of `petrelctl init`."""
 
 import os
+import signal
 import re
 import subprocess
 import time
@@ -105,9 +106,25 @@ def _account_add_on_a_terminal(inst):
     import pty
     pid, fd = pty.fork()
     if pid == 0:
+        # A test run started in the background inherits SIGINT ignored;
+        # the child must see ^C as a user would.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         os.execv(str(inst.env.petrelctl), [str(inst.env.petrelctl), "--config", str(inst.conf),
                                            "account", "add", "tty@example.test"])
     return pid, fd
+
+
+def _wait_bounded(pid, deadline):
+    """waitpid, but a child still running at the deadline is killed (and
+    the test then fails on its status)."""
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
 
 
 def test_password_prompt_on_a_terminal(inst):
@@ -128,7 +145,7 @@ def test_password_prompt_on_a_terminal(inst):
         if prompts > sent:
             os.write(fd, b"tty-password\n")
             sent += 1
-    _, status = os.waitpid(pid, 0)
+    status = _wait_bounded(pid, deadline)
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, out
     assert sent == 2, out
@@ -157,7 +174,7 @@ def _prompt_then_signal(inst, sig_bytes):
         time.sleep(0.01)
     assert not termios.tcgetattr(fd)[3] & termios.ECHO
     os.write(fd, sig_bytes)
-    _, status = os.waitpid(pid, 0)
+    status = _wait_bounded(pid, deadline)
     attrs = termios.tcgetattr(fd)  # the pty's settings, as the child left them
     os.close(fd)
     return status, attrs
