@@ -15,8 +15,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libconfig.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -164,70 +162,20 @@ static int no_such_message(const char *id)
 
 /* --- finding the queue ------------------------------------------------------ */
 
-/* The queue_dir setting of the conf.d file that enables processing, into
- * out (left alone when there is none); -1 if it does not fit. A conf.d
- * file that cannot be read is named, as it might be the one (the daemon
- * would not start with it). */
-static int confd_queue_dir(const char *conf, char *out, size_t size)
-{
-    int r = 0;
-    char dir[PATH_MAX], confd[PATH_MAX + 16];
-    petrel_strlcpy(dir, conf, sizeof(dir));
-    petrel_snprintf(confd, sizeof(confd), "%s/conf.d", dirname(dir));
-    struct dirent **names;
-    int n = scandir(confd, &names, ctl_conf_filter, alphasort);
-    for (int i = 0; i < n; i++) {
-        char path[PATH_MAX * 2];
-        petrel_snprintf(path, sizeof(path), "%s/%s", confd, names[i]->d_name);
-        free(names[i]);
-        config_t lc;
-        config_init(&lc);
-        const char *module = NULL, *value = NULL;
-        int enabled = 1;
-        if (config_read_file(&lc, path) != CONFIG_TRUE)
-            fprintf(stderr, "petrelctl: warning: %s:%d: %s (not read)\n", path,
-                    config_error_line(&lc),
-                    config_error_type(&lc) == CONFIG_ERR_FILE_IO ? strerror(errno)
-                                                                 : config_error_text(&lc));
-        else if (config_lookup_string(&lc, "module", &module) == CONFIG_TRUE &&
-                 strcmp(module, "processing") == 0) {
-            config_lookup_bool(&lc, "enabled", &enabled);
-            if (enabled && config_lookup_string(&lc, "settings.queue_dir", &value) == CONFIG_TRUE &&
-                !petrel_strlcpy(out, value, size))
-                r = -1;
-        }
-        config_destroy(&lc);
-    }
-    if (n >= 0)
-        free(names);
-    return r;
-}
-
 /* <data_dir>/<queue_dir>, or queue_dir when it is absolute. */
 static int queue_root(const char *conf, char *out, size_t size)
 {
-    config_t lc;
-    if (ctl_read_conf(&lc, conf) < 0)
-        return -1;
     char qdir[PATH_MAX] = "queue";
-    bool fits = confd_queue_dir(conf, qdir, sizeof(qdir)) == 0;
+    bool fits = ctl_confd_setting(conf, "processing", "queue_dir", qdir, sizeof(qdir), true) == 0;
     /* The daemon refuses these (modules/processing/module.c). */
     if (!fits || qdir[0] == '\0' || strstr(qdir, "..") != NULL) {
         fprintf(stderr,
                 "petrelctl: the processing module's queue_dir must be a path without "
                 "'..'%s\n",
                 fits ? "" : " and shorter");
-        config_destroy(&lc);
         return -1;
     }
-    const char *data = PETREL_LOCALSTATEDIR "/lib/petrel";
-    config_lookup_string(&lc, "server.data_dir", &data);
-    bool ok = qdir[0] == '/' ? petrel_strlcpy(out, qdir, size)
-                             : petrel_snprintf(out, size, "%s/%s", data, qdir);
-    config_destroy(&lc);
-    if (!ok)
-        fprintf(stderr, "petrelctl: queue directory path too long\n");
-    return ok ? 0 : -1;
+    return ctl_data_path(conf, qdir, out, size);
 }
 
 static void queue_close(struct queue *q)

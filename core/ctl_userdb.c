@@ -41,14 +41,14 @@ int ctl_conf_filter(const struct dirent *d)
     return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
 }
 
-/* The `file` setting of the enabled userdb_file conf.d file, into out
- * (left alone when there is none or it does not set one). */
-static void confd_file_setting(const char *conf, char *out, size_t size)
+int ctl_confd_setting(const char *conf, const char *module, const char *name, char *out,
+                      size_t size, bool warn)
 {
-    char dir[PATH_MAX];
+    int r = 0;
+    char dir[PATH_MAX], confd[PATH_MAX + 16], key[128];
     petrel_strlcpy(dir, conf, sizeof(dir));
-    char confd[PATH_MAX + 16];
     petrel_snprintf(confd, sizeof(confd), "%s/conf.d", dirname(dir));
+    petrel_snprintf(key, sizeof(key), "settings.%s", name);
     struct dirent **names;
     int n = scandir(confd, &names, ctl_conf_filter, alphasort);
     for (int i = 0; i < n; i++) {
@@ -57,36 +57,48 @@ static void confd_file_setting(const char *conf, char *out, size_t size)
         free(names[i]);
         config_t lc;
         config_init(&lc);
-        const char *module = NULL, *file = NULL;
+        const char *m = NULL, *value = NULL;
         int enabled = 1;
-        if (config_read_file(&lc, path) == CONFIG_TRUE &&
-            config_lookup_string(&lc, "module", &module) == CONFIG_TRUE &&
-            strcmp(module, "userdb_file") == 0) {
+        if (config_read_file(&lc, path) != CONFIG_TRUE) {
+            if (warn)
+                fprintf(stderr, "petrelctl: warning: %s:%d: %s (not read)\n", path,
+                        config_error_line(&lc),
+                        config_error_type(&lc) == CONFIG_ERR_FILE_IO ? strerror(errno)
+                                                                     : config_error_text(&lc));
+        } else if (config_lookup_string(&lc, "module", &m) == CONFIG_TRUE &&
+                   strcmp(m, module) == 0) {
             config_lookup_bool(&lc, "enabled", &enabled);
-            if (enabled && config_lookup_string(&lc, "settings.file", &file) == CONFIG_TRUE)
-                petrel_strlcpy(out, file, size);
+            if (enabled && config_lookup_string(&lc, key, &value) == CONFIG_TRUE &&
+                !petrel_strlcpy(out, value, size))
+                r = -1;
         }
         config_destroy(&lc);
     }
     if (n >= 0)
         free(names);
+    return r;
 }
 
-int ctl_userdb_path(const char *conf, char *out, size_t size)
+int ctl_data_path(const char *conf, const char *rel, char *out, size_t size)
 {
     config_t lc;
     if (ctl_read_conf(&lc, conf) < 0)
         return -1;
     const char *data = PETREL_LOCALSTATEDIR "/lib/petrel";
     config_lookup_string(&lc, "server.data_dir", &data);
-    char file[PATH_MAX] = "users";
-    confd_file_setting(conf, file, sizeof(file));
-    bool ok = file[0] == '/' ? petrel_strlcpy(out, file, size)
-                             : petrel_snprintf(out, size, "%s/%s", data, file);
+    bool ok = rel[0] == '/' ? petrel_strlcpy(out, rel, size)
+                            : petrel_snprintf(out, size, "%s/%s", data, rel);
     config_destroy(&lc);
     if (!ok)
-        fprintf(stderr, "petrelctl: account file path too long\n");
+        fprintf(stderr, "petrelctl: %s: path too long\n", rel);
     return ok ? 0 : -1;
+}
+
+int ctl_userdb_path(const char *conf, char *out, size_t size)
+{
+    char file[PATH_MAX] = "users";
+    ctl_confd_setting(conf, "userdb_file", "file", file, sizeof(file), false);
+    return ctl_data_path(conf, file, out, size);
 }
 
 /* The whole file, or NULL (printed). Only a regular file is read, and

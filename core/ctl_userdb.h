@@ -35,6 +35,15 @@ void ctl_userdb_close(struct ctl_userdb *u);
 int ctl_read_conf(config_t *lc, const char *path);
 int ctl_conf_filter(const struct dirent *d);
 
+/* The string setting settings.NAME of the enabled conf.d file of module,
+ * into out (left alone when none sets it); -1 if it does not fit. warn:
+ * name conf.d files that cannot be read (they might be the one). */
+int ctl_confd_setting(const char *conf, const char *module, const char *name, char *out,
+                      size_t size, bool warn);
+/* rel below server.data_dir (absolute: as it is), into out. Errors are
+ * printed; -1 then. */
+int ctl_data_path(const char *conf, const char *rel, char *out, size_t size);
+
 /* The file petrelctl would edit, for the given petrel.conf. */
 int ctl_userdb_path(const char *conf, char *out, size_t size);
 

@@ -18,16 +18,6 @@
 
 #include "processing.h"
 
-void proc_status_set(struct proc_status *st, int code, const char *enhanced, const char *fmt, ...)
-{
-    st->code = code;
-    petrel_strlcpy(st->enhanced, enhanced, sizeof(st->enhanced));
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->text, sizeof(st->text), fmt, ap);
-    va_end(ap);
-}
-
 static char *dup_opt(const char *s) { return s != NULL && s[0] != '\0' ? petrel_strdup(s) : NULL; }
 
 struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)

@@ -88,15 +88,6 @@ struct proc_content {
     size_t header_len;
 };
 
-/* One delivery result: a reply-like status. */
-struct proc_status {
-    int code;          /* 250, 452, 550 ... */
-    char enhanced[12]; /* "2.0.0" */
-    char text[200];
-};
-void proc_status_set(struct proc_status *st, int code, const char *enhanced, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* The public view of a queue envelope for hooks: fills out, returns the
  * recipient array it points to (free it). */
 struct petrel_envelope_rcpt *proc_public_env(const struct queue_envelope *env,
