@@ -214,11 +214,22 @@ def listener(port, host="127.0.0.1", **kw):
     return dict(address=addr, **kw)
 
 
+_ISSUED_PORTS = set()
+
+
 def free_port(host="127.0.0.1"):
+    """A port nothing listens on now and that this run has not handed out
+    before: the kernel may return a just-closed port again, and one
+    instance asks for several ports before it binds any of them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(1000):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ISSUED_PORTS:
+            _ISSUED_PORTS.add(port)
+            return port
+    raise RuntimeError("no unused port left in the ephemeral range")
 
 
 # --- the daemon -----------------------------------------------------------
