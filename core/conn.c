@@ -87,6 +87,16 @@ const char *petrel_conn_tls_sni(const struct petrel_conn *c)
     return c->ssl != NULL ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
 }
 
+const char *petrel_conn_tls_version(const struct petrel_conn *c)
+{
+    return c->ssl != NULL ? SSL_get_version(c->ssl) : NULL;
+}
+
+const char *petrel_conn_tls_cipher(const struct petrel_conn *c)
+{
+    return c->ssl != NULL ? SSL_get_cipher_name(c->ssl) : NULL;
+}
+
 void petrel_conn_error_limits(const struct petrel_conn *c, struct petrel_error_limits *r)
 {
     r->max_errors = (unsigned)c->scfg->max_errors;

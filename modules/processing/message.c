@@ -140,8 +140,15 @@ static void header_flush(struct petrel_queue_msg *m)
                           m->id);
     else
         petrel_buf_printf(&t, "Received: by %s (Petrel) id %s", proc_env.hostname, m->id);
-    if (env->tls_cipher != NULL)
-        petrel_buf_printf(&t, "\r\n\t(cipher %s)", env->tls_cipher);
+    if (env->tls_cipher != NULL) {
+        /* "TLSv1.3 TLS_AES_256_GCM_SHA384": protocol, then suite. */
+        const char *suite = strchr(env->tls_cipher, ' ');
+        if (suite != NULL)
+            petrel_buf_printf(&t, "\r\n\t(using %.*s with cipher %s)",
+                              (int)(suite - env->tls_cipher), env->tls_cipher, suite + 1);
+        else
+            petrel_buf_printf(&t, "\r\n\t(using %s)", env->tls_cipher);
+    }
     if (env->nrcpts == 1) /* more would tell each recipient about the others */
         petrel_buf_printf(&t, "\r\n\tfor <%s>", env->rcpts[0].address);
     petrel_buf_printf(&t, "; %s\r\n", date);

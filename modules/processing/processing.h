@@ -43,14 +43,15 @@ struct proc_env {
     char hostname[256];
     const struct petrel_storage_ops *storage;
     const struct petrel_userdb_ops *userdb;
-    size_t memory_limit;
-    unsigned max_hops;
-    unsigned max_expansion;
-    bool quota_permanent;
-    bool direct_delivery;
-    bool fsync;
-    long long retry_min, retry_max, lifetime;
-    unsigned runner_jobs;
+    /* Settings: a reload (main thread) changes them while workers read. */
+    _Atomic size_t memory_limit;
+    _Atomic unsigned max_hops;
+    _Atomic unsigned max_expansion;
+    _Atomic bool quota_permanent;
+    _Atomic bool direct_delivery;
+    _Atomic bool fsync;
+    _Atomic long long retry_min, retry_max, lifetime;
+    _Atomic unsigned runner_jobs;
 };
 extern struct proc_env proc_env;
 

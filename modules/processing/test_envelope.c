@@ -122,7 +122,7 @@ static void full_envelope(struct queue_envelope *env)
     env->client_ip = strdup("2001:db8::1");
     env->protocol = strdup("ESMTPSA");
     env->auth_user = strdup("alice");
-    env->tls_cipher = strdup("TLS_AES_256_GCM_SHA384");
+    env->tls_cipher = strdup("TLSv1.3 TLS_AES_256_GCM_SHA384");
     env->envid = strdup("QQ314159");
     env->submission = true;
     env->smtputf8 = true;

@@ -3,7 +3,9 @@
  * DATA ends only at <CRLF>.<CRLF>: a "." line counts only when it and the
  * line before it ended in CRLF, so a bare <LF>.<LF> or <CR>.<CR> inside
  * the message never ends it (SMTP smuggling). Bare LF and bare CR are
- * made CRLF, or the message refused, by the bare_lf setting. NUL bytes,
+ * made CRLF, or the message refused, by the bare_lf setting; BDAT content
+ * is not dot-stuffed but gets the same line-end policy, so what is stored
+ * has CRLF line ends whichever way it came. NUL bytes,
  * over-long lines and over-size messages are read to the end and then
  * refused with a clear reply. Bytes gather in the session and a worker
  * hands them to the queue service every 256 KiB and at the end. */
@@ -35,7 +37,7 @@ void smtp_message_drop(struct smtp_session *s)
     petrel_buf_reset(&s->data);
     s->size = 0;
     s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = false;
-    s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = false;
+    s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = s->bdat_cr = false;
 }
 
 static void bdat_end(struct petrel_conn *conn, struct smtp_session *s);
@@ -229,6 +231,41 @@ void smtp_data_line(struct petrel_conn *conn, struct smtp_session *s, char *line
 
 /* --- BDAT --- */
 
+static void bare_eol(struct petrel_conn *conn, struct smtp_session *s)
+{
+    if (s->cfg->bare_lf[0] == 'r')
+        s->bad_eol = true;
+    append(conn, s, "\r\n", 2);
+}
+
+/* BDAT content as it arrives: CRLF kept, a bare CR or LF made CRLF (or the
+ * message marked). A CR that ends one part waits for the next byte, which
+ * may be in the next part or the next chunk. */
+static void chunk_content(struct petrel_conn *conn, struct smtp_session *s, const char *p, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s->bdat_cr) {
+            s->bdat_cr = false;
+            if (p[i] == '\n') {
+                append(conn, s, "\r\n", 2);
+                start = i + 1;
+                continue;
+            }
+            bare_eol(conn, s);
+        }
+        if (p[i] == '\r' || p[i] == '\n') {
+            append(conn, s, p + start, i - start);
+            start = i + 1;
+            if (p[i] == '\r')
+                s->bdat_cr = true;
+            else
+                bare_eol(conn, s);
+        }
+    }
+    append(conn, s, p + start, n - start);
+}
+
 static void bdat_end(struct petrel_conn *conn, struct smtp_session *s)
 {
     uint64_t got = s->size;
@@ -243,6 +280,20 @@ static void bdat_end(struct petrel_conn *conn, struct smtp_session *s)
         return;
     }
     smtp_reply(conn, 250, "2.0.0", "%llu octets received", (unsigned long long)got);
+}
+
+/* A chunk's bytes are all in: end the message's last line if that was a
+ * bare CR, then answer once no write runs. */
+static void chunk_end(struct petrel_conn *conn, struct smtp_session *s)
+{
+    if (s->bdat_last && s->bdat_cr && !s->bdat_failed) {
+        s->bdat_cr = false;
+        bare_eol(conn, s); /* may start a write */
+    }
+    if (s->flushing)
+        s->bdat_end_due = true; /* after the write this part started */
+    else
+        bdat_end(conn, s);
 }
 
 void smtp_cmd_bdat(struct petrel_conn *conn, struct smtp_session *s, const char *args)
@@ -276,7 +327,7 @@ void smtp_cmd_bdat(struct petrel_conn *conn, struct smtp_session *s, const char 
     if (ok && size > s->max_size - (s->size < s->max_size ? s->size : s->max_size))
         s->too_big = true;
     if (size == 0) {
-        bdat_end(conn, s);
+        chunk_end(conn, s);
         return;
     }
     petrel_conn_read_chunk(conn, (size_t)size);
@@ -286,16 +337,16 @@ void smtp_chunk(struct petrel_conn *conn, const char *data, size_t len, bool las
 {
     struct smtp_session *s = petrel_conn_session(conn);
     if (!s->bdat_failed && !s->too_big) {
-        if (s->mail.body != SMTP_BODY_BINARYMIME && memchr(data, '\0', len) != NULL)
-            s->nul = true;
-        append(conn, s, data, len);
+        if (s->mail.body == SMTP_BODY_BINARYMIME) {
+            append(conn, s, data, len);
+        } else {
+            if (memchr(data, '\0', len) != NULL)
+                s->nul = true;
+            chunk_content(conn, s, data, len);
+        }
     } else if (s->too_big) {
         s->size += len;
     }
-    if (!last)
-        return;
-    if (s->flushing)
-        s->bdat_end_due = true; /* after the write this part started */
-    else
-        bdat_end(conn, s);
+    if (last)
+        chunk_end(conn, s);
 }

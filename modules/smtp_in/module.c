@@ -20,6 +20,7 @@ static const struct petrel_setting smtp_settings[] = {
     {"submission_max_recipients", PETREL_SETTING_INT, offsetof(struct smtp_config, submission_max_recipients), "0", 0, 10000, 0, NULL},
     {"relay_networks", PETREL_SETTING_STRLIST, offsetof(struct smtp_config, relay_networks), NULL, 0, 0, 0, NULL},
     {"auth_on_mx", PETREL_SETTING_BOOL, offsetof(struct smtp_config, auth_on_mx), "true", 0, 0, 0, NULL},
+    {"sender_login_match", PETREL_SETTING_BOOL, offsetof(struct smtp_config, sender_login_match), "true", 0, 0, 0, NULL},
     {"bare_lf", PETREL_SETTING_STRING, offsetof(struct smtp_config, bare_lf), "normalize", 0, 0, 0, eol_choices},
     {"greeting_delay", PETREL_SETTING_DURATION, offsetof(struct smtp_config, greeting_delay), "0", 0, 60, 0, NULL},
     {"smtputf8", PETREL_SETTING_BOOL, offsetof(struct smtp_config, smtputf8), "true", 0, 0, 0, NULL},

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -18,6 +19,7 @@ struct check_job {
     struct smtp_rcpt rcpt;
     struct smtp_mail mail;
     bool relay_ok;
+    bool check_sender; /* MAIL: sender_login_match applies */
     /* result */
     int code;
     char enhanced[12];
@@ -93,10 +95,45 @@ static void rcpt_work(void *arg)
     }
 }
 
+/* Whether the authenticated user may send as address: it is the user's
+ * account, or an alias (not a catch-all) that delivers to the user. */
+static int sender_owned(const char *user, const char *address)
+{
+    struct petrel_userdb_entry *e = NULL;
+    const char *error = NULL;
+    int found = smtp_userdb->lookup(address, &e, &error);
+    if (found != PETREL_USERDB_FOUND)
+        return found;
+    bool owned = false;
+    if (e->kind == PETREL_USERDB_ACCOUNT)
+        owned = strcasecmp(e->address, user) == 0;
+    else if (!e->catchall)
+        for (size_t i = 0; i < e->ntargets && !owned; i++)
+            owned = strcasecmp(e->targets[i], user) == 0;
+    smtp_userdb->entry_free(e);
+    return owned ? PETREL_USERDB_FOUND : PETREL_USERDB_NOT_FOUND;
+}
+
 static void mail_work(void *arg)
 {
     struct check_job *j = arg;
+    const char *from = j->mail.from.address, *user = j->s->auth_user;
+    if (j->check_sender && from[0] != '\0') {
+        int owned = sender_owned(user, from);
+        if (owned == PETREL_USERDB_TEMPFAIL) {
+            set_result(j, 451, "4.3.0", "account database unavailable, try again later", from);
+            return;
+        }
+        if (owned != PETREL_USERDB_FOUND) {
+            char text[PETREL_AUTH_USER_MAX + 40];
+            petrel_snprintf(text, sizeof(text), "sender address not owned by %s", user);
+            set_result(j, 553, "5.7.1", text, from);
+            return;
+        }
+    }
     set_result(j, 250, "2.1.0", "Ok", NULL);
+    if (!petrel_hook_active(PETREL_HOOK_SMTP_MAIL))
+        return;
     struct petrel_smtp_mail_event ev = {&j->s->env};
     const char *reason = NULL;
     enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_MAIL, &ev, &reason);
@@ -179,7 +216,8 @@ void smtp_cmd_mail(struct petrel_conn *conn, struct smtp_session *s, const char 
     s->mail = j->mail;
     s->in_mail = true;
     smtp_build_env(conn, s);
-    if (!petrel_hook_active(PETREL_HOOK_SMTP_MAIL)) {
+    j->check_sender = s->cfg->sender_login_match && s->auth_user[0] != '\0';
+    if (!j->check_sender && !petrel_hook_active(PETREL_HOOK_SMTP_MAIL)) {
         free(j);
         smtp_reply(conn, 250, "2.1.0", "Ok");
         return;

@@ -29,6 +29,7 @@ struct smtp_config {
     long long submission_max_message_size, submission_max_recipients;
     char **relay_networks;
     bool auth_on_mx;
+    bool sender_login_match; /* authenticated: MAIL FROM must be the user's */
     char *bare_lf; /* "normalize" | "reject" */
     long long greeting_delay;
     bool smtputf8, dsn, chunking;
@@ -82,6 +83,7 @@ struct smtp_session {
     struct petrel_envelope_rcpt *env_rcpts; /* built for events and begin() */
     struct petrel_envelope env;
     char protocol[16];
+    char tls[128]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 
     /* The message. */
     struct petrel_queue_msg *msg;
@@ -92,6 +94,7 @@ struct smtp_session {
     bool write_failed;                     /* the queue could not take it */
     bool bdat, bdat_failed;                /* a BDAT transfer is going on / was refused */
     bool bdat_last;
+    bool bdat_cr; /* BDAT: the content so far ends in a CR not yet written */
     bool flushing;     /* a write job is running */
     bool bdat_end_due; /* a chunk ended while it ran: finished in its done */
     uint64_t chunk_left;

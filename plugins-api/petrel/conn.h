@@ -68,6 +68,11 @@ bool petrel_conn_is_tls(const struct petrel_conn *conn);
 bool petrel_conn_can_starttls(const struct petrel_conn *conn);
 /* Server name the client asked for with SNI, or NULL. */
 const char *petrel_conn_tls_sni(const struct petrel_conn *conn);
+/* The negotiated protocol ("TLSv1.3") and cipher suite
+ * ("TLS_AES_256_GCM_SHA384") for trace headers and logs, or NULL before
+ * TLS. Since ABI minor 3. */
+const char *petrel_conn_tls_version(const struct petrel_conn *conn);
+const char *petrel_conn_tls_cipher(const struct petrel_conn *conn);
 
 /* In the line and line_too_long callbacks: whether the line ended with
  * CRLF rather than a bare LF (SMTP DATA must tell them apart: RFC 5321

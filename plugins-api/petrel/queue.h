@@ -61,7 +61,7 @@ struct petrel_envelope {
     const char *helo;       /* what the client said in HELO/EHLO */
     const char *protocol;   /* RFC 3848 "with" keyword: ESMTP, ESMTPS, ESMTPSA, ... */
     const char *auth_user;  /* authenticated user, or NULL */
-    const char *tls_cipher; /* "TLS_AES_256_GCM_SHA384", or NULL */
+    const char *tls_cipher; /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
     bool submission;        /* from a mail client: add Message-ID and Date if missing */
     enum petrel_body body;
     bool smtputf8;

@@ -40,6 +40,7 @@ def srv(smtp_server):
 
 RECEIVED_RE = (r"^Received: from (?P<helo>\S+) \(\[127\.0\.0\.1\]\)\r\n"
                rf"\tby {re.escape(HOSTNAME)} \(Petrel\) with (?P<proto>\w+) id (?P<id>\w+)"
+               r"(?:\r\n\t\(using (?P<tls>TLSv[\d.]+ with cipher [\w-]+)\))?"
                r"(?:\r\n\tfor <(?P<for>[^>]+)>)?; (?P<date>[^\r]+)\r\n")
 
 
@@ -310,6 +311,42 @@ def test_bdat(srv):
     assert rest == chunk1 + chunk2 + chunk3  # no dot handling in BDAT
     m, rest = received(only_message(srv, BOB))
     assert m.group("id") == qid2 and rest == chunk
+
+
+@pytest.mark.parametrize("bare_lf", ["normalize", "reject"])
+def test_bdat_line_ends(smtp_server, bare_lf):
+    """BDAT content is not dot-stuffed but gets DATA's line-end policy:
+    bare LF and CR become CRLF (or refuse the message), and a CRLF split
+    between two chunks stays one line end."""
+    srv = smtp_server(smtp=dict(bare_lf=bare_lf))
+    chunks = [b"Subject: bdat ends\r\n\r\nbare lf\n.\nbare cr\r.\rsplit\r",
+              b"\nnext\r", b"x\r\nends in cr\r"]
+    clean = [b"Subject: clean\r\n\r\nsplit crlf\r", b"\nend\r\n"]
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        for parts in (chunks, clean):
+            assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
+            assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                c.send(b"BDAT %d%s\r\n" % (len(part), b" LAST" if last else b"") + part)
+                reply = c.reply_line()
+                if parts is chunks and bare_lf == "reject":
+                    # Refused at the first chunk; the transaction is over.
+                    assert reply == ("554 5.6.0 message contains a bare CR or LF "
+                                     "(RFC 5321 section 2.3.8)" if i == 0
+                                     else "503 5.5.1 need MAIL command"), reply
+                elif not last:
+                    assert reply.startswith("250 2.0.0 "), reply
+                else:
+                    queue_id(reply)
+    stored = [received(m)[1] for m in srv.messages(ALICE)]
+    want = [b"Subject: clean\r\n\r\nsplit crlf\r\nend\r\n"]
+    if bare_lf == "normalize":
+        want.insert(0, b"Subject: bdat ends\r\n\r\nbare lf\r\n.\r\nbare cr\r\n.\r\n"
+                       b"split\r\nnext\r\nx\r\nends in cr\r\n")
+    assert sorted(stored) == sorted(want)
 
 
 def test_bdat_chunks_that_fill_the_write_buffer(srv):
@@ -933,7 +970,8 @@ def test_mutt_sends_through_submission(srv, base_dir):
 
 def test_trace_protocol_names(srv):
     """RFC 3848: SMTP after HELO, ESMTP, ESMTPS after STARTTLS, ESMTPSA
-    after AUTH; a single recipient is named in the trace, not several."""
+    after AUTH, with the TLS version and cipher the client saw; a single
+    recipient is named in the trace, not several."""
     with srv.raw() as c:
         c.greet()
         assert c.command(f"HELO {HELO}") == f"250 {HOSTNAME}"
@@ -941,6 +979,7 @@ def test_trace_protocol_names(srv):
         c.ehlo()
         c.starttls()
         c.ehlo("tls.client.test")
+        tls_trace = f"{c.sock.version()} with cipher {c.sock.cipher()[0]}"
         q_tls = queue_id(send_raw(c, SENDER, [ALICE], "Subject: tls\r\n\r\nx\r\n.\r\n"))
         assert c.auth_plain(BOB) == "235 2.7.0 Authentication successful"
         q_auth = queue_id(send_raw(c, BOB, [ALICE], "Subject: auth\r\n\r\nx\r\n.\r\n"))
@@ -950,6 +989,8 @@ def test_trace_protocol_names(srv):
         (q_tls, "ESMTPS", "tls.client.test", ALICE),
         (q_auth, "ESMTPSA", "tls.client.test", ALICE),
     ]
+    # The TLS protocol and suite are named once TLS is on.
+    assert [m.group("tls") for m in got] == [None] + [tls_trace] * 2
 
 
 def test_duplicate_recipient_and_null_sender(srv):

@@ -261,3 +261,46 @@ def test_no_user_enumeration_by_vrfy_or_expn(srv):
                 "252 2.5.0 Cannot VRFY user, but will accept message"
         assert c.command("EXPN staff") == "502 5.5.1 EXPN not available"
         assert c.command("HELP") == "214 2.0.0 See RFC 5321"
+
+
+def test_logged_in_clients_send_only_as_themselves(make_instance, env):
+    """sender_login_match: after AUTH as alice, MAIL FROM may be alice (any
+    case), an alias that delivers to her, or <>; colleagues, aliases of
+    others, the catch-all and foreign addresses get 553 5.7.1, on every
+    listener. Clients that did not log in are not affected (MX)."""
+    srv = SmtpServer(make_instance, env, "senders")
+    srv.alias("sales@example.test", ALICE, "carol@example.test")
+    srv.alias("billing@example.test", BOB)
+    srv.ctl("domain", "catchall", "example.test", BOB)
+    srv.start()
+    owned = (ALICE, "Alice@Example.TEST", "sales@example.test", "")
+    foreign = (BOB, "billing@example.test", "nobody@example.test", "ceo@remote.test")
+    for port in (srv.mx_port, srv.sub_port):
+        with starttls_session(srv, port) as c:
+            assert c.auth_plain(ALICE) == "235 2.7.0 Authentication successful"
+            for frm in owned:
+                assert c.command(f"MAIL FROM:<{frm}>") == "250 2.1.0 Ok", frm
+                assert c.command("RSET") == "250 2.0.0 Ok"
+            for frm in foreign:
+                assert c.command(f"MAIL FROM:<{frm}>") == \
+                    f"553 5.7.1 <{frm}>: sender address not owned by {ALICE}", frm
+                # The refused MAIL left no transaction behind.
+                assert c.command(f"RCPT TO:<{BOB}>") == "503 5.5.1 need MAIL command"
+            assert c.command(f"MAIL FROM:<{ALICE}>") == "250 2.1.0 Ok"
+            assert c.command(f"RCPT TO:<{BOB}>") == "250 2.1.5 Ok"
+    assert "sender address not owned" in srv.log()
+    # Without a login, MX takes any sender (that is SPF's and DMARC's job).
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        assert c.command(f"MAIL FROM:<{BOB}>") == "250 2.1.0 Ok"
+    assert srv.all_delivered() == []
+
+
+def test_sender_login_match_off(make_instance, env):
+    srv = SmtpServer(make_instance, env, "anysender", smtp=dict(sender_login_match=False)).start()
+    with starttls_session(srv) as c:
+        assert c.auth_plain(ALICE) == "235 2.7.0 Authentication successful"
+        for frm in (BOB, "ceo@remote.test"):
+            assert c.command(f"MAIL FROM:<{frm}>") == "250 2.1.0 Ok"
+            assert c.command("RSET") == "250 2.0.0 Ok"
