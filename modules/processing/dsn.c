@@ -1,7 +1,9 @@
 /* Delivery status notifications (RFC 3464, RFC 3461): a multipart/report
  * to the sender for recipients that failed after the message was
  * accepted, and for successes a client asked to hear about. Nothing goes
- * to the null sender (no bounce of a bounce) or against NOTIFY. */
+ * to the null sender (no bounce of a bounce) or against NOTIFY. A message
+ * that came with SMTPUTF8 gets the internationalized form (RFC 6533):
+ * its addresses and header may be UTF-8, which the plain types forbid. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +35,23 @@ static void status_of(const char *reason, char *status, size_t size)
         petrel_strlcpy(status, "5.0.0", size);
 }
 
+static bool is_ascii(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80)
+            return false;
+    return true;
+}
+
 static void append_original(const struct proc_content *c, const struct queue_envelope *env,
                             bool success, struct petrel_buf *b)
 {
     bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX;
-    petrel_buf_printf(b, "Content-Type: %s\r\nContent-Description: %s%s\r\n\r\n",
-                      full ? "message/rfc822" : "text/rfc822-headers",
-                      success ? "Delivered Message" : "Undelivered Message",
-                      full ? "" : " Headers");
+    static const char *const types[2][2] = {{"text/rfc822-headers", "message/rfc822"},
+                                            {"message/global-headers", "message/global"}};
+    petrel_buf_printf(
+        b, "Content-Type: %s\r\nContent-Description: %s%s\r\n\r\n", types[env->smtputf8][full],
+        success ? "Delivered Message" : "Undelivered Message", full ? "" : " Headers");
     if (!full) {
         proc_read_header(c, b);
         return;
@@ -72,29 +83,30 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
     const char *host = proc_env.hostname;
     char dsn_id[QUEUE_ID_LEN + 1];
     queue_id_new(dsn_id);
-    petrel_buf_printf(b,
-                      "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
-                      "To: <%s>\r\n"
-                      "Subject: %s\r\n"
-                      "Date: %s\r\n"
-                      "Message-ID: <%s@%s>\r\n"
-                      "Auto-Submitted: auto-replied\r\n"
-                      "MIME-Version: 1.0\r\n"
-                      "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-                      "\tboundary=\"%s/%s\"\r\n"
-                      "\r\n"
-                      "This is a MIME-encapsulated message.\r\n"
-                      "\r\n--%s/%s\r\n"
-                      "Content-Type: text/plain; charset=us-ascii\r\n"
-                      "Content-Description: Notification\r\n\r\n"
-                      "This is the mail system at %s.\r\n\r\n%s\r\n\r\n",
-                      host, env->from,
-                      success ? "Successful Mail Delivery Report"
-                              : "Undelivered Mail Returned to Sender",
-                      date, dsn_id, host, c->id, host, c->id, host, host,
-                      success ? "Your message was delivered to the following recipients."
-                              : "Your message could not be delivered to the following "
-                                "recipients.");
+    const char *global = env->smtputf8 ? "global-" : "";
+    petrel_buf_printf(
+        b,
+        "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+        "To: <%s>\r\n"
+        "Subject: %s\r\n"
+        "Date: %s\r\n"
+        "Message-ID: <%s@%s>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=%sdelivery-status;\r\n"
+        "\tboundary=\"%s/%s\"\r\n"
+        "\r\n"
+        "This is a MIME-encapsulated message.\r\n"
+        "\r\n--%s/%s\r\n"
+        "Content-Type: text/plain; charset=%s\r\n"
+        "Content-Description: Notification\r\n\r\n"
+        "This is the mail system at %s.\r\n\r\n%s\r\n\r\n",
+        host, env->from,
+        success ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender", date,
+        dsn_id, host, global, c->id, host, c->id, host, env->smtputf8 ? "utf-8" : "us-ascii", host,
+        success ? "Your message was delivered to the following recipients."
+                : "Your message could not be delivered to the following "
+                  "recipients.");
     char want = success ? RCPT_SUCCESS : RCPT_FAILED;
     unsigned bit = success ? PETREL_DSN_SUCCESS : PETREL_DSN_FAILURE;
     for (size_t i = 0; i < env->nrcpts; i++) {
@@ -104,10 +116,10 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
                               success ? "delivered" : (r->reason ? r->reason : "failed"));
     }
     petrel_buf_printf(b,
-                      "\r\n--%s/%s\r\nContent-Type: message/delivery-status\r\n"
+                      "\r\n--%s/%s\r\nContent-Type: message/%sdelivery-status\r\n"
                       "Content-Description: Delivery report\r\n\r\n"
                       "Reporting-MTA: dns; %s\r\n",
-                      c->id, host, host);
+                      c->id, host, global, host);
     if (env->envid != NULL)
         petrel_buf_printf(b, "Original-Envelope-Id: %s\r\n", env->envid);
     /* Extension fields after the standard ones (RFC 3464 section 2.2). */
@@ -117,7 +129,8 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
         if (r->state != want || !wants(env, r, bit))
             continue;
         status_of(success ? "250 2.0.0" : r->reason, status, sizeof(status));
-        petrel_buf_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r->address);
+        petrel_buf_printf(b, "\r\nFinal-Recipient: %s; %s\r\n",
+                          is_ascii(r->address) ? "rfc822" : "utf-8", r->address);
         if (r->dsn_orcpt != NULL)
             petrel_buf_printf(b, "Original-Recipient: %s\r\n", r->dsn_orcpt);
         petrel_buf_printf(b, "Action: %s\r\nStatus: %s\r\n", success ? "delivered" : "failed",
@@ -157,7 +170,14 @@ static bool report_kind(const struct proc_content *c, struct queue_envelope *env
     petrel_buf_init(&b, FULL_MAX + 2 * PROC_HEADER_MAX + 65536 + owed * 4096);
     report(c, env, success, &b);
     struct petrel_envelope_rcpt to = {env->from, NULL, PETREL_DSN_NEVER};
-    struct petrel_envelope e = {.mail_from = "", .rcpts = &to, .nrcpts = 1, .protocol = "local"};
+    struct petrel_envelope e = {.mail_from = "",
+                                .rcpts = &to,
+                                .nrcpts = 1,
+                                .protocol = "local",
+                                .smtputf8 = env->smtputf8,
+                                .body = env->smtputf8 || env->body != PETREL_BODY_7BIT
+                                            ? PETREL_BODY_8BITMIME
+                                            : PETREL_BODY_7BIT};
     struct petrel_queue_reply reply;
     bool ok = proc_inject(&e, petrel_buf_head(&b), b.len, &reply);
     petrel_buf_free(&b);

@@ -1153,6 +1153,53 @@ def test_delivery_status_notifications(make_instance, env):
     assert srv.queued() == []
 
 
+def test_smtputf8_failure_report_is_internationalized(make_instance, env):
+    """RFC 6533: a message that came with SMTPUTF8 and failed after
+    acceptance is reported with message/global-delivery-status and its
+    header as message/global-headers; the report to a UTF-8 sender keeps
+    SMTPUTF8 in its own envelope (it waits in the outbound queue here)."""
+    srv = SmtpServer(make_instance, env, "dsn8")
+    with open(srv.inst.users, "a") as f:
+        f.write("alias loopa@example.test loopb@example.test\n"
+                "alias loopb@example.test loopa@example.test\n")
+    srv.start()
+    sender = "üser@例え.test"
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.send(f"MAIL FROM:<{sender}> SMTPUTF8\r\n".encode())
+        assert c.reply_line() == "250 2.1.0 Ok"
+        assert c.command(f"RCPT TO:<{BOB}>") == "250 2.1.5 Ok"
+        assert c.command("RCPT TO:<loopa@example.test>") == "250 2.1.5 Ok"
+        qid = queue_id(c.data("Subject: Grüße\r\n\r\nkörper\r\n.\r\n".encode()))
+    assert received(only_message(srv, BOB))[0].group("id") == qid
+    ids = [q for q in srv.queued() if q != qid]
+    assert len(ids) == 1, srv.queued()
+    envelope = srv.envelope(ids[0])
+    lines = envelope.splitlines()
+    assert "from " in lines  # the report's own sender is <>
+    flags = next(line for line in lines if line.startswith("flags ")).split()
+    assert flags[2] == "1", envelope  # "flags SUBMISSION SMTPUTF8 BODY RET"
+    report = (srv.queue_dir("data") / ids[0]).read_bytes().decode()
+    assert "report-type=global-delivery-status" in report
+    assert f"To: <{sender}>" in report
+    assert "Content-Type: text/plain; charset=utf-8" in report
+    assert "Content-Type: message/global-delivery-status" in report
+    assert ("Final-Recipient: rfc822; loopa@example.test\r\nAction: failed\r\n"
+            "Status: 5.4.6\r\n") in report
+    assert "Content-Type: message/global-headers" in report
+    assert "Subject: Grüße" in report and "körper" not in report
+    # The same failure without SMTPUTF8 keeps the plain types.
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, ALICE, [CAROL, "loopa@example.test"],
+                          "Subject: plain\r\n\r\nx\r\n.\r\n"))
+    plain = only_message(srv, ALICE).decode()
+    assert "report-type=delivery-status" in plain and "global" not in plain
+    assert "Content-Type: text/rfc822-headers" in plain
+
+
 def test_big_spooled_message_with_stamp_and_remote_copy(smtp_server):
     """Over processing's memory_limit the message is spooled to a file; the
     smtp.data hook's header goes on top of the file, and the same bytes
