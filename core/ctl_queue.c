@@ -551,7 +551,8 @@ static void show_envelope(const struct queue_envelope *env, int sub, const struc
     show_field("client:", env->client_ip);
     show_field("protocol:", env->protocol);
     show_field("auth:", env->auth_user);
-    show_field("tls:", env->tls_cipher);
+    show_field("tls:", env->tls_version);
+    show_field("cipher:", env->tls_cipher);
     show_field("envid:", env->envid);
     printf("options:    body %s, ret %s%s%s\n", body[env->body % 3], ret[env->ret % 3],
            env->submission ? ", submission" : "", env->smtputf8 ? ", smtputf8" : "");

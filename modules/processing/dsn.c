@@ -174,7 +174,9 @@ static bool report_kind(const struct proc_content *c, struct queue_envelope *env
                                 .rcpts = &to,
                                 .nrcpts = 1,
                                 .protocol = "local",
-                                .smtputf8 = env->smtputf8,
+                                /* Only a UTF-8 address needs SMTPUTF8; the
+                                 * global parts travel as 8BITMIME. */
+                                .smtputf8 = !is_ascii(env->from),
                                 .body = env->smtputf8 || env->body != PETREL_BODY_7BIT
                                             ? PETREL_BODY_8BITMIME
                                             : PETREL_BODY_7BIT};

@@ -39,6 +39,7 @@ void queue_envelope_free(struct queue_envelope *env)
     free(env->protocol);
     free(env->auth_user);
     free(env->tls_cipher);
+    free(env->tls_version);
     free(env->envid);
     memset(env, 0, sizeof(*env));
 }
@@ -114,7 +115,8 @@ bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *
         put_line(out, "from", env->from != NULL ? env->from : "") &&
         put_line(out, "helo", env->helo) && put_line(out, "client", env->client_ip) &&
         put_line(out, "protocol", env->protocol) && put_line(out, "auth", env->auth_user) &&
-        put_line(out, "tls", env->tls_cipher) && put_line(out, "envid", env->envid) &&
+        put_line(out, "tls", env->tls_cipher) && put_line(out, "tlsversion", env->tls_version) &&
+        put_line(out, "envid", env->envid) &&
         petrel_buf_printf(out, "flags %d %d %d %d\n", env->submission, env->smtputf8, env->body,
                           env->ret);
     for (size_t i = 0; ok && i < env->nrcpts; i++) {
@@ -242,6 +244,7 @@ static bool parse_line(struct queue_envelope *env, char *line, unsigned *seen)
         {"protocol", offsetof(struct queue_envelope, protocol)},
         {"auth", offsetof(struct queue_envelope, auth_user)},
         {"tls", offsetof(struct queue_envelope, tls_cipher)},
+        {"tlsversion", offsetof(struct queue_envelope, tls_version)},
         {"envid", offsetof(struct queue_envelope, envid)},
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)

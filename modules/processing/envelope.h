@@ -47,7 +47,7 @@ struct queue_envelope {
     unsigned attempts;
     uint64_t size; /* bytes of the data file */
     char *from;    /* "" = null sender */
-    char *helo, *client_ip, *protocol, *auth_user, *tls_cipher, *envid;
+    char *helo, *client_ip, *protocol, *auth_user, *tls_cipher, *tls_version, *envid;
     bool submission, smtputf8;
     int body, ret; /* enum petrel_body, enum petrel_dsn_ret */
     struct queue_rcpt *rcpts;

@@ -35,6 +35,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
     env->protocol = dup_opt(e->protocol);
     env->auth_user = dup_opt(e->auth_user);
     env->tls_cipher = dup_opt(e->tls_cipher);
+    env->tls_version = dup_opt(e->tls_version);
     env->envid = dup_opt(e->envid);
     env->submission = e->submission;
     env->smtputf8 = e->smtputf8;
@@ -140,15 +141,9 @@ static void header_flush(struct petrel_queue_msg *m)
                           m->id);
     else
         petrel_buf_printf(&t, "Received: by %s (Petrel) id %s", proc_env.hostname, m->id);
-    if (env->tls_cipher != NULL) {
-        /* "TLSv1.3 TLS_AES_256_GCM_SHA384": protocol, then suite. */
-        const char *suite = strchr(env->tls_cipher, ' ');
-        if (suite != NULL)
-            petrel_buf_printf(&t, "\r\n\t(using %.*s with cipher %s)",
-                              (int)(suite - env->tls_cipher), env->tls_cipher, suite + 1);
-        else
-            petrel_buf_printf(&t, "\r\n\t(using %s)", env->tls_cipher);
-    }
+    if (env->tls_cipher != NULL)
+        petrel_buf_printf(&t, "\r\n\t(using %s with cipher %s)",
+                          env->tls_version != NULL ? env->tls_version : "TLS", env->tls_cipher);
     if (env->nrcpts == 1) /* more would tell each recipient about the others */
         petrel_buf_printf(&t, "\r\n\tfor <%s>", env->rcpts[0].address);
     petrel_buf_printf(&t, "; %s\r\n", date);

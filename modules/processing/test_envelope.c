@@ -89,6 +89,7 @@ static void assert_same(const struct queue_envelope *a, const struct queue_envel
     assert_str_or_null(a->protocol, b->protocol);
     assert_str_or_null(a->auth_user, b->auth_user);
     assert_str_or_null(a->tls_cipher, b->tls_cipher);
+    assert_str_or_null(a->tls_version, b->tls_version);
     assert_str_or_null(a->envid, b->envid);
     assert_int_equal(a->submission, b->submission);
     assert_int_equal(a->smtputf8, b->smtputf8);
@@ -122,7 +123,8 @@ static void full_envelope(struct queue_envelope *env)
     env->client_ip = strdup("2001:db8::1");
     env->protocol = strdup("ESMTPSA");
     env->auth_user = strdup("alice");
-    env->tls_cipher = strdup("TLSv1.3 TLS_AES_256_GCM_SHA384");
+    env->tls_cipher = strdup("TLS_AES_256_GCM_SHA384");
+    env->tls_version = strdup("TLSv1.3");
     env->envid = strdup("QQ314159");
     env->submission = true;
     env->smtputf8 = true;

@@ -123,7 +123,7 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
         return;
     }
     if (!petrel_buf_append(&s->data, p, n)) {
-        s->too_big = true; /* cannot happen: flushed below the cap */
+        s->too_big = true; /* cannot happen: the cap has room (SMTP_BUFFER_MAX) */
         return;
     }
     /* One write at a time: while one runs, input is paused, and what this

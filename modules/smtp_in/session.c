@@ -82,9 +82,6 @@ void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s)
     snprintf(s->protocol, sizeof(s->protocol), "%s%s%s%s",
              s->mail.smtputf8 ? "UTF8SMTP" : (s->ehlo ? "ESMTP" : "SMTP"), tls ? "S" : "",
              authed ? "A" : "", "");
-    if (tls)
-        snprintf(s->tls, sizeof(s->tls), "%s %s", petrel_conn_tls_version(conn),
-                 petrel_conn_tls_cipher(conn));
     static const enum petrel_body bodies[] = {PETREL_BODY_7BIT, PETREL_BODY_7BIT,
                                               PETREL_BODY_8BITMIME, PETREL_BODY_BINARYMIME};
     static const enum petrel_dsn_ret rets[] = {PETREL_DSN_RET_DEFAULT, PETREL_DSN_RET_FULL,
@@ -97,7 +94,8 @@ void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s)
         .helo = s->helo,
         .protocol = s->protocol,
         .auth_user = authed ? s->auth_user : NULL,
-        .tls_cipher = tls ? s->tls : NULL,
+        .tls_cipher = petrel_conn_tls_cipher(conn),
+        .tls_version = petrel_conn_tls_version(conn),
         .submission = s->submission || authed,
         .body = bodies[s->mail.body],
         .smtputf8 = s->mail.smtputf8,

@@ -19,10 +19,11 @@
 #define SMTP_LOG "smtp_in"
 /* Message bytes gathered on the I/O thread before a worker writes them,
  * and the session buffer's cap: room for one more input unit (a line of
- * up to the largest listener max_line, 1 MiB, or a chunk part) while a
- * write is still running. */
+ * up to the largest listener max_line, 1 MiB, or a chunk part no longer
+ * than that) while a write is still running, twice over because every
+ * bare CR or LF in it may become CRLF. */
 #define SMTP_FLUSH_BYTES (256u * 1024u)
-#define SMTP_BUFFER_MAX (SMTP_FLUSH_BYTES + (1u << 20) + 65536u)
+#define SMTP_BUFFER_MAX (SMTP_FLUSH_BYTES + 2u * ((1u << 20) + 2u) + 65536u)
 
 struct smtp_config {
     long long max_message_size, max_recipients;
@@ -30,7 +31,7 @@ struct smtp_config {
     char **relay_networks;
     bool auth_on_mx;
     bool sender_login_match; /* authenticated: MAIL FROM must be the user's */
-    char *bare_lf; /* "normalize" | "reject" */
+    char *bare_lf;           /* "normalize" | "reject" */
     long long greeting_delay;
     bool smtputf8, dsn, chunking;
 };
@@ -83,7 +84,6 @@ struct smtp_session {
     struct petrel_envelope_rcpt *env_rcpts; /* built for events and begin() */
     struct petrel_envelope env;
     char protocol[16];
-    char tls[128]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 
     /* The message. */
     struct petrel_queue_msg *msg;
@@ -94,7 +94,7 @@ struct smtp_session {
     bool write_failed;                     /* the queue could not take it */
     bool bdat, bdat_failed;                /* a BDAT transfer is going on / was refused */
     bool bdat_last;
-    bool bdat_cr; /* BDAT: the content so far ends in a CR not yet written */
+    bool bdat_cr;      /* BDAT: the content so far ends in a CR not yet written */
     bool flushing;     /* a write job is running */
     bool bdat_end_due; /* a chunk ended while it ran: finished in its done */
     uint64_t chunk_left;

@@ -61,13 +61,14 @@ struct petrel_envelope {
     const char *helo;       /* what the client said in HELO/EHLO */
     const char *protocol;   /* RFC 3848 "with" keyword: ESMTP, ESMTPS, ESMTPSA, ... */
     const char *auth_user;  /* authenticated user, or NULL */
-    const char *tls_cipher; /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
+    const char *tls_cipher; /* "TLS_AES_256_GCM_SHA384", or NULL */
     bool submission;        /* from a mail client: add Message-ID and Date if missing */
     enum petrel_body body;
     bool smtputf8;
     enum petrel_dsn_ret ret;
-    const char *envid; /* DSN ENVID, or NULL */
-    void *reserved[4];
+    const char *envid;       /* DSN ENVID, or NULL */
+    const char *tls_version; /* "TLSv1.3", or NULL. Since ABI minor 3 */
+    void *reserved[3];
 };
 
 /* The reply for the client, e.g. {250, "2.0.0", "Ok: queued as 1A2B..."}. */

@@ -1189,12 +1189,17 @@ def test_smtputf8_failure_report_is_internationalized(make_instance, env):
             "Status: 5.4.6\r\n") in report
     assert "Content-Type: message/global-headers" in report
     assert "Subject: Grüße" in report and "körper" not in report
-    # The same failure without SMTPUTF8 keeps the plain types.
+    # An ASCII sender gets the global form too, delivered here; the same
+    # failure without SMTPUTF8 keeps the plain types.
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        queue_id(send_raw(c, ALICE, [CAROL, "loopa@example.test"],
+        queue_id(send_raw(c, CAROL, [BOB, "loopa@example.test"],
+                          "Subject: ascii\r\n\r\nx\r\n.\r\n", mail_params=" SMTPUTF8"))
+        queue_id(send_raw(c, ALICE, [BOB, "loopa@example.test"],
                           "Subject: plain\r\n\r\nx\r\n.\r\n"))
+    ascii_sender = only_message(srv, CAROL).decode()
+    assert "Content-Type: message/global-delivery-status" in ascii_sender
     plain = only_message(srv, ALICE).decode()
     assert "report-type=delivery-status" in plain and "global" not in plain
     assert "Content-Type: text/rfc822-headers" in plain

@@ -266,12 +266,13 @@ def test_no_user_enumeration_by_vrfy_or_expn(srv):
 def test_logged_in_clients_send_only_as_themselves(make_instance, env):
     """sender_login_match: after AUTH as alice, MAIL FROM may be alice (any
     case), an alias that delivers to her, or <>; colleagues, aliases of
-    others, the catch-all and foreign addresses get 553 5.7.1, on every
-    listener. Clients that did not log in are not affected (MX)."""
+    others, the catch-all (even one that delivers to her) and foreign
+    addresses get 553 5.7.1, on MX and submission. Clients that did not
+    log in are not affected (MX)."""
     srv = SmtpServer(make_instance, env, "senders")
     srv.alias("sales@example.test", ALICE, "carol@example.test")
     srv.alias("billing@example.test", BOB)
-    srv.ctl("domain", "catchall", "example.test", BOB)
+    srv.ctl("domain", "catchall", "example.test", ALICE)  # owning everything is no licence
     srv.start()
     owned = (ALICE, "Alice@Example.TEST", "sales@example.test", "")
     foreign = (BOB, "billing@example.test", "nobody@example.test", "ceo@remote.test")
