@@ -804,12 +804,19 @@ def test_forward_with_and_without_keep(make_instance, env):
     assert received(only_message(srv, ALICE))[0].group("id") == qid2
 
 
-def test_alias_loop(make_instance, env):
-    srv = SmtpServer(make_instance, env, "loop")
+def looping_server(srv):
+    """Start srv with loopa and loopb aliased to each other: a recipient
+    that is accepted at RCPT and fails in expansion. Written straight into
+    the account file, as petrelctl refuses to make the loop."""
     with open(srv.inst.users, "a") as f:
         f.write("alias loopa@example.test loopb@example.test\n"
                 "alias loopb@example.test loopa@example.test\n")
     srv.start()
+
+
+def test_alias_loop(make_instance, env):
+    srv = SmtpServer(make_instance, env, "loop")
+    looping_server(srv)
     with srv.raw() as c:
         c.greet()
         c.ehlo()
@@ -1115,10 +1122,7 @@ def test_delivery_status_notifications(make_instance, env):
     recipient that failed after acceptance, with ENVID, ORCPT and RET;
     nothing for NOTIFY=NEVER or the null sender."""
     srv = SmtpServer(make_instance, env, "dsn")
-    with open(srv.inst.users, "a") as f:
-        f.write("alias loopa@example.test loopb@example.test\n"
-                "alias loopb@example.test loopa@example.test\n")
-    srv.start()
+    looping_server(srv)
     with srv.raw() as c:
         c.greet()
         c.ehlo()
@@ -1159,10 +1163,7 @@ def test_smtputf8_failure_report_is_internationalized(make_instance, env):
     header as message/global-headers; the report to a UTF-8 sender keeps
     SMTPUTF8 in its own envelope (it waits in the outbound queue here)."""
     srv = SmtpServer(make_instance, env, "dsn8")
-    with open(srv.inst.users, "a") as f:
-        f.write("alias loopa@example.test loopb@example.test\n"
-                "alias loopb@example.test loopa@example.test\n")
-    srv.start()
+    looping_server(srv)
     sender = "üser@例え.test"
     with srv.raw() as c:
         c.greet()
