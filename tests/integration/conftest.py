@@ -283,6 +283,9 @@ class Instance:
             m = re.search(r'^module = "([^"]+)";', text, re.M)
             assert m, f"{path}: no module line"
             so = env.prefix / "lib" / "petrel" / "modules" / m.group(1)
+            # init's listeners sit at the fixed port base: each gets a
+            # free port, so instances never compete for one.
+            text = re.sub(r'"127\.0\.0\.1:\d+"', lambda _: f'"127.0.0.1:{free_port()}"', text)
             path.write_text(text + f"file = {cfg_value(str(so))};\n")
 
     def set_module_settings(self, name, **settings):
