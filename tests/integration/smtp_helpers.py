@@ -274,6 +274,12 @@ class Smtp(Client):
         assert code == 250, lines
         return [x.upper() for x in lines[1:]]
 
+    def transaction(self, frm, *rcpts):
+        """MAIL FROM and RCPT TO, each one accepted."""
+        assert self.command(f"MAIL FROM:<{frm}>") == "250 2.1.0 Ok"
+        for rcpt in rcpts:
+            assert self.command(f"RCPT TO:<{rcpt}>") == "250 2.1.5 Ok"
+
     def starttls(self):
         assert self.command("STARTTLS") == "220 2.0.0 Ready to start TLS"
         super().starttls()

@@ -285,8 +285,7 @@ def test_bdat(srv):
     with srv.raw() as c:
         c.greet()
         assert "CHUNKING" in c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         c.send(b"BDAT %d\r\n" % len(chunk1) + chunk1)
         assert c.reply_line() == f"250 2.0.0 {len(chunk1)} octets received"
         c.send(b"BDAT %d\r\n" % len(chunk2) + chunk2)
@@ -326,8 +325,7 @@ def test_bdat_line_ends(smtp_server, bare_lf):
         c.greet()
         c.ehlo()
         for parts in (chunks, clean):
-            assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-            assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+            c.transaction(SENDER, ALICE)
             for i, part in enumerate(parts):
                 last = i == len(parts) - 1
                 c.send(b"BDAT %d%s\r\n" % (len(part), b" LAST" if last else b"") + part)
@@ -359,8 +357,7 @@ def test_bdat_chunks_that_fill_the_write_buffer(srv):
         with srv.raw() as c:
             c.greet()
             c.ehlo()
-            assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-            assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+            c.transaction(SENDER, ALICE)
             off = 0
             for i, n in enumerate(sizes):
                 last = i == len(sizes) - 1
@@ -381,15 +378,13 @@ def test_bdat_then_other_command_aborts(srv):
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         c.send(b"BDAT 4\r\nabcd")
         assert c.reply_line() == "250 2.0.0 4 octets received"
         assert c.command("DATA") == "503 5.5.1 BDAT transfer not finished, transaction aborted"
         assert c.command("RCPT TO:<bob@example.test>") == "503 5.5.1 need MAIL command"
         # RSET may end an unfinished BDAT transfer.
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         c.send(b"BDAT 4\r\nabcd")
         assert c.reply_line() == "250 2.0.0 4 octets received"
         assert c.command("RSET") == "250 2.0.0 Ok"
@@ -484,8 +479,7 @@ def test_max_message_size(smtp_server):
         assert send_raw(c, SENDER, [ALICE], big + b".\r\n") == \
             "552 5.3.4 message size exceeds fixed limit"
         # The same with BDAT.
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         c.send(b"BDAT %d LAST\r\n" % len(big) + big)
         assert c.reply_line() == "552 5.3.4 message size exceeds fixed limit"
         # The session goes on; a message under the limit is taken.
@@ -597,8 +591,7 @@ def test_smuggling_normalize(srv):
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         assert c.command("DATA").startswith("354 ")
         c.send(SMUGGLED + b".\r\nNOOP\r\n")
         qid = queue_id(c.reply_line())
@@ -623,8 +616,7 @@ def test_smuggling_reject(smtp_server):
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         assert c.command("DATA").startswith("354 ")
         c.send(SMUGGLED + b".\r\nNOOP\r\n")
         assert c.reply_line() == \
@@ -650,8 +642,7 @@ def test_smuggling_after_an_over_long_line(smtp_server, bare_lf):
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         assert c.command("DATA").startswith("354 ")
         c.send(b"Subject: long\r\n\r\n" + b"y" * 9000 + b"\n.\r\n"
                b"MAIL FROM:<evil@client.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
@@ -755,8 +746,7 @@ def test_idle_timeout(smtp_server):
     with srv.raw(timeout=10) as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         assert c.command("DATA").startswith("354")
         c.send("Subject: cut\r\n\r\npartial line")
         assert c.reply_line() == f"421 4.4.2 {HOSTNAME} Error: timeout exceeded"
@@ -865,8 +855,7 @@ def test_echo_hooks(smtp_server):
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         assert c.command("RCPT TO:<BOB@example.test>") == \
             "550 5.7.1 recipient blocked by the echo example module"
         qid = queue_id(c.data("Subject: stamped\r\n\r\nx\r\n.\r\n"))
@@ -1031,8 +1020,7 @@ def test_line_ends_split_across_packets(smtp_server):
     with srv.raw() as c:
         c.greet()
         c.ehlo()
-        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
-        assert c.command(f"RCPT TO:<{ALICE}>") == "250 2.1.5 Ok"
+        c.transaction(SENDER, ALICE)
         assert c.command("DATA").startswith("354 ")
         for part in (b"Subject: split\r", b"\n\r", b"\nline one\r", b"\n", b"..dot\r\n.",
                      b"\r", b"\n"):
