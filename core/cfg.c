@@ -30,12 +30,12 @@ static const char *const log_levels[] = {"error", "warning", "info", "debug", NU
 static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 
 /* clang-format off */
-#define FLOW_SETTINGS(base)                                                           \
+#define FLOW_SETTINGS(base, peer_max, peer_rate)                                       \
     {"max_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, max_connections), "0", 0, 10000000, 0, NULL}, \
     {"max_interval_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, max_interval_connections), "0", 0, 10000000, 0, NULL}, \
     {"time_interval", PETREL_SETTING_DURATION, base + offsetof(struct petrel_flow, time_interval), "60s", 1, 86400, 0, NULL}, \
-    {"peer_max_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, peer_max_connections), "0", 0, 10000000, 0, NULL}, \
-    {"peer_max_interval_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, peer_max_interval_connections), "0", 0, 10000000, 0, NULL}, \
+    {"peer_max_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, peer_max_connections), peer_max, 0, 10000000, 0, NULL}, \
+    {"peer_max_interval_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, peer_max_interval_connections), peer_rate, 0, 10000000, 0, NULL}, \
     {"peer_time_interval", PETREL_SETTING_DURATION, base + offsetof(struct petrel_flow, peer_time_interval), "60s", 1, 86400, 0, NULL}
 
 static const struct petrel_setting server_settings[] = {
@@ -52,6 +52,9 @@ static const struct petrel_setting server_settings[] = {
     {"workers", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, workers), "16", 1, 1024, PETREL_SETTING_FIXED, NULL},
     {"worker_queue", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, worker_queue), "10000", 1, 10000000, PETREL_SETTING_FIXED, NULL},
     {"shutdown_timeout", PETREL_SETTING_DURATION, offsetof(struct petrel_server_cfg, shutdown_timeout), "10s", 0, 3600, 0, NULL},
+    {"max_connections", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, max_connections), "0", 0, 10000000, 0, NULL},
+    {"exempt_networks", PETREL_SETTING_STRLIST, offsetof(struct petrel_server_cfg, exempt_networks), NULL, 0, 0, 0, NULL},
+    {"message_memory", PETREL_SETTING_SIZE, offsetof(struct petrel_server_cfg, message_memory), "64M", 1048576, 68719476736LL, 0, NULL},
     PETREL_SETTINGS_END,
 };
 
@@ -97,7 +100,7 @@ static const struct petrel_setting rule_settings[] = {
     {"enable", PETREL_SETTING_BOOL, offsetof(struct petrel_rule, enable), "true", 0, 0, 0, NULL},
     {"priority", PETREL_SETTING_INT, offsetof(struct petrel_rule, priority), "100", 0, 1000000, 0, NULL},
     {"ips", PETREL_SETTING_STRLIST, offsetof(struct petrel_rule, ips), NULL, 0, 0, PETREL_SETTING_REQUIRED, NULL},
-    FLOW_SETTINGS(offsetof(struct petrel_rule, flow)),
+    FLOW_SETTINGS(offsetof(struct petrel_rule, flow), "0", "0"),
     PETREL_SETTINGS_END,
 };
 
@@ -110,9 +113,12 @@ static const struct petrel_setting listener_settings[] = {
     {"max_line", PETREL_SETTING_SIZE, offsetof(struct petrel_listener_cfg, max_line), "8k", 64, 1048576, 0, NULL},
     {"max_output", PETREL_SETTING_SIZE, offsetof(struct petrel_listener_cfg, max_output), "256k", 4096, 67108864, 0, NULL},
     {"idle_timeout", PETREL_SETTING_DURATION, offsetof(struct petrel_listener_cfg, idle_timeout), "5m", 1, 86400, 0, NULL},
+    {"min_data_rate", PETREL_SETTING_SIZE, offsetof(struct petrel_listener_cfg, min_data_rate), "500", 0, 1073741824LL, 0, NULL},
     {"proxy_protocol", PETREL_SETTING_BOOL, offsetof(struct petrel_listener_cfg, proxy_protocol), "false", 0, 0, 0, NULL},
     {"proxy_from", PETREL_SETTING_STRLIST, offsetof(struct petrel_listener_cfg, proxy_from), NULL, 0, 0, 0, NULL},
-    FLOW_SETTINGS(offsetof(struct petrel_listener_cfg, flow)),
+    /* Safe by default (docs/limits.md): Postfix's 50 connections per
+     * client, and a rate no client needs. */
+    FLOW_SETTINGS(offsetof(struct petrel_listener_cfg, flow), "50", "300"),
     PETREL_SETTINGS_END,
 };
 
@@ -434,6 +440,23 @@ static const config_setting_t *group_of(const config_setting_t *root, const char
     return g;
 }
 
+/* server.exempt_networks; left out, it means this host's own addresses
+ * (local webmail, fetchmail, monitoring), which an empty list takes away. */
+static int parse_exempt(struct petrel_server_cfg *srv, const char *path, const char **error_r)
+{
+    static char *const host[] = {"127.0.0.1", "::1", NULL};
+    char *const *list = srv->exempt_networks != NULL ? srv->exempt_networks : host;
+    for (; *list != NULL; list++) {
+        const char *why;
+        if (!petrel_ipset_add(&srv->exempt_set, *list, &why)) {
+            *error_r = petrel_cfg_error("%s: server: setting 'exempt_networks': '%s': %s", path,
+                                        *list, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int parse_main(struct petrel_config *cfg, config_t *lc, const char **error_r)
 {
     const config_setting_t *root = config_root_setting(lc);
@@ -466,6 +489,8 @@ static int parse_main(struct petrel_config *cfg, config_t *lc, const char **erro
                                   NULL, error_r) < 0)
             return -1;
     }
+    if (parse_exempt(&cfg->server, cfg->path, error_r) < 0)
+        return -1;
     const config_setting_t *tls = group_of(root, "tls", cfg->path, error_r);
     if (tls == (const config_setting_t *)-1 || parse_tls(tls, cfg, error_r) < 0)
         return -1;
@@ -580,6 +605,7 @@ void petrel_config_unref(struct petrel_config *cfg)
         petrel_settings_free(sni_settings, &cfg->tls.domains[i]);
     free(cfg->tls.domains);
     petrel_settings_free(server_settings, &cfg->server);
+    petrel_ipset_free(&cfg->server.exempt_set);
     petrel_settings_free(log_settings, &cfg->log);
     petrel_settings_free(tls_settings, &cfg->tls);
     petrel_settings_free(dnr_settings, &cfg->dnr);

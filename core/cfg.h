@@ -56,6 +56,7 @@ struct petrel_listener_cfg {
     long long max_line;
     long long max_output;
     long long idle_timeout;
+    long long min_data_rate; /* bytes/s a client must average; 0: no floor */
     bool proxy_protocol;
     char **proxy_from;
     struct petrel_flow flow;
@@ -107,6 +108,11 @@ struct petrel_server_cfg {
     long long workers;
     long long worker_queue;
     long long shutdown_timeout;
+    long long max_connections; /* over every listener; 0: from the fd limit */
+    char **exempt_networks;    /* free of the listeners' per-address limits */
+    long long message_memory;  /* message data held in memory, server-wide */
+    /* derived */
+    struct petrel_ipset exempt_set;
 };
 
 struct petrel_log_cfg {

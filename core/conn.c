@@ -26,7 +26,6 @@
 #include "tls.h"
 
 #define IN_MIN 16384         /* input buffer cap beyond the line limit */
-#define READ_STEP 16384      /* bytes asked of the socket per read */
 #define PROXY_TIMEOUT 10     /* seconds to send the PROXY header */
 #define HANDSHAKE_TIMEOUT 30 /* seconds to finish a TLS handshake */
 #define CLOSE_TIMEOUT 10     /* seconds to take the last queued bytes */
@@ -165,6 +164,30 @@ static void set_deadline(struct petrel_conn *c, long long seconds)
     petrel_timer_set(c->thread, c);
 }
 
+/* The client gets a full idle_timeout whenever the server answers, and
+ * otherwise only the time its bytes pay for at min_data_rate (capped at a
+ * full idle_timeout ahead): a command line or a message trickled a byte at
+ * a time runs out instead of holding its session forever (Postfix's
+ * smtpd_min_data_rate). */
+static void reset_deadline(struct petrel_conn *c)
+{
+    c->deadline = deadline_in(c, c->lcfg->idle_timeout);
+    c->slow_bytes = 0;
+    c->slow_since = c->thread->now_ms;
+}
+
+static void credit_deadline(struct petrel_conn *c, size_t got)
+{
+    int64_t full = deadline_in(c, c->lcfg->idle_timeout);
+    c->slow_bytes += got;
+    if (c->lcfg->min_data_rate == 0) {
+        c->deadline = full;
+        return;
+    }
+    int64_t earned = (int64_t)(got * 1000 / (uint64_t)c->lcfg->min_data_rate);
+    c->deadline = c->deadline + earned < full ? c->deadline + earned : full;
+}
+
 void petrel_conn_close(struct petrel_conn *c)
 {
     if (closing(c))
@@ -244,8 +267,10 @@ bool petrel_conn_delay(struct petrel_conn *c, unsigned ms, petrel_done_fn *done,
 static void delay_finish(struct petrel_conn *c)
 {
     c->delaying = false;
-    if (!c->dead)
-        set_deadline(c, c->lcfg->idle_timeout);
+    if (!c->dead) {
+        reset_deadline(c);
+        petrel_timer_set(c->thread, c);
+    }
     job_done_task(c->thread, c);
 }
 
@@ -390,23 +415,24 @@ static bool conn_flush(struct petrel_conn *c)
     if (sent > 0) {
         petrel_counter_add(stat.bytes_out, (int64_t)sent);
         if (c->state != PETREL_CONN_CLOSING && !c->delaying)
-            c->deadline = deadline_in(c, c->lcfg->idle_timeout);
+            reset_deadline(c);
     }
     if (c->out.len == 0)
         petrel_buf_release(&c->out);
     return true;
 }
 
-/* Read what the socket has, up to the input cap. False if it broke. */
+/* Read what the socket has, up to the input cap. False if it broke. Reads
+ * go through the thread's scratch buffer so that the connection's own
+ * grows only to what it holds: a client trickling a line costs bytes, not
+ * a 16 KiB read buffer. */
 static bool conn_fill(struct petrel_conn *c)
 {
     size_t got = 0;
     while (want_read(c)) {
-        size_t room;
-        char *p = petrel_buf_space(&c->in, READ_STEP, &room);
-        if (room == 0)
-            break;
-        ssize_t n = conn_recv(c, p, room);
+        size_t room =
+            c->in.max - c->in.len < PETREL_READ_STEP ? c->in.max - c->in.len : PETREL_READ_STEP;
+        ssize_t n = conn_recv(c, c->thread->scratch, room);
         if (n == -1)
             break;
         if (n == -2)
@@ -415,12 +441,12 @@ static bool conn_fill(struct petrel_conn *c)
             c->eof = true;
             break;
         }
-        petrel_buf_commit(&c->in, (size_t)n);
+        petrel_buf_append(&c->in, c->thread->scratch, (size_t)n);
         got += (size_t)n;
     }
     if (got > 0) {
         petrel_counter_add(stat.bytes_in, (int64_t)got);
-        c->deadline = deadline_in(c, c->lcfg->idle_timeout);
+        credit_deadline(c, got);
     }
     return true;
 }
@@ -488,7 +514,7 @@ static void open_session(struct petrel_conn *c)
 {
     c->state = PETREL_CONN_OPEN;
     c->proto_open = true;
-    c->deadline = deadline_in(c, c->lcfg->idle_timeout);
+    reset_deadline(c);
     petrel_timer_set(c->thread, c);
     if (c->proto->connect != NULL)
         c->proto->connect(c);
@@ -582,10 +608,13 @@ static const char *admit(struct petrel_conn *c, const struct petrel_rule **rule_
     const char *why = NULL;
     time_t now = c->thread->now;
     if (rule != NULL && rule->state != NULL)
-        why = petrel_flow_acquire(rule->state, &rule->flow, &c->peer_ip, now, &c->holds[0]);
+        why = petrel_flow_acquire(rule->state, &rule->flow, &c->peer_ip, false, now, &c->holds[0]);
+    /* server.exempt_networks lifts the listener's per-address limits (the
+     * defaults) but not those of a rule the administrator wrote. */
+    bool exempt = petrel_ipset_contains(&c->cfg->server.exempt_set, &c->peer_ip);
     if (why == NULL && petrel_flow_limited(&c->lcfg->flow))
-        why =
-            petrel_flow_acquire(c->listener->flow, &c->lcfg->flow, &c->peer_ip, now, &c->holds[1]);
+        why = petrel_flow_acquire(c->listener->flow, &c->lcfg->flow, &c->peer_ip, exempt, now,
+                                  &c->holds[1]);
     if (why == NULL) {
         long n = atomic_fetch_add(&c->module->connections, 1) + 1;
         c->service_counted = true;
@@ -755,7 +784,15 @@ void petrel_conn_timeout(struct petrel_conn *c)
         conn_run(c);
         return;
     }
-    petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->lcfg->idle_timeout);
+    if (c->slow_bytes > 0)
+        petrel_conn_log(c, PETREL_LOG_INFO,
+                        "too slow: %llu bytes in %llds without an answer, under min_data_rate "
+                        "%lld bytes/s: closing",
+                        (unsigned long long)c->slow_bytes,
+                        (long long)((c->thread->now_ms - c->slow_since) / 1000),
+                        c->lcfg->min_data_rate);
+    else
+        petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->lcfg->idle_timeout);
     if (c->proto->timeout != NULL)
         c->proto->timeout(c);
     petrel_conn_close(c);
@@ -817,6 +854,7 @@ void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, in
         t->conns->prev = c;
     t->conns = c;
     atomic_fetch_add(&t->nconns, 1);
+    atomic_fetch_add(&petrel_server.nconns, 1);
     petrel_counter_add(stat.accepted, 1);
     petrel_counter_add(stat.current, 1);
 
@@ -874,6 +912,7 @@ static void conn_destroy(struct petrel_conn *c)
     c->next = t->graveyard;
     t->graveyard = c;
     atomic_fetch_sub(&t->nconns, 1);
+    atomic_fetch_sub(&petrel_server.nconns, 1);
     petrel_counter_add(stat.current, -1);
 }
 

@@ -52,7 +52,9 @@ struct petrel_conn {
     bool dead;                  /* destroy as soon as the pending job returns */
     bool tls_want_write;        /* TLS needs the socket writable to go on reading */
     int64_t deadline, heap_key; /* monotonic milliseconds */
-    size_t heap_idx;            /* SIZE_MAX when not in the heap */
+    uint64_t slow_bytes;        /* read since the last answer (min_data_rate) */
+    int64_t slow_since;
+    size_t heap_idx; /* SIZE_MAX when not in the heap */
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];
     char local[PETREL_IPADDR_STRLEN];

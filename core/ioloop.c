@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,18 +205,29 @@ static void accept_pause(struct petrel_iothread *t, bool pause)
     t->accept_resume = pause ? t->now + 1 : 0;
 }
 
+/* Out of descriptors or memory: said once until an accept works again,
+ * not every second. */
+static atomic_bool accept_failing;
+
 static void on_accept(struct petrel_iothread *t, struct petrel_listen_slot *s)
 {
     for (int i = 0; i < ACCEPT_BURST; i++) {
+        /* At the connection limit, new clients wait in the listen queue:
+         * the descriptors and memory left serve work in progress. */
+        if (!petrel_server_may_accept()) {
+            accept_pause(t, true);
+            return;
+        }
         struct sockaddr_storage peer, local;
         socklen_t plen = sizeof(peer), llen = sizeof(local);
         int fd = accept4(s->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                petrel_log(PETREL_LOG_ERROR, "core",
-                           "accept on %s: %s; pausing accepts for "
-                           "a second",
-                           s->listener->address, strerror(errno));
+                if (!atomic_exchange(&accept_failing, true))
+                    petrel_log(PETREL_LOG_ERROR, "core",
+                               "accept on %s: %s; pausing accepts, a second at a time, until "
+                               "it works again",
+                               s->listener->address, strerror(errno));
                 accept_pause(t, true);
             } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
                 petrel_log(PETREL_LOG_WARNING, "core", "accept on %s: %s", s->listener->address,
@@ -223,6 +235,8 @@ static void on_accept(struct petrel_iothread *t, struct petrel_listen_slot *s)
             }
             return;
         }
+        if (atomic_exchange(&accept_failing, false))
+            petrel_log(PETREL_LOG_INFO, "core", "accepting connections again");
         if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
             memset(&local, 0, sizeof(local));
         petrel_conn_accept(t, s->listener, fd, (struct sockaddr *)&peer, (struct sockaddr *)&local);
@@ -298,6 +312,7 @@ int petrel_iothreads_create(unsigned count, const char **error_r)
         t->index = i;
         t->notify_ev.type = PETREL_EV_NOTIFY;
         t->tasks_tail = &t->tasks;
+        t->scratch = petrel_malloc(PETREL_READ_STEP);
         pthread_mutex_init(&t->lock, NULL);
         t->epfd = epoll_create1(EPOLL_CLOEXEC);
         t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -360,6 +375,7 @@ void petrel_iothreads_free(void)
             petrel_iothread_remove_listener(t, t->slots[0]->listener);
         free(t->slots);
         free(t->heap);
+        free(t->scratch);
         while (t->tasks != NULL) {
             struct petrel_task *task = t->tasks;
             t->tasks = task->next;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#define PETREL_READ_STEP 16384 /* bytes asked of a socket per read */
+
 enum petrel_evtype { PETREL_EV_LISTEN, PETREL_EV_CONN, PETREL_EV_NOTIFY };
 
 /* First member of everything registered with epoll. */
@@ -55,6 +57,7 @@ struct petrel_iothread {
      * one may still wait in the batch epoll_wait returned. */
     struct petrel_conn *graveyard;
     atomic_size_t nconns;
+    char *scratch;  /* every read lands here first (conn.c) */
     time_t now;     /* monotonic seconds, updated each loop turn */
     int64_t now_ms; /* the same in milliseconds, for timeouts */
     bool stopping;

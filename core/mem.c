@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -90,3 +91,21 @@ int petrel_memeq_const(const void *a, const void *b, size_t len)
         diff |= x[i] ^ y[i];
     return diff == 0;
 }
+
+static atomic_size_t budget_used, budget_limit = 64u << 20;
+
+_Bool petrel_membudget_take(size_t n)
+{
+    size_t used = atomic_load(&budget_used);
+    do {
+        if (n > atomic_load(&budget_limit) || used > atomic_load(&budget_limit) - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&budget_used, &used, used + n));
+    return true;
+}
+
+void petrel_membudget_release(size_t n) { atomic_fetch_sub(&budget_used, n); }
+
+size_t petrel_membudget_used(void) { return atomic_load(&budget_used); }
+
+void petrel_membudget_set(size_t limit) { atomic_store(&budget_limit, limit); }

@@ -104,6 +104,7 @@ int petrel_server_reload(const char **error_r)
     struct petrel_config *old = petrel_server.cfg;
     petrel_server.cfg = next;
     petrel_listeners_commit();
+    petrel_server_apply_limits(next);
     pthread_rwlock_unlock(&petrel_server.gen_lock);
     const char *why;
     if (apply_log(next, &why) < 0)
@@ -151,16 +152,26 @@ static unsigned io_thread_count(const struct petrel_config *cfg)
 
 /* Connections, spool files and the store's open indexes all take
  * descriptors: use all the hard limit allows (the soft default, often
- * 1024, is for interactive programs). */
+ * 1024, is for interactive programs). Then keep a reserve: a connection may
+ * need a second descriptor for its message file, and the store, the log and
+ * the listeners need theirs, so at most (limit - reserve) / 2 connections
+ * are accepted and a message already in DATA never meets EMFILE. */
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             petrel_log(PETREL_LOG_WARNING, "core", "cannot raise the open file limit: %s",
                        strerror(errno));
+        getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 100000000)
+        return; /* no practical cap */
+    long n = (long)rl.rlim_cur, reserve = 64 + n / 16;
+    petrel_server.fd_conn_cap = n > 2 * reserve ? (n - reserve) / 2 : n / 4;
 }
 
 /* Everything up to the point where the server runs. */
@@ -172,6 +183,7 @@ static int start(struct petrel_config *cfg, bool foreground, const char **error_
         return -1;
     petrel_server.started = time(NULL);
     raise_fd_limit();
+    petrel_server_apply_limits(cfg);
     if (petrel_modules_load(cfg, true, error_r) < 0)
         return -1;
     petrel_config_done_parsing(cfg);

@@ -81,10 +81,23 @@ static size_t peer_hash(const struct petrel_ipaddr *a)
     return h % PEER_BUCKETS;
 }
 
+/* An IPv6 client counts by its /64: one subscriber or host usually has a
+ * whole /64, and counting single addresses would let it open 2^64 times
+ * the limit. */
+static struct petrel_ipaddr peer_key(const struct petrel_ipaddr *ip)
+{
+    struct petrel_ipaddr k = *ip;
+    if (!petrel_ipaddr_is_v4(ip))
+        memset(k.b + 8, 0, 8);
+    return k;
+}
+
 /* Find the peer's entry, dropping idle expired ones met on the way. */
-static struct peer_entry *peer_get(struct petrel_flow_state *st, const struct petrel_ipaddr *ip,
+static struct peer_entry *peer_get(struct petrel_flow_state *st, const struct petrel_ipaddr *peer,
                                    time_t now, long long interval, bool create)
 {
+    struct petrel_ipaddr key = peer_key(peer);
+    const struct petrel_ipaddr *ip = &key;
     struct peer_entry **p = &st->peers[peer_hash(ip)];
     while (*p != NULL) {
         struct peer_entry *e = *p;
@@ -115,11 +128,11 @@ static void window_roll(time_t *start, long long *count, time_t now, long long i
 }
 
 const char *petrel_flow_acquire(struct petrel_flow_state *st, const struct petrel_flow *f,
-                                const struct petrel_ipaddr *peer, time_t now,
+                                const struct petrel_ipaddr *peer, bool peer_exempt, time_t now,
                                 struct petrel_flow_hold *hold)
 {
     const char *why = NULL;
-    bool track = f->peer_max_connections || f->peer_max_interval_connections;
+    bool track = !peer_exempt && (f->peer_max_connections || f->peer_max_interval_connections);
     pthread_mutex_lock(&st->lock);
     window_roll(&st->window_start, &st->window_count, now, f->time_interval);
     struct peer_entry *e = track ? peer_get(st, peer, now, f->peer_time_interval, true) : NULL;

@@ -27,10 +27,11 @@ struct petrel_flow_hold {
     bool peer_tracked;
 };
 
-/* Count a new connection against limits f. NULL if admitted (hold filled),
- * else the reason it was refused (static text). */
+/* Count a new connection against limits f; the per-address ones (IPv6 per
+ * /64) unless peer_exempt. NULL if admitted (hold filled), else the reason
+ * it was refused (static text). */
 const char *petrel_flow_acquire(struct petrel_flow_state *st, const struct petrel_flow *f,
-                                const struct petrel_ipaddr *peer, time_t now,
+                                const struct petrel_ipaddr *peer, bool peer_exempt, time_t now,
                                 struct petrel_flow_hold *hold);
 void petrel_flow_release(struct petrel_flow_hold *hold, const struct petrel_ipaddr *peer);
 

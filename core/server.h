@@ -61,9 +61,20 @@ struct petrel_server {
     unsigned nthreads;
     time_t started;
     atomic_bool stopping;
+    /* Connection admission (docs/limits.md): open connections over every
+     * thread, the most to accept, and what the open-file limit allows. */
+    atomic_long nconns;
+    atomic_long conn_limit;
+    long fd_conn_cap;
 };
 
 extern struct petrel_server petrel_server;
+
+/* server.c: the server-wide limits of a generation, at start and reload. */
+void petrel_server_apply_limits(const struct petrel_config *cfg);
+/* Whether a new connection may be accepted now; says once in the log when
+ * the limit is reached and once when it is not any more. */
+bool petrel_server_may_accept(void);
 
 /* module.c */
 int petrel_modules_load(struct petrel_config *cfg, bool verbose, const char **error_r);

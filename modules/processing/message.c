@@ -66,6 +66,32 @@ static bool write_fd(int fd, const void *data, size_t len)
     return true;
 }
 
+/* Hold n bytes of the server-wide message memory (petrel_membudget) for
+ * the header and mem buffers, taken in steps; the first BUDGET_FREE bytes
+ * of every message are free, so a usual header is always scanned whole.
+ * False when the budget is spent: the caller writes to the data file at
+ * once instead. */
+#define BUDGET_STEP 65536u
+#define BUDGET_FREE 8192u
+static bool budget_hold(struct petrel_queue_msg *m, size_t n)
+{
+    if (n <= m->budget + BUDGET_FREE)
+        return true;
+    size_t step = (n - BUDGET_FREE - m->budget + BUDGET_STEP - 1) / BUDGET_STEP * BUDGET_STEP;
+    if (!petrel_membudget_take(step))
+        return false;
+    m->budget += step;
+    return true;
+}
+
+static void budget_drop(struct petrel_queue_msg *m, size_t keep)
+{
+    if (m->budget > keep) {
+        petrel_membudget_release(m->budget - keep);
+        m->budget = keep;
+    }
+}
+
 static bool spill(struct petrel_queue_msg *m)
 {
     char path[PATH_MAX];
@@ -78,6 +104,7 @@ static bool spill(struct petrel_queue_msg *m)
     }
     bool ok = write_fd(m->fd, petrel_buf_head(&m->mem), m->mem.len);
     petrel_buf_free(&m->mem);
+    budget_drop(m, m->header.len);
     return ok;
 }
 
@@ -85,7 +112,9 @@ static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
 {
     if (m->io_error || len == 0)
         return;
-    if (m->fd < 0 && m->out_len + len > m->memory_limit && !spill(m))
+    if (m->fd < 0 &&
+        (m->out_len + len > m->memory_limit || !budget_hold(m, m->header.len + m->mem.len + len)) &&
+        !spill(m))
         m->io_error = true;
     else if (m->fd >= 0 ? !write_fd(m->fd, data, len) : !petrel_buf_append(&m->mem, data, len))
         m->io_error = true;
@@ -174,12 +203,16 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
             ended = m->hstate == 4;
         }
         size_t room = PROC_HEADER_MAX - m->header.len;
-        if (cut > room) { /* a header over 64 KiB: the scan stops here */
+        /* A header over 64 KiB, or one that the server's message memory
+         * has no room for (a crowd parked in DATA): the scan stops here. */
+        if (!budget_hold(m, m->header.len + (cut < room ? cut : room)))
+            room = 0;
+        if (cut > room) {
             cut = room;
             ended = false;
         }
         petrel_buf_append(&m->header, p, cut);
-        if (ended || m->header.len == PROC_HEADER_MAX) {
+        if (ended || room == 0 || m->header.len == PROC_HEADER_MAX) {
             m->header_ended = ended;
             header_flush(m);
         }
@@ -202,6 +235,7 @@ void proc_abort(struct petrel_queue_msg *m)
     }
     petrel_buf_free(&m->header);
     petrel_buf_free(&m->mem);
+    budget_drop(m, 0);
     queue_envelope_free(&m->env);
     free(m);
 }

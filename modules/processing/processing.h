@@ -72,6 +72,7 @@ struct petrel_queue_msg {
     int fd;
     uint64_t out_len;    /* bytes in mem or the file */
     size_t memory_limit; /* proc_env's at begin: a reload does not change it mid-message */
+    size_t budget;       /* of the server's message memory, held for header and mem */
     uint64_t size;       /* bytes received */
     unsigned hops;       /* Received fields */
     bool io_error;

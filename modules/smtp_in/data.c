@@ -21,6 +21,7 @@
 struct msg_job {
     struct petrel_queue_msg *msg;
     struct petrel_buf data;
+    size_t budget; /* the session's, handed on with data */
     bool commit;
     bool ok;
     struct petrel_queue_reply reply;
@@ -29,12 +30,32 @@ struct msg_job {
 
 static void abort_work(void *arg) { smtp_queue->abort(arg); }
 
+static void budget_drop(size_t *budget)
+{
+    petrel_membudget_release(*budget);
+    *budget = 0;
+}
+
+/* Room in the message memory for the session to hold len bytes. */
+static bool budget_hold(struct smtp_session *s, size_t len)
+{
+    if (len <= s->budget + SMTP_FREE_BYTES)
+        return true;
+    size_t step = (len - SMTP_FREE_BYTES - s->budget + SMTP_BUDGET_STEP - 1) / SMTP_BUDGET_STEP *
+                  SMTP_BUDGET_STEP;
+    if (!petrel_membudget_take(step))
+        return false;
+    s->budget += step;
+    return true;
+}
+
 void smtp_message_drop(struct smtp_session *s)
 {
     if (s->msg != NULL && !petrel_worker_submit(abort_work, s->msg))
         smtp_queue->abort(s->msg); /* pool full: the unlink may block a little */
     s->msg = NULL;
-    petrel_buf_reset(&s->data);
+    petrel_buf_free(&s->data); /* an idle session keeps no message buffer */
+    budget_drop(&s->budget);
     s->size = 0;
     s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = false;
     s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = s->bdat_cr = false;
@@ -78,6 +99,7 @@ static void msg_done(struct petrel_conn *conn, void *arg, bool closing)
         s->write_failed = true; /* refused at the end */
     }
     petrel_buf_free(&j->data);
+    budget_drop(&j->budget);
     free(j);
     if (s != NULL && s->bdat_end_due) {
         s->bdat_end_due = false;
@@ -91,9 +113,11 @@ static void flush(struct petrel_conn *conn, struct smtp_session *s, bool commit)
     struct msg_job *j = petrel_calloc(1, sizeof(*j));
     j->msg = s->msg;
     j->data = s->data;
+    j->budget = s->budget;
     j->commit = commit;
     j->size = s->size;
     petrel_buf_init(&s->data, SMTP_BUFFER_MAX);
+    s->budget = 0;
     if (commit)
         s->msg = NULL; /* the job owns it now */
     if (petrel_conn_submit(conn, msg_work, msg_done, j)) {
@@ -109,6 +133,7 @@ static void flush(struct petrel_conn *conn, struct smtp_session *s, bool commit)
         s->write_failed = true;
     }
     petrel_buf_free(&j->data);
+    budget_drop(&j->budget);
     free(j);
 }
 
@@ -119,7 +144,8 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
     s->size += n;
     if (s->size > s->max_size) {
         s->too_big = true;
-        petrel_buf_reset(&s->data);
+        petrel_buf_free(&s->data);
+        budget_drop(&s->budget);
         return;
     }
     if (!petrel_buf_append(&s->data, p, n)) {
@@ -128,7 +154,7 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
     }
     /* One write at a time: while one runs, input is paused, and what this
      * input unit still adds fits in the buffer's headroom. */
-    if (s->data.len >= SMTP_FLUSH_BYTES && !s->flushing)
+    if (!s->flushing && (s->data.len >= SMTP_FLUSH_BYTES || !budget_hold(s, s->data.len)))
         flush(conn, s, false);
 }
 

@@ -20,4 +20,16 @@ _Bool petrel_snprintf(char *dst, size_t size, const char *fmt, ...)
 /* Compare two byte strings in time that depends only on len. */
 int petrel_memeq_const(const void *a, const void *b, size_t len);
 
+/* The server-wide budget for message data held in memory
+ * (server.message_memory): a module takes bytes before it buffers message
+ * content and gives them back when they leave memory. When take fails the
+ * budget is spent: write to disk (or flush) instead of buffering, so a
+ * crowd of clients parked in DATA cannot exhaust the server's memory.
+ * Thread-safe. Since ABI minor 4. */
+_Bool petrel_membudget_take(size_t n);
+void petrel_membudget_release(size_t n);
+size_t petrel_membudget_used(void);
+/* The core sets the budget from the configuration. */
+void petrel_membudget_set(size_t limit);
+
 #endif

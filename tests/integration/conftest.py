@@ -326,7 +326,7 @@ class Instance:
         except FileNotFoundError:
             return ""
 
-    def _spawn(self, *args, log_path, foreground=True, env=None):
+    def _spawn(self, *args, log_path, foreground=True, env=None, preexec_fn=None):
         cmd = [str(self.env.petreld), "--config", str(self.conf)]
         if foreground:
             cmd.append("--foreground")
@@ -334,16 +334,16 @@ class Instance:
         # Appending: the daemon may open the same file for its log target.
         with open(log_path, "ab") as logf:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                    env=env)
+                                    env=env, preexec_fn=preexec_fn)
         _track(proc)
         return proc
 
-    def start(self):
+    def start(self, preexec_fn=None):
         assert self.proc is None
         self.runs += 1
         if self.log_path.exists():  # keep the log of an earlier run
             self.log_path.rename(self.dir / f"petreld.log.{self.runs - 1}")
-        self.proc = self._spawn(log_path=self.log_path)
+        self.proc = self._spawn(log_path=self.log_path, preexec_fn=preexec_fn)
         self.wait_log(STARTED_RE, timeout=START_TIMEOUT)
         return self
 

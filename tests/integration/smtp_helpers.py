@@ -111,8 +111,8 @@ class SmtpServer:
 
     # --- running ---
 
-    def start(self):
-        self.inst.start()
+    def start(self, preexec_fn=None):
+        self.inst.start(preexec_fn=preexec_fn)
         return self
 
     def stop(self):

@@ -78,14 +78,14 @@ static void test_flow_limits(void **state)
     struct petrel_ipaddr a = ip("192.0.2.1"), b = ip("2001:db8::1");
     struct petrel_flow_hold h[4];
     memset(h, 0, sizeof(h));
-    assert_null(petrel_flow_acquire(st, &f, &a, 100, &h[0]));
-    assert_null(petrel_flow_acquire(st, &f, &a, 100, &h[1]));
-    assert_string_equal(petrel_flow_acquire(st, &f, &a, 100, &h[2]),
+    assert_null(petrel_flow_acquire(st, &f, &a, false, 100, &h[0]));
+    assert_null(petrel_flow_acquire(st, &f, &a, false, 100, &h[1]));
+    assert_string_equal(petrel_flow_acquire(st, &f, &a, false, 100, &h[2]),
                         "too many connections from this address");
-    assert_null(petrel_flow_acquire(st, &f, &b, 100, &h[2]));
-    assert_string_equal(petrel_flow_acquire(st, &f, &b, 100, &h[3]), "too many connections");
+    assert_null(petrel_flow_acquire(st, &f, &b, false, 100, &h[2]));
+    assert_string_equal(petrel_flow_acquire(st, &f, &b, false, 100, &h[3]), "too many connections");
     petrel_flow_release(&h[0], &a);
-    assert_null(petrel_flow_acquire(st, &f, &a, 100, &h[0]));
+    assert_null(petrel_flow_acquire(st, &f, &a, false, 100, &h[0]));
     for (int i = 0; i < 3; i++)
         petrel_flow_release(&h[i], i == 2 ? &b : &a);
     petrel_flow_state_unref(st);
@@ -102,13 +102,43 @@ static void test_flow_rates(void **state)
     struct petrel_flow_hold h;
     for (int i = 0; i < 2; i++) {
         memset(&h, 0, sizeof(h));
-        assert_null(petrel_flow_acquire(st, &f, &a, 1000, &h));
+        assert_null(petrel_flow_acquire(st, &f, &a, false, 1000, &h));
         petrel_flow_release(&h, &a); /* a rate counts even closed connections */
     }
-    assert_non_null(petrel_flow_acquire(st, &f, &a, 1004, &h));
+    assert_non_null(petrel_flow_acquire(st, &f, &a, false, 1004, &h));
     memset(&h, 0, sizeof(h));
-    assert_null(petrel_flow_acquire(st, &f, &a, 1005, &h)); /* a new interval */
+    assert_null(petrel_flow_acquire(st, &f, &a, false, 1005, &h)); /* a new interval */
     petrel_flow_release(&h, &a);
+    petrel_flow_state_unref(st);
+}
+
+/* IPv6 clients count per /64; an exempt peer skips the per-address limits
+ * but still counts towards the total. */
+static void test_flow_ipv6_prefix_and_exempt(void **state)
+{
+    struct petrel_flow f = {.max_connections = 4,
+                            .time_interval = 60,
+                            .peer_max_connections = 2,
+                            .peer_time_interval = 60};
+    struct petrel_flow_state *st = petrel_flow_state_new();
+    struct petrel_ipaddr a1 = ip("2001:db8:0:1::1"), a2 = ip("2001:db8:0:1:ffff::9"),
+                         other = ip("2001:db8:0:2::1"), local = ip("127.0.0.1");
+    struct petrel_flow_hold h[5];
+    memset(h, 0, sizeof(h));
+    assert_null(petrel_flow_acquire(st, &f, &a1, false, 100, &h[0]));
+    assert_null(petrel_flow_acquire(st, &f, &a2, false, 100, &h[1]));
+    assert_string_equal(petrel_flow_acquire(st, &f, &a2, false, 100, &h[2]),
+                        "too many connections from this address");
+    assert_null(petrel_flow_acquire(st, &f, &other, false, 100, &h[2]));
+    assert_null(petrel_flow_acquire(st, &f, &local, true, 100, &h[3]));
+    assert_string_equal(petrel_flow_acquire(st, &f, &local, true, 100, &h[4]),
+                        "too many connections");
+    petrel_flow_release(&h[1], &a2); /* frees a slot of the same /64 */
+    assert_null(petrel_flow_acquire(st, &f, &a1, false, 100, &h[1]));
+    petrel_flow_release(&h[0], &a1);
+    petrel_flow_release(&h[1], &a1);
+    petrel_flow_release(&h[2], &other);
+    petrel_flow_release(&h[3], &local);
     petrel_flow_state_unref(st);
 }
 
@@ -119,6 +149,7 @@ int main(void)
         cmocka_unit_test(test_priority_and_ties),
         cmocka_unit_test(test_flow_limits),
         cmocka_unit_test(test_flow_rates),
+        cmocka_unit_test(test_flow_ipv6_prefix_and_exempt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
