@@ -1,9 +1,12 @@
 /* Local delivery: the deliver hook, then the store, with the account's
  * quota. Each recipient ends delivered (D), deferred (T) or failed (F)
  * with the reason a bounce or the client will see. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <petrel/log.h>
@@ -76,6 +79,97 @@ static bool deliver_hook(const struct proc_content *c, struct queue_envelope *en
     return true;
 }
 
+/* --- the recipient's copy: Return-Path and Delivered-To on top --- */
+
+/* Whether the header already says it was delivered to rcpt: the message
+ * came back here through a forward elsewhere (Postfix's "mail forwarding
+ * loop"). */
+static bool delivered_to(const struct proc_content *c, const char *rcpt)
+{
+    static const char name[] = "Delivered-To:";
+    size_t n = strlen(rcpt);
+    for (size_t i = 0; i < c->header_len;) {
+        const char *line = c->header + i;
+        const char *nl = memchr(line, '\n', c->header_len - i);
+        size_t len = nl != NULL ? (size_t)(nl - line) : c->header_len - i;
+        i += len + 1;
+        if (len < sizeof(name) - 1 || strncasecmp(line, name, sizeof(name) - 1) != 0)
+            continue;
+        const char *v = line + sizeof(name) - 1, *end = line + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (end > v && *v == '<' && end[-1] == '>')
+            v++, end--;
+        if ((size_t)(end - v) == n && strncasecmp(v, rcpt, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The final delivery adds the envelope sender (RFC 5321 section 4.4; the
+ * client's own Return-Path fields were dropped when it was spooled) and
+ * the recipient, so that a loop through another server shows. In memory
+ * for a message in memory, else a private copy in the queue directory. */
+struct rcpt_copy {
+    struct petrel_buf mem;
+    int fd;
+};
+
+static bool copy_fd(int from, int to, uint64_t len)
+{
+    loff_t off = 0;
+    while ((uint64_t)off < len) {
+        ssize_t n = copy_file_range(from, &off, to, NULL, (size_t)(len - (uint64_t)off), 0);
+        if (n > 0)
+            continue;
+        if (n == 0 || (errno != EXDEV && errno != ENOSYS && errno != EINVAL))
+            return false;
+        char buf[65536]; /* a file system without copy_file_range */
+        ssize_t r = pread(from, buf, sizeof(buf), off);
+        if (r <= 0 || write(to, buf, (size_t)r) != r)
+            return false;
+        off += r;
+    }
+    return true;
+}
+
+static bool rcpt_copy_make(const struct proc_content *c, const struct queue_envelope *env,
+                           const char *rcpt, struct rcpt_copy *cp,
+                           struct petrel_storage_source *src)
+{
+    char top[1200];
+    int n =
+        snprintf(top, sizeof(top), "Return-Path: <%s>\r\nDelivered-To: %s\r\n", env->from, rcpt);
+    petrel_buf_init(&cp->mem, (size_t)(n > 0 ? n : 0) + (c->data != NULL ? c->len : 0) + 1);
+    cp->fd = -1;
+    if (n < 0 || (size_t)n >= sizeof(top))
+        return false;
+    petrel_buf_append(&cp->mem, top, (size_t)n);
+    if (c->data != NULL) {
+        petrel_buf_append(&cp->mem, c->data, c->len);
+        *src = (struct petrel_storage_source){petrel_buf_head(&cp->mem), cp->mem.len, -1, 0};
+        return true;
+    }
+    char dir[4096];
+    if (!queue_path(dir, sizeof(dir), proc_env.queue, "tmp", NULL))
+        return false;
+    cp->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (cp->fd < 0 || write(cp->fd, top, (size_t)n) != n || !copy_fd(c->fd, cp->fd, c->len) ||
+        lseek(cp->fd, 0, SEEK_SET) != 0)
+        return false;
+    *src = (struct petrel_storage_source){NULL, 0, cp->fd, (uint64_t)n + c->len};
+    return true;
+}
+
+static void rcpt_copy_free(struct rcpt_copy *cp)
+{
+    petrel_buf_free(&cp->mem);
+    if (cp->fd >= 0)
+        close(cp->fd);
+}
+
 static void found_uid(void *arg, uint32_t uid)
 {
     (void)uid;
@@ -106,6 +200,12 @@ static void deliver_one(const struct proc_content *c, struct queue_envelope *env
 {
     const struct petrel_storage_ops *st = proc_env.storage;
     char folder[256] = "";
+    if (delivered_to(c, r->address)) {
+        set_state(r, RCPT_FAILED, "554 5.4.6 mail forwarding loop (Delivered-To)");
+        petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: to=<%s> not delivered: %s", c->id, r->address,
+                   r->reason);
+        return;
+    }
     if (!deliver_hook(c, env, r, folder, sizeof(folder)))
         return;
     struct petrel_userdb_entry *e = NULL;
@@ -133,23 +233,24 @@ static void deliver_one(const struct proc_content *c, struct queue_envelope *env
             set_state(r, RCPT_DELIVERED, NULL);
             return;
         }
-        struct petrel_storage_source src = {c->data, c->data != NULL ? c->len : 0, -1, 0};
-        if (c->data == NULL) {
-            src.fd = c->fd;
-            src.fd_len = c->len;
-            if (lseek(c->fd, 0, SEEK_SET) != 0)
-                ret = PETREL_STORAGE_TEMPFAIL;
+        struct petrel_storage_source src;
+        struct rcpt_copy copy;
+        if (!rcpt_copy_make(c, env, r->address, &copy, &src)) {
+            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: copy for <%s>: %s", c->id, r->address,
+                       strerror(errno));
+            ret = PETREL_STORAGE_TEMPFAIL;
         }
         uint32_t uid = 0, uidv = 0;
         if (ret == PETREL_STORAGE_OK) {
             ret = st->deliver(mbox, folder[0] ? folder : NULL, &src, &quota, &uid, &uidv);
             if (ret == PETREL_STORAGE_NOT_FOUND && folder[0]) {
-                if (c->data == NULL && lseek(c->fd, 0, SEEK_SET) != 0)
+                if (copy.fd >= 0 && lseek(copy.fd, 0, SEEK_SET) != 0)
                     ret = PETREL_STORAGE_TEMPFAIL;
                 else
                     ret = st->deliver(mbox, NULL, &src, &quota, &uid, &uidv);
             }
         }
+        rcpt_copy_free(&copy);
         st->mailbox_close(mbox);
         if (ret == PETREL_STORAGE_OK) {
             petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: to=<%s> delivered uid=%u folder=%s", c->id,

@@ -46,7 +46,9 @@ static bool is_ascii(const char *s)
 static void append_original(const struct proc_content *c, const struct queue_envelope *env,
                             bool success, struct petrel_buf *b)
 {
-    bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX;
+    /* A message that came without a login returns its header only, whatever
+     * RET says: its sender may be a victim's address named by anyone. */
+    bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX && env->auth_user != NULL;
     static const char *const types[2][2] = {{"text/rfc822-headers", "message/rfc822"},
                                             {"message/global-headers", "message/global"}};
     petrel_buf_printf(

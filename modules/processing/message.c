@@ -139,6 +139,28 @@ static void rfc5322_date(char *out, size_t size, time_t t)
     strftime(out, size, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
+/* The header as received less its Return-Path fields (with their folded
+ * lines): only the final delivery may add one (RFC 5321 section 4.4),
+ * and one from the client would lie about the envelope sender. */
+static void header_without_return_path(struct petrel_queue_msg *m, const char *h, size_t len)
+{
+    bool skipping = false;
+    size_t start = 0; /* of the bytes not yet written */
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(h + i, '\n', len - i);
+        size_t n = nl != NULL ? (size_t)(nl - (h + i)) + 1 : len - i;
+        bool folded = h[i] == ' ' || h[i] == '\t';
+        if (!folded)
+            skipping = field_is(h + i, n, "Return-Path");
+        if (skipping) {
+            out_append(m, h + start, i - start);
+            start = i + n;
+        }
+        i += n;
+    }
+    out_append(m, h + start, len - start);
+}
+
 /* The header ended (or filled up): write the trace header and what a
  * submission lacks on top of it, then the header itself. */
 static void header_flush(struct petrel_queue_msg *m)
@@ -182,7 +204,7 @@ static void header_flush(struct petrel_queue_msg *m)
         petrel_buf_printf(&t, "Date: %s\r\n", date);
     out_append(m, petrel_buf_head(&t), t.len);
     petrel_buf_free(&t);
-    out_append(m, h, len);
+    header_without_return_path(m, h, len);
     m->header_done = true;
 }
 

@@ -25,6 +25,7 @@ static const struct petrel_setting smtp_settings[] = {
     {"greeting_delay", PETREL_SETTING_DURATION, offsetof(struct smtp_config, greeting_delay), "0", 0, 60, 0, NULL},
     {"smtputf8", PETREL_SETTING_BOOL, offsetof(struct smtp_config, smtputf8), "true", 0, 0, 0, NULL},
     {"dsn", PETREL_SETTING_BOOL, offsetof(struct smtp_config, dsn), "true", 0, 0, 0, NULL},
+    {"dsn_trusted_only", PETREL_SETTING_BOOL, offsetof(struct smtp_config, dsn_trusted_only), "true", 0, 0, 0, NULL},
     {"chunking", PETREL_SETTING_BOOL, offsetof(struct smtp_config, chunking), "true", 0, 0, 0, NULL},
     PETREL_SETTINGS_END,
 };

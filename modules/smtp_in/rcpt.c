@@ -182,6 +182,34 @@ static void check_done(struct petrel_conn *conn, void *arg, bool closing)
     free(j);
 }
 
+/* DSN backscatter: anyone can name a victim as the sender and ask for a
+ * success report carrying the whole message. From a client that neither
+ * logged in nor is in relay_networks, NOTIFY=SUCCESS and DELAY and
+ * RET=FULL are dropped (a NOTIFY left empty becomes NEVER, not the
+ * default), unless dsn_trusted_only is off. */
+static void dsn_limit(struct petrel_conn *conn, struct smtp_session *s, enum smtp_dsn_ret *ret,
+                      unsigned *notify)
+{
+    if (!s->cfg->dsn_trusted_only || s->auth_user[0] != '\0' || s->relay_net)
+        return;
+    const unsigned cut = SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY;
+    bool changed = false;
+    if (ret != NULL && *ret == SMTP_RET_FULL)
+        *ret = SMTP_RET_HDRS, changed = true;
+    if (notify != NULL && (*notify & cut)) {
+        *notify &= ~cut;
+        if (*notify == 0)
+            *notify = SMTP_NOTIFY_NEVER;
+        changed = true;
+    }
+    if (changed && !s->dsn_limited) {
+        s->dsn_limited = true;
+        petrel_conn_log(conn, PETREL_LOG_INFO,
+                        "DSN NOTIFY=SUCCESS/DELAY and RET=FULL ignored: client not logged in "
+                        "(dsn_trusted_only)");
+    }
+}
+
 static void submit(struct petrel_conn *conn, struct check_job *j, petrel_work_fn *work)
 {
     if (petrel_conn_submit(conn, work, check_done, j))
@@ -213,6 +241,7 @@ void smtp_cmd_mail(struct petrel_conn *conn, struct smtp_session *s, const char 
         smtp_error(conn, 552, "5.3.4", "message size exceeds fixed limit");
         return;
     }
+    dsn_limit(conn, s, &j->mail.ret, NULL);
     s->mail = j->mail;
     s->in_mail = true;
     smtp_build_env(conn, s);
@@ -252,6 +281,7 @@ void smtp_cmd_rcpt(struct petrel_conn *conn, struct smtp_session *s, const char 
                         smtp_primary_domain);
         j->rcpt.to.local_len = strlen("postmaster");
     }
+    dsn_limit(conn, s, NULL, &j->rcpt.notify);
     j->s = s;
     j->is_rcpt = true;
     j->relay_ok = s->auth_user[0] != '\0' || s->relay_net;

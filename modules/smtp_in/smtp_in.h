@@ -40,6 +40,7 @@ struct smtp_config {
     char *bare_lf;           /* "normalize" | "reject" */
     long long greeting_delay;
     bool smtputf8, dsn, chunking;
+    bool dsn_trusted_only; /* NOTIFY=SUCCESS/DELAY, RET=FULL: logged-in and relay_networks */
 };
 
 /* relay_networks: "192.0.2.0/24", "2001:db8::/32", single addresses.
@@ -74,7 +75,8 @@ struct smtp_session {
     enum smtp_state state;
     char helo[256];
     bool ehlo, greeted;
-    bool relay_net; /* client in relay_networks */
+    bool relay_net;   /* client in relay_networks */
+    bool dsn_limited; /* said once in the log: DSN requests cut (dsn_trusted_only) */
     char auth_user[PETREL_AUTH_USER_MAX + 1];
     struct petrel_sasl *sasl;
     enum petrel_sasl_mech mech;

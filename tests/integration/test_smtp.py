@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CMD_TIMEOUT
+from conftest import CMD_TIMEOUT, wait_for
 from smtp_helpers import (HELO, HOSTNAME, PASSWORD, REMOTE, SmtpServer, header_fields, login,
                           message, queue_id, smtplib_queue_id, stuff)
 
@@ -38,15 +38,27 @@ def srv(smtp_server):
     return smtp_server()
 
 
+# What the final delivery puts on top (RFC 5321 section 4.4), then ours.
+DELIVERY_RE = r"^Return-Path: <(?P<return_path>[^>]*)>\r\nDelivered-To: (?P<delivered_to>\S+)\r\n"
 RECEIVED_RE = (r"^Received: from (?P<helo>\S+) \(\[127\.0\.0\.1\]\)\r\n"
                rf"\tby {re.escape(HOSTNAME)} \(Petrel\) with (?P<proto>\w+) id (?P<id>\w+)"
                r"(?:\r\n\t\(using (?P<tls>TLSv[\d.]+ with cipher [\w-]+)\))?"
                r"(?:\r\n\tfor <(?P<for>[^>]+)>)?; (?P<date>[^\r]+)\r\n")
 
 
+def delivered(raw):
+    """A stored message less the Return-Path and Delivered-To that the
+    final delivery put on top (they must be there); and their match."""
+    m = re.match(DELIVERY_RE.encode(), raw)
+    assert m, f"no Return-Path and Delivered-To on top:\n{raw[:400]!r}"
+    return raw[m.end():], m
+
+
 def received(raw):
-    """The Received field Petrel put on top of a stored message, parsed;
-    and the rest of the message."""
+    """The Received field Petrel put on top of a message, parsed (after the
+    final delivery's fields, for a stored one); and the rest."""
+    if raw.startswith(b"Return-Path: "):
+        raw = delivered(raw)[0]
     text = raw.decode("utf-8", errors="surrogateescape")
     m = re.match(RECEIVED_RE, text)
     assert m, f"no Received field of ours on top:\n{raw[:400]!r}"
@@ -859,7 +871,7 @@ def test_echo_hooks(smtp_server):
         assert c.command("RCPT TO:<BOB@example.test>") == \
             "550 5.7.1 recipient blocked by the echo example module"
         qid = queue_id(c.data("Subject: stamped\r\n\r\nx\r\n.\r\n"))
-    raw = only_message(srv, ALICE)
+    raw = delivered(only_message(srv, ALICE))[0]
     stamp = f"X-Echo-Stamp: checked by echo (queue id {qid})\r\n".encode()
     assert raw.startswith(stamp), raw[:300]
     m, rest = received(raw[len(stamp):])
@@ -1108,12 +1120,16 @@ def test_postmaster(srv):
 def test_delivery_status_notifications(make_instance, env):
     """A success report when asked (NOTIFY=SUCCESS), a failure report for a
     recipient that failed after acceptance, with ENVID, ORCPT and RET;
-    nothing for NOTIFY=NEVER or the null sender."""
+    nothing for NOTIFY=NEVER or the null sender. Logged in: success
+    reports are only for such clients (dsn_trusted_only)."""
     srv = SmtpServer(make_instance, env, "dsn")
     looping_server(srv)
-    with srv.raw() as c:
+    with srv.raw(srv.sub_port) as c:
         c.greet()
         c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert c.auth_plain(ALICE).startswith("235 ")
         assert c.command(f"MAIL FROM:<{ALICE}> RET=HDRS ENVID=env+2D1") == "250 2.1.0 Ok"
         assert c.command(f"RCPT TO:<{BOB}> NOTIFY=SUCCESS ORCPT=rfc822;bob+40x.test") == \
             "250 2.1.5 Ok"
@@ -1138,7 +1154,8 @@ def test_delivery_status_notifications(make_instance, env):
     assert "Subject: report me" in text  # RET=HDRS: the header...
     assert "secret body" not in text     # ...not the body
     for r in reports:
-        assert r.startswith(f"Received: by {HOSTNAME} (Petrel) id ".encode()), r[:200]
+        assert delivered(r)[0].startswith(f"Received: by {HOSTNAME} (Petrel) id ".encode()), \
+            r[:200]
         assert header_fields(r, "From") == [f"Mail Delivery System <MAILER-DAEMON@{HOSTNAME}>"]
         assert header_fields(r, "Auto-Submitted") == ["auto-replied"]
     assert len(srv.messages(CAROL)) == 2
@@ -1209,7 +1226,7 @@ def test_big_spooled_message_with_stamp_and_remote_copy(smtp_server):
         assert s.rcpt(f"far@{REMOTE}")[0] == 250
         qid = smtplib_queue_id(s.data(msg))
     stamp = f"X-Echo-Stamp: big (queue id {qid})\r\n".encode()
-    raw = only_message(srv, BOB)
+    raw = delivered(only_message(srv, BOB))[0]
     assert raw.startswith(stamp)
     m, rest = received(raw[len(stamp):])
     assert m.group("id") == qid and rest == msg
@@ -1262,3 +1279,81 @@ def test_shutdown_says_goodbye(srv):
     finally:
         c.close()
     assert srv.all_delivered() == []
+
+
+# --- trace fields of the final delivery, and DSN backscatter ---------------
+
+
+def test_return_path_and_delivered_to(srv):
+    """RFC 5321 section 4.4: the delivering server adds Return-Path with the
+    envelope sender; the client's own Return-Path fields (folded ones too)
+    are dropped, and Delivered-To names each recipient."""
+    forged = ("Return-Path: <forged@trusted.example>\r\n"
+              "Return-Path:\r\n <folded@trusted.example>\r\n")
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        qid = queue_id(send_raw(c, SENDER, [ALICE, BOB],
+                                (forged + "Subject: trace\r\n\r\nbody\r\n.\r\n").encode()))
+    for rcpt in (ALICE, BOB):
+        raw = only_message(srv, rcpt)
+        rest, m = delivered(raw)
+        assert m.group("return_path") == SENDER.encode()
+        assert m.group("delivered_to") == rcpt.encode()
+        assert b"forged@" not in raw and b"folded@" not in raw, raw
+        assert header_fields(raw, "Return-Path") == [f"<{SENDER}>"]
+        assert received(rest)[0].group("id") == qid
+    # The null sender is <>.
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, "", [CAROL], b"Subject: null\r\n\r\nx\r\n.\r\n"))
+    assert delivered(only_message(srv, CAROL))[1].group("return_path") == b""
+
+
+def test_delivered_to_shows_a_loop(srv):
+    """A message that already says it was delivered to the recipient came
+    back through a forward elsewhere: it fails (554 5.4.6) instead of
+    going round again."""
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, "", [ALICE, BOB],
+                          f"Delivered-To: {ALICE.upper()}\r\nSubject: loop\r\n\r\nx\r\n.\r\n"))
+    assert srv.messages(ALICE) == []
+    assert len(srv.messages(BOB)) == 1
+    assert "mail forwarding loop (Delivered-To)" in srv.log()
+
+
+def test_dsn_backscatter_refused_for_anonymous_clients(make_instance, env):
+    """An MX client naming a victim as sender cannot have a success report
+    or the whole message sent there: NOTIFY=SUCCESS/DELAY and RET=FULL
+    count only for logged-in clients (dsn_trusted_only), and a failure
+    report for a message that came without a login carries its header
+    only. Off, the MX client's NOTIFY=SUCCESS is honoured (the control)."""
+    victim = f"victim@{REMOTE}"
+    srv = SmtpServer(make_instance, env, "backscatter")
+    looping_server(srv)
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, victim, [ALICE], b"Subject: spam\r\n\r\nsecret body\r\n.\r\n",
+                          mail_params=" RET=FULL", rcpt_params=" NOTIFY=SUCCESS"))
+        queue_id(send_raw(c, victim, [BOB, "loopa@example.test"],
+                          b"Subject: spam2\r\n\r\nsecret body\r\n.\r\n",
+                          mail_params=" RET=FULL", rcpt_params=" NOTIFY=SUCCESS,FAILURE"))
+    assert len(srv.messages(ALICE)) == 1 and len(srv.messages(BOB)) == 1
+    srv.inst.wait_log(r"DSN NOTIFY=SUCCESS/DELAY and RET=FULL ignored")
+    reports = [(srv.queue_dir("data") / q).read_bytes() for q in srv.queued()]
+    assert len(reports) == 1, reports  # the failure only: no success report
+    assert b"Action: failed" in reports[0] and b"Action: delivered" not in reports[0]
+    assert b"Subject: spam2" in reports[0] and b"secret body" not in reports[0]
+    srv.stop()
+    srv.inst.set_module_settings("smtp_in", dsn_trusted_only=False)
+    srv.start()
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, victim, [CAROL], b"Subject: asked\r\n\r\nx\r\n.\r\n",
+                          rcpt_params=" NOTIFY=SUCCESS"))
+    wait_for(lambda: len(srv.queued()) == 2, what="the success report queued")
