@@ -9,7 +9,12 @@
 #include <petrel/auth.h>
 #include <petrel/userdb.h>
 
-/* --- limits.c: failure counting per key (client IP or account) --- */
+/* --- limits.c: bounded tables keyed by text --- */
+
+/* The longest per-IP key (auth_limits_ip_key): an address or a /64. */
+#define AUTH_IP_KEY_MAX 64
+/* The longest key: "user ipkey" for an (account, source) pair. */
+#define AUTH_LIMIT_KEY_MAX (PETREL_AUTH_USER_MAX + 1 + AUTH_IP_KEY_MAX)
 
 /* A fixed-size table: memory is bounded whatever an attacker sends. A key
  * is remembered for its failure window (or lockout); when the table is
@@ -17,7 +22,7 @@
  * but never one that is locked out or has attempts in flight: when all
  * probed slots are such, a new key is refused (fail closed). */
 struct auth_limit_slot {
-    char key[PETREL_AUTH_USER_MAX + 1];
+    char key[AUTH_LIMIT_KEY_MAX + 1];
     unsigned failures;
     unsigned pending;        /* attempts reserved and not settled yet */
     long long window_end_ms; /* failures count within [.., window_end) */
@@ -28,7 +33,7 @@ struct auth_limits {
     pthread_mutex_t lock;
     struct auth_limit_slot *slots;
     size_t nslots;         /* power of two */
-    unsigned max_failures; /* 0: no limit */
+    unsigned max_failures; /* 0: no limit (the table is switched off) */
     long long window_ms, lockout_ms;
 };
 
@@ -37,6 +42,8 @@ void auth_limits_init(struct auth_limits *l, size_t size, unsigned max_failures,
 void auth_limits_set(struct auth_limits *l, unsigned max_failures, long long window_ms,
                      long long lockout_ms);
 void auth_limits_free(struct auth_limits *l);
+
+/* As a lock-out table: */
 /* Whether key is locked out at now. */
 bool auth_limits_locked(struct auth_limits *l, const char *key, long long now_ms);
 /* Count one failure; true when this failure locks the key out. */
@@ -51,23 +58,88 @@ bool auth_limits_reserve(struct auth_limits *l, const char *key, long long now_m
 /* After a reserved attempt: release it, counting a failure if failed
  * (true when that starts a lock-out). A success is refunded. */
 bool auth_limits_settle(struct auth_limits *l, const char *key, long long now_ms, bool failed);
+
+/* As a counter that never locks (max_failures only switches it on): count
+ * one failure of key and return the failures within the current window,
+ * this one included; 0 when switched off. Its slots are never pinned, so
+ * it always finds room (the entry closest to expiry is forgotten). */
+unsigned auth_limits_count(struct auth_limits *l, const char *key, long long now_ms);
+
+/* As a set of recent keys (max_failures only switches it on): a key is
+ * known for window_ms after it was last remembered. When full, the key
+ * remembered longest ago among the probed slots is forgotten. */
+void auth_limits_remember(struct auth_limits *l, const char *key, long long now_ms);
+bool auth_limits_known(struct auth_limits *l, const char *key, long long now_ms);
+
 /* The per-IP key of a client address: an IPv4 address as it is (also when
- * IPv4-mapped), an IPv6 address as its /64 ("2001:db8::/64"). */
+ * IPv4-mapped), an IPv6 address as its /64 ("2001:db8::/64"). size is
+ * AUTH_IP_KEY_MAX + 1. */
 void auth_limits_ip_key(const char *ip, char *out, size_t size);
 
-/* --- authenticate.c: the decision --- */
+/* --- guard.c: the lock-out model (docs/auth.md) --- */
 
-struct auth_policy {
-    long long failure_delay_ms;
-    bool plaintext_without_tls;
+/* Lock-outs penalise the source of the failures, never the account as a
+ * whole: a source is locked for every account after max_per_ip failures,
+ * an (account, source) pair after max_per_pair. Failures of one
+ * account from all sources are only counted: past account_slow_after, each
+ * further failure from a source that has not logged in to that account
+ * within remember_ms is answered with a growing delay (failure_delay
+ * doubled per failure, capped at max_failure_delay); nothing refuses an
+ * account because of failures from other sources. */
+struct auth_guard_config {
+    unsigned max_per_ip, max_per_pair, account_slow_after; /* 0: off */
+    long long window_ms, lockout_ms, remember_ms;
+    long long failure_delay_ms, max_failure_delay_ms;
 };
+
+struct auth_guard {
+    struct auth_limits per_ip;      /* lock-outs per source */
+    struct auth_limits per_pair;    /* lock-outs per (account, source) */
+    struct auth_limits per_account; /* failures per account: only counted */
+    struct auth_limits known;       /* (account, source) pairs that logged in */
+    _Atomic long long failure_delay_ms, max_failure_delay_ms;
+    _Atomic unsigned account_slow_after; /* per_account's threshold, read unlocked */
+};
+
+enum auth_guard_lock {
+    AUTH_GUARD_OPEN = 0,
+    AUTH_GUARD_SOURCE_LOCKED, /* the source is locked out (or no room) */
+    AUTH_GUARD_PAIR_LOCKED,   /* the source is locked out for this account (or no room) */
+};
+
+/* What settling an attempt did: the delay to answer with, and the events
+ * to log (each happens once per lock-out or window). */
+struct auth_guard_outcome {
+    unsigned delay_ms;
+    bool source_locked;   /* this failure locked the source out */
+    bool pair_locked;     /* this failure locked the source out for the account */
+    bool account_slowing; /* this failure took the account past account_slow_after */
+    bool slowed;          /* this failure's delay was grown */
+};
+
+void auth_guard_init(struct auth_guard *g, size_t size);
+void auth_guard_set(struct auth_guard *g, const struct auth_guard_config *c);
+void auth_guard_free(struct auth_guard *g);
+/* Before checking a password: refused (nothing reserved) or OPEN, with
+ * the attempt reserved against the source and the pair at once. */
+enum auth_guard_lock auth_guard_reserve(struct auth_guard *g, const char *user, const char *ipkey,
+                                        long long now_ms);
+/* After a reserved attempt that ended in st: a failure is counted
+ * everywhere, a success refunded, clears the pair's failures and makes the
+ * pair known-good, a temporary failure is refunded. */
+void auth_guard_settle(struct auth_guard *g, const char *user, const char *ipkey, long long now_ms,
+                       enum petrel_auth_status st, struct auth_guard_outcome *out);
+/* A failure without an account (an invalid user name): the source only. */
+void auth_guard_fail_source(struct auth_guard *g, const char *ipkey, long long now_ms,
+                            struct auth_guard_outcome *out);
+
+/* --- authenticate.c: the decision --- */
 
 struct auth_state {
     const struct petrel_userdb_ops *userdb;
     char primary[256];
     char *dummy_hash; /* verified against for unknown users: same cost */
-    struct auth_limits per_ip, per_account;
-    _Atomic long long failure_delay_ms;
+    struct auth_guard guard;
     _Atomic bool plaintext_without_tls;
 };
 

@@ -1,10 +1,10 @@
-/* One login decision: rate limits first (a locked-out client or account
- * is refused without checking anything; the attempt is reserved against
- * both limits at that moment), then the auth.verify hook, then the userdb
- * with a constant-time password check. Every failure is counted (a
- * success refunds its reservation), logged with its reason (never the
- * password) and answered after failure_delay. */
-#include <stdatomic.h>
+/* One login decision: lock-outs first (a source locked out, for every
+ * account or for this one, is refused at once without checking anything;
+ * the attempt is reserved against both at that moment), then the
+ * auth.verify hook, then the userdb with a constant-time password check.
+ * Every failure is counted (guard.c: a success refunds its reservation),
+ * logged with its reason (never the password) and answered after
+ * failure_delay, or later while the account is under attack. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -62,13 +62,14 @@ static bool canonical(const char *in, char *out, size_t size)
     return true;
 }
 
-static void set_result(struct petrel_auth_result *r, enum petrel_auth_status st, const char *reason)
+/* delay_ms: failures only. A refusal by a lock-out costs the server
+ * nothing and is answered at once: the guard gives it no delay. */
+static void set_result(struct petrel_auth_result *r, enum petrel_auth_status st, const char *reason,
+                       unsigned delay_ms)
 {
     r->status = st;
     petrel_strlcpy(r->reason, reason, sizeof(r->reason));
-    r->delay_ms = st == PETREL_AUTH_OK || st == PETREL_AUTH_TEMPFAIL
-                      ? 0
-                      : (unsigned)atomic_load(&auth_state.failure_delay_ms);
+    r->delay_ms = st == PETREL_AUTH_FAILED ? delay_ms : 0;
 }
 
 /* The userdb's verdict for user/password: OK, FAILED with a reason, or
@@ -144,61 +145,52 @@ static void count(const char *name)
     petrel_counter_add(petrel_counter(name), 1);
 }
 
-static void log_lockout(const char *what, const char *key)
+/* The events of a settled attempt, each logged once when it starts. */
+static void log_events(const char *user, const char *ipkey, const struct auth_guard_outcome *o)
 {
-    char k[200];
-    log_safe(key, k, sizeof(k));
-    petrel_log(PETREL_LOG_WARNING, MODULE_NAME, "too many failed logins %s %s: refused for a while",
-               what, k);
-}
-
-/* Reserve the attempt against the client and the account, atomically
- * with the check, so that concurrent attempts cannot each pass a check
- * that only counts finished ones. False (nothing reserved) if either is
- * at its limit. */
-static bool reserve(const char *ipkey, const char *user, long long now)
-{
-    if (!auth_limits_reserve(&auth_state.per_ip, ipkey, now))
-        return false;
-    if (auth_limits_reserve(&auth_state.per_account, user, now))
-        return true;
-    auth_limits_settle(&auth_state.per_ip, ipkey, now, false);
-    return false;
-}
-
-/* Settle a reserved attempt: a failure is counted (a lock-out is logged
- * once, when it starts), anything else is refunded. */
-static void settle(const char *ipkey, const char *user, bool failed)
-{
-    long long now = auth_now_ms();
-    if (auth_limits_settle(&auth_state.per_ip, ipkey, now, failed))
-        log_lockout("from", ipkey);
-    if (auth_limits_settle(&auth_state.per_account, user, now, failed))
-        log_lockout("for", user);
+    char u[200], k[200];
+    log_safe(user, u, sizeof(u));
+    log_safe(ipkey, k, sizeof(k));
+    if (o->source_locked)
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
+                   "too many failed logins from %s: refused for a while", k);
+    if (o->pair_locked)
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
+                   "too many failed logins for %s from %s: refused for a while", u, k);
+    if (o->account_slowing)
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
+                   "many failed logins for %s: failures from addresses it has not logged in "
+                   "from are slowed down for a while",
+                   u);
+    if (o->slowed)
+        count("auth.slowed");
 }
 
 void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth_result *r)
 {
     memset(r, 0, sizeof(*r));
-    char user[PETREL_AUTH_USER_MAX + 1], ipkey[PETREL_AUTH_USER_MAX + 1];
+    char user[PETREL_AUTH_USER_MAX + 1], ipkey[AUTH_IP_KEY_MAX + 1];
     const char *ip = req->client_ip != NULL ? req->client_ip : "-";
     struct petrel_auth_request rq = *req;
     rq.client_ip = ip;
     /* IPv6 clients are counted per /64, IPv4 ones per address. */
     auth_limits_ip_key(ip, ipkey, sizeof(ipkey));
-    long long now = auth_now_ms();
+    struct auth_guard_outcome out = {0};
     const char *reason = NULL;
     enum petrel_auth_status st;
+    enum auth_guard_lock lock;
     if (req->authcid == NULL || req->password == NULL ||
         !canonical(req->authcid, user, sizeof(user))) {
         petrel_strlcpy(user, "-", sizeof(user));
         st = PETREL_AUTH_FAILED;
         reason = "invalid user name";
-        if (auth_limits_fail(&auth_state.per_ip, ipkey, now))
-            log_lockout("from", ipkey);
-    } else if (!reserve(ipkey, user, now)) {
+        auth_guard_fail_source(&auth_state.guard, ipkey, auth_now_ms(), &out);
+    } else if ((lock = auth_guard_reserve(&auth_state.guard, user, ipkey, auth_now_ms())) !=
+               AUTH_GUARD_OPEN) {
         st = PETREL_AUTH_RATELIMITED;
-        reason = "too many failed logins";
+        reason = lock == AUTH_GUARD_PAIR_LOCKED
+                     ? "too many failed logins for this account from this address"
+                     : "too many failed logins from this address";
     } else {
         st = decide(&rq, user, r->user, &reason);
         char z[PETREL_AUTH_USER_MAX + 1];
@@ -208,13 +200,12 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
             st = PETREL_AUTH_FAILED;
             reason = "authorization identity differs from the user";
         }
-        settle(ipkey, user, st == PETREL_AUTH_FAILED);
-        if (st == PETREL_AUTH_OK)
-            auth_limits_clear(&auth_state.per_account, user);
+        auth_guard_settle(&auth_state.guard, user, ipkey, auth_now_ms(), st, &out);
     }
-    set_result(r, st, st == PETREL_AUTH_OK ? "" : reason);
+    set_result(r, st, st == PETREL_AUTH_OK ? "" : reason, out.delay_ms);
     if (st != PETREL_AUTH_OK)
         r->user[0] = '\0';
+    log_events(user, ipkey, &out);
     count(st == PETREL_AUTH_OK         ? "auth.success"
           : st == PETREL_AUTH_FAILED   ? "auth.failure"
           : st == PETREL_AUTH_TEMPFAIL ? "auth.tempfail"

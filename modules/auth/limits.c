@@ -1,7 +1,9 @@
-/* Failure counting for the rate limits, per client IP and per account.
- * One mutex per table: the critical sections are a few compares, far
- * cheaper than the password hash every login pays anyway. */
+/* The bounded tables behind the login policy (guard.c): failure counting
+ * with lock-outs, a plain failure counter and a set of recent keys. One
+ * mutex per table: the critical sections are a few compares, far cheaper
+ * than the password hash every login pays anyway. */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,6 +169,39 @@ bool auth_limits_settle(struct auth_limits *l, const char *key, long long now, b
     }
     pthread_mutex_unlock(&l->lock);
     return locks;
+}
+
+unsigned auth_limits_count(struct auth_limits *l, const char *key, long long now)
+{
+    pthread_mutex_lock(&l->lock);
+    unsigned n = 0;
+    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, true) : NULL;
+    if (s != NULL) {
+        roll_window(l, s, now);
+        if (s->failures < UINT_MAX)
+            s->failures++;
+        n = s->failures;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+void auth_limits_remember(struct auth_limits *l, const char *key, long long now)
+{
+    pthread_mutex_lock(&l->lock);
+    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, true) : NULL;
+    if (s != NULL)
+        s->window_end_ms = now + l->window_ms;
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool auth_limits_known(struct auth_limits *l, const char *key, long long now)
+{
+    pthread_mutex_lock(&l->lock);
+    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, false) : NULL;
+    bool known = s != NULL && s->window_end_ms > now;
+    pthread_mutex_unlock(&l->lock);
+    return known;
 }
 
 void auth_limits_clear(struct auth_limits *l, const char *key)

@@ -13,10 +13,13 @@
 
 struct auth_config {
     long long failure_delay;
+    long long max_failure_delay;
     long long max_failures_per_ip;
     long long max_failures_per_account;
+    long long account_slowdown_after;
     long long failure_window;
     long long lockout;
+    long long remember_logins;
     long long track_max;
     bool plaintext_without_tls;
 };
@@ -24,10 +27,13 @@ struct auth_config {
 /* clang-format off */
 static const struct petrel_setting settings[] = {
     {"failure_delay", PETREL_SETTING_DURATION, offsetof(struct auth_config, failure_delay), "2s", 0, 60, 0, NULL},
+    {"max_failure_delay", PETREL_SETTING_DURATION, offsetof(struct auth_config, max_failure_delay), "15s", 0, 300, 0, NULL},
     {"max_failures_per_ip", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_ip), "20", 0, 1000000, 0, NULL},
     {"max_failures_per_account", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_account), "10", 0, 1000000, 0, NULL},
+    {"account_slowdown_after", PETREL_SETTING_INT, offsetof(struct auth_config, account_slowdown_after), "20", 0, 1000000, 0, NULL},
     {"failure_window", PETREL_SETTING_DURATION, offsetof(struct auth_config, failure_window), "15m", 1, 86400, 0, NULL},
     {"lockout", PETREL_SETTING_DURATION, offsetof(struct auth_config, lockout), "15m", 1, 86400, 0, NULL},
+    {"remember_logins", PETREL_SETTING_DURATION, offsetof(struct auth_config, remember_logins), "30d", 0, 7776000, 0, NULL},
     {"track_max", PETREL_SETTING_INT, offsetof(struct auth_config, track_max), "16384", 16, 4194304, PETREL_SETTING_FIXED, NULL},
     {"plaintext_without_tls", PETREL_SETTING_BOOL, offsetof(struct auth_config, plaintext_without_tls), "false", 0, 0, 0, NULL},
     PETREL_SETTINGS_END,
@@ -48,12 +54,18 @@ static const struct petrel_auth_ops auth_ops = {
 /* Settings that may change on reload, applied where workers read them. */
 static void apply(const struct auth_config *c)
 {
-    atomic_store(&auth_state.failure_delay_ms, c->failure_delay * 1000);
     atomic_store(&auth_state.plaintext_without_tls, c->plaintext_without_tls);
-    auth_limits_set(&auth_state.per_ip, (unsigned)c->max_failures_per_ip, c->failure_window * 1000,
-                    c->lockout * 1000);
-    auth_limits_set(&auth_state.per_account, (unsigned)c->max_failures_per_account,
-                    c->failure_window * 1000, c->lockout * 1000);
+    struct auth_guard_config g = {
+        .max_per_ip = (unsigned)c->max_failures_per_ip,
+        .max_per_pair = (unsigned)c->max_failures_per_account,
+        .account_slow_after = (unsigned)c->account_slowdown_after,
+        .window_ms = c->failure_window * 1000,
+        .lockout_ms = c->lockout * 1000,
+        .remember_ms = c->remember_logins * 1000,
+        .failure_delay_ms = c->failure_delay * 1000,
+        .max_failure_delay_ms = c->max_failure_delay * 1000,
+    };
+    auth_guard_set(&auth_state.guard, &g);
 }
 
 static int auth_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
@@ -72,8 +84,7 @@ static int auth_init(struct petrel_ctx *ctx, const void *config, const char **er
         petrel_password_hash("petrel-dummy-password", PETREL_PASSWORD_YESCRYPT, error_r);
     if (auth_state.dummy_hash == NULL)
         return -1;
-    auth_limits_init(&auth_state.per_ip, (size_t)c->track_max, 0, 1, 1);
-    auth_limits_init(&auth_state.per_account, (size_t)c->track_max, 0, 1, 1);
+    auth_guard_init(&auth_state.guard, (size_t)c->track_max);
     apply(c);
     return petrel_service_register(ctx, PETREL_AUTH_SERVICE, PETREL_AUTH_VERSION, &auth_ops);
 }
@@ -86,8 +97,7 @@ static int auth_reload(struct petrel_ctx *ctx, const void *config, const char **
 
 static void auth_stop(struct petrel_ctx *ctx)
 {
-    auth_limits_free(&auth_state.per_ip);
-    auth_limits_free(&auth_state.per_account);
+    auth_guard_free(&auth_state.guard);
     free(auth_state.dummy_hash);
     auth_state.dummy_hash = NULL;
 }

@@ -1,6 +1,8 @@
 /* The rate-limit tables: a key is locked after max failures within the
  * window, stays locked for the lockout, forgets after, and a full table
- * replaces old entries instead of growing. */
+ * replaces old entries instead of growing. Then the lock-out model on top
+ * (guard.c): failures lock out their source, for one account or for all,
+ * and only slow down the account's other sources. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +131,224 @@ static void test_ip_key(void **state)
     assert_string_equal(a, "-");
 }
 
+/* The account-wide counter never locks and always finds room. */
+static void test_count_never_locks(void **state)
+{
+    struct auth_limits l;
+    auth_limits_init(&l, 16, 2, 1000, 0);
+    for (unsigned i = 1; i <= 5; i++)
+        assert_int_equal(auth_limits_count(&l, "alice", 10), i);
+    assert_false(auth_limits_locked(&l, "alice", 10));
+    assert_int_equal(auth_limits_count(&l, "alice", 1500), 1); /* a new window */
+    for (int i = 0; i < 1000; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "user%d", i);
+        assert_int_equal(auth_limits_count(&l, key, 1600), 1);
+    }
+    auth_limits_set(&l, 0, 1000, 0);
+    assert_int_equal(auth_limits_count(&l, "alice", 1700), 0); /* switched off */
+    auth_limits_free(&l);
+}
+
+static void test_known_set(void **state)
+{
+    struct auth_limits l;
+    auth_limits_init(&l, 16, 1, 1000, 0);
+    assert_false(auth_limits_known(&l, "alice 10.0.0.1", 0));
+    auth_limits_remember(&l, "alice 10.0.0.1", 0);
+    assert_true(auth_limits_known(&l, "alice 10.0.0.1", 999));
+    assert_false(auth_limits_known(&l, "alice 10.0.0.2", 1));
+    auth_limits_remember(&l, "alice 10.0.0.1", 900); /* refreshed */
+    assert_true(auth_limits_known(&l, "alice 10.0.0.1", 1500));
+    assert_false(auth_limits_known(&l, "alice 10.0.0.1", 1900));
+    auth_limits_set(&l, 0, 1000, 0);
+    auth_limits_remember(&l, "bob 10.0.0.1", 2000);
+    assert_false(auth_limits_known(&l, "bob 10.0.0.1", 2000));
+    auth_limits_free(&l);
+}
+
+#define ATTACKER "192.0.2.66"
+#define OWNER "198.51.100.1"
+
+static void guard_setup(struct auth_guard *g, unsigned per_ip, unsigned per_pair,
+                        unsigned per_account)
+{
+    auth_guard_init(g, 64);
+    struct auth_guard_config c = {.max_per_ip = per_ip,
+                                  .max_per_pair = per_pair,
+                                  .account_slow_after = per_account,
+                                  .window_ms = 10000,
+                                  .lockout_ms = 50000,
+                                  .remember_ms = 100000,
+                                  .failure_delay_ms = 1000,
+                                  .max_failure_delay_ms = 5000};
+    auth_guard_set(g, &c);
+}
+
+/* One attempt from start to end: the lock it met, or the outcome. */
+static enum auth_guard_lock attempt(struct auth_guard *g, const char *user, const char *ip,
+                                    long long now, enum petrel_auth_status st,
+                                    struct auth_guard_outcome *out)
+{
+    enum auth_guard_lock lock = auth_guard_reserve(g, user, ip, now);
+    if (lock == AUTH_GUARD_OPEN)
+        auth_guard_settle(g, user, ip, now, st, out);
+    return lock;
+}
+
+static void fail_attempt(struct auth_guard *g, const char *user, const char *ip, long long now,
+                         struct auth_guard_outcome *out)
+{
+    assert_int_equal(attempt(g, user, ip, now, PETREL_AUTH_FAILED, out), AUTH_GUARD_OPEN);
+}
+
+/* The defect: failures from one source locked the account everywhere.
+ * Now they lock out the attacker for that account, and nobody else. */
+static void test_attacker_locks_only_itself(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup(&g, 20, 3, 100);
+    fail_attempt(&g, "alice", ATTACKER, 0, &out);
+    fail_attempt(&g, "alice", ATTACKER, 1, &out);
+    assert_false(out.pair_locked);
+    fail_attempt(&g, "alice", ATTACKER, 2, &out);
+    assert_true(out.pair_locked);
+    assert_false(out.source_locked);
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 3), AUTH_GUARD_PAIR_LOCKED);
+    /* The owner, elsewhere, with the right password. */
+    assert_int_equal(attempt(&g, "alice", OWNER, 4, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    assert_int_equal(out.delay_ms, 0);
+    /* The attacker may still try other accounts (until its source limit). */
+    assert_int_equal(attempt(&g, "bob", ATTACKER, 5, PETREL_AUTH_FAILED, &out), AUTH_GUARD_OPEN);
+    /* The pair's lock-out ends after lockout_ms. */
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 50001), AUTH_GUARD_PAIR_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 50002), AUTH_GUARD_OPEN);
+    auth_guard_free(&g);
+}
+
+static void test_source_locked_for_every_account(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup(&g, 3, 10, 100);
+    fail_attempt(&g, "u0", ATTACKER, 0, &out);
+    fail_attempt(&g, "u1", ATTACKER, 0, &out);
+    assert_false(out.source_locked);
+    auth_guard_fail_source(&g, ATTACKER, 0, &out); /* an invalid user name counts too */
+    assert_true(out.source_locked);
+    assert_int_equal(out.delay_ms, 1000);
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 1), AUTH_GUARD_SOURCE_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, "u0", ATTACKER, 1), AUTH_GUARD_SOURCE_LOCKED);
+    assert_int_equal(attempt(&g, "u0", OWNER, 1, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    auth_guard_free(&g);
+}
+
+/* Failures from many sources (each under its own limits) only slow the
+ * account's failures down, growing and capped; never a refusal, and no
+ * slow-down for a source the owner has logged in from. */
+static void test_account_failures_slow_never_refuse(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup(&g, 20, 10, 2);
+    assert_int_equal(attempt(&g, "alice", OWNER, 0, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    static const unsigned want[] = {1000, 1000, 2000, 4000, 5000, 5000};
+    for (unsigned i = 0; i < 6; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "203.0.113.%u", i);
+        fail_attempt(&g, "alice", ip, 10 + i, &out);
+        assert_int_equal(out.delay_ms, want[i]);
+        assert_int_equal(out.account_slowing, i == 1);
+        assert_int_equal(out.slowed, i >= 2);
+    }
+    /* A new source is slowed on failure, but not refused. */
+    assert_int_equal(auth_guard_reserve(&g, "alice", "203.0.113.99", 20), AUTH_GUARD_OPEN);
+    auth_guard_settle(&g, "alice", "203.0.113.99", 20, PETREL_AUTH_OK, &out);
+    /* The owner's known-good source: a typo costs the plain delay. */
+    fail_attempt(&g, "alice", OWNER, 21, &out);
+    assert_int_equal(out.delay_ms, 1000);
+    assert_false(out.slowed);
+    assert_int_equal(attempt(&g, "alice", OWNER, 22, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    /* Other accounts are not slowed. */
+    fail_attempt(&g, "bob", "203.0.113.0", 23, &out);
+    assert_int_equal(out.delay_ms, 1000);
+    /* A new window starts at the plain delay again. */
+    fail_attempt(&g, "alice", "203.0.113.7", 10011, &out);
+    assert_int_equal(out.delay_ms, 1000);
+    auth_guard_free(&g);
+}
+
+/* Known-good lasts remember_ms after the last login, then the owner's
+ * source is like any other. */
+static void test_known_good_expires(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup(&g, 0, 0, 1);
+    assert_int_equal(attempt(&g, "alice", OWNER, 0, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    fail_attempt(&g, "alice", ATTACKER, 200000, &out);
+    fail_attempt(&g, "alice", OWNER, 200001, &out);
+    assert_int_equal(out.delay_ms, 2000);
+    assert_true(out.slowed);
+    auth_guard_free(&g);
+}
+
+/* A success clears the pair's failures, not the source's (they may be
+ * against other accounts); a temporary failure counts nothing. */
+static void test_success_clears_pair_only(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup(&g, 4, 2, 100);
+    fail_attempt(&g, "alice", OWNER, 0, &out);
+    assert_int_equal(attempt(&g, "alice", OWNER, 1, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    fail_attempt(&g, "alice", OWNER, 2, &out);
+    assert_false(out.pair_locked);
+    assert_int_equal(attempt(&g, "alice", OWNER, 3, PETREL_AUTH_TEMPFAIL, &out), AUTH_GUARD_OPEN);
+    assert_int_equal(out.delay_ms, 0);
+    assert_false(out.pair_locked);
+    fail_attempt(&g, "bob", OWNER, 4, &out);
+    assert_false(out.source_locked);
+    fail_attempt(&g, "carol", OWNER, 5, &out);
+    assert_true(out.source_locked); /* 1 + 1 + 1 + 1 */
+    auth_guard_free(&g);
+}
+
+/* Attempts in flight count against the pair and the source; one refused
+ * by the pair gives its source reservation back. */
+static void test_guard_reserves_in_flight(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup(&g, 3, 2, 100);
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 0), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 0), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 0), AUTH_GUARD_PAIR_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, "bob", ATTACKER, 0), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, "carol", ATTACKER, 0), AUTH_GUARD_SOURCE_LOCKED);
+    auth_guard_settle(&g, "bob", ATTACKER, 1, PETREL_AUTH_OK, &out);
+    assert_int_equal(auth_guard_reserve(&g, "carol", ATTACKER, 1), AUTH_GUARD_OPEN);
+    auth_guard_free(&g);
+}
+
+/* IPv6 sources are one per /64, for the pair as for the source. */
+static void test_guard_ipv6_per_64(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    char a[AUTH_IP_KEY_MAX + 1], b[AUTH_IP_KEY_MAX + 1];
+    guard_setup(&g, 20, 2, 100);
+    auth_limits_ip_key("2001:db8:1:2::1", a, sizeof(a));
+    auth_limits_ip_key("2001:db8:1:2::2", b, sizeof(b));
+    fail_attempt(&g, "alice", a, 0, &out);
+    fail_attempt(&g, "alice", b, 0, &out);
+    assert_true(out.pair_locked);
+    auth_limits_ip_key("2001:db8:1:3::1", b, sizeof(b));
+    assert_int_equal(auth_guard_reserve(&g, "alice", b, 1), AUTH_GUARD_OPEN);
+    auth_guard_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +359,15 @@ int main(void)
         cmocka_unit_test(test_flood_does_not_unlock),
         cmocka_unit_test(test_reserve_counts_in_flight),
         cmocka_unit_test(test_ip_key),
+        cmocka_unit_test(test_count_never_locks),
+        cmocka_unit_test(test_known_set),
+        cmocka_unit_test(test_attacker_locks_only_itself),
+        cmocka_unit_test(test_source_locked_for_every_account),
+        cmocka_unit_test(test_account_failures_slow_never_refuse),
+        cmocka_unit_test(test_known_good_expires),
+        cmocka_unit_test(test_success_clears_pair_only),
+        cmocka_unit_test(test_guard_reserves_in_flight),
+        cmocka_unit_test(test_guard_ipv6_per_64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

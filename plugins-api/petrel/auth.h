@@ -1,8 +1,10 @@
 /* The "auth" service: one call that decides a login, with the server's
- * policy around it (failure delay, rate limits per client IP and per
- * account, logging and counters). Protocol modules decode the client's
- * SASL exchange (petrel/sasl.h), call authenticate() from a worker thread,
- * then wait delay_ms with petrel_conn_delay() before answering a failure.
+ * policy around it (failure delay, lock-outs of the failing client address
+ * per account and for all accounts, a slow-down of an account under
+ * attack, logging and counters: docs/auth.md). Protocol modules decode the
+ * client's SASL exchange (petrel/sasl.h), call authenticate() from a worker
+ * thread, then wait delay_ms with petrel_conn_delay() before answering a
+ * failure; RATELIMITED comes with no delay and is answered at once.
  *
  * Other modules (LDAP, say) supply users through the hook point
  * PETREL_AUTH_HOOK: its event is a struct petrel_auth_verify_event. A
@@ -27,7 +29,7 @@ enum petrel_auth_status {
     PETREL_AUTH_OK = 0,
     PETREL_AUTH_FAILED,      /* wrong credentials, unknown or disabled user */
     PETREL_AUTH_TEMPFAIL,    /* try again later (back-end down) */
-    PETREL_AUTH_RATELIMITED, /* too many failures: refused without checking */
+    PETREL_AUTH_RATELIMITED, /* the client address is locked out: refused unchecked */
 };
 
 struct petrel_auth_request {
@@ -44,7 +46,8 @@ struct petrel_auth_request {
 struct petrel_auth_result {
     enum petrel_auth_status status;
     char user[PETREL_AUTH_USER_MAX + 1]; /* OK: the canonical user */
-    /* Wait this long before answering (failures): petrel_conn_delay(). */
+    /* Wait this long before answering (FAILED only; 0 otherwise, so that a
+     * lock-out is answered at once): petrel_conn_delay(). */
     unsigned delay_ms;
     char reason[160]; /* for the protocol's log, never for the client */
 };

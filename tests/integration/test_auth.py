@@ -1,6 +1,7 @@
 """The auth service end to end: SASL PLAIN and LOGIN through the authprobe
-test module, failure delays, rate limits per client IP and per account,
-logging (with reasons, never passwords) and counters."""
+test module, failure delays, lock-outs per client address and per
+(account, address), the slow-down of an account under attack, logging
+(with reasons, never passwords) and counters."""
 
 import re
 import time
@@ -102,18 +103,62 @@ def test_rate_limit_per_ip(probe):
     assert stats["auth.failure"] == 3
 
 
-def test_rate_limit_per_account(probe):
-    p = probe(failure_delay="0s", max_failures_per_ip=0, max_failures_per_account=2)
-    # Failures from different addresses add up for the account.
-    assert p.plain("alice@example.test", "x", source="127.0.0.2") == "-ERR authentication failed"
-    assert p.plain("alice", "y", source="127.0.0.3") == "-ERR authentication failed"
-    p.inst.wait_log(r"too many failed logins for alice@example\.test")
-    assert p.plain("alice@example.test", PW, source="127.0.0.4") == \
-        "-ERR too many failures, try again later"
-    # Another account from the same address is fine.
-    assert p.plain("bob@example.test", "bobs-secret", source="127.0.0.4") == \
+def test_lockout_is_per_account_and_source(probe):
+    """Failures against an account lock out the address they come from for
+    that account, answered at once; the owner elsewhere, and the attacker's
+    address for other accounts, are not affected."""
+    delay = 3.0
+    p = probe(failure_delay=f"{int(delay)}s", max_failures_per_ip=0, max_failures_per_account=2)
+    for pw in ("x", "y"):
+        t0 = time.monotonic()
+        assert p.plain("alice@example.test", pw, source="127.0.0.2") == \
+            "-ERR authentication failed"
+        assert time.monotonic() - t0 >= delay * 0.95
+    p.inst.wait_log(r"too many failed logins for alice@example\.test from 127\.0\.0\.2")
+    # Refused without the failure delay, the right password too.
+    t0 = time.monotonic()
+    assert p.plain("alice", PW, source="127.0.0.2") == "-ERR too many failures, try again later"
+    took = time.monotonic() - t0
+    assert took < delay / 2, f"the refusal took {took:.2f}s, the failure delay is {delay}s"
+    p.inst.wait_log(r"login rate-limited: service=authprobe ip=127\.0\.0\.2 "
+                    r"user=alice@example\.test .*reason=too many failed logins for this account "
+                    r"from this address")
+    # The owner, from an address that never logged in before.
+    assert p.plain("alice@example.test", PW, source="127.0.0.3") == "+OK alice@example.test"
+    # Another account from the attacker's address.
+    assert p.plain("bob@example.test", "bobs-secret", source="127.0.0.2") == \
         "+OK bob@example.test"
-    assert p.inst.stats()["auth.ratelimited"] == 1
+    stats = p.inst.stats()
+    assert stats["auth.ratelimited"] == 1
+    assert stats["auth.failure"] == 2
+
+
+def test_account_under_attack_is_slowed_not_locked(probe):
+    """Failures for one account from many addresses make its failures
+    slower and slower (capped), except from an address the owner has
+    logged in from; nobody is refused for it."""
+    p = probe(failure_delay="1s", max_failure_delay="8s", account_slowdown_after=1,
+              max_failures_per_ip=0, max_failures_per_account=0)
+    assert p.plain("alice", PW, source="127.0.0.1") == "+OK alice@example.test"
+    for i, least in ((2, 0.95), (3, 1.9), (4, 3.8)):  # 1s, then doubled
+        t0 = time.monotonic()
+        assert p.plain("alice", "wrong", source=f"127.0.0.{i}") == "-ERR authentication failed"
+        took = time.monotonic() - t0
+        assert least <= took < 15, (i, took)
+    p.inst.wait_log(r"many failed logins for alice@example\.test: failures from addresses it has "
+                    r"not logged in from are slowed down")
+    # The owner's address pays the plain delay for a typo (8s if slowed).
+    t0 = time.monotonic()
+    assert p.plain("alice", "typo", source="127.0.0.1") == "-ERR authentication failed"
+    took = time.monotonic() - t0
+    assert 0.95 <= took < 4, took
+    # The right password gets in, from the owner's address or a new one.
+    assert p.plain("alice", PW, source="127.0.0.1") == "+OK alice@example.test"
+    assert p.plain("alice", PW, source="127.0.0.5") == "+OK alice@example.test"
+    stats = p.inst.stats()
+    assert stats["auth.slowed"] == 2
+    assert stats["auth.success"] == 3
+    assert "auth.ratelimited" not in stats or stats["auth.ratelimited"] == 0
 
 
 def test_plaintext_needs_tls_by_default(make_instance, env):

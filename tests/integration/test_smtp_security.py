@@ -1,5 +1,6 @@
 """smtp_in against attackers: AUTH brute force (the auth module's failure
-delay, its per-IP limit, max_auth_errors), the STARTTLS plaintext
+delay, its lock-outs of the attacking address, per account and for every
+account, answered at once; max_auth_errors), the STARTTLS plaintext
 injection (CVE-2011-0411 style), AUTH only under TLS, and the state that
 STARTTLS must forget (RFC 3207 section 4.2)."""
 
@@ -13,6 +14,7 @@ from smtp_helpers import HOSTNAME, PASSWORD, SmtpServer, b64, plain_token
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
+CAROL = "carol@example.test"
 DELAY = 1.0  # the auth module's failure_delay in these tests (its default is 2s)
 
 
@@ -56,6 +58,47 @@ def test_auth_failures_are_slow_then_rate_limited(make_instance, env):
         assert c.auth_plain(ALICE) == "235 2.7.0 Authentication successful"
     log = srv.log()
     assert "wrong0" not in log and "wrong3" not in log and PASSWORD not in log
+
+
+def test_auth_lockout_hits_the_attacker_not_the_owner(make_instance, env):
+    """Wrong passwords for alice from 127.0.0.2 lock out 127.0.0.2 for alice,
+    and then for everyone, with a 454 that comes at once (not after the
+    failure delay); alice from 127.0.0.1 still logs in."""
+    delay = 4.0  # long enough that an immediate answer cannot be mistaken for it
+    srv = SmtpServer(make_instance, env, "lockout",
+                     auth=dict(failure_delay=f"{int(delay)}s", max_failures_per_account=2,
+                               max_failures_per_ip=3, lockout="1h"),
+                     service=dict(max_auth_errors=0)).start()
+    locked = "454 4.7.0 too many failed logins, try again later"
+    with starttls_session(srv, source="127.0.0.2") as c:
+        for i in range(2):
+            t0 = time.monotonic()
+            assert c.auth_plain(ALICE, f"wrong{i}") == \
+                "535 5.7.8 authentication credentials invalid"
+            assert time.monotonic() - t0 >= delay * 0.95
+        srv.inst.wait_log(r"too many failed logins for alice@example\.test from 127\.0\.0\.2")
+        for password in ("wrong2", PASSWORD):
+            t0 = time.monotonic()
+            assert c.auth_plain(ALICE, password) == locked
+            took = time.monotonic() - t0
+            assert took < delay / 2, f"454 after {took:.2f}s: the failure delay is {delay}s"
+        # Other accounts are still open to this address, up to its own limit.
+        assert c.auth_plain(BOB, "wrong3") == "535 5.7.8 authentication credentials invalid"
+        srv.inst.wait_log(r"too many failed logins from 127\.0\.0\.2")
+        for user in (BOB, CAROL):
+            t0 = time.monotonic()
+            assert c.auth_plain(user) == locked
+            assert time.monotonic() - t0 < delay / 2
+        assert c.command(f"MAIL FROM:<{ALICE}>") == "530 5.7.0 authentication required"
+    # The owner, from another address: the account is not locked.
+    with starttls_session(srv, source="127.0.0.1") as c:
+        assert c.auth_plain(ALICE) == "235 2.7.0 Authentication successful"
+    with starttls_session(srv, source="127.0.0.1") as c:
+        assert c.auth_plain(BOB) == "235 2.7.0 Authentication successful"
+    stats = srv.inst.stats()
+    assert stats["auth.ratelimited"] == 4
+    assert stats["auth.failure"] == 3
+    assert stats["auth.success"] == 2
 
 
 def test_max_auth_errors_closes_the_connection(make_instance, env):
