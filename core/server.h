@@ -69,6 +69,9 @@ extern struct petrel_server petrel_server;
 int petrel_modules_load(struct petrel_config *cfg, bool verbose, const char **error_r);
 int petrel_modules_init(struct petrel_config *cfg, const char **error_r);
 int petrel_modules_start(const char **error_r);
+/* Whether every service an enabled module of cfg needs still comes from a
+ * module cfg enables (reload: the registry of the running generation). */
+int petrel_modules_check_needs(const struct petrel_config *cfg, const char **error_r);
 int petrel_modules_reload(struct petrel_config *cfg, const char **error_r);
 void petrel_modules_stop(void);
 void petrel_modules_unload(void);
