@@ -131,10 +131,20 @@ static void usage(FILE *f)
             PETREL_SYSCONFDIR "/petrel.conf");
 }
 
-/* What start-up does up to binding: load the modules, prepare the TLS
- * contexts, and init the modules in start-up's order, so a module whose
- * needed service no enabled module provides fails here as it would there.
- * Then the modules are stopped again; nothing is bound, no thread runs. */
+/* Started as root, petreld drops to server.user: one that is missing,
+ * root or shared is refused before anything else happens. */
+static int user_check(const struct petrel_config *cfg, const char **error_r)
+{
+    uid_t uid;
+    gid_t gid;
+    return geteuid() == 0 ? petrel_daemon_lookup_user(cfg, &uid, &gid, error_r) : 0;
+}
+
+/* What start-up does up to binding: check the run user (as root), load
+ * the modules, prepare the TLS contexts, and init the modules in
+ * start-up's order, so a module whose needed service no enabled module
+ * provides fails here as it would there. Then the modules are stopped
+ * again; nothing is bound, no thread runs. */
 static int check_config(struct petrel_config *cfg)
 {
     const char *error;
@@ -142,8 +152,8 @@ static int check_config(struct petrel_config *cfg)
     if (petrel_log_configure(PETREL_LOG_TO_STDERR, NULL, PETREL_LOG_WARNING, NULL, 0, &error) < 0)
         petrel_log(PETREL_LOG_WARNING, "core", "%s", error);
     int r = 0;
-    if (petrel_modules_load(cfg, false, &error) < 0 || petrel_runtime_prepare(cfg, &error) < 0 ||
-        petrel_modules_init(cfg, &error) < 0) {
+    if (user_check(cfg, &error) < 0 || petrel_modules_load(cfg, false, &error) < 0 ||
+        petrel_runtime_prepare(cfg, &error) < 0 || petrel_modules_init(cfg, &error) < 0) {
         fprintf(stderr, "petreld: %s\n", error);
         r = 1;
     }
@@ -178,7 +188,7 @@ static void raise_fd_limit(void)
 /* Everything up to the point where the server runs. */
 static int start(struct petrel_config *cfg, bool foreground, const char **error_r)
 {
-    if (petrel_ctl_check(cfg, error_r) < 0)
+    if (user_check(cfg, error_r) < 0 || petrel_ctl_check(cfg, error_r) < 0)
         return -1;
     if (!foreground && petrel_daemon_detach(error_r) < 0)
         return -1;

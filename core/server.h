@@ -97,6 +97,8 @@ void *petrel_tls_listener_ctx(struct petrel_config *cfg, const struct petrel_lis
 int petrel_runtime_prepare(struct petrel_config *cfg, const char **error_r);
 
 /* daemon.c */
+/* server.user and server.group as ids; refused if missing, root or shared
+ * (petrel_runas_refusal). */
 int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid_t *gid_r,
                               const char **error_r);
 int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r);
