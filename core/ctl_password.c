@@ -102,21 +102,26 @@ static bool prompt(const char *text, char *buf, size_t size, const char **error_
     tty_quiet = tty_saved;
     tty_quiet.c_lflag &= (tcflag_t) ~(ECHO | ECHONL);
     tty_quiet.c_lflag |= ICANON;
-    fputs(text, stderr);
-    fflush(stderr);
     tty_handlers(true);
     tty_is_quiet = 1;
-    /* tcsetattr succeeds if any of the changes took: check echo is off. */
+    /* Echo off (dropping what was typed ahead) before the prompt shows:
+     * whatever is typed once the prompt is there is kept and not echoed.
+     * tcsetattr succeeds if any of the changes took: check echo is off. */
     bool ok = tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_quiet) == 0 &&
               tcgetattr(STDIN_FILENO, &check) == 0 && (check.c_lflag & ECHO) == 0;
-    if (!ok)
+    bool shown = ok; /* the prompt is written only with echo off */
+    if (!ok) {
         *error_r = "cannot turn off echo on the terminal";
-    else
+    } else {
+        fputs(text, stderr);
+        fflush(stderr);
         ok = read_line(STDIN_FILENO, buf, size, error_r);
+    }
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
     tty_is_quiet = 0;
     tty_handlers(false);
-    fputc('\n', stderr);
+    if (shown)
+        fputc('\n', stderr); /* the Enter that was not echoed */
     if (!ok)
         wipe(buf, size);
     return ok;

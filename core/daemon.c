@@ -17,6 +17,7 @@
 
 #include "cfg_error.h"
 #include "log.h"
+#include "runas.h"
 #include "server.h"
 
 int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid_t *gid_r,
@@ -39,18 +40,25 @@ int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid
         }
         *gid_r = gr->gr_gid;
     }
+    const char *why = petrel_runas_refusal(cfg->server.user, *uid_r, *gid_r);
+    if (why != NULL) {
+        *error_r = petrel_cfg_error("%s: server.user '%s' (uid %u, gid %u) %s", cfg->path,
+                                    cfg->server.user, (unsigned)*uid_r, (unsigned)*gid_r, why);
+        return -1;
+    }
     return 0;
 }
 
-/* Directories the daemon writes after dropping root must be its own. */
-static int own_dir(const char *path, uid_t uid, gid_t gid, const char **error_r)
+/* A directory owned by uid:gid with mode, created if missing. */
+static int own_dir(const char *path, uid_t uid, gid_t gid, mode_t mode, const char **error_r)
 {
-    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+    if (mkdir(path, mode & 0777) < 0 && errno != EEXIST) {
         *error_r = petrel_cfg_error("cannot create %s: %s", path, strerror(errno));
         return -1;
     }
-    if (chown(path, uid, gid) < 0) {
-        *error_r = petrel_cfg_error("cannot chown %s: %s", path, strerror(errno));
+    if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0) {
+        *error_r =
+            petrel_cfg_error("cannot set the owner and mode of %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -67,12 +75,13 @@ int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r)
     }
     if (petrel_daemon_lookup_user(cfg, &uid, &gid, error_r) < 0)
         return -1;
-    if (uid == 0) {
-        *error_r = petrel_cfg_error("%s: server.user must not be root", cfg->path);
-        return -1;
-    }
-    if (own_dir(cfg->server.run_dir, uid, gid, error_r) < 0 ||
-        own_dir(cfg->server.data_dir, uid, gid, error_r) < 0)
+    /* The run directory is the daemon's. data_dir is root's, writable by
+     * the group with the sticky bit (as /var/spool/cron/crontabs): the
+     * daemon makes its store and queue there and owns them, but cannot
+     * remove or rename over what root put there, such as the account
+     * file; nobody outside the group gets in at all. */
+    if (own_dir(cfg->server.run_dir, uid, gid, 0750, error_r) < 0 ||
+        own_dir(cfg->server.data_dir, 0, gid, 01770, error_r) < 0)
         return -1;
     if (chown(cfg->server.control_socket, uid, gid) < 0 ||
         chown(cfg->server.pid_file, uid, gid) < 0) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <petrel/buf.h>
@@ -19,6 +20,7 @@
 
 #include "cfg_error.h"
 #include "instance.h"
+#include "runas.h"
 #include "selfsigned.h"
 
 #define CONF_MAX 65536
@@ -53,16 +55,83 @@ static int write_file(const char *path, const struct petrel_buf *content, mode_t
     return 0;
 }
 
-/* The account the daemon drops to: the caller, or a system user when root. */
+/* The account the daemon drops to: --user; as root the petrel account
+ * (ensure_run_user creates it); otherwise the caller, as whom a daemon
+ * not started as root keeps running. */
 static const char *run_user(const struct petrel_instance_opts *o)
 {
     if (o->user != NULL)
         return o->user;
     if (geteuid() != 0) {
         struct passwd *pw = getpwuid(geteuid());
-        return pw != NULL ? pw->pw_name : "nobody";
+        return pw != NULL ? pw->pw_name : PETREL_RUNAS_USER;
     }
-    return getpwnam("petrel") != NULL ? "petrel" : "nobody";
+    return PETREL_RUNAS_USER;
+}
+
+/* The first of two paths that is an executable, else fallback. */
+static const char *executable(const char *a, const char *b, const char *fallback)
+{
+    return access(a, X_OK) == 0 ? a : access(b, X_OK) == 0 ? b : fallback;
+}
+
+/* As Debian's postinsts make their daemons' accounts: a system user with
+ * a group of its own, no home and no login shell. */
+static int create_system_user(const char *name, const char **error_r)
+{
+    const char *tool = executable("/usr/sbin/useradd", "/sbin/useradd", NULL);
+    const char *shell = executable("/usr/sbin/nologin", "/sbin/nologin", "/bin/false");
+    if (tool == NULL) {
+        *error_r = petrel_cfg_error("no useradd to create the system user %s: create it, or "
+                                    "give --user",
+                                    name);
+        return -1;
+    }
+    char *const argv[] = {
+        (char *)tool,   "--system", "--user-group", "--no-create-home", "--home-dir",
+        "/nonexistent", "--shell",  (char *)shell,  (char *)name,       NULL};
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(tool, argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    /* Another init may have made it meanwhile: what counts is that it is there. */
+    struct passwd *pw = getpwnam(name);
+    if (pw == NULL) {
+        *error_r = petrel_cfg_error("cannot create the system user %s (%s exited with status "
+                                    "%d): create it, or give --user",
+                                    name, tool, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return -1;
+    }
+    printf("Created the system user %s (uid %u) for the daemon\n", name, (unsigned)pw->pw_uid);
+    return 0;
+}
+
+/* As root, the run user must exist (the instance is shared with its group)
+ * and be an account petreld accepts; the default one is created. The
+ * caller's own account is not checked: as itself the daemon drops nothing. */
+static int ensure_run_user(const struct petrel_instance_opts *o, const char **error_r)
+{
+    const char *user = run_user(o);
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL && geteuid() == 0 && o->user == NULL)
+        return create_system_user(user, error_r);
+    if (pw == NULL && geteuid() == 0) {
+        *error_r = petrel_cfg_error("--user %s: no such user", user);
+        return -1;
+    }
+    const char *why = pw != NULL && (geteuid() == 0 || o->user != NULL)
+                          ? petrel_runas_refusal(user, pw->pw_uid, pw->pw_gid)
+                          : NULL;
+    if (why != NULL) {
+        *error_r = petrel_cfg_error("user %s %s", user, why);
+        return -1;
+    }
+    return 0;
 }
 
 static void write_conf(struct petrel_buf *b, const struct petrel_instance_opts *o, const char *dir)
@@ -188,27 +257,40 @@ static int write_users(const char *dir, const struct petrel_instance_opts *o, ch
     free(hash);
     char path[PATH_MAX + 64];
     petrel_snprintf(path, sizeof(path), "%s/data/users", dir);
-    int r = write_file(path, &b, 0640, error_r);
+    /* Root gives it to the run user's group below; otherwise the daemon
+     * runs as its owner. */
+    int r = write_file(path, &b, geteuid() == 0 ? 0640 : 0600, error_r);
     petrel_buf_free(&b);
     return r;
 }
 
-/* Started as root, petreld reads its configuration and certificate again
- * on reload after dropping to the run user: let that user's group read
- * them, and nobody else. */
+/* Started as root, petreld reads its configuration, key and accounts
+ * again after dropping to the run user: root owns them, the run user's
+ * group reads them, nobody else. data_dir is root's too, writable by the
+ * group with the sticky bit (as petreld keeps it): the daemon makes its
+ * store and queue there, but cannot replace the account file. */
 static int share_with_run_group(const char *dir, const char *user, const char **error_r)
 {
     struct passwd *pw = getpwnam(user);
     if (geteuid() != 0 || pw == NULL)
         return 0;
-    static const char *const paths[] = {
-        "", "/conf.d", "/tls", "/tls/key.pem", "/tls/cert.pem", "/petrel.conf", "/data/users"};
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+    static const struct {
+        const char *path;
+        mode_t mode;
+    } files[] = {
+        {"", 0750},
+        {"/conf.d", 0750},
+        {"/tls", 0750},
+        {"/tls/key.pem", 0640},
+        {"/tls/cert.pem", 0640},
+        {"/petrel.conf", 0640},
+        {"/data", 01770},
+        {"/data/users", 0640},
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[PATH_MAX + 64];
-        petrel_snprintf(path, sizeof(path), "%s%s", dir, paths[i]);
-        struct stat st;
-        if (stat(path, &st) < 0 || chown(path, 0, pw->pw_gid) < 0 ||
-            chmod(path, S_ISDIR(st.st_mode) ? 0750 : 0640) < 0) {
+        petrel_snprintf(path, sizeof(path), "%s%s", dir, files[i].path);
+        if (chown(path, 0, pw->pw_gid) < 0 || chmod(path, files[i].mode) < 0) {
             *error_r = petrel_cfg_error("cannot share %s with group %u: %s", path,
                                         (unsigned)pw->pw_gid, strerror(errno));
             return -1;
@@ -235,6 +317,8 @@ int petrel_instance_init(const struct petrel_instance_opts *o, const char **erro
         *error_r = petrel_cfg_error("%s already exists: not overwriting an instance", path);
         return -1;
     }
+    if (ensure_run_user(o, error_r) < 0)
+        return -1;
     static const char *const subdirs[] = {"conf.d", "data", "run", "tls"};
     for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
         petrel_snprintf(key, sizeof(key), "%s/%s", dir, subdirs[i]);

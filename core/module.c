@@ -79,13 +79,19 @@ int petrel_service_register(struct petrel_ctx *ctx, const char *name, uint32_t v
     return 0;
 }
 
-const void *petrel_service_lookup(const char *name, uint32_t min_version)
+static const struct service_entry *find_service(const char *name)
 {
-    for (struct service_entry *e = services; e != NULL; e = e->next) {
+    for (const struct service_entry *e = services; e != NULL; e = e->next) {
         if (strcmp(e->name, name) == 0)
-            return e->version >= min_version ? e->ops : NULL;
+            return e;
     }
     return NULL;
+}
+
+const void *petrel_service_lookup(const char *name, uint32_t min_version)
+{
+    const struct service_entry *e = find_service(name);
+    return e != NULL && e->version >= min_version ? e->ops : NULL;
 }
 
 int petrel_hook_register(struct petrel_ctx *ctx, const char *point, int priority,
@@ -313,6 +319,29 @@ int petrel_modules_init(struct petrel_config *cfg, const char **error_r)
         }
     }
     (void)cfg;
+    return 0;
+}
+
+/* Services are registered once, at init, and stay for the daemon's life:
+ * a new generation must keep enabling the module behind every service an
+ * enabled module needs. Checked before anything else at reload, so the
+ * refusal names the need rather than only the module that went away. */
+int petrel_modules_check_needs(const struct petrel_config *cfg, const char **error_r)
+{
+    for (const struct petrel_ctx *m = petrel_server.modules; m != NULL; m = m->next) {
+        if (petrel_config_service(cfg, m->name) == NULL)
+            continue;
+        for (const char *const *n = m->mod->needs; n != NULL && *n != NULL; n++) {
+            const struct service_entry *e = find_service(*n);
+            if (e != NULL && petrel_config_service(cfg, e->owner->name) == NULL) {
+                *error_r = petrel_cfg_error("module '%s': needs service '%s', which no enabled "
+                                            "module provides (module '%s' provides it and is "
+                                            "not enabled in %s)",
+                                            m->name, *n, e->owner->name, cfg->confd);
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 

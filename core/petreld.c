@@ -72,7 +72,8 @@ static struct petrel_config *load_next(const char **error_r)
     const char *fixed = petrel_config_fixed_changed(petrel_server.cfg, next);
     if (fixed != NULL) {
         *error_r = petrel_cfg_error("%s: changing server.%s needs a restart", config_path, fixed);
-    } else if (petrel_modules_apply_settings(next, error_r) == 0) {
+    } else if (petrel_modules_check_needs(next, error_r) == 0 &&
+               petrel_modules_apply_settings(next, error_r) == 0) {
         petrel_config_done_parsing(next);
         if (petrel_runtime_prepare(next, error_r) == 0)
             return next;
@@ -131,15 +132,36 @@ static void usage(FILE *f)
             PETREL_SYSCONFDIR "/petrel.conf");
 }
 
+/* Started as root, petreld drops to server.user: one that is missing,
+ * root or shared is refused before anything else happens. */
+static int user_check(const struct petrel_config *cfg, const char **error_r)
+{
+    uid_t uid;
+    gid_t gid;
+    return geteuid() == 0 ? petrel_daemon_lookup_user(cfg, &uid, &gid, error_r) : 0;
+}
+
+/* What start-up does up to binding: check the run user (as root), load
+ * the modules, prepare the TLS contexts, and init the modules in
+ * start-up's order, so a module whose needed service no enabled module
+ * provides fails here as it would there. Then the modules are stopped
+ * again; nothing is bound, no thread runs. */
 static int check_config(struct petrel_config *cfg)
 {
     const char *error;
-    if (petrel_modules_load(cfg, false, &error) < 0 || petrel_runtime_prepare(cfg, &error) < 0) {
+    /* Only warnings and errors: the verdict is the output. */
+    if (petrel_log_configure(PETREL_LOG_TO_STDERR, NULL, PETREL_LOG_WARNING, NULL, 0, &error) < 0)
+        petrel_log(PETREL_LOG_WARNING, "core", "%s", error);
+    int r = 0;
+    if (user_check(cfg, &error) < 0 || petrel_modules_load(cfg, false, &error) < 0 ||
+        petrel_runtime_prepare(cfg, &error) < 0 || petrel_modules_init(cfg, &error) < 0) {
         fprintf(stderr, "petreld: %s\n", error);
-        return 1;
+        r = 1;
     }
-    printf("petreld: configuration %s OK (%zu modules)\n", cfg->path, cfg->nservices);
-    return 0;
+    petrel_modules_stop();
+    if (r == 0)
+        printf("petreld: configuration %s OK (%zu modules)\n", cfg->path, cfg->nservices);
+    return r;
 }
 
 static unsigned io_thread_count(const struct petrel_config *cfg)
@@ -177,7 +199,7 @@ static void raise_fd_limit(void)
 /* Everything up to the point where the server runs. */
 static int start(struct petrel_config *cfg, bool foreground, const char **error_r)
 {
-    if (petrel_ctl_check(cfg, error_r) < 0)
+    if (user_check(cfg, error_r) < 0 || petrel_ctl_check(cfg, error_r) < 0)
         return -1;
     if (!foreground && petrel_daemon_detach(error_r) < 0)
         return -1;

@@ -80,6 +80,9 @@ bool petrel_server_may_accept(void);
 int petrel_modules_load(struct petrel_config *cfg, bool verbose, const char **error_r);
 int petrel_modules_init(struct petrel_config *cfg, const char **error_r);
 int petrel_modules_start(const char **error_r);
+/* Whether every service an enabled module of cfg needs still comes from a
+ * module cfg enables (reload: the registry of the running generation). */
+int petrel_modules_check_needs(const struct petrel_config *cfg, const char **error_r);
 int petrel_modules_reload(struct petrel_config *cfg, const char **error_r);
 void petrel_modules_stop(void);
 void petrel_modules_unload(void);
@@ -105,6 +108,8 @@ void *petrel_tls_listener_ctx(struct petrel_config *cfg, const struct petrel_lis
 int petrel_runtime_prepare(struct petrel_config *cfg, const char **error_r);
 
 /* daemon.c */
+/* server.user and server.group as ids; refused if missing, root or shared
+ * (petrel_runas_refusal). */
 int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid_t *gid_r,
                               const char **error_r);
 int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r);

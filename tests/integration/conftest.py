@@ -81,9 +81,18 @@ class Env:
         self.module_cflags = os.environ.get("PETREL_MODULE_CFLAGS", "")
         self.keep = os.environ.get("PETREL_TEST_KEEP") == "1"
         self.cc = os.environ.get("CC") or self._daemon_compiler()
-        self.run_user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-        pw = pwd.getpwnam(self.run_user)
-        self.run_uid, self.run_gid = pw.pw_uid, pw.pw_gid
+        # As root, `petrelctl init` makes the instances run as petrel (and
+        # creates that account at the first init); otherwise as the caller.
+        self.run_user = "petrel" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+    @property
+    def run_uid(self):
+        """Looked up when used: the first init may have created the account."""
+        return pwd.getpwnam(self.run_user).pw_uid
+
+    @property
+    def run_gid(self):
+        return pwd.getpwnam(self.run_user).pw_gid
 
     def _daemon_compiler(self):
         """A module built with sanitizers must use the same sanitizer runtime

@@ -1,6 +1,7 @@
 """`petrelctl init` and configuration errors."""
 
 import re
+import signal
 import stat
 import subprocess
 
@@ -151,3 +152,47 @@ def test_bad_config_is_refused_with_file_line_setting(case, env, base_dir, echo_
     assert rx.search(log), log
     assert "started" not in log
     assert not inst.pid_file.exists()
+
+
+NO_QUEUE = "module 'smtp_in': needs service 'queue', which no enabled module provides"
+
+
+def test_check_config_sees_a_needed_service_missing(make_instance):
+    """smtp_in without the processing module: the check fails as start-up
+    does, naming the module and the service (it said OK (4 modules))."""
+    inst = make_instance("noqueue", stock_modules=True)
+    rc, out = inst.check_config()
+    assert rc == 0, out
+    assert "OK (5 modules)" in out, out
+    next(inst.confd.glob("*-processing.conf")).unlink()
+    rc, out = inst.check_config()
+    assert rc == 1, out
+    assert re.search(rf"^petreld: {re.escape(NO_QUEUE)}$", out, re.M), out
+    assert "OK" not in out
+    rc, log = inst.run_fail()
+    assert rc != 0, log
+    assert f"cannot start: {NO_QUEUE}" in log, log
+
+
+def test_reload_refuses_to_drop_a_needed_service(make_instance):
+    """Disabling processing under a running smtp_in: the reload is refused
+    naming smtp_in's need, and the old configuration keeps running."""
+    inst = make_instance("noqueue-reload", stock_modules=True).start()
+    path = next(inst.confd.glob("*-processing.conf"))
+    path.write_text(path.read_text().replace("enabled = true;", "enabled = false;"))
+    since = inst.log_size()
+    r = inst.ctl("reload")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.startswith("ERR reload refused: "), r.stdout
+    want = f"{NO_QUEUE} (module 'processing' provides it and is not enabled in {inst.confd})"
+    assert want in r.stdout, r.stdout
+    m = inst.wait_log(r"error: core: reload refused, the old configuration keeps running: "
+                      r"(.*)", since=since)
+    assert want in m.group(1), m.group(0)
+    # The same by SIGHUP; the daemon still answers with all its modules.
+    since = inst.log_size()
+    inst.signal(signal.SIGHUP)
+    inst.wait_log(r"reload refused.*needs service 'queue'", since=since)
+    r = inst.ctl("modules")
+    assert re.search(r"^module processing 1\.0 ", r.stdout, re.M), r.stdout
+    assert inst.status()["pid"] == str(inst.pid)

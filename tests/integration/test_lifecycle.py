@@ -1,18 +1,22 @@
 """The daemon's life: privileges, petrelctl, stopping with clients
 connected, running detached, log reopening, one daemon per configuration."""
 
+import grp
+import json
 import os
+import pwd
 import re
 import select
 import signal
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import (START_TIMEOUT, STOP_TIMEOUT, Client, admitted, free_port, listener,
-                      proc_status, sanitizer_findings, service_conf, wait_for)
+from conftest import (CMD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, Client, admitted, free_port,
+                      listener, proc_status, sanitizer_findings, service_conf, wait_for)
 
 
 def echo_instance(make_instance, name, **listener_kw):
@@ -42,13 +46,139 @@ def test_privileges_are_dropped(make_instance, env):
     assert stat.S_ISSOCK(sock.st_mode)
     assert stat.S_IMODE(sock.st_mode) == 0o600
     assert sock.st_uid == env.run_uid
-    for d in ("data", "run"):
-        st = (inst.dir / d).stat()
-        assert (st.st_uid, st.st_gid) == (env.run_uid, env.run_gid), d
+    st = (inst.dir / "run").stat()
+    assert (st.st_uid, st.st_gid) == (env.run_uid, env.run_gid)
+    # data_dir is root's, writable by the group with the sticky bit.
+    st = (inst.dir / "data").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, env.run_gid, 0o1770)
     assert int(inst.pid_file.read_text()) == inst.pid
     # Still serving, and the administrator still reaches it as root.
     admitted(inst.port)
     assert inst.status()["pid"] == str(inst.pid)
+
+
+def _needs_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: init makes the daemon's account and petreld drops to it "
+                    "only as root")
+
+
+def _owner_mode(path):
+    st = path.stat()
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+def test_init_as_root_uses_an_account_of_its_own(make_instance, env):
+    """init as root: the daemon runs as the system user petrel (made when
+    missing, as a package's postinst does), never as the shared nobody;
+    secrets are root's, readable by petrel's group only."""
+    _needs_root()
+    inst = make_instance("account")
+    pw = pwd.getpwnam("petrel")
+    assert pw.pw_uid not in (0, 65534) and pw.pw_gid not in (0, 65534)
+    assert grp.getgrgid(pw.pw_gid).gr_name == "petrel"
+    assert pw.pw_shell.endswith(("/nologin", "/false")), pw.pw_shell
+    assert not os.path.exists(pw.pw_dir), pw.pw_dir  # no home made
+    assert 'user = "petrel";' in inst.conf.read_text()
+    gid = pw.pw_gid
+    assert _owner_mode(inst.dir) == (0, gid, 0o750)
+    for name in ("petrel.conf", "tls/key.pem", "tls/cert.pem", "data/users"):
+        assert _owner_mode(inst.dir / name) == (0, gid, 0o640), name
+    assert _owner_mode(inst.dir / "data") == (0, gid, 0o1770)
+    # petrelctl's rename-over keeps them so.
+    r = inst.ctl("domain", "add", "kept.test")
+    assert r.returncode == 0, r.stderr
+    assert "domain kept.test" in inst.users.read_text()
+    assert _owner_mode(inst.users) == (0, gid, 0o640)
+    # An account petreld would refuse is refused by init too.
+    for user in ("nobody", "root"):
+        r = subprocess.run([str(env.petrelctl), "init", str(inst.dir.parent / f"as-{user}"),
+                            "--user", user], capture_output=True, text=True, timeout=CMD_TIMEOUT)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"petrelctl: init: user {user} " in r.stderr, r.stderr
+        assert not (inst.dir.parent / f"as-{user}" / "petrel.conf").exists()
+
+
+# Run as another account: try to change the account file three ways and
+# print how each went.
+TAMPER = r"""
+import errno, json, os, sys
+users = sys.argv[1]
+planted = os.path.join(os.path.dirname(users), "planted.%d" % os.getpid())
+result = {}
+def attempt(name, action):
+    try:
+        action()
+        result[name] = "done"
+    except OSError as e:
+        result[name] = errno.errorcode[e.errno]
+def replace():
+    with open(planted, "w") as f:
+        f.write("domain example.test\n")
+    try:
+        os.rename(planted, users)
+    finally:
+        if os.path.exists(planted):
+            os.unlink(planted)
+attempt("write", lambda: open(users, "a").close())
+attempt("replace", replace)
+attempt("unlink", lambda: os.unlink(users))
+print(json.dumps(result))
+"""
+
+
+def _tamper_as(uid, gid, users):
+    def become():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    r = subprocess.run([sys.executable, "-c", TAMPER, str(users)], preexec_fn=become,
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def test_other_accounts_cannot_replace_the_account_file(make_instance, env):
+    """With the daemon running (it sets data_dir up): a process running as
+    nobody cannot touch the account file; one running as petrel can read
+    it and write its store and queue beside it, but cannot replace it."""
+    _needs_root()
+    inst = make_instance("tamper", stock_modules=True).start()
+    before = inst.users.read_text()
+    gid = env.run_gid
+    # The queue, made by the daemon after dropping root, is petrel's.
+    assert _owner_mode(inst.dir / "data" / "queue")[:2] == (env.run_uid, gid)
+    assert _owner_mode(inst.dir / "data") == (0, gid, 0o1770)
+    nobody = pwd.getpwnam("nobody")
+    got = _tamper_as(nobody.pw_uid, nobody.pw_gid, inst.users)
+    assert got == {"write": "EACCES", "replace": "EACCES", "unlink": "EACCES"}, got
+    got = _tamper_as(env.run_uid, gid, inst.users)
+    assert got == {"write": "EACCES", "replace": "EPERM", "unlink": "EPERM"}, got
+    assert inst.users.read_text() == before
+    assert _owner_mode(inst.users) == (0, gid, 0o640)
+    assert inst.status()["pid"] == str(inst.pid)
+
+
+@pytest.mark.parametrize("edit, says", [
+    ('user = "nobody";', r"server\.user 'nobody' \(uid 65534, gid 65534\) is shared by other "
+                          r"services \(nobody\)"),
+    ('user = "root";', r"server\.user 'root' \(uid 0, gid 0\) is root"),
+    ('user = "petrel";\n  group = "nogroup";',
+     r"server\.user 'petrel' \(uid \d+, gid 65534\) would run in a group shared by other "
+     r"services \(nogroup\)"),
+])
+def test_petreld_refuses_root_and_shared_accounts(make_instance, edit, says):
+    _needs_root()
+    inst = echo_instance(make_instance, "shared")
+    inst.edit('user = "petrel";', edit)
+    rc, out = inst.check_config()
+    assert rc == 1, out
+    assert re.search(rf"^petreld: {re.escape(str(inst.conf))}: {says}", out, re.M), out
+    rc, log = inst.run_fail()
+    assert rc != 0, log
+    assert re.search(rf"error: core: cannot start: {re.escape(str(inst.conf))}: {says}", log), log
+    assert "listening on" not in log  # refused before binding anything
+    assert not inst.pid_file.exists()
 
 
 def test_petrelctl_status_modules_stats(make_instance, env, echo_module):
