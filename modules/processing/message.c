@@ -108,6 +108,9 @@ static bool spill(struct petrel_queue_msg *m)
     return ok;
 }
 
+/* Bytes written to a data file between two looks at the free space. */
+#define SPACE_CHECK_BYTES (1u << 20)
+
 static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
 {
     if (m->io_error || len == 0)
@@ -116,11 +119,17 @@ static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
         (m->out_len + len > m->memory_limit || !budget_hold(m, m->header.len + m->mem.len + len)) &&
         !spill(m))
         m->io_error = true;
+    else if (m->fd >= 0 && (m->unchecked += len) >= SPACE_CHECK_BYTES &&
+             !proc_write_room((size_t)(m->unchecked = 0) + len))
+        m->io_error = true;
     else if (m->fd >= 0 ? !write_fd(m->fd, data, len) : !petrel_buf_append(&m->mem, data, len))
         m->io_error = true;
-    if (m->io_error)
+    if (m->io_error) {
+        m->no_space = errno == ENOSPC;
         petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot spool the message: %s", m->id,
-                   strerror(errno));
+                   m->no_space ? "the spool is short of free space (min_free_space)"
+                               : strerror(errno));
+    }
     m->out_len += len;
 }
 
@@ -242,6 +251,8 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
     }
     if (m->header_done)
         out_append(m, p, len);
+    if (m->io_error && m->no_space)
+        errno = ENOSPC; /* the queue service's word for 452 4.3.1 */
     return !m->io_error;
 }
 
@@ -254,6 +265,7 @@ void proc_abort(struct petrel_queue_msg *m)
         close(m->fd);
         if (queue_path(path, sizeof(path), proc_env.queue, "data", m->id))
             unlink(path);
+        proc_space_changed();
     }
     petrel_buf_free(&m->header);
     petrel_buf_free(&m->mem);
@@ -397,7 +409,10 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
     petrel_buf_init(&add, PROC_HEADER_MAX);
     bool queued = false;
     if (m->io_error) {
-        reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
+        if (m->no_space)
+            reply_set(reply, 452, "4.3.1", "insufficient system storage, try again later");
+        else
+            reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
         goto out;
     }
     if (m->hops > proc_env.max_hops) {

@@ -24,6 +24,7 @@ static const struct petrel_setting proc_settings[] = {
     {"retry_max", PETREL_SETTING_DURATION, offsetof(struct proc_config, retry_max), "1h", 1, 604800, 0, NULL},
     {"lifetime", PETREL_SETTING_DURATION, offsetof(struct proc_config, lifetime), "5d", 60, 31536000, 0, NULL},
     {"runner_jobs", PETREL_SETTING_INT, offsetof(struct proc_config, runner_jobs), "4", 1, 64, 0, NULL},
+    {"min_free_space", PETREL_SETTING_SIZE, offsetof(struct proc_config, min_free_space), "100M", 0, 1LL << 50, 0, NULL},
     PETREL_SETTINGS_END,
 };
 /* clang-format on */
@@ -36,6 +37,7 @@ static const struct petrel_queue_ops queue_ops = {
     .write = proc_write,
     .commit = proc_commit,
     .abort = proc_abort,
+    .has_room = proc_has_room,
 };
 
 static int proc_check(const void *config, const char **error_r)
@@ -64,6 +66,7 @@ static void apply(const struct proc_config *c)
     proc_env.retry_max = c->retry_max;
     proc_env.lifetime = c->lifetime;
     proc_env.runner_jobs = (unsigned)c->runner_jobs;
+    proc_env.min_free_space = c->min_free_space;
 }
 
 static int proc_init(struct petrel_ctx *ctx, const void *config, const char **error_r)

@@ -32,6 +32,7 @@ struct proc_config {
     bool fsync;
     long long retry_min, retry_max, lifetime;
     long long runner_jobs;
+    long long min_free_space;
 };
 
 /* What the running module uses; written at init and reload on the main
@@ -52,8 +53,20 @@ struct proc_env {
     _Atomic bool fsync;
     _Atomic long long retry_min, retry_max, lifetime;
     _Atomic unsigned runner_jobs;
+    _Atomic long long min_free_space;
 };
 extern struct proc_env proc_env;
+
+/* --- free space in the spool (space.c) --- */
+
+/* MAIL: room for a message of size bytes (0: undeclared) above
+ * min_free_space. Any thread; statvfs at most every 250 ms. */
+bool proc_has_room(uint64_t size);
+/* A data file was removed: look again at the next MAIL. */
+void proc_space_changed(void);
+/* Writing len more bytes of a message leaves half of min_free_space;
+ * false with errno ENOSPC otherwise. Worker thread. */
+bool proc_write_room(size_t len);
 
 /* --- the message being received (message.c) --- */
 
@@ -76,6 +89,8 @@ struct petrel_queue_msg {
     uint64_t size;       /* bytes received */
     unsigned hops;       /* Received fields */
     bool io_error;
+    uint64_t unchecked; /* bytes written to the file since the last space check */
+    bool no_space;      /* io_error: the spool fell short of min_free_space */
 };
 
 /* --- a message ready for delivery: a queue entry or a fresh one --- */

@@ -9,6 +9,7 @@
  * over-long lines and over-size messages are read to the end and then
  * refused with a clear reply. Bytes gather in the session and a worker
  * hands them to the queue service every 256 KiB and at the end. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ struct msg_job {
     size_t budget; /* the session's, handed on with data */
     bool commit;
     bool ok;
+    bool no_space; /* the queue said ENOSPC: 452 4.3.1 */
     struct petrel_queue_reply reply;
     uint64_t size;
 };
@@ -57,7 +59,7 @@ void smtp_message_drop(struct smtp_session *s)
     petrel_buf_free(&s->data); /* an idle session keeps no message buffer */
     budget_drop(&s->budget);
     s->size = 0;
-    s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = false;
+    s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = s->no_space = false;
     s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = s->bdat_cr = false;
 }
 
@@ -67,13 +69,17 @@ static void msg_work(void *arg)
 {
     struct msg_job *j = arg;
     j->ok = j->data.len == 0 || smtp_queue->write(j->msg, petrel_buf_head(&j->data), j->data.len);
+    j->no_space = !j->ok && errno == ENOSPC;
     if (!j->commit)
         return;
     if (j->ok) {
         smtp_queue->commit(j->msg, &j->reply);
     } else {
         smtp_queue->abort(j->msg);
-        j->reply = (struct petrel_queue_reply){451, "4.3.0", "local error writing the message"};
+        j->reply =
+            j->no_space
+                ? (struct petrel_queue_reply){452, "4.3.1", "insufficient system storage"}
+                : (struct petrel_queue_reply){451, "4.3.0", "local error writing the message"};
     }
     j->msg = NULL;
 }
@@ -97,6 +103,7 @@ static void msg_done(struct petrel_conn *conn, void *arg, bool closing)
         }
     } else if (!j->commit && !closing && !j->ok) {
         s->write_failed = true; /* refused at the end */
+        s->no_space = j->no_space;
     }
     petrel_buf_free(&j->data);
     budget_drop(&j->budget);
@@ -160,7 +167,9 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
 
 static bool refuse_reasons(struct petrel_conn *conn, struct smtp_session *s)
 {
-    if (s->write_failed)
+    if (s->write_failed && s->no_space)
+        smtp_reply(conn, 452, "4.3.1", "insufficient system storage, try again later");
+    else if (s->write_failed)
         smtp_reply(conn, 451, "4.3.0", "local error writing the message, try again later");
     else if (s->too_big)
         smtp_reply(conn, 552, "5.3.4", "message size exceeds fixed limit");

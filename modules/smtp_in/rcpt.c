@@ -2,6 +2,7 @@
  * database may block): a local domain's recipient must exist, anything
  * else is relayed only for an authenticated client or a relay network.
  * Hooks get the last word on what Petrel itself accepted. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,15 @@ void smtp_cmd_mail(struct petrel_conn *conn, struct smtp_session *s, const char 
     if (j->mail.size > s->max_size) {
         free(j);
         smtp_error(conn, 552, "5.3.4", "message size exceeds fixed limit");
+        return;
+    }
+    /* RFC 1870 section 6.1: short of spool space for SIZE (or for any
+     * message) is a temporary refusal. */
+    if (smtp_queue->size > offsetof(struct petrel_queue_ops, has_room) &&
+        !smtp_queue->has_room(j->mail.size)) {
+        free(j);
+        petrel_conn_log(conn, PETREL_LOG_WARNING, "MAIL refused: the spool is short of space");
+        smtp_error(conn, 452, "4.3.1", "insufficient system storage");
         return;
     }
     dsn_limit(conn, s, &j->mail.ret, NULL);

@@ -101,6 +101,7 @@ struct smtp_session {
     bool prev_crlf;                        /* DATA: the last line ended in CRLF */
     bool too_big, bad_eol, nul, long_line; /* refuse at the end */
     bool write_failed;                     /* the queue could not take it */
+    bool no_space;                         /* ...for want of spool space */
     bool bdat, bdat_failed;                /* a BDAT transfer is going on / was refused */
     bool bdat_last;
     bool bdat_cr;      /* BDAT: the content so far ends in a CR not yet written */

@@ -95,6 +95,11 @@ struct petrel_queue_ops {
     /* Drop an unfinished message. Frees msg. Worker thread (it may remove
      * a spool file). */
     void (*abort)(struct petrel_queue_msg *msg);
+    /* Whether the spool has room for a message of size bytes (0: size
+     * not declared); MAIL answers 452 4.3.1 when not. Any thread. A write
+     * that fails for want of space sets errno to ENOSPC. Present when
+     * size covers it (since ABI minor 4). */
+    bool (*has_room)(uint64_t size);
 };
 
 /* --- hook events --- */
