@@ -210,6 +210,11 @@ static void cmd_helo(struct petrel_conn *conn, struct smtp_session *s, const cha
     struct smtp_reply err;
     char name[256];
     if (!smtp_parse_helo(args, ehlo, name, sizeof(name), &err)) {
+        char shown[128]; /* what the client said, cut short and made printable */
+        petrel_strlcpy(shown, args, sizeof(shown));
+        one_line(shown);
+        petrel_conn_log(conn, PETREL_LOG_INFO, "%s refused: %s: %s", ehlo ? "EHLO" : "HELO",
+                        err.text, shown);
         smtp_error(conn, err.code, err.enhanced, "%s", err.text);
         return;
     }

@@ -989,6 +989,28 @@ def test_trace_protocol_names(srv):
     assert [m.group("tls") for m in got] == [None] + [tls_trace] * 2
 
 
+def test_helo_argument_must_be_a_host_name_or_literal(srv):
+    """Issue 8: the HELO/EHLO argument goes into Received:, so text that
+    would forge trace clauses is refused (501 5.5.2) and logged; host names
+    (an underscore too) and address literals are taken as they are."""
+    forged = "x)by(trusted.example)with(ESMTPSA)id(FAKE);"
+    with srv.raw() as c:
+        c.greet()
+        for verb in ("HELO", "EHLO"):
+            assert c.command(f"{verb} {forged}") == \
+                "501 5.5.2 invalid domain name or address literal"
+        assert c.command("HELO [garbage") == "501 5.5.2 invalid domain name or address literal"
+        # Nothing was recorded: the session still needs a greeting.
+        assert c.command(f"MAIL FROM:<{SENDER}>") == "503 5.5.1 send HELO or EHLO first"
+        for name in ("[127.0.0.1]", "[IPv6:::1]", "mail_1.client.test"):
+            assert c.command(f"HELO {name}") == f"250 {HOSTNAME}"
+        q = queue_id(send_raw(c, SENDER, [ALICE], "Subject: helo\r\n\r\nx\r\n.\r\n"))
+    srv.inst.wait_log(r"HELO refused: invalid domain name or address literal: "
+                      + re.escape(forged))
+    m, _ = received(only_message(srv, ALICE))
+    assert (m.group("id"), m.group("helo")) == (q, "mail_1.client.test")
+
+
 def test_duplicate_recipient_and_null_sender(srv):
     with srv.raw() as c:
         c.greet()
