@@ -276,6 +276,26 @@ static void smtp_tls_ready(struct petrel_conn *conn, bool ok)
     s->auth_user[0] = '\0';
 }
 
+void smtp_discard_start(struct petrel_conn *conn, struct smtp_session *s)
+{
+    petrel_conn_log(conn, PETREL_LOG_INFO,
+                    "DATA refused with input behind it: discarding up to the end of data");
+    s->state = SMTP_ST_DISCARD;
+    s->prev_crlf = true;
+}
+
+/* A discarded line: the end of data as DATA sees it (RFC 5321 section
+ * 4.1.1.4, CRLF on both sides), so that what DATA would have taken as
+ * content is never taken as commands. */
+static void discard_line(struct petrel_conn *conn, struct smtp_session *s, const char *line,
+                         size_t len)
+{
+    bool crlf = petrel_conn_line_crlf(conn);
+    if (len == 1 && line[0] == '.' && crlf && s->prev_crlf)
+        s->state = SMTP_ST_CMD;
+    s->prev_crlf = crlf;
+}
+
 static bool needs_helo(struct petrel_conn *conn, struct smtp_session *s)
 {
     if (s->helo[0] != '\0')
@@ -293,6 +313,9 @@ static void smtp_line(struct petrel_conn *conn, char *line, size_t len)
         return;
     case SMTP_ST_AUTH:
         smtp_auth_line(conn, s, line, len);
+        return;
+    case SMTP_ST_DISCARD:
+        discard_line(conn, s, line, len);
         return;
     case SMTP_ST_QUIT:
         return;
@@ -369,6 +392,10 @@ static void smtp_line_too_long(struct petrel_conn *conn)
     struct smtp_session *s = petrel_conn_session(conn);
     if (s->state == SMTP_ST_DATA) {
         smtp_data_long_line(conn, s);
+        return;
+    }
+    if (s->state == SMTP_ST_DISCARD) {
+        s->prev_crlf = petrel_conn_line_crlf(conn);
         return;
     }
     if (s->state == SMTP_ST_AUTH) { /* the exchange is over */

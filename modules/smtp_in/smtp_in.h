@@ -54,6 +54,9 @@ enum smtp_state {
     SMTP_ST_DATA, /* between DATA's 354 and the final dot */
     SMTP_ST_AUTH, /* an AUTH exchange */
     SMTP_ST_QUIT, /* said goodbye */
+    /* After a refused DATA with more input already behind it: the lines up
+     * to the end of data are a message, thrown away unanswered. */
+    SMTP_ST_DISCARD,
 };
 
 struct smtp_rcpt_entry {
@@ -110,6 +113,8 @@ void smtp_error(struct petrel_conn *conn, int code, const char *enhanced, const 
 void smtp_reset(struct smtp_session *s);
 /* The envelope as the queue and hooks see it. */
 void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s);
+/* Throw away the input up to the end of data (SMTP_ST_DISCARD). */
+void smtp_discard_start(struct petrel_conn *conn, struct smtp_session *s);
 
 /* data.c */
 void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char *args);

@@ -259,6 +259,46 @@ def test_pipelining(srv):
     assert srv.messages(CAROL) == []
 
 
+def test_pipelined_body_after_refused_data_is_not_run(srv):
+    """Issue 9: a client that sends the message right behind a DATA that is
+    refused (no valid recipient, or no MAIL) has its message lines thrown
+    away up to the end of data, not run as commands: the MAIL, RCPT and
+    DATA inside it deliver nothing. A client that waits for the refusal
+    goes on as before."""
+    smuggled = (f"MAIL FROM:<x@client.test>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n"
+                "Subject: smuggled\r\n\r\nrun as commands\r\n.\r\n")
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.send(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\n"
+               + smuggled + "NOOP\r\n")
+        assert c.reply_line() == "250 2.1.0 Ok"
+        assert c.reply_line() == "550 5.1.1 <nobody@example.test>: no such user here"
+        assert c.reply_line() == "554 5.5.1 no valid recipients"
+        assert c.reply_line() == "250 2.0.0 Ok"  # the NOOP after the dot
+        # DATA without MAIL, the same.
+        c.send("RSET\r\nDATA\r\n" + smuggled + "QUIT\r\n")
+        assert c.reply_line() == "250 2.0.0 Ok"
+        assert c.reply_line() == "503 5.5.1 need MAIL command"
+        assert c.reply_line() == "221 2.0.0 Bye"
+        assert c.is_closed()
+    srv.inst.wait_log(r"DATA refused with input behind it: discarding up to the end of data")
+    assert srv.messages(ALICE) == []
+    assert srv.queued() == []
+    # Waiting for the refusal: the next command is a command.
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        assert c.command("DATA") == "503 5.5.1 need MAIL command"
+        assert c.command("NOOP") == "250 2.0.0 Ok"
+        c.transaction(SENDER)
+        assert c.command("RCPT TO:<nobody@example.test>").startswith("550 5.1.1 ")
+        assert c.command("DATA") == "554 5.5.1 no valid recipients"
+        assert c.command("RSET") == "250 2.0.0 Ok"
+        assert queue_id(send_raw(c, SENDER, [ALICE], "Subject: after\r\n\r\nx\r\n.\r\n"))
+    assert len(srv.messages(ALICE)) == 1
+
+
 def test_pipelined_recipients_answered_in_order(srv):
     # Some unknown ones, fewer than max_errors (each refusal is an error).
     rcpts = [f"nobody{i}@example.test" if i % 10 == 9 else ALICE if i % 2 else BOB
