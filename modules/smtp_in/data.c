@@ -171,32 +171,20 @@ static bool transaction_ready(struct petrel_conn *conn, struct smtp_session *s)
 
 /* --- DATA --- */
 
-/* A refused DATA is answered once the input behind it can be seen: a
- * client that sent more without waiting for the reply (RFC 2920 section
- * 3.1 puts DATA last in a group) sent its message, whose lines must not
- * run as commands. Looking before the reply goes out means a client that
- * waits can never have answered it yet. */
-static void data_refused(struct petrel_conn *conn, void *arg, bool closing)
-{
-    (void)arg;
-    if (closing)
-        return;
-    struct smtp_session *s = petrel_conn_session(conn);
-    bool pipelined = petrel_conn_has_input(conn);
-    if (!transaction_ready(conn, s) && pipelined && s->state == SMTP_ST_CMD)
-        smtp_discard_start(conn, s);
-}
-
 void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char *args)
 {
     if (args[0] != '\0') {
-        smtp_error(conn, 501, "5.5.4", "syntax: DATA");
+        smtp_data_refused(conn, s, 501, "5.5.4", "syntax: DATA");
         return;
     }
-    if ((!s->in_mail || s->nrcpts == 0) && petrel_conn_delay(conn, 0, data_refused, NULL))
+    if (!s->in_mail) {
+        smtp_data_refused(conn, s, 503, "5.5.1", "need MAIL command");
         return;
-    if (!transaction_ready(conn, s))
+    }
+    if (s->nrcpts == 0) {
+        smtp_data_refused(conn, s, 554, "5.5.1", "no valid recipients");
         return;
+    }
     smtp_message_drop(s);
     s->msg = smtp_queue->begin(&s->env);
     s->prev_crlf = true;

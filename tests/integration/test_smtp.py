@@ -299,6 +299,24 @@ def test_pipelined_body_after_refused_data_is_not_run(srv):
     assert len(srv.messages(ALICE)) == 1
 
 
+def test_pipelined_body_after_data_during_bdat_is_not_run(srv):
+    """Found by fuzz_smtp_session: a DATA in the middle of a BDAT transfer
+    is refused (503) and the transaction aborted; a message sent right
+    behind it was run as commands, as after any refused DATA."""
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.transaction(SENDER, BOB)
+        c.send("BDAT 12\r\nSubject: x\r\n")
+        assert c.reply_line() == "250 2.0.0 12 octets received"
+        c.send(f"DATA\r\nMAIL FROM:<x@client.test>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n"
+               "Subject: smuggled\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        assert c.reply_line() == "503 5.5.1 BDAT transfer not finished, transaction aborted"
+        assert c.reply_line() == "221 2.0.0 Bye"
+        assert c.is_closed()
+    assert srv.messages(ALICE) == [] and srv.messages(BOB) == []
+
+
 def test_pipelined_recipients_answered_in_order(srv):
     # Some unknown ones, fewer than max_errors (each refusal is an error).
     rcpts = [f"nobody{i}@example.test" if i % 10 == 9 else ALICE if i % 2 else BOB
