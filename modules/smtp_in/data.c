@@ -209,11 +209,17 @@ static bool transaction_ready(struct petrel_conn *conn, struct smtp_session *s)
 void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char *args)
 {
     if (args[0] != '\0') {
-        smtp_error(conn, 501, "5.5.4", "syntax: DATA");
+        smtp_data_refused(conn, s, 501, "5.5.4", "syntax: DATA");
         return;
     }
-    if (!transaction_ready(conn, s))
+    if (!s->in_mail) {
+        smtp_data_refused(conn, s, 503, "5.5.1", "need MAIL command");
         return;
+    }
+    if (s->nrcpts == 0) {
+        smtp_data_refused(conn, s, 554, "5.5.1", "no valid recipients");
+        return;
+    }
     smtp_message_drop(s);
     s->msg = smtp_queue->begin(&s->env);
     s->prev_crlf = true;

@@ -210,6 +210,11 @@ static void cmd_helo(struct petrel_conn *conn, struct smtp_session *s, const cha
     struct smtp_reply err;
     char name[256];
     if (!smtp_parse_helo(args, ehlo, name, sizeof(name), &err)) {
+        char shown[128]; /* what the client said, cut short and made printable */
+        petrel_strlcpy(shown, args, sizeof(shown));
+        one_line(shown);
+        petrel_conn_log(conn, PETREL_LOG_INFO, "%s refused: %s: %s", ehlo ? "EHLO" : "HELO",
+                        err.text, shown);
         smtp_error(conn, err.code, err.enhanced, "%s", err.text);
         return;
     }
@@ -271,6 +276,59 @@ static void smtp_tls_ready(struct petrel_conn *conn, bool ok)
     s->auth_user[0] = '\0';
 }
 
+struct refused_data {
+    int code;
+    const char *enhanced, *text;
+};
+
+static void refuse_data(struct petrel_conn *conn, struct smtp_session *s,
+                        const struct refused_data *r, bool pipelined)
+{
+    smtp_error(conn, r->code, r->enhanced, "%s", r->text);
+    if (!pipelined || s->state != SMTP_ST_CMD)
+        return; /* the client waits, or the error count closed the session */
+    petrel_conn_log(conn, PETREL_LOG_INFO,
+                    "DATA refused with input behind it: discarding up to the end of data");
+    s->state = SMTP_ST_DISCARD;
+    s->prev_crlf = true;
+}
+
+/* A client that sent more without waiting for DATA's reply (RFC 2920
+ * section 3.1 puts DATA last in a group) sent its message, whose lines
+ * must not run as commands. Looking before the reply goes out means a
+ * client that waits can never have answered it yet; during a line
+ * callback the core still counts that line as input, hence the delay. */
+static void refused_data_done(struct petrel_conn *conn, void *arg, bool closing)
+{
+    struct refused_data *r = arg;
+    if (!closing)
+        refuse_data(conn, petrel_conn_session(conn), r, petrel_conn_has_input(conn));
+    free(r);
+}
+
+void smtp_data_refused(struct petrel_conn *conn, struct smtp_session *s, int code,
+                       const char *enhanced, const char *text)
+{
+    struct refused_data *r = petrel_malloc(sizeof(*r));
+    *r = (struct refused_data){code, enhanced, text};
+    if (petrel_conn_delay(conn, 0, refused_data_done, r))
+        return;
+    refuse_data(conn, s, r, false);
+    free(r);
+}
+
+/* A discarded line: the end of data as DATA sees it (RFC 5321 section
+ * 4.1.1.4, CRLF on both sides), so that what DATA would have taken as
+ * content is never taken as commands. */
+static void discard_line(struct petrel_conn *conn, struct smtp_session *s, const char *line,
+                         size_t len)
+{
+    bool crlf = petrel_conn_line_crlf(conn);
+    if (len == 1 && line[0] == '.' && crlf && s->prev_crlf)
+        s->state = SMTP_ST_CMD;
+    s->prev_crlf = crlf;
+}
+
 static bool needs_helo(struct petrel_conn *conn, struct smtp_session *s)
 {
     if (s->helo[0] != '\0')
@@ -289,6 +347,9 @@ static void smtp_line(struct petrel_conn *conn, char *line, size_t len)
     case SMTP_ST_AUTH:
         smtp_auth_line(conn, s, line, len);
         return;
+    case SMTP_ST_DISCARD:
+        discard_line(conn, s, line, len);
+        return;
     case SMTP_ST_QUIT:
         return;
     case SMTP_ST_CMD:
@@ -301,7 +362,11 @@ static void smtp_line(struct petrel_conn *conn, char *line, size_t len)
         /* RFC 3030 section 2: only BDAT (or RSET) may follow a BDAT that
          * was not LAST. */
         smtp_reset(s);
-        smtp_error(conn, 503, "5.5.1", "BDAT transfer not finished, transaction aborted");
+        if (verb == SMTP_DATA)
+            smtp_data_refused(conn, s, 503, "5.5.1",
+                              "BDAT transfer not finished, transaction aborted");
+        else
+            smtp_error(conn, 503, "5.5.1", "BDAT transfer not finished, transaction aborted");
         return;
     }
     switch (verb) {
@@ -364,6 +429,10 @@ static void smtp_line_too_long(struct petrel_conn *conn)
     struct smtp_session *s = petrel_conn_session(conn);
     if (s->state == SMTP_ST_DATA) {
         smtp_data_long_line(conn, s);
+        return;
+    }
+    if (s->state == SMTP_ST_DISCARD) {
+        s->prev_crlf = petrel_conn_line_crlf(conn);
         return;
     }
     if (s->state == SMTP_ST_AUTH) { /* the exchange is over */

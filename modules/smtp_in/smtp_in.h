@@ -61,6 +61,9 @@ enum smtp_state {
     SMTP_ST_DATA, /* between DATA's 354 and the final dot */
     SMTP_ST_AUTH, /* an AUTH exchange */
     SMTP_ST_QUIT, /* said goodbye */
+    /* After a refused DATA with more input already behind it: the lines up
+     * to the end of data are a message, thrown away unanswered. */
+    SMTP_ST_DISCARD,
 };
 
 struct smtp_rcpt_entry {
@@ -120,6 +123,11 @@ void smtp_error(struct petrel_conn *conn, int code, const char *enhanced, const 
 void smtp_reset(struct smtp_session *s);
 /* The envelope as the queue and hooks see it. */
 void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s);
+/* Refuse a DATA command (static strings). The reply waits until the input
+ * behind the command can be seen: a message sent without waiting for it is
+ * then thrown away up to its end of data (SMTP_ST_DISCARD). */
+void smtp_data_refused(struct petrel_conn *conn, struct smtp_session *s, int code,
+                       const char *enhanced, const char *text);
 
 /* data.c */
 void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char *args);

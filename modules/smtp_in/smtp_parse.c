@@ -4,7 +4,8 @@
  * the client gets:
  *   501 5.5.2  the command's shape (no "FROM:", no "TO:")
  *   501 5.1.7  a bad reverse-path (sender), 501 5.1.3 a bad forward-path
- *   501 5.5.4  too long, bad parameter values, duplicates, BDAT, HELO/EHLO
+ *   501 5.5.4  too long, bad parameter values, duplicates, BDAT
+ *   501 5.5.2  a HELO/EHLO argument that is not a host name or literal
  *   555 5.5.4  a parameter that is unknown or whose extension is not offered
  *   553 5.6.7  a non-ASCII address without SMTPUTF8
  *   552 5.3.4  SIZE= beyond what 64 bits hold */
@@ -25,6 +26,7 @@
 #define SENDER_BAD "5.1.7"
 #define RCPT_BAD "5.1.3"
 #define ARGS_BAD "5.5.4"
+#define HELO_BAD "5.5.2" /* as Postfix answers a HELO it refuses */
 
 static bool fail(struct smtp_reply *err, int code, const char *enhanced, const char *text)
 {
@@ -750,6 +752,29 @@ bool smtp_parse_bdat(const char *args, uint64_t *size_r, bool *last_r, struct sm
     return true;
 }
 
+/* A host name as real-world clients send it: labels of letters, digits,
+ * hyphens and underscores (the underscore is not in RFC 5321's grammar, but
+ * hosts named "mail_1" exist), no hyphen at either end of a label, no empty
+ * label (so no trailing dot). Nothing that could close a comment or start a
+ * clause in a Received: field gets through. */
+static bool helo_name_ok(const char *s, size_t n)
+{
+    size_t label = 0;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char c = i < n ? (unsigned char)s[i] : '.';
+        if (c == '.') {
+            if (label == 0 || label > LABEL_MAX || s[i - label] == '-' || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (is_alpha(c) || is_digit(c) || c == '-' || c == '_') {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool smtp_parse_helo(const char *args, bool ehlo, char *out, size_t size, struct smtp_reply *err)
 {
     const char *word = skip_spaces(args), *p = word;
@@ -759,21 +784,14 @@ bool smtp_parse_helo(const char *args, bool ehlo, char *out, size_t size, struct
         p++;
     size_t n = (size_t)(p - word);
     if (n == 0 || *skip_spaces(p) != '\0')
-        return bad_args(err, ehlo ? "syntax is EHLO <domain>" : "syntax is HELO <domain>");
+        return fail(err, 501, HELO_BAD,
+                    ehlo ? "syntax is EHLO <domain>" : "syntax is HELO <domain>");
     if (n > SMTP_DOMAIN_MAX || n >= size)
-        return bad_args(err, "domain too long");
-    if (ehlo) {
-        struct domain_info d;
-        if (!parse_domain(word, true, &d, ARGS_BAD, err))
-            return false;
-        if (d.len != n)
-            return bad_args(err, "invalid domain name");
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            if ((unsigned char)word[i] < 0x21 || (unsigned char)word[i] > 0x7e)
-                return bad_args(err, "invalid domain name");
-        }
-    }
+        return fail(err, 501, HELO_BAD, "domain too long");
+    struct domain_info d;
+    bool ok = word[0] == '[' ? parse_literal(word, &d) && d.len == n : helo_name_ok(word, n);
+    if (!ok)
+        return fail(err, 501, HELO_BAD, "invalid domain name or address literal");
     memcpy(out, word, n);
     out[n] = '\0';
     return true;

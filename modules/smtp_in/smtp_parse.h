@@ -130,9 +130,12 @@ bool smtp_parse_rcpt(const char *args, const struct smtp_parse_opts *opts, bool 
  * 5.3.4 is the caller's reply; this only checks syntax and overflow). */
 bool smtp_parse_bdat(const char *args, uint64_t *size_r, bool *last_r, struct smtp_reply *err);
 
-/* The domain or address literal of HELO/EHLO. EHLO demands a syntactically
- * valid domain or literal (501 5.5.4 otherwise); HELO is lenient, as
- * real-world clients send anything: a single word of printable ASCII. */
+/* The domain or address literal of HELO/EHLO, which goes into the
+ * Received: field: one word that is a host name (letters, digits, hyphens
+ * and underscores in dot-separated labels) or an address literal
+ * ("[192.0.2.1]", "[IPv6:2001:db8::1]"). Anything else, HELO and EHLO
+ * alike, is refused with 501 5.5.2. ehlo only names the command in the
+ * reply. */
 bool smtp_parse_helo(const char *args, bool ehlo, char *out, size_t size, struct smtp_reply *err);
 
 /* Encode s as xtext (RFC 3461 section 4) into out; false if it does not

@@ -271,6 +271,64 @@ def test_pipelining(srv):
     assert srv.messages(CAROL) == []
 
 
+def test_pipelined_body_after_refused_data_is_not_run(srv):
+    """Issue 9: a client that sends the message right behind a DATA that is
+    refused (no valid recipient, or no MAIL) has its message lines thrown
+    away up to the end of data, not run as commands: the MAIL, RCPT and
+    DATA inside it deliver nothing. A client that waits for the refusal
+    goes on as before."""
+    smuggled = (f"MAIL FROM:<x@client.test>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n"
+                "Subject: smuggled\r\n\r\nrun as commands\r\n.\r\n")
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.send(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\n"
+               + smuggled + "NOOP\r\n")
+        assert c.reply_line() == "250 2.1.0 Ok"
+        assert c.reply_line() == "550 5.1.1 <nobody@example.test>: no such user here"
+        assert c.reply_line() == "554 5.5.1 no valid recipients"
+        assert c.reply_line() == "250 2.0.0 Ok"  # the NOOP after the dot
+        # DATA without MAIL, the same.
+        c.send("RSET\r\nDATA\r\n" + smuggled + "QUIT\r\n")
+        assert c.reply_line() == "250 2.0.0 Ok"
+        assert c.reply_line() == "503 5.5.1 need MAIL command"
+        assert c.reply_line() == "221 2.0.0 Bye"
+        assert c.is_closed()
+    srv.inst.wait_log(r"DATA refused with input behind it: discarding up to the end of data")
+    assert srv.messages(ALICE) == []
+    assert srv.queued() == []
+    # Waiting for the refusal: the next command is a command.
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        assert c.command("DATA") == "503 5.5.1 need MAIL command"
+        assert c.command("NOOP") == "250 2.0.0 Ok"
+        c.transaction(SENDER)
+        assert c.command("RCPT TO:<nobody@example.test>").startswith("550 5.1.1 ")
+        assert c.command("DATA") == "554 5.5.1 no valid recipients"
+        assert c.command("RSET") == "250 2.0.0 Ok"
+        assert queue_id(send_raw(c, SENDER, [ALICE], "Subject: after\r\n\r\nx\r\n.\r\n"))
+    assert len(srv.messages(ALICE)) == 1
+
+
+def test_pipelined_body_after_data_during_bdat_is_not_run(srv):
+    """Found by fuzz_smtp_session: a DATA in the middle of a BDAT transfer
+    is refused (503) and the transaction aborted; a message sent right
+    behind it was run as commands, as after any refused DATA."""
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.transaction(SENDER, BOB)
+        c.send("BDAT 12\r\nSubject: x\r\n")
+        assert c.reply_line() == "250 2.0.0 12 octets received"
+        c.send(f"DATA\r\nMAIL FROM:<x@client.test>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n"
+               "Subject: smuggled\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        assert c.reply_line() == "503 5.5.1 BDAT transfer not finished, transaction aborted"
+        assert c.reply_line() == "221 2.0.0 Bye"
+        assert c.is_closed()
+    assert srv.messages(ALICE) == [] and srv.messages(BOB) == []
+
+
 def test_pipelined_recipients_answered_in_order(srv):
     # Some unknown ones, fewer than max_errors (each refusal is an error).
     rcpts = [f"nobody{i}@example.test" if i % 10 == 9 else ALICE if i % 2 else BOB
@@ -999,6 +1057,28 @@ def test_trace_protocol_names(srv):
     ]
     # The TLS protocol and suite are named once TLS is on.
     assert [m.group("tls") for m in got] == [None] + [tls_trace] * 2
+
+
+def test_helo_argument_must_be_a_host_name_or_literal(srv):
+    """Issue 8: the HELO/EHLO argument goes into Received:, so text that
+    would forge trace clauses is refused (501 5.5.2) and logged; host names
+    (an underscore too) and address literals are taken as they are."""
+    forged = "x)by(trusted.example)with(ESMTPSA)id(FAKE);"
+    with srv.raw() as c:
+        c.greet()
+        for verb in ("HELO", "EHLO"):
+            assert c.command(f"{verb} {forged}") == \
+                "501 5.5.2 invalid domain name or address literal"
+        assert c.command("HELO [garbage") == "501 5.5.2 invalid domain name or address literal"
+        # Nothing was recorded: the session still needs a greeting.
+        assert c.command(f"MAIL FROM:<{SENDER}>") == "503 5.5.1 send HELO or EHLO first"
+        for name in ("[127.0.0.1]", "[IPv6:::1]", "mail_1.client.test"):
+            assert c.command(f"HELO {name}") == f"250 {HOSTNAME}"
+        q = queue_id(send_raw(c, SENDER, [ALICE], "Subject: helo\r\n\r\nx\r\n.\r\n"))
+    srv.inst.wait_log(r"HELO refused: invalid domain name or address literal: "
+                      + re.escape(forged))
+    m, _ = received(only_message(srv, ALICE))
+    assert (m.group("id"), m.group("helo")) == (q, "mail_1.client.test")
 
 
 def test_duplicate_recipient_and_null_sender(srv):
