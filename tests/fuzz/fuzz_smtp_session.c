@@ -46,6 +46,7 @@ struct harness {
     uint8_t verdict_seed;
     unsigned hook_runs;
     bool write_fails;
+    bool no_room; /* has_room says no: every MAIL gets 452 */
     unsigned writes;
     int queue_code;
     /* the live messages and what ended */
@@ -154,8 +155,14 @@ static void q_abort(struct petrel_queue_msg *msg)
     q_free((struct fake_msg *)msg);
 }
 
-static const struct petrel_queue_ops fake_queue = {sizeof(fake_queue), q_begin, q_write, q_commit,
-                                                   q_abort};
+static bool q_has_room(uint64_t size)
+{
+    (void)size;
+    return !h.no_room;
+}
+
+static const struct petrel_queue_ops fake_queue = {sizeof(fake_queue), q_begin, q_write,
+                                                   q_commit,           q_abort, q_has_room};
 
 static bool u_domain_is_local(const char *domain)
 {
@@ -445,6 +452,9 @@ static void configure(const uint8_t *o, struct fuzz_conn_opts *co)
     h.verdict_seed = o[3];
     h.queue_code = o[2] >> 3 & 7;
     h.write_fails = (o[2] & 0x40) != 0;
+    h.no_room = (o[3] & 7) == 7;
+    /* A small message memory budget: session buffers flush early. */
+    petrel_membudget_set((o[3] & 8) != 0 ? 16384 : 64u << 20);
     plaintext_without_tls = (o[1] & 0x80) != 0;
     *co = (struct fuzz_conn_opts){
         .max_line = max_lines[o[1] & 3],
@@ -495,6 +505,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_conn_free(conn);
     if (h.live_msgs != 0)
         abort(); /* a message neither committed nor aborted */
+    if (petrel_membudget_used() != 0)
+        abort(); /* message memory taken and never given back */
     petrel_buf_free(&h.model);
     memset(&h, 0, sizeof(h));
     return 0;
