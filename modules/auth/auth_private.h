@@ -9,6 +9,13 @@
 #include <petrel/auth.h>
 #include <petrel/userdb.h>
 
+/* --- username.c --- */
+
+/* "user" becomes user@primary, lower case (ASCII), into out (size bytes);
+ * false if it is not an address: empty local part or domain, a control
+ * or space, longer than PETREL_AUTH_USER_MAX. */
+bool auth_username_canonical(const char *in, const char *primary, char *out, size_t size);
+
 /* --- limits.c: bounded tables keyed by text --- */
 
 /* The longest per-IP key (auth_limits_ip_key): an address or a /64. */

@@ -41,27 +41,6 @@ static void log_safe(const char *in, char *out, size_t size)
     out[o] = '\0';
 }
 
-/* "user" becomes user@primary, lower case; false if not an address. */
-static bool canonical(const char *in, char *out, size_t size)
-{
-    char full[PETREL_AUTH_USER_MAX + 2];
-    if (strchr(in, '@') == NULL) {
-        if (!petrel_snprintf(full, sizeof(full), "%s@%s", in, auth_state.primary))
-            return false;
-        in = full;
-    }
-    size_t n = strlen(in);
-    if (n >= size || n > PETREL_AUTH_USER_MAX || in[0] == '@' || in[n - 1] == '@')
-        return false;
-    for (size_t i = 0; i <= n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c != '\0' && (c <= 0x20 || c == 0x7f))
-            return false;
-        out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    return true;
-}
-
 /* delay_ms: failures only. A refusal by a lock-out costs the server
  * nothing and is answered at once: the guard gives it no delay. */
 static void set_result(struct petrel_auth_result *r, enum petrel_auth_status st, const char *reason,
@@ -180,7 +159,7 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
     enum petrel_auth_status st;
     enum auth_guard_lock lock;
     if (req->authcid == NULL || req->password == NULL ||
-        !canonical(req->authcid, user, sizeof(user))) {
+        !auth_username_canonical(req->authcid, auth_state.primary, user, sizeof(user))) {
         petrel_strlcpy(user, "-", sizeof(user));
         st = PETREL_AUTH_FAILED;
         reason = "invalid user name";
@@ -196,7 +175,8 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
         char z[PETREL_AUTH_USER_MAX + 1];
         /* No master users: an authzid must name the user that logged in. */
         if (st == PETREL_AUTH_OK && req->authzid != NULL && req->authzid[0] != '\0' &&
-            (!canonical(req->authzid, z, sizeof(z)) || strcmp(z, r->user) != 0)) {
+            (!auth_username_canonical(req->authzid, auth_state.primary, z, sizeof(z)) ||
+             strcmp(z, r->user) != 0)) {
             st = PETREL_AUTH_FAILED;
             reason = "authorization identity differs from the user";
         }

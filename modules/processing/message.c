@@ -45,6 +45,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
         queue_envelope_add(env, RCPT_EXPAND, ROUTE_NONE, e->rcpts[i].notify, e->rcpts[i].address,
                            e->rcpts[i].address, e->rcpts[i].orcpt);
     petrel_buf_init(&m->header, PROC_HEADER_MAX);
+    m->hstate = PROC_HEADER_START;
     m->memory_limit = proc_env.memory_limit;
     petrel_buf_init(&m->mem, m->memory_limit + 16384);
     return m;
@@ -135,12 +136,6 @@ static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
 
 /* --- the header --- */
 
-static bool field_is(const char *line, size_t len, const char *name)
-{
-    size_t n = strlen(name);
-    return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
-}
-
 static void rfc5322_date(char *out, size_t size, time_t t)
 {
     struct tm tm;
@@ -148,27 +143,7 @@ static void rfc5322_date(char *out, size_t size, time_t t)
     strftime(out, size, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
-/* The header as received less its Return-Path fields (with their folded
- * lines): only the final delivery may add one (RFC 5321 section 4.4),
- * and one from the client would lie about the envelope sender. */
-static void header_without_return_path(struct petrel_queue_msg *m, const char *h, size_t len)
-{
-    bool skipping = false;
-    size_t start = 0; /* of the bytes not yet written */
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(h + i, '\n', len - i);
-        size_t n = nl != NULL ? (size_t)(nl - (h + i)) + 1 : len - i;
-        bool folded = h[i] == ' ' || h[i] == '\t';
-        if (!folded)
-            skipping = field_is(h + i, n, "Return-Path");
-        if (skipping) {
-            out_append(m, h + start, i - start);
-            start = i + n;
-        }
-        i += n;
-    }
-    out_append(m, h + start, len - start);
-}
+static void emit_out(void *arg, const char *p, size_t len) { out_append(arg, p, len); }
 
 /* The header ended (or filled up): write the trace header and what a
  * submission lacks on top of it, then the header itself. */
@@ -176,18 +151,9 @@ static void header_flush(struct petrel_queue_msg *m)
 {
     const char *h = petrel_buf_head(&m->header);
     size_t len = m->header.len;
-    bool has_id = false, has_date = false;
-    for (size_t i = 0; i < len;) {
-        const char *nl = memchr(h + i, '\n', len - i);
-        size_t n = nl != NULL ? (size_t)(nl - (h + i)) : len - i;
-        if (field_is(h + i, n, "Received"))
-            m->hops++;
-        else if (field_is(h + i, n, "Message-ID"))
-            has_id = true;
-        else if (field_is(h + i, n, "Date"))
-            has_date = true;
-        i += n + 1;
-    }
+    struct proc_header_facts facts;
+    proc_header_facts(h, len, &facts);
+    m->hops = facts.hops;
     const struct queue_envelope *env = &m->env;
     char date[64];
     rfc5322_date(date, sizeof(date), m->arrival);
@@ -207,13 +173,13 @@ static void header_flush(struct petrel_queue_msg *m)
     if (env->nrcpts == 1) /* more would tell each recipient about the others */
         petrel_buf_printf(&t, "\r\n\tfor <%s>", env->rcpts[0].address);
     petrel_buf_printf(&t, "; %s\r\n", date);
-    if (env->submission && !has_id)
+    if (env->submission && !facts.has_id)
         petrel_buf_printf(&t, "Message-ID: <%s@%s>\r\n", m->id, proc_env.hostname);
-    if (env->submission && !has_date)
+    if (env->submission && !facts.has_date)
         petrel_buf_printf(&t, "Date: %s\r\n", date);
     out_append(m, petrel_buf_head(&t), t.len);
     petrel_buf_free(&t);
-    header_without_return_path(m, h, len);
+    proc_header_strip_return_path(h, len, emit_out, m);
     m->header_done = true;
 }
 
@@ -222,17 +188,8 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
     const char *p = data;
     m->size += len;
     if (!m->header_done) {
-        /* The header ends at an empty line: "\r\n\r\n", or "\r\n" first. */
-        static const char end[] = "\r\n\r\n";
-        if (m->header.len == 0 && m->hstate == 0)
-            m->hstate = 2;
-        size_t cut = 0;
-        bool ended = false;
-        while (cut < len && !ended) {
-            char c = p[cut++];
-            m->hstate = c == end[m->hstate] ? m->hstate + 1 : (c == '\r' ? 1 : 0);
-            ended = m->hstate == 4;
-        }
+        bool ended;
+        size_t cut = proc_header_end(&m->hstate, p, len, &ended);
         size_t room = PROC_HEADER_MAX - m->header.len;
         /* A header over 64 KiB, or one that the server's message memory
          * has no room for (a crowd parked in DATA): the scan stops here. */

@@ -57,6 +57,28 @@ struct proc_env {
 };
 extern struct proc_env proc_env;
 
+/* --- the header (header.c): no I/O --- */
+
+/* The scanner's state at the start of a message: as after a CRLF, so an
+ * empty first line ends an empty header. */
+#define PROC_HEADER_START 2
+/* Feed the next len bytes: how many of them belong to the header (all
+ * unless it ends within them); *ended_r once its empty line was seen. */
+size_t proc_header_end(unsigned char *state, const char *p, size_t len, bool *ended_r);
+/* Whether a header line is field name (case-insensitive, colon after). */
+bool proc_field_is(const char *line, size_t len, const char *name);
+struct proc_header_facts {
+    unsigned hops; /* Received fields */
+    bool has_id, has_date;
+};
+void proc_header_facts(const char *h, size_t len, struct proc_header_facts *f);
+/* The header less its Return-Path fields (and their folded lines): only
+ * the final delivery may add one (RFC 5321 section 4.4), and one from the
+ * client would lie about the envelope sender. emit gets the rest in
+ * order, in pieces. */
+typedef void proc_emit_fn(void *arg, const char *p, size_t len);
+void proc_header_strip_return_path(const char *h, size_t len, proc_emit_fn *emit, void *arg);
+
 /* --- free space in the spool (space.c) --- */
 
 /* MAIL: room for a message of size bytes (0: undeclared) above

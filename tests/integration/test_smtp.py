@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CMD_TIMEOUT, wait_for
+from conftest import CMD_TIMEOUT, SRC_ROOT, wait_for
 from smtp_helpers import (HELO, HOSTNAME, PASSWORD, REMOTE, SmtpServer, header_fields, login,
                           message, queue_id, smtplib_queue_id, stuff)
 
@@ -1437,3 +1437,38 @@ def test_dsn_backscatter_refused_for_anonymous_clients(make_instance, env):
         queue_id(send_raw(c, victim, [CAROL], b"Subject: asked\r\n\r\nx\r\n.\r\n",
                           rcpt_params=" NOTIFY=SUCCESS"))
     wait_for(lambda: len(srv.queued()) == 2, what="the success report queued")
+
+
+def test_queued_dot_line_is_stuffed_on_the_way_out(srv, env, tmp_path):
+    """A client's bare-CR "<CR>.<CR>" becomes a real "." line in the queue
+    (bare_lf normalize). What sends queued data on (smtp_out) goes through
+    libpetrel's dot-stuffing: built out of tree against the installed
+    headers, it stuffs the queued file so that the data ends only at its
+    real end and unstuffs back to what was queued."""
+    with srv.raw(srv.sub_port) as c:
+        c.greet()
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert c.auth_plain(ALICE).startswith("235 ")
+        qid = queue_id(send_raw(c, ALICE, [f"far@{REMOTE}"],
+                                b"Subject: smuggle\r\n\r\nx\r.\rMAIL FROM:<evil@x.test>\r\n"
+                                b".\r\n"))
+    data = (srv.queue_dir("data") / qid).read_bytes()
+    assert b"\r\nx\r\n.\r\nMAIL FROM:<evil@x.test>\r\n" in data, data
+    tool = tmp_path / "dotstuff_file"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "petrel"], capture_output=True,
+                           text=True, timeout=CMD_TIMEOUT,
+                           env=dict(os.environ, PKG_CONFIG_PATH=str(env.pkgconfig)))
+    assert flags.returncode == 0, flags.stderr
+    r = subprocess.run([env.cc, *env.module_cflags.split(), "-o", str(tool),
+                        str(SRC_ROOT / "tests/integration/tools/dotstuff_file.c"),
+                        *flags.stdout.split(), f"-Wl,-rpath,{env.prefix}/lib"],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    wire = subprocess.run([str(tool), str(srv.queue_dir("data") / qid)], capture_output=True,
+                          timeout=CMD_TIMEOUT).stdout
+    assert wire.endswith(b"\r\n.\r\n") and wire.count(b"\r\n.\r\n") == 1, wire
+    assert b"\r\nx\r\n..\r\nMAIL FROM:" in wire
+    lines = wire[:-len(b".\r\n")].split(b"\r\n")
+    assert b"\r\n".join(ln[1:] if ln.startswith(b".") else ln for ln in lines) == data
