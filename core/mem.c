@@ -108,4 +108,26 @@ void petrel_membudget_release(size_t n) { atomic_fetch_sub(&budget_used, n); }
 
 size_t petrel_membudget_used(void) { return atomic_load(&budget_used); }
 
+#define BUDGET_STEP 65536u
+
+_Bool petrel_membudget_hold(size_t *held, size_t want, size_t free_bytes)
+{
+    if (want <= *held + free_bytes)
+        return 1;
+    size_t need = want - free_bytes - *held;
+    size_t step = (need + BUDGET_STEP - 1) / BUDGET_STEP * BUDGET_STEP;
+    if (!petrel_membudget_take(step))
+        return 0;
+    *held += step;
+    return 1;
+}
+
+void petrel_membudget_drop(size_t *held, size_t keep)
+{
+    if (*held > keep) {
+        petrel_membudget_release(*held - keep);
+        *held = keep;
+    }
+}
+
 void petrel_membudget_set(size_t limit) { atomic_store(&budget_limit, limit); }

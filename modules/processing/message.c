@@ -67,30 +67,14 @@ static bool write_fd(int fd, const void *data, size_t len)
     return true;
 }
 
-/* Hold n bytes of the server-wide message memory (petrel_membudget) for
- * the header and mem buffers, taken in steps; the first BUDGET_FREE bytes
- * of every message are free, so a usual header is always scanned whole.
- * False when the budget is spent: the caller writes to the data file at
- * once instead. */
-#define BUDGET_STEP 65536u
+/* The header and mem buffers hold n bytes of the server-wide message
+ * memory (petrel_membudget); the first BUDGET_FREE bytes of a message are
+ * free, so a usual header is always scanned whole. False when the budget
+ * is spent: the caller writes to the data file at once instead. */
 #define BUDGET_FREE 8192u
 static bool budget_hold(struct petrel_queue_msg *m, size_t n)
 {
-    if (n <= m->budget + BUDGET_FREE)
-        return true;
-    size_t step = (n - BUDGET_FREE - m->budget + BUDGET_STEP - 1) / BUDGET_STEP * BUDGET_STEP;
-    if (!petrel_membudget_take(step))
-        return false;
-    m->budget += step;
-    return true;
-}
-
-static void budget_drop(struct petrel_queue_msg *m, size_t keep)
-{
-    if (m->budget > keep) {
-        petrel_membudget_release(m->budget - keep);
-        m->budget = keep;
-    }
+    return petrel_membudget_hold(&m->budget, n, BUDGET_FREE);
 }
 
 static bool spill(struct petrel_queue_msg *m)
@@ -105,7 +89,7 @@ static bool spill(struct petrel_queue_msg *m)
     }
     bool ok = write_fd(m->fd, petrel_buf_head(&m->mem), m->mem.len);
     petrel_buf_free(&m->mem);
-    budget_drop(m, m->header.len);
+    petrel_membudget_drop(&m->budget, m->header.len);
     return ok;
 }
 
@@ -226,7 +210,7 @@ void proc_abort(struct petrel_queue_msg *m)
     }
     petrel_buf_free(&m->header);
     petrel_buf_free(&m->mem);
-    budget_drop(m, 0);
+    petrel_membudget_drop(&m->budget, 0);
     queue_envelope_free(&m->env);
     free(m);
 }

@@ -32,32 +32,13 @@ struct msg_job {
 
 static void abort_work(void *arg) { smtp_queue->abort(arg); }
 
-static void budget_drop(size_t *budget)
-{
-    petrel_membudget_release(*budget);
-    *budget = 0;
-}
-
-/* Room in the message memory for the session to hold len bytes. */
-static bool budget_hold(struct smtp_session *s, size_t len)
-{
-    if (len <= s->budget + SMTP_FREE_BYTES)
-        return true;
-    size_t step = (len - SMTP_FREE_BYTES - s->budget + SMTP_BUDGET_STEP - 1) / SMTP_BUDGET_STEP *
-                  SMTP_BUDGET_STEP;
-    if (!petrel_membudget_take(step))
-        return false;
-    s->budget += step;
-    return true;
-}
-
 void smtp_message_drop(struct smtp_session *s)
 {
     if (s->msg != NULL && !petrel_worker_submit(abort_work, s->msg))
         smtp_queue->abort(s->msg); /* pool full: the unlink may block a little */
     s->msg = NULL;
     petrel_buf_free(&s->data); /* an idle session keeps no message buffer */
-    budget_drop(&s->budget);
+    petrel_membudget_drop(&s->budget, 0);
     s->size = 0;
     s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = s->no_space = false;
     s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = s->bdat_cr = false;
@@ -106,7 +87,7 @@ static void msg_done(struct petrel_conn *conn, void *arg, bool closing)
         s->no_space = j->no_space;
     }
     petrel_buf_free(&j->data);
-    budget_drop(&j->budget);
+    petrel_membudget_drop(&j->budget, 0);
     free(j);
     if (s != NULL && s->bdat_end_due) {
         s->bdat_end_due = false;
@@ -140,7 +121,7 @@ static void flush(struct petrel_conn *conn, struct smtp_session *s, bool commit)
         s->write_failed = true;
     }
     petrel_buf_free(&j->data);
-    budget_drop(&j->budget);
+    petrel_membudget_drop(&j->budget, 0);
     free(j);
 }
 
@@ -152,7 +133,7 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
     if (s->size > s->max_size) {
         s->too_big = true;
         petrel_buf_free(&s->data);
-        budget_drop(&s->budget);
+        petrel_membudget_drop(&s->budget, 0);
         return;
     }
     if (!petrel_buf_append(&s->data, p, n)) {
@@ -161,7 +142,8 @@ static void append(struct petrel_conn *conn, struct smtp_session *s, const char 
     }
     /* One write at a time: while one runs, input is paused, and what this
      * input unit still adds fits in the buffer's headroom. */
-    if (!s->flushing && (s->data.len >= SMTP_FLUSH_BYTES || !budget_hold(s, s->data.len)))
+    if (!s->flushing && (s->data.len >= SMTP_FLUSH_BYTES ||
+                         !petrel_membudget_hold(&s->budget, s->data.len, SMTP_FREE_BYTES)))
         flush(conn, s, false);
 }
 

@@ -24,11 +24,10 @@
  * bare CR or LF in it may become CRLF. */
 #define SMTP_FLUSH_BYTES (256u * 1024u)
 /* Message bytes a session may gather without the server's message memory
- * budget (petrel_membudget); beyond them it takes from the budget in
- * steps, and when the budget is spent it hands what it has to the queue
- * at once instead of gathering more. */
+ * budget (petrel_membudget); beyond them it takes from the budget, and
+ * when the budget is spent it hands what it has to the queue at once
+ * instead of gathering more. */
 #define SMTP_FREE_BYTES 8192u
-#define SMTP_BUDGET_STEP 65536u
 #define SMTP_BUFFER_MAX (SMTP_FLUSH_BYTES + 2u * ((1u << 20) + 2u) + 65536u)
 
 struct smtp_config {

@@ -29,6 +29,12 @@ int petrel_memeq_const(const void *a, const void *b, size_t len);
 _Bool petrel_membudget_take(size_t n);
 void petrel_membudget_release(size_t n);
 size_t petrel_membudget_used(void);
+/* For a buffer that grows: *held is what its owner took so far. Make it
+ * cover want bytes beyond the first free_bytes (which every holder may
+ * keep without the budget), taking in 64 KiB steps; false when the budget
+ * is spent. drop gives back all of *held beyond keep. */
+_Bool petrel_membudget_hold(size_t *held, size_t want, size_t free_bytes);
+void petrel_membudget_drop(size_t *held, size_t keep);
 /* The core sets the budget from the configuration. */
 void petrel_membudget_set(size_t limit);
 

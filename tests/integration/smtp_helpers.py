@@ -152,6 +152,16 @@ class SmtpServer:
     def raw(self, port=None, **kw):
         return Smtp(port or self.mx_port, **kw)
 
+    def raw_login(self, user, password=PASSWORD):
+        """A raw client on submission after EHLO, STARTTLS, EHLO and AUTH."""
+        c = self.raw(self.sub_port)
+        c.greet()
+        c.ehlo()
+        c.starttls()
+        c.ehlo()
+        assert c.auth_plain(user, password).startswith("235 ")
+        return c
+
     # --- what was delivered and queued ---
 
     def maildir(self, address):

@@ -1204,12 +1204,7 @@ def test_delivery_status_notifications(make_instance, env):
     reports are only for such clients (dsn_trusted_only)."""
     srv = SmtpServer(make_instance, env, "dsn")
     looping_server(srv)
-    with srv.raw(srv.sub_port) as c:
-        c.greet()
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
-        assert c.auth_plain(ALICE).startswith("235 ")
+    with srv.raw_login(ALICE) as c:
         assert c.command(f"MAIL FROM:<{ALICE}> RET=HDRS ENVID=env+2D1") == "250 2.1.0 Ok"
         assert c.command(f"RCPT TO:<{BOB}> NOTIFY=SUCCESS ORCPT=rfc822;bob+40x.test") == \
             "250 2.1.5 Ok"
@@ -1445,12 +1440,7 @@ def test_queued_dot_line_is_stuffed_on_the_way_out(srv, env, tmp_path):
     libpetrel's dot-stuffing: built out of tree against the installed
     headers, it stuffs the queued file so that the data ends only at its
     real end and unstuffs back to what was queued."""
-    with srv.raw(srv.sub_port) as c:
-        c.greet()
-        c.ehlo()
-        c.starttls()
-        c.ehlo()
-        assert c.auth_plain(ALICE).startswith("235 ")
+    with srv.raw_login(ALICE) as c:
         qid = queue_id(send_raw(c, ALICE, [f"far@{REMOTE}"],
                                 b"Subject: smuggle\r\n\r\nx\r.\rMAIL FROM:<evil@x.test>\r\n"
                                 b".\r\n"))

@@ -93,12 +93,38 @@ static void test_strings(void **state)
     assert_false(petrel_memeq_const("abc", "abd", 3));
 }
 
+/* The server-wide message memory: holders take in 64 KiB steps past
+ * their free bytes, a spent budget says no, and dropping gives it back. */
+static void test_membudget(void **state)
+{
+    (void)state;
+    petrel_membudget_set(3 * 65536);
+    size_t a = 0, b = 0;
+    assert_true(petrel_membudget_hold(&a, 8192, 8192)); /* free */
+    assert_int_equal(a, 0);
+    assert_true(petrel_membudget_hold(&a, 8193, 8192));
+    assert_int_equal(a, 65536);
+    assert_true(petrel_membudget_hold(&a, 65536, 8192)); /* covered */
+    assert_true(petrel_membudget_hold(&b, 2 * 65536, 0));
+    assert_int_equal(petrel_membudget_used(), 3 * 65536);
+    assert_false(petrel_membudget_hold(&a, 65536 + 8193, 8192)); /* spent */
+    assert_int_equal(a, 65536);
+    petrel_membudget_drop(&b, 65536);
+    assert_int_equal(b, 65536);
+    assert_true(petrel_membudget_hold(&a, 65536 + 8193, 8192));
+    petrel_membudget_drop(&a, 0);
+    petrel_membudget_drop(&b, 0);
+    assert_int_equal(petrel_membudget_used(), 0);
+    assert_false(petrel_membudget_take(4 * 65536)); /* more than the whole budget */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_cap),   cmocka_unit_test(test_consume_and_reuse),
         cmocka_unit_test(test_printf),       cmocka_unit_test(test_printf_exactly_at_cap),
         cmocka_unit_test(test_space_commit), cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_membudget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
