@@ -121,6 +121,8 @@ static bool closing(const struct petrel_conn *c)
     return c->state == PETREL_CONN_CLOSING || c->dead;
 }
 
+static void answered(struct petrel_conn *c);
+
 bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
 {
     if (closing(c))
@@ -132,6 +134,7 @@ bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
         c->dead = true;
         return false;
     }
+    answered(c);
     return true;
 }
 
@@ -148,6 +151,8 @@ bool petrel_conn_printf(struct petrel_conn *c, const char *fmt, ...)
         petrel_conn_log(c, PETREL_LOG_WARNING, "output limit of %zu bytes exceeded: closing",
                         c->out.max);
         c->dead = true;
+    } else {
+        answered(c);
     }
     return ok;
 }
@@ -168,7 +173,9 @@ static void set_deadline(struct petrel_conn *c, long long seconds)
  * otherwise only the time its bytes pay for at min_data_rate (capped at a
  * full idle_timeout ahead): a command line or a message trickled a byte at
  * a time runs out instead of holding its session forever (Postfix's
- * smtpd_min_data_rate). */
+ * smtpd_min_data_rate). Bytes the client takes from us pay the same way,
+ * so neither draining a backlog of answers slowly nor a transfer made of
+ * many small exchanges (petrel_conn_transfer) renews its time. */
 static void reset_deadline(struct petrel_conn *c)
 {
     c->deadline = deadline_in(c, c->lcfg->idle_timeout);
@@ -176,17 +183,30 @@ static void reset_deadline(struct petrel_conn *c)
     c->slow_since = c->thread->now_ms;
 }
 
-static void credit_deadline(struct petrel_conn *c, size_t got)
+static void answered(struct petrel_conn *c)
+{
+    if (!c->transfer && !c->delaying && c->state == PETREL_CONN_OPEN)
+        reset_deadline(c);
+}
+
+static void earn_time(struct petrel_conn *c, size_t bytes)
 {
     int64_t full = deadline_in(c, c->lcfg->idle_timeout);
-    c->slow_bytes += got;
     if (c->lcfg->min_data_rate == 0) {
         c->deadline = full;
         return;
     }
-    int64_t earned = (int64_t)(got * 1000 / (uint64_t)c->lcfg->min_data_rate);
+    int64_t earned = (int64_t)(bytes * 1000 / (uint64_t)c->lcfg->min_data_rate);
     c->deadline = c->deadline + earned < full ? c->deadline + earned : full;
 }
+
+static void credit_deadline(struct petrel_conn *c, size_t got)
+{
+    c->slow_bytes += got;
+    earn_time(c, got);
+}
+
+void petrel_conn_transfer(struct petrel_conn *c, bool on) { c->transfer = on; }
 
 void petrel_conn_close(struct petrel_conn *c)
 {
@@ -414,8 +434,8 @@ static bool conn_flush(struct petrel_conn *c)
     }
     if (sent > 0) {
         petrel_counter_add(stat.bytes_out, (int64_t)sent);
-        if (c->state != PETREL_CONN_CLOSING && !c->delaying)
-            reset_deadline(c);
+        if (c->state == PETREL_CONN_OPEN && !c->delaying)
+            earn_time(c, sent);
     }
     if (c->out.len == 0)
         petrel_buf_release(&c->out);

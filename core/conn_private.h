@@ -54,6 +54,7 @@ struct petrel_conn {
     int64_t deadline, heap_key; /* monotonic milliseconds */
     uint64_t slow_bytes;        /* read since the last answer (min_data_rate) */
     int64_t slow_since;
+    bool transfer; /* petrel_conn_transfer(): answers do not renew the time */
     size_t heap_idx; /* SIZE_MAX when not in the heap */
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];

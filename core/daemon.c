@@ -49,18 +49,24 @@ int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid
     return 0;
 }
 
-/* A directory owned by uid:gid with mode, created if missing. */
+/* A directory owned by uid:gid with mode, created if missing. It is
+ * opened without following a symbolic link, so a link planted in its
+ * place cannot hand some other directory to the daemon. */
 static int own_dir(const char *path, uid_t uid, gid_t gid, mode_t mode, const char **error_r)
 {
     if (mkdir(path, mode & 0777) < 0 && errno != EEXIST) {
         *error_r = petrel_cfg_error("cannot create %s: %s", path, strerror(errno));
         return -1;
     }
-    if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
         *error_r =
             petrel_cfg_error("cannot set the owner and mode of %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
+    close(fd);
     return 0;
 }
 
@@ -83,9 +89,11 @@ int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r)
     if (own_dir(cfg->server.run_dir, uid, gid, 0750, error_r) < 0 ||
         own_dir(cfg->server.data_dir, 0, gid, 01770, error_r) < 0)
         return -1;
-    if (chown(cfg->server.control_socket, uid, gid) < 0 ||
-        chown(cfg->server.pid_file, uid, gid) < 0) {
-        *error_r = petrel_cfg_error("cannot chown control socket or pid file: %s", strerror(errno));
+    /* The run directory is the daemon's to change from now on: lchown,
+     * so a socket swapped for a link changes only the link. */
+    if (lchown(cfg->server.control_socket, uid, gid) < 0) {
+        *error_r = petrel_cfg_error("cannot chown control socket %s: %s",
+                                    cfg->server.control_socket, strerror(errno));
         return -1;
     }
     petrel_log_chown(uid, gid);
@@ -104,17 +112,45 @@ int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r)
     return 0;
 }
 
-int petrel_daemon_pidfile(const char *path, const char **error_r)
+/* Written as root into a directory the daemon user may own: the
+ * temporary name is created afresh (O_EXCL, no link followed) and given
+ * to that user through its descriptor, then renamed over the old file,
+ * so nothing planted under either name is written to or chowned. */
+int petrel_daemon_pidfile(const struct petrel_config *cfg, const char **error_r)
 {
+    const char *path = cfg->server.pid_file;
     char tmp[4096 + 8], buf[32];
-    petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    if (fd < 0 || write(fd, buf, (size_t)len) != len || close(fd) < 0 || rename(tmp, path) < 0) {
-        *error_r = petrel_cfg_error("cannot write pid file %s: %s", path, strerror(errno));
+    uid_t uid = (uid_t)-1;
+    gid_t gid = (gid_t)-1;
+    if (geteuid() == 0 && petrel_daemon_lookup_user(cfg, &uid, &gid, error_r) < 0)
+        return -1;
+    if (!petrel_snprintf(tmp, sizeof(tmp), "%s.tmp", path)) {
+        *error_r = petrel_cfg_error("pid file path %s is too long", path);
         return -1;
     }
+    if (unlink(tmp) < 0 && errno != ENOENT)
+        goto fail;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (fd < 0)
+        goto fail;
+    if ((uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) || write(fd, buf, (size_t)len) != len) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        goto fail;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        goto fail;
+    }
     return 0;
+fail:
+    *error_r = petrel_cfg_error("cannot write pid file %s: %s", path, strerror(errno));
+    return -1;
 }
 
 static int ready_fd = -1; /* to the waiting command, until ready */

@@ -215,7 +215,7 @@ static int start(struct petrel_config *cfg, bool foreground, const char **error_
         return -1;
     petrel_listeners_commit();
     if (petrel_ctl_open(cfg, error_r) < 0 ||
-        petrel_daemon_pidfile(cfg->server.pid_file, error_r) < 0)
+        petrel_daemon_pidfile(cfg, error_r) < 0)
         return -1;
     pid_written = true;
     if (petrel_daemon_drop(cfg, error_r) < 0)

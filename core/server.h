@@ -113,7 +113,7 @@ int petrel_runtime_prepare(struct petrel_config *cfg, const char **error_r);
 int petrel_daemon_lookup_user(const struct petrel_config *cfg, uid_t *uid_r, gid_t *gid_r,
                               const char **error_r);
 int petrel_daemon_drop(const struct petrel_config *cfg, const char **error_r);
-int petrel_daemon_pidfile(const char *path, const char **error_r);
+int petrel_daemon_pidfile(const struct petrel_config *cfg, const char **error_r);
 /* Fork into the background. The command the administrator ran waits: it
  * exits 0 at petrel_daemon_ready(), or 1 if the daemon exits first, so a
  * failed start is seen (and said on its stderr, kept until ready). */

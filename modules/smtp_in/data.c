@@ -32,7 +32,7 @@ struct msg_job {
 
 static void abort_work(void *arg) { smtp_queue->abort(arg); }
 
-void smtp_message_drop(struct smtp_session *s)
+void smtp_message_drop(struct petrel_conn *conn, struct smtp_session *s)
 {
     if (s->msg != NULL && !petrel_worker_submit(abort_work, s->msg))
         smtp_queue->abort(s->msg); /* pool full: the unlink may block a little */
@@ -42,6 +42,7 @@ void smtp_message_drop(struct smtp_session *s)
     s->size = 0;
     s->too_big = s->bad_eol = s->nul = s->long_line = s->write_failed = s->no_space = false;
     s->bdat = s->bdat_failed = s->bdat_last = s->bdat_end_due = s->bdat_cr = false;
+    petrel_conn_transfer(conn, false);
 }
 
 static void bdat_end(struct petrel_conn *conn, struct smtp_session *s);
@@ -76,7 +77,7 @@ static void msg_done(struct petrel_conn *conn, void *arg, bool closing)
         petrel_conn_log(conn, PETREL_LOG_INFO, "message from=<%s> size=%llu: %d %s %s",
                         s->mail.from.address, (unsigned long long)j->size, r->code, r->enhanced,
                         r->text);
-        smtp_reset(s);
+        smtp_reset(conn, s);
         smtp_reply(conn, r->code, r->enhanced, "%s", r->text);
         if (r->code == 421) {
             s->state = SMTP_ST_QUIT;
@@ -115,7 +116,7 @@ static void flush(struct petrel_conn *conn, struct smtp_session *s, bool commit)
     /* The pool is full: no message now. */
     if (commit) {
         s->msg = j->msg;
-        smtp_reset(s);
+        smtp_reset(conn, s);
         smtp_reply(conn, 451, "4.3.2", "server busy, try again later");
     } else {
         s->write_failed = true;
@@ -169,7 +170,7 @@ static bool refuse_reasons(struct petrel_conn *conn, struct smtp_session *s)
                     : s->nul        ? "NUL bytes"
                     : s->long_line  ? "line too long"
                                     : "bare CR or LF");
-    smtp_reset(s);
+    smtp_reset(conn, s);
     return true;
 }
 
@@ -202,7 +203,7 @@ void smtp_cmd_data(struct petrel_conn *conn, struct smtp_session *s, const char 
         smtp_data_refused(conn, s, 554, "5.5.1", "no valid recipients");
         return;
     }
-    smtp_message_drop(s);
+    smtp_message_drop(conn, s);
     s->msg = smtp_queue->begin(&s->env);
     s->prev_crlf = true;
     s->state = SMTP_ST_DATA;
@@ -299,6 +300,7 @@ static void bdat_end(struct petrel_conn *conn, struct smtp_session *s)
     if (refuse_reasons(conn, s))
         return;
     if (s->bdat_last) {
+        petrel_conn_transfer(conn, false); /* the final answer renews the time */
         flush(conn, s, true);
         return;
     }
@@ -341,9 +343,12 @@ void smtp_cmd_bdat(struct petrel_conn *conn, struct smtp_session *s, const char 
     }
     bool ok = s->bdat || transaction_ready(conn, s);
     if (ok && !s->bdat) {
-        smtp_message_drop(s);
+        smtp_message_drop(conn, s);
         s->msg = smtp_queue->begin(&s->env);
         s->bdat = true;
+        /* Each chunk's 250 must not give a fresh idle_timeout: a message
+         * sent a byte per chunk would never run out of time. */
+        petrel_conn_transfer(conn, true);
     }
     s->bdat_failed = !ok; /* the chunk is still read, then dropped */
     s->bdat_last = last;

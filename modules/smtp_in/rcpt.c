@@ -153,7 +153,7 @@ static void finish(struct petrel_conn *conn, struct check_job *j)
     }
     if (j->code >= 400) {
         if (!j->is_rcpt)
-            smtp_reset(s);
+            smtp_reset(conn, s);
         petrel_conn_log(conn, PETREL_LOG_INFO, "%s refused: %d %s %s", j->is_rcpt ? "RCPT" : "MAIL",
                         j->code, j->enhanced, j->text);
         smtp_error(conn, j->code, j->enhanced, "%s", j->text);

@@ -54,9 +54,9 @@ void smtp_error(struct petrel_conn *conn, int code, const char *enhanced, const 
     petrel_conn_printf(conn, "%d %s %s\r\n", code, enhanced, text);
 }
 
-void smtp_reset(struct smtp_session *s)
+void smtp_reset(struct petrel_conn *conn, struct smtp_session *s)
 {
-    smtp_message_drop(s);
+    smtp_message_drop(conn, s);
     for (size_t i = 0; i < s->nrcpts; i++) {
         free(s->rcpts[i].address);
         free(s->rcpts[i].orcpt);
@@ -218,7 +218,7 @@ static void cmd_helo(struct petrel_conn *conn, struct smtp_session *s, const cha
         smtp_error(conn, err.code, err.enhanced, "%s", err.text);
         return;
     }
-    smtp_reset(s);
+    smtp_reset(conn, s);
     petrel_strlcpy(s->helo, name, sizeof(s->helo));
     s->ehlo = ehlo;
     if (!ehlo) {
@@ -258,7 +258,7 @@ static void cmd_starttls(struct petrel_conn *conn, struct smtp_session *s, const
         smtp_error(conn, 454, "4.7.0", "TLS not available");
         return;
     }
-    smtp_reset(s);
+    smtp_reset(conn, s);
     smtp_reply(conn, 220, "2.0.0", "Ready to start TLS");
     petrel_conn_starttls(conn);
 }
@@ -361,7 +361,7 @@ static void smtp_line(struct petrel_conn *conn, char *line, size_t len)
         verb != SMTP_NOOP) {
         /* RFC 3030 section 2: only BDAT (or RSET) may follow a BDAT that
          * was not LAST. */
-        smtp_reset(s);
+        smtp_reset(conn, s);
         if (verb == SMTP_DATA)
             smtp_data_refused(conn, s, 503, "5.5.1",
                               "BDAT transfer not finished, transaction aborted");
@@ -388,7 +388,7 @@ static void smtp_line(struct petrel_conn *conn, char *line, size_t len)
         smtp_cmd_bdat(conn, s, args);
         break;
     case SMTP_RSET:
-        smtp_reset(s);
+        smtp_reset(conn, s);
         smtp_reply(conn, 250, "2.0.0", "Ok");
         break;
     case SMTP_NOOP:
@@ -470,7 +470,7 @@ static void smtp_shutdown(struct petrel_conn *conn)
 static void smtp_close(struct petrel_conn *conn)
 {
     struct smtp_session *s = petrel_conn_session(conn);
-    smtp_reset(s);
+    smtp_reset(conn, s);
     petrel_sasl_free(s->sasl);
     s->sasl = NULL;
     petrel_buf_free(&s->data);

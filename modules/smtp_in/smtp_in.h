@@ -119,7 +119,7 @@ void smtp_reply(struct petrel_conn *conn, int code, const char *enhanced, const 
  * the listener's max_errors). */
 void smtp_error(struct petrel_conn *conn, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void smtp_reset(struct smtp_session *s);
+void smtp_reset(struct petrel_conn *conn, struct smtp_session *s);
 /* The envelope as the queue and hooks see it. */
 void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s);
 /* Refuse a DATA command (static strings). The reply waits until the input
@@ -134,7 +134,7 @@ void smtp_cmd_bdat(struct petrel_conn *conn, struct smtp_session *s, const char 
 void smtp_data_line(struct petrel_conn *conn, struct smtp_session *s, char *line, size_t len);
 void smtp_data_long_line(struct petrel_conn *conn, struct smtp_session *s);
 void smtp_chunk(struct petrel_conn *conn, const char *data, size_t len, bool last);
-void smtp_message_drop(struct smtp_session *s);
+void smtp_message_drop(struct petrel_conn *conn, struct smtp_session *s);
 
 /* auth.c */
 void smtp_cmd_auth(struct petrel_conn *conn, struct smtp_session *s, char *args);

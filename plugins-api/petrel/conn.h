@@ -85,6 +85,13 @@ bool petrel_conn_line_crlf(const struct petrel_conn *conn);
  * the greeting. Since ABI minor 2. */
 bool petrel_conn_has_input(const struct petrel_conn *conn);
 
+/* A transfer made of many exchanges, such as a message sent in BDAT
+ * chunks: while on, the server's answers do not give the client a fresh
+ * idle_timeout, so the whole transfer is held to min_data_rate, not each
+ * exchange. Turn it off before the answer that ends the transfer. Since
+ * ABI minor 5. */
+void petrel_conn_transfer(struct petrel_conn *conn, bool on);
+
 /* Deliver the next len bytes through the chunk callback (a literal, a BDAT
  * chunk), in parts as they arrive, then go back to lines. */
 void petrel_conn_read_chunk(struct petrel_conn *conn, size_t len);

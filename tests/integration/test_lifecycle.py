@@ -159,6 +159,47 @@ def test_other_accounts_cannot_replace_the_account_file(make_instance, env):
     assert inst.status()["pid"] == str(inst.pid)
 
 
+def test_links_planted_by_the_daemon_user_are_not_followed(make_instance, env):
+    """The run directory belongs to the daemon's account, so whoever holds
+    that account (a compromised daemon) can plant links there, and in a
+    log directory it writes. Root, starting petreld, must then neither
+    write through them nor hand their targets to that account."""
+    _needs_root()
+    inst = echo_instance(make_instance, "links")
+    victim = inst.dir / "victim"
+    victim.write_text("root's secret\n")
+    os.chmod(victim, 0o600)
+    run = inst.dir / "run"
+    run.mkdir(exist_ok=True)
+    os.chown(run, env.run_uid, env.run_gid)
+    for name in ("petreld.pid.tmp", "petreld.pid"):
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(victim)
+    inst.start()
+    assert victim.read_text() == "root's secret\n"
+    assert _owner_mode(victim) == (0, 0, 0o600)
+    assert not inst.pid_file.is_symlink()
+    assert int(inst.pid_file.read_text()) == inst.pid
+    assert not (run / "petreld.pid.tmp").exists()
+    inst.stop()
+
+    # A log file that is a link, or a second name of a file, is refused.
+    logs = inst.dir / "logs"
+    logs.mkdir()
+    os.chown(logs, env.run_uid, env.run_gid)
+    log_file = logs / "petreld.log"
+    inst.edit('target = "stderr";', f'target = "file";\n  file = "{log_file}";')
+    for plant, says in ((log_file.symlink_to, "Too many levels of symbolic links"),
+                        (log_file.hardlink_to, "Operation not permitted")):
+        log_file.unlink(missing_ok=True)
+        plant(victim)
+        rc, out = inst.run_fail()
+        assert rc != 0, out
+        assert says in out, out
+        assert victim.read_text() == "root's secret\n"
+        assert _owner_mode(victim) == (0, 0, 0o600)
+
+
 @pytest.mark.parametrize("edit, says", [
     ('user = "nobody";', r"server\.user 'nobody' \(uid 65534, gid 65534\) is shared by other "
                           r"services \(nobody\)"),

@@ -146,17 +146,49 @@ def test_slow_command_is_cut_off(make_instance, env):
     srv.stop()
 
 
+def test_slow_bdat_chunks_are_cut_off(make_instance, env):
+    """A message sent one byte per BDAT chunk, a chunk every 0.5 s: each
+    chunk is answered, but the answers inside the transfer do not renew
+    the client's time, so it is held to min_data_rate over the whole
+    message and cut with 421 4.4.2."""
+    srv = SmtpServer(make_instance, env, "slowbdat", mx=dict(idle_timeout=2)).start()
+    with open_session(srv) as c:
+        c.ehlo()
+        c.transaction("spammer@remote.test", ALICE)
+        t0 = time.monotonic()
+        reply = ""
+        while time.monotonic() - t0 < 15:
+            c.send("BDAT 1\r\nx")
+            reply = c.reply_line()
+            if not reply.startswith("250 "):
+                break
+            time.sleep(0.5)
+        assert reply.startswith("421 4.4.2 "), reply
+        assert c.is_closed()
+    srv.inst.wait_log(r"too slow: \d+ bytes in \d+s without an answer")
+    assert srv.messages(ALICE) == []
+    srv.stop()
+
+
 def test_pauses_between_commands_are_not_slowness(make_instance, env):
     """The control: a client that waits under idle_timeout between
-    commands, and sends each at once, keeps its session."""
-    srv = SmtpServer(make_instance, env, "slowok", mx=dict(idle_timeout=2)).start()
+    commands or BDAT chunks, and sends each at once, keeps its session."""
+    srv = SmtpServer(make_instance, env, "slowok", mx=dict(idle_timeout=5)).start()
     with open_session(srv) as c:
         for cmd in (f"EHLO {HELO}", "MAIL FROM:<a@remote.test>", f"RCPT TO:<{ALICE}>", "DATA"):
-            time.sleep(1.2)
+            time.sleep(2)
             c.send(cmd + "\r\n")
             c.reply()
-        time.sleep(1.2)
+        time.sleep(2)
         assert c.data_body(message("patient") + ".\r\n").startswith("250 ")
+        c.transaction("a@remote.test", ALICE)
+        body = message("patient in chunks").encode()
+        half = len(body) // 2
+        for chunk, last in ((body[:half], ""), (body[half:], " LAST")):
+            time.sleep(2)
+            c.sock.sendall(f"BDAT {len(chunk)}{last}\r\n".encode() + chunk)
+            assert c.reply_line().startswith("250 ")
+    wait_for(lambda: len(srv.messages(ALICE)) == 2, what="both messages delivered")
     srv.stop()
 
 
