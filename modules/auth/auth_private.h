@@ -85,13 +85,19 @@ void auth_limits_ip_key(const char *ip, char *out, size_t size);
 
 /* --- guard.c: the lock-out model (docs/auth.md) --- */
 
+/* The longest delay a failure is answered with: petrel_conn_delay() holds
+ * a connection at most this long (petrel/conn.h) and refuses more, and a
+ * refused delay must not turn into an answer at once. */
+#define AUTH_DELAY_MAX_MS 60000
+
 /* Lock-outs penalise the source of the failures, never the account as a
  * whole: a source is locked for every account after max_per_ip failures,
  * an (account, source) pair after max_per_pair. Failures of one
  * account from all sources are only counted: past account_slow_after, each
  * further failure from a source that has not logged in to that account
  * within remember_ms is answered with a growing delay (failure_delay
- * doubled per failure, capped at max_failure_delay); nothing refuses an
+ * doubled per failure, capped at max_failure_delay and at
+ * AUTH_DELAY_MAX_MS); nothing refuses an
  * account because of failures from other sources. */
 struct auth_guard_config {
     unsigned max_per_ip, max_per_pair, account_slow_after; /* 0: off */

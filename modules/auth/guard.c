@@ -23,14 +23,16 @@ void auth_guard_init(struct auth_guard *g, size_t size)
     atomic_store(&g->account_slow_after, 0);
 }
 
+static long long delay_cap(long long ms) { return ms < AUTH_DELAY_MAX_MS ? ms : AUTH_DELAY_MAX_MS; }
+
 void auth_guard_set(struct auth_guard *g, const struct auth_guard_config *c)
 {
     auth_limits_set(&g->per_ip, c->max_per_ip, c->window_ms, c->lockout_ms);
     auth_limits_set(&g->per_pair, c->max_per_pair, c->window_ms, c->lockout_ms);
     auth_limits_set(&g->per_account, c->account_slow_after, c->window_ms, 0);
     auth_limits_set(&g->known, c->remember_ms > 0, c->remember_ms, 0);
-    atomic_store(&g->failure_delay_ms, c->failure_delay_ms);
-    atomic_store(&g->max_failure_delay_ms, c->max_failure_delay_ms);
+    atomic_store(&g->failure_delay_ms, delay_cap(c->failure_delay_ms));
+    atomic_store(&g->max_failure_delay_ms, delay_cap(c->max_failure_delay_ms));
     atomic_store(&g->account_slow_after, c->account_slow_after);
 }
 

@@ -54,6 +54,12 @@ static const struct petrel_auth_ops auth_ops = {
 /* Settings that may change on reload, applied where workers read them. */
 static void apply(const struct auth_config *c)
 {
+    /* max_failure_delay used to go up to 300 s: such a config still loads,
+     * but no connection is held longer than 60 s (the guard caps it). */
+    if (c->max_failure_delay * 1000 > AUTH_DELAY_MAX_MS)
+        petrel_log(PETREL_LOG_WARNING, "auth",
+                   "max_failure_delay %llds is longer than a login can be delayed: using %ds",
+                   c->max_failure_delay, AUTH_DELAY_MAX_MS / 1000);
     atomic_store(&auth_state.plaintext_without_tls, c->plaintext_without_tls);
     struct auth_guard_config g = {
         .max_per_ip = (unsigned)c->max_failures_per_ip,

@@ -349,6 +349,32 @@ static void test_guard_ipv6_per_64(void **state)
     auth_guard_free(&g);
 }
 
+/* A delay longer than the core will hold a connection (petrel_conn_delay:
+ * 60 s) would be refused there and the failure answered at once: the
+ * grown delay stops at 60 s whatever max_failure_delay says. */
+static void test_delay_capped_at_conn_limit(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    auth_guard_init(&g, 64);
+    struct auth_guard_config c = {.account_slow_after = 1,
+                                  .window_ms = 1000000,
+                                  .lockout_ms = 1000,
+                                  .failure_delay_ms = 1000,
+                                  .max_failure_delay_ms = 300000};
+    auth_guard_set(&g, &c);
+    unsigned last = 0;
+    for (unsigned i = 0; i < 12; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "203.0.113.%u", i);
+        fail_attempt(&g, "alice", ip, i, &out);
+        assert_true(out.delay_ms <= 60000);
+        last = out.delay_ms;
+    }
+    assert_int_equal(last, 60000);
+    auth_guard_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_success_clears_pair_only),
         cmocka_unit_test(test_guard_reserves_in_flight),
         cmocka_unit_test(test_guard_ipv6_per_64),
+        cmocka_unit_test(test_delay_capped_at_conn_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,18 @@ def test_rate_limit_per_ip(probe):
     assert stats["auth.failure"] == 3
 
 
+def test_max_failure_delay_over_conn_limit_still_loads(probe):
+    """max_failure_delay used to go up to 300s, but no connection is held
+    longer than 60s (a longer delay was refused by the core and the failure
+    answered at once): such a config still loads, is used as 60s with a
+    warning, and failures are still answered late."""
+    p = probe(failure_delay="1s", max_failure_delay="300s")
+    p.inst.wait_log(r"max_failure_delay 300s is longer than a login can be delayed: using 60s")
+    t0 = time.monotonic()
+    assert p.plain("alice@example.test", "x") == "-ERR authentication failed"
+    assert time.monotonic() - t0 >= 0.95
+
+
 def test_lockout_is_per_account_and_source(probe):
     """Failures against an account lock out the address they come from for
     that account, answered at once; the owner elsewhere, and the attacker's
