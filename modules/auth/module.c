@@ -16,6 +16,7 @@ struct auth_config {
     long long max_failure_delay;
     long long max_failures_per_ip;
     long long max_failures_per_account;
+    long long max_failures_per_network;
     long long account_slowdown_after;
     long long failure_window;
     long long lockout;
@@ -30,6 +31,7 @@ static const struct petrel_setting settings[] = {
     {"max_failure_delay", PETREL_SETTING_DURATION, offsetof(struct auth_config, max_failure_delay), "15s", 0, 300, 0, NULL},
     {"max_failures_per_ip", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_ip), "20", 0, 1000000, 0, NULL},
     {"max_failures_per_account", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_account), "10", 0, 1000000, 0, NULL},
+    {"max_failures_per_network", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_network), "100", 0, 1000000, 0, NULL},
     {"account_slowdown_after", PETREL_SETTING_INT, offsetof(struct auth_config, account_slowdown_after), "20", 0, 1000000, 0, NULL},
     {"failure_window", PETREL_SETTING_DURATION, offsetof(struct auth_config, failure_window), "15m", 1, 86400, 0, NULL},
     {"lockout", PETREL_SETTING_DURATION, offsetof(struct auth_config, lockout), "15m", 1, 86400, 0, NULL},
@@ -64,6 +66,7 @@ static void apply(const struct auth_config *c)
     struct auth_guard_config g = {
         .max_per_ip = (unsigned)c->max_failures_per_ip,
         .max_per_pair = (unsigned)c->max_failures_per_account,
+        .max_per_net = (unsigned)c->max_failures_per_network,
         .account_slow_after = (unsigned)c->account_slowdown_after,
         .window_ms = c->failure_window * 1000,
         .lockout_ms = c->lockout * 1000,
