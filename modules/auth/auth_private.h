@@ -40,6 +40,7 @@ struct auth_limits {
     pthread_mutex_t lock;
     struct auth_limit_slot *slots;
     size_t nslots;         /* power of two */
+    size_t seed;           /* of the hash: secret, so slots cannot be aimed at */
     unsigned max_failures; /* 0: no limit (the table is switched off) */
     long long window_ms, lockout_ms;
 };
@@ -82,19 +83,33 @@ bool auth_limits_known(struct auth_limits *l, const char *key, long long now_ms)
  * IPv4-mapped), an IPv6 address as its /64 ("2001:db8::/64"). size is
  * AUTH_IP_KEY_MAX + 1. */
 void auth_limits_ip_key(const char *ip, char *out, size_t size);
+/* The network block of a client address or of a per-IP key: an IPv4 /24
+ * ("192.0.2.0/24", also when IPv4-mapped) or an IPv6 /48
+ * ("2001:db8:1::/48"); anything else as it is. size is AUTH_IP_KEY_MAX + 1. */
+void auth_limits_net_key(const char *ip, char *out, size_t size);
 
 /* --- guard.c: the lock-out model (docs/auth.md) --- */
 
+/* The longest delay a failure is answered with: petrel_conn_delay() holds
+ * a connection at most this long (petrel/conn.h) and refuses more, and a
+ * refused delay must not turn into an answer at once. */
+#define AUTH_DELAY_MAX_MS 60000
+
 /* Lock-outs penalise the source of the failures, never the account as a
  * whole: a source is locked for every account after max_per_ip failures,
- * an (account, source) pair after max_per_pair. Failures of one
+ * an (account, source) pair after max_per_pair, and a source's network
+ * block (IPv4 /24, IPv6 /48) as a whole after max_per_net failures from
+ * all of its sources: one holder of many sources can then pin only so
+ * many slots of the bounded tables, never enough to make them fail
+ * closed for everyone else. Failures of one
  * account from all sources are only counted: past account_slow_after, each
  * further failure from a source that has not logged in to that account
  * within remember_ms is answered with a growing delay (failure_delay
- * doubled per failure, capped at max_failure_delay); nothing refuses an
+ * doubled per failure, capped at max_failure_delay and at
+ * AUTH_DELAY_MAX_MS); nothing refuses an
  * account because of failures from other sources. */
 struct auth_guard_config {
-    unsigned max_per_ip, max_per_pair, account_slow_after; /* 0: off */
+    unsigned max_per_ip, max_per_pair, max_per_net, account_slow_after; /* 0: off */
     long long window_ms, lockout_ms, remember_ms;
     long long failure_delay_ms, max_failure_delay_ms;
 };
@@ -102,6 +117,7 @@ struct auth_guard_config {
 struct auth_guard {
     struct auth_limits per_ip;      /* lock-outs per source */
     struct auth_limits per_pair;    /* lock-outs per (account, source) */
+    struct auth_limits per_net;     /* lock-outs per network block of sources */
     struct auth_limits per_account; /* failures per account: only counted */
     struct auth_limits known;       /* (account, source) pairs that logged in */
     _Atomic long long failure_delay_ms, max_failure_delay_ms;
@@ -112,6 +128,7 @@ enum auth_guard_lock {
     AUTH_GUARD_OPEN = 0,
     AUTH_GUARD_SOURCE_LOCKED, /* the source is locked out (or no room) */
     AUTH_GUARD_PAIR_LOCKED,   /* the source is locked out for this account (or no room) */
+    AUTH_GUARD_NET_LOCKED,    /* the source's network block is locked out (or no room) */
 };
 
 /* What settling an attempt did: the delay to answer with, and the events
@@ -120,6 +137,7 @@ struct auth_guard_outcome {
     unsigned delay_ms;
     bool source_locked;   /* this failure locked the source out */
     bool pair_locked;     /* this failure locked the source out for the account */
+    bool net_locked;      /* this failure locked the source's network block out */
     bool account_slowing; /* this failure took the account past account_slow_after */
     bool slowed;          /* this failure's delay was grown */
 };
@@ -128,7 +146,8 @@ void auth_guard_init(struct auth_guard *g, size_t size);
 void auth_guard_set(struct auth_guard *g, const struct auth_guard_config *c);
 void auth_guard_free(struct auth_guard *g);
 /* Before checking a password: refused (nothing reserved) or OPEN, with
- * the attempt reserved against the source and the pair at once. */
+ * the attempt reserved against the network, the source and the pair at
+ * once. The network comes first: a locked-out block gets no new slot. */
 enum auth_guard_lock auth_guard_reserve(struct auth_guard *g, const char *user, const char *ipkey,
                                         long long now_ms);
 /* After a reserved attempt that ended in st: a failure is counted
@@ -136,7 +155,8 @@ enum auth_guard_lock auth_guard_reserve(struct auth_guard *g, const char *user, 
  * pair known-good, a temporary failure is refunded. */
 void auth_guard_settle(struct auth_guard *g, const char *user, const char *ipkey, long long now_ms,
                        enum petrel_auth_status st, struct auth_guard_outcome *out);
-/* A failure without an account (an invalid user name): the source only. */
+/* A failure without an account (an invalid user name): the network and
+ * the source (not the source once its network is locked out). */
 void auth_guard_fail_source(struct auth_guard *g, const char *ipkey, long long now_ms,
                             struct auth_guard_outcome *out);
 

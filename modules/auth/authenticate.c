@@ -127,9 +127,14 @@ static void count(const char *name)
 /* The events of a settled attempt, each logged once when it starts. */
 static void log_events(const char *user, const char *ipkey, const struct auth_guard_outcome *o)
 {
-    char u[200], k[200];
+    char u[200], k[200], net[AUTH_IP_KEY_MAX + 1];
     log_safe(user, u, sizeof(u));
     log_safe(ipkey, k, sizeof(k));
+    if (o->net_locked) {
+        auth_limits_net_key(k, net, sizeof(net));
+        petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
+                   "too many failed logins from network %s: all of it refused for a while", net);
+    }
     if (o->source_locked)
         petrel_log(PETREL_LOG_WARNING, MODULE_NAME,
                    "too many failed logins from %s: refused for a while", k);
@@ -169,7 +174,8 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
         st = PETREL_AUTH_RATELIMITED;
         reason = lock == AUTH_GUARD_PAIR_LOCKED
                      ? "too many failed logins for this account from this address"
-                     : "too many failed logins from this address";
+                 : lock == AUTH_GUARD_NET_LOCKED ? "too many failed logins from this network"
+                                                 : "too many failed logins from this address";
     } else {
         st = decide(&rq, user, r->user, &reason);
         char z[PETREL_AUTH_USER_MAX + 1];

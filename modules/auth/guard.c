@@ -1,10 +1,13 @@
 /* The lock-out model: penalise the source of failed logins, not the
  * account they name. A source (IPv4 address, IPv6 /64) is locked out for
  * every account after max_per_ip failures, and for one account after
- * max_per_pair failures against it. An account's failures from all
- * sources only slow further failures down, and never for a source that
- * has logged in to it recently: failures lock out only the source they
- * come from (docs/auth.md). No I/O here: the caller logs. */
+ * max_per_pair failures against it; its network block (IPv4 /24, IPv6
+ * /48) after max_per_net failures from all of its sources, so that one
+ * holder of a block cannot fill the tables with lock-outs. An account's
+ * failures from all sources only slow further failures down, and never
+ * for a source that has logged in to it recently: failures lock out only
+ * the sources they come from (docs/auth.md). No I/O here: the caller
+ * logs. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -16,6 +19,7 @@ void auth_guard_init(struct auth_guard *g, size_t size)
 {
     auth_limits_init(&g->per_ip, size, 0, 1, 1);
     auth_limits_init(&g->per_pair, size, 0, 1, 1);
+    auth_limits_init(&g->per_net, size, 0, 1, 1);
     auth_limits_init(&g->per_account, size, 0, 1, 1);
     auth_limits_init(&g->known, size, 0, 1, 1);
     atomic_store(&g->failure_delay_ms, 0);
@@ -23,14 +27,17 @@ void auth_guard_init(struct auth_guard *g, size_t size)
     atomic_store(&g->account_slow_after, 0);
 }
 
+static long long delay_cap(long long ms) { return ms < AUTH_DELAY_MAX_MS ? ms : AUTH_DELAY_MAX_MS; }
+
 void auth_guard_set(struct auth_guard *g, const struct auth_guard_config *c)
 {
     auth_limits_set(&g->per_ip, c->max_per_ip, c->window_ms, c->lockout_ms);
     auth_limits_set(&g->per_pair, c->max_per_pair, c->window_ms, c->lockout_ms);
+    auth_limits_set(&g->per_net, c->max_per_net, c->window_ms, c->lockout_ms);
     auth_limits_set(&g->per_account, c->account_slow_after, c->window_ms, 0);
     auth_limits_set(&g->known, c->remember_ms > 0, c->remember_ms, 0);
-    atomic_store(&g->failure_delay_ms, c->failure_delay_ms);
-    atomic_store(&g->max_failure_delay_ms, c->max_failure_delay_ms);
+    atomic_store(&g->failure_delay_ms, delay_cap(c->failure_delay_ms));
+    atomic_store(&g->max_failure_delay_ms, delay_cap(c->max_failure_delay_ms));
     atomic_store(&g->account_slow_after, c->account_slow_after);
 }
 
@@ -38,6 +45,7 @@ void auth_guard_free(struct auth_guard *g)
 {
     auth_limits_free(&g->per_ip);
     auth_limits_free(&g->per_pair);
+    auth_limits_free(&g->per_net);
     auth_limits_free(&g->per_account);
     auth_limits_free(&g->known);
 }
@@ -52,13 +60,21 @@ static bool pair_key(const char *user, const char *ipkey, char *out)
 enum auth_guard_lock auth_guard_reserve(struct auth_guard *g, const char *user, const char *ipkey,
                                         long long now)
 {
-    char pair[AUTH_LIMIT_KEY_MAX + 1];
-    if (!pair_key(user, ipkey, pair) || !auth_limits_reserve(&g->per_ip, ipkey, now))
+    char pair[AUTH_LIMIT_KEY_MAX + 1], net[AUTH_IP_KEY_MAX + 1];
+    auth_limits_net_key(ipkey, net, sizeof(net));
+    if (!pair_key(user, ipkey, pair))
         return AUTH_GUARD_SOURCE_LOCKED;
-    if (auth_limits_reserve(&g->per_pair, pair, now))
-        return AUTH_GUARD_OPEN;
-    auth_limits_settle(&g->per_ip, ipkey, now, false);
-    return AUTH_GUARD_PAIR_LOCKED;
+    if (!auth_limits_reserve(&g->per_net, net, now))
+        return AUTH_GUARD_NET_LOCKED;
+    enum auth_guard_lock lock = AUTH_GUARD_SOURCE_LOCKED;
+    if (auth_limits_reserve(&g->per_ip, ipkey, now)) {
+        if (auth_limits_reserve(&g->per_pair, pair, now))
+            return AUTH_GUARD_OPEN;
+        auth_limits_settle(&g->per_ip, ipkey, now, false);
+        lock = AUTH_GUARD_PAIR_LOCKED;
+    }
+    auth_limits_settle(&g->per_net, net, now, false);
+    return lock;
 }
 
 /* failure_delay doubled for each failure past the account's threshold,
@@ -92,11 +108,13 @@ static void failure_delay(struct auth_guard *g, const char *user, const char *pa
 void auth_guard_settle(struct auth_guard *g, const char *user, const char *ipkey, long long now,
                        enum petrel_auth_status st, struct auth_guard_outcome *out)
 {
-    char pair[AUTH_LIMIT_KEY_MAX + 1];
+    char pair[AUTH_LIMIT_KEY_MAX + 1], net[AUTH_IP_KEY_MAX + 1];
     bool failed = st == PETREL_AUTH_FAILED;
     memset(out, 0, sizeof(*out));
     if (!pair_key(user, ipkey, pair))
         return;
+    auth_limits_net_key(ipkey, net, sizeof(net));
+    out->net_locked = auth_limits_settle(&g->per_net, net, now, failed);
     out->source_locked = auth_limits_settle(&g->per_ip, ipkey, now, failed);
     out->pair_locked = auth_limits_settle(&g->per_pair, pair, now, failed);
     if (failed) {
@@ -111,7 +129,14 @@ void auth_guard_settle(struct auth_guard *g, const char *user, const char *ipkey
 void auth_guard_fail_source(struct auth_guard *g, const char *ipkey, long long now,
                             struct auth_guard_outcome *out)
 {
+    char net[AUTH_IP_KEY_MAX + 1];
     memset(out, 0, sizeof(*out));
-    out->source_locked = auth_limits_fail(&g->per_ip, ipkey, now);
+    auth_limits_net_key(ipkey, net, sizeof(net));
+    /* Counted against the source only while its block is open: a locked
+     * block must not go on taking slots with lock-outs of its sources. */
+    bool net_open = !auth_limits_locked(&g->per_net, net, now);
+    out->net_locked = auth_limits_fail(&g->per_net, net, now);
+    if (net_open)
+        out->source_locked = auth_limits_fail(&g->per_ip, ipkey, now);
     out->delay_ms = (unsigned)atomic_load(&g->failure_delay_ms);
 }

@@ -4,8 +4,11 @@
  * than the password hash every login pays anyway. */
 #include <arpa/inet.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <petrel/mem.h>
 
@@ -22,6 +25,10 @@ void auth_limits_init(struct auth_limits *l, size_t size, unsigned max_failures,
     while (l->nslots < size)
         l->nslots *= 2;
     l->slots = petrel_calloc(l->nslots, sizeof(*l->slots));
+    /* A secret seed: a client cannot pick keys that land on the slots
+     * another key probes, to pin them and make that key fail closed. */
+    if (getrandom(&l->seed, sizeof(l->seed), GRND_NONBLOCK) != (ssize_t)sizeof(l->seed))
+        l->seed = (size_t)time(NULL) ^ (size_t)(uintptr_t)l;
     auth_limits_set(l, max_failures, window_ms, lockout_ms);
 }
 
@@ -42,9 +49,9 @@ void auth_limits_free(struct auth_limits *l)
     memset(l, 0, sizeof(*l));
 }
 
-static size_t hash_key(const char *key)
+static size_t hash_key(const struct auth_limits *l, const char *key)
 {
-    size_t h = 1469598103934665603ULL;
+    size_t h = 1469598103934665603ULL ^ l->seed;
     for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
         h = (h ^ *p) * 1099511628211ULL;
     return h;
@@ -70,7 +77,7 @@ static bool pinned(const struct auth_limit_slot *s, long long now)
 static struct auth_limit_slot *slot_for(struct auth_limits *l, const char *key, long long now,
                                         bool create)
 {
-    size_t h = hash_key(key);
+    size_t h = hash_key(l, key);
     struct auth_limit_slot *victim = NULL;
     for (size_t i = 0; i < PROBES; i++) {
         struct auth_limit_slot *s = &l->slots[(h + i) & (l->nslots - 1)];
@@ -218,6 +225,47 @@ void auth_limits_clear(struct auth_limits *l, const char *key)
         }
     }
     pthread_mutex_unlock(&l->lock);
+}
+
+/* The address of ip or of an ip key ("2001:db8::/64"), IPv4-mapped as
+ * IPv4: a[0..3] (AF_INET) or a[0..15]; 0 if it is neither. */
+static int parse_source(const char *ip, unsigned char a[16])
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char text[INET6_ADDRSTRLEN];
+    const char *slash = strchr(ip, '/');
+    size_t n = slash != NULL ? (size_t)(slash - ip) : strlen(ip);
+    if (n >= sizeof(text))
+        return 0;
+    memcpy(text, ip, n);
+    text[n] = '\0';
+    if (strchr(text, ':') == NULL)
+        return inet_pton(AF_INET, text, a) == 1 ? AF_INET : 0;
+    if (inet_pton(AF_INET6, text, a) != 1)
+        return 0;
+    if (memcmp(a, mapped, sizeof(mapped)) != 0)
+        return AF_INET6;
+    memmove(a, a + 12, 4);
+    return AF_INET;
+}
+
+void auth_limits_net_key(const char *ip, char *out, size_t size)
+{
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+    int af = parse_source(ip, a);
+    if (af == 0) {
+        petrel_strlcpy(out, ip, size);
+        return;
+    }
+    /* An IPv4 /24 or an IPv6 /48: what one holder commonly gets. */
+    if (af == AF_INET)
+        a[3] = 0;
+    else
+        memset(a + 6, 0, 10);
+    if (inet_ntop(af, a, text, sizeof(text)) == NULL ||
+        !petrel_snprintf(out, size, "%s/%d", text, af == AF_INET ? 24 : 48))
+        petrel_strlcpy(out, ip, size);
 }
 
 void auth_limits_ip_key(const char *ip, char *out, size_t size)

@@ -16,6 +16,7 @@ struct auth_config {
     long long max_failure_delay;
     long long max_failures_per_ip;
     long long max_failures_per_account;
+    long long max_failures_per_network;
     long long account_slowdown_after;
     long long failure_window;
     long long lockout;
@@ -30,6 +31,7 @@ static const struct petrel_setting settings[] = {
     {"max_failure_delay", PETREL_SETTING_DURATION, offsetof(struct auth_config, max_failure_delay), "15s", 0, 300, 0, NULL},
     {"max_failures_per_ip", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_ip), "20", 0, 1000000, 0, NULL},
     {"max_failures_per_account", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_account), "10", 0, 1000000, 0, NULL},
+    {"max_failures_per_network", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_network), "100", 0, 1000000, 0, NULL},
     {"account_slowdown_after", PETREL_SETTING_INT, offsetof(struct auth_config, account_slowdown_after), "20", 0, 1000000, 0, NULL},
     {"failure_window", PETREL_SETTING_DURATION, offsetof(struct auth_config, failure_window), "15m", 1, 86400, 0, NULL},
     {"lockout", PETREL_SETTING_DURATION, offsetof(struct auth_config, lockout), "15m", 1, 86400, 0, NULL},
@@ -54,10 +56,17 @@ static const struct petrel_auth_ops auth_ops = {
 /* Settings that may change on reload, applied where workers read them. */
 static void apply(const struct auth_config *c)
 {
+    /* max_failure_delay used to go up to 300 s: such a config still loads,
+     * but no connection is held longer than 60 s (the guard caps it). */
+    if (c->max_failure_delay * 1000 > AUTH_DELAY_MAX_MS)
+        petrel_log(PETREL_LOG_WARNING, "auth",
+                   "max_failure_delay %llds is longer than a login can be delayed: using %ds",
+                   c->max_failure_delay, AUTH_DELAY_MAX_MS / 1000);
     atomic_store(&auth_state.plaintext_without_tls, c->plaintext_without_tls);
     struct auth_guard_config g = {
         .max_per_ip = (unsigned)c->max_failures_per_ip,
         .max_per_pair = (unsigned)c->max_failures_per_account,
+        .max_per_net = (unsigned)c->max_failures_per_network,
         .account_slow_after = (unsigned)c->account_slowdown_after,
         .window_ms = c->failure_window * 1000,
         .lockout_ms = c->lockout * 1000,

@@ -185,6 +185,21 @@ static void guard_setup(struct auth_guard *g, unsigned per_ip, unsigned per_pair
     auth_guard_set(g, &c);
 }
 
+/* size slots per table; per-source and per-network limits, no slow-down. */
+static void guard_setup_net(struct auth_guard *g, size_t size, unsigned per_ip, unsigned per_pair,
+                            unsigned per_net)
+{
+    auth_guard_init(g, size);
+    struct auth_guard_config c = {.max_per_ip = per_ip,
+                                  .max_per_pair = per_pair,
+                                  .max_per_net = per_net,
+                                  .window_ms = 10000,
+                                  .lockout_ms = 50000,
+                                  .failure_delay_ms = 1000,
+                                  .max_failure_delay_ms = 5000};
+    auth_guard_set(g, &c);
+}
+
 /* One attempt from start to end: the lock it met, or the outcome. */
 static enum auth_guard_lock attempt(struct auth_guard *g, const char *user, const char *ip,
                                     long long now, enum petrel_auth_status st,
@@ -349,6 +364,141 @@ static void test_guard_ipv6_per_64(void **state)
     auth_guard_free(&g);
 }
 
+/* A delay longer than the core will hold a connection (petrel_conn_delay:
+ * 60 s) would be refused there and the failure answered at once: the
+ * grown delay stops at 60 s whatever max_failure_delay says. */
+static void test_delay_capped_at_conn_limit(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    auth_guard_init(&g, 64);
+    struct auth_guard_config c = {.account_slow_after = 1,
+                                  .window_ms = 1000000,
+                                  .lockout_ms = 1000,
+                                  .failure_delay_ms = 1000,
+                                  .max_failure_delay_ms = 300000};
+    auth_guard_set(&g, &c);
+    unsigned last = 0;
+    for (unsigned i = 0; i < 12; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "203.0.113.%u", i);
+        fail_attempt(&g, "alice", ip, i, &out);
+        assert_true(out.delay_ms <= 60000);
+        last = out.delay_ms;
+    }
+    assert_int_equal(last, 60000);
+    auth_guard_free(&g);
+}
+
+/* One holder of a /48 floods the tables: every one of its /64s fails
+ * until it is refused (locked out for some accounts, then for all), or
+ * fails with invalid user names, and keeps an attempt in flight. Nobody
+ * outside the /48 may be refused because of it, and a lock-out taken
+ * before the flood stays. */
+static void flood_from_48(struct auth_guard *g, unsigned n64, long long now)
+{
+    static const char *const users[] = {"u0", "u1", "u2", "u3"};
+    for (unsigned i = 0; i < n64; i++) {
+        char ip[64], key[AUTH_IP_KEY_MAX + 1];
+        struct auth_guard_outcome out;
+        snprintf(ip, sizeof(ip), "2001:db8:77:%x::1", i);
+        auth_limits_ip_key(ip, key, sizeof(key));
+        for (unsigned j = 0; j < 64; j++) {
+            if (i % 2 == 0)
+                auth_guard_fail_source(g, key, now, &out);
+            else if (attempt(g, users[j % 4], key, now, PETREL_AUTH_FAILED, &out) !=
+                     AUTH_GUARD_OPEN)
+                break;
+        }
+        auth_guard_reserve(g, "u9", key, now); /* left in flight */
+    }
+}
+
+static void test_flood_from_one_48(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup_net(&g, 1024, 5, 3, 30);
+    /* A lock-out before the flood: the attacker's IPv4 address, for bob. */
+    for (int i = 0; i < 3; i++)
+        fail_attempt(&g, "bob", ATTACKER, 0, &out);
+    assert_true(out.pair_locked);
+    flood_from_48(&g, 65536, 1);
+    assert_int_equal(g.per_ip.nslots, 1024); /* the tables never grow */
+    /* Unrelated sources log in, IPv4 and IPv6, for new and old accounts. */
+    assert_int_equal(attempt(&g, "alice", OWNER, 2, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    assert_int_equal(attempt(&g, "carol", "2001:db8:78:1::/64", 2, PETREL_AUTH_OK, &out),
+                     AUTH_GUARD_OPEN);
+    assert_int_equal(attempt(&g, "u0", "198.51.100.2", 2, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    for (int i = 0; i < 200; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "10.%d.%d.1", i / 16, i % 16);
+        assert_int_equal(attempt(&g, "dave", ip, 2, PETREL_AUTH_FAILED, &out), AUTH_GUARD_OPEN);
+    }
+    /* The lock-out taken before the flood was not evicted by it. */
+    assert_int_equal(auth_guard_reserve(&g, "bob", ATTACKER, 3), AUTH_GUARD_PAIR_LOCKED);
+    /* The /48 is locked out as a whole, its unused /64s too. */
+    assert_int_equal(auth_guard_reserve(&g, "alice", "2001:db8:77:ffff:1::/64", 3),
+                     AUTH_GUARD_NET_LOCKED);
+    auth_guard_free(&g);
+}
+
+static void test_net_key(void **state)
+{
+    char a[AUTH_IP_KEY_MAX + 1], b[AUTH_IP_KEY_MAX + 1];
+    auth_limits_net_key("192.0.2.77", a, sizeof(a));
+    assert_string_equal(a, "192.0.2.0/24");
+    auth_limits_net_key("::ffff:192.0.2.1", a, sizeof(a));
+    assert_string_equal(a, "192.0.2.0/24");
+    auth_limits_net_key("2001:db8:1:2:3:4:5:6", a, sizeof(a));
+    assert_string_equal(a, "2001:db8:1::/48");
+    auth_limits_ip_key("2001:db8:1:ffff::9", b, sizeof(b));
+    auth_limits_net_key(b, a, sizeof(a)); /* from a per-IP key */
+    assert_string_equal(a, "2001:db8:1::/48");
+    auth_limits_net_key("2001:db8:2::1", a, sizeof(a));
+    assert_string_equal(a, "2001:db8:2::/48");
+    auth_limits_net_key("-", a, sizeof(a));
+    assert_string_equal(a, "-");
+}
+
+/* Failures from many sources of one block, each under its own limits,
+ * add up: the whole block is locked out, other blocks are not, and the
+ * lock-out ends like the others. */
+static void test_network_lockout(void **state)
+{
+    struct auth_guard g;
+    struct auth_guard_outcome out;
+    guard_setup_net(&g, 64, 3, 2, 4);
+    fail_attempt(&g, "u0", "192.0.2.1", 0, &out);
+    fail_attempt(&g, "u1", "192.0.2.2", 0, &out);
+    auth_guard_fail_source(&g, "192.0.2.3", 0, &out);
+    assert_false(out.net_locked);
+    fail_attempt(&g, "u3", "192.0.2.4", 0, &out);
+    assert_true(out.net_locked);
+    assert_false(out.source_locked);
+    assert_int_equal(auth_guard_reserve(&g, "alice", "192.0.2.200", 1), AUTH_GUARD_NET_LOCKED);
+    assert_int_equal(attempt(&g, "alice", "192.0.3.1", 1, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
+    /* Invalid user names from a locked block lock no more sources. */
+    for (int i = 0; i < 5; i++)
+        auth_guard_fail_source(&g, "192.0.2.9", 2, &out);
+    assert_false(out.source_locked);
+    assert_false(auth_limits_locked(&g.per_ip, "192.0.2.9", 2));
+    assert_int_equal(auth_guard_reserve(&g, "alice", "192.0.2.200", 49999), AUTH_GUARD_NET_LOCKED);
+    assert_int_equal(attempt(&g, "alice", "192.0.2.200", 50000, PETREL_AUTH_OK, &out),
+                     AUTH_GUARD_OPEN);
+    auth_guard_free(&g);
+    /* Switched off (0), a block is never locked as a whole. */
+    guard_setup_net(&g, 64, 3, 2, 0);
+    for (int i = 0; i < 10; i++) {
+        char ip[32];
+        snprintf(ip, sizeof(ip), "192.0.2.%d", i);
+        fail_attempt(&g, "u0", ip, 0, &out);
+        assert_false(out.net_locked);
+    }
+    assert_int_equal(auth_guard_reserve(&g, "u0", "192.0.2.200", 1), AUTH_GUARD_OPEN);
+    auth_guard_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +518,10 @@ int main(void)
         cmocka_unit_test(test_success_clears_pair_only),
         cmocka_unit_test(test_guard_reserves_in_flight),
         cmocka_unit_test(test_guard_ipv6_per_64),
+        cmocka_unit_test(test_delay_capped_at_conn_limit),
+        cmocka_unit_test(test_flood_from_one_48),
+        cmocka_unit_test(test_net_key),
+        cmocka_unit_test(test_network_lockout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

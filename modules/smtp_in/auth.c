@@ -86,6 +86,19 @@ static void auth_done(struct petrel_conn *conn, void *arg, bool closing)
         petrel_conn_log(conn, PETREL_LOG_INFO, "authentication failed: %s", j->result.reason);
     if (j->result.delay_ms > 0 && petrel_conn_delay(conn, j->result.delay_ms, delay_done, j))
         return;
+    if (j->result.delay_ms > 0) {
+        /* Answered at once, a failure would let the client guess as fast
+         * as the hash allows: drop it instead (the auth service keeps the
+         * delay within what the core holds, so this is not expected). */
+        struct smtp_session *s = petrel_conn_session(conn);
+        petrel_conn_log(conn, PETREL_LOG_WARNING, "cannot delay the failed login by %u ms: closing",
+                        j->result.delay_ms);
+        petrel_conn_printf(conn, "421 4.7.0 %s Error: authentication failed\r\n", smtp_hostname);
+        s->state = SMTP_ST_QUIT;
+        petrel_conn_close(conn);
+        free_job(j);
+        return;
+    }
     answer(conn, &j->result);
     free_job(j);
 }

@@ -47,7 +47,9 @@ struct petrel_auth_result {
     enum petrel_auth_status status;
     char user[PETREL_AUTH_USER_MAX + 1]; /* OK: the canonical user */
     /* Wait this long before answering (FAILED only; 0 otherwise, so that a
-     * lock-out is answered at once): petrel_conn_delay(). */
+     * lock-out is answered at once): petrel_conn_delay(). At most 60000,
+     * the longest petrel_conn_delay() holds; should it still refuse, close
+     * the connection rather than answer the failure at once. */
     unsigned delay_ms;
     char reason[160]; /* for the protocol's log, never for the client */
 };

@@ -103,6 +103,37 @@ def test_rate_limit_per_ip(probe):
     assert stats["auth.failure"] == 3
 
 
+def test_max_failure_delay_over_conn_limit_still_loads(probe):
+    """max_failure_delay used to go up to 300s, but no connection is held
+    longer than 60s (a longer delay was refused by the core and the failure
+    answered at once): such a config still loads, is used as 60s with a
+    warning, and failures are still answered late."""
+    p = probe(failure_delay="1s", max_failure_delay="300s")
+    p.inst.wait_log(r"max_failure_delay 300s is longer than a login can be delayed: using 60s")
+    t0 = time.monotonic()
+    assert p.plain("alice@example.test", "x") == "-ERR authentication failed"
+    assert time.monotonic() - t0 >= 0.95
+
+
+def test_network_block_locked_as_a_whole(probe):
+    """Failures from many addresses of one /24, each under its own limits,
+    add up: the whole block is refused, so that one holder of many
+    addresses cannot fill the bounded tables and lock everyone out."""
+    p = probe(failure_delay="0s", max_failures_per_ip=2, max_failures_per_account=0,
+              max_failures_per_network=3, lockout="1h")
+    for i in range(3):
+        assert p.plain("alice@example.test", "x", source=f"127.0.0.{i + 2}") == \
+            "-ERR authentication failed"
+    p.inst.wait_log(r"too many failed logins from network 127\.0\.0\.0/24")
+    assert p.plain("alice@example.test", PW, source="127.0.0.9") == \
+        "-ERR too many failures, try again later"
+    p.inst.wait_log(r"login rate-limited: service=authprobe ip=127\.0\.0\.9 "
+                    r"user=alice@example\.test .*reason=too many failed logins from this network")
+    # Another /24 is not affected.
+    assert p.plain("alice@example.test", PW, source="127.0.1.2") == "+OK alice@example.test"
+    assert p.inst.stats()["auth.ratelimited"] == 1
+
+
 def test_lockout_is_per_account_and_source(probe):
     """Failures against an account lock out the address they come from for
     that account, answered at once; the owner elsewhere, and the attacker's

@@ -97,6 +97,13 @@ static void auth_done(struct petrel_conn *conn, void *arg, bool closing)
     petrel_conn_log(conn, PETREL_LOG_DEBUG, "auth: %s", job->result.reason);
     if (job->result.delay_ms > 0 && petrel_conn_delay(conn, job->result.delay_ms, delay_done, job))
         return;
+    if (job->result.delay_ms > 0) {
+        /* Never answer a failure before its delay: drop the client. */
+        petrel_conn_log(conn, PETREL_LOG_WARNING, "cannot delay the failed login: closing");
+        petrel_conn_close(conn);
+        free_job(job);
+        return;
+    }
     answer(conn, &job->result);
     free_job(job);
 }
