@@ -61,7 +61,7 @@ struct petrel_loop {
     struct petrel_task **tasks_tail;
     struct petrel_listen_slot **slots;
     size_t nslots;
-    time_t accept_resume;      /* accept paused until then (out of descriptors) */
+    time_t accept_resume;       /* accept paused until then (out of descriptors) */
     struct petrel_tnode **heap; /* timers and connection deadlines */
     size_t heap_len, heap_cap;
     struct petrel_io *io_dead; /* removed this turn: freed after it */
