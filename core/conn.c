@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,8 +166,8 @@ static int64_t deadline_in(const struct petrel_conn *c, long long seconds)
 
 static void set_deadline(struct petrel_conn *c, long long seconds)
 {
-    c->deadline = deadline_in(c, seconds);
-    petrel_timer_set(c->thread, c);
+    c->timer.when = deadline_in(c, seconds);
+    petrel_tnode_set(c->thread, &c->timer);
 }
 
 /* The client gets a full idle_timeout whenever the server answers, and
@@ -178,7 +179,7 @@ static void set_deadline(struct petrel_conn *c, long long seconds)
  * many small exchanges (petrel_conn_transfer) renews its time. */
 static void reset_deadline(struct petrel_conn *c)
 {
-    c->deadline = deadline_in(c, c->lcfg->idle_timeout);
+    c->timer.when = deadline_in(c, c->lcfg->idle_timeout);
     c->slow_bytes = 0;
     c->slow_since = c->thread->now_ms;
 }
@@ -193,11 +194,11 @@ static void earn_time(struct petrel_conn *c, size_t bytes)
 {
     int64_t full = deadline_in(c, c->lcfg->idle_timeout);
     if (c->lcfg->min_data_rate == 0) {
-        c->deadline = full;
+        c->timer.when = full;
         return;
     }
     int64_t earned = (int64_t)(bytes * 1000 / (uint64_t)c->lcfg->min_data_rate);
-    c->deadline = c->deadline + earned < full ? c->deadline + earned : full;
+    c->timer.when = c->timer.when + earned < full ? c->timer.when + earned : full;
 }
 
 static void credit_deadline(struct petrel_conn *c, size_t got)
@@ -231,7 +232,7 @@ void petrel_conn_read_chunk(struct petrel_conn *c, size_t len)
 
 /* --- worker jobs --- */
 
-static void job_done_task(struct petrel_iothread *t, void *arg)
+static void job_done_task(struct petrel_loop *t, void *arg)
 {
     struct petrel_conn *c = arg;
     c->job_pending = false;
@@ -279,8 +280,8 @@ bool petrel_conn_delay(struct petrel_conn *c, unsigned ms, petrel_done_fn *done,
     c->done = done;
     c->job.arg = arg;
     c->delay_until = c->thread->now_ms + ms;
-    c->deadline = c->delay_until;
-    petrel_timer_set(c->thread, c);
+    c->timer.when = c->delay_until;
+    petrel_tnode_set(c->thread, &c->timer);
     return true;
 }
 
@@ -289,7 +290,7 @@ static void delay_finish(struct petrel_conn *c)
     c->delaying = false;
     if (!c->dead) {
         reset_deadline(c);
-        petrel_timer_set(c->thread, c);
+        petrel_tnode_set(c->thread, &c->timer);
     }
     job_done_task(c->thread, c);
 }
@@ -299,7 +300,7 @@ static void delay_finish(struct petrel_conn *c)
 struct petrel_conn_waker {
     atomic_uint refs;
     atomic_bool queued; /* a wake task is on its way: coalesce */
-    struct petrel_iothread *thread;
+    struct petrel_loop *thread;
     struct petrel_conn *conn; /* read and cleared only on that thread */
 };
 
@@ -321,7 +322,7 @@ void petrel_conn_waker_release(struct petrel_conn_waker *w)
         free(w);
 }
 
-static void wake_task(struct petrel_iothread *t, void *arg)
+static void wake_task(struct petrel_loop *t, void *arg)
 {
     struct petrel_conn_waker *w = arg;
     atomic_store(&w->queued, false);
@@ -535,7 +536,7 @@ static void open_session(struct petrel_conn *c)
     c->state = PETREL_CONN_OPEN;
     c->proto_open = true;
     reset_deadline(c);
-    petrel_timer_set(c->thread, c);
+    petrel_tnode_set(c->thread, &c->timer);
     if (c->proto->connect != NULL)
         c->proto->connect(c);
 }
@@ -560,7 +561,7 @@ static bool conn_handshake(struct petrel_conn *c, bool *want_write_r)
                         SSL_get_cipher_name(c->ssl));
         bool starttls = c->proto_open;
         c->state = PETREL_CONN_OPEN;
-        c->deadline = deadline_in(c, c->lcfg->idle_timeout);
+        c->timer.when = deadline_in(c, c->lcfg->idle_timeout);
         if (starttls)
             tls_ready(c, true);
         else
@@ -843,15 +844,27 @@ void petrel_conn_abort(struct petrel_conn *c)
     conn_run(c);
 }
 
-void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, int fd,
+static void conn_event(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events)
+{
+    (void)t;
+    petrel_conn_event((struct petrel_conn *)src, events);
+}
+
+static void conn_timeout(struct petrel_tnode *n)
+{
+    petrel_conn_timeout((struct petrel_conn *)((char *)n - offsetof(struct petrel_conn, timer)));
+}
+
+void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
                         const struct sockaddr *peer, const struct sockaddr *local)
 {
     struct petrel_conn *c = petrel_calloc(1, sizeof(*c));
-    c->ev.type = PETREL_EV_CONN;
+    c->ev.handle = conn_event;
+    c->timer.fire = conn_timeout;
     c->id = atomic_fetch_add(&next_id, 1);
     c->fd = fd;
     c->thread = t;
-    c->heap_idx = SIZE_MAX;
+    c->timer.idx = SIZE_MAX;
     pthread_rwlock_rdlock(&petrel_server.gen_lock);
     c->cfg = petrel_config_ref(petrel_server.cfg);
     c->lcfg = l->cfg;
@@ -897,7 +910,7 @@ void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, in
 
 static void conn_destroy(struct petrel_conn *c)
 {
-    struct petrel_iothread *t = c->thread;
+    struct petrel_loop *t = c->thread;
     if (c->proto_open && c->proto->close != NULL)
         c->proto->close(c);
     if (c->waker != NULL) {
@@ -910,7 +923,7 @@ static void conn_destroy(struct petrel_conn *c)
         petrel_flow_release(&c->holds[i], &c->peer_ip);
     if (c->service_counted)
         atomic_fetch_sub(&c->module->connections, 1);
-    petrel_timer_remove(t, c);
+    petrel_tnode_remove(t, &c->timer);
     if (c->ssl != NULL) {
         if (SSL_is_init_finished(c->ssl))
             SSL_shutdown(c->ssl); /* best effort close_notify */
@@ -936,7 +949,7 @@ static void conn_destroy(struct petrel_conn *c)
     petrel_counter_add(stat.current, -1);
 }
 
-void petrel_conn_bury(struct petrel_iothread *t)
+void petrel_conn_bury(struct petrel_loop *t)
 {
     while (t->graveyard != NULL) {
         struct petrel_conn *c = t->graveyard;

@@ -29,7 +29,7 @@ struct petrel_conn {
     uint64_t id;
     int fd;
     enum petrel_conn_state state;
-    struct petrel_iothread *thread;
+    struct petrel_loop *thread;
     struct petrel_conn *prev, *next;
     /* What it was accepted under: stable for its whole life. */
     struct petrel_listener *listener;
@@ -51,11 +51,10 @@ struct petrel_conn {
     bool line_crlf;             /* the line being delivered ended in CRLF */
     bool dead;                  /* destroy as soon as the pending job returns */
     bool tls_want_write;        /* TLS needs the socket writable to go on reading */
-    int64_t deadline, heap_key; /* monotonic milliseconds */
+    struct petrel_tnode timer; /* timer.when: the deadline, monotonic ms */
     uint64_t slow_bytes;        /* read since the last answer (min_data_rate) */
     int64_t slow_since;
     bool transfer; /* petrel_conn_transfer(): answers do not renew the time */
-    size_t heap_idx; /* SIZE_MAX when not in the heap */
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];
     char local[PETREL_IPADDR_STRLEN];
@@ -71,7 +70,7 @@ struct petrel_conn {
     bool destroyed; /* closed; memory waits in the thread's graveyard */
 };
 
-void petrel_conn_accept(struct petrel_iothread *t, struct petrel_listener *l, int fd,
+void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
                         const struct sockaddr *peer, const struct sockaddr *local);
 void petrel_conn_event(struct petrel_conn *c, unsigned events);
 void petrel_conn_timeout(struct petrel_conn *c);

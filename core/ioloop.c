@@ -1,4 +1,6 @@
-/* The I/O threads' epoll loops, their task queues and idle-timeout heaps. */
+/* The I/O threads' epoll loops: dispatching events, tasks posted from
+ * other threads, listening sockets, and stopping. Timers are in timer.c,
+ * descriptors watched for modules in io.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -34,103 +36,9 @@ int64_t petrel_monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* --- timer heap, keyed by heap_key (a deadline that may have moved on) --- */
-
-static void heap_swap(struct petrel_iothread *t, size_t a, size_t b)
-{
-    struct petrel_conn *x = t->heap[a];
-    t->heap[a] = t->heap[b];
-    t->heap[b] = x;
-    t->heap[a]->heap_idx = a;
-    t->heap[b]->heap_idx = b;
-}
-
-static void heap_up(struct petrel_iothread *t, size_t i)
-{
-    while (i > 0 && t->heap[(i - 1) / 2]->heap_key > t->heap[i]->heap_key) {
-        heap_swap(t, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static void heap_down(struct petrel_iothread *t, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < t->heap_len && t->heap[l]->heap_key < t->heap[m]->heap_key)
-            m = l;
-        if (r < t->heap_len && t->heap[r]->heap_key < t->heap[m]->heap_key)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(t, i, m);
-        i = m;
-    }
-}
-
-void petrel_timer_remove(struct petrel_iothread *t, struct petrel_conn *c)
-{
-    size_t i = c->heap_idx;
-    if (i == SIZE_MAX)
-        return;
-    c->heap_idx = SIZE_MAX;
-    t->heap_len--;
-    if (i == t->heap_len)
-        return;
-    t->heap[i] = t->heap[t->heap_len];
-    t->heap[i]->heap_idx = i;
-    heap_down(t, i);
-    heap_up(t, i);
-}
-
-/* Moving a deadline later costs nothing: the entry is re-keyed when it
- * surfaces. Only an earlier deadline is re-sorted now. */
-void petrel_timer_set(struct petrel_iothread *t, struct petrel_conn *c)
-{
-    if (c->heap_idx != SIZE_MAX) {
-        if (c->deadline < c->heap_key) {
-            c->heap_key = c->deadline;
-            heap_up(t, c->heap_idx);
-        }
-        return;
-    }
-    if (t->heap_len == t->heap_cap) {
-        t->heap_cap = t->heap_cap ? t->heap_cap * 2 : 64;
-        t->heap = petrel_reallocarray(t->heap, t->heap_cap, sizeof(*t->heap));
-    }
-    c->heap_key = c->deadline;
-    c->heap_idx = t->heap_len;
-    t->heap[t->heap_len++] = c;
-    heap_up(t, c->heap_idx);
-}
-
-static void run_timers(struct petrel_iothread *t)
-{
-    while (t->heap_len > 0 && t->heap[0]->heap_key <= t->now_ms) {
-        struct petrel_conn *c = t->heap[0];
-        if (c->deadline > t->now_ms) {
-            c->heap_key = c->deadline;
-            heap_down(t, 0);
-            continue;
-        }
-        petrel_timer_remove(t, c);
-        petrel_conn_timeout(c);
-    }
-}
-
-static int next_timeout_ms(const struct petrel_iothread *t)
-{
-    if (t->stopping)
-        return 100;
-    if (t->heap_len == 0)
-        return 1000;
-    int64_t wait = t->heap[0]->heap_key - t->now_ms;
-    return wait <= 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
-}
-
 /* --- tasks posted from other threads --- */
 
-void petrel_iothread_post(struct petrel_iothread *t, petrel_task_fn *fn, void *arg)
+void petrel_iothread_post(struct petrel_loop *t, petrel_task_fn *fn, void *arg)
 {
     struct petrel_task *task = petrel_malloc(sizeof(*task));
     task->next = NULL;
@@ -145,7 +53,7 @@ void petrel_iothread_post(struct petrel_iothread *t, petrel_task_fn *fn, void *a
         petrel_log(PETREL_LOG_ERROR, "core", "eventfd write: %s", strerror(errno));
 }
 
-static void run_tasks(struct petrel_iothread *t)
+static void run_tasks(struct petrel_loop *t)
 {
     uint64_t n;
     if (read(t->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
@@ -165,7 +73,7 @@ static void run_tasks(struct petrel_iothread *t)
 
 /* --- listening sockets --- */
 
-static void slot_watch(struct petrel_iothread *t, struct petrel_listen_slot *s, bool on)
+static void slot_watch(struct petrel_loop *t, struct petrel_listen_slot *s, bool on)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     if (epoll_ctl(t->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->fd, &ev) < 0 && on)
@@ -173,15 +81,18 @@ static void slot_watch(struct petrel_iothread *t, struct petrel_listen_slot *s, 
                    strerror(errno));
 }
 
-void petrel_iothread_add_slot(struct petrel_iothread *t, struct petrel_listen_slot *slot)
+static void on_accept(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events);
+
+void petrel_iothread_add_slot(struct petrel_loop *t, struct petrel_listen_slot *slot)
 {
+    slot->ev.handle = on_accept;
     t->slots = petrel_reallocarray(t->slots, t->nslots + 1, sizeof(*t->slots));
     t->slots[t->nslots++] = slot;
     if (t->accept_resume == 0 && !t->stopping)
         slot_watch(t, slot, true);
 }
 
-void petrel_iothread_remove_listener(struct petrel_iothread *t, struct petrel_listener *l)
+void petrel_iothread_remove_listener(struct petrel_loop *t, struct petrel_listener *l)
 {
     for (size_t i = 0; i < t->nslots;) {
         struct petrel_listen_slot *s = t->slots[i];
@@ -198,7 +109,7 @@ void petrel_iothread_remove_listener(struct petrel_iothread *t, struct petrel_li
     }
 }
 
-static void accept_pause(struct petrel_iothread *t, bool pause)
+static void accept_pause(struct petrel_loop *t, bool pause)
 {
     for (size_t i = 0; i < t->nslots; i++)
         slot_watch(t, t->slots[i], !pause);
@@ -209,8 +120,10 @@ static void accept_pause(struct petrel_iothread *t, bool pause)
  * not every second. */
 static atomic_bool accept_failing;
 
-static void on_accept(struct petrel_iothread *t, struct petrel_listen_slot *s)
+static void on_accept(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events)
 {
+    struct petrel_listen_slot *s = (struct petrel_listen_slot *)src;
+    (void)events;
     for (int i = 0; i < ACCEPT_BURST; i++) {
         /* At the connection limit, new clients wait in the listen queue:
          * the descriptors and memory left serve work in progress. */
@@ -245,7 +158,7 @@ static void on_accept(struct petrel_iothread *t, struct petrel_listen_slot *s)
 
 /* --- stopping --- */
 
-static void begin_stop(struct petrel_iothread *t, void *unused)
+static void begin_stop(struct petrel_loop *t, void *unused)
 {
     if (t->accept_resume == 0)
         accept_pause(t, true);
@@ -258,7 +171,7 @@ static void begin_stop(struct petrel_iothread *t, void *unused)
     }
 }
 
-static void force_stop(struct petrel_iothread *t, void *unused)
+static void force_stop(struct petrel_loop *t, void *unused)
 {
     t->forced = true;
     struct petrel_conn *c = t->conns;
@@ -269,14 +182,29 @@ static void force_stop(struct petrel_iothread *t, void *unused)
     }
 }
 
+static void on_notify(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events)
+{
+    (void)src;
+    (void)events;
+    run_tasks(t);
+}
+
+/* What a loop turn leaves to free once no event of the batch can name it. */
+static void bury(struct petrel_loop *t)
+{
+    petrel_conn_bury(t);
+    petrel_io_bury(t);
+}
+
 static void *thread_main(void *arg)
 {
-    struct petrel_iothread *t = arg;
+    struct petrel_loop *t = arg;
     struct epoll_event evs[MAX_EVENTS];
+    petrel_current_loop = t;
     t->now = petrel_monotonic();
     t->now_ms = petrel_monotonic_ms();
     while (!t->stopping || atomic_load(&t->nconns) > 0) {
-        int n = epoll_wait(t->epfd, evs, MAX_EVENTS, next_timeout_ms(t));
+        int n = epoll_wait(t->epfd, evs, MAX_EVENTS, petrel_timers_next_ms(t));
         t->now = petrel_monotonic();
         t->now_ms = petrel_monotonic_ms();
         if (n < 0 && errno != EINTR) {
@@ -285,21 +213,16 @@ static void *thread_main(void *arg)
         }
         for (int i = 0; i < n; i++) {
             struct petrel_evsrc *src = evs[i].data.ptr;
-            if (src->type == PETREL_EV_CONN)
-                petrel_conn_event((struct petrel_conn *)src, evs[i].events);
-            else if (src->type == PETREL_EV_LISTEN)
-                on_accept(t, (struct petrel_listen_slot *)src);
-            else
-                run_tasks(t);
+            src->handle(t, src, evs[i].events);
         }
         if (t->accept_resume != 0 && t->now >= t->accept_resume && !t->stopping)
             accept_pause(t, false);
-        run_timers(t);
-        petrel_conn_bury(t);
+        petrel_timers_run(t);
+        bury(t);
     }
     /* Tasks posted late (jobs of connections now gone were all waited for). */
     run_tasks(t);
-    petrel_conn_bury(t);
+    bury(t);
     return NULL;
 }
 
@@ -308,9 +231,9 @@ int petrel_iothreads_create(unsigned count, const char **error_r)
     petrel_server.threads = petrel_calloc(count, sizeof(*petrel_server.threads));
     petrel_server.nthreads = count;
     for (unsigned i = 0; i < count; i++) {
-        struct petrel_iothread *t = &petrel_server.threads[i];
+        struct petrel_loop *t = &petrel_server.threads[i];
         t->index = i;
-        t->notify_ev.type = PETREL_EV_NOTIFY;
+        t->notify_ev.handle = on_notify;
         t->tasks_tail = &t->tasks;
         t->scratch = petrel_malloc(PETREL_READ_STEP);
         pthread_mutex_init(&t->lock, NULL);
@@ -328,7 +251,7 @@ int petrel_iothreads_create(unsigned count, const char **error_r)
 int petrel_iothreads_start(const char **error_r)
 {
     for (unsigned i = 0; i < petrel_server.nthreads; i++) {
-        struct petrel_iothread *t = &petrel_server.threads[i];
+        struct petrel_loop *t = &petrel_server.threads[i];
         int err = pthread_create(&t->tid, NULL, thread_main, t);
         if (err != 0) {
             *error_r = strerror(err);
@@ -370,11 +293,12 @@ void petrel_iothreads_stop(long long grace)
 void petrel_iothreads_free(void)
 {
     for (unsigned i = 0; i < petrel_server.nthreads; i++) {
-        struct petrel_iothread *t = &petrel_server.threads[i];
+        struct petrel_loop *t = &petrel_server.threads[i];
         while (t->nslots > 0)
             petrel_iothread_remove_listener(t, t->slots[0]->listener);
         free(t->slots);
-        free(t->heap);
+        petrel_timers_free(t);
+        petrel_io_bury(t);
         free(t->scratch);
         while (t->tasks != NULL) {
             struct petrel_task *task = t->tasks;

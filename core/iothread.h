@@ -12,18 +12,30 @@
 
 #define PETREL_READ_STEP 16384 /* bytes asked of a socket per read */
 
-enum petrel_evtype { PETREL_EV_LISTEN, PETREL_EV_CONN, PETREL_EV_NOTIFY };
-
-/* First member of everything registered with epoll. */
-struct petrel_evsrc {
-    enum petrel_evtype type;
-};
-
-struct petrel_iothread;
+struct petrel_loop;
 struct petrel_conn;
 struct petrel_listener;
 
-typedef void petrel_task_fn(struct petrel_iothread *t, void *arg);
+/* First member of everything registered with epoll: how its events are
+ * handled. */
+struct petrel_evsrc;
+typedef void petrel_ev_fn(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events);
+struct petrel_evsrc {
+    petrel_ev_fn *handle;
+};
+
+/* An entry of a loop's timer heap (timer.c), embedded in what it times.
+ * when may move later without re-sorting: the entry is re-keyed when it
+ * surfaces, so pushing a connection's deadline on costs nothing. */
+struct petrel_tnode;
+typedef void petrel_tnode_fn(struct petrel_tnode *n);
+struct petrel_tnode {
+    int64_t when, key; /* monotonic milliseconds */
+    size_t idx;        /* SIZE_MAX when not in the heap */
+    petrel_tnode_fn *fire;
+};
+
+typedef void petrel_task_fn(struct petrel_loop *t, void *arg);
 
 struct petrel_task {
     struct petrel_task *next;
@@ -37,10 +49,10 @@ struct petrel_listen_slot {
     struct petrel_listener *listener;
 };
 
-struct petrel_iothread {
+struct petrel_loop {
     unsigned index;
     pthread_t tid;
-    bool running;
+    atomic_bool running; /* the thread runs: others post to it */
     int epfd;
     int evfd;
     struct petrel_evsrc notify_ev;
@@ -49,9 +61,10 @@ struct petrel_iothread {
     struct petrel_task **tasks_tail;
     struct petrel_listen_slot **slots;
     size_t nslots;
-    time_t accept_resume;      /* accept paused until then (out of descriptors) */
-    struct petrel_conn **heap; /* idle-timeout min-heap */
+    time_t accept_resume;       /* accept paused until then (out of descriptors) */
+    struct petrel_tnode **heap; /* timers and connection deadlines */
     size_t heap_len, heap_cap;
+    struct petrel_io *io_dead; /* removed this turn: freed after it */
     struct petrel_conn *conns; /* every connection of this thread */
     /* Destroyed this loop turn: freed after the turn, because an event for
      * one may still wait in the batch epoll_wait returned. */
@@ -70,19 +83,28 @@ int petrel_iothreads_start(const char **error_r);
  * for the rest, then close what is left and join the threads. */
 void petrel_iothreads_stop(long long grace);
 void petrel_iothreads_free(void);
-void petrel_iothread_post(struct petrel_iothread *t, petrel_task_fn *fn, void *arg);
+void petrel_iothread_post(struct petrel_loop *t, petrel_task_fn *fn, void *arg);
 time_t petrel_monotonic(void);
 int64_t petrel_monotonic_ms(void);
 
 /* Free the connections destroyed during this loop turn. */
-void petrel_conn_bury(struct petrel_iothread *t);
+void petrel_conn_bury(struct petrel_loop *t);
 
-/* Timer heap (conn.c keeps deadline and key in the connection). */
-void petrel_timer_set(struct petrel_iothread *t, struct petrel_conn *c);
-void petrel_timer_remove(struct petrel_iothread *t, struct petrel_conn *c);
+/* The timer heap (timer.c). set: insert, or re-sort after when moved
+ * earlier. */
+void petrel_tnode_set(struct petrel_loop *t, struct petrel_tnode *n);
+void petrel_tnode_remove(struct petrel_loop *t, struct petrel_tnode *n);
+void petrel_timers_run(struct petrel_loop *t);
+int petrel_timers_next_ms(const struct petrel_loop *t); /* poll timeout, at most 1 s */
+void petrel_timers_free(struct petrel_loop *t);
+
+/* Watched descriptors (io.c): free those removed during the turn. */
+void petrel_io_bury(struct petrel_loop *t);
+/* The loop of the calling thread (set by the thread at start). */
+extern _Thread_local struct petrel_loop *petrel_current_loop;
 
 /* listen slots */
-void petrel_iothread_add_slot(struct petrel_iothread *t, struct petrel_listen_slot *slot);
-void petrel_iothread_remove_listener(struct petrel_iothread *t, struct petrel_listener *l);
+void petrel_iothread_add_slot(struct petrel_loop *t, struct petrel_listen_slot *slot);
+void petrel_iothread_remove_listener(struct petrel_loop *t, struct petrel_listener *l);
 
 #endif

@@ -176,12 +176,12 @@ void petrel_listeners_abort(void)
     npending = 0;
 }
 
-static void add_slot_task(struct petrel_iothread *t, void *arg)
+static void add_slot_task(struct petrel_loop *t, void *arg)
 {
     petrel_iothread_add_slot(t, arg);
 }
 
-static void remove_listener_task(struct petrel_iothread *t, void *arg)
+static void remove_listener_task(struct petrel_loop *t, void *arg)
 {
     petrel_iothread_remove_listener(t, arg);
 }
@@ -220,7 +220,6 @@ void petrel_listeners_commit(void)
         petrel_server.listeners = l;
         for (unsigned j = 0; j < l->nfds; j++) {
             struct petrel_listen_slot *s = petrel_calloc(1, sizeof(*s));
-            s->ev.type = PETREL_EV_LISTEN;
             s->fd = l->fds[j];
             s->listener = l;
             atomic_fetch_add(&l->refs, 1);

@@ -57,7 +57,7 @@ struct petrel_server {
     pthread_rwlock_t gen_lock; /* guards cfg and listeners' cfg pointers */
     struct petrel_ctx *modules;
     struct petrel_listener *listeners;
-    struct petrel_iothread *threads;
+    struct petrel_loop *threads;
     unsigned nthreads;
     time_t started;
     atomic_bool stopping;

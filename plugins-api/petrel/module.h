@@ -14,7 +14,7 @@
 
 /* Major: incompatible change. Minor: fields appended; older modules load. */
 #define PETREL_ABI_MAJOR 1u
-#define PETREL_ABI_MINOR 5u
+#define PETREL_ABI_MINOR 6u
 
 #define PETREL_STR_(x) #x
 #define PETREL_STR(x) PETREL_STR_(x)

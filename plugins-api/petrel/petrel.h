@@ -6,6 +6,7 @@
 #include <petrel/buf.h>
 #include <petrel/conn.h>
 #include <petrel/log.h>
+#include <petrel/loop.h>
 #include <petrel/mem.h>
 #include <petrel/mime.h>
 #include <petrel/module.h>
