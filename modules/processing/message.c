@@ -60,6 +60,8 @@ static bool write_fd(int fd, const void *data, size_t len)
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0)
+            errno = EIO; /* no progress and no reason given */
         if (n <= 0)
             return false;
         p += n, len -= (size_t)n;
@@ -77,11 +79,15 @@ static bool budget_hold(struct petrel_queue_msg *m, size_t n)
     return petrel_membudget_hold(&m->budget, n, BUDGET_FREE);
 }
 
+/* Move the message from memory to its data file (counted by the caller
+ * against the spool floor). */
 static bool spill(struct petrel_queue_msg *m)
 {
     char path[PATH_MAX];
-    if (!queue_path(path, sizeof(path), proc_env.queue, "data", m->id))
+    if (!queue_path(path, sizeof(path), proc_env.queue, "data", m->id)) {
+        errno = ENAMETOOLONG;
         return false;
+    }
     m->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (m->fd < 0) {
         petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s", path, strerror(errno));
@@ -93,23 +99,26 @@ static bool spill(struct petrel_queue_msg *m)
     return ok;
 }
 
-/* Bytes written to a data file between two looks at the free space. */
-#define SPACE_CHECK_BYTES (1u << 20)
-
+/* Every failure below sets errno itself: no_space (452 rather than 451)
+ * must not come from a stale value. */
 static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
 {
     if (m->io_error || len == 0)
         return;
-    if (m->fd < 0 &&
-        (m->out_len + len > m->memory_limit || !budget_hold(m, m->header.len + m->mem.len + len)) &&
-        !spill(m))
+    bool ok;
+    if (m->fd < 0 && m->out_len + len <= m->memory_limit &&
+        budget_hold(m, m->header.len + m->mem.len + len)) {
+        ok = petrel_buf_append(&m->mem, data, len);
+        if (!ok)
+            errno = EFBIG;
+    } else {
+        /* Every byte bound for the spool is counted against its floor
+         * before it is written, those moving from memory too. */
+        ok = proc_write_room((uint64_t)len + (m->fd < 0 ? m->mem.len : 0)) &&
+             (m->fd >= 0 || spill(m)) && write_fd(m->fd, data, len);
+    }
+    if (!ok) {
         m->io_error = true;
-    else if (m->fd >= 0 && (m->unchecked += len) >= SPACE_CHECK_BYTES &&
-             !proc_write_room((size_t)(m->unchecked = 0) + len))
-        m->io_error = true;
-    else if (m->fd >= 0 ? !write_fd(m->fd, data, len) : !petrel_buf_append(&m->mem, data, len))
-        m->io_error = true;
-    if (m->io_error) {
         m->no_space = errno == ENOSPC;
         petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot spool the message: %s", m->id,
                    m->no_space ? "the spool is short of free space (min_free_space)"
@@ -192,9 +201,11 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
     }
     if (m->header_done)
         out_append(m, p, len);
-    if (m->io_error && m->no_space)
-        errno = ENOSPC; /* the queue service's word for 452 4.3.1 */
-    return !m->io_error;
+    if (!m->io_error)
+        return true;
+    /* The queue service's word for 452 4.3.1, and nothing else is. */
+    errno = m->no_space ? ENOSPC : EIO;
+    return false;
 }
 
 void proc_abort(struct petrel_queue_msg *m)
@@ -323,8 +334,11 @@ static bool prepend(struct petrel_queue_msg *m, struct petrel_buf *add)
 /* Make the message durable as a queue data file. */
 static bool data_durable(struct petrel_queue_msg *m)
 {
-    if (m->fd < 0 && !spill(m))
-        return false;
+    if (m->fd < 0) {
+        proc_space_used(m->mem.len); /* counted, never cut: it is being accepted */
+        if (!spill(m))
+            return false;
+    }
     return !proc_env.fsync || (fsync(m->fd) == 0 && queue_sync_dir(proc_env.queue, "data") == 0);
 }
 

@@ -82,13 +82,19 @@ void proc_header_strip_return_path(const char *h, size_t len, proc_emit_fn *emit
 /* --- free space in the spool (space.c) --- */
 
 /* MAIL: room for a message of size bytes (0: undeclared) above
- * min_free_space. Any thread; statvfs at most every 250 ms. */
+ * min_free_space. Any thread: it answers from the last look and has a
+ * worker look again (every 250 ms at most). */
 bool proc_has_room(uint64_t size);
-/* A data file was removed: look again at the next MAIL. */
+/* The first look, at start (main thread). */
+void proc_space_prime(void);
+/* A data file was removed: look again soon. */
 void proc_space_changed(void);
-/* Writing len more bytes of a message leaves half of min_free_space;
- * false with errno ENOSPC otherwise. Worker thread. */
-bool proc_write_room(size_t len);
+/* Counts len bytes about to be written to a spool file, for every
+ * message: true if they leave half of min_free_space; false with errno
+ * ENOSPC (and not counted) otherwise. Worker thread: it may statvfs. */
+bool proc_write_room(uint64_t len);
+/* Counts len bytes about to be written that the floor must not cut. */
+void proc_space_used(uint64_t len);
 
 /* --- the message being received (message.c) --- */
 
@@ -111,8 +117,7 @@ struct petrel_queue_msg {
     uint64_t size;       /* bytes received */
     unsigned hops;       /* Received fields */
     bool io_error;
-    uint64_t unchecked; /* bytes written to the file since the last space check */
-    bool no_space;      /* io_error: the spool fell short of min_free_space */
+    bool no_space; /* io_error: the spool fell short of min_free_space */
 };
 
 /* --- a message ready for delivery: a queue entry or a fresh one --- */

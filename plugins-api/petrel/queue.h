@@ -96,9 +96,10 @@ struct petrel_queue_ops {
      * a spool file). */
     void (*abort)(struct petrel_queue_msg *msg);
     /* Whether the spool has room for a message of size bytes (0: size
-     * not declared); MAIL answers 452 4.3.1 when not. Any thread. A write
-     * that fails for want of space sets errno to ENOSPC. Present when
-     * size covers it (since ABI minor 4). */
+     * not declared); MAIL answers 452 4.3.1 when not. Any thread, and
+     * cheap: it answers from a cached look. A failed write sets errno:
+     * ENOSPC for want of space, another value for any other reason.
+     * Present when size covers it (since ABI minor 4). */
     bool (*has_room)(uint64_t size);
 };
 
