@@ -46,6 +46,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
                            e->rcpts[i].address, e->rcpts[i].orcpt);
     petrel_buf_init(&m->header, PROC_HEADER_MAX);
     m->hstate = PROC_HEADER_START;
+    proc_header_filter_init(&m->filter);
     m->memory_limit = proc_env.memory_limit;
     petrel_buf_init(&m->mem, m->memory_limit + 16384);
     return m;
@@ -144,9 +145,8 @@ static void header_flush(struct petrel_queue_msg *m)
 {
     const char *h = petrel_buf_head(&m->header);
     size_t len = m->header.len;
-    struct proc_header_facts facts;
+    struct proc_header_facts facts; /* of the header kept: the fields ours would duplicate */
     proc_header_facts(h, len, &facts);
-    m->hops = facts.hops;
     const struct queue_envelope *env = &m->env;
     char date[64];
     rfc5322_date(date, sizeof(date), m->arrival);
@@ -172,7 +172,7 @@ static void header_flush(struct petrel_queue_msg *m)
         petrel_buf_printf(&t, "Date: %s\r\n", date);
     out_append(m, petrel_buf_head(&t), t.len);
     petrel_buf_free(&t);
-    proc_header_strip_return_path(h, len, emit_out, m);
+    proc_header_filter(&m->filter, h, len, emit_out, m);
     m->header_done = true;
 }
 
@@ -185,7 +185,8 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
         size_t cut = proc_header_end(&m->hstate, p, len, &ended);
         size_t room = PROC_HEADER_MAX - m->header.len;
         /* A header over 64 KiB, or one that the server's message memory
-         * has no room for (a crowd parked in DATA): the scan stops here. */
+         * has no room for (a crowd parked in DATA): the copy for hooks
+         * stops here; the filter goes on to the header's end. */
         if (!budget_hold(m, m->header.len + (cut < room ? cut : room)))
             room = 0;
         if (cut > room) {
@@ -199,8 +200,8 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
         }
         p += cut, len -= cut;
     }
-    if (m->header_done)
-        out_append(m, p, len);
+    if (m->header_done) /* the rest of a long header too */
+        proc_header_filter(&m->filter, p, len, emit_out, m);
     if (!m->io_error)
         return true;
     /* The queue service's word for 452 4.3.1, and nothing else is. */
@@ -359,6 +360,7 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
 {
     if (!m->header_done)
         header_flush(m); /* a message without a body */
+    proc_header_filter_finish(&m->filter, emit_out, m);
     struct queue_envelope *env = &m->env;
     struct petrel_buf add;
     petrel_buf_init(&add, PROC_HEADER_MAX);
@@ -370,9 +372,9 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
             reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
         goto out;
     }
-    if (m->hops > proc_env.max_hops) {
+    if (m->filter.hops > proc_env.max_hops) {
         petrel_log(PETREL_LOG_WARNING, PROC_LOG, "%s: refused: %u Received fields, a mail loop?",
-                   m->id, m->hops);
+                   m->id, m->filter.hops);
         reply_set(reply, 554, "5.4.6", "too many hops, a mail loop?");
         goto out;
     }

@@ -1386,6 +1386,55 @@ def test_return_path_and_delivered_to(srv):
     assert delivered(only_message(srv, CAROL))[1].group("return_path") == b""
 
 
+def test_return_path_with_blanks_before_the_colon(srv):
+    """RFC 5322 obsolete syntax lets blanks stand before a field's colon,
+    and some readers take "Return-Path :" as the field: it is dropped
+    like the plain one, folded lines and all."""
+    forged = ("Return-Path :<spaced@trusted.example>\r\n"
+              "return-path\t\t: <tabbed@trusted.example>\r\n"
+              "Return-Path :\r\n <folded@trusted.example>\r\n"
+              "Return-Pathx: <kept@trusted.example>\r\n")
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, SENDER, [ALICE],
+                          (forged + "Subject: blanks\r\n\r\nbody\r\n.\r\n").encode()))
+    raw = only_message(srv, ALICE)
+    for who in (b"spaced@", b"tabbed@", b"folded@"):
+        assert who not in raw, raw[:600]
+    assert b"Return-Pathx: <kept@trusted.example>\r\n" in raw
+    assert header_fields(raw, "Return-Path") == [f"<{SENDER}>"]
+
+
+def long_header(size):
+    """Harmless fields of about size bytes, lines well under 998."""
+    line = "X-Filler: " + "f" * 500 + "\r\n"
+    return line * (size // len(line) + 1)
+
+
+@pytest.mark.parametrize("memory_limit", ["1M", "4096"])
+def test_header_past_what_is_scanned(smtp_server, memory_limit):
+    """The header is filtered to its end however long it is, in memory or
+    spilled to the spool file: a Return-Path after 64 KiB of fields is
+    dropped, and Received fields there count towards max_hops."""
+    srv = smtp_server(processing=dict(max_hops=3, memory_limit=memory_limit))
+    filler = long_header(70 * 1024)
+    hop = "Received: from a.test by b.test; Thu, 01 Jan 2026 00:00:00 +0000\r\n"
+    forged = "Return-Path: <forged@trusted.example>\r\nReturn-Path:\r\n <folded@trusted.example>\r\n"
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, SENDER, [ALICE],
+                          filler + forged + "Subject: long\r\n\r\nbody\r\n.\r\n"))
+        assert send_raw(c, SENDER, [BOB], filler + hop * 4 + "Subject: loop\r\n\r\nx\r\n.\r\n") \
+            == "554 5.4.6 too many hops, a mail loop?"
+    raw = only_message(srv, ALICE)
+    assert b"forged@" not in raw and b"folded@" not in raw
+    assert header_fields(raw, "Return-Path") == [f"<{SENDER}>"]
+    assert raw.endswith(b"Subject: long\r\n\r\nbody\r\n")
+    assert srv.messages(BOB) == []
+
+
 def test_delivered_to_shows_a_loop(srv):
     """A message that already says it was delivered to the recipient came
     back through a forward elsewhere: it fails (554 5.4.6) instead of
