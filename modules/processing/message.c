@@ -38,6 +38,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
     env->tls_version = dup_opt(e->tls_version);
     env->envid = dup_opt(e->envid);
     env->submission = e->submission;
+    env->trusted = e->trusted || env->auth_user != NULL; /* a module from before the flag */
     env->smtputf8 = e->smtputf8;
     env->body = (int)e->body;
     env->ret = (int)e->ret;

@@ -597,7 +597,8 @@ def test_dsn_parameters(srv):
     assert len(srv.messages(BOB)) == 1
     envelope = srv.envelope(qid)
     assert "envid env+id-42\n" in envelope, envelope
-    assert re.search(r"^flags 1 0 \d 2$", envelope, re.M), envelope  # RET=HDRS
+    # RET=HDRS; trusted (logged in)
+    assert re.search(r"^flags 1 0 \d 2 1$", envelope, re.M), envelope
     notify = 2 | 4  # SUCCESS | FAILURE
     assert re.search(rf"^rcpt P R {notify} {re.escape(remote)}\t[^\t]*\trfc822;"
                      rf"{re.escape(remote)}(\t|$)", envelope, re.M), envelope
@@ -1481,6 +1482,29 @@ def test_dsn_backscatter_refused_for_anonymous_clients(make_instance, env):
         queue_id(send_raw(c, victim, [CAROL], b"Subject: asked\r\n\r\nx\r\n.\r\n",
                           rcpt_params=" NOTIFY=SUCCESS"))
     wait_for(lambda: len(srv.queued()) == 2, what="the success report queued")
+
+
+def test_dsn_full_for_relay_networks(make_instance, env):
+    """A client in relay_networks is trusted as a logged-in one is: smtp_in
+    keeps its RET=FULL (dsn_trusted_only), so its failure report carries
+    the whole message, not the header only."""
+    sender = f"app@{REMOTE}"
+    srv = SmtpServer(make_instance, env, "trustednet",
+                     smtp=dict(relay_networks=["127.0.0.1"]))
+    looping_server(srv)
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, sender, [BOB, "loopa@example.test"],
+                          b"Subject: full\r\n\r\nthe whole body\r\n.\r\n",
+                          mail_params=" RET=FULL"))
+    assert len(srv.messages(BOB)) == 1
+    reports = [(srv.queue_dir("data") / q).read_bytes() for q in srv.queued()]
+    assert len(reports) == 1, reports
+    assert b"Action: failed" in reports[0]
+    assert b"Content-Type: message/rfc822" in reports[0]
+    assert b"the whole body" in reports[0], reports[0]
+    assert "RET=FULL ignored" not in srv.log()
 
 
 def test_queued_dot_line_is_stuffed_on_the_way_out(srv, env, tmp_path):
