@@ -153,11 +153,11 @@ static void test_space_floor_shared(void **state)
         }
     for (int i = 0; i < MSGS; i++)
         proc_abort(m[i]);
-    /* 12 MiB offered, 2 MiB above the floor: a little slack for other
-     * writers on this file system, never a MiB per message. */
+    /* 12 MiB offered, 2 MiB above the floor: a little slack, never a MiB
+     * per message. No lower bound: other writers on this file system
+     * (a parallel build) may take the 2 MiB first. */
     assert_int_equal(refused, MSGS);
     assert_true(accepted <= (4u << 20));
-    assert_true(accepted >= (1u << 20));
 }
 
 /* MAIL (an I/O thread) looks at the spool from a cache; a data file
