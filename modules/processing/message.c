@@ -216,10 +216,11 @@ void proc_abort(struct petrel_queue_msg *m)
         return;
     if (m->fd >= 0) {
         char path[PATH_MAX];
+        struct stat st; /* what the file takes on disk, a cut-off write excluded */
+        uint64_t used = fstat(m->fd, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
         close(m->fd);
-        if (queue_path(path, sizeof(path), proc_env.queue, "data", m->id))
-            unlink(path);
-        proc_space_changed();
+        if (queue_path(path, sizeof(path), proc_env.queue, "data", m->id) && unlink(path) == 0)
+            proc_space_changed(used);
     }
     petrel_buf_free(&m->header);
     petrel_buf_free(&m->mem);

@@ -104,8 +104,9 @@ void proc_header_filter_finish(struct proc_header_filter *f, proc_emit_fn *emit,
 bool proc_has_room(uint64_t size);
 /* The first look, at start (main thread). */
 void proc_space_prime(void);
-/* A data file was removed: look again soon. */
-void proc_space_changed(void);
+/* A data file of len bytes was removed: they count as free again, and
+ * the next look comes soon. */
+void proc_space_changed(uint64_t len);
 /* Counts len bytes about to be written to a spool file, for every
  * message: true if they leave half of min_free_space; false with errno
  * ENOSPC (and not counted) otherwise. Worker thread: it may statvfs. */

@@ -27,6 +27,7 @@
 static _Atomic uint64_t cached_free = UINT64_MAX;
 static _Atomic int64_t cached_at = INT64_MIN / 2; /* ms; long ago: look first */
 static _Atomic uint64_t written;                  /* bytes counted since the look */
+static _Atomic uint64_t freed;                    /* bytes of data files removed since */
 static _Atomic bool due;                          /* a data file went: look again */
 static atomic_flag looking = ATOMIC_FLAG_INIT;    /* a look is on its way */
 
@@ -37,12 +38,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Take n off the count, never below zero (two looks at once both take
+/* Take n off a count, never below zero (two looks at once both take
  * what they saw). */
-static void forget(uint64_t n)
+static void forget(_Atomic uint64_t *count, uint64_t n)
 {
-    uint64_t w = atomic_load(&written);
-    while (!atomic_compare_exchange_weak(&written, &w, w > n ? w - n : 0))
+    uint64_t w = atomic_load(count);
+    while (!atomic_compare_exchange_weak(count, &w, w > n ? w - n : 0))
         ;
 }
 
@@ -50,13 +51,14 @@ static void forget(uint64_t n)
  * answer; the few still on their way to the disk are forgotten early). */
 static void look(void)
 {
-    uint64_t before = atomic_load(&written);
+    uint64_t before = atomic_load(&written), gone = atomic_load(&freed);
     struct statvfs st;
     uint64_t avail = UINT64_MAX; /* unknown: the checks allow */
     if (statvfs(proc_env.queue, &st) == 0)
         avail = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
     atomic_store(&cached_free, avail);
-    forget(before);
+    forget(&written, before);
+    forget(&freed, gone);
     atomic_store(&cached_at, now_ms());
     atomic_store(&due, false);
 }
@@ -68,19 +70,29 @@ static void look_work(void *arg)
     atomic_flag_clear(&looking);
 }
 
-/* What the last look said less what was written since. */
+/* What the last look said less what was written since, plus what
+ * removed data files gave back. */
 static uint64_t estimate(void)
 {
     uint64_t avail = atomic_load(&cached_free), w = atomic_load(&written);
-    return avail == UINT64_MAX ? avail : avail > w ? avail - w : 0;
+    if (avail == UINT64_MAX)
+        return avail;
+    uint64_t f = atomic_load(&freed);
+    avail = avail > UINT64_MAX - f ? UINT64_MAX - 1 : avail + f;
+    return avail > w ? avail - w : 0;
 }
 
 static bool stale(void) { return now_ms() - atomic_load(&cached_at) >= SPACE_CACHE_MS; }
 
 void proc_space_prime(void) { look(); }
 
-/* Room came back: look again soon, but not on a MAIL's thread now. */
-void proc_space_changed(void) { atomic_store(&due, true); }
+/* Room came back: counted at once (the next MAIL may need it), and a
+ * worker looks again soon. */
+void proc_space_changed(uint64_t len)
+{
+    atomic_fetch_add(&freed, len);
+    atomic_store(&due, true);
+}
 
 bool proc_has_room(uint64_t size)
 {

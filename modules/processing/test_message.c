@@ -72,7 +72,7 @@ static int setup(void **state)
     proc_env.memory_limit = 4096; /* every message below spills at once */
     proc_env.max_hops = 50;
     proc_env.min_free_space = 0;
-    proc_space_changed();
+    proc_space_changed(0);
     return 0;
 }
 
@@ -128,7 +128,7 @@ static void test_space_floor_shared(void **state)
         skip();
     /* Half of min_free_space: 2 MiB below what is free now. */
     proc_env.min_free_space = (long long)(avail - (2u << 20)) * 2;
-    proc_space_changed();
+    proc_space_changed(0);
     struct petrel_queue_msg *m[MSGS];
     bool ok[MSGS];
     for (int i = 0; i < MSGS; i++) {
@@ -169,7 +169,7 @@ static void test_has_room_cached(void **state)
     assert_true(proc_has_room(0)); /* fills the cache */
     unsigned before = statvfs_calls;
     for (int i = 0; i < 100; i++) {
-        proc_space_changed();
+        proc_space_changed(0);
         assert_true(proc_has_room(1000));
     }
     assert_true(statvfs_calls - before <= 1);
