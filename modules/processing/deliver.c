@@ -3,6 +3,7 @@
  * with the reason a bounce or the client will see. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct petrel_envelope_rcpt *proc_public_env(const struct queue_envelope *env,
         .nrcpts = env->nrcpts,
         .client_ip = env->client_ip != NULL ? env->client_ip : "",
         .helo = env->helo != NULL ? env->helo : "",
+        .trusted = env->trusted || env->auth_user != NULL,
         .protocol = env->protocol != NULL ? env->protocol : "",
         .auth_user = env->auth_user,
         .tls_cipher = env->tls_cipher,
@@ -135,6 +137,29 @@ static bool copy_fd(int from, int to, uint64_t len)
     return true;
 }
 
+/* An unnamed file in dir: O_TMPFILE, or where the file system lacks it
+ * (EOPNOTSUPP; EISDIR or EINVAL from older kernels and some file systems)
+ * a named file removed at once. */
+static int unnamed_file(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+    char path[PATH_MAX];
+    if (!petrel_snprintf(path, sizeof(path), "%s/copy.XXXXXX", dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0 && unlink(path) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
 static bool rcpt_copy_make(const struct proc_content *c, const struct queue_envelope *env,
                            const char *rcpt, struct rcpt_copy *cp,
                            struct petrel_storage_source *src)
@@ -155,7 +180,7 @@ static bool rcpt_copy_make(const struct proc_content *c, const struct queue_enve
     char dir[4096];
     if (!queue_path(dir, sizeof(dir), proc_env.queue, "tmp", NULL))
         return false;
-    cp->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    cp->fd = unnamed_file(dir);
     if (cp->fd < 0 || write(cp->fd, top, (size_t)n) != n || !copy_fd(c->fd, cp->fd, c->len) ||
         lseek(cp->fd, 0, SEEK_SET) != 0)
         return false;

@@ -46,9 +46,13 @@ static bool is_ascii(const char *s)
 static void append_original(const struct proc_content *c, const struct queue_envelope *env,
                             bool success, struct petrel_buf *b)
 {
-    /* A message that came without a login returns its header only, whatever
-     * RET says: its sender may be a victim's address named by anyone. */
-    bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX && env->auth_user != NULL;
+    /* A message from anyone but a trusted submitter (logged in, or in
+     * smtp_in's relay_networks: the clients whose RET=FULL smtp_in keeps)
+     * returns its header only, whatever RET says: its sender may be a
+     * victim's address named by anyone. Envelopes from before the flag
+     * have auth only. */
+    bool trusted = env->trusted || env->auth_user != NULL;
+    bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX && trusted;
     static const char *const types[2][2] = {{"text/rfc822-headers", "message/rfc822"},
                                             {"message/global-headers", "message/global"}};
     petrel_buf_printf(

@@ -117,8 +117,8 @@ bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *
         put_line(out, "protocol", env->protocol) && put_line(out, "auth", env->auth_user) &&
         put_line(out, "tls", env->tls_cipher) && put_line(out, "tlsversion", env->tls_version) &&
         put_line(out, "envid", env->envid) &&
-        petrel_buf_printf(out, "flags %d %d %d %d\n", env->submission, env->smtputf8, env->body,
-                          env->ret);
+        petrel_buf_printf(out, "flags %d %d %d %d %d\n", env->submission, env->smtputf8, env->body,
+                          env->ret, env->trusted);
     for (size_t i = 0; ok && i < env->nrcpts; i++) {
         const struct queue_rcpt *r = &env->rcpts[i];
         ok = petrel_buf_printf(out, "rcpt %c %c %u ", r->state, r->route, r->notify) &&
@@ -226,12 +226,16 @@ static bool parse_line(struct queue_envelope *env, char *line, unsigned *seen)
     if (strcmp(line, "rcpt") == 0)
         return parse_rcpt(env, v);
     if (strcmp(line, "flags") == 0) {
-        int a, b, c, d;
+        int a, b, c, d, e = 0, used = 0;
         char extra;
-        if (sscanf(v, "%d %d %d %d%c", &a, &b, &c, &d, &extra) != 4 || c < 0 || c > 2 || d < 0 ||
+        if (sscanf(v, "%d %d %d %d%n", &a, &b, &c, &d, &used) != 4 || c < 0 || c > 2 || d < 0 ||
             d > 2)
             return false;
+        /* The trusted flag fifth; files from before it have four. */
+        if (v[used] != '\0' && sscanf(v + used, " %d%c", &e, &extra) != 1)
+            return false;
         env->submission = a != 0, env->smtputf8 = b != 0, env->body = c, env->ret = d;
+        env->trusted = e != 0;
         return true;
     }
     static const struct {

@@ -38,6 +38,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
     env->tls_version = dup_opt(e->tls_version);
     env->envid = dup_opt(e->envid);
     env->submission = e->submission;
+    env->trusted = e->trusted || env->auth_user != NULL; /* a module from before the flag */
     env->smtputf8 = e->smtputf8;
     env->body = (int)e->body;
     env->ret = (int)e->ret;
@@ -46,6 +47,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
                            e->rcpts[i].address, e->rcpts[i].orcpt);
     petrel_buf_init(&m->header, PROC_HEADER_MAX);
     m->hstate = PROC_HEADER_START;
+    proc_header_filter_init(&m->filter);
     m->memory_limit = proc_env.memory_limit;
     petrel_buf_init(&m->mem, m->memory_limit + 16384);
     return m;
@@ -60,6 +62,8 @@ static bool write_fd(int fd, const void *data, size_t len)
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0)
+            errno = EIO; /* no progress and no reason given */
         if (n <= 0)
             return false;
         p += n, len -= (size_t)n;
@@ -77,11 +81,15 @@ static bool budget_hold(struct petrel_queue_msg *m, size_t n)
     return petrel_membudget_hold(&m->budget, n, BUDGET_FREE);
 }
 
+/* Move the message from memory to its data file (counted by the caller
+ * against the spool floor). */
 static bool spill(struct petrel_queue_msg *m)
 {
     char path[PATH_MAX];
-    if (!queue_path(path, sizeof(path), proc_env.queue, "data", m->id))
+    if (!queue_path(path, sizeof(path), proc_env.queue, "data", m->id)) {
+        errno = ENAMETOOLONG;
         return false;
+    }
     m->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (m->fd < 0) {
         petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s", path, strerror(errno));
@@ -93,23 +101,26 @@ static bool spill(struct petrel_queue_msg *m)
     return ok;
 }
 
-/* Bytes written to a data file between two looks at the free space. */
-#define SPACE_CHECK_BYTES (1u << 20)
-
+/* Every failure below sets errno itself: no_space (452 rather than 451)
+ * must not come from a stale value. */
 static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
 {
     if (m->io_error || len == 0)
         return;
-    if (m->fd < 0 &&
-        (m->out_len + len > m->memory_limit || !budget_hold(m, m->header.len + m->mem.len + len)) &&
-        !spill(m))
+    bool ok;
+    if (m->fd < 0 && m->out_len + len <= m->memory_limit &&
+        budget_hold(m, m->header.len + m->mem.len + len)) {
+        ok = petrel_buf_append(&m->mem, data, len);
+        if (!ok)
+            errno = EFBIG;
+    } else {
+        /* Every byte bound for the spool is counted against its floor
+         * before it is written, those moving from memory too. */
+        ok = proc_write_room((uint64_t)len + (m->fd < 0 ? m->mem.len : 0)) &&
+             (m->fd >= 0 || spill(m)) && write_fd(m->fd, data, len);
+    }
+    if (!ok) {
         m->io_error = true;
-    else if (m->fd >= 0 && (m->unchecked += len) >= SPACE_CHECK_BYTES &&
-             !proc_write_room((size_t)(m->unchecked = 0) + len))
-        m->io_error = true;
-    else if (m->fd >= 0 ? !write_fd(m->fd, data, len) : !petrel_buf_append(&m->mem, data, len))
-        m->io_error = true;
-    if (m->io_error) {
         m->no_space = errno == ENOSPC;
         petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot spool the message: %s", m->id,
                    m->no_space ? "the spool is short of free space (min_free_space)"
@@ -135,9 +146,8 @@ static void header_flush(struct petrel_queue_msg *m)
 {
     const char *h = petrel_buf_head(&m->header);
     size_t len = m->header.len;
-    struct proc_header_facts facts;
+    struct proc_header_facts facts; /* of the header kept: the fields ours would duplicate */
     proc_header_facts(h, len, &facts);
-    m->hops = facts.hops;
     const struct queue_envelope *env = &m->env;
     char date[64];
     rfc5322_date(date, sizeof(date), m->arrival);
@@ -163,7 +173,7 @@ static void header_flush(struct petrel_queue_msg *m)
         petrel_buf_printf(&t, "Date: %s\r\n", date);
     out_append(m, petrel_buf_head(&t), t.len);
     petrel_buf_free(&t);
-    proc_header_strip_return_path(h, len, emit_out, m);
+    proc_header_filter(&m->filter, h, len, emit_out, m);
     m->header_done = true;
 }
 
@@ -176,7 +186,8 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
         size_t cut = proc_header_end(&m->hstate, p, len, &ended);
         size_t room = PROC_HEADER_MAX - m->header.len;
         /* A header over 64 KiB, or one that the server's message memory
-         * has no room for (a crowd parked in DATA): the scan stops here. */
+         * has no room for (a crowd parked in DATA): the copy for hooks
+         * stops here; the filter goes on to the header's end. */
         if (!budget_hold(m, m->header.len + (cut < room ? cut : room)))
             room = 0;
         if (cut > room) {
@@ -190,11 +201,13 @@ bool proc_write(struct petrel_queue_msg *m, const void *data, size_t len)
         }
         p += cut, len -= cut;
     }
-    if (m->header_done)
-        out_append(m, p, len);
-    if (m->io_error && m->no_space)
-        errno = ENOSPC; /* the queue service's word for 452 4.3.1 */
-    return !m->io_error;
+    if (m->header_done) /* the rest of a long header too */
+        proc_header_filter(&m->filter, p, len, emit_out, m);
+    if (!m->io_error)
+        return true;
+    /* The queue service's word for 452 4.3.1, and nothing else is. */
+    errno = m->no_space ? ENOSPC : EIO;
+    return false;
 }
 
 void proc_abort(struct petrel_queue_msg *m)
@@ -203,10 +216,11 @@ void proc_abort(struct petrel_queue_msg *m)
         return;
     if (m->fd >= 0) {
         char path[PATH_MAX];
+        struct stat st; /* what the file takes on disk, a cut-off write excluded */
+        uint64_t used = fstat(m->fd, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
         close(m->fd);
-        if (queue_path(path, sizeof(path), proc_env.queue, "data", m->id))
-            unlink(path);
-        proc_space_changed();
+        if (queue_path(path, sizeof(path), proc_env.queue, "data", m->id) && unlink(path) == 0)
+            proc_space_changed(used);
     }
     petrel_buf_free(&m->header);
     petrel_buf_free(&m->mem);
@@ -323,8 +337,11 @@ static bool prepend(struct petrel_queue_msg *m, struct petrel_buf *add)
 /* Make the message durable as a queue data file. */
 static bool data_durable(struct petrel_queue_msg *m)
 {
-    if (m->fd < 0 && !spill(m))
-        return false;
+    if (m->fd < 0) {
+        proc_space_used(m->mem.len); /* counted, never cut: it is being accepted */
+        if (!spill(m))
+            return false;
+    }
     return !proc_env.fsync || (fsync(m->fd) == 0 && queue_sync_dir(proc_env.queue, "data") == 0);
 }
 
@@ -345,6 +362,7 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
 {
     if (!m->header_done)
         header_flush(m); /* a message without a body */
+    proc_header_filter_finish(&m->filter, emit_out, m);
     struct queue_envelope *env = &m->env;
     struct petrel_buf add;
     petrel_buf_init(&add, PROC_HEADER_MAX);
@@ -356,9 +374,9 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
             reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
         goto out;
     }
-    if (m->hops > proc_env.max_hops) {
+    if (m->filter.hops > proc_env.max_hops) {
         petrel_log(PETREL_LOG_WARNING, PROC_LOG, "%s: refused: %u Received fields, a mail loop?",
-                   m->id, m->hops);
+                   m->id, m->filter.hops);
         reply_set(reply, 554, "5.4.6", "too many hops, a mail loop?");
         goto out;
     }

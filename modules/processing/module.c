@@ -95,7 +95,9 @@ static int proc_init(struct petrel_ctx *ctx, const void *config, const char **er
 static int proc_start(struct petrel_ctx *ctx, const char **error_r)
 {
     (void)ctx;
-    return proc_runner_start(error_r);
+    int ret = proc_runner_start(error_r);
+    proc_space_prime(); /* the queue directory exists now */
+    return ret;
 }
 
 static int proc_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)

@@ -65,30 +65,54 @@ extern struct proc_env proc_env;
 /* Feed the next len bytes: how many of them belong to the header (all
  * unless it ends within them); *ended_r once its empty line was seen. */
 size_t proc_header_end(unsigned char *state, const char *p, size_t len, bool *ended_r);
-/* Whether a header line is field name (case-insensitive, colon after). */
+/* Whether a header line is field name (case-insensitive, blanks allowed
+ * before the colon). */
 bool proc_field_is(const char *line, size_t len, const char *name);
 struct proc_header_facts {
-    unsigned hops; /* Received fields */
     bool has_id, has_date;
 };
 void proc_header_facts(const char *h, size_t len, struct proc_header_facts *f);
-/* The header less its Return-Path fields (and their folded lines): only
- * the final delivery may add one (RFC 5321 section 4.4), and one from the
- * client would lie about the envelope sender. emit gets the rest in
- * order, in pieces. */
+
+/* Every byte of a message goes through the filter, which passes the
+ * header less its Return-Path fields (and their folded lines: only the
+ * final delivery may add one, RFC 5321 section 4.4, and one from the
+ * client would lie about the envelope sender), counts its Received
+ * fields, and passes the rest as it is, however long the header. A line
+ * is a field as proc_field_is says, or when its first PROC_FIELD_PEEK
+ * bytes are the name and blanks only. emit gets the output in order, in
+ * pieces. */
+#define PROC_FIELD_PEEK 128
 typedef void proc_emit_fn(void *arg, const char *p, size_t len);
-void proc_header_strip_return_path(const char *h, size_t len, proc_emit_fn *emit, void *arg);
+struct proc_header_filter {
+    unsigned hops; /* Received fields so far */
+    unsigned char end, line, cand;
+    bool done, skipping;
+    unsigned char peek_len;
+    char peek[PROC_FIELD_PEEK]; /* the start of a line until its name tells */
+};
+void proc_header_filter_init(struct proc_header_filter *f);
+void proc_header_filter(struct proc_header_filter *f, const char *p, size_t len, proc_emit_fn *emit,
+                        void *arg);
+/* The message ended: what is held goes on. */
+void proc_header_filter_finish(struct proc_header_filter *f, proc_emit_fn *emit, void *arg);
 
 /* --- free space in the spool (space.c) --- */
 
 /* MAIL: room for a message of size bytes (0: undeclared) above
- * min_free_space. Any thread; statvfs at most every 250 ms. */
+ * min_free_space. Any thread: it answers from the last look and has a
+ * worker look again (every 250 ms at most). */
 bool proc_has_room(uint64_t size);
-/* A data file was removed: look again at the next MAIL. */
-void proc_space_changed(void);
-/* Writing len more bytes of a message leaves half of min_free_space;
- * false with errno ENOSPC otherwise. Worker thread. */
-bool proc_write_room(size_t len);
+/* The first look, at start (main thread). */
+void proc_space_prime(void);
+/* A data file of len bytes was removed: they count as free again, and
+ * the next look comes soon. */
+void proc_space_changed(uint64_t len);
+/* Counts len bytes about to be written to a spool file, for every
+ * message: true if they leave half of min_free_space; false with errno
+ * ENOSPC (and not counted) otherwise. Worker thread: it may statvfs. */
+bool proc_write_room(uint64_t len);
+/* Counts len bytes about to be written that the floor must not cut. */
+void proc_space_used(uint64_t len);
 
 /* --- the message being received (message.c) --- */
 
@@ -109,10 +133,9 @@ struct petrel_queue_msg {
     size_t memory_limit; /* proc_env's at begin: a reload does not change it mid-message */
     size_t budget;       /* of the server's message memory, held for header and mem */
     uint64_t size;       /* bytes received */
-    unsigned hops;       /* Received fields */
+    struct proc_header_filter filter; /* what goes out, header to end */
     bool io_error;
-    uint64_t unchecked; /* bytes written to the file since the last space check */
-    bool no_space;      /* io_error: the spool fell short of min_free_space */
+    bool no_space; /* io_error: the spool fell short of min_free_space */
 };
 
 /* --- a message ready for delivery: a queue entry or a fresh one --- */

@@ -97,6 +97,7 @@ void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s)
         .tls_cipher = petrel_conn_tls_cipher(conn),
         .tls_version = petrel_conn_tls_version(conn),
         .submission = s->submission || authed,
+        .trusted = authed || s->relay_net, /* as dsn_limit in rcpt.c */
         .body = bodies[s->mail.body],
         .smtputf8 = s->mail.smtputf8,
         .ret = rets[s->mail.ret],

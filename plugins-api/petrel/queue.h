@@ -68,7 +68,12 @@ struct petrel_envelope {
     enum petrel_dsn_ret ret;
     const char *envid;       /* DSN ENVID, or NULL */
     const char *tls_version; /* "TLSv1.3", or NULL. Since ABI minor 3 */
-    void *reserved[3];
+    /* A trusted submitter: logged in, or in smtp_in's relay_networks. A
+     * failure report returns the whole message (RET=FULL) only to such a
+     * sender. Since ABI minor 4 (a reserved slot: false from older
+     * modules, where auth_user still counts). */
+    bool trusted;
+    void *reserved[2];
 };
 
 /* The reply for the client, e.g. {250, "2.0.0", "Ok: queued as 1A2B..."}. */
@@ -96,9 +101,10 @@ struct petrel_queue_ops {
      * a spool file). */
     void (*abort)(struct petrel_queue_msg *msg);
     /* Whether the spool has room for a message of size bytes (0: size
-     * not declared); MAIL answers 452 4.3.1 when not. Any thread. A write
-     * that fails for want of space sets errno to ENOSPC. Present when
-     * size covers it (since ABI minor 4). */
+     * not declared); MAIL answers 452 4.3.1 when not. Any thread, and
+     * cheap: it answers from a cached look. A failed write sets errno:
+     * ENOSPC for want of space, another value for any other reason.
+     * Present when size covers it (since ABI minor 4). */
     bool (*has_room)(uint64_t size);
 };
 

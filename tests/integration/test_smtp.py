@@ -597,7 +597,8 @@ def test_dsn_parameters(srv):
     assert len(srv.messages(BOB)) == 1
     envelope = srv.envelope(qid)
     assert "envid env+id-42\n" in envelope, envelope
-    assert re.search(r"^flags 1 0 \d 2$", envelope, re.M), envelope  # RET=HDRS
+    # RET=HDRS; trusted (logged in)
+    assert re.search(r"^flags 1 0 \d 2 1$", envelope, re.M), envelope
     notify = 2 | 4  # SUCCESS | FAILURE
     assert re.search(rf"^rcpt P R {notify} {re.escape(remote)}\t[^\t]*\trfc822;"
                      rf"{re.escape(remote)}(\t|$)", envelope, re.M), envelope
@@ -1386,6 +1387,55 @@ def test_return_path_and_delivered_to(srv):
     assert delivered(only_message(srv, CAROL))[1].group("return_path") == b""
 
 
+def test_return_path_with_blanks_before_the_colon(srv):
+    """RFC 5322 obsolete syntax lets blanks stand before a field's colon,
+    and some readers take "Return-Path :" as the field: it is dropped
+    like the plain one, folded lines and all."""
+    forged = ("Return-Path :<spaced@trusted.example>\r\n"
+              "return-path\t\t: <tabbed@trusted.example>\r\n"
+              "Return-Path :\r\n <folded@trusted.example>\r\n"
+              "Return-Pathx: <kept@trusted.example>\r\n")
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, SENDER, [ALICE],
+                          (forged + "Subject: blanks\r\n\r\nbody\r\n.\r\n").encode()))
+    raw = only_message(srv, ALICE)
+    for who in (b"spaced@", b"tabbed@", b"folded@"):
+        assert who not in raw, raw[:600]
+    assert b"Return-Pathx: <kept@trusted.example>\r\n" in raw
+    assert header_fields(raw, "Return-Path") == [f"<{SENDER}>"]
+
+
+def long_header(size):
+    """Harmless fields of about size bytes, lines well under 998."""
+    line = "X-Filler: " + "f" * 500 + "\r\n"
+    return line * (size // len(line) + 1)
+
+
+@pytest.mark.parametrize("memory_limit", ["1M", "4096"])
+def test_header_past_what_is_scanned(smtp_server, memory_limit):
+    """The header is filtered to its end however long it is, in memory or
+    spilled to the spool file: a Return-Path after 64 KiB of fields is
+    dropped, and Received fields there count towards max_hops."""
+    srv = smtp_server(processing=dict(max_hops=3, memory_limit=memory_limit))
+    filler = long_header(70 * 1024)
+    hop = "Received: from a.test by b.test; Thu, 01 Jan 2026 00:00:00 +0000\r\n"
+    forged = "Return-Path: <forged@trusted.example>\r\nReturn-Path:\r\n <folded@trusted.example>\r\n"
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, SENDER, [ALICE],
+                          filler + forged + "Subject: long\r\n\r\nbody\r\n.\r\n"))
+        assert send_raw(c, SENDER, [BOB], filler + hop * 4 + "Subject: loop\r\n\r\nx\r\n.\r\n") \
+            == "554 5.4.6 too many hops, a mail loop?"
+    raw = only_message(srv, ALICE)
+    assert b"forged@" not in raw and b"folded@" not in raw
+    assert header_fields(raw, "Return-Path") == [f"<{SENDER}>"]
+    assert raw.endswith(b"Subject: long\r\n\r\nbody\r\n")
+    assert srv.messages(BOB) == []
+
+
 def test_delivered_to_shows_a_loop(srv):
     """A message that already says it was delivered to the recipient came
     back through a forward elsewhere: it fails (554 5.4.6) instead of
@@ -1432,6 +1482,29 @@ def test_dsn_backscatter_refused_for_anonymous_clients(make_instance, env):
         queue_id(send_raw(c, victim, [CAROL], b"Subject: asked\r\n\r\nx\r\n.\r\n",
                           rcpt_params=" NOTIFY=SUCCESS"))
     wait_for(lambda: len(srv.queued()) == 2, what="the success report queued")
+
+
+def test_dsn_full_for_relay_networks(make_instance, env):
+    """A client in relay_networks is trusted as a logged-in one is: smtp_in
+    keeps its RET=FULL (dsn_trusted_only), so its failure report carries
+    the whole message, not the header only."""
+    sender = f"app@{REMOTE}"
+    srv = SmtpServer(make_instance, env, "trustednet",
+                     smtp=dict(relay_networks=["127.0.0.1"]))
+    looping_server(srv)
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        queue_id(send_raw(c, sender, [BOB, "loopa@example.test"],
+                          b"Subject: full\r\n\r\nthe whole body\r\n.\r\n",
+                          mail_params=" RET=FULL"))
+    assert len(srv.messages(BOB)) == 1
+    reports = [(srv.queue_dir("data") / q).read_bytes() for q in srv.queued()]
+    assert len(reports) == 1, reports
+    assert b"Action: failed" in reports[0]
+    assert b"Content-Type: message/rfc822" in reports[0]
+    assert b"the whole body" in reports[0], reports[0]
+    assert "RET=FULL ignored" not in srv.log()
 
 
 def test_queued_dot_line_is_stuffed_on_the_way_out(srv, env, tmp_path):

@@ -1,0 +1,285 @@
+/* The message on its way in (message.c, space.c) without a server: what
+ * errno says when a write fails, the spool floor shared by every message
+ * being written, MAIL's free-space look kept off the caller's thread, and
+ * local delivery's copy where O_TMPFILE is missing. statvfs and open are
+ * wrapped (-Wl,--wrap=...) to count the looks and refuse O_TMPFILE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <petrel/mem.h>
+
+#include "processing.h"
+
+int __real_statvfs(const char *path, struct statvfs *st);
+int __wrap_statvfs(const char *path, struct statvfs *st);
+
+static _Atomic unsigned statvfs_calls;
+
+int __wrap_statvfs(const char *path, struct statvfs *st)
+{
+    statvfs_calls++;
+    return __real_statvfs(path, st);
+}
+
+int __real_open(const char *path, int flags, ...);
+int __wrap_open(const char *path, int flags, ...);
+
+static bool no_tmpfile; /* O_TMPFILE fails as on a file system without it */
+
+int __wrap_open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (no_tmpfile && (flags & O_TMPFILE) == O_TMPFILE) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return __real_open(path, flags, mode);
+}
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    petrel_strlcpy(dir, "test_message.XXXXXX", sizeof(dir));
+    assert_non_null(mkdtemp(dir));
+    assert_true(realpath(dir, proc_env.queue) != NULL);
+    char data[PATH_MAX];
+    assert_true(queue_path(data, sizeof(data), proc_env.queue, "data", NULL));
+    assert_int_equal(mkdir(data, 0700), 0);
+    assert_true(queue_path(data, sizeof(data), proc_env.queue, "tmp", NULL));
+    assert_int_equal(mkdir(data, 0700), 0);
+    petrel_strlcpy(proc_env.hostname, "mx.example.test", sizeof(proc_env.hostname));
+    proc_env.memory_limit = 4096; /* every message below spills at once */
+    proc_env.max_hops = 50;
+    proc_env.min_free_space = 0;
+    proc_space_changed(0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static struct petrel_queue_msg *begin(void)
+{
+    static const struct petrel_envelope_rcpt rcpt = {"bob@example.test", NULL, 0};
+    struct petrel_envelope env = {.mail_from = "alice@example.test", .rcpts = &rcpt, .nrcpts = 1};
+    return proc_begin(&env);
+}
+
+/* A write refused for some other reason than space never says ENOSPC,
+ * whatever errno held before: smtp_in would answer 452 4.3.1. */
+static void test_write_errno_is_deliberate(void **state)
+{
+    (void)state;
+    char data[PATH_MAX];
+    assert_true(queue_path(data, sizeof(data), proc_env.queue, "data", NULL));
+    assert_int_equal(rmdir(data), 0); /* the spill cannot open its file */
+    struct petrel_queue_msg *m = begin();
+    static char body[8192];
+    memset(body, 'x', sizeof(body));
+    assert_true(proc_write(m, "Subject: x\r\n\r\n", 14));
+    errno = ENOSPC;
+    assert_false(proc_write(m, body, sizeof(body)));
+    assert_int_not_equal(errno, ENOSPC);
+    assert_int_not_equal(errno, 0);
+    errno = ENOSPC; /* stale, from anything the worker did before */
+    assert_false(proc_write(m, body, sizeof(body)));
+    assert_int_not_equal(errno, ENOSPC);
+    assert_int_not_equal(errno, 0);
+    proc_abort(m);
+}
+
+/* Many messages written at once share the floor: together they stop
+ * about where one would, not one check interval each later. */
+static void test_space_floor_shared(void **state)
+{
+    (void)state;
+    enum { MSGS = 12, CHUNK = 65536, ROUNDS = 16 };
+    struct statvfs st;
+    assert_int_equal(__real_statvfs(proc_env.queue, &st), 0);
+    uint64_t avail = (uint64_t)st.f_bavail * st.f_frsize;
+    if (avail < (64u << 20))
+        skip();
+    /* Half of min_free_space: 2 MiB below what is free now. */
+    proc_env.min_free_space = (long long)(avail - (2u << 20)) * 2;
+    proc_space_changed(0);
+    struct petrel_queue_msg *m[MSGS];
+    bool ok[MSGS];
+    for (int i = 0; i < MSGS; i++) {
+        m[i] = begin();
+        ok[i] = proc_write(m[i], "Subject: x\r\n\r\n", 14);
+    }
+    static char chunk[CHUNK];
+    memset(chunk, 'x', sizeof(chunk));
+    uint64_t accepted = 0;
+    unsigned refused = 0;
+    for (int r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < MSGS; i++) {
+            if (!ok[i])
+                continue;
+            ok[i] = proc_write(m[i], chunk, sizeof(chunk));
+            if (ok[i])
+                accepted += CHUNK;
+            else {
+                assert_int_equal(errno, ENOSPC);
+                refused++;
+            }
+        }
+    for (int i = 0; i < MSGS; i++)
+        proc_abort(m[i]);
+    /* 12 MiB offered, 2 MiB above the floor: a little slack, never a MiB
+     * per message. No lower bound: other writers on this file system
+     * (a parallel build) may take the 2 MiB first. */
+    assert_int_equal(refused, MSGS);
+    assert_true(accepted <= (4u << 20));
+}
+
+/* MAIL (an I/O thread) looks at the spool from a cache; a data file
+ * removed (proc_space_changed) does not make every next MAIL look. */
+static void test_has_room_cached(void **state)
+{
+    (void)state;
+    proc_env.min_free_space = 1;
+    assert_true(proc_has_room(0)); /* fills the cache */
+    unsigned before = statvfs_calls;
+    for (int i = 0; i < 100; i++) {
+        proc_space_changed(0);
+        assert_true(proc_has_room(1000));
+    }
+    assert_true(statvfs_calls - before <= 1);
+}
+
+/* --- local delivery with a store that keeps what it got --- */
+
+static struct petrel_buf stored;
+
+static int fake_lookup(const char *address, struct petrel_userdb_entry **entry_r,
+                       const char **error_r)
+{
+    (void)address, (void)error_r;
+    *entry_r = petrel_calloc(1, sizeof(**entry_r));
+    (*entry_r)->kind = PETREL_USERDB_ACCOUNT;
+    return PETREL_USERDB_FOUND;
+}
+
+static void fake_entry_free(struct petrel_userdb_entry *e) { free(e); }
+
+static int fake_open(const char *user, struct petrel_mailbox **mbox_r)
+{
+    (void)user;
+    *mbox_r = (struct petrel_mailbox *)&stored;
+    return PETREL_STORAGE_OK;
+}
+
+static void fake_close(struct petrel_mailbox *mbox) { (void)mbox; }
+
+static int fake_deliver(struct petrel_mailbox *mbox, const char *folder,
+                        const struct petrel_storage_source *src,
+                        const struct petrel_storage_quota *quota, uint32_t *uid_r,
+                        uint32_t *uidvalidity_r)
+{
+    (void)mbox, (void)folder, (void)quota;
+    *uid_r = *uidvalidity_r = 1;
+    if (src->fd < 0)
+        return petrel_buf_append(&stored, src->data, src->len) ? PETREL_STORAGE_OK
+                                                               : PETREL_STORAGE_TEMPFAIL;
+    char buf[4096];
+    for (uint64_t left = src->fd_len; left > 0;) {
+        ssize_t n = read(src->fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+        if (n <= 0)
+            return PETREL_STORAGE_TEMPFAIL;
+        petrel_buf_append(&stored, buf, (size_t)n);
+        left -= (uint64_t)n;
+    }
+    return PETREL_STORAGE_OK;
+}
+
+static const char *fake_strerror(int err)
+{
+    (void)err;
+    return "fake store error";
+}
+
+/* A message in a data file is copied for each recipient into an unnamed
+ * file: with a mkstemp file removed at once where O_TMPFILE fails. */
+static void test_deliver_without_o_tmpfile(void **state)
+{
+    (void)state;
+    static const struct petrel_userdb_ops userdb = {
+        .size = sizeof(userdb), .lookup = fake_lookup, .entry_free = fake_entry_free};
+    static struct petrel_storage_ops storage;
+    storage = (struct petrel_storage_ops){.size = sizeof(storage),
+                                          .mailbox_open = fake_open,
+                                          .mailbox_close = fake_close,
+                                          .deliver = fake_deliver,
+                                          .strerror = fake_strerror};
+    proc_env.userdb = &userdb;
+    proc_env.storage = &storage;
+    static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
+    char path[PATH_MAX];
+    assert_true(queue_path(path, sizeof(path), proc_env.queue, "data", "message"));
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, msg, sizeof(msg) - 1), (ssize_t)(sizeof(msg) - 1));
+    struct queue_envelope env;
+    queue_envelope_init(&env);
+    env.from = petrel_strdup("alice@example.test");
+    queue_envelope_add(&env, RCPT_PENDING, ROUTE_LOCAL, 0, "bob@example.test", NULL, NULL);
+    struct proc_content c = {
+        .id = "0123456789ABCDEFGHIJ", .env = &env, .fd = fd, .len = sizeof(msg) - 1};
+    petrel_buf_init(&stored, 65536);
+    no_tmpfile = true;
+    proc_deliver_local(&c, &env, false);
+    no_tmpfile = false;
+    assert_int_equal(env.rcpts[0].state, RCPT_DELIVERED);
+    static const char want[] =
+        "Return-Path: <alice@example.test>\r\nDelivered-To: bob@example.test\r\n";
+    assert_int_equal(stored.len, sizeof(want) - 1 + sizeof(msg) - 1);
+    assert_memory_equal(petrel_buf_head(&stored), want, sizeof(want) - 1);
+    assert_memory_equal(petrel_buf_head(&stored) + sizeof(want) - 1, msg, sizeof(msg) - 1);
+    /* The copy left nothing behind in tmp/. */
+    char cmd[PATH_MAX + 64];
+    assert_true(queue_path(path, sizeof(path), proc_env.queue, "tmp", NULL));
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", path);
+    assert_int_equal(system(cmd), 0);
+    petrel_buf_free(&stored);
+    queue_envelope_free(&env);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_errno_is_deliberate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_space_floor_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_has_room_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_without_o_tmpfile, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
