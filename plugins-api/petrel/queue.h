@@ -70,7 +70,7 @@ struct petrel_envelope {
     const char *tls_version; /* "TLSv1.3", or NULL. Since ABI minor 3 */
     /* A trusted submitter: logged in, or in smtp_in's relay_networks. A
      * failure report returns the whole message (RET=FULL) only to such a
-     * sender. Since ABI minor 4 (a reserved slot: false from older
+     * sender. Since ABI minor 5 (a reserved slot: false from older
      * modules, where auth_user still counts). */
     bool trusted;
     void *reserved[2];
