@@ -47,12 +47,12 @@ struct petrel_conn {
     bool starttls;   /* STARTTLS asked: handshake once output is sent */
     bool job_pending;
     bool eof;
-    bool partial;               /* the input buffer ends inside a line */
-    bool line_crlf;             /* the line being delivered ended in CRLF */
-    bool dead;                  /* destroy as soon as the pending job returns */
-    bool tls_want_write;        /* TLS needs the socket writable to go on reading */
+    bool partial;              /* the input buffer ends inside a line */
+    bool line_crlf;            /* the line being delivered ended in CRLF */
+    bool dead;                 /* destroy as soon as the pending job returns */
+    bool tls_want_write;       /* TLS needs the socket writable to go on reading */
     struct petrel_tnode timer; /* timer.when: the deadline, monotonic ms */
-    uint64_t slow_bytes;        /* read since the last answer (min_data_rate) */
+    uint64_t slow_bytes;       /* read since the last answer (min_data_rate) */
     int64_t slow_since;
     bool transfer; /* petrel_conn_transfer(): answers do not renew the time */
     struct petrel_ipaddr peer_ip;
