@@ -218,10 +218,12 @@ static void *thread_main(void *arg)
         if (t->accept_resume != 0 && t->now >= t->accept_resume && !t->stopping)
             accept_pause(t, false);
         petrel_timers_run(t);
+        petrel_conns_run_scheduled(t);
         bury(t);
     }
     /* Tasks posted late (jobs of connections now gone were all waited for). */
     run_tasks(t);
+    petrel_conns_run_scheduled(t);
     bury(t);
     return NULL;
 }

@@ -69,6 +69,10 @@ struct petrel_loop {
     /* Destroyed this loop turn: freed after the turn, because an event for
      * one may still wait in the batch epoll_wait returned. */
     struct petrel_conn *graveyard;
+    /* Connections a module wrote to or closed from outside their own turn
+     * (a timer, another connection's callback): run before the loop
+     * sleeps. */
+    struct petrel_conn *scheduled;
     atomic_size_t nconns;
     char *scratch;  /* every read lands here first (conn.c) */
     time_t now;     /* monotonic seconds, updated each loop turn */
@@ -89,6 +93,8 @@ int64_t petrel_monotonic_ms(void);
 
 /* Free the connections destroyed during this loop turn. */
 void petrel_conn_bury(struct petrel_loop *t);
+/* Run the connections scheduled this turn. */
+void petrel_conns_run_scheduled(struct petrel_loop *t);
 
 /* The timer heap (timer.c). set: insert, or re-sort after when moved
  * earlier. */
