@@ -402,8 +402,9 @@ static bool want_read(const struct petrel_conn *c)
     if (c->starttls && c->state == PETREL_CONN_OPEN)
         return false; /* nothing more is read until the handshake */
     /* Back-pressure: a client that does not read its answers stops being
-     * read from. */
-    return c->out.len < (size_t)c->lcfg->max_output && c->in.len < c->in.max;
+     * read from; relayed, one whose partner does not read. */
+    const struct petrel_conn *sink = c->relay != NULL ? c->relay : c;
+    return sink->out.len < (size_t)sink->lcfg->max_output && c->in.len < c->in.max;
 }
 
 static void update_events(struct petrel_conn *c, bool tls_wants_write)
@@ -487,6 +488,8 @@ static bool conn_flush(struct petrel_conn *c)
         petrel_counter_add(stat.bytes_out, (int64_t)sent);
         if (c->state == PETREL_CONN_OPEN && !c->delaying)
             earn_time(c, sent);
+        if (c->relay != NULL)
+            schedule(c->relay); /* room again for what it relays to us */
     }
     if (c->out.len == 0)
         petrel_buf_release(&c->out);
@@ -552,9 +555,49 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
 
 /* Hand complete input units to the module, one at a time, while it may take
  * them: not during a job, a pending STARTTLS or a close. */
+/* Relayed: the input goes to the partner's output as it is, as far as
+ * the partner's output limit allows. Bytes moving keep both alive. */
+static void relay_move(struct petrel_conn *c)
+{
+    struct petrel_conn *p = c->relay;
+    size_t max = (size_t)p->lcfg->max_output, n = c->in.len;
+    if (p->out.len + n > max)
+        n = p->out.len < max ? max - p->out.len : 0;
+    c->partial = n < c->in.len; /* the rest waits for room, not for a read */
+    if (n == 0 || closing(p))
+        return;
+    if (!petrel_buf_append(&p->out, petrel_buf_head(&c->in), n)) {
+        p->dead = true;
+        return;
+    }
+    petrel_buf_consume(&c->in, n);
+    reset_deadline(c);
+    reset_deadline(p);
+    schedule(p);
+}
+
+bool petrel_conn_relay(struct petrel_conn *a, struct petrel_conn *b)
+{
+    if (a == b || a->thread != b->thread || a->relay != NULL || b->relay != NULL || closing(a) ||
+        closing(b) || a->state != PETREL_CONN_OPEN || b->state != PETREL_CONN_OPEN ||
+        a->job_pending || b->job_pending)
+        return false;
+    a->relay = b;
+    b->relay = a;
+    schedule(a); /* input already read goes over too */
+    schedule(b);
+    return true;
+}
+
 static void conn_dispatch(struct petrel_conn *c)
 {
     c->partial = false;
+    if (c->relay != NULL) {
+        relay_move(c);
+        if (c->in.len == 0)
+            petrel_buf_release(&c->in);
+        return;
+    }
     if (c->wake_pending && c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending &&
         !c->starttls) {
         c->wake_pending = false;
@@ -848,7 +891,8 @@ static void conn_turn(struct petrel_conn *c)
             c->dead = true;
     }
     if (!c->dead && c->out.len == 0 &&
-        (c->state == PETREL_CONN_CLOSING || (c->eof && !c->job_pending && !input_waiting(c))))
+        (c->state == PETREL_CONN_CLOSING ||
+         (c->eof && !c->job_pending && !input_waiting(c) && (c->relay == NULL || c->in.len == 0))))
         c->dead = true;
     if (c->dead) {
         if (!c->job_pending)
@@ -1038,6 +1082,12 @@ static void conn_destroy(struct petrel_conn *c)
     struct petrel_loop *t = c->thread;
     if (c->outbound != NULL)
         petrel_outbound_ending(c); /* connect_failed, if it never opened */
+    if (c->relay != NULL) {
+        /* The partner sends what it has from us, then closes too. */
+        c->relay->relay = NULL;
+        petrel_conn_close(c->relay);
+        c->relay = NULL;
+    }
     if (c->proto_open && c->proto->close != NULL)
         c->proto->close(c);
     if (c->waker != NULL) {

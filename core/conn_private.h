@@ -76,6 +76,7 @@ struct petrel_conn {
     bool in_run;    /* petrel_conn_run() is on the stack */
     bool scheduled; /* in the loop's scheduled list (next_scheduled) */
     struct petrel_conn *next_scheduled;
+    struct petrel_conn *relay; /* petrel_conn_relay(): bytes go to and from it */
 };
 
 void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,

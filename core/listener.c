@@ -176,10 +176,7 @@ void petrel_listeners_abort(void)
     npending = 0;
 }
 
-static void add_slot_task(struct petrel_loop *t, void *arg)
-{
-    petrel_iothread_add_slot(t, arg);
-}
+static void add_slot_task(struct petrel_loop *t, void *arg) { petrel_iothread_add_slot(t, arg); }
 
 static void remove_listener_task(struct petrel_loop *t, void *arg)
 {

@@ -214,8 +214,7 @@ static int start(struct petrel_config *cfg, bool foreground, const char **error_
         petrel_modules_init(cfg, error_r) < 0 || petrel_listeners_prepare(cfg, error_r) < 0)
         return -1;
     petrel_listeners_commit();
-    if (petrel_ctl_open(cfg, error_r) < 0 ||
-        petrel_daemon_pidfile(cfg, error_r) < 0)
+    if (petrel_ctl_open(cfg, error_r) < 0 || petrel_daemon_pidfile(cfg, error_r) < 0)
         return -1;
     pid_written = true;
     if (petrel_daemon_drop(cfg, error_r) < 0)

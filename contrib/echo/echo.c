@@ -17,6 +17,12 @@
  *                  (with starttls: upgrades with STARTTLS and reads its
  *                  INFO line) and writes "* fetched LINE", or
  *                  "* fetch failed REASON"
+ *   ECHO-PROXY host port
+ *                  connects out, then "+OK connected" and from then on
+ *                  relays bytes both ways (what a front-end proxy does)
+ *   STREAM n       n lines of 1 KiB, sent a part at a time as the client
+ *                  reads (output_drained), then +OK streamed n
+ *   TIMEOUT s      this connection's idle timeout becomes s seconds
  *   QUIT           +OK bye, then close
  *
  * It also shows the mail hooks (petrel/queue.h): with blocked_recipients
@@ -52,7 +58,9 @@ struct echo_session {
     unsigned errors;
     unsigned next_fortune;
     struct petrel_timer *timer; /* TIMER: removed when the session closes */
-    struct fetch *fetch;        /* ECHO-FETCH in progress */
+    struct fetch *fetch;        /* ECHO-FETCH or ECHO-PROXY in progress */
+    unsigned long stream_left;  /* STREAM lines still to send */
+    unsigned long stream_total;
 };
 
 static struct petrel_ctx *echo_ctx;
@@ -238,7 +246,8 @@ static void cmd_timer(struct petrel_conn *conn, const char *arg)
 struct fetch {
     struct petrel_conn *client, *remote;
     bool starttls;
-    int step; /* lines read from the remote so far */
+    bool proxy; /* ECHO-PROXY: relay once connected */
+    int step;   /* lines read from the remote so far */
 };
 
 struct fetch_session {
@@ -255,6 +264,23 @@ static void fetch_end(struct fetch *f, const char *fmt, const char *text)
     }
     if (f->remote != NULL)
         petrel_conn_close(f->remote);
+}
+
+static void fetch_connect(struct petrel_conn *conn)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    if (!f->proxy || f->client == NULL)
+        return;
+    struct petrel_conn *client = f->client;
+    petrel_conn_printf(client, "+OK connected\r\n");
+    if (!petrel_conn_relay(client, conn)) {
+        fetch_end(f, "* fetch failed %s\r\n", "cannot relay");
+        return;
+    }
+    /* From here the core carries the bytes and closes each side after the
+     * other: the sessions forget each other. */
+    ((struct echo_session *)petrel_conn_session(client))->fetch = NULL;
+    f->client = NULL;
 }
 
 static void fetch_line(struct petrel_conn *conn, char *line, size_t len)
@@ -311,6 +337,7 @@ static void fetch_timeout(struct petrel_conn *conn)
 static const struct petrel_protocol fetch_protocol = {
     .name = "echo-fetch",
     .session_size = sizeof(struct fetch_session),
+    .connect = fetch_connect,
     .line = fetch_line,
     .timeout = fetch_timeout,
     .tls_ready = fetch_tls_ready,
@@ -318,7 +345,7 @@ static const struct petrel_protocol fetch_protocol = {
     .close = fetch_close,
 };
 
-static void cmd_fetch(struct petrel_conn *conn, char *arg)
+static void cmd_fetch(struct petrel_conn *conn, char *arg, bool proxy)
 {
     struct echo_session *s = petrel_conn_session(conn);
     if (s->fetch != NULL) {
@@ -359,9 +386,54 @@ static void cmd_fetch(struct petrel_conn *conn, char *arg)
     f->client = conn;
     f->remote = remote;
     f->starttls = starttls;
+    f->proxy = proxy;
     ((struct fetch_session *)petrel_conn_session(remote))->fetch = f;
     s->fetch = f;
-    petrel_conn_printf(conn, "+OK fetching\r\n");
+    if (!proxy)
+        petrel_conn_printf(conn, "+OK fetching\r\n");
+}
+
+/* --- STREAM: a large answer, a part at a time --- */
+
+#define STREAM_PART 16 /* lines per part: 16 KiB, far under the output limit */
+
+static void echo_drained(struct petrel_conn *conn)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    char line[1024];
+    memset(line, 'x', sizeof(line) - 2);
+    memcpy(line + sizeof(line) - 2, "\r\n", 2);
+    for (int i = 0; i < STREAM_PART && s->stream_left > 0; i++, s->stream_left--)
+        petrel_conn_write(conn, line, sizeof(line));
+    if (s->stream_left > 0)
+        petrel_conn_want_drained(conn); /* called again once this part is out */
+    else
+        petrel_conn_printf(conn, "+OK streamed %lu\r\n", s->stream_total);
+}
+
+static void cmd_stream(struct petrel_conn *conn, const char *arg)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    char *end;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || n > 1024 * 1024) {
+        echo_error(conn, "STREAM takes a number of lines up to 1048576");
+        return;
+    }
+    s->stream_left = s->stream_total = n;
+    echo_drained(conn);
+}
+
+static void cmd_timeout(struct petrel_conn *conn, const char *arg)
+{
+    char *end;
+    long sec = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || sec < 1 || sec > 3600) {
+        echo_error(conn, "TIMEOUT takes seconds from 1 to 3600");
+        return;
+    }
+    petrel_conn_set_timeout(conn, (unsigned)sec);
+    petrel_conn_printf(conn, "+OK timeout %ld\r\n", sec);
 }
 
 static void echo_line(struct petrel_conn *conn, char *line, size_t len)
@@ -401,7 +473,13 @@ static void echo_line(struct petrel_conn *conn, char *line, size_t len)
     } else if (strcasecmp(line, "TIMER") == 0) {
         cmd_timer(conn, arg);
     } else if (strcasecmp(line, "ECHO-FETCH") == 0) {
-        cmd_fetch(conn, arg);
+        cmd_fetch(conn, arg, false);
+    } else if (strcasecmp(line, "ECHO-PROXY") == 0) {
+        cmd_fetch(conn, arg, true);
+    } else if (strcasecmp(line, "STREAM") == 0) {
+        cmd_stream(conn, arg);
+    } else if (strcasecmp(line, "TIMEOUT") == 0) {
+        cmd_timeout(conn, arg);
     } else if (strcasecmp(line, "QUIT") == 0) {
         petrel_conn_printf(conn, "+OK bye\r\n");
         petrel_conn_close(conn);
@@ -459,6 +537,7 @@ static const struct petrel_protocol echo_protocol = {
     .shutdown = echo_shutdown,
     .wakeup = echo_wakeup,
     .close = echo_close,
+    .output_drained = echo_drained,
 };
 
 static int echo_check(const void *config, const char **error_r)

@@ -137,6 +137,14 @@ struct petrel_ctx;
 struct petrel_conn *petrel_conn_connect(struct petrel_ctx *module,
                                         const struct petrel_protocol *proto,
                                         const struct petrel_connect *how, const char **error_r);
+/* Relay bytes both ways between two open connections of the same I/O
+ * thread (a proxy: the client's and the back-end's), as they are, with
+ * back-pressure; the module's line and chunk callbacks are not called for
+ * them again. When either side closes, the other sends what it holds and
+ * closes too; close is called for both. False if either is busy, closing,
+ * not open, already relayed, or on another thread. */
+bool petrel_conn_relay(struct petrel_conn *a, struct petrel_conn *b);
+
 /* Whether the peer's certificate chain verified against the trust anchors
  * and the expected name; the reason when not ("self-signed certificate",
  * "hostname mismatch"). A verified STARTTLS or tls connection only. */

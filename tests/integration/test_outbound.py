@@ -158,3 +158,49 @@ def test_timer(srv):
     time.sleep(0.5)
     with Client(srv.ports["plain"]) as c:
         assert c.cmd("ECHO alive") == "+OK alive"
+
+
+def test_proxy_relays_both_ways(srv):
+    with Client(srv.ports["plain"]) as c:
+        c.send(f"ECHO-PROXY 127.0.0.1 {srv.ports['plain']}\r\n")
+        assert c.line() == "+OK connected"
+        assert c.line() == GREETING  # the back-end's, relayed
+        assert c.cmd("ECHO through the proxy") == "+OK through the proxy"
+        # Pipelined and larger than a read: all of it, in order.
+        lines = [f"ECHO {i} " + "y" * 3000 for i in range(200)]
+        c.send("".join(x + "\r\n" for x in lines))
+        for x in lines:
+            assert c.line() == "+OK " + x[5:]
+        assert c.cmd("QUIT") == "+OK bye"
+        c.expect_eof()  # the back-end closed: so does the front
+
+
+def test_proxy_to_nowhere(srv):
+    port = free_port()
+    with Client(srv.ports["plain"]) as c:
+        c.send(f"ECHO-PROXY 127.0.0.1 {port}\r\n")
+        assert c.line() == f"* fetch failed 127.0.0.1 port {port}: Connection refused"
+        assert c.cmd("ECHO still mine") == "+OK still mine"
+
+
+def test_stream_a_part_at_a_time(srv):
+    """4 MiB answered to a client that reads slowly at first: sent as it
+    drains, never queued whole (the output limit, 4 x 256 KiB, would close
+    the connection)."""
+    n = 4096
+    with Client(srv.ports["plain"], rcvbuf=8192) as c:
+        c.send(f"STREAM {n}\r\n")
+        time.sleep(1)  # the socket fills; the server must wait, not queue
+        for i in range(n):
+            assert c.line() == "x" * 1022, i
+        assert c.line() == f"+OK streamed {n}"
+        assert c.cmd("ECHO after") == "+OK after"
+
+
+def test_timeout_set_by_the_module(srv):
+    with Client(srv.ports["plain"]) as c:
+        assert c.cmd("TIMEOUT 1") == "+OK timeout 1"
+        t0 = time.monotonic()
+        assert c.line() == "-ERR idle timeout, closing"
+        assert 0.9 <= time.monotonic() - t0 < 5
+        c.expect_eof()
