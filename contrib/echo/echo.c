@@ -13,9 +13,11 @@
  *   INFO           +OK tls=yes|no peer=ADDRESS sni=NAME
  *   TIMER ms       +OK at once, then "* timer" after ms from a loop timer
  *   ECHO-FETCH host port [plain|tls|starttls] [noverify] [ca=FILE] [name=NAME]
+ *              [showcert]
  *                  +OK at once; connects out, reads the server's first line
  *                  (with starttls: upgrades with STARTTLS and reads its
- *                  INFO line) and writes "* fetched LINE", or
+ *                  INFO line) and writes "* fetched LINE" (showcert: then
+ *                  the size of the peer's certificates in DER), or
  *                  "* fetch failed REASON"
  *   ECHO-PROXY host port
  *                  connects out, then "+OK connected" and from then on
@@ -246,7 +248,8 @@ static void cmd_timer(struct petrel_conn *conn, const char *arg)
 struct fetch {
     struct petrel_conn *client, *remote;
     bool starttls;
-    bool proxy; /* ECHO-PROXY: relay once connected */
+    bool proxy;    /* ECHO-PROXY: relay once connected */
+    bool showcert; /* add the sizes of the peer's certificates */
     int step;   /* lines read from the remote so far */
 };
 
@@ -294,6 +297,22 @@ static void fetch_line(struct petrel_conn *conn, char *line, size_t len)
             fetch_end(f, "* fetch failed STARTTLS refused: %s\r\n", line);
             return;
         }
+    } else if (f->showcert) {
+        /* What DANE would hash: the peer's own certificate and its chain. */
+        char text[600];
+        size_t used = (size_t)snprintf(text, sizeof(text), "%.400s certs=", line);
+        struct petrel_buf der;
+        petrel_buf_init(&der, 1 << 20);
+        for (size_t depth = 0; used < sizeof(text) - 16; depth++) {
+            petrel_buf_reset(&der);
+            if (!petrel_conn_tls_peer_cert(conn, depth, &der))
+                break;
+            used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%zu", depth ? "," : "",
+                                     der.len);
+        }
+        petrel_buf_free(&der);
+        fetch_end(f, "* fetched %s\r\n", text);
+        return;
     } else {
         fetch_end(f, "* fetched %s\r\n", line);
         return;
@@ -353,7 +372,7 @@ static void cmd_fetch(struct petrel_conn *conn, char *arg, bool proxy)
         return;
     }
     struct petrel_connect how = {.connect_timeout = 5, .idle_timeout = 10, .tls_verify = true};
-    bool starttls = false;
+    bool starttls = false, showcert = false;
     char *save = NULL, *port = NULL;
     how.host = strtok_r(arg, " ", &save);
     port = strtok_r(NULL, " ", &save);
@@ -365,13 +384,15 @@ static void cmd_fetch(struct petrel_conn *conn, char *arg, bool proxy)
             starttls = true;
         else if (strcasecmp(opt, "noverify") == 0)
             how.tls_verify = false;
+        else if (strcasecmp(opt, "showcert") == 0)
+            showcert = true;
         else if (strncasecmp(opt, "ca=", 3) == 0)
             how.tls_ca_file = opt + 3;
         else if (strncasecmp(opt, "name=", 5) == 0)
             how.tls_name = opt + 5;
         else if (strcasecmp(opt, "plain") != 0) {
             echo_error(conn, "ECHO-FETCH host port [plain|tls|starttls] [noverify] [ca=FILE] "
-                             "[name=NAME]");
+                             "[name=NAME] [showcert]");
             return;
         }
     }
@@ -387,6 +408,7 @@ static void cmd_fetch(struct petrel_conn *conn, char *arg, bool proxy)
     f->remote = remote;
     f->starttls = starttls;
     f->proxy = proxy;
+    f->showcert = showcert;
     ((struct fetch_session *)petrel_conn_session(remote))->fetch = f;
     s->fetch = f;
     if (!proxy)

@@ -84,6 +84,14 @@ def test_tls_verified_with_a_ca_file_and_the_name(srv):
     assert got == f"* fetched {GREETING}"
 
 
+def test_peer_certificate_for_dane(srv):
+    """The module gets the peer's certificate in DER (what a TLSA record
+    matches): here the self-signed one, a chain of one."""
+    size = len(pem_der(srv.cert))
+    got = fetch(srv, f"127.0.0.1 {srv.ports['implicit']} tls noverify showcert")
+    assert got == f"* fetched {GREETING} certs={size}"
+
+
 def test_tls_self_signed_peer_is_refused(srv):
     # Checked against the system's store: its own name, but nobody vouches.
     got = fetch(srv, f"127.0.0.1 {srv.ports['implicit']} tls name={srv.cert_name}")
