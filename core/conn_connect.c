@@ -140,6 +140,7 @@ static void attempt(struct petrel_conn *c)
             petrel_outbound_note(c, "bind to the local address: %s", strerror(errno));
             continue;
         }
+        petrel_conn_nodelay(c);
         if (connect(c->fd, sa, len) < 0 && errno != EINPROGRESS) {
             petrel_outbound_note(c, "%s port %d: %s", out->current, out->port, strerror(errno));
             continue;

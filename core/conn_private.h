@@ -90,6 +90,7 @@ struct petrel_conn *petrel_conn_new(struct petrel_loop *t, struct petrel_ctx *mo
                                     const struct petrel_service_cfg *scfg,
                                     struct petrel_config *cfg);
 bool petrel_conn_watch(struct petrel_conn *c, unsigned events);
+void petrel_conn_nodelay(struct petrel_conn *c);
 void petrel_conn_set_addresses(struct petrel_conn *c, const struct sockaddr *peer,
                                const struct sockaddr *local);
 void petrel_conn_set_deadline(struct petrel_conn *c, long long seconds);
