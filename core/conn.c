@@ -56,6 +56,10 @@ void petrel_conn_stats_init(void)
 }
 
 static void conn_destroy(struct petrel_conn *c);
+/* Server stopping: say goodbye where idle. Forced: close now, or as soon
+ * as a pending job returns. */
+static void petrel_conn_shutdown(struct petrel_conn *c);
+static void petrel_conn_abort(struct petrel_conn *c);
 
 /* --- module-facing API --- */
 
@@ -910,7 +914,7 @@ static void conn_turn(struct petrel_conn *c)
     update_events(c, tls_wants_write || input_waiting(c) || drained_again);
 }
 
-void petrel_conn_event(struct petrel_conn *c, unsigned events)
+static void petrel_conn_event(struct petrel_conn *c, unsigned events)
 {
     if (c->destroyed)
         return; /* an event from the same batch as its destruction */
@@ -925,7 +929,7 @@ void petrel_conn_event(struct petrel_conn *c, unsigned events)
     petrel_conn_run(c);
 }
 
-void petrel_conn_timeout(struct petrel_conn *c)
+static void petrel_conn_timeout(struct petrel_conn *c)
 {
     if (c->delaying) {
         delay_finish(c);
@@ -970,7 +974,7 @@ void petrel_conn_timeout(struct petrel_conn *c)
     petrel_conn_run(c);
 }
 
-void petrel_conn_shutdown(struct petrel_conn *c)
+static void petrel_conn_shutdown(struct petrel_conn *c)
 {
     if (c->job_pending)
         return; /* asked again when its job returns */
@@ -984,7 +988,23 @@ void petrel_conn_shutdown(struct petrel_conn *c)
     petrel_conn_run(c);
 }
 
-void petrel_conn_abort(struct petrel_conn *c)
+void petrel_conns_shutdown(struct petrel_loop *t)
+{
+    for (struct petrel_conn *c = t->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        petrel_conn_shutdown(c);
+    }
+}
+
+void petrel_conns_abort(struct petrel_loop *t)
+{
+    for (struct petrel_conn *c = t->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        petrel_conn_abort(c);
+    }
+}
+
+static void petrel_conn_abort(struct petrel_conn *c)
 {
     c->dead = true;
     if (c->delaying) {

@@ -79,8 +79,6 @@ struct petrel_conn {
     struct petrel_conn *relay; /* petrel_conn_relay(): bytes go to and from it */
 };
 
-void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
-                        const struct sockaddr *peer, const struct sockaddr *local);
 /* For conn_connect.c: a connection with no socket yet; its socket then
  * registered; its addresses; one turn of its life; the handshake and the
  * session start. */
@@ -107,12 +105,6 @@ SSL *petrel_outbound_ssl(struct petrel_conn *c);
 bool petrel_outbound_verified(struct petrel_conn *c);
 void petrel_outbound_ending(struct petrel_conn *c);
 void petrel_outbound_free(struct petrel_outbound *out);
-void petrel_conn_event(struct petrel_conn *c, unsigned events);
-void petrel_conn_timeout(struct petrel_conn *c);
-/* Server stopping: say goodbye where idle. */
-void petrel_conn_shutdown(struct petrel_conn *c);
-/* Close now (forced stop), or as soon as a pending job returns. */
-void petrel_conn_abort(struct petrel_conn *c);
 void petrel_conn_stats_init(void);
 
 #endif
