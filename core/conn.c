@@ -296,7 +296,7 @@ static void job_done_task(struct petrel_loop *t, void *arg)
         conn_destroy(c);
         return;
     }
-    if (t->stopping && c->state == PETREL_CONN_OPEN)
+    if (t->stopping && (c->state == PETREL_CONN_OPEN || c->state == PETREL_CONN_CONNECTING))
         petrel_conn_shutdown(c); /* runs the connection itself */
     else
         petrel_conn_run(c);
@@ -983,6 +983,8 @@ static void petrel_conn_shutdown(struct petrel_conn *c)
             c->proto->shutdown(c);
         petrel_conn_close(c);
     } else if (c->state != PETREL_CONN_CLOSING) {
+        if (c->outbound != NULL && !c->proto_open)
+            petrel_outbound_note(c, "the server is stopping");
         c->dead = true;
     }
     petrel_conn_run(c);

@@ -416,9 +416,11 @@ static void start(struct petrel_conn *c)
         attempt(c);
         return;
     }
-    petrel_outbound_note(c, "cannot resolve %s: no worker free", c->outbound->host);
-    if (!petrel_conn_submit(c, resolve_work, resolve_done, c->outbound))
+    if (!petrel_conn_submit(c, resolve_work, resolve_done, c->outbound)) {
+        petrel_outbound_note(c, "cannot resolve %s: no worker free", c->outbound->host);
         fail(c);
-    else
-        petrel_conn_set_deadline(c, c->outbound->connect_timeout);
+        return;
+    }
+    petrel_outbound_note(c, "cannot resolve %s: timed out", c->outbound->host);
+    petrel_conn_set_deadline(c, c->outbound->connect_timeout);
 }
