@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -54,8 +55,11 @@ void petrel_conn_stats_init(void)
     stat.overflow = petrel_counter("core.output.overflows");
 }
 
-static void conn_run(struct petrel_conn *c);
 static void conn_destroy(struct petrel_conn *c);
+/* Server stopping: say goodbye where idle. Forced: close now, or as soon
+ * as a pending job returns. */
+static void petrel_conn_shutdown(struct petrel_conn *c);
+static void petrel_conn_abort(struct petrel_conn *c);
 
 /* --- module-facing API --- */
 
@@ -79,6 +83,8 @@ bool petrel_conn_is_tls(const struct petrel_conn *c) { return c->ssl != NULL; }
 
 bool petrel_conn_can_starttls(const struct petrel_conn *c)
 {
+    if (c->outbound != NULL)
+        return c->ssl == NULL && c->state == PETREL_CONN_OPEN; /* our side asks */
     return c->ssl == NULL && c->lcfg->tls_mode == PETREL_TLS_STARTTLS;
 }
 
@@ -124,6 +130,29 @@ static bool closing(const struct petrel_conn *c)
 
 static void answered(struct petrel_conn *c);
 
+/* A call from outside the connection's own turn (a timer, another
+ * connection's callback) that needs the connection to act: it runs
+ * before its loop sleeps. */
+static void schedule(struct petrel_conn *c)
+{
+    if (c->in_run || c->scheduled || c->destroyed)
+        return;
+    c->scheduled = true;
+    c->next_scheduled = c->thread->scheduled;
+    c->thread->scheduled = c;
+}
+
+void petrel_conns_run_scheduled(struct petrel_loop *t)
+{
+    while (t->scheduled != NULL) {
+        struct petrel_conn *c = t->scheduled;
+        t->scheduled = c->next_scheduled;
+        c->scheduled = false;
+        if (!c->destroyed)
+            petrel_conn_run(c);
+    }
+}
+
 bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
 {
     if (closing(c))
@@ -136,6 +165,7 @@ bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
         return false;
     }
     answered(c);
+    schedule(c);
     return true;
 }
 
@@ -154,6 +184,7 @@ bool petrel_conn_printf(struct petrel_conn *c, const char *fmt, ...)
         c->dead = true;
     } else {
         answered(c);
+        schedule(c);
     }
     return ok;
 }
@@ -164,7 +195,7 @@ static int64_t deadline_in(const struct petrel_conn *c, long long seconds)
     return c->thread->now_ms + (int64_t)seconds * 1000;
 }
 
-static void set_deadline(struct petrel_conn *c, long long seconds)
+void petrel_conn_set_deadline(struct petrel_conn *c, long long seconds)
 {
     c->timer.when = deadline_in(c, seconds);
     petrel_tnode_set(c->thread, &c->timer);
@@ -179,7 +210,7 @@ static void set_deadline(struct petrel_conn *c, long long seconds)
  * many small exchanges (petrel_conn_transfer) renews its time. */
 static void reset_deadline(struct petrel_conn *c)
 {
-    c->timer.when = deadline_in(c, c->lcfg->idle_timeout);
+    c->timer.when = deadline_in(c, c->idle_timeout);
     c->slow_bytes = 0;
     c->slow_since = c->thread->now_ms;
 }
@@ -192,7 +223,7 @@ static void answered(struct petrel_conn *c)
 
 static void earn_time(struct petrel_conn *c, size_t bytes)
 {
-    int64_t full = deadline_in(c, c->lcfg->idle_timeout);
+    int64_t full = deadline_in(c, c->idle_timeout);
     if (c->lcfg->min_data_rate == 0) {
         c->timer.when = full;
         return;
@@ -209,12 +240,35 @@ static void credit_deadline(struct petrel_conn *c, size_t got)
 
 void petrel_conn_transfer(struct petrel_conn *c, bool on) { c->transfer = on; }
 
+void petrel_conn_set_timeout(struct petrel_conn *c, unsigned seconds)
+{
+    c->idle_timeout = seconds;
+    if (c->state == PETREL_CONN_OPEN && !c->delaying) {
+        reset_deadline(c);
+        petrel_tnode_set(c->thread, &c->timer);
+    }
+}
+
+void petrel_conn_want_drained(struct petrel_conn *c)
+{
+    c->drain_wanted = true;
+    schedule(c);
+}
+
 void petrel_conn_close(struct petrel_conn *c)
 {
     if (closing(c))
         return;
-    c->state = PETREL_CONN_CLOSING;
-    set_deadline(c, CLOSE_TIMEOUT);
+    if (c->state == PETREL_CONN_CONNECTING) {
+        /* Nothing to send yet: gone when it runs, this turn. */
+        petrel_outbound_note(c, "closed before it was open");
+        c->dead = true;
+    }
+    if (!c->dead) {
+        c->state = PETREL_CONN_CLOSING;
+        petrel_conn_set_deadline(c, CLOSE_TIMEOUT);
+    }
+    schedule(c);
 }
 
 bool petrel_conn_starttls(struct petrel_conn *c)
@@ -222,6 +276,7 @@ bool petrel_conn_starttls(struct petrel_conn *c)
     if (!petrel_conn_can_starttls(c) || closing(c) || c->starttls)
         return false;
     c->starttls = true;
+    schedule(c);
     return true;
 }
 
@@ -241,10 +296,10 @@ static void job_done_task(struct petrel_loop *t, void *arg)
         conn_destroy(c);
         return;
     }
-    if (t->stopping && c->state == PETREL_CONN_OPEN)
+    if (t->stopping && (c->state == PETREL_CONN_OPEN || c->state == PETREL_CONN_CONNECTING))
         petrel_conn_shutdown(c); /* runs the connection itself */
     else
-        conn_run(c);
+        petrel_conn_run(c);
 }
 
 static void job_finish(struct petrel_job *job)
@@ -330,7 +385,7 @@ static void wake_task(struct petrel_loop *t, void *arg)
     if (c != NULL && !c->dead && c->proto->wakeup != NULL) {
         c->wake_pending = true;
         if (!c->job_pending)
-            conn_run(c); /* else when the job or delay ends */
+            petrel_conn_run(c); /* else when the job or delay ends */
     }
     petrel_conn_waker_release(w);
 }
@@ -352,8 +407,9 @@ static bool want_read(const struct petrel_conn *c)
     if (c->starttls && c->state == PETREL_CONN_OPEN)
         return false; /* nothing more is read until the handshake */
     /* Back-pressure: a client that does not read its answers stops being
-     * read from. */
-    return c->out.len < (size_t)c->lcfg->max_output && c->in.len < c->in.max;
+     * read from; relayed, one whose partner does not read. */
+    const struct petrel_conn *sink = c->relay != NULL ? c->relay : c;
+    return sink->out.len < (size_t)sink->lcfg->max_output && c->in.len < c->in.max;
 }
 
 static void update_events(struct petrel_conn *c, bool tls_wants_write)
@@ -437,6 +493,8 @@ static bool conn_flush(struct petrel_conn *c)
         petrel_counter_add(stat.bytes_out, (int64_t)sent);
         if (c->state == PETREL_CONN_OPEN && !c->delaying)
             earn_time(c, sent);
+        if (c->relay != NULL)
+            schedule(c->relay); /* room again for what it relays to us */
     }
     if (c->out.len == 0)
         petrel_buf_release(&c->out);
@@ -502,9 +560,49 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
 
 /* Hand complete input units to the module, one at a time, while it may take
  * them: not during a job, a pending STARTTLS or a close. */
+/* Relayed: the input goes to the partner's output as it is, as far as
+ * the partner's output limit allows. Bytes moving keep both alive. */
+static void relay_move(struct petrel_conn *c)
+{
+    struct petrel_conn *p = c->relay;
+    size_t max = (size_t)p->lcfg->max_output, n = c->in.len;
+    if (p->out.len + n > max)
+        n = p->out.len < max ? max - p->out.len : 0;
+    c->partial = n < c->in.len; /* the rest waits for room, not for a read */
+    if (n == 0 || closing(p))
+        return;
+    if (!petrel_buf_append(&p->out, petrel_buf_head(&c->in), n)) {
+        p->dead = true;
+        return;
+    }
+    petrel_buf_consume(&c->in, n);
+    reset_deadline(c);
+    reset_deadline(p);
+    schedule(p);
+}
+
+bool petrel_conn_relay(struct petrel_conn *a, struct petrel_conn *b)
+{
+    if (a == b || a->thread != b->thread || a->relay != NULL || b->relay != NULL || closing(a) ||
+        closing(b) || a->state != PETREL_CONN_OPEN || b->state != PETREL_CONN_OPEN ||
+        a->job_pending || b->job_pending)
+        return false;
+    a->relay = b;
+    b->relay = a;
+    schedule(a); /* input already read goes over too */
+    schedule(b);
+    return true;
+}
+
 static void conn_dispatch(struct petrel_conn *c)
 {
     c->partial = false;
+    if (c->relay != NULL) {
+        relay_move(c);
+        if (c->in.len == 0)
+            petrel_buf_release(&c->in);
+        return;
+    }
     if (c->wake_pending && c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending &&
         !c->starttls) {
         c->wake_pending = false;
@@ -531,7 +629,7 @@ static void conn_dispatch(struct petrel_conn *c)
         petrel_buf_release(&c->in);
 }
 
-static void open_session(struct petrel_conn *c)
+void petrel_conn_open_session(struct petrel_conn *c)
 {
     c->state = PETREL_CONN_OPEN;
     c->proto_open = true;
@@ -554,18 +652,23 @@ static void tls_ready(struct petrel_conn *c, bool ok)
 static bool conn_handshake(struct petrel_conn *c, bool *want_write_r)
 {
     ERR_clear_error();
-    int r = SSL_accept(c->ssl);
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1 && c->outbound != NULL && !petrel_outbound_verified(c)) {
+        petrel_counter_add(stat.tls_failed, 1);
+        tls_ready(c, false);
+        return false;
+    }
     if (r == 1) {
         petrel_counter_add(stat.tls_ok, 1);
         petrel_conn_log(c, PETREL_LOG_DEBUG, "TLS established: %s %s", SSL_get_version(c->ssl),
                         SSL_get_cipher_name(c->ssl));
         bool starttls = c->proto_open;
         c->state = PETREL_CONN_OPEN;
-        c->timer.when = deadline_in(c, c->lcfg->idle_timeout);
+        c->timer.when = deadline_in(c, c->idle_timeout);
         if (starttls)
             tls_ready(c, true);
         else
-            open_session(c);
+            petrel_conn_open_session(c);
         return true;
     }
     int err = SSL_get_error(c->ssl, r);
@@ -574,21 +677,26 @@ static bool conn_handshake(struct petrel_conn *c, bool *want_write_r)
         return true;
     }
     petrel_counter_add(stat.tls_failed, 1);
-    petrel_conn_log(c, PETREL_LOG_INFO, "TLS handshake failed: %s", petrel_tls_error());
+    const char *why = petrel_tls_error();
+    petrel_conn_log(c, PETREL_LOG_INFO, "TLS handshake failed: %s", why);
+    if (c->outbound != NULL)
+        petrel_outbound_note(c, "TLS handshake failed: %s", why);
     tls_ready(c, false);
     return false;
 }
 
-static bool tls_begin(struct petrel_conn *c)
+bool petrel_conn_tls_begin(struct petrel_conn *c)
 {
-    c->ssl = SSL_new(c->lcfg->ssl_ctx);
+    c->ssl = c->outbound != NULL ? petrel_outbound_ssl(c) : SSL_new(c->lcfg->ssl_ctx);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
         petrel_conn_log(c, PETREL_LOG_ERROR, "TLS setup: %s", petrel_tls_error());
         return false;
     }
+    if (c->outbound == NULL)
+        SSL_set_accept_state(c->ssl);
     c->state = PETREL_CONN_HANDSHAKE;
     c->starttls = false;
-    set_deadline(c, HANDSHAKE_TIMEOUT);
+    petrel_conn_set_deadline(c, HANDSHAKE_TIMEOUT);
     return true;
 }
 
@@ -615,6 +723,13 @@ static void set_local(struct petrel_conn *c, const struct sockaddr *sa)
 {
     struct petrel_ipaddr ignored;
     describe(sa, &ignored, c->local, sizeof(c->local), &c->local_port);
+}
+
+void petrel_conn_set_addresses(struct petrel_conn *c, const struct sockaddr *peer,
+                               const struct sockaddr *local)
+{
+    set_peer(c, peer);
+    set_local(c, local);
 }
 
 /* Rules at listener, service and global level, then flow control at the
@@ -667,11 +782,11 @@ static void start_session(struct petrel_conn *c)
     petrel_log(PETREL_LOG_DEBUG, c->module->name, "conn %llu [%s]:%d accepted on %s",
                (unsigned long long)c->id, c->peer, c->peer_port, c->listener->address);
     if (c->lcfg->tls_mode == PETREL_TLS_IMPLICIT) {
-        if (!tls_begin(c))
+        if (!petrel_conn_tls_begin(c))
             c->dead = true;
         return;
     }
-    open_session(c);
+    petrel_conn_open_session(c);
 }
 
 /* Read the PROXY header and not one byte past it: what follows may be a
@@ -736,7 +851,20 @@ static bool input_waiting(const struct petrel_conn *c)
 
 /* One turn: handshake or read, hand input to the module, send output, and
  * decide whether to go on. */
-static void conn_run(struct petrel_conn *c)
+static void conn_turn(struct petrel_conn *c);
+
+void petrel_conn_run(struct petrel_conn *c)
+{
+    if (!c->dead && c->state == PETREL_CONN_CONNECTING)
+        return; /* conn_connect.c drives it until it is connected */
+    bool nested = c->in_run;
+    c->in_run = true;
+    conn_turn(c);
+    if (!c->destroyed)
+        c->in_run = nested;
+}
+
+static void conn_turn(struct petrel_conn *c)
 {
     bool tls_wants_write = false;
     c->tls_want_write = false;
@@ -752,12 +880,24 @@ static void conn_run(struct petrel_conn *c)
     }
     if (!c->dead && !conn_flush(c))
         c->dead = true;
+    /* A module streaming a large body queues its next part: once a turn,
+     * so one fast socket cannot hold the loop. */
+    bool drained_again = false;
+    if (!c->dead && c->drain_wanted && c->out.len == 0 && c->state == PETREL_CONN_OPEN &&
+        !c->job_pending && !c->starttls && c->proto->output_drained != NULL) {
+        c->drain_wanted = false;
+        c->proto->output_drained(c);
+        if (!c->dead && !conn_flush(c))
+            c->dead = true;
+        drained_again = c->drain_wanted && c->out.len == 0;
+    }
     if (!c->dead && c->starttls && c->out.len == 0 && c->state == PETREL_CONN_OPEN) {
-        if (!tls_begin(c) || !conn_handshake(c, &tls_wants_write))
+        if (!petrel_conn_tls_begin(c) || !conn_handshake(c, &tls_wants_write))
             c->dead = true;
     }
     if (!c->dead && c->out.len == 0 &&
-        (c->state == PETREL_CONN_CLOSING || (c->eof && !c->job_pending && !input_waiting(c))))
+        (c->state == PETREL_CONN_CLOSING ||
+         (c->eof && !c->job_pending && !input_waiting(c) && (c->relay == NULL || c->in.len == 0))))
         c->dead = true;
     if (c->dead) {
         if (!c->job_pending)
@@ -771,29 +911,43 @@ static void conn_run(struct petrel_conn *c)
     /* Input left over while the module was busy is handled on the next turn:
      * when its job returns, or when the socket turns writable, which it
      * is at once if input waits for nothing else. */
-    update_events(c, tls_wants_write || input_waiting(c));
+    update_events(c, tls_wants_write || input_waiting(c) || drained_again);
 }
 
-void petrel_conn_event(struct petrel_conn *c, unsigned events)
+static void petrel_conn_event(struct petrel_conn *c, unsigned events)
 {
     if (c->destroyed)
         return; /* an event from the same batch as its destruction */
+    if (c->state == PETREL_CONN_CONNECTING) {
+        petrel_outbound_event(c, events);
+        return;
+    }
     if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
         petrel_conn_log(c, PETREL_LOG_DEBUG, "socket closed");
         c->dead = true;
     }
-    conn_run(c);
+    petrel_conn_run(c);
 }
 
-void petrel_conn_timeout(struct petrel_conn *c)
+static void petrel_conn_timeout(struct petrel_conn *c)
 {
     if (c->delaying) {
         delay_finish(c);
         return;
     }
+    if (c->dead) {
+        petrel_conn_run(c);
+        return;
+    }
+    if (c->state == PETREL_CONN_CONNECTING) {
+        petrel_outbound_timeout(c);
+        return;
+    }
     petrel_counter_add(stat.timeouts, 1);
+    if (c->state == PETREL_CONN_HANDSHAKE && c->outbound != NULL)
+        petrel_outbound_note(c, "TLS handshake timed out");
     if (c->state == PETREL_CONN_OPEN && c->job_pending) {
-        set_deadline(c, c->lcfg->idle_timeout); /* busy, not idle */
+        petrel_conn_set_deadline(c, c->idle_timeout); /* busy, not idle */
         return;
     }
     if (c->state != PETREL_CONN_OPEN) {
@@ -802,7 +956,7 @@ void petrel_conn_timeout(struct petrel_conn *c)
                         : c->state == PETREL_CONN_HANDSHAKE ? "in the TLS handshake"
                                                             : "sending its last output");
         c->dead = true;
-        conn_run(c);
+        petrel_conn_run(c);
         return;
     }
     if (c->slow_bytes > 0)
@@ -813,14 +967,14 @@ void petrel_conn_timeout(struct petrel_conn *c)
                         (long long)((c->thread->now_ms - c->slow_since) / 1000),
                         c->lcfg->min_data_rate);
     else
-        petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->lcfg->idle_timeout);
+        petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->idle_timeout);
     if (c->proto->timeout != NULL)
         c->proto->timeout(c);
     petrel_conn_close(c);
-    conn_run(c);
+    petrel_conn_run(c);
 }
 
-void petrel_conn_shutdown(struct petrel_conn *c)
+static void petrel_conn_shutdown(struct petrel_conn *c)
 {
     if (c->job_pending)
         return; /* asked again when its job returns */
@@ -829,19 +983,37 @@ void petrel_conn_shutdown(struct petrel_conn *c)
             c->proto->shutdown(c);
         petrel_conn_close(c);
     } else if (c->state != PETREL_CONN_CLOSING) {
+        if (c->outbound != NULL && !c->proto_open)
+            petrel_outbound_note(c, "the server is stopping");
         c->dead = true;
     }
-    conn_run(c);
+    petrel_conn_run(c);
 }
 
-void petrel_conn_abort(struct petrel_conn *c)
+void petrel_conns_shutdown(struct petrel_loop *t)
+{
+    for (struct petrel_conn *c = t->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        petrel_conn_shutdown(c);
+    }
+}
+
+void petrel_conns_abort(struct petrel_loop *t)
+{
+    for (struct petrel_conn *c = t->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        petrel_conn_abort(c);
+    }
+}
+
+static void petrel_conn_abort(struct petrel_conn *c)
 {
     c->dead = true;
     if (c->delaying) {
         delay_finish(c); /* done sees closing, then the connection goes */
         return;
     }
-    conn_run(c);
+    petrel_conn_run(c);
 }
 
 static void conn_event(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events)
@@ -855,62 +1027,100 @@ static void conn_timeout(struct petrel_tnode *n)
     petrel_conn_timeout((struct petrel_conn *)((char *)n - offsetof(struct petrel_conn, timer)));
 }
 
-void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
-                        const struct sockaddr *peer, const struct sockaddr *local)
+struct petrel_conn *petrel_conn_new(struct petrel_loop *t, struct petrel_ctx *module,
+                                    const struct petrel_protocol *proto,
+                                    const struct petrel_listener_cfg *lcfg,
+                                    const struct petrel_service_cfg *scfg,
+                                    struct petrel_config *cfg)
 {
     struct petrel_conn *c = petrel_calloc(1, sizeof(*c));
     c->ev.handle = conn_event;
     c->timer.fire = conn_timeout;
-    c->id = atomic_fetch_add(&next_id, 1);
-    c->fd = fd;
-    c->thread = t;
     c->timer.idx = SIZE_MAX;
-    pthread_rwlock_rdlock(&petrel_server.gen_lock);
-    c->cfg = petrel_config_ref(petrel_server.cfg);
-    c->lcfg = l->cfg;
-    c->scfg = l->svc;
-    c->proto = l->proto;
-    pthread_rwlock_unlock(&petrel_server.gen_lock);
-    atomic_fetch_add(&l->refs, 1);
-    c->listener = l;
-    c->module = l->module;
-    size_t in_max = (size_t)c->lcfg->max_line + 2;
+    c->id = atomic_fetch_add(&next_id, 1);
+    c->fd = -1;
+    c->thread = t;
+    c->cfg = cfg;
+    c->lcfg = lcfg;
+    c->scfg = scfg;
+    c->proto = proto;
+    c->module = module;
+    c->idle_timeout = lcfg->idle_timeout;
+    size_t in_max = (size_t)lcfg->max_line + 2;
     petrel_buf_init(&c->in, in_max < IN_MIN ? IN_MIN : in_max);
-    petrel_buf_init(&c->out, (size_t)c->lcfg->max_output * OUT_HARD_FACTOR);
-    petrel_linereader_init(&c->lr, (size_t)c->lcfg->max_line);
-    if (c->proto->session_size > 0)
-        c->session = petrel_calloc(1, c->proto->session_size);
-    set_peer(c, peer);
-    set_local(c, local);
+    petrel_buf_init(&c->out, (size_t)lcfg->max_output * OUT_HARD_FACTOR);
+    petrel_linereader_init(&c->lr, (size_t)lcfg->max_line);
+    if (proto->session_size > 0)
+        c->session = petrel_calloc(1, proto->session_size);
     c->next = t->conns;
     if (t->conns != NULL)
         t->conns->prev = c;
     t->conns = c;
     atomic_fetch_add(&t->nconns, 1);
     atomic_fetch_add(&petrel_server.nconns, 1);
-    petrel_counter_add(stat.accepted, 1);
     petrel_counter_add(stat.current, 1);
+    return c;
+}
 
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
-    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
-        petrel_log(PETREL_LOG_ERROR, "core", "epoll add: %s", strerror(errno));
+/* Output is gathered into whole answers and sent once a turn, so Nagle's
+ * algorithm only adds a delayed-ACK wait (40 ms) between an answer and the
+ * next one a protocol sends unasked. */
+void petrel_conn_nodelay(struct petrel_conn *c)
+{
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Register the connection's socket with its loop for events. */
+bool petrel_conn_watch(struct petrel_conn *c, unsigned events)
+{
+    struct epoll_event e = {.events = events, .data.ptr = c};
+    if (epoll_ctl(c->thread->epfd, EPOLL_CTL_ADD, c->fd, &e) < 0) {
+        petrel_conn_log(c, PETREL_LOG_ERROR, "epoll add: %s", strerror(errno));
+        return false;
+    }
+    c->events = events;
+    return true;
+}
+
+void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
+                        const struct sockaddr *peer, const struct sockaddr *local)
+{
+    pthread_rwlock_rdlock(&petrel_server.gen_lock);
+    struct petrel_conn *c = petrel_conn_new(t, l->module, l->proto, l->cfg, l->svc,
+                                            petrel_config_ref(petrel_server.cfg));
+    pthread_rwlock_unlock(&petrel_server.gen_lock);
+    atomic_fetch_add(&l->refs, 1);
+    c->listener = l;
+    c->fd = fd;
+    petrel_conn_nodelay(c);
+    petrel_conn_set_addresses(c, peer, local);
+    petrel_counter_add(stat.accepted, 1);
+    if (!petrel_conn_watch(c, EPOLLIN)) {
         c->dead = true;
         conn_destroy(c);
         return;
     }
-    c->events = EPOLLIN;
     if (c->lcfg->proxy_protocol && petrel_ipset_contains(&c->lcfg->proxy_set, &c->peer_ip)) {
         c->state = PETREL_CONN_PROXY;
-        set_deadline(c, PROXY_TIMEOUT);
+        petrel_conn_set_deadline(c, PROXY_TIMEOUT);
         return;
     }
     start_session(c);
-    conn_run(c);
+    petrel_conn_run(c);
 }
 
 static void conn_destroy(struct petrel_conn *c)
 {
     struct petrel_loop *t = c->thread;
+    if (c->outbound != NULL)
+        petrel_outbound_ending(c); /* connect_failed, if it never opened */
+    if (c->relay != NULL) {
+        /* The partner sends what it has from us, then closes too. */
+        c->relay->relay = NULL;
+        petrel_conn_close(c->relay);
+        c->relay = NULL;
+    }
     if (c->proto_open && c->proto->close != NULL)
         c->proto->close(c);
     if (c->waker != NULL) {
@@ -929,7 +1139,8 @@ static void conn_destroy(struct petrel_conn *c)
             SSL_shutdown(c->ssl); /* best effort close_notify */
         SSL_free(c->ssl);
     }
-    close(c->fd); /* also drops it from epoll */
+    if (c->fd >= 0)
+        close(c->fd); /* also drops it from epoll */
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -940,7 +1151,9 @@ static void conn_destroy(struct petrel_conn *c)
     petrel_buf_free(&c->out);
     free(c->session);
     petrel_config_unref(c->cfg);
-    petrel_listener_unref(c->listener);
+    if (c->listener != NULL)
+        petrel_listener_unref(c->listener);
+    petrel_outbound_free(c->outbound);
     c->destroyed = true;
     c->next = t->graveyard;
     t->graveyard = c;

@@ -18,10 +18,11 @@
 #include "worker.h"
 
 enum petrel_conn_state {
-    PETREL_CONN_PROXY,     /* waiting for the PROXY protocol header */
-    PETREL_CONN_HANDSHAKE, /* TLS handshake (implicit or STARTTLS) */
-    PETREL_CONN_OPEN,      /* talking to the protocol module */
-    PETREL_CONN_CLOSING,   /* sending what is queued, then closing */
+    PETREL_CONN_PROXY,      /* waiting for the PROXY protocol header */
+    PETREL_CONN_CONNECTING, /* outbound: resolving or connecting */
+    PETREL_CONN_HANDSHAKE,  /* TLS handshake (implicit or STARTTLS) */
+    PETREL_CONN_OPEN,       /* talking to the protocol module */
+    PETREL_CONN_CLOSING,    /* sending what is queued, then closing */
 };
 
 struct petrel_conn {
@@ -31,8 +32,10 @@ struct petrel_conn {
     enum petrel_conn_state state;
     struct petrel_loop *thread;
     struct petrel_conn *prev, *next;
-    /* What it was accepted under: stable for its whole life. */
+    /* What it was accepted under (listener NULL for an outbound one,
+     * whose limits are in out): stable for its whole life. */
     struct petrel_listener *listener;
+    struct petrel_outbound *outbound;
     struct petrel_config *cfg;
     const struct petrel_listener_cfg *lcfg;
     const struct petrel_service_cfg *scfg;
@@ -54,7 +57,9 @@ struct petrel_conn {
     struct petrel_tnode timer; /* timer.when: the deadline, monotonic ms */
     uint64_t slow_bytes;       /* read since the last answer (min_data_rate) */
     int64_t slow_since;
-    bool transfer; /* petrel_conn_transfer(): answers do not renew the time */
+    bool transfer;          /* petrel_conn_transfer(): answers do not renew the time */
+    bool drain_wanted;      /* petrel_conn_want_drained() */
+    long long idle_timeout; /* seconds: the listener's or petrel_conn_set_timeout() */
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];
     char local[PETREL_IPADDR_STRLEN];
@@ -68,16 +73,38 @@ struct petrel_conn {
     bool wake_pending;   /* a wake arrived: call wakeup when the module may act */
     struct petrel_conn_waker *waker;
     bool destroyed; /* closed; memory waits in the thread's graveyard */
+    bool in_run;    /* petrel_conn_run() is on the stack */
+    bool scheduled; /* in the loop's scheduled list (next_scheduled) */
+    struct petrel_conn *next_scheduled;
+    struct petrel_conn *relay; /* petrel_conn_relay(): bytes go to and from it */
 };
 
-void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
-                        const struct sockaddr *peer, const struct sockaddr *local);
-void petrel_conn_event(struct petrel_conn *c, unsigned events);
-void petrel_conn_timeout(struct petrel_conn *c);
-/* Server stopping: say goodbye where idle. */
-void petrel_conn_shutdown(struct petrel_conn *c);
-/* Close now (forced stop), or as soon as a pending job returns. */
-void petrel_conn_abort(struct petrel_conn *c);
+/* For conn_connect.c: a connection with no socket yet; its socket then
+ * registered; its addresses; one turn of its life; the handshake and the
+ * session start. */
+struct petrel_conn *petrel_conn_new(struct petrel_loop *t, struct petrel_ctx *module,
+                                    const struct petrel_protocol *proto,
+                                    const struct petrel_listener_cfg *lcfg,
+                                    const struct petrel_service_cfg *scfg,
+                                    struct petrel_config *cfg);
+bool petrel_conn_watch(struct petrel_conn *c, unsigned events);
+void petrel_conn_nodelay(struct petrel_conn *c);
+void petrel_conn_set_addresses(struct petrel_conn *c, const struct sockaddr *peer,
+                               const struct sockaddr *local);
+void petrel_conn_set_deadline(struct petrel_conn *c, long long seconds);
+void petrel_conn_run(struct petrel_conn *c);
+bool petrel_conn_tls_begin(struct petrel_conn *c);
+void petrel_conn_open_session(struct petrel_conn *c);
+
+/* conn_connect.c: the outbound side. */
+void petrel_outbound_event(struct petrel_conn *c, unsigned events);
+void petrel_outbound_timeout(struct petrel_conn *c);
+void petrel_outbound_note(struct petrel_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+SSL *petrel_outbound_ssl(struct petrel_conn *c);
+bool petrel_outbound_verified(struct petrel_conn *c);
+void petrel_outbound_ending(struct petrel_conn *c);
+void petrel_outbound_free(struct petrel_outbound *out);
 void petrel_conn_stats_init(void);
 
 #endif

@@ -15,7 +15,6 @@
 #include <petrel/log.h>
 #include <petrel/mem.h>
 
-#include "conn_private.h"
 #include "iothread.h"
 #include "server.h"
 
@@ -160,26 +159,18 @@ static void on_accept(struct petrel_loop *t, struct petrel_evsrc *src, unsigned 
 
 static void begin_stop(struct petrel_loop *t, void *unused)
 {
+    (void)unused;
     if (t->accept_resume == 0)
         accept_pause(t, true);
     t->stopping = true;
-    struct petrel_conn *c = t->conns;
-    while (c != NULL) {
-        struct petrel_conn *next = c->next;
-        petrel_conn_shutdown(c);
-        c = next;
-    }
+    petrel_conns_shutdown(t);
 }
 
 static void force_stop(struct petrel_loop *t, void *unused)
 {
+    (void)unused;
     t->forced = true;
-    struct petrel_conn *c = t->conns;
-    while (c != NULL) {
-        struct petrel_conn *next = c->next;
-        petrel_conn_abort(c);
-        c = next;
-    }
+    petrel_conns_abort(t);
 }
 
 static void on_notify(struct petrel_loop *t, struct petrel_evsrc *src, unsigned events)
@@ -218,10 +209,12 @@ static void *thread_main(void *arg)
         if (t->accept_resume != 0 && t->now >= t->accept_resume && !t->stopping)
             accept_pause(t, false);
         petrel_timers_run(t);
+        petrel_conns_run_scheduled(t);
         bury(t);
     }
     /* Tasks posted late (jobs of connections now gone were all waited for). */
     run_tasks(t);
+    petrel_conns_run_scheduled(t);
     bury(t);
     return NULL;
 }

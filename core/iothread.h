@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define PETREL_READ_STEP 16384 /* bytes asked of a socket per read */
@@ -69,6 +70,10 @@ struct petrel_loop {
     /* Destroyed this loop turn: freed after the turn, because an event for
      * one may still wait in the batch epoll_wait returned. */
     struct petrel_conn *graveyard;
+    /* Connections a module wrote to or closed from outside their own turn
+     * (a timer, another connection's callback): run before the loop
+     * sleeps. */
+    struct petrel_conn *scheduled;
     atomic_size_t nconns;
     char *scratch;  /* every read lands here first (conn.c) */
     time_t now;     /* monotonic seconds, updated each loop turn */
@@ -87,8 +92,17 @@ void petrel_iothread_post(struct petrel_loop *t, petrel_task_fn *fn, void *arg);
 time_t petrel_monotonic(void);
 int64_t petrel_monotonic_ms(void);
 
+/* What the loop asks of its connections (conn.c): a new one accepted;
+ * goodbyes when the server stops; closing what is left after the grace
+ * period. */
+void petrel_conn_accept(struct petrel_loop *t, struct petrel_listener *l, int fd,
+                        const struct sockaddr *peer, const struct sockaddr *local);
+void petrel_conns_shutdown(struct petrel_loop *t);
+void petrel_conns_abort(struct petrel_loop *t);
 /* Free the connections destroyed during this loop turn. */
 void petrel_conn_bury(struct petrel_loop *t);
+/* Run the connections scheduled this turn. */
+void petrel_conns_run_scheduled(struct petrel_loop *t);
 
 /* The timer heap (timer.c). set: insert, or re-sort after when moved
  * earlier. */

@@ -266,6 +266,7 @@ static void shutdown_server(void)
     petrel_workers_stop();
     petrel_modules_stop();
     petrel_iothreads_free();
+    petrel_tls_client_free();
     petrel_listeners_close_all();
     if (pid_written && unlink(cfg->server.pid_file) < 0 && errno != ENOENT)
         petrel_log(PETREL_LOG_WARNING, "core", "cannot remove %s: %s", cfg->server.pid_file,

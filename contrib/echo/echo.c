@@ -11,6 +11,20 @@
  *                  then writes "* woken" (how IMAP IDLE learns of new mail)
  *   STARTTLS       +OK begin TLS, then the handshake
  *   INFO           +OK tls=yes|no peer=ADDRESS sni=NAME
+ *   TIMER ms       +OK at once, then "* timer" after ms from a loop timer
+ *   ECHO-FETCH host port [plain|tls|starttls] [noverify] [ca=FILE] [name=NAME]
+ *              [showcert]
+ *                  +OK at once; connects out, reads the server's first line
+ *                  (with starttls: upgrades with STARTTLS and reads its
+ *                  INFO line) and writes "* fetched LINE" (showcert: then
+ *                  the size of the peer's certificates in DER), or
+ *                  "* fetch failed REASON"
+ *   ECHO-PROXY host port
+ *                  connects out, then "+OK connected" and from then on
+ *                  relays bytes both ways (what a front-end proxy does)
+ *   STREAM n       n lines of 1 KiB, sent a part at a time as the client
+ *                  reads (output_drained), then +OK streamed n
+ *   TIMEOUT s      this connection's idle timeout becomes s seconds
  *   QUIT           +OK bye, then close
  *
  * It also shows the mail hooks (petrel/queue.h): with blocked_recipients
@@ -26,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <petrel/petrel.h>
@@ -39,10 +54,18 @@ struct echo_config {
     char *stamp;
 };
 
+struct fetch;
+
 struct echo_session {
     unsigned errors;
     unsigned next_fortune;
+    struct petrel_timer *timer; /* TIMER: removed when the session closes */
+    struct fetch *fetch;        /* ECHO-FETCH or ECHO-PROXY in progress */
+    unsigned long stream_left;  /* STREAM lines still to send */
+    unsigned long stream_total;
 };
+
+static struct petrel_ctx *echo_ctx;
 
 /* clang-format off */
 static const struct petrel_setting echo_settings[] = {
@@ -195,6 +218,246 @@ static void cmd_fortune(struct petrel_conn *conn)
     petrel_conn_printf(conn, "+OK %s\r\n", cfg->fortunes[s->next_fortune++ % n]);
 }
 
+/* --- TIMER: a one-shot loop timer tied to the session --- */
+
+static void timer_fired(void *ctx)
+{
+    struct petrel_conn *conn = ctx;
+    petrel_conn_printf(conn, "* timer\r\n");
+}
+
+static void cmd_timer(struct petrel_conn *conn, const char *arg)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    long ms = parse_ms(conn, "TIMER", arg);
+    if (ms < 0)
+        return;
+    /* Runs on this connection's loop, so it never races the session. */
+    if (s->timer != NULL)
+        petrel_timer_reset(s->timer, (unsigned)ms);
+    else
+        s->timer = petrel_timer_add(NULL, (unsigned)ms, false, timer_fired, conn);
+    petrel_conn_printf(conn, "+OK timer in %ld\r\n", ms);
+}
+
+/* --- ECHO-FETCH: an outbound connection --- */
+
+/* Shared by the client's session and the outbound connection's; both live
+ * on the same loop (a connection is opened on the caller's), and each side
+ * forgets the other when it closes. */
+struct fetch {
+    struct petrel_conn *client, *remote;
+    bool starttls;
+    bool proxy;    /* ECHO-PROXY: relay once connected */
+    bool showcert; /* add the sizes of the peer's certificates */
+    int step;   /* lines read from the remote so far */
+};
+
+struct fetch_session {
+    struct fetch *fetch;
+};
+
+static void fetch_end(struct fetch *f, const char *fmt, const char *text)
+{
+    if (f->client != NULL) {
+        struct echo_session *s = petrel_conn_session(f->client);
+        petrel_conn_printf(f->client, fmt, text);
+        s->fetch = NULL;
+        f->client = NULL;
+    }
+    if (f->remote != NULL)
+        petrel_conn_close(f->remote);
+}
+
+static void fetch_connect(struct petrel_conn *conn)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    if (!f->proxy || f->client == NULL)
+        return;
+    struct petrel_conn *client = f->client;
+    petrel_conn_printf(client, "+OK connected\r\n");
+    if (!petrel_conn_relay(client, conn)) {
+        fetch_end(f, "* fetch failed %s\r\n", "cannot relay");
+        return;
+    }
+    /* From here the core carries the bytes and closes each side after the
+     * other: the sessions forget each other. */
+    ((struct echo_session *)petrel_conn_session(client))->fetch = NULL;
+    f->client = NULL;
+}
+
+static void fetch_line(struct petrel_conn *conn, char *line, size_t len)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    (void)len;
+    if (f->starttls && f->step == 0) {
+        petrel_conn_printf(conn, "STARTTLS\r\n"); /* after the greeting */
+    } else if (f->starttls && f->step == 1) {
+        if (strncmp(line, "+OK", 3) != 0 || !petrel_conn_starttls(conn)) {
+            fetch_end(f, "* fetch failed STARTTLS refused: %s\r\n", line);
+            return;
+        }
+    } else if (f->showcert) {
+        /* What DANE would hash: the peer's own certificate and its chain. */
+        char text[600];
+        size_t used = (size_t)snprintf(text, sizeof(text), "%.400s certs=", line);
+        struct petrel_buf der;
+        petrel_buf_init(&der, 1 << 20);
+        for (size_t depth = 0; used < sizeof(text) - 16; depth++) {
+            petrel_buf_reset(&der);
+            if (!petrel_conn_tls_peer_cert(conn, depth, &der))
+                break;
+            used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%zu", depth ? "," : "",
+                                     der.len);
+        }
+        petrel_buf_free(&der);
+        fetch_end(f, "* fetched %s\r\n", text);
+        return;
+    } else {
+        fetch_end(f, "* fetched %s\r\n", line);
+        return;
+    }
+    f->step++;
+}
+
+static void fetch_tls_ready(struct petrel_conn *conn, bool ok)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    const char *why = NULL;
+    if (!ok) {
+        petrel_conn_tls_verified(conn, &why);
+        fetch_end(f, "* fetch failed TLS: %s\r\n", why != NULL ? why : "handshake failed");
+        return;
+    }
+    petrel_conn_printf(conn, "INFO\r\n");
+}
+
+static void fetch_failed(struct petrel_conn *conn, const char *reason)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    f->remote = NULL; /* already going */
+    fetch_end(f, "* fetch failed %s\r\n", reason);
+}
+
+static void fetch_close(struct petrel_conn *conn)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    f->remote = NULL;
+    fetch_end(f, "* fetch failed %s\r\n", "closed by the server");
+    free(f);
+}
+
+static void fetch_timeout(struct petrel_conn *conn)
+{
+    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    fetch_end(f, "* fetch failed %s\r\n", "timed out");
+}
+
+static const struct petrel_protocol fetch_protocol = {
+    .name = "echo-fetch",
+    .session_size = sizeof(struct fetch_session),
+    .connect = fetch_connect,
+    .line = fetch_line,
+    .timeout = fetch_timeout,
+    .tls_ready = fetch_tls_ready,
+    .connect_failed = fetch_failed,
+    .close = fetch_close,
+};
+
+static void cmd_fetch(struct petrel_conn *conn, char *arg, bool proxy)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    if (s->fetch != NULL) {
+        echo_error(conn, "a fetch is already running");
+        return;
+    }
+    struct petrel_connect how = {.connect_timeout = 5, .idle_timeout = 10, .tls_verify = true};
+    bool starttls = false, showcert = false;
+    char *save = NULL, *port = NULL;
+    how.host = strtok_r(arg, " ", &save);
+    port = strtok_r(NULL, " ", &save);
+    how.port = port != NULL ? atoi(port) : 0;
+    for (char *opt; (opt = strtok_r(NULL, " ", &save)) != NULL;) {
+        if (strcasecmp(opt, "tls") == 0)
+            how.tls = true;
+        else if (strcasecmp(opt, "starttls") == 0)
+            starttls = true;
+        else if (strcasecmp(opt, "noverify") == 0)
+            how.tls_verify = false;
+        else if (strcasecmp(opt, "showcert") == 0)
+            showcert = true;
+        else if (strncasecmp(opt, "ca=", 3) == 0)
+            how.tls_ca_file = opt + 3;
+        else if (strncasecmp(opt, "name=", 5) == 0)
+            how.tls_name = opt + 5;
+        else if (strcasecmp(opt, "plain") != 0) {
+            echo_error(conn, "ECHO-FETCH host port [plain|tls|starttls] [noverify] [ca=FILE] "
+                             "[name=NAME] [showcert]");
+            return;
+        }
+    }
+    const char *error = "a host and a port are needed";
+    struct petrel_conn *remote =
+        how.host != NULL ? petrel_conn_connect(echo_ctx, &fetch_protocol, &how, &error) : NULL;
+    if (remote == NULL) {
+        echo_error(conn, error);
+        return;
+    }
+    struct fetch *f = petrel_calloc(1, sizeof(*f));
+    f->client = conn;
+    f->remote = remote;
+    f->starttls = starttls;
+    f->proxy = proxy;
+    f->showcert = showcert;
+    ((struct fetch_session *)petrel_conn_session(remote))->fetch = f;
+    s->fetch = f;
+    if (!proxy)
+        petrel_conn_printf(conn, "+OK fetching\r\n");
+}
+
+/* --- STREAM: a large answer, a part at a time --- */
+
+#define STREAM_PART 16 /* lines per part: 16 KiB, far under the output limit */
+
+static void echo_drained(struct petrel_conn *conn)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    char line[1024];
+    memset(line, 'x', sizeof(line) - 2);
+    memcpy(line + sizeof(line) - 2, "\r\n", 2);
+    for (int i = 0; i < STREAM_PART && s->stream_left > 0; i++, s->stream_left--)
+        petrel_conn_write(conn, line, sizeof(line));
+    if (s->stream_left > 0)
+        petrel_conn_want_drained(conn); /* called again once this part is out */
+    else
+        petrel_conn_printf(conn, "+OK streamed %lu\r\n", s->stream_total);
+}
+
+static void cmd_stream(struct petrel_conn *conn, const char *arg)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    char *end;
+    unsigned long n = strtoul(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || n > 1024 * 1024) {
+        echo_error(conn, "STREAM takes a number of lines up to 1048576");
+        return;
+    }
+    s->stream_left = s->stream_total = n;
+    echo_drained(conn);
+}
+
+static void cmd_timeout(struct petrel_conn *conn, const char *arg)
+{
+    char *end;
+    long sec = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || sec < 1 || sec > 3600) {
+        echo_error(conn, "TIMEOUT takes seconds from 1 to 3600");
+        return;
+    }
+    petrel_conn_set_timeout(conn, (unsigned)sec);
+    petrel_conn_printf(conn, "+OK timeout %ld\r\n", sec);
+}
+
 static void echo_line(struct petrel_conn *conn, char *line, size_t len)
 {
     if (strlen(line) != len) {
@@ -229,6 +492,16 @@ static void echo_line(struct petrel_conn *conn, char *line, size_t len)
         petrel_conn_printf(conn, "+OK tls=%s peer=%s sni=%s\r\n",
                            petrel_conn_is_tls(conn) ? "yes" : "no", petrel_conn_peer(conn),
                            sni ? sni : "-");
+    } else if (strcasecmp(line, "TIMER") == 0) {
+        cmd_timer(conn, arg);
+    } else if (strcasecmp(line, "ECHO-FETCH") == 0) {
+        cmd_fetch(conn, arg, false);
+    } else if (strcasecmp(line, "ECHO-PROXY") == 0) {
+        cmd_fetch(conn, arg, true);
+    } else if (strcasecmp(line, "STREAM") == 0) {
+        cmd_stream(conn, arg);
+    } else if (strcasecmp(line, "TIMEOUT") == 0) {
+        cmd_timeout(conn, arg);
     } else if (strcasecmp(line, "QUIT") == 0) {
         petrel_conn_printf(conn, "+OK bye\r\n");
         petrel_conn_close(conn);
@@ -256,6 +529,19 @@ static void echo_tls_ready(struct petrel_conn *conn, bool ok)
     s->errors = 0;
 }
 
+/* What the session holds that outlives a callback: its timer, and the
+ * link to a fetch still running (which then reports to nobody). */
+static void echo_close(struct petrel_conn *conn)
+{
+    struct echo_session *s = petrel_conn_session(conn);
+    petrel_timer_remove(s->timer);
+    if (s->fetch != NULL) {
+        s->fetch->client = NULL;
+        if (s->fetch->remote != NULL)
+            petrel_conn_close(s->fetch->remote);
+    }
+}
+
 static void echo_shutdown(struct petrel_conn *conn)
 {
     petrel_conn_printf(conn, "-ERR server shutting down\r\n");
@@ -272,6 +558,8 @@ static const struct petrel_protocol echo_protocol = {
     .tls_ready = echo_tls_ready,
     .shutdown = echo_shutdown,
     .wakeup = echo_wakeup,
+    .close = echo_close,
+    .output_drained = echo_drained,
 };
 
 static int echo_check(const void *config, const char **error_r)
@@ -357,6 +645,7 @@ static int echo_init(struct petrel_ctx *ctx, const void *config, const char **er
         return -1;
     }
     hooks_set(config);
+    echo_ctx = ctx;
     return 0;
 }
 

@@ -46,7 +46,15 @@ struct petrel_protocol {
      * the module may act: not during a job, a delay or a STARTTLS. Since
      * ABI minor 1. */
     void (*wakeup)(struct petrel_conn *conn);
-    void *reserved[4];
+    /* An outbound connection (petrel_conn_connect) could not be opened:
+     * the name did not resolve, every address refused or timed out, or the
+     * TLS handshake or certificate check failed. close follows. Since ABI
+     * minor 6. */
+    void (*connect_failed)(struct petrel_conn *conn, const char *reason);
+    /* Everything queued has been sent, after petrel_conn_want_drained():
+     * queue the next part of a large body. Since ABI minor 6. */
+    void (*output_drained)(struct petrel_conn *conn);
+    void *reserved[2];
 };
 
 /* Output. Writes are queued and sent as the socket allows; a module that
@@ -91,6 +99,61 @@ bool petrel_conn_has_input(const struct petrel_conn *conn);
  * exchange. Turn it off before the answer that ends the transfer. Since
  * ABI minor 5. */
 void petrel_conn_transfer(struct petrel_conn *conn, bool on);
+
+/* The idle timeout of this connection from now on, in seconds (IMAP: short
+ * before login, 30 minutes in IDLE). Since ABI minor 6. */
+void petrel_conn_set_timeout(struct petrel_conn *conn, unsigned seconds);
+
+/* Call output_drained once everything queued so far has been sent, so a
+ * large body goes out a part at a time instead of whole into memory.
+ * Since ABI minor 6. */
+void petrel_conn_want_drained(struct petrel_conn *conn);
+
+/* --- outbound connections (since ABI minor 6) --- */
+
+struct petrel_connect {
+    const char *host; /* an IP address, or a name resolved on a worker */
+    int port;
+    const char *bind_address; /* local address to connect from; NULL: any */
+    int family;               /* AF_UNSPEC (both, as resolved), AF_INET or AF_INET6 */
+    unsigned connect_timeout; /* seconds per address, TLS handshake included; 0: 30 */
+    unsigned idle_timeout;    /* seconds once open; 0: 300 */
+    size_t max_line;          /* longest line read; 0: 8192 */
+    size_t max_output;        /* output queued before back-pressure; 0: 256 KiB */
+    bool tls;                 /* TLS from the start; else petrel_conn_starttls() later */
+    const char *tls_name;     /* SNI and the name checked; NULL: host, if a name */
+    const char *tls_ca_file;  /* PEM trust anchors; NULL: the system's store */
+    bool tls_verify;          /* fail on a bad certificate; false: only record it */
+};
+
+/* Open a client connection from the current I/O thread. It lives like an
+ * accepted one, with the same protocol callbacks: connect when it is open
+ * (after the TLS handshake for tls), then line, chunk, ... and close; or
+ * connect_failed(reason) and close if it cannot be opened. Addresses of a
+ * name are tried in turn. The session (proto->session_size bytes, zeroed)
+ * may be filled as soon as this returns: no callback runs before. NULL
+ * with *error_r for bad arguments or off an I/O thread. */
+struct petrel_ctx;
+struct petrel_conn *petrel_conn_connect(struct petrel_ctx *module,
+                                        const struct petrel_protocol *proto,
+                                        const struct petrel_connect *how, const char **error_r);
+/* Relay bytes both ways between two open connections of the same I/O
+ * thread (a proxy: the client's and the back-end's), as they are, with
+ * back-pressure; the module's line and chunk callbacks are not called for
+ * them again. When either side closes, the other sends what it holds and
+ * closes too; close is called for both. False if either is busy, closing,
+ * not open, already relayed, or on another thread. */
+bool petrel_conn_relay(struct petrel_conn *a, struct petrel_conn *b);
+
+/* Whether the peer's certificate chain verified against the trust anchors
+ * and the expected name; the reason when not ("self-signed certificate",
+ * "hostname mismatch"). A verified STARTTLS or tls connection only. */
+bool petrel_conn_tls_verified(const struct petrel_conn *conn, const char **reason_r);
+/* The peer's certificate at depth (0: its own, then the chain it sent) in
+ * DER, appended to der; false past the end. For DANE (RFC 7672). */
+struct petrel_buf;
+bool petrel_conn_tls_peer_cert(const struct petrel_conn *conn, size_t depth,
+                               struct petrel_buf *der);
 
 /* Deliver the next len bytes through the chunk callback (a literal, a BDAT
  * chunk), in parts as they arrive, then go back to lines. */

@@ -13,6 +13,7 @@
 #include <petrel/password.h>
 #include <petrel/queue.h>
 #include <petrel/sasl.h>
+#include <petrel/schedule.h>
 #include <petrel/setting.h>
 #include <petrel/stats.h>
 #include <petrel/storage.h>

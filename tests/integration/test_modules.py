@@ -2,10 +2,11 @@
 init failures; each refusal stops start-up with one clear line."""
 
 import re
+import subprocess
 
 import pytest
 
-from conftest import admitted, free_port, listener, service_conf
+from conftest import CMD_TIMEOUT, SRC_ROOT, admitted, free_port, listener, service_conf
 
 
 def refusal(log, pattern):
@@ -90,3 +91,27 @@ def test_module_enabled_twice_is_refused(make_instance, env):
     assert rc != 0
     assert re.search(r"conf\.d/20-b\.conf: module 'testmod' is already enabled by \S+/10-a\.conf",
                      log), log
+
+
+def _abi_minor():
+    text = (SRC_ROOT / "plugins-api" / "petrel" / "module.h").read_text()
+    return int(re.search(r"#define PETREL_ABI_MINOR (\d+)u", text).group(1))
+
+
+def test_installed_library_follows_the_abi(env):
+    """libpetrel's version is the ABI's (libtool current:revision:age =
+    minor:0:minor, so a module built against an older minor still finds
+    libpetrel.so.0), and it exports the platform calls modules build on."""
+    minor = _abi_minor()
+    lib = env.prefix / "lib" / f"libpetrel.so.0.{minor}.0"
+    assert lib.exists(), sorted(p.name for p in (env.prefix / "lib").glob("libpetrel.so*"))
+    r = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True,
+                       timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    names = {line.split()[-1] for line in r.stdout.splitlines() if line.strip()}
+    for name in ("petrel_conn_connect", "petrel_conn_relay", "petrel_conn_set_timeout",
+                 "petrel_io_add", "petrel_timer_add", "petrel_loop_post",
+                 "petrel_schedule_every", "petrel_stats_foreach"):
+        assert name in names, name
+    for header in ("loop.h", "schedule.h", "conn.h"):
+        assert (env.prefix / "include" / "petrel" / header).exists(), header
