@@ -250,7 +250,7 @@ struct fetch {
     bool starttls;
     bool proxy;    /* ECHO-PROXY: relay once connected */
     bool showcert; /* add the sizes of the peer's certificates */
-    int step;   /* lines read from the remote so far */
+    int step;      /* lines read from the remote so far */
 };
 
 struct fetch_session {
