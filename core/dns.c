@@ -219,8 +219,9 @@ static void chan_close(struct dns_chan *c)
 }
 
 /* The loop's channel, opened (or reopened after a reload, once idle) with
- * the current settings. No file is read here: servers are given, search
- * domains, sort list and lookups set, so c-ares skips resolv.conf. */
+ * the current settings. Servers, search domains, sort list and lookups
+ * are all given, so c-ares skips resolv.conf; opening reads only 32 bytes
+ * of /dev/urandom (its query-ID key), once per loop and reload. */
 static struct dns_chan *chan_get(struct petrel_loop *loop, const char **error_r)
 {
     struct dns_chan *c = &chans[loop->index];
