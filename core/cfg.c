@@ -15,6 +15,7 @@
 
 #include "cfg.h"
 #include "cfg_error.h"
+#include "dns_private.h"
 #include "rules.h"
 #include "tls.h"
 
@@ -92,6 +93,7 @@ static const struct petrel_setting dnr_settings[] = {
     {"servers", PETREL_SETTING_STRLIST, offsetof(struct petrel_dnr_cfg, servers), NULL, 0, 0, 0, NULL},
     {"timeout", PETREL_SETTING_DURATION, offsetof(struct petrel_dnr_cfg, timeout), "5s", 1, 300, 0, NULL},
     {"attempts", PETREL_SETTING_INT, offsetof(struct petrel_dnr_cfg, attempts), "3", 1, 20, 0, NULL},
+    {"cache_size", PETREL_SETTING_INT, offsetof(struct petrel_dnr_cfg, cache_size), "10000", 0, 10000000, 0, NULL},
     PETREL_SETTINGS_END,
 };
 
@@ -457,6 +459,16 @@ static int parse_exempt(struct petrel_server_cfg *srv, const char *path, const c
     return 0;
 }
 
+static int check_dnr(const struct petrel_config *cfg, const char **error_r)
+{
+    char csv[4096];
+    const char *why;
+    if (petrel_dns_servers_csv(cfg->dnr.servers, csv, sizeof(csv), &why))
+        return 0;
+    *error_r = petrel_cfg_error("%s: dnr: setting 'servers': %s", cfg->path, why);
+    return -1;
+}
+
 static int parse_main(struct petrel_config *cfg, config_t *lc, const char **error_r)
 {
     const config_setting_t *root = config_root_setting(lc);
@@ -489,7 +501,7 @@ static int parse_main(struct petrel_config *cfg, config_t *lc, const char **erro
                                   NULL, error_r) < 0)
             return -1;
     }
-    if (parse_exempt(&cfg->server, cfg->path, error_r) < 0)
+    if (parse_exempt(&cfg->server, cfg->path, error_r) < 0 || check_dnr(cfg, error_r) < 0)
         return -1;
     const config_setting_t *tls = group_of(root, "tls", cfg->path, error_r);
     if (tls == (const config_setting_t *)-1 || parse_tls(tls, cfg, error_r) < 0)

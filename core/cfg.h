@@ -137,6 +137,7 @@ struct petrel_dnr_cfg {
     char **servers;
     long long timeout;
     long long attempts;
+    long long cache_size;
 };
 
 struct petrel_config {

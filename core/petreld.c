@@ -20,6 +20,7 @@
 
 #include "cfg_error.h"
 #include "conn_private.h"
+#include "dns_private.h"
 #include "iothread.h"
 #include "log.h"
 #include "server.h"
@@ -107,6 +108,7 @@ int petrel_server_reload(const char **error_r)
     petrel_listeners_commit();
     petrel_server_apply_limits(next);
     pthread_rwlock_unlock(&petrel_server.gen_lock);
+    petrel_dns_configure(&next->dnr);
     const char *why;
     if (apply_log(next, &why) < 0)
         petrel_log(PETREL_LOG_ERROR, "core", "%s", why);
@@ -211,7 +213,8 @@ static int start(struct petrel_config *cfg, bool foreground, const char **error_
     petrel_config_done_parsing(cfg);
     if (petrel_runtime_prepare(cfg, error_r) < 0 ||
         petrel_iothreads_create(io_thread_count(cfg), error_r) < 0 ||
-        petrel_modules_init(cfg, error_r) < 0 || petrel_listeners_prepare(cfg, error_r) < 0)
+        petrel_dns_start(&cfg->dnr, error_r) < 0 || petrel_modules_init(cfg, error_r) < 0 ||
+        petrel_listeners_prepare(cfg, error_r) < 0)
         return -1;
     petrel_listeners_commit();
     if (petrel_ctl_open(cfg, error_r) < 0 || petrel_daemon_pidfile(cfg, error_r) < 0)
@@ -265,6 +268,7 @@ static void shutdown_server(void)
         petrel_iothreads_stop(cfg->server.shutdown_timeout);
     petrel_workers_stop();
     petrel_modules_stop();
+    petrel_dns_stop();
     petrel_iothreads_free();
     petrel_tls_client_free();
     petrel_listeners_close_all();
