@@ -5,6 +5,7 @@
 #include <petrel/auth.h>
 #include <petrel/buf.h>
 #include <petrel/conn.h>
+#include <petrel/ipset.h>
 #include <petrel/log.h>
 #include <petrel/loop.h>
 #include <petrel/mem.h>

@@ -233,6 +233,84 @@ static void test_module_settings(void **state)
     petrel_config_unref(cfg);
 }
 
+/* PETREL_SETTING_IPSET: a list or one string, parsed once by the core's
+ * ipset; refusals name the element as the core's networks settings do;
+ * unset is an empty set, never NULL; FIXED compares the parsed sets. */
+static void test_ipset_setting(void **state)
+{
+    struct modcfg {
+        const struct petrel_ipset *nets;
+        const struct petrel_ipset *none;
+        const struct petrel_ipset *one;
+    };
+    /* clang-format off */
+    static const struct petrel_setting table[] = {
+        {"nets", PETREL_SETTING_IPSET, offsetof(struct modcfg, nets), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
+        {"none", PETREL_SETTING_IPSET, offsetof(struct modcfg, none), NULL, 0, 0, 0, NULL},
+        {"one", PETREL_SETTING_IPSET, offsetof(struct modcfg, one), "127.0.0.1", 0, 0, 0, NULL},
+        PETREL_SETTINGS_END,
+    };
+    /* clang-format on */
+    clear_confd();
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = [\"10.0.0.0/8\", "
+                          "\"2001:db8::/32\", \"192.0.2.10-192.0.2.20\"];\n};\n");
+    const char *error = NULL;
+    write_text(conf, "");
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), 0);
+    const struct modcfg *m = cfg->services[0].settings;
+    assert_true(petrel_ipset_contains_text(m->nets, "10.1.2.3"));
+    assert_true(petrel_ipset_contains_text(m->nets, "::ffff:10.1.2.3")); /* a mapped client */
+    assert_true(petrel_ipset_contains_text(m->nets, "2001:db8::25"));
+    assert_true(petrel_ipset_contains_text(m->nets, "192.0.2.15"));
+    assert_false(petrel_ipset_contains_text(m->nets, "192.0.2.21"));
+    assert_false(petrel_ipset_contains_text(m->nets, "11.0.0.1"));
+    assert_false(petrel_ipset_contains_text(m->nets, "not an address"));
+    assert_false(petrel_ipset_contains_text(m->nets, NULL));
+    assert_non_null(m->none);
+    assert_false(petrel_ipset_contains_text(m->none, "10.1.2.3"));
+    assert_true(petrel_ipset_contains_text(m->one, "127.0.0.1"));
+    assert_false(petrel_ipset_contains_text(NULL, "127.0.0.1"));
+
+    /* The same list is no change to a FIXED setting; another one is. */
+    struct petrel_config *again = petrel_config_load(conf, &error);
+    assert_non_null(again);
+    assert_int_equal(
+        petrel_config_apply_module(&again->services[0], table, sizeof(struct modcfg), &error), 0);
+    assert_null(petrel_settings_fixed_changed(table, m, again->services[0].settings));
+    petrel_config_unref(again);
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = \"10.0.0.0/9\";\n};\n");
+    again = petrel_config_load(conf, &error);
+    assert_non_null(again);
+    assert_int_equal(
+        petrel_config_apply_module(&again->services[0], table, sizeof(struct modcfg), &error), 0);
+    const struct modcfg *m2 = again->services[0].settings;
+    assert_false(petrel_ipset_contains_text(m2->nets, "10.200.0.1"));
+    assert_string_equal(petrel_settings_fixed_changed(table, m, m2), "nets");
+    petrel_config_unref(again);
+    petrel_config_unref(cfg);
+
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n\n nets = [\"10.0.0.1\", "
+                          "\"10.0.0.0/33\"];\n};\n");
+    cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), -1);
+    assert_non_null(
+        strstr(error, "m.conf:4: setting 'nets': '10.0.0.0/33': invalid prefix length"));
+    petrel_config_unref(cfg);
+
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = 10;\n};\n");
+    cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), -1);
+    assert_non_null(strstr(error, "setting 'nets' does not take a number"));
+    petrel_config_unref(cfg);
+}
+
 static void test_parse_helpers(void **state)
 {
     long long v;
@@ -269,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_service_and_listeners),
         cmocka_unit_test(test_service_errors),
         cmocka_unit_test(test_module_settings),
+        cmocka_unit_test(test_ipset_setting),
         cmocka_unit_test(test_parse_helpers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
