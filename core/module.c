@@ -139,7 +139,8 @@ struct petrel_config *petrel_ctx_config_ref(const struct petrel_ctx *ctx)
 {
     (void)ctx; /* one generation holds every module's settings */
     pthread_rwlock_rdlock(&petrel_server.gen_lock);
-    struct petrel_config *gen = petrel_config_ref(petrel_server.cfg);
+    struct petrel_config *cfg = petrel_server.cfg;
+    struct petrel_config *gen = cfg != NULL ? petrel_config_ref(cfg) : NULL;
     pthread_rwlock_unlock(&petrel_server.gen_lock);
     return gen;
 }
