@@ -124,7 +124,7 @@ const void *petrel_ctx_config(const struct petrel_ctx *ctx);
  * keeps a private copy. A connection holds the generation it was accepted
  * under (petrel_conn_config, petrel_conn_derived). Holding a reference
  * keeps the whole generation in memory: release it when the work is done,
- * not at stop. All four calls are thread-safe and do not block (a
+ * never keep one for the module's life. All four calls are thread-safe and do not block (a
  * read-lock held for a pointer copy). */
 struct petrel_config;
 /* A new reference to the current generation; never NULL once the module
@@ -138,6 +138,7 @@ void *petrel_config_derived(const struct petrel_config *gen, const struct petrel
 /* Release a reference; NULL is ignored. The last one frees the generation
  * (and calls free_derived). */
 void petrel_config_unref(struct petrel_config *gen);
+
 const char *petrel_ctx_name(const struct petrel_ctx *ctx);
 /* Server-wide values from petrel.conf, for init, start, reload and stop
  * (main thread). data_dir never changes without a restart. */
