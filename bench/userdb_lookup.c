@@ -46,7 +46,7 @@ static double lookups(struct userdb_source *src, long n, long count, bool hit)
     for (long i = 0; i < count; i++) {
         long k = (i * 7919) % n;
         snprintf(address, sizeof(address), hit ? "user%ld@bench.test" : "nobody%ld@other.test", k);
-        struct userdb_snapshot *s = userdb_source_get(src);
+        struct userdb_snapshot *s = userdb_source_get(src, 1000);
         struct petrel_userdb_entry *e = NULL;
         if (userdb_lookup_entry(&s->db, address, false, &e) == PETREL_USERDB_FOUND)
             found++;
@@ -72,12 +72,12 @@ int main(int argc, char **argv)
     struct userdb_source src;
     const char *err;
     double t0 = now_s();
-    if (userdb_source_open(&src, path, 1000, "bench", &err) < 0) {
+    if (userdb_source_open(&src, path, "bench", &err) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     double load = now_s() - t0;
-    struct userdb_snapshot *s = userdb_source_get(&src);
+    struct userdb_snapshot *s = userdb_source_get(&src, 1000);
     printf("accounts %ld (%zu entries, %zu errors)\n", n, s->db.count, s->db.nerrors);
     userdb_snapshot_unref(s);
     printf("load_ms %.1f\n", load * 1000);

@@ -593,6 +593,8 @@ static void free_service(struct petrel_service_cfg *svc)
         free(svc->lc);
         svc->lc = NULL;
     }
+    if (svc->derived != NULL && svc->free_derived != NULL)
+        svc->free_derived(svc->derived);
     if (svc->settings != NULL) {
         petrel_settings_free(svc->settings_table, svc->settings);
         free(svc->settings);

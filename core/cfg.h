@@ -84,6 +84,11 @@ struct petrel_service_cfg {
     /* The module's own settings, filled once its table is known. */
     void *settings;
     const struct petrel_setting *settings_table;
+    /* What the module's derive built from settings, and how to free it:
+     * the generation may die after the reload that replaced it, on any
+     * thread. */
+    void *derived;
+    void (*free_derived)(void *derived);
     config_t *lc; /* parsed file, kept until settings are applied */
     char path[4096];
 };

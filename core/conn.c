@@ -70,6 +70,7 @@ int petrel_conn_peer_port(const struct petrel_conn *c) { return c->peer_port; }
 const char *petrel_conn_local(const struct petrel_conn *c) { return c->local; }
 int petrel_conn_local_port(const struct petrel_conn *c) { return c->local_port; }
 const void *petrel_conn_config(const struct petrel_conn *c) { return c->scfg->settings; }
+void *petrel_conn_derived(const struct petrel_conn *c) { return c->scfg->derived; }
 bool petrel_conn_line_crlf(const struct petrel_conn *conn) { return conn->line_crlf; }
 
 bool petrel_conn_has_input(const struct petrel_conn *conn)

@@ -328,3 +328,11 @@ void petrel_ipset_free(struct petrel_ipset *set)
     set->ranges = NULL;
     set->count = 0;
 }
+
+bool petrel_ipset_contains_text(const struct petrel_ipset *set, const char *address)
+{
+    struct petrel_ipaddr a;
+    /* A mapped peer is an IPv4 client: matched as one (see the top). */
+    return set != NULL && address != NULL && petrel_ipaddr_parse(address, &a) &&
+           petrel_ipset_contains(set, &a);
+}

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <petrel/ipset.h>
+
 struct petrel_ipaddr {
     uint8_t b[16];
 };

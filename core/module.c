@@ -135,6 +135,36 @@ enum petrel_verdict petrel_hook_run(const char *point, void *event, const char *
 
 const void *petrel_ctx_config(const struct petrel_ctx *ctx) { return ctx->config; }
 
+struct petrel_config *petrel_ctx_config_ref(const struct petrel_ctx *ctx)
+{
+    (void)ctx; /* one generation holds every module's settings */
+    pthread_rwlock_rdlock(&petrel_server.gen_lock);
+    struct petrel_config *cfg = petrel_server.cfg;
+    struct petrel_config *gen = cfg != NULL ? petrel_config_ref(cfg) : NULL;
+    pthread_rwlock_unlock(&petrel_server.gen_lock);
+    return gen;
+}
+
+/* The module's part of a generation. Every generation enables every loaded
+ * module (a reload that drops one is refused), so it is always found. */
+static const struct petrel_service_cfg *gen_service(const struct petrel_config *gen,
+                                                    const struct petrel_ctx *ctx)
+{
+    return gen != NULL && ctx != NULL ? petrel_config_service(gen, ctx->name) : NULL;
+}
+
+const void *petrel_config_settings(const struct petrel_config *gen, const struct petrel_ctx *ctx)
+{
+    const struct petrel_service_cfg *svc = gen_service(gen, ctx);
+    return svc != NULL ? svc->settings : NULL;
+}
+
+void *petrel_config_derived(const struct petrel_config *gen, const struct petrel_ctx *ctx)
+{
+    const struct petrel_service_cfg *svc = gen_service(gen, ctx);
+    return svc != NULL ? svc->derived : NULL;
+}
+
 const char *petrel_ctx_name(const struct petrel_ctx *ctx) { return ctx->name; }
 
 const char *petrel_primary_domain(void) { return petrel_server.cfg->server.primary_domain; }
@@ -248,6 +278,16 @@ static int apply_settings(struct petrel_ctx *ctx, struct petrel_service_cfg *svc
     if (m->check != NULL && m->check(svc->settings, &why) != 0) {
         *error_r = petrel_cfg_error("%s: module '%s': %s", svc->path, ctx->name,
                                     why ? why : "invalid settings");
+        return -1;
+    }
+    /* Older modules may hold anything in what were reserved slots. */
+    if (m->abi_minor < 6 || m->derive == NULL)
+        return 0;
+    svc->free_derived = m->free_derived;
+    if (m->derive(svc->settings, &svc->derived, &why) != 0) {
+        /* Whatever derive left behind is freed with the refused generation. */
+        *error_r = petrel_cfg_error("%s: module '%s': %s", svc->path, ctx->name,
+                                    why ? why : "cannot prepare the settings");
         return -1;
     }
     return 0;

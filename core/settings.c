@@ -15,11 +15,14 @@
 
 #include "cfg.h"
 #include "cfg_error.h"
+#include "ipset.h"
 
 #define VALUE_MAX 4096 /* longest string setting */
 #define LIST_MAX 1024  /* most elements in a list setting */
 
 static _Thread_local char errbuf[1024];
+/* A refusal that quotes the bad list element. */
+static _Thread_local char whybuf[256];
 
 const char *petrel_cfg_error(const char *fmt, ...)
 {
@@ -96,7 +99,39 @@ static void free_value(const struct petrel_setting *s, void *dst)
             free(list[i]);
         free(list);
         *(char ***)p = NULL;
+    } else if (s->type == PETREL_SETTING_IPSET) {
+        struct petrel_ipset *set = *(struct petrel_ipset **)p;
+        if (set != NULL)
+            petrel_ipset_free(set);
+        free(set);
+        *(struct petrel_ipset **)p = NULL;
     }
+}
+
+/* Parse entries into a new set, replacing the old one only when all are
+ * good. The refusal reads as the core's own networks settings do:
+ * "setting 'relay_networks': '10.0.0.0/33': invalid prefix length". */
+static const char *set_ipset(const struct petrel_setting *s, void *dst, const char *const *texts,
+                             size_t n)
+{
+    struct petrel_ipset *set = petrel_calloc(1, sizeof(*set));
+    for (size_t i = 0; i < n; i++) {
+        const char *why;
+        if (texts[i] == NULL) {
+            why = "expects a list of strings";
+        } else if (petrel_ipset_add(set, texts[i], &why)) {
+            continue;
+        } else {
+            snprintf(whybuf, sizeof(whybuf), ": '%.100s': %s", texts[i], why);
+            why = whybuf;
+        }
+        petrel_ipset_free(set);
+        free(set);
+        return why;
+    }
+    free_value(s, dst);
+    *(struct petrel_ipset **)((char *)dst + s->offset) = set;
+    return NULL;
 }
 
 /* Store one textual value (a default, or a string from the file). */
@@ -138,6 +173,8 @@ static const char *set_text(const struct petrel_setting *s, void *dst, const cha
         *(char ***)p = petrel_calloc(2, sizeof(char *));
         (*(char ***)p)[0] = petrel_strdup(text);
         return NULL;
+    case PETREL_SETTING_IPSET:
+        return set_ipset(s, dst, &text, 1);
     }
     if ((s->min != 0 || s->max != 0) && (n < s->min || n > s->max))
         return "is out of range";
@@ -150,6 +187,12 @@ static const char *set_list(const struct petrel_setting *s, void *dst, const con
     int count = config_setting_length(v);
     if (count > LIST_MAX)
         return "has too many elements";
+    if (s->type == PETREL_SETTING_IPSET) {
+        const char *texts[LIST_MAX];
+        for (int i = 0; i < count; i++)
+            texts[i] = config_setting_get_string_elem(v, i);
+        return set_ipset(s, dst, texts, (size_t)count);
+    }
     char **list = petrel_calloc((size_t)count + 1, sizeof(char *));
     for (int i = 0; i < count; i++) {
         const char *e = config_setting_get_string_elem(v, i);
@@ -180,7 +223,7 @@ static const char *set_value(const struct petrel_setting *s, void *dst, const co
     case CONFIG_TYPE_INT:
     case CONFIG_TYPE_INT64:
         if (s->type == PETREL_SETTING_BOOL || s->type == PETREL_SETTING_STRING ||
-            s->type == PETREL_SETTING_STRLIST)
+            s->type == PETREL_SETTING_STRLIST || s->type == PETREL_SETTING_IPSET)
             return "does not take a number";
         if (config_setting_get_int64(v) < 0)
             return "must not be negative";
@@ -188,7 +231,7 @@ static const char *set_value(const struct petrel_setting *s, void *dst, const co
         return set_text(s, dst, num);
     case CONFIG_TYPE_ARRAY:
     case CONFIG_TYPE_LIST:
-        if (s->type != PETREL_SETTING_STRLIST)
+        if (s->type != PETREL_SETTING_STRLIST && s->type != PETREL_SETTING_IPSET)
             return "does not take a list";
         return set_list(s, dst, v);
     default:
@@ -199,6 +242,10 @@ static const char *set_value(const struct petrel_setting *s, void *dst, const co
 int petrel_settings_defaults(const struct petrel_setting *table, void *dst, const char **error_r)
 {
     for (const struct petrel_setting *s = table; s->name != NULL; s++) {
+        if (s->type == PETREL_SETTING_IPSET && s->default_value == NULL) {
+            set_ipset(s, dst, NULL, 0); /* never NULL: an empty set */
+            continue;
+        }
         if (s->default_value == NULL)
             continue;
         const char *why = set_text(s, dst, s->default_value);
@@ -234,7 +281,9 @@ int petrel_settings_apply(const config_setting_t *group, const struct petrel_set
         }
         const char *why = set_value(s, dst, v);
         if (why != NULL) {
-            *error_r = petrel_cfg_error("%s:%d: setting '%s' %s", file, line, name, why);
+            /* An IPSET refusal quotes the element: "'name': 'x': why". */
+            *error_r = petrel_cfg_error("%s:%d: setting '%s'%s%s", file, line, name,
+                                        why[0] == ':' ? "" : " ", why);
             return -1;
         }
     }
@@ -274,6 +323,12 @@ static bool same_value(const struct petrel_setting *s, const void *a, const void
                 return false;
         }
         return (x == NULL || x[i] == NULL) && (y == NULL || y[i] == NULL);
+    }
+    case PETREL_SETTING_IPSET: {
+        const struct petrel_ipset *x = *(struct petrel_ipset *const *)pa,
+                                  *y = *(struct petrel_ipset *const *)pb;
+        size_t nx = x != NULL ? x->count : 0, ny = y != NULL ? y->count : 0;
+        return nx == ny && (nx == 0 || memcmp(x->ranges, y->ranges, nx * sizeof(*x->ranges)) == 0);
     }
     default:
         return *(const long long *)pa == *(const long long *)pb;

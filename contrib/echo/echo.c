@@ -30,8 +30,8 @@
  * It also shows the mail hooks (petrel/queue.h): with blocked_recipients
  * set, RCPT TO one of them is refused at the smtp.rcpt hook; with stamp
  * set, every accepted message gets an "X-Echo-Stamp:" header at the
- * smtp.data hook. Hooks run on worker threads, so they read a copy of the
- * settings that init and reload replace under a lock.
+ * smtp.data hook. Hooks run on worker threads, so they read the settings
+ * from a configuration generation they hold (petrel_ctx_config_ref).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -578,47 +577,20 @@ static int echo_check(const void *config, const char **error_r)
 
 /* --- mail hooks --- */
 
-struct hook_settings {
-    char **blocked; /* NULL-terminated copies */
-    char *stamp;
-};
-static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hook_settings hooks;
-
-static void hooks_free(struct hook_settings *h)
-{
-    for (size_t i = 0; h->blocked != NULL && h->blocked[i] != NULL; i++)
-        free(h->blocked[i]);
-    free(h->blocked);
-    free(h->stamp);
-}
-
-static void hooks_set(const struct echo_config *cfg)
-{
-    struct hook_settings h = {NULL, petrel_strdup(cfg->stamp)};
-    size_t n = 0;
-    while (cfg->blocked_recipients != NULL && cfg->blocked_recipients[n] != NULL)
-        n++;
-    h.blocked = petrel_calloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        h.blocked[i] = petrel_strdup(cfg->blocked_recipients[i]);
-    pthread_mutex_lock(&hook_lock);
-    struct hook_settings old = hooks;
-    hooks = h;
-    pthread_mutex_unlock(&hook_lock);
-    hooks_free(&old);
-}
-
+/* Hooks run on worker threads: each takes the current configuration
+ * generation for its whole run (hook_data is the module's ctx), so a
+ * reload can never change the settings under it. */
 static enum petrel_verdict rcpt_hook(void *data, void *event, const char **reason_r)
 {
-    (void)data;
+    struct petrel_ctx *ctx = data;
     const struct petrel_smtp_rcpt_event *ev = event;
     enum petrel_verdict v = PETREL_CONTINUE;
-    pthread_mutex_lock(&hook_lock);
-    for (size_t i = 0; hooks.blocked[i] != NULL; i++)
-        if (strcasecmp(hooks.blocked[i], ev->rcpt) == 0)
+    struct petrel_config *gen = petrel_ctx_config_ref(ctx);
+    const struct echo_config *cfg = petrel_config_settings(gen, ctx);
+    for (size_t i = 0; cfg->blocked_recipients != NULL && cfg->blocked_recipients[i] != NULL; i++)
+        if (strcasecmp(cfg->blocked_recipients[i], ev->rcpt) == 0)
             v = PETREL_DENY;
-    pthread_mutex_unlock(&hook_lock);
+    petrel_config_unref(gen);
     if (v == PETREL_DENY)
         *reason_r = "recipient blocked by the echo example module";
     return v;
@@ -626,43 +598,29 @@ static enum petrel_verdict rcpt_hook(void *data, void *event, const char **reaso
 
 static enum petrel_verdict data_hook(void *data, void *event, const char **reason_r)
 {
-    (void)data, (void)reason_r;
+    (void)reason_r;
+    struct petrel_ctx *ctx = data;
     const struct petrel_smtp_data_event *ev = event;
-    pthread_mutex_lock(&hook_lock);
-    if (hooks.stamp[0] != '\0')
-        petrel_buf_printf(ev->add_header, "X-Echo-Stamp: %s (queue id %s)\r\n", hooks.stamp,
+    struct petrel_config *gen = petrel_ctx_config_ref(ctx);
+    const struct echo_config *cfg = petrel_config_settings(gen, ctx);
+    if (cfg->stamp[0] != '\0')
+        petrel_buf_printf(ev->add_header, "X-Echo-Stamp: %s (queue id %s)\r\n", cfg->stamp,
                           ev->queue_id);
-    pthread_mutex_unlock(&hook_lock);
+    petrel_config_unref(gen);
     return PETREL_CONTINUE;
 }
 
 static int echo_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
     if (petrel_protocol_register(ctx, &echo_protocol) < 0 ||
-        petrel_hook_register(ctx, PETREL_HOOK_SMTP_RCPT, 100, rcpt_hook, NULL) < 0 ||
-        petrel_hook_register(ctx, PETREL_HOOK_SMTP_DATA, 100, data_hook, NULL) < 0) {
+        petrel_hook_register(ctx, PETREL_HOOK_SMTP_RCPT, 100, rcpt_hook, ctx) < 0 ||
+        petrel_hook_register(ctx, PETREL_HOOK_SMTP_DATA, 100, data_hook, ctx) < 0) {
         *error_r = "cannot register the echo protocol and hooks";
         return -1;
     }
-    hooks_set(config);
     echo_ctx = ctx;
     return 0;
 }
 
-static int echo_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
-{
-    (void)ctx, (void)error_r;
-    hooks_set(config);
-    return 0;
-}
-
-static void echo_stop(struct petrel_ctx *ctx)
-{
-    (void)ctx;
-    hooks_free(&hooks);
-    memset(&hooks, 0, sizeof(hooks));
-}
-
 PETREL_MODULE(.name = "echo", .version = "1.0", .settings = echo_settings,
-              .config_size = sizeof(struct echo_config), .check = echo_check, .init = echo_init,
-              .reload = echo_reload, .stop = echo_stop);
+              .config_size = sizeof(struct echo_config), .check = echo_check, .init = echo_init);

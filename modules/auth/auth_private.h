@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include <petrel/auth.h>
+#include <petrel/module.h>
 #include <petrel/userdb.h>
 
 /* --- username.c --- */
@@ -39,45 +40,54 @@ struct auth_limit_slot {
 struct auth_limits {
     pthread_mutex_t lock;
     struct auth_limit_slot *slots;
-    size_t nslots;         /* power of two */
-    size_t seed;           /* of the hash: secret, so slots cannot be aimed at */
+    size_t nslots; /* power of two */
+    size_t seed;   /* of the hash: secret, so slots cannot be aimed at */
+};
+
+/* What a table enforces: settings, so every call gets them from the
+ * caller's configuration generation; the table keeps only counts. */
+struct auth_limit_params {
     unsigned max_failures; /* 0: no limit (the table is switched off) */
     long long window_ms, lockout_ms;
 };
 
-void auth_limits_init(struct auth_limits *l, size_t size, unsigned max_failures,
-                      long long window_ms, long long lockout_ms);
-void auth_limits_set(struct auth_limits *l, unsigned max_failures, long long window_ms,
-                     long long lockout_ms);
+void auth_limits_init(struct auth_limits *l, size_t size);
 void auth_limits_free(struct auth_limits *l);
 
 /* As a lock-out table: */
 /* Whether key is locked out at now. */
-bool auth_limits_locked(struct auth_limits *l, const char *key, long long now_ms);
+bool auth_limits_locked(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                        long long now_ms);
 /* Count one failure; true when this failure locks the key out. */
-bool auth_limits_fail(struct auth_limits *l, const char *key, long long now_ms);
+bool auth_limits_fail(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                      long long now_ms);
 /* Forget key's failures (after a successful login of that account). */
 void auth_limits_clear(struct auth_limits *l, const char *key);
 /* Before an attempt: false if key is locked out, if its failures and the
  * attempts in flight reach the limit, or if the table has no room for it
  * (then the attempt is refused as rate-limited). True reserves the
  * attempt, atomically with the check; settle it afterwards. */
-bool auth_limits_reserve(struct auth_limits *l, const char *key, long long now_ms);
+bool auth_limits_reserve(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                         long long now_ms);
 /* After a reserved attempt: release it, counting a failure if failed
  * (true when that starts a lock-out). A success is refunded. */
-bool auth_limits_settle(struct auth_limits *l, const char *key, long long now_ms, bool failed);
+bool auth_limits_settle(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                        long long now_ms, bool failed);
 
 /* As a counter that never locks (max_failures only switches it on): count
  * one failure of key and return the failures within the current window,
  * this one included; 0 when switched off. Its slots are never pinned, so
  * it always finds room (the entry closest to expiry is forgotten). */
-unsigned auth_limits_count(struct auth_limits *l, const char *key, long long now_ms);
+unsigned auth_limits_count(struct auth_limits *l, const struct auth_limit_params *p,
+                           const char *key, long long now_ms);
 
 /* As a set of recent keys (max_failures only switches it on): a key is
  * known for window_ms after it was last remembered. When full, the key
  * remembered longest ago among the probed slots is forgotten. */
-void auth_limits_remember(struct auth_limits *l, const char *key, long long now_ms);
-bool auth_limits_known(struct auth_limits *l, const char *key, long long now_ms);
+void auth_limits_remember(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                          long long now_ms);
+bool auth_limits_known(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                       long long now_ms);
 
 /* The per-IP key of a client address: an IPv4 address as it is (also when
  * IPv4-mapped), an IPv6 address as its /64 ("2001:db8::/64"). size is
@@ -114,14 +124,14 @@ struct auth_guard_config {
     long long failure_delay_ms, max_failure_delay_ms;
 };
 
+/* The tables only: their limits come with each call, from the
+ * configuration generation the login holds (derived by module.c). */
 struct auth_guard {
     struct auth_limits per_ip;      /* lock-outs per source */
     struct auth_limits per_pair;    /* lock-outs per (account, source) */
     struct auth_limits per_net;     /* lock-outs per network block of sources */
     struct auth_limits per_account; /* failures per account: only counted */
     struct auth_limits known;       /* (account, source) pairs that logged in */
-    _Atomic long long failure_delay_ms, max_failure_delay_ms;
-    _Atomic unsigned account_slow_after; /* per_account's threshold, read unlocked */
 };
 
 enum auth_guard_lock {
@@ -143,31 +153,31 @@ struct auth_guard_outcome {
 };
 
 void auth_guard_init(struct auth_guard *g, size_t size);
-void auth_guard_set(struct auth_guard *g, const struct auth_guard_config *c);
 void auth_guard_free(struct auth_guard *g);
 /* Before checking a password: refused (nothing reserved) or OPEN, with
  * the attempt reserved against the network, the source and the pair at
  * once. The network comes first: a locked-out block gets no new slot. */
-enum auth_guard_lock auth_guard_reserve(struct auth_guard *g, const char *user, const char *ipkey,
-                                        long long now_ms);
+enum auth_guard_lock auth_guard_reserve(struct auth_guard *g, const struct auth_guard_config *c,
+                                        const char *user, const char *ipkey, long long now_ms);
 /* After a reserved attempt that ended in st: a failure is counted
  * everywhere, a success refunded, clears the pair's failures and makes the
  * pair known-good, a temporary failure is refunded. */
-void auth_guard_settle(struct auth_guard *g, const char *user, const char *ipkey, long long now_ms,
-                       enum petrel_auth_status st, struct auth_guard_outcome *out);
+void auth_guard_settle(struct auth_guard *g, const struct auth_guard_config *c, const char *user,
+                       const char *ipkey, long long now_ms, enum petrel_auth_status st,
+                       struct auth_guard_outcome *out);
 /* A failure without an account (an invalid user name): the network and
  * the source (not the source once its network is locked out). */
-void auth_guard_fail_source(struct auth_guard *g, const char *ipkey, long long now_ms,
-                            struct auth_guard_outcome *out);
+void auth_guard_fail_source(struct auth_guard *g, const struct auth_guard_config *c,
+                            const char *ipkey, long long now_ms, struct auth_guard_outcome *out);
 
 /* --- authenticate.c: the decision --- */
 
 struct auth_state {
+    struct petrel_ctx *ctx; /* settings: petrel_ctx_config_ref, never a copy */
     const struct petrel_userdb_ops *userdb;
     char primary[256];
     char *dummy_hash; /* verified against for unknown users: same cost */
     struct auth_guard guard;
-    _Atomic bool plaintext_without_tls;
 };
 
 extern struct auth_state auth_state;

@@ -163,13 +163,16 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
     const char *reason = NULL;
     enum petrel_auth_status st;
     enum auth_guard_lock lock;
+    /* One generation's limits for the whole attempt, reserve to settle. */
+    struct petrel_config *gen = petrel_ctx_config_ref(auth_state.ctx);
+    const struct auth_guard_config *gc = petrel_config_derived(gen, auth_state.ctx);
     if (req->authcid == NULL || req->password == NULL ||
         !auth_username_canonical(req->authcid, auth_state.primary, user, sizeof(user))) {
         petrel_strlcpy(user, "-", sizeof(user));
         st = PETREL_AUTH_FAILED;
         reason = "invalid user name";
-        auth_guard_fail_source(&auth_state.guard, ipkey, auth_now_ms(), &out);
-    } else if ((lock = auth_guard_reserve(&auth_state.guard, user, ipkey, auth_now_ms())) !=
+        auth_guard_fail_source(&auth_state.guard, gc, ipkey, auth_now_ms(), &out);
+    } else if ((lock = auth_guard_reserve(&auth_state.guard, gc, user, ipkey, auth_now_ms())) !=
                AUTH_GUARD_OPEN) {
         st = PETREL_AUTH_RATELIMITED;
         reason = lock == AUTH_GUARD_PAIR_LOCKED
@@ -186,8 +189,9 @@ void auth_authenticate(const struct petrel_auth_request *req, struct petrel_auth
             st = PETREL_AUTH_FAILED;
             reason = "authorization identity differs from the user";
         }
-        auth_guard_settle(&auth_state.guard, user, ipkey, auth_now_ms(), st, &out);
+        auth_guard_settle(&auth_state.guard, gc, user, ipkey, auth_now_ms(), st, &out);
     }
+    petrel_config_unref(gen);
     set_result(r, st, st == PETREL_AUTH_OK ? "" : reason, out.delay_ms);
     if (st != PETREL_AUTH_OK)
         r->user[0] = '\0';

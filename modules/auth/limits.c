@@ -16,8 +16,7 @@
 
 #define PROBES 8 /* slots looked at per key: bounds the work per call */
 
-void auth_limits_init(struct auth_limits *l, size_t size, unsigned max_failures,
-                      long long window_ms, long long lockout_ms)
+void auth_limits_init(struct auth_limits *l, size_t size)
 {
     memset(l, 0, sizeof(*l));
     pthread_mutex_init(&l->lock, NULL);
@@ -29,17 +28,6 @@ void auth_limits_init(struct auth_limits *l, size_t size, unsigned max_failures,
      * another key probes, to pin them and make that key fail closed. */
     if (getrandom(&l->seed, sizeof(l->seed), GRND_NONBLOCK) != (ssize_t)sizeof(l->seed))
         l->seed = (size_t)time(NULL) ^ (size_t)(uintptr_t)l;
-    auth_limits_set(l, max_failures, window_ms, lockout_ms);
-}
-
-void auth_limits_set(struct auth_limits *l, unsigned max_failures, long long window_ms,
-                     long long lockout_ms)
-{
-    pthread_mutex_lock(&l->lock);
-    l->max_failures = max_failures;
-    l->window_ms = window_ms;
-    l->lockout_ms = lockout_ms;
-    pthread_mutex_unlock(&l->lock);
 }
 
 void auth_limits_free(struct auth_limits *l)
@@ -74,8 +62,8 @@ static bool pinned(const struct auth_limit_slot *s, long long now)
  * soonest-expiring one among the probes that is not pinned, reset for
  * key. NULL also when every probed slot is pinned: the caller fails
  * closed. */
-static struct auth_limit_slot *slot_for(struct auth_limits *l, const char *key, long long now,
-                                        bool create)
+static struct auth_limit_slot *slot_for(struct auth_limits *l, const struct auth_limit_params *p,
+                                        const char *key, long long now, bool create)
 {
     size_t h = hash_key(l, key);
     struct auth_limit_slot *victim = NULL;
@@ -95,34 +83,37 @@ static struct auth_limit_slot *slot_for(struct auth_limits *l, const char *key, 
         return NULL;
     memset(victim, 0, sizeof(*victim));
     petrel_strlcpy(victim->key, key, sizeof(victim->key));
-    victim->window_end_ms = now + l->window_ms;
+    victim->window_end_ms = now + p->window_ms;
     return victim;
 }
 
-bool auth_limits_locked(struct auth_limits *l, const char *key, long long now)
+bool auth_limits_locked(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                        long long now)
 {
     pthread_mutex_lock(&l->lock);
-    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, false) : NULL;
+    struct auth_limit_slot *s = p->max_failures ? slot_for(l, p, key, now, false) : NULL;
     bool locked = s != NULL && s->locked_until_ms > now;
     pthread_mutex_unlock(&l->lock);
     return locked;
 }
 
 /* Start a new window if the old one has passed (and no lock-out runs). */
-static void roll_window(struct auth_limits *l, struct auth_limit_slot *s, long long now)
+static void roll_window(struct auth_limits *l, const struct auth_limit_params *p,
+                        struct auth_limit_slot *s, long long now)
 {
     if (now >= s->window_end_ms && s->locked_until_ms <= now) {
         s->failures = 0;
-        s->window_end_ms = now + l->window_ms;
+        s->window_end_ms = now + p->window_ms;
     }
 }
 
 /* One failure on s; true when it starts a lock-out. */
-static bool count_failure(struct auth_limits *l, struct auth_limit_slot *s, long long now)
+static bool count_failure(struct auth_limits *l, const struct auth_limit_params *p,
+                          struct auth_limit_slot *s, long long now)
 {
-    roll_window(l, s, now);
-    if (++s->failures >= l->max_failures && s->locked_until_ms <= now) {
-        s->locked_until_ms = now + l->lockout_ms;
+    roll_window(l, p, s, now);
+    if (++s->failures >= p->max_failures && s->locked_until_ms <= now) {
+        s->locked_until_ms = now + p->lockout_ms;
         s->failures = 0;
         s->window_end_ms = s->locked_until_ms;
         return true;
@@ -130,29 +121,31 @@ static bool count_failure(struct auth_limits *l, struct auth_limit_slot *s, long
     return false;
 }
 
-bool auth_limits_fail(struct auth_limits *l, const char *key, long long now)
+bool auth_limits_fail(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                      long long now)
 {
     pthread_mutex_lock(&l->lock);
     bool locks = false;
-    if (l->max_failures != 0) {
-        struct auth_limit_slot *s = slot_for(l, key, now, true);
-        locks = s != NULL && count_failure(l, s, now);
+    if (p->max_failures != 0) {
+        struct auth_limit_slot *s = slot_for(l, p, key, now, true);
+        locks = s != NULL && count_failure(l, p, s, now);
     }
     pthread_mutex_unlock(&l->lock);
     return locks;
 }
 
-bool auth_limits_reserve(struct auth_limits *l, const char *key, long long now)
+bool auth_limits_reserve(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                         long long now)
 {
     pthread_mutex_lock(&l->lock);
     bool ok = true;
-    if (l->max_failures != 0) {
-        struct auth_limit_slot *s = slot_for(l, key, now, true);
+    if (p->max_failures != 0) {
+        struct auth_limit_slot *s = slot_for(l, p, key, now, true);
         if (s != NULL)
-            roll_window(l, s, now);
+            roll_window(l, p, s, now);
         /* Attempts in flight count as failures until they are settled:
          * concurrent attempts cannot add up to more than the limit. */
-        ok = s != NULL && s->locked_until_ms <= now && s->failures + s->pending < l->max_failures;
+        ok = s != NULL && s->locked_until_ms <= now && s->failures + s->pending < p->max_failures;
         if (ok)
             s->pending++;
     }
@@ -160,31 +153,33 @@ bool auth_limits_reserve(struct auth_limits *l, const char *key, long long now)
     return ok;
 }
 
-bool auth_limits_settle(struct auth_limits *l, const char *key, long long now, bool failed)
+bool auth_limits_settle(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                        long long now, bool failed)
 {
     pthread_mutex_lock(&l->lock);
     bool locks = false;
-    /* The limit may have been switched on or off in between: look the
-     * slot up whatever max_failures is now. */
-    struct auth_limit_slot *s = slot_for(l, key, now, false);
+    /* The limit may have been switched on or off by a reload since the
+     * reservation: look the slot up whatever max_failures is now. */
+    struct auth_limit_slot *s = slot_for(l, p, key, now, false);
     if (s != NULL && s->pending > 0)
         s->pending--;
-    if (failed && l->max_failures != 0) {
+    if (failed && p->max_failures != 0) {
         if (s == NULL)
-            s = slot_for(l, key, now, true);
-        locks = s != NULL && count_failure(l, s, now);
+            s = slot_for(l, p, key, now, true);
+        locks = s != NULL && count_failure(l, p, s, now);
     }
     pthread_mutex_unlock(&l->lock);
     return locks;
 }
 
-unsigned auth_limits_count(struct auth_limits *l, const char *key, long long now)
+unsigned auth_limits_count(struct auth_limits *l, const struct auth_limit_params *p,
+                           const char *key, long long now)
 {
     pthread_mutex_lock(&l->lock);
     unsigned n = 0;
-    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, true) : NULL;
+    struct auth_limit_slot *s = p->max_failures ? slot_for(l, p, key, now, true) : NULL;
     if (s != NULL) {
-        roll_window(l, s, now);
+        roll_window(l, p, s, now);
         if (s->failures < UINT_MAX)
             s->failures++;
         n = s->failures;
@@ -193,19 +188,21 @@ unsigned auth_limits_count(struct auth_limits *l, const char *key, long long now
     return n;
 }
 
-void auth_limits_remember(struct auth_limits *l, const char *key, long long now)
+void auth_limits_remember(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                          long long now)
 {
     pthread_mutex_lock(&l->lock);
-    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, true) : NULL;
+    struct auth_limit_slot *s = p->max_failures ? slot_for(l, p, key, now, true) : NULL;
     if (s != NULL)
-        s->window_end_ms = now + l->window_ms;
+        s->window_end_ms = now + p->window_ms;
     pthread_mutex_unlock(&l->lock);
 }
 
-bool auth_limits_known(struct auth_limits *l, const char *key, long long now)
+bool auth_limits_known(struct auth_limits *l, const struct auth_limit_params *p, const char *key,
+                       long long now)
 {
     pthread_mutex_lock(&l->lock);
-    struct auth_limit_slot *s = l->max_failures ? slot_for(l, key, now, false) : NULL;
+    struct auth_limit_slot *s = p->max_failures ? slot_for(l, p, key, now, false) : NULL;
     bool known = s != NULL && s->window_end_ms > now;
     pthread_mutex_unlock(&l->lock);
     return known;
@@ -214,7 +211,7 @@ bool auth_limits_known(struct auth_limits *l, const char *key, long long now)
 void auth_limits_clear(struct auth_limits *l, const char *key)
 {
     pthread_mutex_lock(&l->lock);
-    struct auth_limit_slot *s = slot_for(l, key, 0, false);
+    struct auth_limit_slot *s = slot_for(l, NULL, key, 0, false); /* no create: no params */
     if (s != NULL) {
         unsigned pending = s->pending; /* other attempts still in flight */
         if (pending > 0) {

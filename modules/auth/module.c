@@ -1,5 +1,4 @@
 /* auth: the login policy behind the "auth" service. Needs a "userdb". */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +43,13 @@ static const struct petrel_setting settings[] = {
 
 static bool auth_plaintext_allowed(bool tls)
 {
-    return tls || atomic_load(&auth_state.plaintext_without_tls);
+    if (tls)
+        return true;
+    struct petrel_config *gen = petrel_ctx_config_ref(auth_state.ctx);
+    const struct auth_config *c = petrel_config_settings(gen, auth_state.ctx);
+    bool allowed = c->plaintext_without_tls;
+    petrel_config_unref(gen);
+    return allowed;
 }
 
 static const struct petrel_auth_ops auth_ops = {
@@ -53,17 +58,19 @@ static const struct petrel_auth_ops auth_ops = {
     .plaintext_allowed = auth_plaintext_allowed,
 };
 
-/* Settings that may change on reload, applied where workers read them. */
-static void apply(const struct auth_config *c)
+/* The guard's limits in milliseconds, built once per generation and
+ * read by each login from the generation it holds. */
+static int auth_derive(const void *config, void **derived_r, const char **error_r)
 {
+    const struct auth_config *c = config;
     /* max_failure_delay used to go up to 300 s: such a config still loads,
      * but no connection is held longer than 60 s (the guard caps it). */
     if (c->max_failure_delay * 1000 > AUTH_DELAY_MAX_MS)
         petrel_log(PETREL_LOG_WARNING, "auth",
                    "max_failure_delay %llds is longer than a login can be delayed: using %ds",
                    c->max_failure_delay, AUTH_DELAY_MAX_MS / 1000);
-    atomic_store(&auth_state.plaintext_without_tls, c->plaintext_without_tls);
-    struct auth_guard_config g = {
+    struct auth_guard_config *g = petrel_malloc(sizeof(*g));
+    *g = (struct auth_guard_config){
         .max_per_ip = (unsigned)c->max_failures_per_ip,
         .max_per_pair = (unsigned)c->max_failures_per_account,
         .max_per_net = (unsigned)c->max_failures_per_network,
@@ -74,7 +81,8 @@ static void apply(const struct auth_config *c)
         .failure_delay_ms = c->failure_delay * 1000,
         .max_failure_delay_ms = c->max_failure_delay * 1000,
     };
-    auth_guard_set(&auth_state.guard, &g);
+    *derived_r = g;
+    return 0;
 }
 
 static int auth_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
@@ -94,14 +102,8 @@ static int auth_init(struct petrel_ctx *ctx, const void *config, const char **er
     if (auth_state.dummy_hash == NULL)
         return -1;
     auth_guard_init(&auth_state.guard, (size_t)c->track_max);
-    apply(c);
+    auth_state.ctx = ctx;
     return petrel_service_register(ctx, PETREL_AUTH_SERVICE, PETREL_AUTH_VERSION, &auth_ops);
-}
-
-static int auth_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
-{
-    apply(config);
-    return 0;
 }
 
 static void auth_stop(struct petrel_ctx *ctx)
@@ -114,5 +116,5 @@ static void auth_stop(struct petrel_ctx *ctx)
 static const char *const needs[] = {PETREL_USERDB_SERVICE, NULL};
 
 PETREL_MODULE(.name = "auth", .version = "1.0", .needs = needs, .settings = settings,
-              .config_size = sizeof(struct auth_config), .init = auth_init, .reload = auth_reload,
-              .stop = auth_stop);
+              .config_size = sizeof(struct auth_config), .derive = auth_derive,
+              .free_derived = free, .init = auth_init, .stop = auth_stop);

@@ -13,62 +13,72 @@
 
 #include "auth_private.h"
 
+/* The limits a table is called with, as module.c derives them from one
+ * configuration generation; set by each test (and changed, as a reload
+ * would, between calls). */
+static struct auth_limit_params p;
+static struct auth_guard_config gc;
+
 static void test_lock_after_max(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 64, 3, 1000, 5000);
-    assert_false(auth_limits_fail(&l, "1.2.3.4", 0));
-    assert_false(auth_limits_fail(&l, "1.2.3.4", 10));
-    assert_false(auth_limits_locked(&l, "1.2.3.4", 20));
-    assert_true(auth_limits_fail(&l, "1.2.3.4", 20));
-    assert_true(auth_limits_locked(&l, "1.2.3.4", 21));
-    assert_false(auth_limits_locked(&l, "5.6.7.8", 21));
-    assert_true(auth_limits_locked(&l, "1.2.3.4", 5019));
-    assert_false(auth_limits_locked(&l, "1.2.3.4", 5020));
+    auth_limits_init(&l, 64);
+    p = (struct auth_limit_params){3, 1000, 5000};
+    assert_false(auth_limits_fail(&l, &p, "1.2.3.4", 0));
+    assert_false(auth_limits_fail(&l, &p, "1.2.3.4", 10));
+    assert_false(auth_limits_locked(&l, &p, "1.2.3.4", 20));
+    assert_true(auth_limits_fail(&l, &p, "1.2.3.4", 20));
+    assert_true(auth_limits_locked(&l, &p, "1.2.3.4", 21));
+    assert_false(auth_limits_locked(&l, &p, "5.6.7.8", 21));
+    assert_true(auth_limits_locked(&l, &p, "1.2.3.4", 5019));
+    assert_false(auth_limits_locked(&l, &p, "1.2.3.4", 5020));
     auth_limits_free(&l);
 }
 
 static void test_window_expires(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 64, 3, 1000, 5000);
-    auth_limits_fail(&l, "k", 0);
-    auth_limits_fail(&l, "k", 500);
+    auth_limits_init(&l, 64);
+    p = (struct auth_limit_params){3, 1000, 5000};
+    auth_limits_fail(&l, &p, "k", 0);
+    auth_limits_fail(&l, &p, "k", 500);
     /* The window has passed: counting starts again. */
-    assert_false(auth_limits_fail(&l, "k", 1500));
-    assert_false(auth_limits_fail(&l, "k", 1600));
-    assert_true(auth_limits_fail(&l, "k", 1700));
+    assert_false(auth_limits_fail(&l, &p, "k", 1500));
+    assert_false(auth_limits_fail(&l, &p, "k", 1600));
+    assert_true(auth_limits_fail(&l, &p, "k", 1700));
     auth_limits_free(&l);
 }
 
 static void test_clear_and_unlimited(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 64, 2, 1000, 5000);
-    auth_limits_fail(&l, "u", 0);
+    auth_limits_init(&l, 64);
+    p = (struct auth_limit_params){2, 1000, 5000};
+    auth_limits_fail(&l, &p, "u", 0);
     auth_limits_clear(&l, "u");
-    assert_false(auth_limits_fail(&l, "u", 1));
-    auth_limits_set(&l, 0, 1000, 5000);
+    assert_false(auth_limits_fail(&l, &p, "u", 1));
+    p = (struct auth_limit_params){0, 1000, 5000};
     for (int i = 0; i < 10; i++)
-        assert_false(auth_limits_fail(&l, "u", 2));
-    assert_false(auth_limits_locked(&l, "u", 3));
+        assert_false(auth_limits_fail(&l, &p, "u", 2));
+    assert_false(auth_limits_locked(&l, &p, "u", 3));
     auth_limits_free(&l);
 }
 
 static void test_bounded(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 16, 2, 1000, 100000);
-    assert_true(auth_limits_fail(&l, "victim", 0) || auth_limits_fail(&l, "victim", 0));
+    auth_limits_init(&l, 16);
+    p = (struct auth_limit_params){2, 1000, 100000};
+    assert_true(auth_limits_fail(&l, &p, "victim", 0) || auth_limits_fail(&l, &p, "victim", 0));
     /* Many other keys, each failing once: the table never grows. */
     for (int i = 0; i < 10000; i++) {
         char key[32];
         snprintf(key, sizeof(key), "10.0.%d.%d", i / 256, i % 256);
-        auth_limits_fail(&l, key, 10);
+        auth_limits_fail(&l, &p, key, 10);
     }
     assert_int_equal(l.nslots, 16);
     /* A locked key is never replaced. */
-    assert_true(auth_limits_locked(&l, "victim", 20));
+    assert_true(auth_limits_locked(&l, &p, "victim", 20));
     auth_limits_free(&l);
 }
 
@@ -78,21 +88,22 @@ static void test_bounded(void **state)
 static void test_flood_does_not_unlock(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 16, 2, 1000, 1000);
-    auth_limits_fail(&l, "victim", 0);
-    assert_true(auth_limits_fail(&l, "victim", 0));
+    auth_limits_init(&l, 16);
+    p = (struct auth_limit_params){2, 1000, 1000};
+    auth_limits_fail(&l, &p, "victim", 0);
+    assert_true(auth_limits_fail(&l, &p, "victim", 0));
     for (int i = 0; i < 10000; i++) {
         char key[32];
         snprintf(key, sizeof(key), "10.0.%d.%d", i / 256, i % 256);
-        auth_limits_fail(&l, key, 10);
-        auth_limits_fail(&l, key, 10); /* locks it, where it got a slot */
+        auth_limits_fail(&l, &p, key, 10);
+        auth_limits_fail(&l, &p, key, 10); /* locks it, where it got a slot */
     }
-    assert_true(auth_limits_locked(&l, "victim", 20));
-    assert_false(auth_limits_reserve(&l, "victim", 20));
+    assert_true(auth_limits_locked(&l, &p, "victim", 20));
+    assert_false(auth_limits_reserve(&l, &p, "victim", 20));
     /* The table is all locked out now: a new key fails closed. */
-    assert_false(auth_limits_reserve(&l, "new-key", 20));
+    assert_false(auth_limits_reserve(&l, &p, "new-key", 20));
     /* After the lock-outs end, slots are reused again. */
-    assert_true(auth_limits_reserve(&l, "new-key", 2000));
+    assert_true(auth_limits_reserve(&l, &p, "new-key", 2000));
     auth_limits_free(&l);
 }
 
@@ -101,16 +112,17 @@ static void test_flood_does_not_unlock(void **state)
 static void test_reserve_counts_in_flight(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 64, 2, 1000, 5000);
-    assert_true(auth_limits_reserve(&l, "k", 0));
-    assert_true(auth_limits_reserve(&l, "k", 0));
-    assert_false(auth_limits_reserve(&l, "k", 0));       /* two in flight: the limit */
-    assert_false(auth_limits_settle(&l, "k", 1, false)); /* a success: refunded */
-    assert_true(auth_limits_reserve(&l, "k", 1));
-    assert_false(auth_limits_settle(&l, "k", 2, true));
-    assert_true(auth_limits_settle(&l, "k", 2, true)); /* the second failure locks */
-    assert_true(auth_limits_locked(&l, "k", 3));
-    assert_false(auth_limits_reserve(&l, "k", 3));
+    auth_limits_init(&l, 64);
+    p = (struct auth_limit_params){2, 1000, 5000};
+    assert_true(auth_limits_reserve(&l, &p, "k", 0));
+    assert_true(auth_limits_reserve(&l, &p, "k", 0));
+    assert_false(auth_limits_reserve(&l, &p, "k", 0));       /* two in flight: the limit */
+    assert_false(auth_limits_settle(&l, &p, "k", 1, false)); /* a success: refunded */
+    assert_true(auth_limits_reserve(&l, &p, "k", 1));
+    assert_false(auth_limits_settle(&l, &p, "k", 2, true));
+    assert_true(auth_limits_settle(&l, &p, "k", 2, true)); /* the second failure locks */
+    assert_true(auth_limits_locked(&l, &p, "k", 3));
+    assert_false(auth_limits_reserve(&l, &p, "k", 3));
     auth_limits_free(&l);
 }
 
@@ -135,35 +147,37 @@ static void test_ip_key(void **state)
 static void test_count_never_locks(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 16, 2, 1000, 0);
+    auth_limits_init(&l, 16);
+    p = (struct auth_limit_params){2, 1000, 0};
     for (unsigned i = 1; i <= 5; i++)
-        assert_int_equal(auth_limits_count(&l, "alice", 10), i);
-    assert_false(auth_limits_locked(&l, "alice", 10));
-    assert_int_equal(auth_limits_count(&l, "alice", 1500), 1); /* a new window */
+        assert_int_equal(auth_limits_count(&l, &p, "alice", 10), i);
+    assert_false(auth_limits_locked(&l, &p, "alice", 10));
+    assert_int_equal(auth_limits_count(&l, &p, "alice", 1500), 1); /* a new window */
     for (int i = 0; i < 1000; i++) {
         char key[32];
         snprintf(key, sizeof(key), "user%d", i);
-        assert_int_equal(auth_limits_count(&l, key, 1600), 1);
+        assert_int_equal(auth_limits_count(&l, &p, key, 1600), 1);
     }
-    auth_limits_set(&l, 0, 1000, 0);
-    assert_int_equal(auth_limits_count(&l, "alice", 1700), 0); /* switched off */
+    p = (struct auth_limit_params){0, 1000, 0};
+    assert_int_equal(auth_limits_count(&l, &p, "alice", 1700), 0); /* switched off */
     auth_limits_free(&l);
 }
 
 static void test_known_set(void **state)
 {
     struct auth_limits l;
-    auth_limits_init(&l, 16, 1, 1000, 0);
-    assert_false(auth_limits_known(&l, "alice 10.0.0.1", 0));
-    auth_limits_remember(&l, "alice 10.0.0.1", 0);
-    assert_true(auth_limits_known(&l, "alice 10.0.0.1", 999));
-    assert_false(auth_limits_known(&l, "alice 10.0.0.2", 1));
-    auth_limits_remember(&l, "alice 10.0.0.1", 900); /* refreshed */
-    assert_true(auth_limits_known(&l, "alice 10.0.0.1", 1500));
-    assert_false(auth_limits_known(&l, "alice 10.0.0.1", 1900));
-    auth_limits_set(&l, 0, 1000, 0);
-    auth_limits_remember(&l, "bob 10.0.0.1", 2000);
-    assert_false(auth_limits_known(&l, "bob 10.0.0.1", 2000));
+    auth_limits_init(&l, 16);
+    p = (struct auth_limit_params){1, 1000, 0};
+    assert_false(auth_limits_known(&l, &p, "alice 10.0.0.1", 0));
+    auth_limits_remember(&l, &p, "alice 10.0.0.1", 0);
+    assert_true(auth_limits_known(&l, &p, "alice 10.0.0.1", 999));
+    assert_false(auth_limits_known(&l, &p, "alice 10.0.0.2", 1));
+    auth_limits_remember(&l, &p, "alice 10.0.0.1", 900); /* refreshed */
+    assert_true(auth_limits_known(&l, &p, "alice 10.0.0.1", 1500));
+    assert_false(auth_limits_known(&l, &p, "alice 10.0.0.1", 1900));
+    p = (struct auth_limit_params){0, 1000, 0};
+    auth_limits_remember(&l, &p, "bob 10.0.0.1", 2000);
+    assert_false(auth_limits_known(&l, &p, "bob 10.0.0.1", 2000));
     auth_limits_free(&l);
 }
 
@@ -174,15 +188,14 @@ static void guard_setup(struct auth_guard *g, unsigned per_ip, unsigned per_pair
                         unsigned per_account)
 {
     auth_guard_init(g, 64);
-    struct auth_guard_config c = {.max_per_ip = per_ip,
-                                  .max_per_pair = per_pair,
-                                  .account_slow_after = per_account,
-                                  .window_ms = 10000,
-                                  .lockout_ms = 50000,
-                                  .remember_ms = 100000,
-                                  .failure_delay_ms = 1000,
-                                  .max_failure_delay_ms = 5000};
-    auth_guard_set(g, &c);
+    gc = (struct auth_guard_config){.max_per_ip = per_ip,
+                                    .max_per_pair = per_pair,
+                                    .account_slow_after = per_account,
+                                    .window_ms = 10000,
+                                    .lockout_ms = 50000,
+                                    .remember_ms = 100000,
+                                    .failure_delay_ms = 1000,
+                                    .max_failure_delay_ms = 5000};
 }
 
 /* size slots per table; per-source and per-network limits, no slow-down. */
@@ -190,14 +203,13 @@ static void guard_setup_net(struct auth_guard *g, size_t size, unsigned per_ip, 
                             unsigned per_net)
 {
     auth_guard_init(g, size);
-    struct auth_guard_config c = {.max_per_ip = per_ip,
-                                  .max_per_pair = per_pair,
-                                  .max_per_net = per_net,
-                                  .window_ms = 10000,
-                                  .lockout_ms = 50000,
-                                  .failure_delay_ms = 1000,
-                                  .max_failure_delay_ms = 5000};
-    auth_guard_set(g, &c);
+    gc = (struct auth_guard_config){.max_per_ip = per_ip,
+                                    .max_per_pair = per_pair,
+                                    .max_per_net = per_net,
+                                    .window_ms = 10000,
+                                    .lockout_ms = 50000,
+                                    .failure_delay_ms = 1000,
+                                    .max_failure_delay_ms = 5000};
 }
 
 /* One attempt from start to end: the lock it met, or the outcome. */
@@ -205,9 +217,9 @@ static enum auth_guard_lock attempt(struct auth_guard *g, const char *user, cons
                                     long long now, enum petrel_auth_status st,
                                     struct auth_guard_outcome *out)
 {
-    enum auth_guard_lock lock = auth_guard_reserve(g, user, ip, now);
+    enum auth_guard_lock lock = auth_guard_reserve(g, &gc, user, ip, now);
     if (lock == AUTH_GUARD_OPEN)
-        auth_guard_settle(g, user, ip, now, st, out);
+        auth_guard_settle(g, &gc, user, ip, now, st, out);
     return lock;
 }
 
@@ -230,15 +242,15 @@ static void test_attacker_locks_only_itself(void **state)
     fail_attempt(&g, "alice", ATTACKER, 2, &out);
     assert_true(out.pair_locked);
     assert_false(out.source_locked);
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 3), AUTH_GUARD_PAIR_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 3), AUTH_GUARD_PAIR_LOCKED);
     /* The owner, elsewhere, with the right password. */
     assert_int_equal(attempt(&g, "alice", OWNER, 4, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
     assert_int_equal(out.delay_ms, 0);
     /* The attacker may still try other accounts (until its source limit). */
     assert_int_equal(attempt(&g, "bob", ATTACKER, 5, PETREL_AUTH_FAILED, &out), AUTH_GUARD_OPEN);
     /* The pair's lock-out ends after lockout_ms. */
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 50001), AUTH_GUARD_PAIR_LOCKED);
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 50002), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 50001), AUTH_GUARD_PAIR_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 50002), AUTH_GUARD_OPEN);
     auth_guard_free(&g);
 }
 
@@ -250,11 +262,11 @@ static void test_source_locked_for_every_account(void **state)
     fail_attempt(&g, "u0", ATTACKER, 0, &out);
     fail_attempt(&g, "u1", ATTACKER, 0, &out);
     assert_false(out.source_locked);
-    auth_guard_fail_source(&g, ATTACKER, 0, &out); /* an invalid user name counts too */
+    auth_guard_fail_source(&g, &gc, ATTACKER, 0, &out); /* an invalid user name counts too */
     assert_true(out.source_locked);
     assert_int_equal(out.delay_ms, 1000);
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 1), AUTH_GUARD_SOURCE_LOCKED);
-    assert_int_equal(auth_guard_reserve(&g, "u0", ATTACKER, 1), AUTH_GUARD_SOURCE_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 1), AUTH_GUARD_SOURCE_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "u0", ATTACKER, 1), AUTH_GUARD_SOURCE_LOCKED);
     assert_int_equal(attempt(&g, "u0", OWNER, 1, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
     auth_guard_free(&g);
 }
@@ -278,8 +290,8 @@ static void test_account_failures_slow_never_refuse(void **state)
         assert_int_equal(out.slowed, i >= 2);
     }
     /* A new source is slowed on failure, but not refused. */
-    assert_int_equal(auth_guard_reserve(&g, "alice", "203.0.113.99", 20), AUTH_GUARD_OPEN);
-    auth_guard_settle(&g, "alice", "203.0.113.99", 20, PETREL_AUTH_OK, &out);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", "203.0.113.99", 20), AUTH_GUARD_OPEN);
+    auth_guard_settle(&g, &gc, "alice", "203.0.113.99", 20, PETREL_AUTH_OK, &out);
     /* The owner's known-good source: a typo costs the plain delay. */
     fail_attempt(&g, "alice", OWNER, 21, &out);
     assert_int_equal(out.delay_ms, 1000);
@@ -337,13 +349,13 @@ static void test_guard_reserves_in_flight(void **state)
     struct auth_guard g;
     struct auth_guard_outcome out;
     guard_setup(&g, 3, 2, 100);
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 0), AUTH_GUARD_OPEN);
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 0), AUTH_GUARD_OPEN);
-    assert_int_equal(auth_guard_reserve(&g, "alice", ATTACKER, 0), AUTH_GUARD_PAIR_LOCKED);
-    assert_int_equal(auth_guard_reserve(&g, "bob", ATTACKER, 0), AUTH_GUARD_OPEN);
-    assert_int_equal(auth_guard_reserve(&g, "carol", ATTACKER, 0), AUTH_GUARD_SOURCE_LOCKED);
-    auth_guard_settle(&g, "bob", ATTACKER, 1, PETREL_AUTH_OK, &out);
-    assert_int_equal(auth_guard_reserve(&g, "carol", ATTACKER, 1), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 0), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 0), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", ATTACKER, 0), AUTH_GUARD_PAIR_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "bob", ATTACKER, 0), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "carol", ATTACKER, 0), AUTH_GUARD_SOURCE_LOCKED);
+    auth_guard_settle(&g, &gc, "bob", ATTACKER, 1, PETREL_AUTH_OK, &out);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "carol", ATTACKER, 1), AUTH_GUARD_OPEN);
     auth_guard_free(&g);
 }
 
@@ -360,7 +372,7 @@ static void test_guard_ipv6_per_64(void **state)
     fail_attempt(&g, "alice", b, 0, &out);
     assert_true(out.pair_locked);
     auth_limits_ip_key("2001:db8:1:3::1", b, sizeof(b));
-    assert_int_equal(auth_guard_reserve(&g, "alice", b, 1), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", b, 1), AUTH_GUARD_OPEN);
     auth_guard_free(&g);
 }
 
@@ -372,12 +384,11 @@ static void test_delay_capped_at_conn_limit(void **state)
     struct auth_guard g;
     struct auth_guard_outcome out;
     auth_guard_init(&g, 64);
-    struct auth_guard_config c = {.account_slow_after = 1,
-                                  .window_ms = 1000000,
-                                  .lockout_ms = 1000,
-                                  .failure_delay_ms = 1000,
-                                  .max_failure_delay_ms = 300000};
-    auth_guard_set(&g, &c);
+    gc = (struct auth_guard_config){.account_slow_after = 1,
+                                    .window_ms = 1000000,
+                                    .lockout_ms = 1000,
+                                    .failure_delay_ms = 1000,
+                                    .max_failure_delay_ms = 300000};
     unsigned last = 0;
     for (unsigned i = 0; i < 12; i++) {
         char ip[32];
@@ -405,12 +416,12 @@ static void flood_from_48(struct auth_guard *g, unsigned n64, long long now)
         auth_limits_ip_key(ip, key, sizeof(key));
         for (unsigned j = 0; j < 64; j++) {
             if (i % 2 == 0)
-                auth_guard_fail_source(g, key, now, &out);
+                auth_guard_fail_source(g, &gc, key, now, &out);
             else if (attempt(g, users[j % 4], key, now, PETREL_AUTH_FAILED, &out) !=
                      AUTH_GUARD_OPEN)
                 break;
         }
-        auth_guard_reserve(g, "u9", key, now); /* left in flight */
+        auth_guard_reserve(g, &gc, "u9", key, now); /* left in flight */
     }
 }
 
@@ -436,9 +447,9 @@ static void test_flood_from_one_48(void **state)
         assert_int_equal(attempt(&g, "dave", ip, 2, PETREL_AUTH_FAILED, &out), AUTH_GUARD_OPEN);
     }
     /* The lock-out taken before the flood was not evicted by it. */
-    assert_int_equal(auth_guard_reserve(&g, "bob", ATTACKER, 3), AUTH_GUARD_PAIR_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "bob", ATTACKER, 3), AUTH_GUARD_PAIR_LOCKED);
     /* The /48 is locked out as a whole, its unused /64s too. */
-    assert_int_equal(auth_guard_reserve(&g, "alice", "2001:db8:77:ffff:1::/64", 3),
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", "2001:db8:77:ffff:1::/64", 3),
                      AUTH_GUARD_NET_LOCKED);
     auth_guard_free(&g);
 }
@@ -471,19 +482,21 @@ static void test_network_lockout(void **state)
     guard_setup_net(&g, 64, 3, 2, 4);
     fail_attempt(&g, "u0", "192.0.2.1", 0, &out);
     fail_attempt(&g, "u1", "192.0.2.2", 0, &out);
-    auth_guard_fail_source(&g, "192.0.2.3", 0, &out);
+    auth_guard_fail_source(&g, &gc, "192.0.2.3", 0, &out);
     assert_false(out.net_locked);
     fail_attempt(&g, "u3", "192.0.2.4", 0, &out);
     assert_true(out.net_locked);
     assert_false(out.source_locked);
-    assert_int_equal(auth_guard_reserve(&g, "alice", "192.0.2.200", 1), AUTH_GUARD_NET_LOCKED);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", "192.0.2.200", 1), AUTH_GUARD_NET_LOCKED);
     assert_int_equal(attempt(&g, "alice", "192.0.3.1", 1, PETREL_AUTH_OK, &out), AUTH_GUARD_OPEN);
     /* Invalid user names from a locked block lock no more sources. */
     for (int i = 0; i < 5; i++)
-        auth_guard_fail_source(&g, "192.0.2.9", 2, &out);
+        auth_guard_fail_source(&g, &gc, "192.0.2.9", 2, &out);
     assert_false(out.source_locked);
-    assert_false(auth_limits_locked(&g.per_ip, "192.0.2.9", 2));
-    assert_int_equal(auth_guard_reserve(&g, "alice", "192.0.2.200", 49999), AUTH_GUARD_NET_LOCKED);
+    struct auth_limit_params per_ip = {gc.max_per_ip, gc.window_ms, gc.lockout_ms};
+    assert_false(auth_limits_locked(&g.per_ip, &per_ip, "192.0.2.9", 2));
+    assert_int_equal(auth_guard_reserve(&g, &gc, "alice", "192.0.2.200", 49999),
+                     AUTH_GUARD_NET_LOCKED);
     assert_int_equal(attempt(&g, "alice", "192.0.2.200", 50000, PETREL_AUTH_OK, &out),
                      AUTH_GUARD_OPEN);
     auth_guard_free(&g);
@@ -495,7 +508,7 @@ static void test_network_lockout(void **state)
         fail_attempt(&g, "u0", ip, 0, &out);
         assert_false(out.net_locked);
     }
-    assert_int_equal(auth_guard_reserve(&g, "u0", "192.0.2.200", 1), AUTH_GUARD_OPEN);
+    assert_int_equal(auth_guard_reserve(&g, &gc, "u0", "192.0.2.200", 1), AUTH_GUARD_OPEN);
     auth_guard_free(&g);
 }
 

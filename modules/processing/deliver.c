@@ -287,7 +287,7 @@ static void deliver_one(const struct proc_content *c, struct queue_envelope *env
     char reason[200];
     switch (ret) {
     case PETREL_STORAGE_OVER_QUOTA:
-        if (proc_env.quota_permanent)
+        if (c->set->quota_permanent)
             set_state(r, RCPT_FAILED, "552 5.2.2 mailbox full");
         else
             set_state(r, RCPT_DEFERRED, "452 4.2.2 mailbox full");

@@ -21,6 +21,7 @@ struct work {
 };
 
 struct expansion {
+    const struct proc_settings *set;
     struct queue_envelope *env; /* receives the final recipients */
     struct queue_rcpt *old;     /* the recipients before expansion */
     struct work *todo;
@@ -86,7 +87,7 @@ static void expand_one(struct expansion *x, const struct work *w)
         x->produced[w->origin]++;
         return;
     }
-    if (w->depth > MAX_DEPTH || x->total >= proc_env.max_expansion) {
+    if (w->depth > MAX_DEPTH || x->total >= x->set->max_expansion) {
         struct queue_rcpt *r = final(x, w->origin, RCPT_FAILED, ROUTE_NONE, w->address);
         queue_rcpt_set_reason(r, "554 5.4.6 too many aliases or forwards, a loop?");
         return;
@@ -121,14 +122,14 @@ static void expand_one(struct expansion *x, const struct work *w)
     proc_env.userdb->entry_free(e);
 }
 
-void proc_expand(struct queue_envelope *env)
+void proc_expand(const struct proc_settings *set, struct queue_envelope *env)
 {
     size_t n = env->nrcpts, pending = 0;
     for (size_t i = 0; i < n; i++)
         pending += env->rcpts[i].state == RCPT_EXPAND;
     if (pending == 0)
         return;
-    struct expansion x = {.env = env, .old = env->rcpts};
+    struct expansion x = {.set = set, .env = env, .old = env->rcpts};
     x.produced = petrel_calloc(n, sizeof(size_t));
     /* Final recipients already known stay (and count as seen). */
     env->rcpts = NULL, env->nrcpts = 0, env->cap = 0;

@@ -48,7 +48,8 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
     petrel_buf_init(&m->header, PROC_HEADER_MAX);
     m->hstate = PROC_HEADER_START;
     proc_header_filter_init(&m->filter);
-    m->memory_limit = proc_env.memory_limit;
+    m->set = proc_settings_ref(&m->gen);
+    m->memory_limit = m->set->memory_limit;
     petrel_buf_init(&m->mem, m->memory_limit + 16384);
     return m;
 }
@@ -116,7 +117,7 @@ static void out_append(struct petrel_queue_msg *m, const void *data, size_t len)
     } else {
         /* Every byte bound for the spool is counted against its floor
          * before it is written, those moving from memory too. */
-        ok = proc_write_room((uint64_t)len + (m->fd < 0 ? m->mem.len : 0)) &&
+        ok = proc_write_room(m->set, (uint64_t)len + (m->fd < 0 ? m->mem.len : 0)) &&
              (m->fd >= 0 || spill(m)) && write_fd(m->fd, data, len);
     }
     if (!ok) {
@@ -226,6 +227,7 @@ void proc_abort(struct petrel_queue_msg *m)
     petrel_buf_free(&m->mem);
     petrel_membudget_drop(&m->budget, 0);
     queue_envelope_free(&m->env);
+    petrel_config_unref(m->gen);
     free(m);
 }
 
@@ -342,12 +344,13 @@ static bool data_durable(struct petrel_queue_msg *m)
         if (!spill(m))
             return false;
     }
-    return !proc_env.fsync || (fsync(m->fd) == 0 && queue_sync_dir(proc_env.queue, "data") == 0);
+    return !m->set->fsync || (fsync(m->fd) == 0 && queue_sync_dir(proc_env.queue, "data") == 0);
 }
 
 static void content_of(struct petrel_queue_msg *m, struct proc_content *c)
 {
     *c = (struct proc_content){
+        .set = m->set,
         .id = m->id,
         .env = &m->env,
         .data = m->fd < 0 ? petrel_buf_head(&m->mem) : NULL,
@@ -374,7 +377,7 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
             reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
         goto out;
     }
-    if (m->filter.hops > proc_env.max_hops) {
+    if (m->filter.hops > m->set->max_hops) {
         petrel_log(PETREL_LOG_WARNING, PROC_LOG, "%s: refused: %u Received fields, a mail loop?",
                    m->id, m->filter.hops);
         reply_set(reply, 554, "5.4.6", "too many hops, a mail loop?");
@@ -389,8 +392,8 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
     env->size = m->out_len;
     struct proc_content c;
     content_of(m, &c);
-    proc_expand(env);
-    if (proc_env.direct_delivery)
+    proc_expand(m->set, env);
+    if (m->set->direct_delivery)
         proc_deliver_local(&c, env, false);
 
     size_t done = 0, failed = 0, temp = 0, open = 0;
@@ -431,8 +434,8 @@ void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
         proc_dsn(&c, env);
     }
     if (queue_envelope_open_count(env) > 0) {
-        env->next_attempt = m->arrival + (temp > 0 ? proc_env.retry_min : 0);
-        if (queue_envelope_write(proc_env.queue, "active", env, proc_env.fsync) < 0) {
+        env->next_attempt = m->arrival + (temp > 0 ? m->set->retry_min : 0);
+        if (queue_envelope_write(proc_env.queue, "active", env, m->set->fsync) < 0) {
             petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot write the envelope: %s", m->id,
                        strerror(errno));
             reply_set(reply, 451, "4.3.0", "local error queueing the message, try again later");

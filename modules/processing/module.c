@@ -1,6 +1,7 @@
 /* The processing module: its settings, and the "queue" service. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <petrel/log.h>
@@ -54,19 +55,37 @@ static int proc_check(const void *config, const char **error_r)
     return 0;
 }
 
-static void apply(const struct proc_config *c)
+/* The settings in the form the pipeline uses, once per generation. */
+static int proc_derive(const void *config, void **derived_r, const char **error_r)
 {
-    proc_env.memory_limit = (size_t)c->memory_limit;
-    proc_env.max_hops = (unsigned)c->max_hops;
-    proc_env.max_expansion = (unsigned)c->max_expansion;
-    proc_env.quota_permanent = strcmp(c->quota_failure, "permanent") == 0;
-    proc_env.direct_delivery = c->direct_delivery;
-    proc_env.fsync = c->fsync;
-    proc_env.retry_min = c->retry_min;
-    proc_env.retry_max = c->retry_max;
-    proc_env.lifetime = c->lifetime;
-    proc_env.runner_jobs = (unsigned)c->runner_jobs;
-    proc_env.min_free_space = c->min_free_space;
+    (void)error_r;
+    const struct proc_config *c = config;
+    struct proc_settings *s = petrel_malloc(sizeof(*s));
+    *s = (struct proc_settings){
+        .memory_limit = (size_t)c->memory_limit,
+        .max_hops = (unsigned)c->max_hops,
+        .max_expansion = (unsigned)c->max_expansion,
+        .runner_jobs = (unsigned)c->runner_jobs,
+        .quota_permanent = strcmp(c->quota_failure, "permanent") == 0,
+        .direct_delivery = c->direct_delivery,
+        .fsync = c->fsync,
+        .retry_min = c->retry_min,
+        .retry_max = c->retry_max,
+        .lifetime = c->lifetime,
+        .min_free_space = c->min_free_space,
+    };
+    *derived_r = s;
+    return 0;
+}
+
+const struct proc_settings *proc_settings_ref(struct petrel_config **gen_r)
+{
+    if (proc_env.unit_settings != NULL) {
+        *gen_r = NULL;
+        return proc_env.unit_settings;
+    }
+    *gen_r = petrel_ctx_config_ref(proc_env.ctx);
+    return petrel_config_derived(*gen_r, proc_env.ctx);
 }
 
 static int proc_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
@@ -87,7 +106,7 @@ static int proc_init(struct petrel_ctx *ctx, const void *config, const char **er
         return -1;
     }
     petrel_strlcpy(proc_env.hostname, petrel_hostname(), sizeof(proc_env.hostname));
-    apply(c);
+    proc_env.ctx = ctx;
     proc_runner_prepare();
     return petrel_service_register(ctx, PETREL_QUEUE_SERVICE, PETREL_QUEUE_VERSION, &queue_ops);
 }
@@ -102,9 +121,8 @@ static int proc_start(struct petrel_ctx *ctx, const char **error_r)
 
 static int proc_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    (void)ctx, (void)error_r;
-    apply(config);
-    proc_runner_kick();
+    (void)ctx, (void)config, (void)error_r;
+    proc_runner_kick(); /* retry_min or runner_jobs may have changed */
     return 0;
 }
 
@@ -118,5 +136,5 @@ static const char *const proc_needs[] = {PETREL_STORAGE_SERVICE, PETREL_USERDB_S
 
 PETREL_MODULE(.name = "processing", .version = "1.0", .needs = proc_needs,
               .settings = proc_settings, .config_size = sizeof(struct proc_config),
-              .check = proc_check, .init = proc_init, .start = proc_start, .reload = proc_reload,
-              .stop = proc_stop);
+              .check = proc_check, .derive = proc_derive, .free_derived = free, .init = proc_init,
+              .start = proc_start, .reload = proc_reload, .stop = proc_stop);

@@ -35,27 +35,34 @@ struct proc_config {
     long long min_free_space;
 };
 
-/* What the running module uses; written at init and reload on the main
- * thread, read by workers: single aligned words, so a message may see old
- * and new limits mixed, never a torn value. A message takes its memory
- * limit once, at begin. */
+/* The settings as the pipeline uses them, derived (module.c) once per
+ * configuration generation. */
+struct proc_settings {
+    size_t memory_limit;
+    unsigned max_hops, max_expansion, runner_jobs;
+    bool quota_permanent, direct_delivery, fsync;
+    long long retry_min, retry_max, lifetime, min_free_space;
+};
+
+/* What the running module keeps: set at init, fixed after. */
 struct proc_env {
     char queue[PATH_MAX - 64]; /* absolute queue directory */
     char hostname[256];
     const struct petrel_storage_ops *storage;
     const struct petrel_userdb_ops *userdb;
-    /* Settings: a reload (main thread) changes them while workers read. */
-    _Atomic size_t memory_limit;
-    _Atomic unsigned max_hops;
-    _Atomic unsigned max_expansion;
-    _Atomic bool quota_permanent;
-    _Atomic bool direct_delivery;
-    _Atomic bool fsync;
-    _Atomic long long retry_min, retry_max, lifetime;
-    _Atomic unsigned runner_jobs;
-    _Atomic long long min_free_space;
+    struct petrel_ctx *ctx;
+    /* Unit tests drive the pipeline without a daemon, so without a
+     * generation: their settings come from here (NULL in the daemon). */
+    const struct proc_settings *unit_settings;
 };
 extern struct proc_env proc_env;
+
+/* One piece of work's settings (a message from begin to commit or abort,
+ * one attempt at a queue entry, one scan): those of the generation current
+ * when it starts, held to its end (petrel_config_unref(*gen_r)), so a
+ * reload never mixes old and new values in it. Any thread. */
+struct petrel_config;
+const struct proc_settings *proc_settings_ref(struct petrel_config **gen_r);
 
 /* --- the header (header.c): no I/O --- */
 
@@ -110,7 +117,7 @@ void proc_space_changed(uint64_t len);
 /* Counts len bytes about to be written to a spool file, for every
  * message: true if they leave half of min_free_space; false with errno
  * ENOSPC (and not counted) otherwise. Worker thread: it may statvfs. */
-bool proc_write_room(uint64_t len);
+bool proc_write_room(const struct proc_settings *set, uint64_t len);
 /* Counts len bytes about to be written that the floor must not cut. */
 void proc_space_used(uint64_t len);
 
@@ -129,10 +136,12 @@ struct petrel_queue_msg {
      * then in the data file. */
     struct petrel_buf mem;
     int fd;
-    uint64_t out_len;    /* bytes in mem or the file */
-    size_t memory_limit; /* proc_env's at begin: a reload does not change it mid-message */
-    size_t budget;       /* of the server's message memory, held for header and mem */
-    uint64_t size;       /* bytes received */
+    uint64_t out_len;          /* bytes in mem or the file */
+    size_t memory_limit;       /* set's: a message keeps one generation's settings */
+    struct petrel_config *gen; /* held from begin to commit or abort */
+    const struct proc_settings *set;
+    size_t budget;                    /* of the server's message memory, held for header and mem */
+    uint64_t size;                    /* bytes received */
     struct proc_header_filter filter; /* what goes out, header to end */
     bool io_error;
     bool no_space; /* io_error: the spool fell short of min_free_space */
@@ -141,6 +150,7 @@ struct petrel_queue_msg {
 /* --- a message ready for delivery: a queue entry or a fresh one --- */
 
 struct proc_content {
+    const struct proc_settings *set; /* of the work delivering it */
     const char *id;
     const struct queue_envelope *env;
     const void *data; /* in memory, or NULL */
@@ -158,7 +168,7 @@ struct petrel_envelope_rcpt *proc_public_env(const struct queue_envelope *env,
 /* expand.c: turn the pending 'E' recipients of env into final recipients
  * (local accounts 'P' with route L, remote addresses 'P' with route R,
  * failures 'F' with a status). Temporary lookup failures stay 'E'. */
-void proc_expand(struct queue_envelope *env);
+void proc_expand(const struct proc_settings *set, struct queue_envelope *env);
 
 /* deliver.c: deliver every pending local recipient (route L, state P or
  * T) of content into the store, updating states and reasons. dedupe: look

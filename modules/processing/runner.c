@@ -57,11 +57,11 @@ static void mark_dirty(const char *id)
 }
 
 /* Leave an entry alone for a while (it could not be worked on). */
-static void postpone(int fd)
+static void postpone(const struct proc_settings *set, int fd)
 {
     struct timespec t[2];
     clock_gettime(CLOCK_REALTIME, &t[0]);
-    t[0].tv_sec += proc_env.retry_min;
+    t[0].tv_sec += set->retry_min;
     t[1] = t[0];
     futimens(fd, t);
 }
@@ -74,17 +74,17 @@ void proc_runner_kick(void)
     pthread_mutex_unlock(&lock);
 }
 
-static long long backoff(unsigned attempts)
+static long long backoff(const struct proc_settings *set, unsigned attempts)
 {
-    long long d = proc_env.retry_min;
-    for (unsigned i = 1; i < attempts && d < proc_env.retry_max; i++)
+    long long d = set->retry_min;
+    for (unsigned i = 1; i < attempts && d < set->retry_max; i++)
         d *= 2;
-    return d < proc_env.retry_max ? d : proc_env.retry_max;
+    return d < set->retry_max ? d : set->retry_max;
 }
 
-static void expire(struct queue_envelope *env, time_t now)
+static void expire(const struct proc_settings *set, struct queue_envelope *env, time_t now)
 {
-    if (now - env->arrival < proc_env.lifetime)
+    if (now - env->arrival < set->lifetime)
         return;
     for (size_t i = 0; i < env->nrcpts; i++) {
         struct queue_rcpt *r = &env->rcpts[i];
@@ -109,8 +109,8 @@ static void remote_waiting(struct queue_envelope *env)
 }
 
 /* Work on one queue entry: deliver what can be, report failures, and
- * then remove it or reschedule it. */
-static void process(const char *id)
+ * then remove it or reschedule it, all under one generation's settings. */
+static void attempt(const struct proc_settings *set, const char *id)
 {
     char path[PATH_MAX], data[PATH_MAX];
     if (!queue_path(path, sizeof(path), proc_env.queue, "active", id) ||
@@ -151,18 +151,18 @@ static void process(const char *id)
     }
     struct petrel_buf header;
     petrel_buf_init(&header, PROC_HEADER_MAX);
-    struct proc_content c = {.id = env.id, .env = &env, .fd = dfd, .len = env.size};
+    struct proc_content c = {.set = set, .id = env.id, .env = &env, .fd = dfd, .len = env.size};
     proc_read_header(&c, &header);
     c.header = petrel_buf_head(&header);
     c.header_len = header.len;
 
     time_t now = time(NULL);
-    proc_expand(&env);
+    proc_expand(set, &env);
     /* An entry from before this start may have been delivered to some
      * recipients without its envelope saying so. */
     proc_deliver_local(&c, &env, env.arrival <= started || is_dirty(id));
     remote_waiting(&env);
-    expire(&env, now);
+    expire(set, &env, now);
     proc_dsn(&c, &env);
     if (queue_envelope_open_count(&env) == 0) {
         unlink(path);
@@ -170,18 +170,25 @@ static void process(const char *id)
         petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: removed from the queue", id);
     } else {
         env.attempts++;
-        env.next_attempt = (int64_t)now + backoff(env.attempts);
-        if (queue_envelope_write(proc_env.queue, "active", &env, proc_env.fsync) < 0) {
+        env.next_attempt = (int64_t)now + backoff(set, env.attempts);
+        if (queue_envelope_write(proc_env.queue, "active", &env, set->fsync) < 0) {
             petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot update the envelope: %s", id,
                        strerror(errno));
             mark_dirty(id);
-            postpone(lfd);
+            postpone(set, lfd);
         }
     }
     petrel_buf_free(&header);
     queue_envelope_free(&env);
     close(dfd);
     close(lfd);
+}
+
+static void process(const char *id)
+{
+    struct petrel_config *gen;
+    attempt(proc_settings_ref(&gen), id);
+    petrel_config_unref(gen);
 }
 
 struct job {
@@ -234,7 +241,10 @@ static void scan(void)
         return;
     time_t now = time(NULL);
     struct dirent *de;
-    unsigned limit = proc_env.runner_jobs < MAX_JOBS ? proc_env.runner_jobs : MAX_JOBS;
+    struct petrel_config *gen;
+    unsigned jobs = proc_settings_ref(&gen)->runner_jobs;
+    petrel_config_unref(gen);
+    unsigned limit = jobs < MAX_JOBS ? jobs : MAX_JOBS;
     while ((de = readdir(d)) != NULL) {
         struct stat st;
         if (!queue_id_valid(de->d_name) ||

@@ -96,7 +96,9 @@ void proc_space_changed(uint64_t len)
 
 bool proc_has_room(uint64_t size)
 {
-    uint64_t min = (uint64_t)atomic_load(&proc_env.min_free_space);
+    struct petrel_config *gen;
+    uint64_t min = (uint64_t)proc_settings_ref(&gen)->min_free_space;
+    petrel_config_unref(gen);
     if (min == 0)
         return true;
     /* MAIL runs on an I/O thread: it answers from the cache and leaves
@@ -114,10 +116,10 @@ bool proc_has_room(uint64_t size)
 
 void proc_space_used(uint64_t len) { atomic_fetch_add(&written, len); }
 
-bool proc_write_room(uint64_t len)
+bool proc_write_room(const struct proc_settings *set, uint64_t len)
 {
     atomic_fetch_add(&written, len);
-    uint64_t keep = (uint64_t)atomic_load(&proc_env.min_free_space) / 2;
+    uint64_t keep = (uint64_t)set->min_free_space / 2;
     if (keep == 0)
         return true;
     /* Worker thread: it may look itself when the count grew large or the

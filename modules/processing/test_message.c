@@ -57,6 +57,8 @@ int __wrap_open(const char *path, int flags, ...)
 
 static char dir[64];
 
+static struct proc_settings settings;
+
 static int setup(void **state)
 {
     (void)state;
@@ -69,9 +71,12 @@ static int setup(void **state)
     assert_true(queue_path(data, sizeof(data), proc_env.queue, "tmp", NULL));
     assert_int_equal(mkdir(data, 0700), 0);
     petrel_strlcpy(proc_env.hostname, "mx.example.test", sizeof(proc_env.hostname));
-    proc_env.memory_limit = 4096; /* every message below spills at once */
-    proc_env.max_hops = 50;
-    proc_env.min_free_space = 0;
+    /* No daemon, no generation: the pipeline reads these. */
+    memset(&settings, 0, sizeof(settings));
+    settings.memory_limit = 4096; /* every message below spills at once */
+    settings.max_hops = 50;
+    settings.min_free_space = 0;
+    proc_env.unit_settings = &settings;
     proc_space_changed(0);
     return 0;
 }
@@ -127,7 +132,7 @@ static void test_space_floor_shared(void **state)
     if (avail < (64u << 20))
         skip();
     /* Half of min_free_space: 2 MiB below what is free now. */
-    proc_env.min_free_space = (long long)(avail - (2u << 20)) * 2;
+    settings.min_free_space = (long long)(avail - (2u << 20)) * 2;
     proc_space_changed(0);
     struct petrel_queue_msg *m[MSGS];
     bool ok[MSGS];
@@ -165,7 +170,7 @@ static void test_space_floor_shared(void **state)
 static void test_has_room_cached(void **state)
 {
     (void)state;
-    proc_env.min_free_space = 1;
+    settings.min_free_space = 1;
     assert_true(proc_has_room(0)); /* fills the cache */
     unsigned before = statvfs_calls;
     for (int i = 0; i < 100; i++) {
@@ -251,8 +256,11 @@ static void test_deliver_without_o_tmpfile(void **state)
     queue_envelope_init(&env);
     env.from = petrel_strdup("alice@example.test");
     queue_envelope_add(&env, RCPT_PENDING, ROUTE_LOCAL, 0, "bob@example.test", NULL, NULL);
-    struct proc_content c = {
-        .id = "0123456789ABCDEFGHIJ", .env = &env, .fd = fd, .len = sizeof(msg) - 1};
+    struct proc_content c = {.set = &settings,
+                             .id = "0123456789ABCDEFGHIJ",
+                             .env = &env,
+                             .fd = fd,
+                             .len = sizeof(msg) - 1};
     petrel_buf_init(&stored, 65536);
     no_tmpfile = true;
     proc_deliver_local(&c, &env, false);

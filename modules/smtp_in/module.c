@@ -18,7 +18,7 @@ static const struct petrel_setting smtp_settings[] = {
     {"max_recipients", PETREL_SETTING_INT, offsetof(struct smtp_config, max_recipients), "100", 1, 10000, 0, NULL},
     {"submission_max_message_size", PETREL_SETTING_SIZE, offsetof(struct smtp_config, submission_max_message_size), "0", 0, 4294967296LL, 0, NULL},
     {"submission_max_recipients", PETREL_SETTING_INT, offsetof(struct smtp_config, submission_max_recipients), "0", 0, 10000, 0, NULL},
-    {"relay_networks", PETREL_SETTING_STRLIST, offsetof(struct smtp_config, relay_networks), NULL, 0, 0, 0, NULL},
+    {"relay_networks", PETREL_SETTING_IPSET, offsetof(struct smtp_config, relay_networks), NULL, 0, 0, 0, NULL},
     {"auth_on_mx", PETREL_SETTING_BOOL, offsetof(struct smtp_config, auth_on_mx), "true", 0, 0, 0, NULL},
     {"sender_login_match", PETREL_SETTING_BOOL, offsetof(struct smtp_config, sender_login_match), "true", 0, 0, 0, NULL},
     {"bare_lf", PETREL_SETTING_STRING, offsetof(struct smtp_config, bare_lf), "normalize", 0, 0, 0, eol_choices},
@@ -38,19 +38,6 @@ char smtp_hostname[256];
 char smtp_primary_domain[256];
 
 extern const struct petrel_protocol smtp_protocol_mx, smtp_protocol_submission;
-
-static int smtp_check(const void *config, const char **error_r)
-{
-    const struct smtp_config *c = config;
-    const char *bad;
-    if (!smtp_net_check(c->relay_networks, &bad)) {
-        static char msg[160];
-        snprintf(msg, sizeof(msg), "relay_networks: '%.100s' is not an address or CIDR block", bad);
-        *error_r = msg;
-        return -1;
-    }
-    return 0;
-}
 
 static int smtp_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
@@ -81,5 +68,4 @@ static int smtp_reload(struct petrel_ctx *ctx, const void *config, const char **
 static const char *const smtp_needs[] = {PETREL_QUEUE_SERVICE, PETREL_USERDB_SERVICE, NULL};
 
 PETREL_MODULE(.name = "smtp_in", .version = "1.0", .needs = smtp_needs, .settings = smtp_settings,
-              .config_size = sizeof(struct smtp_config), .check = smtp_check, .init = smtp_init,
-              .reload = smtp_reload);
+              .config_size = sizeof(struct smtp_config), .init = smtp_init, .reload = smtp_reload);

@@ -181,7 +181,7 @@ static void smtp_connect(struct petrel_conn *conn, bool submission)
     struct smtp_session *s = petrel_conn_session(conn);
     s->cfg = petrel_conn_config(conn);
     s->submission = submission;
-    s->relay_net = smtp_net_match(s->cfg->relay_networks, petrel_conn_peer(conn));
+    s->relay_net = petrel_ipset_contains_text(s->cfg->relay_networks, petrel_conn_peer(conn));
     s->max_size = (uint64_t)s->cfg->max_message_size;
     s->max_rcpts = (unsigned)s->cfg->max_recipients;
     if (submission && s->cfg->submission_max_message_size > 0)

@@ -10,6 +10,7 @@
 #include <petrel/auth.h>
 #include <petrel/buf.h>
 #include <petrel/conn.h>
+#include <petrel/ipset.h>
 #include <petrel/queue.h>
 #include <petrel/sasl.h>
 #include <petrel/userdb.h>
@@ -33,7 +34,9 @@
 struct smtp_config {
     long long max_message_size, max_recipients;
     long long submission_max_message_size, submission_max_recipients;
-    char **relay_networks;
+    /* Clients that may relay without logging in: parsed once per
+     * generation by the core (PETREL_SETTING_IPSET). */
+    const struct petrel_ipset *relay_networks;
     bool auth_on_mx;
     bool sender_login_match; /* authenticated: MAIL FROM must be the user's */
     char *bare_lf;           /* "normalize" | "reject" */
@@ -41,12 +44,6 @@ struct smtp_config {
     bool smtputf8, dsn, chunking;
     bool dsn_trusted_only; /* NOTIFY=SUCCESS/DELAY, RET=FULL: logged-in and relay_networks */
 };
-
-/* relay_networks: "192.0.2.0/24", "2001:db8::/32", single addresses.
- * Whether ip (text) is in list; list entries were checked by
- * smtp_net_check at start and reload. */
-bool smtp_net_check(char *const *list, const char **bad_r);
-bool smtp_net_match(char *const *list, const char *ip);
 
 /* Services, looked up at init. */
 extern const struct petrel_queue_ops *smtp_queue;

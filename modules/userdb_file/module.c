@@ -31,8 +31,21 @@ static const struct petrel_setting settings[] = {
 
 /* One database per process; set in init, read by worker threads after. */
 static struct userdb_source source;
+static const struct petrel_ctx *module_ctx;
 /* petrel_primary_domain() is for the main thread: copied in init. */
 static char primary[256];
+
+/* The database, looked at again first if check_interval has passed: the
+ * interval is read from the generation this lookup holds, never from a
+ * copy a reload would have to update. */
+static struct userdb_snapshot *current(void)
+{
+    struct petrel_config *gen = petrel_ctx_config_ref(module_ctx);
+    const struct userdb_file_config *c = petrel_config_settings(gen, module_ctx);
+    struct userdb_snapshot *s = userdb_source_get(&source, c->check_interval * 1000);
+    petrel_config_unref(gen);
+    return s;
+}
 
 static bool ud_domain_is_local(const char *domain)
 {
@@ -42,7 +55,7 @@ static bool ud_domain_is_local(const char *domain)
         return false;
     for (size_t i = 0; i <= n; i++)
         lower[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
-    struct userdb_snapshot *s = userdb_source_get(&source);
+    struct userdb_snapshot *s = current();
     bool local = userdb_find(&s->db, USERDB_DOMAIN, lower) != NULL;
     userdb_snapshot_unref(s);
     return local;
@@ -54,7 +67,7 @@ static int find(const char *address, bool login, struct petrel_userdb_entry **en
     *entry_r = NULL;
     if (!userdb_canonical(address, primary, key, sizeof(key)))
         return PETREL_USERDB_NOT_FOUND; /* not an address we could hold */
-    struct userdb_snapshot *s = userdb_source_get(&source);
+    struct userdb_snapshot *s = current();
     int r = userdb_lookup_entry(&s->db, key, login, entry_r);
     userdb_snapshot_unref(s);
     return r;
@@ -90,7 +103,8 @@ static int userdb_file_init(struct petrel_ctx *ctx, const void *config, const ch
         return -1;
     }
     petrel_strlcpy(primary, petrel_primary_domain(), sizeof(primary));
-    if (userdb_source_open(&source, path, c->check_interval * 1000, MODULE_NAME, error_r) < 0)
+    module_ctx = ctx;
+    if (userdb_source_open(&source, path, MODULE_NAME, error_r) < 0)
         return -1;
     return petrel_service_register(ctx, PETREL_USERDB_SERVICE, PETREL_USERDB_VERSION, &userdb_ops);
 }
@@ -99,8 +113,6 @@ static int userdb_file_init(struct petrel_ctx *ctx, const void *config, const ch
  * same second and size is otherwise invisible on coarse file systems). */
 static int userdb_file_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    const struct userdb_file_config *c = config;
-    source.interval_ms = c->check_interval * 1000;
     /* A failure is logged by the reload and the old data stays: the rest
      * of the configuration still applies, so this is not an error. */
     int r = userdb_source_reload(&source, true);

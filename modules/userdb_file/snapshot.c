@@ -91,8 +91,8 @@ static void summarise(const struct userdb_source *src, const struct userdb_snaps
                s->db.count, s->db.nerrors);
 }
 
-int userdb_source_open(struct userdb_source *src, const char *path, long long interval_ms,
-                       const char *log_name, const char **error_r)
+int userdb_source_open(struct userdb_source *src, const char *path, const char *log_name,
+                       const char **error_r)
 {
     memset(src, 0, sizeof(*src));
     pthread_mutex_init(&src->lock, NULL);
@@ -100,13 +100,12 @@ int userdb_source_open(struct userdb_source *src, const char *path, long long in
         *error_r = "file path too long";
         return -1;
     }
-    src->interval_ms = interval_ms;
     src->log_name = log_name;
     src->current = load(src, error_r);
     if (src->current == NULL)
         return -1;
     summarise(src, src->current, "loaded");
-    atomic_store(&src->next_check_ms, userdb_now_ms() + interval_ms);
+    atomic_store(&src->checked_ms, userdb_now_ms());
     return 0;
 }
 
@@ -156,7 +155,7 @@ static int reload_once(struct userdb_source *src, bool force)
         }
     }
     userdb_snapshot_unref(old);
-    atomic_store(&src->next_check_ms, userdb_now_ms() + src->interval_ms);
+    atomic_store(&src->checked_ms, userdb_now_ms());
     return r;
 }
 
@@ -180,9 +179,9 @@ int userdb_source_reload(struct userdb_source *src, bool force)
     }
 }
 
-struct userdb_snapshot *userdb_source_get(struct userdb_source *src)
+struct userdb_snapshot *userdb_source_get(struct userdb_source *src, long long interval_ms)
 {
-    if (userdb_now_ms() >= atomic_load(&src->next_check_ms))
+    if (userdb_now_ms() - atomic_load(&src->checked_ms) >= interval_ms)
         userdb_source_reload(src, false);
     return ref_current(src);
 }

@@ -109,9 +109,12 @@ static void temp_users(char *dir, char *path, size_t size)
     snprintf(path, size, "%s/users", dir);
 }
 
+/* check_interval as a test's configuration would give it. */
+static long long interval_ms;
+
 static bool has_account(struct userdb_source *src, const char *address)
 {
-    struct userdb_snapshot *s = userdb_source_get(src);
+    struct userdb_snapshot *s = userdb_source_get(src, interval_ms);
     bool found = userdb_find(&s->db, USERDB_ACCOUNT, address) != NULL;
     userdb_snapshot_unref(s);
     return found;
@@ -123,8 +126,9 @@ static void test_reload_follows_the_file(void **state)
     temp_users(dir, path, sizeof(path));
     struct userdb_source src;
     const char *err;
+    interval_ms = 0;
     /* No file yet: an empty database, not an error. */
-    assert_int_equal(userdb_source_open(&src, path, 0, "test", &err), 0);
+    assert_int_equal(userdb_source_open(&src, path, "test", &err), 0);
     assert_false(has_account(&src, "alice@example.test"));
 
     write_text(path, text);
@@ -133,7 +137,7 @@ static void test_reload_follows_the_file(void **state)
     assert_int_equal(userdb_source_reload(&src, false), 0); /* unchanged */
 
     /* A reader keeps its snapshot across a reload. */
-    struct userdb_snapshot *held = userdb_source_get(&src);
+    struct userdb_snapshot *held = userdb_source_get(&src, interval_ms);
     write_text(path, "domain example.test\n# bad line 2\nbogus line\n"
                      "account dave@example.test " HASH "\n");
     assert_int_equal(userdb_source_reload(&src, false), 1);
@@ -141,7 +145,7 @@ static void test_reload_follows_the_file(void **state)
     userdb_snapshot_unref(held);
     assert_false(has_account(&src, "alice@example.test"));
     assert_true(has_account(&src, "dave@example.test"));
-    struct userdb_snapshot *s = userdb_source_get(&src);
+    struct userdb_snapshot *s = userdb_source_get(&src, interval_ms);
     assert_int_equal(s->db.nerrors, 1);
     assert_int_equal(s->db.errors[0].line, 3); /* the bad line is reported by number */
     userdb_snapshot_unref(s);
@@ -169,7 +173,8 @@ static void test_check_interval(void **state)
     struct userdb_source src;
     const char *err;
     /* An hour: lookups must not stat the file again. */
-    assert_int_equal(userdb_source_open(&src, path, 3600 * 1000, "test", &err), 0);
+    interval_ms = 3600 * 1000;
+    assert_int_equal(userdb_source_open(&src, path, "test", &err), 0);
     write_text(path, text);
     assert_false(has_account(&src, "alice@example.test"));
     /* A forced reload (SIGHUP) does not wait. */
@@ -189,7 +194,8 @@ static void test_not_a_regular_file(void **state)
     write_text(path, text);
     struct userdb_source src;
     const char *err;
-    assert_int_equal(userdb_source_open(&src, path, 0, "test", &err), 0);
+    interval_ms = 0;
+    assert_int_equal(userdb_source_open(&src, path, "test", &err), 0);
     assert_true(has_account(&src, "alice@example.test"));
 
     unlink(path);
@@ -215,7 +221,8 @@ static void test_forced_reload_not_lost(void **state)
     write_text(path, text);
     struct userdb_source src;
     const char *err;
-    assert_int_equal(userdb_source_open(&src, path, 3600 * 1000, "test", &err), 0);
+    interval_ms = 3600 * 1000;
+    assert_int_equal(userdb_source_open(&src, path, "test", &err), 0);
     /* As if another thread were reloading: the SIGHUP cannot run now... */
     atomic_store(&src.reloading, true);
     assert_int_equal(userdb_source_reload(&src, true), 0);

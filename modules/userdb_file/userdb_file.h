@@ -79,8 +79,7 @@ struct userdb_source {
     pthread_mutex_t lock; /* guards current (the pointer swap only) */
     struct userdb_snapshot *current;
     char path[4096];
-    _Atomic long long interval_ms;
-    _Atomic long long next_check_ms;
+    _Atomic long long checked_ms;  /* last look at the file */
     _Atomic bool reloading;        /* one thread re-reads; the others go on */
     _Atomic bool reload_requested; /* a forced reload came in meanwhile */
     const char *log_name;
@@ -88,11 +87,13 @@ struct userdb_source {
 
 /* Read the file the first time. A missing file is an empty database; an
  * unreadable one is an error. */
-int userdb_source_open(struct userdb_source *src, const char *path, long long interval_ms,
-                       const char *log_name, const char **error_r);
-/* The current snapshot, referenced; stats the file first when the check
- * interval has passed and reloads it if it changed. */
-struct userdb_snapshot *userdb_source_get(struct userdb_source *src);
+int userdb_source_open(struct userdb_source *src, const char *path, const char *log_name,
+                       const char **error_r);
+/* The current snapshot, referenced; stats the file first when interval_ms
+ * have passed since the last look and reloads it if it changed. The
+ * interval comes from the caller's configuration generation, so a reload
+ * of the settings needs no copy here. */
+struct userdb_snapshot *userdb_source_get(struct userdb_source *src, long long interval_ms);
 /* Re-read now if the file changed (force: even if not). 1 reloaded, 0
  * unchanged, -1 failed (the old snapshot stays). A forced reload that
  * finds another thread reloading is not lost: that thread does one more,

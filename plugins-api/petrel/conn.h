@@ -171,6 +171,9 @@ int petrel_conn_local_port(const struct petrel_conn *conn);
 /* The module's settings struct of the configuration generation this
  * connection was accepted under: stable for the connection's whole life. */
 const void *petrel_conn_config(const struct petrel_conn *conn);
+/* What the module's derive built from those settings (petrel/module.h), or
+ * NULL. Since ABI minor 6. */
+void *petrel_conn_derived(const struct petrel_conn *conn);
 
 /* Error control of the service (seed 3.3.2): the limits the administrator
  * set, for the protocol to enforce. A value of 0 means no limit. */

@@ -50,7 +50,20 @@ struct petrel_module {
     int (*reload)(struct petrel_ctx *ctx, const void *config, const char **error_r);
     /* Shutdown, after listeners close; connections are already gone. */
     void (*stop)(struct petrel_ctx *ctx);
-    void *reserved[8];
+    /* Since ABI minor 6 (read only from modules built for it): state built
+     * once per configuration generation from its settings (a parsed list,
+     * a compiled map), so nothing is re-parsed per connection or job.
+     * Called on the main thread after check, at start-up and on each
+     * reload (also by petreld --check-config); non-zero refuses the start
+     * or the reload as check does. What it leaves in *derived_r is what
+     * petrel_config_derived() and petrel_conn_derived() return for that
+     * generation: shared by every thread holding it, so read-only or
+     * guarded by the module. */
+    int (*derive)(const void *config, void **derived_r, const char **error_r);
+    /* The generation is freed: release what derive built. Runs on whichever
+     * thread drops the last reference (main, I/O or worker): no blocking. */
+    void (*free_derived)(void *derived);
+    void *reserved[6];
 };
 
 #define PETREL_EXPORT __attribute__((visibility("default")))
@@ -95,6 +108,37 @@ bool petrel_hook_active(const char *point);
 
 /* The module's current settings (main thread: init, start, reload, stop). */
 const void *petrel_ctx_config(const struct petrel_ctx *ctx);
+
+/* Settings from any thread (since ABI minor 6). A reload builds a new,
+ * immutable configuration generation and swaps it in; the old one lives
+ * on, reference-counted, while anyone holds it. A worker job, a hook or a
+ * background thread takes a reference once, reads every setting it needs
+ * from that one generation however long it runs, and releases it:
+ *
+ *     struct petrel_config *gen = petrel_ctx_config_ref(ctx);
+ *     const struct my_config *c = petrel_config_settings(gen, ctx);
+ *     ...
+ *     petrel_config_unref(gen);
+ *
+ * so no piece of work ever sees old and new values mixed, and no module
+ * keeps a private copy. A connection holds the generation it was accepted
+ * under (petrel_conn_config, petrel_conn_derived). Holding a reference
+ * keeps the whole generation in memory: release it when the work is done,
+ * never keep one for the module's life. All four calls are thread-safe and do not block (a
+ * read-lock held for a pointer copy). */
+struct petrel_config;
+/* A new reference to the current generation; never NULL once the module
+ * is loaded. */
+struct petrel_config *petrel_ctx_config_ref(const struct petrel_ctx *ctx);
+/* The module's settings struct of that generation (what petrel_ctx_config
+ * returned while it was current), valid until the reference is released. */
+const void *petrel_config_settings(const struct petrel_config *gen, const struct petrel_ctx *ctx);
+/* What the module's derive built for that generation, or NULL. */
+void *petrel_config_derived(const struct petrel_config *gen, const struct petrel_ctx *ctx);
+/* Release a reference; NULL is ignored. The last one frees the generation
+ * (and calls free_derived). */
+void petrel_config_unref(struct petrel_config *gen);
+
 const char *petrel_ctx_name(const struct petrel_ctx *ctx);
 /* Server-wide values from petrel.conf, for init, start, reload and stop
  * (main thread). data_dir never changes without a restart. */

@@ -6,6 +6,7 @@
 #include <petrel/buf.h>
 #include <petrel/conn.h>
 #include <petrel/dns.h>
+#include <petrel/ipset.h>
 #include <petrel/log.h>
 #include <petrel/loop.h>
 #include <petrel/mem.h>

@@ -14,6 +14,11 @@ enum petrel_setting_type {
     PETREL_SETTING_SIZE,     /* long long, bytes; accepts 1024, "64k", "10M", "1G" */
     PETREL_SETTING_STRING,   /* char *, owned by the core */
     PETREL_SETTING_STRLIST,  /* char **, NULL-terminated, owned by the core */
+    /* const struct petrel_ipset * (petrel/ipset.h), owned by the core and
+     * never NULL (an empty set when unset): a list of addresses, CIDR
+     * blocks and ranges, or one of them as a string, parsed once per
+     * generation. Since ABI minor 6. */
+    PETREL_SETTING_IPSET,
 };
 
 enum petrel_setting_flags {

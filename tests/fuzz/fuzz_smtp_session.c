@@ -32,6 +32,7 @@
 #include <petrel/module.h>
 
 #include "fuzz_conn_fake.h"
+#include "ipset.h"
 #include "smtp_in.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -428,8 +429,9 @@ static void on_after(struct petrel_conn *conn, void *ctx)
 /* --- the session --- */
 
 static const char *bare_lf_normalize = "normalize", *bare_lf_reject = "reject";
-static char relay_net[] = "192.0.2.0/24";
-static char *relay_list[] = {relay_net, NULL};
+/* relay_networks as the core's settings engine builds it. */
+static struct petrel_ipset relay_set;
+static bool relay_set_ready;
 
 static void configure(const uint8_t *o, struct fuzz_conn_opts *co)
 {
@@ -440,7 +442,9 @@ static void configure(const uint8_t *o, struct fuzz_conn_opts *co)
     memset(&h.cfg, 0, sizeof(h.cfg));
     h.cfg.max_message_size = sizes[o[1] >> 2 & 3];
     h.cfg.max_recipients = 1 + (o[3] >> 6);
-    h.cfg.relay_networks = (o[2] & 0x80) != 0 ? relay_list : NULL;
+    if (!relay_set_ready)
+        relay_set_ready = petrel_ipset_add(&relay_set, "192.0.2.0/24", NULL);
+    h.cfg.relay_networks = (o[2] & 0x80) != 0 ? &relay_set : NULL;
     h.cfg.auth_on_mx = (o[0] & 0x20) != 0;
     h.cfg.sender_login_match = true;
     h.cfg.bare_lf = (char *)((o[0] & 2) != 0 ? bare_lf_reject : bare_lf_normalize);

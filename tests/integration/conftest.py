@@ -4,7 +4,7 @@ The suite drives an *installed* Petrel. It reads:
 
   PETREL_PREFIX         install prefix: sbin/petreld, bin/petrelctl,
                         lib/pkgconfig/petrel.pc
-  PETREL_TEST_MODULES   directory holding badabi.so, needy.so, testmod.so
+  PETREL_TEST_MODULES   directory holding badabi.so, needy.so, testmod.so, snapmod.so
                         (after `make check`: <build>/tests/modules/.libs)
   PETREL_MODULE_CFLAGS  extra CFLAGS for building contrib/echo out of tree
                         (the sanitizer run: "-g -fsanitize=address,undefined")
@@ -71,10 +71,10 @@ class Env:
         if not modules:
             raise pytest.UsageError(
                 "PETREL_TEST_MODULES is not set: point it at the directory holding "
-                "badabi.so, needy.so and testmod.so (<build>/tests/modules/.libs after "
+                "badabi.so, needy.so, testmod.so and snapmod.so (<build>/tests/modules/.libs after "
                 "`make check`)")
         self.test_modules = pathlib.Path(modules).resolve()
-        for name in ("badabi", "needy", "testmod"):
+        for name in ("badabi", "needy", "testmod", "snapmod"):
             if not (self.test_modules / f"{name}.so").exists():
                 raise pytest.UsageError(
                     f"PETREL_TEST_MODULES={modules}: {name}.so is missing (run `make check`)")

@@ -11,7 +11,10 @@
 
 #include <cmocka.h>
 
+#include <petrel/mem.h>
+
 #include "cfg.h"
+#include "server.h"
 
 static char dir[64];
 static char conf[128];
@@ -233,6 +236,152 @@ static void test_module_settings(void **state)
     petrel_config_unref(cfg);
 }
 
+/* PETREL_SETTING_IPSET: a list or one string, parsed once by the core's
+ * ipset; refusals name the element as the core's networks settings do;
+ * unset is an empty set, never NULL; FIXED compares the parsed sets. */
+static void test_ipset_setting(void **state)
+{
+    struct modcfg {
+        const struct petrel_ipset *nets;
+        const struct petrel_ipset *none;
+        const struct petrel_ipset *one;
+    };
+    /* clang-format off */
+    static const struct petrel_setting table[] = {
+        {"nets", PETREL_SETTING_IPSET, offsetof(struct modcfg, nets), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
+        {"none", PETREL_SETTING_IPSET, offsetof(struct modcfg, none), NULL, 0, 0, 0, NULL},
+        {"one", PETREL_SETTING_IPSET, offsetof(struct modcfg, one), "127.0.0.1", 0, 0, 0, NULL},
+        PETREL_SETTINGS_END,
+    };
+    /* clang-format on */
+    clear_confd();
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = [\"10.0.0.0/8\", "
+                          "\"2001:db8::/32\", \"192.0.2.10-192.0.2.20\"];\n};\n");
+    const char *error = NULL;
+    write_text(conf, "");
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), 0);
+    const struct modcfg *m = cfg->services[0].settings;
+    assert_true(petrel_ipset_contains_text(m->nets, "10.1.2.3"));
+    assert_true(petrel_ipset_contains_text(m->nets, "::ffff:10.1.2.3")); /* a mapped client */
+    assert_true(petrel_ipset_contains_text(m->nets, "2001:db8::25"));
+    assert_true(petrel_ipset_contains_text(m->nets, "192.0.2.15"));
+    assert_false(petrel_ipset_contains_text(m->nets, "192.0.2.21"));
+    assert_false(petrel_ipset_contains_text(m->nets, "11.0.0.1"));
+    assert_false(petrel_ipset_contains_text(m->nets, "not an address"));
+    assert_false(petrel_ipset_contains_text(m->nets, NULL));
+    assert_non_null(m->none);
+    assert_false(petrel_ipset_contains_text(m->none, "10.1.2.3"));
+    assert_true(petrel_ipset_contains_text(m->one, "127.0.0.1"));
+    assert_false(petrel_ipset_contains_text(NULL, "127.0.0.1"));
+
+    /* The same list is no change to a FIXED setting; another one is. */
+    struct petrel_config *again = petrel_config_load(conf, &error);
+    assert_non_null(again);
+    assert_int_equal(
+        petrel_config_apply_module(&again->services[0], table, sizeof(struct modcfg), &error), 0);
+    assert_null(petrel_settings_fixed_changed(table, m, again->services[0].settings));
+    petrel_config_unref(again);
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = \"10.0.0.0/9\";\n};\n");
+    again = petrel_config_load(conf, &error);
+    assert_non_null(again);
+    assert_int_equal(
+        petrel_config_apply_module(&again->services[0], table, sizeof(struct modcfg), &error), 0);
+    const struct modcfg *m2 = again->services[0].settings;
+    assert_false(petrel_ipset_contains_text(m2->nets, "10.200.0.1"));
+    assert_string_equal(petrel_settings_fixed_changed(table, m, m2), "nets");
+    petrel_config_unref(again);
+    petrel_config_unref(cfg);
+
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n\n nets = [\"10.0.0.1\", "
+                          "\"10.0.0.0/33\"];\n};\n");
+    cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), -1);
+    assert_non_null(
+        strstr(error, "m.conf:4: setting 'nets': '10.0.0.0/33': invalid prefix length"));
+    petrel_config_unref(cfg);
+
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = 10;\n};\n");
+    cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(
+        petrel_config_apply_module(&cfg->services[0], table, sizeof(struct modcfg), &error), -1);
+    assert_non_null(strstr(error, "setting 'nets' does not take a number"));
+    petrel_config_unref(cfg);
+}
+
+static int freed_derived;
+static void count_free(void *derived)
+{
+    freed_derived++;
+    free(derived);
+}
+
+/* petrel_ctx_config_ref and friends on a real generation: a reference
+ * outlives the swap to the next generation, and the derived state goes
+ * when the last reference does, once. */
+static void test_config_snapshot(void **state)
+{
+    struct modcfg {
+        long long n;
+    };
+    /* clang-format off */
+    static const struct petrel_setting table[] = {
+        {"n", PETREL_SETTING_INT, offsetof(struct modcfg, n), "1", 0, 0, 0, NULL},
+        PETREL_SETTINGS_END,
+    };
+    /* clang-format on */
+    clear_confd();
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n n = 7;\n};\n");
+    write_text(conf, "");
+    const char *error = NULL;
+    struct petrel_config *first = petrel_config_load(conf, &error);
+    assert_non_null(first);
+    assert_int_equal(
+        petrel_config_apply_module(&first->services[0], table, sizeof(struct modcfg), &error), 0);
+    first->services[0].derived = petrel_strdup("seven");
+    first->services[0].free_derived = count_free;
+    struct petrel_ctx ctx = {.name = "m"};
+    freed_derived = 0;
+    petrel_server.cfg = first;
+
+    struct petrel_config *gen = petrel_ctx_config_ref(&ctx);
+    assert_ptr_equal(gen, first);
+    const struct modcfg *m = petrel_config_settings(gen, &ctx);
+    assert_int_equal(m->n, 7);
+    assert_string_equal(petrel_config_derived(gen, &ctx), "seven");
+    struct petrel_ctx other = {.name = "not-enabled"};
+    assert_null(petrel_config_settings(gen, &other));
+    assert_null(petrel_config_derived(NULL, &ctx));
+
+    /* A reload swaps in the next generation and drops the server's
+     * reference: the holder still reads the first one. */
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n n = 8;\n};\n");
+    struct petrel_config *next = petrel_config_load(conf, &error);
+    assert_non_null(next);
+    assert_int_equal(
+        petrel_config_apply_module(&next->services[0], table, sizeof(struct modcfg), &error), 0);
+    petrel_server.cfg = next;
+    petrel_config_unref(first);
+    assert_int_equal(freed_derived, 0);
+    assert_int_equal(m->n, 7);
+    struct petrel_config *now = petrel_ctx_config_ref(&ctx);
+    assert_int_equal(((const struct modcfg *)petrel_config_settings(now, &ctx))->n, 8);
+    assert_null(petrel_config_derived(now, &ctx)); /* no derive: NULL */
+    petrel_config_unref(now);
+
+    petrel_config_unref(gen);
+    assert_int_equal(freed_derived, 1);
+    petrel_config_unref(NULL);
+    petrel_server.cfg = NULL;
+    assert_null(petrel_ctx_config_ref(&ctx));
+    petrel_config_unref(next);
+}
+
 static void test_parse_helpers(void **state)
 {
     long long v;
@@ -269,6 +418,8 @@ int main(void)
         cmocka_unit_test(test_service_and_listeners),
         cmocka_unit_test(test_service_errors),
         cmocka_unit_test(test_module_settings),
+        cmocka_unit_test(test_ipset_setting),
+        cmocka_unit_test(test_config_snapshot),
         cmocka_unit_test(test_parse_helpers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
