@@ -111,7 +111,9 @@ def test_installed_library_follows_the_abi(env):
     names = {line.split()[-1] for line in r.stdout.splitlines() if line.strip()}
     for name in ("petrel_conn_connect", "petrel_conn_relay", "petrel_conn_set_timeout",
                  "petrel_io_add", "petrel_timer_add", "petrel_loop_post",
-                 "petrel_schedule_every", "petrel_stats_foreach"):
+                 "petrel_schedule_every", "petrel_stats_foreach", "petrel_dns_lookup",
+                 "petrel_dns_lookup_ptr", "petrel_dns_cancel", "petrel_ctx_config_ref",
+                 "petrel_config_unref", "petrel_conn_derived", "petrel_ipset_contains_text"):
         assert name in names, name
-    for header in ("loop.h", "schedule.h", "conn.h"):
+    for header in ("loop.h", "schedule.h", "conn.h", "dns.h", "ipset.h"):
         assert (env.prefix / "include" / "petrel" / header).exists(), header
