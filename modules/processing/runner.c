@@ -1,5 +1,6 @@
-/* The queue runner: one thread that looks at active/ when kicked and at
- * least once a second, and hands due entries to the worker pool. An
+/* The queue runner: a scheduled scan (petrel/schedule.h) that looks at
+ * active/ when kicked and at least once a second, and hands due entries
+ * to the worker pool. An
  * envelope's modification time is its next attempt, so a scan is a
  * readdir and a stat per entry, and petrelctl can make an entry due by
  * touching it. An entry is worked on under an exclusive flock, which
@@ -19,16 +20,14 @@
 #include <petrel/log.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
+#include <petrel/schedule.h>
 
 #include "processing.h"
 
 #define MAX_JOBS 64
 
-static pthread_t thread;
-static bool running;
+static struct petrel_schedule *_Atomic runner; /* kicked from any thread */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond;
-static bool stopping, kicked;
 static char inflight[MAX_JOBS][QUEUE_ID_LEN + 1];
 static unsigned ninflight;
 static bool scan_limited; /* the last scan left due entries for lack of job slots */
@@ -68,10 +67,8 @@ static void postpone(const struct proc_settings *set, int fd)
 
 void proc_runner_kick(void)
 {
-    pthread_mutex_lock(&lock);
-    kicked = true;
-    pthread_cond_signal(&cond);
-    pthread_mutex_unlock(&lock);
+    if (runner != NULL)
+        petrel_schedule_kick(runner);
 }
 
 static long long backoff(const struct proc_settings *set, unsigned attempts)
@@ -214,11 +211,10 @@ static void job_run(void *arg)
     /* Only a scan that stopped at the job limit has more to hand out now;
      * otherwise the next tick will do (an entry that could not be worked
      * on must not be tried again in a tight loop). */
-    if (scan_limited) {
-        kicked = true;
-        pthread_cond_signal(&cond);
-    }
+    bool more = scan_limited;
     pthread_mutex_unlock(&lock);
+    if (more)
+        proc_runner_kick();
     free(j);
 }
 
@@ -273,26 +269,10 @@ static void scan(void)
     closedir(d);
 }
 
-static void *runner_main(void *arg)
+static void scan_work(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&lock);
-    while (!stopping) {
-        if (!kicked) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&cond, &lock, &ts);
-        }
-        kicked = false;
-        if (stopping)
-            break;
-        pthread_mutex_unlock(&lock);
-        scan();
-        pthread_mutex_lock(&lock);
-    }
-    pthread_mutex_unlock(&lock);
-    return NULL;
+    scan();
 }
 
 /* Files a crash left behind: envelopes half written (tmp/) and message
@@ -334,11 +314,6 @@ void proc_runner_prepare(void)
     /* At init, before any connection can spool a file: clean() removes
      * only what is older. */
     started = time(NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cond, &ca);
-    pthread_condattr_destroy(&ca);
 }
 
 int proc_runner_start(const char **error_r)
@@ -354,26 +329,15 @@ int proc_runner_start(const char **error_r)
         }
     }
     clean();
-    stopping = false;
-    kicked = true; /* look at what a previous run left */
-    if (pthread_create(&thread, NULL, runner_main, NULL) != 0) {
-        *error_r = "cannot start the queue runner";
-        return -1;
-    }
-    running = true;
+    runner = petrel_schedule_every(1000, scan_work, NULL);
+    petrel_schedule_kick(runner); /* look at what a previous run left */
     return 0;
 }
 
 void proc_runner_stop(void)
 {
-    if (!running)
-        return;
-    pthread_mutex_lock(&lock);
-    stopping = true;
-    pthread_cond_signal(&cond);
-    pthread_mutex_unlock(&lock);
-    pthread_join(thread, NULL);
-    running = false;
-    /* Jobs already with the workers finish on their own: the pool drains
-     * before modules are unloaded. */
+    /* Jobs already with the workers finished: the pool drains before the
+     * modules stop. */
+    petrel_schedule_cancel(runner);
+    runner = NULL;
 }

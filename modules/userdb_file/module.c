@@ -1,7 +1,7 @@
 /* userdb_file: the embedded account database. Loads the file named by the
  * `file` setting, registers the "userdb" service, and re-reads the file
- * when it changes (checked at most once per check_interval, from the
- * lookups themselves) or on SIGHUP. */
+ * when it changes (checked every check_interval on a worker, or at every
+ * lookup when it is 0) or on SIGHUP. */
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <petrel/log.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
+#include <petrel/schedule.h>
 #include <petrel/userdb.h>
 
 #include "userdb_file.h"
@@ -35,16 +36,37 @@ static const struct petrel_ctx *module_ctx;
 /* petrel_primary_domain() is for the main thread: copied in init. */
 static char primary[256];
 
-/* The database, looked at again first if check_interval has passed: the
- * interval is read from the generation this lookup holds, never from a
- * copy a reload would have to update. */
+/* Whether the file changed is a schedule's question (below), except with
+ * check_interval 0, where every lookup asks (small sites, tests). */
 static struct userdb_snapshot *current(void)
 {
     struct petrel_config *gen = petrel_ctx_config_ref(module_ctx);
     const struct userdb_file_config *c = petrel_config_settings(gen, module_ctx);
-    struct userdb_snapshot *s = userdb_source_get(&source, c->check_interval * 1000);
+    struct userdb_snapshot *s = userdb_source_get(&source, c->check_interval == 0 ? 0 : LLONG_MAX);
     petrel_config_unref(gen);
     return s;
+}
+
+/* The check every check_interval; set from the main thread (start,
+ * reload, stop). */
+static struct petrel_schedule *checker;
+static long long checker_s = -1;
+
+static void check_work(void *arg)
+{
+    (void)arg;
+    userdb_source_reload(&source, false);
+}
+
+static void schedule_checks(long long interval_s)
+{
+    if (interval_s == checker_s)
+        return;
+    petrel_schedule_cancel(checker);
+    checker = interval_s > 0
+                  ? petrel_schedule_every((unsigned)(interval_s * 1000), check_work, NULL)
+                  : NULL;
+    checker_s = interval_s;
 }
 
 static bool ud_domain_is_local(const char *domain)
@@ -111,8 +133,16 @@ static int userdb_file_init(struct petrel_ctx *ctx, const void *config, const ch
 
 /* SIGHUP: re-read even if the file looks the same (an edit within the
  * same second and size is otherwise invisible on coarse file systems). */
+static int userdb_file_start(struct petrel_ctx *ctx, const char **error_r)
+{
+    (void)error_r;
+    schedule_checks(((const struct userdb_file_config *)petrel_ctx_config(ctx))->check_interval);
+    return 0;
+}
+
 static int userdb_file_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
+    schedule_checks(((const struct userdb_file_config *)config)->check_interval);
     /* A failure is logged by the reload and the old data stays: the rest
      * of the configuration still applies, so this is not an error. */
     int r = userdb_source_reload(&source, true);
@@ -125,8 +155,12 @@ static int userdb_file_reload(struct petrel_ctx *ctx, const void *config, const 
     return 0;
 }
 
-static void userdb_file_stop(struct petrel_ctx *ctx) { userdb_source_close(&source); }
+static void userdb_file_stop(struct petrel_ctx *ctx)
+{
+    schedule_checks(-1);
+    userdb_source_close(&source);
+}
 
 PETREL_MODULE(.name = MODULE_NAME, .version = "1.0", .settings = settings,
               .config_size = sizeof(struct userdb_file_config), .init = userdb_file_init,
-              .reload = userdb_file_reload, .stop = userdb_file_stop);
+              .start = userdb_file_start, .reload = userdb_file_reload, .stop = userdb_file_stop);
