@@ -94,12 +94,17 @@ static void run_on(struct petrel_loop *loop, void (*fn)(void *), void *arg)
     assert_true(wait_fired(&o.done, 1));
 }
 
+/* record() comes last: once it signals, the test may return and its
+ * probe, on the test's stack, be gone. */
 static void tick(void *ctx)
 {
     struct probe *p = ctx;
-    record(p);
-    if (p->remove_at != 0 && p->fired == p->remove_at)
+    pthread_mutex_lock(&lock);
+    bool last = p->remove_at != 0 && p->fired + 1 == p->remove_at;
+    pthread_mutex_unlock(&lock);
+    if (last)
         petrel_timer_remove(p->timer);
+    record(p);
 }
 
 static int setup(void **state)
