@@ -347,3 +347,18 @@ def test_running_daemon_follows_petrelctl(make_instance, env):
     # Nor in the daemon's command line.
     with open(f"/proc/{inst.pid}/cmdline", "rb") as f:
         assert b"pw" not in f.read()
+
+
+def test_change_check_follows_a_reload(make_instance, env):
+    """The file check is a scheduled job: a reload that changes
+    check_interval replaces it, and changes made after are still seen."""
+    p = AuthProbe(make_instance, env, failure_delay="0s")
+    p.start()
+    inst = p.inst
+    inst.set_module_settings("userdb_file", file="users", check_interval="2s")
+    since = inst.log_size()
+    r = inst.ctl("reload")
+    assert r.returncode == 0 and r.stdout == "OK\n", r.stdout + r.stderr
+    inst.wait_log(r"info: core: configuration reloaded", since=since)
+    add_account(inst, "later@example.test", "later-pw")
+    p.wait_plain("later@example.test", "later-pw", "+OK later@example.test", timeout=10)

@@ -212,3 +212,20 @@ def test_timeout_set_by_the_module(srv):
         assert c.line() == "-ERR idle timeout, closing"
         assert 0.9 <= time.monotonic() - t0 < 5
         c.expect_eof()
+
+
+def test_timers_across_reload_and_shutdown(srv):
+    """A timer set before a reload fires after it; one still set when the
+    server stops is dropped cleanly (the stop's sanitizer and log checks)."""
+    with Client(srv.ports["plain"]) as c:
+        assert c.cmd("TIMER 1500") == "+OK timer in 1500"
+        since = srv.log_size()
+        r = srv.ctl("reload")
+        assert r.returncode == 0 and r.stdout == "OK\n", r.stdout + r.stderr
+        srv.wait_log(r"info: core: configuration reloaded", since=since)
+        assert c.line() == "* timer"
+    c = Client(srv.ports["plain"])
+    assert c.cmd("TIMER 10000") == "+OK timer in 10000"
+    srv.stop()
+    c.close()
+    srv.start()  # the module-scoped instance serves the tests after this one
