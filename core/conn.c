@@ -143,31 +143,41 @@ static void schedule(struct petrel_conn *c)
     c->thread->scheduled = c;
 }
 
+/* One pass over what was scheduled when it began: connections scheduled
+ * meanwhile (two relayed to each other keep scheduling one another) wait
+ * for the next turn, after epoll and the timers have had theirs. */
 void petrel_conns_run_scheduled(struct petrel_loop *t)
 {
-    while (t->scheduled != NULL) {
-        struct petrel_conn *c = t->scheduled;
-        t->scheduled = c->next_scheduled;
+    struct petrel_conn *list = t->scheduled;
+    t->scheduled = NULL;
+    while (list != NULL) {
+        struct petrel_conn *c = list;
+        list = c->next_scheduled;
         c->scheduled = false;
         if (!c->destroyed)
             petrel_conn_run(c);
     }
 }
 
-bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
+/* After queueing output: an answer, or past the limit, the end. */
+static bool queued(struct petrel_conn *c, bool ok)
 {
-    if (closing(c))
-        return false;
-    if (!petrel_buf_append(&c->out, data, len)) {
+    if (!ok) {
         petrel_counter_add(stat.overflow, 1);
         petrel_conn_log(c, PETREL_LOG_WARNING, "output limit of %zu bytes exceeded: closing",
                         c->out.max);
         c->dead = true;
+        schedule(c);
         return false;
     }
     answered(c);
     schedule(c);
     return true;
+}
+
+bool petrel_conn_write(struct petrel_conn *c, const void *data, size_t len)
+{
+    return !closing(c) && queued(c, petrel_buf_append(&c->out, data, len));
 }
 
 bool petrel_conn_printf(struct petrel_conn *c, const char *fmt, ...)
@@ -178,16 +188,7 @@ bool petrel_conn_printf(struct petrel_conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     bool ok = petrel_buf_vprintf(&c->out, fmt, ap);
     va_end(ap);
-    if (!ok) {
-        petrel_counter_add(stat.overflow, 1);
-        petrel_conn_log(c, PETREL_LOG_WARNING, "output limit of %zu bytes exceeded: closing",
-                        c->out.max);
-        c->dead = true;
-    } else {
-        answered(c);
-        schedule(c);
-    }
-    return ok;
+    return queued(c, ok);
 }
 
 /* Deadlines count in milliseconds: a 1 s timeout is never 10 ms. */
@@ -293,6 +294,8 @@ static void job_done_task(struct petrel_loop *t, void *arg)
     struct petrel_conn *c = arg;
     c->job_pending = false;
     c->done(c, c->job.arg, c->dead);
+    if (c->destroyed)
+        return; /* done ended it (an outbound connection that failed) */
     if (c->dead) {
         conn_destroy(c);
         return;
@@ -559,8 +562,6 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
     }
 }
 
-/* Hand complete input units to the module, one at a time, while it may take
- * them: not during a job, a pending STARTTLS or a close. */
 /* Relayed: the input goes to the partner's output as it is, as far as
  * the partner's output limit allows. Bytes moving keep both alive. */
 static void relay_move(struct petrel_conn *c)
@@ -595,22 +596,19 @@ bool petrel_conn_relay(struct petrel_conn *a, struct petrel_conn *b)
     return true;
 }
 
+/* Hand complete input units to the module, one at a time, while it may take
+ * them: not during a job, a pending STARTTLS or a close; relayed, to the
+ * partner instead. */
 static void conn_dispatch(struct petrel_conn *c)
 {
     c->partial = false;
-    if (c->relay != NULL) {
-        relay_move(c);
-        if (c->in.len == 0)
-            petrel_buf_release(&c->in);
-        return;
-    }
-    if (c->wake_pending && c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending &&
-        !c->starttls) {
+    if (c->wake_pending && c->relay == NULL && c->state == PETREL_CONN_OPEN && !c->dead &&
+        !c->job_pending && !c->starttls) {
         c->wake_pending = false;
         c->proto->wakeup(c);
     }
-    while (c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending && !c->starttls &&
-           c->out.len < (size_t)c->lcfg->max_output && c->in.len > 0) {
+    while (c->relay == NULL && c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending &&
+           !c->starttls && c->out.len < (size_t)c->lcfg->max_output && c->in.len > 0) {
         struct petrel_lr_item item;
         enum petrel_lr_event ev =
             petrel_linereader_next(&c->lr, (char *)petrel_buf_head(&c->in), c->in.len, &item);
@@ -622,6 +620,8 @@ static void conn_dispatch(struct petrel_conn *c)
             break;
         }
     }
+    if (c->relay != NULL) /* from now on, or since a line asked for it */
+        relay_move(c);
     if (c->starttls) {
         /* RFC 3207 4.2: nothing sent before the handshake may count. */
         petrel_buf_reset(&c->in);
@@ -666,6 +666,7 @@ static bool conn_handshake(struct petrel_conn *c, bool *want_write_r)
         bool starttls = c->proto_open;
         c->state = PETREL_CONN_OPEN;
         c->timer.when = deadline_in(c, c->idle_timeout);
+        petrel_tnode_set(c->thread, &c->timer); /* may be sooner than the handshake's */
         if (starttls)
             tls_ready(c, true);
         else
@@ -847,6 +848,9 @@ static bool input_waiting(const struct petrel_conn *c)
 {
     if (c->state != PETREL_CONN_OPEN || c->dead || c->job_pending || c->starttls)
         return false;
+    /* Relayed to a partner that is full: its flush schedules us. */
+    if (c->relay != NULL && c->relay->out.len >= (size_t)c->relay->lcfg->max_output)
+        return false;
     return (c->in.len > 0 && !c->partial) || (c->ssl != NULL && !c->eof && SSL_pending(c->ssl) > 0);
 }
 
@@ -919,7 +923,7 @@ static void petrel_conn_event(struct petrel_conn *c, unsigned events)
 {
     if (c->destroyed)
         return; /* an event from the same batch as its destruction */
-    if (c->state == PETREL_CONN_CONNECTING) {
+    if (c->state == PETREL_CONN_CONNECTING && !c->dead) {
         petrel_outbound_event(c, events);
         return;
     }
@@ -969,7 +973,7 @@ static void petrel_conn_timeout(struct petrel_conn *c)
                         c->lcfg->min_data_rate);
     else
         petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->idle_timeout);
-    if (c->proto->timeout != NULL)
+    if (c->proto->timeout != NULL && c->relay == NULL) /* no text inside a relayed stream */
         c->proto->timeout(c);
     petrel_conn_close(c);
     petrel_conn_run(c);
@@ -980,7 +984,7 @@ static void petrel_conn_shutdown(struct petrel_conn *c)
     if (c->job_pending)
         return; /* asked again when its job returns */
     if (c->state == PETREL_CONN_OPEN && c->proto_open && !c->dead) {
-        if (c->proto->shutdown != NULL)
+        if (c->proto->shutdown != NULL && c->relay == NULL)
             c->proto->shutdown(c);
         petrel_conn_close(c);
     } else if (c->state != PETREL_CONN_CLOSING) {
@@ -1009,6 +1013,8 @@ void petrel_conns_abort(struct petrel_loop *t)
 
 static void petrel_conn_abort(struct petrel_conn *c)
 {
+    if (c->outbound != NULL && !c->proto_open)
+        petrel_outbound_note(c, "the server is stopping");
     c->dead = true;
     if (c->delaying) {
         delay_finish(c); /* done sees closing, then the connection goes */

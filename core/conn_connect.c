@@ -135,8 +135,13 @@ static void attempt(struct petrel_conn *c)
             petrel_outbound_note(c, "socket: %s", strerror(errno));
             continue;
         }
-        if (out->bindlen > 0 && out->bind.ss_family == sa->sa_family &&
-            bind(c->fd, (struct sockaddr *)&out->bind, out->bindlen) < 0) {
+        if (out->bindlen > 0 && out->bind.ss_family != sa->sa_family) {
+            /* Never from another source than the one asked for (SPF). */
+            petrel_outbound_note(c, "%s port %d: not of the bind address's family", out->current,
+                                 out->port);
+            continue;
+        }
+        if (out->bindlen > 0 && bind(c->fd, (struct sockaddr *)&out->bind, out->bindlen) < 0) {
             petrel_outbound_note(c, "bind to the local address: %s", strerror(errno));
             continue;
         }
@@ -226,6 +231,8 @@ static void resolve_done(struct petrel_conn *c, void *arg, bool closing)
 
 /* --- TLS as the client --- */
 
+static bool parse_address(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len);
+
 /* Every certificate problem is recorded, not fatal here: the result is
  * judged after the handshake (tls_verify) or left to the module (DANE). */
 static int keep_going(int ok, X509_STORE_CTX *ctx)
@@ -251,9 +258,14 @@ SSL *petrel_outbound_ssl(struct petrel_conn *c)
     SSL_set_verify(ssl, SSL_VERIFY_PEER, keep_going);
     const char *name = out->tls_name != NULL ? out->tls_name : out->host;
     bool ok = true;
-    if (out->name_is_ip && out->tls_name == NULL) {
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), out->host) == 1;
+    struct sockaddr_storage ignored;
+    socklen_t ignored_len;
+    if (parse_address(name, 0, &ignored, &ignored_len)) {
+        /* An address: checked against the certificate's IP addresses, and
+         * never sent as SNI (RFC 6066 section 3). */
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
     } else {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         ok = SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
     }
     if (!ok) {
@@ -292,13 +304,15 @@ bool petrel_conn_tls_peer_cert(const struct petrel_conn *c, size_t depth, struct
 {
     if (c->ssl == NULL)
         return false;
-    /* On the client side the chain the peer sent starts with its own. */
+    /* The chain the peer sent starts with its own certificate on the
+     * client side only; a server's omits the client's. */
     STACK_OF(X509) *chain = SSL_get_peer_cert_chain(c->ssl);
-    X509 *cert = chain != NULL && depth < (size_t)sk_X509_num(chain)
-                     ? sk_X509_value(chain, (int)depth)
-                     : NULL;
-    if (cert == NULL && depth == 0)
-        cert = SSL_get0_peer_certificate(c->ssl); /* an accepted connection */
+    size_t skip = c->outbound != NULL ? 0 : 1;
+    X509 *cert = NULL;
+    if (depth == 0 && skip == 1)
+        cert = SSL_get0_peer_certificate(c->ssl);
+    else if (chain != NULL && depth - skip < (size_t)sk_X509_num(chain))
+        cert = sk_X509_value(chain, (int)(depth - skip));
     int len = cert != NULL ? i2d_X509(cert, NULL) : -1;
     if (len <= 0)
         return false;
@@ -350,6 +364,10 @@ struct petrel_conn *petrel_conn_connect(struct petrel_ctx *module,
     struct petrel_loop *t = petrel_loop_current();
     if (t == NULL) {
         *error_r = "petrel_conn_connect() is called on an I/O thread";
+        return NULL;
+    }
+    if (t->stopping) {
+        *error_r = "the server is stopping";
         return NULL;
     }
     if (how->host == NULL || how->host[0] == '\0' || strlen(how->host) > 253 || how->port <= 0 ||

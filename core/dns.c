@@ -114,12 +114,17 @@ void petrel_dns_configure(const struct petrel_dnr_cfg *dnr)
     else if (!petrel_dns_servers_csv(dnr->servers, csv, sizeof(csv), &error))
         csv[0] = '\0'; /* cfg.c refused it already: not reached */
     pthread_mutex_lock(&conf_lock);
+    /* Answers of other servers are not this one's to give (their AD bit
+     * least of all). */
+    bool changed = strcmp(conf_servers, csv) != 0;
     memcpy(conf_servers, csv, sizeof(conf_servers));
     conf_timeout_ms = (int)dnr->timeout * 1000;
     conf_tries = (int)dnr->attempts;
     atomic_fetch_add(&conf_gen, 1);
     pthread_mutex_unlock(&conf_lock);
     petrel_dns_cache_configure((size_t)dnr->cache_size);
+    if (changed)
+        petrel_dns_cache_flush();
     petrel_log(PETREL_LOG_DEBUG, "dns", "servers %s, timeout %llds, %lld attempts, cache %lld",
                csv[0] ? csv : "(none)", dnr->timeout, dnr->attempts, dnr->cache_size);
 }

@@ -20,6 +20,8 @@ unsigned petrel_loop_count(void) { return petrel_server.nthreads; }
 
 struct petrel_loop *petrel_loop_get(unsigned index)
 {
+    if (petrel_server.nthreads == 0)
+        return NULL;
     return &petrel_server.threads[index % petrel_server.nthreads];
 }
 

@@ -102,7 +102,9 @@ void petrel_iothread_remove_listener(struct petrel_loop *t, struct petrel_listen
         if (t->accept_resume == 0 && !t->stopping)
             slot_watch(t, s, false);
         close(s->fd);
-        free(s);
+        s->removed = true;
+        s->next_dead = t->slots_dead;
+        t->slots_dead = s;
         t->slots[i] = t->slots[--t->nslots];
         petrel_listener_unref(l);
     }
@@ -123,6 +125,8 @@ static void on_accept(struct petrel_loop *t, struct petrel_evsrc *src, unsigned 
 {
     struct petrel_listen_slot *s = (struct petrel_listen_slot *)src;
     (void)events;
+    if (s->removed)
+        return; /* an event from the batch its listener was closed in */
     for (int i = 0; i < ACCEPT_BURST; i++) {
         /* At the connection limit, new clients wait in the listen queue:
          * the descriptors and memory left serve work in progress. */
@@ -185,6 +189,11 @@ static void bury(struct petrel_loop *t)
 {
     petrel_conn_bury(t);
     petrel_io_bury(t);
+    while (t->slots_dead != NULL) {
+        struct petrel_listen_slot *s = t->slots_dead;
+        t->slots_dead = s->next_dead;
+        free(s);
+    }
 }
 
 static void *thread_main(void *arg)
@@ -195,7 +204,8 @@ static void *thread_main(void *arg)
     t->now = petrel_monotonic();
     t->now_ms = petrel_monotonic_ms();
     while (!t->stopping || atomic_load(&t->nconns) > 0) {
-        int n = epoll_wait(t->epfd, evs, MAX_EVENTS, petrel_timers_next_ms(t));
+        int n = epoll_wait(t->epfd, evs, MAX_EVENTS,
+                           t->scheduled != NULL ? 0 : petrel_timers_next_ms(t));
         t->now = petrel_monotonic();
         t->now_ms = petrel_monotonic_ms();
         if (n < 0 && errno != EINTR) {
@@ -287,8 +297,17 @@ void petrel_iothreads_free(void)
 {
     for (unsigned i = 0; i < petrel_server.nthreads; i++) {
         struct petrel_loop *t = &petrel_server.threads[i];
+        /* Posts made after the loop ended (by workers finishing, by a
+         * module's stop) or before it ever ran (--check-config): run here,
+         * on the loop's behalf, now that no other thread is left. */
+        petrel_current_loop = t;
+        run_tasks(t);
+        petrel_conns_run_scheduled(t);
+        bury(t);
+        petrel_current_loop = NULL;
         while (t->nslots > 0)
             petrel_iothread_remove_listener(t, t->slots[0]->listener);
+        bury(t);
         free(t->slots);
         petrel_timers_free(t);
         petrel_io_bury(t);

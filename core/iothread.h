@@ -47,7 +47,9 @@ struct petrel_task {
 struct petrel_listen_slot {
     struct petrel_evsrc ev;
     int fd;
+    bool removed; /* closed: freed after the turn (an event may be pending) */
     struct petrel_listener *listener;
+    struct petrel_listen_slot *next_dead;
 };
 
 struct petrel_loop {
@@ -66,6 +68,7 @@ struct petrel_loop {
     struct petrel_tnode **heap; /* timers and connection deadlines */
     size_t heap_len, heap_cap;
     struct petrel_io *io_dead; /* removed this turn: freed after it */
+    struct petrel_listen_slot *slots_dead;
     struct petrel_conn *conns; /* every connection of this thread */
     /* Destroyed this loop turn: freed after the turn, because an event for
      * one may still wait in the batch epoll_wait returned. */

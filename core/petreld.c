@@ -148,6 +148,14 @@ static int user_check(const struct petrel_config *cfg, const char **error_r)
  * start-up's order, so a module whose needed service no enabled module
  * provides fails here as it would there. Then the modules are stopped
  * again; nothing is bound, no thread runs. */
+static unsigned io_thread_count(const struct petrel_config *cfg)
+{
+    if (cfg->server.io_threads > 0)
+        return (unsigned)cfg->server.io_threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (unsigned)cpus : 1;
+}
+
 static int check_config(struct petrel_config *cfg)
 {
     const char *error;
@@ -156,22 +164,19 @@ static int check_config(struct petrel_config *cfg)
         petrel_log(PETREL_LOG_WARNING, "core", "%s", error);
     int r = 0;
     if (user_check(cfg, &error) < 0 || petrel_modules_load(cfg, false, &error) < 0 ||
-        petrel_runtime_prepare(cfg, &error) < 0 || petrel_modules_init(cfg, &error) < 0) {
+        petrel_runtime_prepare(cfg, &error) < 0 ||
+        /* Loops that never run: a module's init may add timers and
+         * schedules to them, as in a real start. */
+        petrel_iothreads_create(io_thread_count(cfg), &error) < 0 ||
+        petrel_modules_init(cfg, &error) < 0) {
         fprintf(stderr, "petreld: %s\n", error);
         r = 1;
     }
     petrel_modules_stop();
+    petrel_iothreads_free();
     if (r == 0)
         printf("petreld: configuration %s OK (%zu modules)\n", cfg->path, cfg->nservices);
     return r;
-}
-
-static unsigned io_thread_count(const struct petrel_config *cfg)
-{
-    if (cfg->server.io_threads > 0)
-        return (unsigned)cfg->server.io_threads;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 0 ? (unsigned)cpus : 1;
 }
 
 /* Connections, spool files and the store's open indexes all take

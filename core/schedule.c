@@ -56,22 +56,22 @@ time_t petrel_schedule_next_daily(time_t now, unsigned hour, unsigned minute)
 
 static void work(void *arg);
 
-/* Under s->lock: hand a run to the pool, unless one is going. */
-static void submit_locked(struct petrel_schedule *s)
+/* Under s->lock: hand a run to the pool, unless one is going. False if
+ * the pool took nothing (its queue full, or not running yet or any more). */
+static bool submit_locked(struct petrel_schedule *s)
 {
     if (s->cancelled)
-        return;
+        return true;
     if (s->running) {
         s->again = true;
-        return;
+        return true;
     }
     s->running = true;
     if (!petrel_worker_submit(work, s)) {
-        /* The pool's queue is full: the timer tries again next time. */
         s->running = false;
-        petrel_log(PETREL_LOG_WARNING, "core",
-                   "scheduled work postponed: the worker queue is full");
+        return false;
     }
+    return true;
 }
 
 static void work(void *arg)
@@ -88,21 +88,27 @@ static void work(void *arg)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* From a minute ahead: a timer that fires a little before the minute by
+ * the wall clock must not find the same minute again. */
 static unsigned ms_to_daily(const struct petrel_schedule *s)
 {
     time_t now = time(NULL);
-    long long d = (long long)(petrel_schedule_next_daily(now, s->hour, s->minute) - now) * 1000;
-    return d < 1000 ? 1000 : d > 25LL * 3600 * 1000 ? 25U * 3600 * 1000 : (unsigned)d;
+    long long d = (long long)(petrel_schedule_next_daily(now + 60, s->hour, s->minute) - now);
+    return d > 25LL * 3600 ? 25U * 3600 * 1000 : (unsigned)(d * 1000);
 }
+
+#define RETRY_MS 60000 /* a daily run the pool could not take: try again */
 
 static void due(void *ctx)
 {
     struct petrel_schedule *s = ctx;
     pthread_mutex_lock(&s->lock);
-    submit_locked(s);
+    bool taken = submit_locked(s);
     pthread_mutex_unlock(&s->lock);
+    if (!taken)
+        petrel_log(PETREL_LOG_WARNING, "core", "scheduled work postponed: no worker took it");
     if (s->daily) /* one-shot: the next day is worked out again (DST) */
-        petrel_timer_reset(s->timer, ms_to_daily(s));
+        petrel_timer_reset(s->timer, taken ? ms_to_daily(s) : RETRY_MS);
 }
 
 /* The handle is complete before its timer is armed. */
@@ -137,7 +143,8 @@ struct petrel_schedule *petrel_schedule_daily(unsigned hour, unsigned minute, pe
 void petrel_schedule_kick(struct petrel_schedule *s)
 {
     pthread_mutex_lock(&s->lock);
-    submit_locked(s);
+    if (!submit_locked(s))
+        s->again = true; /* not lost: the next due time runs it */
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -162,7 +169,7 @@ void petrel_schedule_cancel(struct petrel_schedule *s)
     petrel_timer_remove(s->timer);
     /* A callback already due on the loop still sees s (and that it is
      * cancelled): free it there, after the removal posted before. */
-    if (atomic_load(&s->loop->running) && petrel_loop_current() != s->loop)
+    if (s->loop != NULL && atomic_load(&s->loop->running) && petrel_loop_current() != s->loop)
         petrel_loop_post(s->loop, free_schedule, s);
     else
         free_schedule(s);

@@ -18,8 +18,9 @@ struct petrel_timer {
     struct petrel_loop *loop;
     unsigned ms;
     bool repeat;
+    bool armed;   /* in its loop's hands (the post that arms it has run) */
     bool firing;  /* fn is running: a remove from it frees afterwards */
-    bool removed; /* removed while firing */
+    bool removed; /* removed while firing, or before it was armed */
     petrel_timer_fn *fn;
     void *ctx;
 };
@@ -108,12 +109,9 @@ void petrel_timers_run(struct petrel_loop *t)
 
 int petrel_timers_next_ms(const struct petrel_loop *t)
 {
-    if (t->stopping)
-        return 100;
-    if (t->heap_len == 0)
-        return 1000;
-    int64_t wait = t->heap[0]->key - t->now_ms;
-    return wait <= 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
+    int64_t most = t->stopping ? 100 : 1000; /* stopping: look at the count often */
+    int64_t wait = t->heap_len > 0 ? t->heap[0]->key - t->now_ms : most;
+    return wait <= 0 ? 0 : wait > most ? (int)most : (int)wait;
 }
 
 static void timer_fire(struct petrel_tnode *n);
@@ -154,6 +152,11 @@ static void timer_fire(struct petrel_tnode *n)
 static void timer_arm(struct petrel_loop *t, void *arg)
 {
     struct petrel_timer *tm = arg;
+    tm->armed = true;
+    if (tm->removed) {
+        free(tm);
+        return;
+    }
     tm->node.when = t->now_ms + tm->ms;
     petrel_tnode_set(t, &tm->node);
 }
@@ -166,6 +169,10 @@ struct petrel_timer *petrel_timer_add(struct petrel_loop *loop, unsigned ms, boo
     if (loop == NULL)
         loop = petrel_current_loop != NULL ? petrel_current_loop
                                            : petrel_loop_get(atomic_fetch_add(&next_loop, 1));
+    if (loop == NULL)
+        return NULL; /* no loops in this process (petrelctl, --check-config) */
+    if (ms == 0)
+        ms = 1; /* never due again within the timer run that set it */
     struct petrel_timer *tm = petrel_calloc(1, sizeof(*tm));
     tm->node.idx = SIZE_MAX;
     tm->node.fire = timer_fire;
@@ -183,9 +190,9 @@ struct petrel_timer *petrel_timer_add(struct petrel_loop *loop, unsigned ms, boo
 
 void petrel_timer_reset(struct petrel_timer *tm, unsigned ms)
 {
-    tm->ms = ms;
+    tm->ms = ms > 0 ? ms : 1;
     petrel_tnode_remove(tm->loop, &tm->node);
-    tm->node.when = tm->loop->now_ms + ms;
+    tm->node.when = tm->loop->now_ms + tm->ms;
     petrel_tnode_set(tm->loop, &tm->node);
 }
 
@@ -207,8 +214,8 @@ void petrel_timer_remove(struct petrel_timer *tm)
         petrel_iothread_post(t, timer_free_task, tm);
         return;
     }
-    if (tm->firing) {
-        tm->removed = true; /* freed when fn returns */
+    if (tm->firing || !tm->armed) {
+        tm->removed = true; /* freed when fn returns, or by the post arming it */
         return;
     }
     petrel_tnode_remove(t, &tm->node);

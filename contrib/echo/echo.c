@@ -256,6 +256,11 @@ struct fetch_session {
     struct fetch *fetch;
 };
 
+static struct fetch *fetch_of(struct petrel_conn *remote)
+{
+    return ((struct fetch_session *)petrel_conn_session(remote))->fetch;
+}
+
 static void fetch_end(struct fetch *f, const char *fmt, const char *text)
 {
     if (f->client != NULL) {
@@ -270,7 +275,7 @@ static void fetch_end(struct fetch *f, const char *fmt, const char *text)
 
 static void fetch_connect(struct petrel_conn *conn)
 {
-    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    struct fetch *f = fetch_of(conn);
     if (!f->proxy || f->client == NULL)
         return;
     struct petrel_conn *client = f->client;
@@ -287,7 +292,7 @@ static void fetch_connect(struct petrel_conn *conn)
 
 static void fetch_line(struct petrel_conn *conn, char *line, size_t len)
 {
-    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    struct fetch *f = fetch_of(conn);
     (void)len;
     if (f->starttls && f->step == 0) {
         petrel_conn_printf(conn, "STARTTLS\r\n"); /* after the greeting */
@@ -321,7 +326,7 @@ static void fetch_line(struct petrel_conn *conn, char *line, size_t len)
 
 static void fetch_tls_ready(struct petrel_conn *conn, bool ok)
 {
-    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    struct fetch *f = fetch_of(conn);
     const char *why = NULL;
     if (!ok) {
         petrel_conn_tls_verified(conn, &why);
@@ -333,14 +338,14 @@ static void fetch_tls_ready(struct petrel_conn *conn, bool ok)
 
 static void fetch_failed(struct petrel_conn *conn, const char *reason)
 {
-    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    struct fetch *f = fetch_of(conn);
     f->remote = NULL; /* already going */
     fetch_end(f, "* fetch failed %s\r\n", reason);
 }
 
 static void fetch_close(struct petrel_conn *conn)
 {
-    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    struct fetch *f = fetch_of(conn);
     f->remote = NULL;
     fetch_end(f, "* fetch failed %s\r\n", "closed by the server");
     free(f);
@@ -348,7 +353,7 @@ static void fetch_close(struct petrel_conn *conn)
 
 static void fetch_timeout(struct petrel_conn *conn)
 {
-    struct fetch *f = ((struct fetch_session *)petrel_conn_session(conn))->fetch;
+    struct fetch *f = fetch_of(conn);
     fetch_end(f, "* fetch failed %s\r\n", "timed out");
 }
 

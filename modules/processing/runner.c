@@ -338,6 +338,7 @@ void proc_runner_stop(void)
 {
     /* Jobs already with the workers finished: the pool drains before the
      * modules stop. */
-    petrel_schedule_cancel(runner);
-    runner = NULL;
+    struct petrel_schedule *r = runner;
+    runner = NULL; /* a late kick finds nothing, not a freed schedule */
+    petrel_schedule_cancel(r);
 }

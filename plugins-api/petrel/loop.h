@@ -17,14 +17,17 @@ struct petrel_loop;
 /* The calling thread's loop; NULL off the I/O threads (a worker, the main
  * thread). */
 struct petrel_loop *petrel_loop_current(void);
-/* Loop index % petrel_loop_count(): to spread work over the loops. */
+/* Loop index % petrel_loop_count(): to spread work over the loops; NULL
+ * in a process without loops (petrelctl). */
 struct petrel_loop *petrel_loop_get(unsigned index);
 unsigned petrel_loop_count(void);
-/* Monotonic milliseconds as of this loop turn (cheap: no system call). */
+/* Monotonic milliseconds as of this loop turn (cheap: no system call); on
+ * the loop's own thread. */
 int64_t petrel_loop_now_ms(const struct petrel_loop *loop);
 
 /* Run fn(arg) on the loop's thread, soon, in the order posted. Any thread.
- * Posts still queued when the server stops are run before the loop ends. */
+ * Posts made as the server stops are still run, on the loop's behalf,
+ * once every other thread has ended. */
 typedef void petrel_loop_fn(void *arg);
 void petrel_loop_post(struct petrel_loop *loop, petrel_loop_fn *fn, void *arg);
 
@@ -57,7 +60,8 @@ typedef void petrel_timer_fn(void *ctx);
  * off the I/O threads the next one in turn), then every ms if repeat. From
  * another thread the timer is handed to its loop by a post. The handle is
  * the caller's until petrel_timer_remove(): a one-shot timer that fired
- * stays, idle, so the handle never dangles. */
+ * stays, idle, so the handle never dangles. A 0 ms timer runs on the next
+ * turn. NULL in a process without loops. */
 struct petrel_timer *petrel_timer_add(struct petrel_loop *loop, unsigned ms, bool repeat,
                                       petrel_timer_fn *fn, void *ctx);
 /* Run again ms from now (restarting a one-shot one that has fired). On the

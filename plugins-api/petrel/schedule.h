@@ -22,7 +22,9 @@ struct petrel_schedule *petrel_schedule_daily(unsigned hour, unsigned minute, pe
 /* Run soon, whatever the time: new work arrived. Runs asked for while one
  * is going become one more run after it. Any thread, fn included. */
 void petrel_schedule_kick(struct petrel_schedule *s);
-/* No more runs; waits for one in progress to end. Any thread but fn's. */
+/* No more runs; waits for one in progress to end. Not from fn, nor from
+ * an I/O thread (it would hold the loop while it waits): a module's stop,
+ * reload or a worker. */
 void petrel_schedule_cancel(struct petrel_schedule *s);
 
 /* The next hour:minute local time after now (for tests and reports). */

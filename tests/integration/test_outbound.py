@@ -4,6 +4,7 @@ verified against a CA file and the name, a self-signed peer, a wrong
 name, STARTTLS, a refused port, a server that never answers, a name
 resolved, and a client that leaves before its fetch or timer ends."""
 
+import os
 import socket
 import time
 
@@ -229,3 +230,73 @@ def test_timers_across_reload_and_shutdown(srv):
     srv.stop()
     c.close()
     srv.start()  # the module-scoped instance serves the tests after this one
+
+
+def resolv_conf_of_our_own(path):
+    """preexec_fn: petreld in a mount namespace whose /etc/resolv.conf names
+    only 127.0.0.1, where nothing answers: a name fails at once, and no
+    query leaves the machine."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rec, ms_private, ms_bind = 0x20000, 0x4000, 0x40000, 0x1000
+
+    def run():
+        if libc.unshare(clone_newns) != 0 or \
+                libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 or \
+                libc.mount(str(path).encode(), b"/etc/resolv.conf", None, ms_bind, None) != 0:
+            raise OSError(ctypes.get_errno(), "unshare/mount")
+    return run
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts over /etc/resolv.conf (CI runs as root)")
+def test_name_that_does_not_resolve(make_instance, tmp_path):
+    """The failure is reported once and the connection ends once (it was
+    destroyed twice: the resolve job's end, then its failure)."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    resolv.chmod(0o644)
+    inst = make_instance("noname")
+    port = free_port()
+    inst.write_confd("50-echo.conf", service_conf("echo", listeners=[listener(port)]))
+    inst.start(preexec_fn=resolv_conf_of_our_own(resolv))
+    for _ in range(3):
+        with Client(port) as c:
+            assert c.cmd("ECHO-FETCH nowhere.test 25") == "+OK fetching"
+            got = c.line()
+            assert got.startswith("* fetch failed cannot resolve nowhere.test: "), got
+            assert c.cmd("ECHO still here") == "+OK still here"
+    with Client(port) as c:
+        assert c.cmd(f"ECHO-FETCH 127.0.0.1 {port}") == "+OK fetching"
+        assert c.line() == f"* fetched {GREETING}"
+    inst.stop()
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_tls_relay_to_a_stalled_back_end_waits_quietly(srv):
+    """A TLS client relayed to a back-end that never reads: once the
+    back-end's side is full, petreld waits for it to drain. It spun at
+    full CPU: TLS data still buffered in OpenSSL asked for another turn at
+    once, every turn."""
+    with socket.socket() as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(4)
+        port = lsock.getsockname()[1]
+        with Client(srv.ports["implicit"], tls=True, timeout=20) as c:
+            assert c.cmd(f"ECHO-PROXY 127.0.0.1 {port}") == "+OK connected"
+            back, _ = lsock.accept()  # never read from
+            c.sock.settimeout(0.2)
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                try:
+                    c.sock.send(b"y" * 5000)
+                except (socket.timeout, BlockingIOError, OSError):
+                    pass
+            before = cpu_seconds(srv.proc.pid)
+            time.sleep(2)
+            used = cpu_seconds(srv.proc.pid) - before
+            back.close()
+        assert used < 0.5, f"{used:.2f} s of CPU in 2 s while waiting"
