@@ -244,7 +244,7 @@ void petrel_conn_transfer(struct petrel_conn *c, bool on) { c->transfer = on; }
 
 void petrel_conn_set_timeout(struct petrel_conn *c, unsigned seconds)
 {
-    c->idle_timeout = seconds;
+    c->idle_timeout = seconds > 86400 * 30 ? 86400 * 30 : (int)seconds;
     if (c->state == PETREL_CONN_OPEN && !c->delaying) {
         reset_deadline(c);
         petrel_tnode_set(c->thread, &c->timer);
@@ -972,7 +972,7 @@ static void petrel_conn_timeout(struct petrel_conn *c)
                         (long long)((c->thread->now_ms - c->slow_since) / 1000),
                         c->lcfg->min_data_rate);
     else
-        petrel_conn_log(c, PETREL_LOG_INFO, "idle for %llds: closing", c->idle_timeout);
+        petrel_conn_log(c, PETREL_LOG_INFO, "idle for %ds: closing", c->idle_timeout);
     if (c->proto->timeout != NULL && c->relay == NULL) /* no text inside a relayed stream */
         c->proto->timeout(c);
     petrel_conn_close(c);
@@ -1052,7 +1052,7 @@ struct petrel_conn *petrel_conn_new(struct petrel_loop *t, struct petrel_ctx *mo
     c->scfg = scfg;
     c->proto = proto;
     c->module = module;
-    c->idle_timeout = lcfg->idle_timeout;
+    c->idle_timeout = (int)lcfg->idle_timeout; /* a duration setting: days at most */
     size_t in_max = (size_t)lcfg->max_line + 2;
     petrel_buf_init(&c->in, in_max < IN_MIN ? IN_MIN : in_max);
     petrel_buf_init(&c->out, (size_t)lcfg->max_output * OUT_HARD_FACTOR);

@@ -396,7 +396,9 @@ struct petrel_conn *petrel_conn_connect(struct petrel_ctx *module,
     out->connect_timeout = how->connect_timeout ? how->connect_timeout : CONNECT_TIMEOUT;
     out->cfg.max_line = how->max_line ? (long long)how->max_line : MAX_LINE;
     out->cfg.max_output = how->max_output ? (long long)how->max_output : MAX_OUTPUT;
-    out->cfg.idle_timeout = how->idle_timeout ? how->idle_timeout : IDLE_TIMEOUT;
+    out->cfg.idle_timeout = how->idle_timeout == 0      ? IDLE_TIMEOUT
+                            : how->idle_timeout > 86400 ? 86400
+                                                        : how->idle_timeout;
     out->name_is_ip = parse_address(how->host, how->port, &out->addrs[0], &out->addrlens[0]);
     if (out->name_is_ip) {
         out->naddrs = 1;

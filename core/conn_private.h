@@ -33,7 +33,7 @@ struct petrel_conn {
     struct petrel_loop *thread;
     struct petrel_conn *prev, *next;
     /* What it was accepted under (listener NULL for an outbound one,
-     * whose limits are in out): stable for its whole life. */
+     * whose limits are in outbound): stable for its whole life. */
     struct petrel_listener *listener;
     struct petrel_outbound *outbound;
     struct petrel_config *cfg;
@@ -46,35 +46,36 @@ struct petrel_conn {
     struct petrel_linereader lr;
     SSL *ssl;
     unsigned events; /* epoll interest now registered */
-    bool proto_open; /* connect (or refuse) was called: close must be */
-    bool starttls;   /* STARTTLS asked: handshake once output is sent */
-    bool job_pending;
-    bool eof;
+    /* The flags together: an idle connection is mostly this struct. */
+    bool proto_open;           /* connect (or refuse) was called: close must be */
+    bool starttls;             /* STARTTLS asked: handshake once output is sent */
+    bool job_pending;          /* a worker job or a delay */
+    bool delaying;             /* job_pending is a petrel_conn_delay(), not a worker job */
+    bool eof;                  /* the peer closed its side */
     bool partial;              /* the input buffer ends inside a line */
     bool line_crlf;            /* the line being delivered ended in CRLF */
     bool dead;                 /* destroy as soon as the pending job returns */
+    bool destroyed;            /* closed; memory waits in the thread's graveyard */
     bool tls_want_write;       /* TLS needs the socket writable to go on reading */
+    bool transfer;             /* petrel_conn_transfer(): answers do not renew the time */
+    bool drain_wanted;         /* petrel_conn_want_drained() */
+    bool wake_pending;         /* a wake arrived: call wakeup when the module may act */
+    bool service_counted;      /* counted in the module's connections */
+    bool in_run;               /* petrel_conn_run() is on the stack */
+    bool scheduled;            /* in the loop's scheduled list (next_scheduled) */
     struct petrel_tnode timer; /* timer.when: the deadline, monotonic ms */
     uint64_t slow_bytes;       /* read since the last answer (min_data_rate) */
     int64_t slow_since;
-    bool transfer;          /* petrel_conn_transfer(): answers do not renew the time */
-    bool drain_wanted;      /* petrel_conn_want_drained() */
-    long long idle_timeout; /* seconds: the listener's or petrel_conn_set_timeout() */
+    int64_t delay_until; /* monotonic milliseconds */
+    int idle_timeout;    /* seconds: the listener's or petrel_conn_set_timeout() */
+    int peer_port, local_port;
     struct petrel_ipaddr peer_ip;
     char peer[PETREL_IPADDR_STRLEN];
     char local[PETREL_IPADDR_STRLEN];
-    int peer_port, local_port;
     struct petrel_flow_hold holds[2]; /* the deciding rule, the listener */
-    bool service_counted;
     struct petrel_job job;
     petrel_done_fn *done;
-    bool delaying;       /* job_pending is a petrel_conn_delay(), not a worker job */
-    int64_t delay_until; /* monotonic milliseconds */
-    bool wake_pending;   /* a wake arrived: call wakeup when the module may act */
     struct petrel_conn_waker *waker;
-    bool destroyed; /* closed; memory waits in the thread's graveyard */
-    bool in_run;    /* petrel_conn_run() is on the stack */
-    bool scheduled; /* in the loop's scheduled list (next_scheduled) */
     struct petrel_conn *next_scheduled;
     struct petrel_conn *relay; /* petrel_conn_relay(): bytes go to and from it */
 };

@@ -117,7 +117,7 @@ struct petrel_connect {
     const char *bind_address; /* local address to connect from; NULL: any */
     int family;               /* AF_UNSPEC (both, as resolved), AF_INET or AF_INET6 */
     unsigned connect_timeout; /* seconds per address, TLS handshake included; 0: 30 */
-    unsigned idle_timeout;    /* seconds once open; 0: 300 */
+    unsigned idle_timeout;    /* seconds once open, at most a day; 0: 300 */
     size_t max_line;          /* longest line read; 0: 8192 */
     size_t max_output;        /* output queued before back-pressure; 0: 256 KiB */
     bool tls;                 /* TLS from the start; else petrel_conn_starttls() later */
