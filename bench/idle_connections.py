@@ -52,6 +52,37 @@ def wait_port(port, deadline):
     raise SystemExit(f"petreld did not listen on {port}")
 
 
+def start_echo_instance(prefix, work, listener_opts, io_threads=0):
+    """Build contrib/echo against the install, write an instance with only
+    it (a plain and an implicit-TLS listener, each with listener_opts) and
+    start petreld; returns (process, instance dir, plain port, TLS port)."""
+    mod = os.path.join(work, "echo")
+    shutil.copytree(os.path.join(ROOT, "contrib", "echo"), mod)
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+    subprocess.run(["make", "-s", "-C", mod], env=env, check=True)
+    inst = os.path.join(work, "inst")
+    subprocess.run([os.path.join(prefix, "bin", "petrelctl"), "init", inst, "--domain",
+                    "bench.test", "--module-path", mod], check=True, stdout=subprocess.DEVNULL)
+    # Only the echo module: the stock ones init enables load from the
+    # install's module directory, not from module_path.
+    for name in os.listdir(os.path.join(inst, "conf.d")):
+        os.unlink(os.path.join(inst, "conf.d", name))
+    plain, tls = free_port(), free_port()
+    with open(os.path.join(inst, "conf.d", "50-echo.conf"), "w") as f:
+        f.write('module = "echo";\nlisteners = (\n'
+                f'  {{ address = "127.0.0.1:{plain}"; {listener_opts} }},\n'
+                f'  {{ address = "127.0.0.1:{tls}"; tls = "implicit"; {listener_opts} }}\n);\n')
+    if io_threads:
+        conf = os.path.join(inst, "petrel.conf")
+        text = open(conf).read().replace("server: {", f"server: {{\n  io_threads = {io_threads};", 1)
+        open(conf, "w").write(text)
+    log = open(os.path.join(work, "petreld.log"), "w")
+    proc = subprocess.Popen([os.path.join(prefix, "sbin", "petreld"), "--config",
+                             os.path.join(inst, "petrel.conf"), "--foreground"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    return proc, inst, plain, tls
+
+
 def open_idle(port, count, tls_ctx, deadline, batch=500):
     """Open count connections in batches; each must deliver its greeting."""
     conns = []
@@ -118,30 +149,9 @@ def main():
     os.chmod(work, 0o755)
     proc = None
     try:
-        mod = os.path.join(work, "echo")
-        shutil.copytree(os.path.join(ROOT, "contrib", "echo"), mod)
-        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
-        subprocess.run(["make", "-s", "-C", mod], env=env, check=True)
-        inst = os.path.join(work, "inst")
-        subprocess.run([os.path.join(prefix, "bin", "petrelctl"), "init", inst, "--domain",
-                        "bench.test", "--module-path", mod], check=True, stdout=subprocess.DEVNULL)
-        # Only the echo module: the stock ones init enables load from the
-        # install's module directory, not from module_path.
-        for name in os.listdir(os.path.join(inst, "conf.d")):
-            os.unlink(os.path.join(inst, "conf.d", name))
-        plain, tls = free_port(), free_port()
-        with open(os.path.join(inst, "conf.d", "50-echo.conf"), "w") as f:
-            f.write('module = "echo";\nlisteners = (\n'
-                    f'  {{ address = "127.0.0.1:{plain}"; idle_timeout = "1h"; }},\n'
-                    f'  {{ address = "127.0.0.1:{tls}"; tls = "implicit"; idle_timeout = "1h"; }}\n);\n')
-        if args.io_threads:
-            conf = os.path.join(inst, "petrel.conf")
-            text = open(conf).read().replace("server: {", f"server: {{\n  io_threads = {args.io_threads};", 1)
-            open(conf, "w").write(text)
-        log = open(os.path.join(work, "petreld.log"), "w")
-        proc = subprocess.Popen([os.path.join(prefix, "sbin", "petreld"), "--config",
-                                 os.path.join(inst, "petrel.conf"), "--foreground"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        listener_opts = 'idle_timeout = "1h";'
+        proc, inst, plain, tls = start_echo_instance(prefix, work, listener_opts,
+                                                     io_threads=args.io_threads)
         wait_port(plain, deadline)
         wait_port(tls, deadline)
         time.sleep(0.5)

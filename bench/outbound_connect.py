@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from idle_connections import ROOT, free_port, wait_port  # noqa: E402
+from idle_connections import start_echo_instance, wait_port  # noqa: E402
 
 
 def run_fetches(port, command, clients, seconds):
@@ -81,29 +81,10 @@ def main():
     os.chmod(work, 0o755)
     proc = None
     try:
-        mod = os.path.join(work, "echo")
-        shutil.copytree(os.path.join(ROOT, "contrib", "echo"), mod)
-        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
-        subprocess.run(["make", "-s", "-C", mod], env=env, check=True)
-        inst = os.path.join(work, "inst")
-        subprocess.run([os.path.join(prefix, "bin", "petrelctl"), "init", inst, "--domain",
-                        "bench.test", "--module-path", mod], check=True, stdout=subprocess.DEVNULL)
-        # Only the echo module: the stock ones init enables load from the
-        # install's module directory, not from module_path.
-        for name in os.listdir(os.path.join(inst, "conf.d")):
-            os.unlink(os.path.join(inst, "conf.d", name))
-        plain, tls = free_port(), free_port()
-        # The listeners take many connections a minute from one address:
-        # the per-address defaults are for strangers, this is ourselves.
-        with open(os.path.join(inst, "conf.d", "50-echo.conf"), "w") as f:
-            f.write('module = "echo";\nlisteners = (\n'
-                    f'  {{ address = "127.0.0.1:{plain}"; peer_max_interval_connections = 0; }},\n'
-                    f'  {{ address = "127.0.0.1:{tls}"; tls = "implicit"; '
-                    'peer_max_interval_connections = 0; }\n);\n')
-        log = open(os.path.join(work, "petreld.log"), "w")
-        proc = subprocess.Popen([os.path.join(prefix, "sbin", "petreld"), "--config",
-                                 os.path.join(inst, "petrel.conf"), "--foreground"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        # Many connections a minute from one address: the per-address
+        # defaults are for strangers, this is ourselves.
+        proc, inst, plain, tls = start_echo_instance(prefix, work,
+                                                     "peer_max_interval_connections = 0;")
         deadline = time.monotonic() + 60
         wait_port(plain, deadline)
         wait_port(tls, deadline)
