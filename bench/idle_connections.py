@@ -139,7 +139,9 @@ def main():
     prefix = os.path.abspath(args.prefix)
     deadline = time.monotonic() + args.max_seconds
 
-    need = args.conns + args.tls_conns + 1000
+    # petreld takes connections up to about half its descriptor limit (the
+    # rest is its reserve for files, docs/limits.md), which it inherits.
+    need = 2 * (args.conns + args.tls_conns) + 2000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < need:
         hard = need  # root may raise it; otherwise this fails loudly
