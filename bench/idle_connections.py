@@ -144,8 +144,9 @@ def main():
     need = 2 * (args.conns + args.tls_conns) + 2000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < need:
-        hard = need  # root may raise it; otherwise this fails loudly
-    resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+        raise SystemExit(f"{need} descriptors are needed, the hard limit is {hard}: "
+                         "raise it, or ask for fewer connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
     work = tempfile.mkdtemp(prefix="petrel-bench-")
     os.chmod(work, 0o755)
