@@ -23,6 +23,7 @@
 #include <petrel/stats.h>
 
 #include "conn_private.h"
+#include "login_slot.h"
 #include "proxyproto.h"
 #include "server.h"
 #include "tls.h"
@@ -241,6 +242,9 @@ static void credit_deadline(struct petrel_conn *c, size_t got)
 }
 
 void petrel_conn_transfer(struct petrel_conn *c, bool on) { c->transfer = on; }
+
+struct petrel_login **petrel_conn_login_slot(struct petrel_conn *c) { return &c->login; }
+uint16_t *petrel_conn_login_errors(struct petrel_conn *c) { return &c->login_errors; }
 
 void petrel_conn_set_timeout(struct petrel_conn *c, unsigned seconds)
 {
@@ -1128,6 +1132,7 @@ static void conn_destroy(struct petrel_conn *c)
         petrel_conn_close(c->relay);
         c->relay = NULL;
     }
+    petrel_login_drop(c);
     if (c->proto_open && c->proto->close != NULL)
         c->proto->close(c);
     if (c->waker != NULL) {

@@ -63,6 +63,7 @@ struct petrel_conn {
     bool service_counted;      /* counted in the module's connections */
     bool in_run;               /* petrel_conn_run() is on the stack */
     bool scheduled;            /* in the loop's scheduled list (next_scheduled) */
+    uint16_t login_errors;     /* failed logins (login.c) */
     struct petrel_tnode timer; /* timer.when: the deadline, monotonic ms */
     uint64_t slow_bytes;       /* read since the last answer (min_data_rate) */
     int64_t slow_since;
@@ -77,7 +78,8 @@ struct petrel_conn {
     petrel_done_fn *done;
     struct petrel_conn_waker *waker;
     struct petrel_conn *next_scheduled;
-    struct petrel_conn *relay; /* petrel_conn_relay(): bytes go to and from it */
+    struct petrel_conn *relay;  /* petrel_conn_relay(): bytes go to and from it */
+    struct petrel_login *login; /* waiting for the client's next SASL line */
 };
 
 /* For conn_connect.c: a connection with no socket yet; its socket then

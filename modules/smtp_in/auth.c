@@ -1,156 +1,75 @@
-/* AUTH (RFC 4954) with PLAIN and LOGIN: the SASL exchange on the I/O
- * thread, the password check on a worker, and a failure answered only
- * after the delay the auth service asks for (brute force gets slow). */
-#include <stdlib.h>
+/* AUTH (RFC 4954) with PLAIN and LOGIN: SMTP's framing around the core's
+ * login flow (petrel/login.h), which runs the exchange, the check on a
+ * worker, the failure delay and the count of failed logins. */
 #include <string.h>
 
 #include <petrel/log.h>
+#include <petrel/login.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
 
 #include "smtp_in.h"
 
-struct auth_job {
-    struct petrel_auth_request req;
-    struct petrel_auth_result result;
-    char ip[64];
-    struct petrel_sasl *sasl; /* owns the credentials the request points to */
-};
-
 bool smtp_auth_offered(struct petrel_conn *conn, const struct smtp_session *s)
 {
     if (smtp_auth == NULL || (!s->submission && !s->cfg->auth_on_mx))
         return false;
-    return smtp_auth->plaintext_allowed(petrel_conn_is_tls(conn));
+    return petrel_login_offered(conn);
 }
 
-static void auth_work(void *arg)
+static void challenge(struct petrel_conn *conn, const char *text)
 {
-    struct auth_job *j = arg;
-    smtp_auth->authenticate(&j->req, &j->result);
+    struct smtp_session *s = petrel_conn_session(conn);
+    s->state = SMTP_ST_AUTH;
+    petrel_conn_printf(conn, "334 %s\r\n", text);
 }
 
-static void free_job(struct auth_job *j)
-{
-    petrel_sasl_free(j->sasl);
-    free(j);
-}
-
-static void answer(struct petrel_conn *conn, const struct petrel_auth_result *r)
+static void done(struct petrel_conn *conn, const struct petrel_login_result *r)
 {
     struct smtp_session *s = petrel_conn_session(conn);
     s->state = SMTP_ST_CMD;
     switch (r->status) {
-    case PETREL_AUTH_OK:
+    case PETREL_LOGIN_OK:
         petrel_strlcpy(s->auth_user, r->user, sizeof(s->auth_user));
-        petrel_conn_log(conn, PETREL_LOG_INFO, "authenticated as %s", r->user);
         smtp_reply(conn, 235, "2.7.0", "Authentication successful");
         return;
-    case PETREL_AUTH_FAILED:
+    case PETREL_LOGIN_FAILED:
         smtp_reply(conn, 535, "5.7.8", "authentication credentials invalid");
         break;
-    case PETREL_AUTH_TEMPFAIL:
+    case PETREL_LOGIN_TEMPFAIL:
         smtp_reply(conn, 454, "4.7.0", "temporary authentication failure");
         break;
-    case PETREL_AUTH_RATELIMITED:
+    case PETREL_LOGIN_BUSY:
+        smtp_reply(conn, 454, "4.7.0", "server busy, try again later");
+        break;
+    case PETREL_LOGIN_RATELIMITED:
         smtp_reply(conn, 454, "4.7.0", "too many failed logins, try again later");
         break;
-    }
-    struct petrel_error_limits lim;
-    petrel_conn_error_limits(conn, &lim);
-    if (lim.max_auth_errors > 0 && ++s->auth_errors >= lim.max_auth_errors) {
-        petrel_conn_log(conn, PETREL_LOG_INFO, "too many failed logins (%u): closing",
-                        s->auth_errors);
-        petrel_conn_printf(conn, "421 4.7.0 %s Error: too many failed logins\r\n", smtp_hostname);
-        s->state = SMTP_ST_QUIT;
-        petrel_conn_close(conn);
-    }
-}
-
-static void delay_done(struct petrel_conn *conn, void *arg, bool closing)
-{
-    struct auth_job *j = arg;
-    if (!closing)
-        answer(conn, &j->result);
-    free_job(j);
-}
-
-static void auth_done(struct petrel_conn *conn, void *arg, bool closing)
-{
-    struct auth_job *j = arg;
-    if (closing) {
-        free_job(j);
-        return;
-    }
-    if (j->result.status != PETREL_AUTH_OK)
-        petrel_conn_log(conn, PETREL_LOG_INFO, "authentication failed: %s", j->result.reason);
-    if (j->result.delay_ms > 0 && petrel_conn_delay(conn, j->result.delay_ms, delay_done, j))
-        return;
-    if (j->result.delay_ms > 0) {
-        /* Answered at once, a failure would let the client guess as fast
-         * as the hash allows: drop it instead (the auth service keeps the
-         * delay within what the core holds, so this is not expected). */
-        struct smtp_session *s = petrel_conn_session(conn);
-        petrel_conn_log(conn, PETREL_LOG_WARNING, "cannot delay the failed login by %u ms: closing",
-                        j->result.delay_ms);
-        petrel_conn_printf(conn, "421 4.7.0 %s Error: authentication failed\r\n", smtp_hostname);
-        s->state = SMTP_ST_QUIT;
-        petrel_conn_close(conn);
-        free_job(j);
-        return;
-    }
-    answer(conn, &j->result);
-    free_job(j);
-}
-
-static void run_auth(struct petrel_conn *conn, struct smtp_session *s)
-{
-    struct auth_job *j = petrel_calloc(1, sizeof(*j));
-    struct petrel_sasl_credentials cred;
-    petrel_sasl_credentials(s->sasl, &cred);
-    j->sasl = s->sasl;
-    s->sasl = NULL;
-    petrel_strlcpy(j->ip, petrel_conn_peer(conn), sizeof(j->ip));
-    j->req = (struct petrel_auth_request){
-        .service = "smtp",
-        .client_ip = j->ip,
-        .tls = petrel_conn_is_tls(conn),
-        .mechanism = petrel_sasl_mech_name(s->mech),
-        .authzid = cred.authzid,
-        .authcid = cred.authcid,
-        .password = cred.password,
-    };
-    if (!petrel_conn_submit(conn, auth_work, auth_done, j)) {
-        free_job(j);
-        s->state = SMTP_ST_CMD;
-        smtp_reply(conn, 454, "4.7.0", "server busy, try again later");
-    }
-}
-
-static void sasl_result(struct petrel_conn *conn, struct smtp_session *s,
-                        enum petrel_sasl_status st, const char *challenge, const char *error)
-{
-    switch (st) {
-    case PETREL_SASL_CONTINUE:
-        s->state = SMTP_ST_AUTH;
-        petrel_conn_printf(conn, "334 %s\r\n", challenge);
-        return;
-    case PETREL_SASL_DONE:
-        run_auth(conn, s);
-        return;
-    case PETREL_SASL_CANCELLED:
-        s->state = SMTP_ST_CMD;
+    case PETREL_LOGIN_CANCELLED:
         smtp_error(conn, 501, "5.0.0", "authentication cancelled");
         break;
-    case PETREL_SASL_ERROR:
-        s->state = SMTP_ST_CMD;
-        petrel_conn_log(conn, PETREL_LOG_INFO, "bad SASL exchange: %s", error);
-        smtp_error(conn, 501, "5.5.2", "%s", error);
+    case PETREL_LOGIN_MALFORMED:
+        smtp_error(conn, 501, "5.5.2", "%s", r->reason);
         break;
+    case PETREL_LOGIN_NO_MECHANISM:
+        smtp_error(conn, 504, "5.5.4", "unrecognized authentication mechanism");
+        break;
+    case PETREL_LOGIN_NEEDS_TLS:
+        smtp_error(conn, 538, "5.7.11",
+                   "encryption required for requested authentication mechanism");
+        break;
+    case PETREL_LOGIN_DROPPED:
+        petrel_conn_printf(conn, "421 4.7.0 %s Error: authentication failed\r\n", smtp_hostname);
+        s->state = SMTP_ST_QUIT;
+        return;
     }
-    petrel_sasl_free(s->sasl);
-    s->sasl = NULL;
+    if (r->closing) {
+        petrel_conn_printf(conn, "421 4.7.0 %s Error: too many failed logins\r\n", smtp_hostname);
+        s->state = SMTP_ST_QUIT;
+    }
 }
+
+static const struct petrel_login_frame frame = {.challenge = challenge, .done = done};
 
 void smtp_cmd_auth(struct petrel_conn *conn, struct smtp_session *s, char *args)
 {
@@ -169,26 +88,11 @@ void smtp_cmd_auth(struct petrel_conn *conn, struct smtp_session *s, char *args)
     char *initial = strchr(args, ' ');
     if (initial != NULL)
         *initial++ = '\0';
-    enum petrel_sasl_mech mech;
-    if (!petrel_sasl_mech_parse(args, &mech)) {
-        smtp_error(conn, 504, "5.5.4", "unrecognized authentication mechanism");
-        return;
-    }
-    if (!smtp_auth->plaintext_allowed(petrel_conn_is_tls(conn))) {
-        smtp_error(conn, 538, "5.7.11",
-                   "encryption required for requested authentication mechanism");
-        return;
-    }
-    s->sasl = petrel_sasl_new(mech);
-    s->mech = mech;
-    const char *challenge = NULL, *error = NULL;
-    enum petrel_sasl_status st = petrel_sasl_start(s->sasl, initial, &challenge, &error);
-    sasl_result(conn, s, st, challenge, error);
+    petrel_login_start(conn, "smtp", args, initial, &frame);
 }
 
 void smtp_auth_line(struct petrel_conn *conn, struct smtp_session *s, char *line, size_t len)
 {
-    const char *challenge = NULL, *error = NULL;
-    enum petrel_sasl_status st = petrel_sasl_step(s->sasl, line, len, &challenge, &error);
-    sasl_result(conn, s, st, challenge, error);
+    (void)s;
+    petrel_login_line(conn, line, len);
 }

@@ -11,6 +11,8 @@
 #include <petrel/mem.h>
 #include <petrel/module.h>
 
+#include <petrel/login.h>
+
 #include "smtp_in.h"
 
 /* Reply texts may come from hooks: one line of printable text. */
@@ -437,8 +439,7 @@ static void smtp_line_too_long(struct petrel_conn *conn)
         return;
     }
     if (s->state == SMTP_ST_AUTH) { /* the exchange is over */
-        petrel_sasl_free(s->sasl);
-        s->sasl = NULL;
+        petrel_login_cancel(conn);
         s->state = SMTP_ST_CMD;
         smtp_error(conn, 501, "5.5.2", "authentication line too long");
         return;
@@ -472,8 +473,6 @@ static void smtp_close(struct petrel_conn *conn)
 {
     struct smtp_session *s = petrel_conn_session(conn);
     smtp_reset(conn, s);
-    petrel_sasl_free(s->sasl);
-    s->sasl = NULL;
     petrel_buf_free(&s->data);
 }
 

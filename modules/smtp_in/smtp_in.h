@@ -77,9 +77,7 @@ struct smtp_session {
     bool relay_net;   /* client in relay_networks */
     bool dsn_limited; /* said once in the log: DSN requests cut (dsn_trusted_only) */
     char auth_user[PETREL_AUTH_USER_MAX + 1];
-    struct petrel_sasl *sasl;
-    enum petrel_sasl_mech mech;
-    unsigned errors, auth_errors;
+    unsigned errors;
     uint64_t max_size;
     unsigned max_rcpts;
 

@@ -8,6 +8,7 @@
 #include <petrel/dns.h>
 #include <petrel/ipset.h>
 #include <petrel/log.h>
+#include <petrel/login.h>
 #include <petrel/loop.h>
 #include <petrel/mem.h>
 #include <petrel/mime.h>

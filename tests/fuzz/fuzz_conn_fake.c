@@ -13,6 +13,7 @@
 #include <petrel/module.h>
 
 #include "fuzz_conn_fake.h"
+#include "login_slot.h"
 #include "linereader.h"
 
 #define STUB_INPUT_MAX (4u << 20)
@@ -33,7 +34,12 @@ struct petrel_conn {
     petrel_done_fn *done;
     void *arg;
     unsigned submits;
+    struct petrel_login *login; /* the core's login flow, linked in */
+    uint16_t login_errors;
 };
+
+struct petrel_login **petrel_conn_login_slot(struct petrel_conn *c) { return &c->login; }
+uint16_t *petrel_conn_login_errors(struct petrel_conn *c) { return &c->login_errors; }
 
 static void after(struct petrel_conn *c)
 {
@@ -140,6 +146,7 @@ void fuzz_conn_free(struct petrel_conn *c)
 {
     if (c->job_pending)
         run_job(c, true);
+    petrel_login_drop(c);
     c->proto->close(c);
     petrel_buf_free(&c->in);
     petrel_buf_free(&c->out);

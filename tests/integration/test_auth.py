@@ -283,3 +283,24 @@ def test_file_replaced_by_hand_is_reloaded(probe):
     p.wait_plain("bob@example.test", "bobs-secret", "-ERR authentication failed")
     p.inst.wait_log(r"userdb_file: reloaded \S+/data/users: ")
     assert p.plain("alice@example.test", PW) == "+OK alice@example.test"
+
+
+def test_the_login_flow_counts_failures_for_every_protocol(make_instance, env):
+    """authprobe frames its AUTH around the core's login flow as smtp_in
+    does: failed logins on one connection count against the service's
+    max_auth_errors, and the last one allowed closes the connection."""
+    p = AuthProbe(make_instance, env, failure_delay="0s")
+    text = (p.inst.confd / "50-authprobe.conf").read_text()
+    p.inst.write_confd("50-authprobe.conf", text + "max_auth_errors = 2;\n")
+    p.start()
+    with p.client() as c:
+        assert c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0wrong")) == \
+            "-ERR authentication failed"
+        assert c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0wrong")) == \
+            "-ERR authentication failed"
+        c.expect_eof()
+    p.inst.wait_log(r"too many failed logins \(2\): closing")
+    with p.client() as c:  # a new connection starts afresh
+        assert c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0wrong")) == \
+            "-ERR authentication failed"
+        assert c.cmd("QUIT") == "+OK bye"

@@ -7,8 +7,9 @@
  *   LOCAL domain                +OK yes|no
  *   QUIT
  *
- * Authentication runs on a worker (petrel_conn_submit); a failure is
- * answered after the delay the auth service asks for (petrel_conn_delay).
+ * AUTH goes through the core's login flow (petrel/login.h), as every
+ * protocol's does: the check on a worker, a failure answered after the
+ * delay the auth service asks for.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,20 +21,8 @@
 #include <petrel/buf.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
-#include <petrel/sasl.h>
+#include <petrel/login.h>
 #include <petrel/userdb.h>
-
-struct probe_session {
-    struct petrel_sasl *sasl; /* during an AUTH exchange */
-    enum petrel_sasl_mech mech;
-};
-
-struct auth_job {
-    struct petrel_auth_request req;
-    struct petrel_auth_result result;
-    char ip[64];
-    struct petrel_sasl *sasl; /* owns the credentials the request points to */
-};
 
 struct lookup_job {
     char address[300];
@@ -41,7 +30,6 @@ struct lookup_job {
     struct petrel_buf reply;
 };
 
-static const struct petrel_auth_ops *auth;
 static const struct petrel_userdb_ops *userdb;
 
 static void probe_connect(struct petrel_conn *conn)
@@ -49,130 +37,57 @@ static void probe_connect(struct petrel_conn *conn)
     petrel_conn_printf(conn, "+OK authprobe ready\r\n");
 }
 
-static void auth_work(void *arg)
+/* The core's login flow does the exchange, the check on a worker and the
+ * failure delay; the probe only frames it. */
+static void challenge(struct petrel_conn *conn, const char *text)
 {
-    struct auth_job *job = arg;
-    auth->authenticate(&job->req, &job->result);
+    petrel_conn_printf(conn, "+ %s\r\n", text);
 }
 
-static void answer(struct petrel_conn *conn, const struct petrel_auth_result *r)
+static void done(struct petrel_conn *conn, const struct petrel_login_result *r)
 {
+    petrel_conn_log(conn, PETREL_LOG_DEBUG, "auth: %s", r->reason ? r->reason : "ok");
     switch (r->status) {
-    case PETREL_AUTH_OK:
+    case PETREL_LOGIN_OK:
         petrel_conn_printf(conn, "+OK %s\r\n", r->user);
         break;
-    case PETREL_AUTH_FAILED:
+    case PETREL_LOGIN_FAILED:
         petrel_conn_printf(conn, "-ERR authentication failed\r\n");
         break;
-    case PETREL_AUTH_TEMPFAIL:
+    case PETREL_LOGIN_TEMPFAIL:
         petrel_conn_printf(conn, "-ERR temporary failure, try again later\r\n");
         break;
-    case PETREL_AUTH_RATELIMITED:
+    case PETREL_LOGIN_BUSY:
+        petrel_conn_printf(conn, "-ERR server busy, try again later\r\n");
+        break;
+    case PETREL_LOGIN_RATELIMITED:
         petrel_conn_printf(conn, "-ERR too many failures, try again later\r\n");
         break;
-    }
-}
-
-static void free_job(struct auth_job *job)
-{
-    petrel_sasl_free(job->sasl);
-    free(job);
-}
-
-static void delay_done(struct petrel_conn *conn, void *arg, bool closing)
-{
-    struct auth_job *job = arg;
-    if (!closing)
-        answer(conn, &job->result);
-    free_job(job);
-}
-
-static void auth_done(struct petrel_conn *conn, void *arg, bool closing)
-{
-    struct auth_job *job = arg;
-    if (closing) {
-        free_job(job);
-        return;
-    }
-    petrel_conn_log(conn, PETREL_LOG_DEBUG, "auth: %s", job->result.reason);
-    if (job->result.delay_ms > 0 && petrel_conn_delay(conn, job->result.delay_ms, delay_done, job))
-        return;
-    if (job->result.delay_ms > 0) {
-        /* Never answer a failure before its delay: drop the client. */
-        petrel_conn_log(conn, PETREL_LOG_WARNING, "cannot delay the failed login: closing");
-        petrel_conn_close(conn);
-        free_job(job);
-        return;
-    }
-    answer(conn, &job->result);
-    free_job(job);
-}
-
-/* The exchange is complete: hand the credentials to a worker. */
-static void run_auth(struct petrel_conn *conn, struct probe_session *s)
-{
-    struct auth_job *job = petrel_calloc(1, sizeof(*job));
-    struct petrel_sasl_credentials cred;
-    petrel_sasl_credentials(s->sasl, &cred);
-    job->sasl = s->sasl;
-    s->sasl = NULL;
-    petrel_strlcpy(job->ip, petrel_conn_peer(conn), sizeof(job->ip));
-    job->req = (struct petrel_auth_request){
-        .service = "authprobe",
-        .client_ip = job->ip,
-        .tls = petrel_conn_is_tls(conn),
-        .mechanism = petrel_sasl_mech_name(s->mech),
-        .authzid = cred.authzid,
-        .authcid = cred.authcid,
-        .password = cred.password,
-    };
-    if (!petrel_conn_submit(conn, auth_work, auth_done, job)) {
-        free_job(job);
-        petrel_conn_printf(conn, "-ERR server busy, try again later\r\n");
-    }
-}
-
-static void sasl_result(struct petrel_conn *conn, struct probe_session *s,
-                        enum petrel_sasl_status st, const char *challenge, const char *error)
-{
-    switch (st) {
-    case PETREL_SASL_CONTINUE:
-        petrel_conn_printf(conn, "+ %s\r\n", challenge);
-        return;
-    case PETREL_SASL_DONE:
-        run_auth(conn, s);
-        return;
-    case PETREL_SASL_CANCELLED:
+    case PETREL_LOGIN_CANCELLED:
         petrel_conn_printf(conn, "-ERR authentication cancelled\r\n");
         break;
-    case PETREL_SASL_ERROR:
-        petrel_conn_log(conn, PETREL_LOG_INFO, "bad SASL exchange: %s", error);
-        petrel_conn_printf(conn, "-ERR %s\r\n", error);
+    case PETREL_LOGIN_MALFORMED:
+        petrel_conn_printf(conn, "-ERR %s\r\n", r->reason);
         break;
+    case PETREL_LOGIN_NO_MECHANISM:
+        petrel_conn_printf(conn, "-ERR unknown mechanism\r\n");
+        break;
+    case PETREL_LOGIN_NEEDS_TLS:
+        petrel_conn_printf(conn, "-ERR plaintext authentication needs TLS\r\n");
+        break;
+    case PETREL_LOGIN_DROPPED:
+        break; /* closed without an answer */
     }
-    petrel_sasl_free(s->sasl);
-    s->sasl = NULL;
 }
 
-static void cmd_auth(struct petrel_conn *conn, struct probe_session *s, char *arg)
+static const struct petrel_login_frame frame = {.challenge = challenge, .done = done};
+
+static void cmd_auth(struct petrel_conn *conn, char *arg)
 {
     char *initial = strchr(arg, ' ');
     if (initial != NULL)
         *initial++ = '\0';
-    enum petrel_sasl_mech mech;
-    if (!petrel_sasl_mech_parse(arg, &mech)) {
-        petrel_conn_printf(conn, "-ERR unknown mechanism\r\n");
-        return;
-    }
-    if (!auth->plaintext_allowed(petrel_conn_is_tls(conn))) {
-        petrel_conn_printf(conn, "-ERR plaintext authentication needs TLS\r\n");
-        return;
-    }
-    s->sasl = petrel_sasl_new(mech);
-    s->mech = mech;
-    const char *challenge, *error = NULL;
-    enum petrel_sasl_status st = petrel_sasl_start(s->sasl, initial, &challenge, &error);
-    sasl_result(conn, s, st, challenge, error);
+    petrel_login_start(conn, "authprobe", arg, initial, &frame);
 }
 
 static void lookup_work(void *arg)
@@ -241,11 +156,8 @@ static void cmd_local(struct petrel_conn *conn, const char *arg)
 
 static void probe_line(struct petrel_conn *conn, char *line, size_t len)
 {
-    struct probe_session *s = petrel_conn_session(conn);
-    if (s->sasl != NULL) {
-        const char *challenge, *error = NULL;
-        enum petrel_sasl_status st = petrel_sasl_step(s->sasl, line, len, &challenge, &error);
-        sasl_result(conn, s, st, challenge, error);
+    if (petrel_login_active(conn)) {
+        petrel_login_line(conn, line, len);
         return;
     }
     if (strlen(line) != len) {
@@ -258,7 +170,7 @@ static void probe_line(struct petrel_conn *conn, char *line, size_t len)
     else
         arg = line + len;
     if (strcasecmp(line, "AUTH") == 0)
-        cmd_auth(conn, s, arg);
+        cmd_auth(conn, arg);
     else if (strcasecmp(line, "LOOKUP") == 0)
         cmd_lookup(conn, arg);
     else if (strcasecmp(line, "LOCAL") == 0)
@@ -270,13 +182,6 @@ static void probe_line(struct petrel_conn *conn, char *line, size_t len)
         petrel_conn_printf(conn, "-ERR unknown command\r\n");
 }
 
-static void probe_close(struct petrel_conn *conn)
-{
-    struct probe_session *s = petrel_conn_session(conn);
-    petrel_sasl_free(s->sasl);
-    s->sasl = NULL;
-}
-
 static void probe_shutdown(struct petrel_conn *conn)
 {
     petrel_conn_printf(conn, "-ERR server shutting down\r\n");
@@ -284,18 +189,15 @@ static void probe_shutdown(struct petrel_conn *conn)
 
 static const struct petrel_protocol probe_protocol = {
     .name = "authprobe",
-    .session_size = sizeof(struct probe_session),
     .connect = probe_connect,
     .line = probe_line,
-    .close = probe_close,
     .shutdown = probe_shutdown,
 };
 
 static int probe_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    auth = petrel_service_lookup(PETREL_AUTH_SERVICE, PETREL_AUTH_VERSION);
     userdb = petrel_service_lookup(PETREL_USERDB_SERVICE, PETREL_USERDB_VERSION);
-    if (auth == NULL || userdb == NULL) {
+    if (petrel_service_lookup(PETREL_AUTH_SERVICE, PETREL_AUTH_VERSION) == NULL || userdb == NULL) {
         *error_r = "auth or userdb service missing";
         return -1;
     }
