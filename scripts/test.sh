@@ -73,8 +73,10 @@ integration() {
     local name=$1
     shift
     local dir=$build/$name
+    # No path: pytest.ini's testpaths, tests/integration and every
+    # modules/*/tests, from the top of the tree (the current directory).
     PETREL_PREFIX=$dir/inst PETREL_TEST_MODULES=$dir/tests/modules/.libs "$@" \
-        $PYTEST -q -p no:cacheprovider "$top/tests/integration" | tee "$logs/$name-pytest.log"
+        $PYTEST -q -p no:cacheprovider | tee "$logs/$name-pytest.log"
     local n
     n=$(tail -n 1 "$logs/$name-pytest.log" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
     passed=$((passed + ${n:-0}))
@@ -95,19 +97,29 @@ integration asan env PETREL_MODULE_CFLAGS="-g -fsanitize=address,undefined"
 step "fuzzing (${fuzz_seconds}s per target)"
 mkdir -p "$build/fuzz"
 (cd "$build/fuzz" && run_logged fuzz-configure "$top/configure" CC=clang --enable-fuzzers)
-run_logged fuzz-make make -C "$build/fuzz" -j"$jobs" tests/fuzz/all-fuzzers
-# Every target Makefile.am lists, each seeded from tests/fuzz/corpus/NAME.
-for target in $(make -s -C "$build/fuzz" print-fuzzers); do
+run_logged fuzz-make make -C "$build/fuzz" -j"$jobs" all-fuzzers
+# Every target the Makefiles list, as DIR/fuzz_NAME (the core's in
+# tests/fuzz, a module's in modules/<m>), seeded from DIR/corpus/NAME, with
+# DIR/NAME.dict when there is one. A target without seeds is an error.
+for path in $(make -s -C "$build/fuzz" print-fuzzers); do
+    dir=$(dirname "$path")
+    target=$(basename "$path")
+    target=${target#fuzz_}
+    seeds=$top/$dir/corpus/$target
+    if ! ls "$seeds/"* >/dev/null 2>&1; then
+        echo "FAILED: $path has no seed corpus in $dir/corpus/$target" >&2
+        exit 1
+    fi
     corpus=$build/fuzz/corpus-$target
     mkdir -p "$corpus"
-    cp "$top/tests/fuzz/corpus/$target/"* "$corpus/"
+    cp "$seeds/"* "$corpus/"
     dict=()
-    [ -f "$top/tests/fuzz/$target.dict" ] && dict=(-dict="$top/tests/fuzz/$target.dict")
-    if ! (cd "$build/fuzz" && "./tests/fuzz/fuzz_$target" "${dict[@]}" \
+    [ -f "$top/$dir/$target.dict" ] && dict=(-dict="$top/$dir/$target.dict")
+    if ! (cd "$build/fuzz" && "./$path" "${dict[@]}" \
             -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" \
             >"$logs/fuzz-$target.log" 2>&1); then
         tail -n 60 "$logs/fuzz-$target.log"
-        echo "FAILED: fuzz_$target found a problem (reproducer in $build/fuzz)" >&2
+        echo "FAILED: $path found a problem (reproducer in $build/fuzz)" >&2
         exit 1
     fi
     echo "fuzz_$target: $(grep -oE 'number_of_executed_units: [0-9]+' "$logs/fuzz-$target.log" | cut -d' ' -f2) runs, no finding"

@@ -1,5 +1,5 @@
 /* The name a client logs in with, as the account database knows it: no
- * I/O, so the fuzzer drives it directly (tests/fuzz/fuzz_auth_user.c). */
+ * I/O, so the fuzzer drives it directly (modules/auth/fuzz_auth_user.c). */
 #include <string.h>
 
 #include <petrel/mem.h>

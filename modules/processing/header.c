@@ -1,7 +1,7 @@
 /* The message header as processing reads it while a message arrives:
  * where it ends, what the trace needs from it, and, streaming over the
  * whole header however long, the client's Return-Path fields taken out
- * and the Received fields counted. No I/O: tests/fuzz/fuzz_header.c
+ * and the Received fields counted. No I/O: fuzz_header.c
  * drives it with messages split at any point. */
 #include <ctype.h>
 #include <string.h>

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import SOCK_TIMEOUT, Client, _track, _untrack, listener, service_conf
+from harness import SOCK_TIMEOUT, Client, _track, _untrack, listener, service_conf
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 TLSA_HASH = "8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1"

@@ -11,8 +11,8 @@ import smtplib
 import socket
 import ssl
 
-from conftest import (SOCK_TIMEOUT, Client, add_account, cfg_value, client_tls_context,
-                      ctl_input, free_port, listener, service_conf)
+from harness import (SOCK_TIMEOUT, Client, add_account, cfg_value, client_tls_context,
+                     ctl_input, free_port, listener, service_conf)
 
 PASSWORD = "smtp-test-pw-42"
 HELO = "client.test"
@@ -245,7 +245,7 @@ def header_fields(raw, name):
 
 
 class Smtp(Client):
-    """A raw SMTP client (conftest.Client) that reads whole replies."""
+    """A raw SMTP client (harness.Client) that reads whole replies."""
 
     def __init__(self, port, **kw):
         super().__init__(port, greeting=False, **kw)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import CMD_TIMEOUT, SRC_ROOT, Instance, free_port, listener, service_conf
+from harness import CMD_TIMEOUT, SRC_ROOT, Instance, free_port, listener, service_conf
 
 
 def test_init_writes_a_ready_instance(env, base_dir, echo_module):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import Client, free_port, listener, service_conf
+from harness import Client, free_port, listener, service_conf
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import CMD_TIMEOUT, Client, free_port, listener, service_conf
+from harness import CMD_TIMEOUT, Client, free_port, listener, service_conf
 
 
 def make_cert(directory, cn, gid):

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from conftest import Client, free_port, listener, refused, service_conf
+from harness import Client, free_port, listener, refused, service_conf
 
 
 def ipv6_loopback_usable():

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import (CMD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, Client, admitted, free_port,
-                      listener, proc_status, sanitizer_findings, service_conf, wait_for)
+from harness import (CMD_TIMEOUT, START_TIMEOUT, STOP_TIMEOUT, Client, admitted, free_port,
+                     listener, proc_status, sanitizer_findings, service_conf, wait_for)
 
 
 def echo_instance(make_instance, name, **listener_kw):

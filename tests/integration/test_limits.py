@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BioTLS, Client, admitted, free_port, listener, rss_kib, service_conf
+from harness import BioTLS, Client, admitted, free_port, listener, rss_kib, service_conf
 
 MAX_LINE = 100
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import CMD_TIMEOUT, SRC_ROOT, admitted, free_port, listener, service_conf
+from harness import CMD_TIMEOUT, SRC_ROOT, admitted, free_port, listener, service_conf
 
 
 def refusal(log, pattern):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Client, free_port, listener, service_conf
+from harness import Client, free_port, listener, service_conf
 from test_echo_tls import pem_der, subject_cn
 
 GREETING = "+OK petrel echo ready"

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from conftest import BioTLS, Client, free_port, listener, service_conf
+from harness import BioTLS, Client, free_port, listener, service_conf
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from conftest import Client, admitted, free_port, listener, service_conf, wait_for
+from harness import Client, admitted, free_port, listener, service_conf, wait_for
 
 
 class ReloadServer:

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from conftest import Client, admitted, free_port, listener, refused, service_conf
+from harness import Client, admitted, free_port, listener, refused, service_conf
 
 DENIED = "denied by rule"
 

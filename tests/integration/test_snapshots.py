@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from conftest import Client, free_port, listener, service_conf, wait_for
+from harness import Client, free_port, listener, service_conf, wait_for
 
 
 class SnapServer:

@@ -1,4 +1,4 @@
-/* The connection API faked for fuzz targets: see fuzz_conn_fake.h. What a
+/* The connection API faked for fuzz targets: see conn_fake.h. What a
  * module can observe follows core/conn.c: units are handed over one at a
  * time from the front of the input buffer and consumed after the callback
  * returns (so petrel_conn_has_input() is true during a line callback, as
@@ -12,7 +12,7 @@
 #include <petrel/mem.h>
 #include <petrel/module.h>
 
-#include "fuzz_conn_fake.h"
+#include "conn_fake.h"
 #include "login_slot.h"
 #include "linereader.h"
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ctl_input, free_port, listener, cfg_value
+from harness import ctl_input, free_port, listener, cfg_value
 
 PASSWORD = "crash-test-password\n"
 USERS = 4

@@ -1,4 +1,7 @@
-"""Black-box integration tests for petreld, petrelctl and the example module.
+"""The harness of the black-box integration tests for petreld, petrelctl and
+the modules: fixtures and helpers shared by tests/integration and every
+modules/<m>/tests (the top-level conftest.py loads it as a plugin; tests
+import its helpers with `from harness import ...`).
 
 The suite drives an *installed* Petrel. It reads:
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import CMD_TIMEOUT, SRC_ROOT, wait_for
+from harness import CMD_TIMEOUT, SRC_ROOT, wait_for
 from smtp_helpers import (HELO, HOSTNAME, PASSWORD, REMOTE, SmtpServer, header_fields, login,
                           message, queue_id, smtplib_queue_id, stuff)
 

@@ -3,7 +3,7 @@ root below data_dir, and refuses bad settings with the file and setting."""
 
 import re
 
-from conftest import service_conf
+from harness import service_conf
 
 
 def storage_conf(env, **settings):

@@ -2,7 +2,7 @@
  * byte streams through the real smtp_in code (command dispatch and state,
  * DATA, BDAT and chunks, AUTH lines and SASL, HELO, the refused-DATA
  * discard), framed by the real line reader, with the connection faked by
- * fuzz_conn_fake.c and the queue, userdb and auth services faked in memory.
+ * conn_fake.c and the queue, userdb and auth services faked in memory.
  *
  * Input: four option bytes, then what the client sends.
  *   byte 0: submission, bare_lf reject, CHUNKING, SMTPUTF8, DSN, auth_on_mx,
@@ -31,7 +31,7 @@
 #include <petrel/mem.h>
 #include <petrel/module.h>
 
-#include "fuzz_conn_fake.h"
+#include "conn_fake.h"
 #include "ipset.h"
 #include "smtp_in.h"
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import CMD_TIMEOUT, sanitizer_findings, service_conf
+from harness import CMD_TIMEOUT, sanitizer_findings, service_conf
 
 # Sorted: the listing is in id order.
 ID_A = "0123456789ABCDEFGHIA"

@@ -5,8 +5,8 @@
  * job's work and done run when the harness says, never inside the call
  * that submitted it (as the worker pool and the timer do). Replies gather
  * in an output buffer the harness reads and clears. Single-threaded. */
-#ifndef PETREL_FUZZ_CONN_FAKE_H
-#define PETREL_FUZZ_CONN_FAKE_H
+#ifndef PETREL_CONN_FAKE_H
+#define PETREL_CONN_FAKE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import AuthProbe, Client, add_account, b64, ctl_input
+from harness import AuthProbe, Client, add_account, b64, ctl_input
 
 PW = "correct horse 42"
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import SOCK_TIMEOUT, rss_kib, wait_for
+from harness import SOCK_TIMEOUT, rss_kib, wait_for
 from smtp_helpers import HELO, SmtpServer, message
 
 ALICE = "alice@example.test"

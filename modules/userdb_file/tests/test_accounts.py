@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import CMD_TIMEOUT, AuthProbe, add_account, ctl_input
+from harness import CMD_TIMEOUT, AuthProbe, add_account, ctl_input
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import SOCK_TIMEOUT, Client
+from harness import SOCK_TIMEOUT, Client
 from smtp_helpers import HOSTNAME, PASSWORD, SmtpServer, b64, plain_token
 
 ALICE = "alice@example.test"
