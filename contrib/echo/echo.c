@@ -66,18 +66,13 @@ struct echo_session {
 
 static struct petrel_ctx *echo_ctx;
 
-/* clang-format off */
 static const struct petrel_setting echo_settings[] = {
-    {"greeting", PETREL_SETTING_STRING, offsetof(struct echo_config, greeting),
-     "petrel echo ready", 0, 0, 0, NULL},
-    {"fortunes", PETREL_SETTING_STRLIST, offsetof(struct echo_config, fortunes), NULL, 0, 0, 0,
-     NULL},
-    {"blocked_recipients", PETREL_SETTING_STRLIST,
-     offsetof(struct echo_config, blocked_recipients), NULL, 0, 0, 0, NULL},
-    {"stamp", PETREL_SETTING_STRING, offsetof(struct echo_config, stamp), "", 0, 0, 0, NULL},
+    PETREL_SETTING_STRING(struct echo_config, greeting, "petrel echo ready"),
+    PETREL_SETTING_STRLIST(struct echo_config, fortunes, NULL),
+    PETREL_SETTING_STRLIST(struct echo_config, blocked_recipients, NULL),
+    PETREL_SETTING_STRING(struct echo_config, stamp, ""),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 static void echo_connect(struct petrel_conn *conn)
 {

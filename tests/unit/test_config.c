@@ -200,15 +200,13 @@ static void test_module_settings(void **state)
         char **list;
     };
     static const char *const names[] = {"alpha", "beta", NULL};
-    /* clang-format off */
     static const struct petrel_setting table[] = {
-        {"flag", PETREL_SETTING_BOOL, offsetof(struct modcfg, flag), "true", 0, 0, 0, NULL},
-        {"size", PETREL_SETTING_SIZE, offsetof(struct modcfg, size), "1M", 1, 1LL << 30, 0, NULL},
-        {"name", PETREL_SETTING_STRING, offsetof(struct modcfg, name), "alpha", 0, 0, 0, names},
-        {"list", PETREL_SETTING_STRLIST, offsetof(struct modcfg, list), NULL, 0, 0, 0, NULL},
+        PETREL_SETTING_BOOL(struct modcfg, flag, "true"),
+        PETREL_SETTING_SIZE(struct modcfg, size, "1M", 1, 1LL << 30),
+        PETREL_SETTING_CHOICE(struct modcfg, name, "alpha", names),
+        PETREL_SETTING_STRLIST(struct modcfg, list, NULL),
         PETREL_SETTINGS_END,
     };
-    /* clang-format on */
     clear_confd();
     write_confd("m.conf",
                 "module = \"m\";\nsettings: {\n size = \"64k\";\n list = [\"a\", \"b\"];\n};\n");
@@ -246,14 +244,12 @@ static void test_ipset_setting(void **state)
         const struct petrel_ipset *none;
         const struct petrel_ipset *one;
     };
-    /* clang-format off */
     static const struct petrel_setting table[] = {
-        {"nets", PETREL_SETTING_IPSET, offsetof(struct modcfg, nets), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
-        {"none", PETREL_SETTING_IPSET, offsetof(struct modcfg, none), NULL, 0, 0, 0, NULL},
-        {"one", PETREL_SETTING_IPSET, offsetof(struct modcfg, one), "127.0.0.1", 0, 0, 0, NULL},
+        PETREL_SETTING_IPSET_F(struct modcfg, nets, NULL, PETREL_SETTING_FIXED),
+        PETREL_SETTING_IPSET(struct modcfg, none, NULL),
+        PETREL_SETTING_IPSET(struct modcfg, one, "127.0.0.1"),
         PETREL_SETTINGS_END,
     };
-    /* clang-format on */
     clear_confd();
     write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = [\"10.0.0.0/8\", "
                           "\"2001:db8::/32\", \"192.0.2.10-192.0.2.20\"];\n};\n");
@@ -329,12 +325,10 @@ static void test_config_snapshot(void **state)
     struct modcfg {
         long long n;
     };
-    /* clang-format off */
     static const struct petrel_setting table[] = {
-        {"n", PETREL_SETTING_INT, offsetof(struct modcfg, n), "1", 0, 0, 0, NULL},
+        PETREL_SETTING_INT(struct modcfg, n, "1", 0, 0),
         PETREL_SETTINGS_END,
     };
-    /* clang-format on */
     clear_confd();
     write_confd("m.conf", "module = \"m\";\nsettings: {\n n = 7;\n};\n");
     write_text(conf, "");
