@@ -13,6 +13,7 @@
 #include <petrel/ipset.h>
 #include <petrel/queue.h>
 #include <petrel/sasl.h>
+#include <petrel/smtp.h>
 #include <petrel/userdb.h>
 
 #include "smtp_parse.h"
@@ -80,6 +81,8 @@ struct smtp_session {
     struct petrel_sasl *sasl;
     enum petrel_sasl_mech mech;
     unsigned errors, auth_errors;
+    /* The connection id and the hook handlers' slot (petrel/smtp.h). */
+    struct petrel_smtp_origin origin;
     uint64_t max_size;
     unsigned max_rcpts;
 
