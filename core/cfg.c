@@ -30,111 +30,123 @@ static const char *const log_targets[] = {"stderr", "file", "syslog", NULL};
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
 static const char *const tls_versions[] = {"TLSv1.2", "TLSv1.3", NULL};
 
-/* clang-format off */
-#define FLOW_SETTINGS(base, peer_max, peer_rate)                                       \
-    {"max_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, max_connections), "0", 0, 10000000, 0, NULL}, \
-    {"max_interval_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, max_interval_connections), "0", 0, 10000000, 0, NULL}, \
-    {"time_interval", PETREL_SETTING_DURATION, base + offsetof(struct petrel_flow, time_interval), "60s", 1, 86400, 0, NULL}, \
-    {"peer_max_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, peer_max_connections), peer_max, 0, 10000000, 0, NULL}, \
-    {"peer_max_interval_connections", PETREL_SETTING_INT, base + offsetof(struct petrel_flow, peer_max_interval_connections), peer_rate, 0, 10000000, 0, NULL}, \
-    {"peer_time_interval", PETREL_SETTING_DURATION, base + offsetof(struct petrel_flow, peer_time_interval), "60s", 1, 86400, 0, NULL}
+/* The flow limits sit in a nested struct but are named as plain settings. */
+#define FLOW_SETTING(st, field, t, def, lo, hi)                                                    \
+    {                                                                                              \
+        .name = #field, .type = (t), .offset = offsetof(st, flow.field), .default_value = (def),   \
+        .min = (lo), .max = (hi)                                                                   \
+    }
+#define FLOW_SETTINGS(st, peer_max, peer_rate)                                                     \
+    FLOW_SETTING(st, max_connections, PETREL_SETTING_INT, "0", 0, 10000000),                       \
+        FLOW_SETTING(st, max_interval_connections, PETREL_SETTING_INT, "0", 0, 10000000),          \
+        FLOW_SETTING(st, time_interval, PETREL_SETTING_DURATION, "60s", 1, 86400),                 \
+        FLOW_SETTING(st, peer_max_connections, PETREL_SETTING_INT, peer_max, 0, 10000000),         \
+        FLOW_SETTING(st, peer_max_interval_connections, PETREL_SETTING_INT, peer_rate, 0,          \
+                     10000000),                                                                    \
+        FLOW_SETTING(st, peer_time_interval, PETREL_SETTING_DURATION, "60s", 1, 86400)
 
 static const struct petrel_setting server_settings[] = {
-    {"primary_domain", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, primary_domain), "localhost", 0, 0, 0, NULL},
-    {"hostname", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, hostname), "", 0, 0, 0, NULL},
-    {"user", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, user), "petrel", 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"group", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, group), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"data_dir", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, data_dir), PETREL_LOCALSTATEDIR "/lib/petrel", 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"run_dir", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, run_dir), PETREL_RUNSTATEDIR "/petrel", 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"module_path", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, module_path), PETREL_MODULEDIR, 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"pid_file", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, pid_file), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"control_socket", PETREL_SETTING_STRING, offsetof(struct petrel_server_cfg, control_socket), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"io_threads", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, io_threads), "0", 0, 256, PETREL_SETTING_FIXED, NULL},
-    {"workers", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, workers), "16", 1, 1024, PETREL_SETTING_FIXED, NULL},
-    {"worker_queue", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, worker_queue), "10000", 1, 10000000, PETREL_SETTING_FIXED, NULL},
-    {"shutdown_timeout", PETREL_SETTING_DURATION, offsetof(struct petrel_server_cfg, shutdown_timeout), "10s", 0, 3600, 0, NULL},
-    {"max_connections", PETREL_SETTING_INT, offsetof(struct petrel_server_cfg, max_connections), "0", 0, 10000000, 0, NULL},
-    {"exempt_networks", PETREL_SETTING_STRLIST, offsetof(struct petrel_server_cfg, exempt_networks), NULL, 0, 0, 0, NULL},
-    {"message_memory", PETREL_SETTING_SIZE, offsetof(struct petrel_server_cfg, message_memory), "64M", 1048576, 68719476736LL, 0, NULL},
+    PETREL_SETTING_STRING(struct petrel_server_cfg, primary_domain, "localhost"),
+    PETREL_SETTING_STRING(struct petrel_server_cfg, hostname, ""),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, user, "petrel", PETREL_SETTING_FIXED),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, group, NULL, PETREL_SETTING_FIXED),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, data_dir, PETREL_LOCALSTATEDIR "/lib/petrel",
+                            PETREL_SETTING_FIXED),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, run_dir, PETREL_RUNSTATEDIR "/petrel",
+                            PETREL_SETTING_FIXED),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, module_path, PETREL_MODULEDIR,
+                            PETREL_SETTING_FIXED),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, pid_file, NULL, PETREL_SETTING_FIXED),
+    PETREL_SETTING_STRING_F(struct petrel_server_cfg, control_socket, NULL, PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct petrel_server_cfg, io_threads, "0", 0, 256, PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct petrel_server_cfg, workers, "16", 1, 1024, PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct petrel_server_cfg, worker_queue, "10000", 1, 10000000,
+                         PETREL_SETTING_FIXED),
+    PETREL_SETTING_DURATION(struct petrel_server_cfg, shutdown_timeout, "10s", 0, 3600),
+    PETREL_SETTING_INT(struct petrel_server_cfg, max_connections, "0", 0, 10000000),
+    PETREL_SETTING_STRLIST(struct petrel_server_cfg, exempt_networks, NULL),
+    PETREL_SETTING_SIZE(struct petrel_server_cfg, message_memory, "64M", 1048576, 68719476736LL),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting log_settings[] = {
-    {"target", PETREL_SETTING_STRING, offsetof(struct petrel_log_cfg, target), "stderr", 0, 0, 0, log_targets},
-    {"file", PETREL_SETTING_STRING, offsetof(struct petrel_log_cfg, file), NULL, 0, 0, 0, NULL},
-    {"level", PETREL_SETTING_STRING, offsetof(struct petrel_log_cfg, level), "info", 0, 0, 0, log_levels},
-    {"modules", PETREL_SETTING_STRLIST, offsetof(struct petrel_log_cfg, modules), NULL, 0, 0, 0, NULL},
+    PETREL_SETTING_CHOICE(struct petrel_log_cfg, target, "stderr", log_targets),
+    PETREL_SETTING_STRING(struct petrel_log_cfg, file, NULL),
+    PETREL_SETTING_CHOICE(struct petrel_log_cfg, level, "info", log_levels),
+    PETREL_SETTING_STRLIST(struct petrel_log_cfg, modules, NULL),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting tls_settings[] = {
-    {"certificate", PETREL_SETTING_STRING, offsetof(struct petrel_tls_cfg, certificate), NULL, 0, 0, 0, NULL},
-    {"key", PETREL_SETTING_STRING, offsetof(struct petrel_tls_cfg, key), NULL, 0, 0, PETREL_SETTING_SECRET, NULL},
-    {"min_protocol", PETREL_SETTING_STRING, offsetof(struct petrel_tls_cfg, min_protocol), "TLSv1.2", 0, 0, 0, tls_versions},
+    PETREL_SETTING_STRING(struct petrel_tls_cfg, certificate, NULL),
+    PETREL_SETTING_STRING_F(struct petrel_tls_cfg, key, NULL, PETREL_SETTING_SECRET),
+    PETREL_SETTING_CHOICE(struct petrel_tls_cfg, min_protocol, "TLSv1.2", tls_versions),
     /* Mozilla "intermediate" list: forward secrecy and AEAD only. */
-    {"ciphers", PETREL_SETTING_STRING, offsetof(struct petrel_tls_cfg, ciphers),
-     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
-     0, 0, 0, NULL},
-    {"ciphersuites", PETREL_SETTING_STRING, offsetof(struct petrel_tls_cfg, ciphersuites),
-     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", 0, 0, 0, NULL},
-    {"random_file", PETREL_SETTING_STRING, offsetof(struct petrel_tls_cfg, random_file), NULL, 0, 0, 0, NULL},
+    PETREL_SETTING_STRING(
+        struct petrel_tls_cfg, ciphers,
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"),
+    PETREL_SETTING_STRING(
+        struct petrel_tls_cfg, ciphersuites,
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"),
+    PETREL_SETTING_STRING(struct petrel_tls_cfg, random_file, NULL),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting sni_settings[] = {
-    {"name", PETREL_SETTING_STRING, offsetof(struct petrel_sni_cfg, name), NULL, 0, 0, PETREL_SETTING_REQUIRED, NULL},
-    {"certificate", PETREL_SETTING_STRING, offsetof(struct petrel_sni_cfg, certificate), NULL, 0, 0, PETREL_SETTING_REQUIRED, NULL},
-    {"key", PETREL_SETTING_STRING, offsetof(struct petrel_sni_cfg, key), NULL, 0, 0, PETREL_SETTING_REQUIRED | PETREL_SETTING_SECRET, NULL},
+    PETREL_SETTING_STRING_F(struct petrel_sni_cfg, name, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_STRING_F(struct petrel_sni_cfg, certificate, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_STRING_F(struct petrel_sni_cfg, key, NULL,
+                            PETREL_SETTING_REQUIRED | PETREL_SETTING_SECRET),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting dnr_settings[] = {
-    {"servers", PETREL_SETTING_STRLIST, offsetof(struct petrel_dnr_cfg, servers), NULL, 0, 0, 0, NULL},
-    {"timeout", PETREL_SETTING_DURATION, offsetof(struct petrel_dnr_cfg, timeout), "5s", 1, 300, 0, NULL},
-    {"attempts", PETREL_SETTING_INT, offsetof(struct petrel_dnr_cfg, attempts), "3", 1, 20, 0, NULL},
-    {"cache_size", PETREL_SETTING_INT, offsetof(struct petrel_dnr_cfg, cache_size), "10000", 0, 10000000, 0, NULL},
+    PETREL_SETTING_STRLIST(struct petrel_dnr_cfg, servers, NULL),
+    PETREL_SETTING_DURATION(struct petrel_dnr_cfg, timeout, "5s", 1, 300),
+    PETREL_SETTING_INT(struct petrel_dnr_cfg, attempts, "3", 1, 20),
+    PETREL_SETTING_INT(struct petrel_dnr_cfg, cache_size, "10000", 0, 10000000),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting rule_settings[] = {
-    {"action", PETREL_SETTING_STRING, offsetof(struct petrel_rule, action), NULL, 0, 0, PETREL_SETTING_REQUIRED, rule_actions},
-    {"enable", PETREL_SETTING_BOOL, offsetof(struct petrel_rule, enable), "true", 0, 0, 0, NULL},
-    {"priority", PETREL_SETTING_INT, offsetof(struct petrel_rule, priority), "100", 0, 1000000, 0, NULL},
-    {"ips", PETREL_SETTING_STRLIST, offsetof(struct petrel_rule, ips), NULL, 0, 0, PETREL_SETTING_REQUIRED, NULL},
-    FLOW_SETTINGS(offsetof(struct petrel_rule, flow), "0", "0"),
+    PETREL_SETTING_CHOICE_F(struct petrel_rule, action, NULL, rule_actions,
+                            PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_BOOL(struct petrel_rule, enable, "true"),
+    PETREL_SETTING_INT(struct petrel_rule, priority, "100", 0, 1000000),
+    PETREL_SETTING_STRLIST_F(struct petrel_rule, ips, NULL, PETREL_SETTING_REQUIRED),
+    FLOW_SETTINGS(struct petrel_rule, "0", "0"),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting listener_settings[] = {
-    {"address", PETREL_SETTING_STRING, offsetof(struct petrel_listener_cfg, address), NULL, 0, 0, PETREL_SETTING_REQUIRED, NULL},
-    {"protocol", PETREL_SETTING_STRING, offsetof(struct petrel_listener_cfg, protocol), NULL, 0, 0, 0, NULL},
-    {"tls", PETREL_SETTING_STRING, offsetof(struct petrel_listener_cfg, tls), "none", 0, 0, 0, tls_modes},
-    {"certificate", PETREL_SETTING_STRING, offsetof(struct petrel_listener_cfg, certificate), NULL, 0, 0, 0, NULL},
-    {"key", PETREL_SETTING_STRING, offsetof(struct petrel_listener_cfg, key), NULL, 0, 0, PETREL_SETTING_SECRET, NULL},
-    {"max_line", PETREL_SETTING_SIZE, offsetof(struct petrel_listener_cfg, max_line), "8k", 64, 1048576, 0, NULL},
-    {"max_output", PETREL_SETTING_SIZE, offsetof(struct petrel_listener_cfg, max_output), "256k", 4096, 67108864, 0, NULL},
-    {"idle_timeout", PETREL_SETTING_DURATION, offsetof(struct petrel_listener_cfg, idle_timeout), "5m", 1, 86400, 0, NULL},
-    {"min_data_rate", PETREL_SETTING_SIZE, offsetof(struct petrel_listener_cfg, min_data_rate), "500", 0, 1073741824LL, 0, NULL},
-    {"proxy_protocol", PETREL_SETTING_BOOL, offsetof(struct petrel_listener_cfg, proxy_protocol), "false", 0, 0, 0, NULL},
-    {"proxy_from", PETREL_SETTING_STRLIST, offsetof(struct petrel_listener_cfg, proxy_from), NULL, 0, 0, 0, NULL},
+    PETREL_SETTING_STRING_F(struct petrel_listener_cfg, address, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_STRING(struct petrel_listener_cfg, protocol, NULL),
+    PETREL_SETTING_CHOICE(struct petrel_listener_cfg, tls, "none", tls_modes),
+    PETREL_SETTING_STRING(struct petrel_listener_cfg, certificate, NULL),
+    PETREL_SETTING_STRING_F(struct petrel_listener_cfg, key, NULL, PETREL_SETTING_SECRET),
+    PETREL_SETTING_SIZE(struct petrel_listener_cfg, max_line, "8k", 64, 1048576),
+    PETREL_SETTING_SIZE(struct petrel_listener_cfg, max_output, "256k", 4096, 67108864),
+    PETREL_SETTING_DURATION(struct petrel_listener_cfg, idle_timeout, "5m", 1, 86400),
+    PETREL_SETTING_SIZE(struct petrel_listener_cfg, min_data_rate, "500", 0, 1073741824LL),
+    PETREL_SETTING_BOOL(struct petrel_listener_cfg, proxy_protocol, "false"),
+    PETREL_SETTING_STRLIST(struct petrel_listener_cfg, proxy_from, NULL),
     /* Safe by default (docs/limits.md): Postfix's 50 connections per
      * client, and a rate no client needs. */
-    FLOW_SETTINGS(offsetof(struct petrel_listener_cfg, flow), "50", "300"),
+    FLOW_SETTINGS(struct petrel_listener_cfg, "50", "300"),
     PETREL_SETTINGS_END,
 };
 
 static const struct petrel_setting service_settings[] = {
-    {"module", PETREL_SETTING_STRING, offsetof(struct petrel_service_cfg, module), NULL, 0, 0, PETREL_SETTING_REQUIRED, NULL},
-    {"file", PETREL_SETTING_STRING, offsetof(struct petrel_service_cfg, file), NULL, 0, 0, 0, NULL},
-    {"enabled", PETREL_SETTING_BOOL, offsetof(struct petrel_service_cfg, enabled), "true", 0, 0, 0, NULL},
-    {"workers", PETREL_SETTING_INT, offsetof(struct petrel_service_cfg, workers), "0", 0, 1024, 0, NULL},
-    {"max_connections", PETREL_SETTING_INT, offsetof(struct petrel_service_cfg, max_connections), "0", 0, 10000000, 0, NULL},
-    {"max_errors", PETREL_SETTING_INT, offsetof(struct petrel_service_cfg, max_errors), "10", 0, 1000000, 0, NULL},
-    {"max_auth_errors", PETREL_SETTING_INT, offsetof(struct petrel_service_cfg, max_auth_errors), "3", 0, 1000000, 0, NULL},
+    PETREL_SETTING_STRING_F(struct petrel_service_cfg, module, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_STRING(struct petrel_service_cfg, file, NULL),
+    PETREL_SETTING_BOOL(struct petrel_service_cfg, enabled, "true"),
+    PETREL_SETTING_INT(struct petrel_service_cfg, workers, "0", 0, 1024),
+    PETREL_SETTING_INT(struct petrel_service_cfg, max_connections, "0", 0, 10000000),
+    PETREL_SETTING_INT(struct petrel_service_cfg, max_errors, "10", 0, 1000000),
+    PETREL_SETTING_INT(struct petrel_service_cfg, max_auth_errors, "3", 0, 1000000),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 static const char *const top_groups[] = {"server", "log", "tls", "dnr", "rules", NULL};
 static const char *const service_extra[] = {"rules", "listeners", "settings", NULL};

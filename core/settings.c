@@ -87,6 +87,25 @@ static bool in_list(const char *const *list, const char *name)
     return false;
 }
 
+static int apply_group(const config_setting_t *group, const struct petrel_setting *table, void *dst,
+                       const char *file, const char *const *extra, const char *path,
+                       const char **error_r);
+
+/* What a GROUPS setting's choices pointer carries (petrel/setting.h). */
+static const struct petrel_setting_group *group_of(const struct petrel_setting *s)
+{
+    return (const struct petrel_setting_group *)(const void *)s->choices;
+}
+
+static void free_groups(const struct petrel_setting_group *g, struct petrel_setting_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        petrel_settings_free(g->settings, (char *)l->items + i * g->size);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
 static void free_value(const struct petrel_setting *s, void *dst)
 {
     char *p = (char *)dst + s->offset;
@@ -105,6 +124,8 @@ static void free_value(const struct petrel_setting *s, void *dst)
             petrel_ipset_free(set);
         free(set);
         *(struct petrel_ipset **)p = NULL;
+    } else if (s->type == PETREL_SETTING_GROUPS) {
+        free_groups(group_of(s), (struct petrel_setting_list *)p);
     }
 }
 
@@ -175,6 +196,8 @@ static const char *set_text(const struct petrel_setting *s, void *dst, const cha
         return NULL;
     case PETREL_SETTING_IPSET:
         return set_ipset(s, dst, &text, 1);
+    case PETREL_SETTING_GROUPS:
+        return "expects a list of groups ( { ... }, ... )";
     }
     if ((s->min != 0 || s->max != 0) && (n < s->min || n > s->max))
         return "is out of range";
@@ -223,7 +246,8 @@ static const char *set_value(const struct petrel_setting *s, void *dst, const co
     case CONFIG_TYPE_INT:
     case CONFIG_TYPE_INT64:
         if (s->type == PETREL_SETTING_BOOL || s->type == PETREL_SETTING_STRING ||
-            s->type == PETREL_SETTING_STRLIST || s->type == PETREL_SETTING_IPSET)
+            s->type == PETREL_SETTING_STRLIST || s->type == PETREL_SETTING_IPSET ||
+            s->type == PETREL_SETTING_GROUPS)
             return "does not take a number";
         if (config_setting_get_int64(v) < 0)
             return "must not be negative";
@@ -231,6 +255,8 @@ static const char *set_value(const struct petrel_setting *s, void *dst, const co
         return set_text(s, dst, num);
     case CONFIG_TYPE_ARRAY:
     case CONFIG_TYPE_LIST:
+        if (s->type == PETREL_SETTING_GROUPS)
+            return "expects a list of groups ( { ... }, ... )";
         if (s->type != PETREL_SETTING_STRLIST && s->type != PETREL_SETTING_IPSET)
             return "does not take a list";
         return set_list(s, dst, v);
@@ -246,6 +272,10 @@ int petrel_settings_defaults(const struct petrel_setting *table, void *dst, cons
             set_ipset(s, dst, NULL, 0); /* never NULL: an empty set */
             continue;
         }
+        if (s->type == PETREL_SETTING_GROUPS) {
+            free_value(s, dst); /* an empty list */
+            continue;
+        }
         if (s->default_value == NULL)
             continue;
         const char *why = set_text(s, dst, s->default_value);
@@ -257,10 +287,77 @@ int petrel_settings_defaults(const struct petrel_setting *table, void *dst, cons
     return 0;
 }
 
-int petrel_settings_apply(const config_setting_t *group, const struct petrel_setting *table,
-                          void *dst, const char *file, const char *const *extra,
-                          const char **error_r)
+/* max 0 is "no bound of its own": min alone asks for at least min. */
+static long long groups_max(const struct petrel_setting *s)
 {
+    return s->max != 0 && s->max < LIST_MAX ? s->max : LIST_MAX;
+}
+
+static bool groups_count_ok(const struct petrel_setting *s, int n)
+{
+    return n >= s->min && n <= groups_max(s);
+}
+
+/* A GROUPS setting: each element of the list is a group filled from the
+ * sub-table, and its errors name the path ("connectors[1].port"). All
+ * elements or none: the old value stays on error. */
+static int set_groups(const struct petrel_setting *s, void *dst, const config_setting_t *v,
+                      const char *file, const char *name, const char **error_r)
+{
+    int line = config_setting_source_line(v);
+    int n = config_setting_length(v);
+    /* () is a LIST; libconfig reads [] as an empty ARRAY. */
+    if (config_setting_type(v) != CONFIG_TYPE_LIST &&
+        (config_setting_type(v) != CONFIG_TYPE_ARRAY || n > 0)) {
+        *error_r = petrel_cfg_error("%s:%d: setting '%s' expects a list of groups ( { ... }, "
+                                    "... )",
+                                    file, line, name);
+        return -1;
+    }
+    if (!groups_count_ok(s, n)) {
+        *error_r = petrel_cfg_error("%s:%d: setting '%s' has %d groups, not %lld to %lld", file,
+                                    line, name, n, s->min, groups_max(s));
+        return -1;
+    }
+    struct petrel_setting_list l = {0, n > 0 ? petrel_calloc((size_t)n, group_of(s)->size) : NULL};
+    int ret = 0;
+    for (int i = 0; i < n && ret == 0; i++) {
+        const config_setting_t *g = config_setting_get_elem(v, i);
+        void *elem = (char *)l.items + (size_t)i * group_of(s)->size;
+        char path[256];
+        petrel_snprintf(path, sizeof(path), "%s[%d]", name, i);
+        l.count++;
+        if (!config_setting_is_group(g)) {
+            *error_r = petrel_cfg_error("%s:%d: setting '%s' must be a group { ... }", file,
+                                        config_setting_source_line(g), path);
+            ret = -1;
+        } else {
+            ret = apply_group(g, group_of(s)->settings, elem, file, NULL, path, error_r);
+        }
+    }
+    if (ret < 0) {
+        free_groups(group_of(s), &l);
+        return -1;
+    }
+    free_value(s, dst);
+    *(struct petrel_setting_list *)((char *)dst + s->offset) = l;
+    return 0;
+}
+
+/* "name", or "path.name" inside a group of a list. */
+static const char *full_name(char *buf, size_t size, const char *path, const char *name)
+{
+    if (path == NULL)
+        return name;
+    petrel_snprintf(buf, size, "%s.%s", path, name);
+    return buf;
+}
+
+static int apply_group(const config_setting_t *group, const struct petrel_setting *table, void *dst,
+                       const char *file, const char *const *extra, const char *path,
+                       const char **error_r)
+{
+    char fullbuf[320];
     if (petrel_settings_defaults(table, dst, error_r) < 0)
         return -1;
     int count = group != NULL ? config_setting_length(group) : 0;
@@ -274,29 +371,48 @@ int petrel_settings_apply(const config_setting_t *group, const struct petrel_set
         }
         if (in_list(extra, name))
             continue;
+        const char *full = full_name(fullbuf, sizeof(fullbuf), path, name);
         const struct petrel_setting *s = table_find(table, name);
         if (s == NULL) {
-            *error_r = petrel_cfg_error("%s:%d: unknown setting '%s'", file, line, name);
+            *error_r = petrel_cfg_error("%s:%d: unknown setting '%s'", file, line, full);
             return -1;
+        }
+        if (s->type == PETREL_SETTING_GROUPS) {
+            if (set_groups(s, dst, v, file, full, error_r) < 0)
+                return -1;
+            continue;
         }
         const char *why = set_value(s, dst, v);
         if (why != NULL) {
             /* An IPSET refusal quotes the element: "'name': 'x': why". */
-            *error_r = petrel_cfg_error("%s:%d: setting '%s'%s%s", file, line, name,
+            *error_r = petrel_cfg_error("%s:%d: setting '%s'%s%s", file, line, full,
                                         why[0] == ':' ? "" : " ", why);
             return -1;
         }
     }
     for (const struct petrel_setting *s = table; s->name != NULL; s++) {
-        if ((s->flags & PETREL_SETTING_REQUIRED) &&
-            (group == NULL || config_setting_get_member(group, s->name) == NULL)) {
-            int line = group != NULL ? config_setting_source_line(group) : 0;
-            *error_r =
-                petrel_cfg_error("%s:%d: required setting '%s' is missing", file, line, s->name);
+        bool unset = group == NULL || config_setting_get_member(group, s->name) == NULL;
+        int line = group != NULL ? config_setting_source_line(group) : 0;
+        if (unset && s->type == PETREL_SETTING_GROUPS && !groups_count_ok(s, 0)) {
+            *error_r = petrel_cfg_error("%s:%d: setting '%s' has 0 groups, not %lld to %lld", file,
+                                        line, full_name(fullbuf, sizeof(fullbuf), path, s->name),
+                                        s->min, groups_max(s));
+            return -1;
+        }
+        if ((s->flags & PETREL_SETTING_REQUIRED) && unset) {
+            *error_r = petrel_cfg_error("%s:%d: required setting '%s' is missing", file, line,
+                                        full_name(fullbuf, sizeof(fullbuf), path, s->name));
             return -1;
         }
     }
     return 0;
+}
+
+int petrel_settings_apply(const config_setting_t *group, const struct petrel_setting *table,
+                          void *dst, const char *file, const char *const *extra,
+                          const char **error_r)
+{
+    return apply_group(group, table, dst, file, extra, NULL, error_r);
 }
 
 void petrel_settings_free(const struct petrel_setting *table, void *dst)
@@ -330,9 +446,51 @@ static bool same_value(const struct petrel_setting *s, const void *a, const void
         size_t nx = x != NULL ? x->count : 0, ny = y != NULL ? y->count : 0;
         return nx == ny && (nx == 0 || memcmp(x->ranges, y->ranges, nx * sizeof(*x->ranges)) == 0);
     }
+    case PETREL_SETTING_GROUPS: {
+        const struct petrel_setting_list *x = (const void *)pa, *y = (const void *)pb;
+        if (x->count != y->count)
+            return false;
+        for (size_t i = 0; i < x->count; i++) {
+            size_t at = i * group_of(s)->size;
+            for (const struct petrel_setting *e = group_of(s)->settings; e->name != NULL; e++) {
+                if (!same_value(e, (const char *)x->items + at, (const char *)y->items + at))
+                    return false;
+            }
+        }
+        return true;
+    }
     default:
         return *(const long long *)pa == *(const long long *)pb;
     }
+}
+
+static bool has_fixed(const struct petrel_setting *table)
+{
+    for (const struct petrel_setting *e = table; e->name != NULL; e++) {
+        if ((e->flags & PETREL_SETTING_FIXED) ||
+            (e->type == PETREL_SETTING_GROUPS && has_fixed(group_of(e)->settings)))
+            return true;
+    }
+    return false;
+}
+
+/* A FIXED setting inside the groups of a list that is not FIXED itself:
+ * changed when the list grew or shrank, or when an element's differs. */
+static bool groups_fixed_changed(const struct petrel_setting *s, const void *a, const void *b)
+{
+    const struct petrel_setting_list *x = (const void *)((const char *)a + s->offset),
+                                     *y = (const void *)((const char *)b + s->offset);
+    if (!has_fixed(group_of(s)->settings))
+        return false;
+    if (x->count != y->count)
+        return true;
+    for (size_t i = 0; i < x->count; i++) {
+        size_t at = i * group_of(s)->size;
+        if (petrel_settings_fixed_changed(group_of(s)->settings, (const char *)x->items + at,
+                                          (const char *)y->items + at) != NULL)
+            return true;
+    }
+    return false;
 }
 
 const char *petrel_settings_fixed_changed(const struct petrel_setting *table, const void *a,
@@ -340,6 +498,8 @@ const char *petrel_settings_fixed_changed(const struct petrel_setting *table, co
 {
     for (const struct petrel_setting *s = table; s->name != NULL; s++) {
         if ((s->flags & PETREL_SETTING_FIXED) && !same_value(s, a, b))
+            return s->name;
+        if (s->type == PETREL_SETTING_GROUPS && groups_fixed_changed(s, a, b))
             return s->name;
     }
     return NULL;

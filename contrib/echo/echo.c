@@ -27,12 +27,17 @@
  *   TIMEOUT s      this connection's idle timeout becomes s seconds
  *   QUIT           +OK bye, then close
  *
- * It also shows the mail hooks (petrel/queue.h): with blocked_recipients
+ * It also shows the mail hooks (petrel/smtp.h): with blocked_recipients
  * set, RCPT TO one of them is refused at the smtp.rcpt hook; with stamp
  * set, every accepted message gets an "X-Echo-Stamp:" header at the
  * smtp.data hook. Hooks run on worker threads, so they read the settings
  * from a configuration generation they hold (petrel_ctx_config_ref).
+ * With session_header on, it keeps a record per SMTP session in the
+ * session slot, as a greylisting plugin would: made at smtp.mail, counted
+ * at smtp.rcpt, shown at smtp.data in an "X-Echo-Session:" header, and
+ * freed at smtp.disconnect with a log line.
  */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -51,6 +56,7 @@ struct echo_config {
     char **fortunes;
     char **blocked_recipients;
     char *stamp;
+    bool session_header;
 };
 
 struct fetch;
@@ -66,18 +72,16 @@ struct echo_session {
 
 static struct petrel_ctx *echo_ctx;
 
-/* clang-format off */
 static const struct petrel_setting echo_settings[] = {
-    {"greeting", PETREL_SETTING_STRING, offsetof(struct echo_config, greeting),
-     "petrel echo ready", 0, 0, 0, NULL},
-    {"fortunes", PETREL_SETTING_STRLIST, offsetof(struct echo_config, fortunes), NULL, 0, 0, 0,
-     NULL},
-    {"blocked_recipients", PETREL_SETTING_STRLIST,
-     offsetof(struct echo_config, blocked_recipients), NULL, 0, 0, 0, NULL},
-    {"stamp", PETREL_SETTING_STRING, offsetof(struct echo_config, stamp), "", 0, 0, 0, NULL},
+    PETREL_SETTING_STRING(struct echo_config, greeting, "petrel echo ready"),
+    PETREL_SETTING_STRLIST(struct echo_config, fortunes, NULL),
+    PETREL_SETTING_STRLIST(struct echo_config, blocked_recipients, NULL),
+    PETREL_SETTING_STRING(struct echo_config, stamp, ""),
+    /* FIXED: its hooks are registered at init, and only when it is on, so
+     * that without it MAIL costs no trip to a worker. */
+    PETREL_SETTING_BOOL_F(struct echo_config, session_header, "false", PETREL_SETTING_FIXED),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 static void echo_connect(struct petrel_conn *conn)
 {
@@ -585,6 +589,50 @@ static int echo_check(const void *config, const char **error_r)
 /* Hooks run on worker threads: each takes the current configuration
  * generation for its whole run (hook_data is the module's ctx), so a
  * reload can never change the settings under it. */
+
+/* What the hooks keep in an SMTP session's slot (session_header). */
+struct echo_smtp_record {
+    unsigned long serial; /* this process's count of recorded sessions */
+    uint64_t conn_id;     /* as smtp.mail saw it */
+    unsigned mails, rcpts;
+    bool other_conn; /* a later event of the slot named another connection */
+};
+
+static atomic_ulong echo_smtp_serial;
+
+/* The session's record, made on first use: the slot is NULL when a session
+ * starts, and only this module sets it. */
+static struct echo_smtp_record *smtp_record(void **slot, uint64_t conn_id)
+{
+    struct echo_smtp_record *r = *slot;
+    if (r == NULL) {
+        r = petrel_calloc(1, sizeof(*r));
+        r->serial = atomic_fetch_add(&echo_smtp_serial, 1) + 1;
+        r->conn_id = conn_id;
+        *slot = r;
+    }
+    r->other_conn = r->other_conn || r->conn_id != conn_id;
+    return r;
+}
+
+static enum petrel_verdict mail_hook(void *data, void *event, const char **reason_r)
+{
+    const struct petrel_smtp_mail_event *ev = event;
+    smtp_record(ev->session_slot, ev->conn_id)->mails++;
+    return PETREL_CONTINUE;
+}
+
+static enum petrel_verdict disconnect_hook(void *data, void *event, const char **reason_r)
+{
+    const struct petrel_smtp_disconnect_event *ev = event;
+    struct echo_smtp_record *r = *ev->session_slot;
+    petrel_log(PETREL_LOG_INFO, "echo", "smtp session %lu (conn %llu) ended after %u messages",
+               r->serial, (unsigned long long)ev->conn_id, r->mails);
+    free(r);
+    *ev->session_slot = NULL;
+    return PETREL_CONTINUE;
+}
+
 static enum petrel_verdict rcpt_hook(void *data, void *event, const char **reason_r)
 {
     struct petrel_ctx *ctx = data;
@@ -592,6 +640,8 @@ static enum petrel_verdict rcpt_hook(void *data, void *event, const char **reaso
     enum petrel_verdict v = PETREL_CONTINUE;
     struct petrel_config *gen = petrel_ctx_config_ref(ctx);
     const struct echo_config *cfg = petrel_config_settings(gen, ctx);
+    if (cfg->session_header)
+        smtp_record(ev->session_slot, ev->conn_id)->rcpts++;
     for (size_t i = 0; cfg->blocked_recipients != NULL && cfg->blocked_recipients[i] != NULL; i++)
         if (strcasecmp(cfg->blocked_recipients[i], ev->rcpt) == 0)
             v = PETREL_DENY;
@@ -611,6 +661,13 @@ static enum petrel_verdict data_hook(void *data, void *event, const char **reaso
     if (cfg->stamp[0] != '\0')
         petrel_buf_printf(ev->add_header, "X-Echo-Stamp: %s (queue id %s)\r\n", cfg->stamp,
                           ev->queue_id);
+    if (cfg->session_header && ev->session_slot != NULL) {
+        const struct echo_smtp_record *r = smtp_record(ev->session_slot, ev->conn_id);
+        petrel_buf_printf(ev->add_header,
+                          "X-Echo-Session: session=%lu conn=%llu mails=%u rcpts=%u%s\r\n",
+                          r->serial, (unsigned long long)ev->conn_id, r->mails, r->rcpts,
+                          r->other_conn ? " other-conn" : "");
+    }
     petrel_config_unref(gen);
     return PETREL_CONTINUE;
 }
@@ -621,6 +678,13 @@ static int echo_init(struct petrel_ctx *ctx, const void *config, const char **er
         petrel_hook_register(ctx, PETREL_HOOK_SMTP_RCPT, 100, rcpt_hook, ctx) < 0 ||
         petrel_hook_register(ctx, PETREL_HOOK_SMTP_DATA, 100, data_hook, ctx) < 0) {
         *error_r = "cannot register the echo protocol and hooks";
+        return -1;
+    }
+    const struct echo_config *cfg = config;
+    if (cfg->session_header &&
+        (petrel_hook_register(ctx, PETREL_HOOK_SMTP_MAIL, 100, mail_hook, ctx) < 0 ||
+         petrel_hook_register(ctx, PETREL_HOOK_SMTP_DISCONNECT, 100, disconnect_hook, ctx) < 0)) {
+        *error_r = "cannot register the echo session hooks";
         return -1;
     }
     echo_ctx = ctx;

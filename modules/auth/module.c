@@ -24,22 +24,20 @@ struct auth_config {
     bool plaintext_without_tls;
 };
 
-/* clang-format off */
 static const struct petrel_setting settings[] = {
-    {"failure_delay", PETREL_SETTING_DURATION, offsetof(struct auth_config, failure_delay), "2s", 0, 60, 0, NULL},
-    {"max_failure_delay", PETREL_SETTING_DURATION, offsetof(struct auth_config, max_failure_delay), "15s", 0, 300, 0, NULL},
-    {"max_failures_per_ip", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_ip), "20", 0, 1000000, 0, NULL},
-    {"max_failures_per_account", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_account), "10", 0, 1000000, 0, NULL},
-    {"max_failures_per_network", PETREL_SETTING_INT, offsetof(struct auth_config, max_failures_per_network), "100", 0, 1000000, 0, NULL},
-    {"account_slowdown_after", PETREL_SETTING_INT, offsetof(struct auth_config, account_slowdown_after), "20", 0, 1000000, 0, NULL},
-    {"failure_window", PETREL_SETTING_DURATION, offsetof(struct auth_config, failure_window), "15m", 1, 86400, 0, NULL},
-    {"lockout", PETREL_SETTING_DURATION, offsetof(struct auth_config, lockout), "15m", 1, 86400, 0, NULL},
-    {"remember_logins", PETREL_SETTING_DURATION, offsetof(struct auth_config, remember_logins), "30d", 0, 7776000, 0, NULL},
-    {"track_max", PETREL_SETTING_INT, offsetof(struct auth_config, track_max), "16384", 16, 4194304, PETREL_SETTING_FIXED, NULL},
-    {"plaintext_without_tls", PETREL_SETTING_BOOL, offsetof(struct auth_config, plaintext_without_tls), "false", 0, 0, 0, NULL},
+    PETREL_SETTING_DURATION(struct auth_config, failure_delay, "2s", 0, 60),
+    PETREL_SETTING_DURATION(struct auth_config, max_failure_delay, "15s", 0, 300),
+    PETREL_SETTING_INT(struct auth_config, max_failures_per_ip, "20", 0, 1000000),
+    PETREL_SETTING_INT(struct auth_config, max_failures_per_account, "10", 0, 1000000),
+    PETREL_SETTING_INT(struct auth_config, max_failures_per_network, "100", 0, 1000000),
+    PETREL_SETTING_INT(struct auth_config, account_slowdown_after, "20", 0, 1000000),
+    PETREL_SETTING_DURATION(struct auth_config, failure_window, "15m", 1, 86400),
+    PETREL_SETTING_DURATION(struct auth_config, lockout, "15m", 1, 86400),
+    PETREL_SETTING_DURATION(struct auth_config, remember_logins, "30d", 0, 7776000),
+    PETREL_SETTING_INT_F(struct auth_config, track_max, "16384", 16, 4194304, PETREL_SETTING_FIXED),
+    PETREL_SETTING_BOOL(struct auth_config, plaintext_without_tls, "false"),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 static bool auth_plaintext_allowed(bool tls)
 {

@@ -42,6 +42,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
     env->smtputf8 = e->smtputf8;
     env->body = (int)e->body;
     env->ret = (int)e->ret;
+    m->origin = e->smtp_origin; /* the session's, valid until commit or abort */
     for (size_t i = 0; i < e->nrcpts; i++)
         queue_envelope_add(env, RCPT_EXPAND, ROUTE_NONE, e->rcpts[i].notify, e->rcpts[i].address,
                            e->rcpts[i].address, e->rcpts[i].orcpt);
@@ -271,6 +272,8 @@ static bool data_hook(struct petrel_queue_msg *m, struct petrel_buf *add,
         .header_len = m->header.len,
         .size = m->size,
         .add_header = add,
+        .conn_id = m->origin != NULL ? m->origin->conn_id : 0,
+        .session_slot = m->origin != NULL ? &m->origin->slot : NULL,
     };
     const char *reason = NULL;
     enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_DATA, &ev, &reason);

@@ -12,23 +12,21 @@
 
 static const char *const quota_choices[] = {"temporary", "permanent", NULL};
 
-/* clang-format off */
 static const struct petrel_setting proc_settings[] = {
-    {"queue_dir", PETREL_SETTING_STRING, offsetof(struct proc_config, queue_dir), "queue", 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"memory_limit", PETREL_SETTING_SIZE, offsetof(struct proc_config, memory_limit), "1M", 4096, 1073741824LL, 0, NULL},
-    {"max_hops", PETREL_SETTING_INT, offsetof(struct proc_config, max_hops), "50", 1, 1000, 0, NULL},
-    {"max_expansion", PETREL_SETTING_INT, offsetof(struct proc_config, max_expansion), "1000", 1, 10000, 0, NULL},
-    {"quota_failure", PETREL_SETTING_STRING, offsetof(struct proc_config, quota_failure), "temporary", 0, 0, 0, quota_choices},
-    {"direct_delivery", PETREL_SETTING_BOOL, offsetof(struct proc_config, direct_delivery), "true", 0, 0, 0, NULL},
-    {"fsync", PETREL_SETTING_BOOL, offsetof(struct proc_config, fsync), "true", 0, 0, 0, NULL},
-    {"retry_min", PETREL_SETTING_DURATION, offsetof(struct proc_config, retry_min), "5m", 1, 86400, 0, NULL},
-    {"retry_max", PETREL_SETTING_DURATION, offsetof(struct proc_config, retry_max), "1h", 1, 604800, 0, NULL},
-    {"lifetime", PETREL_SETTING_DURATION, offsetof(struct proc_config, lifetime), "5d", 60, 31536000, 0, NULL},
-    {"runner_jobs", PETREL_SETTING_INT, offsetof(struct proc_config, runner_jobs), "4", 1, 64, 0, NULL},
-    {"min_free_space", PETREL_SETTING_SIZE, offsetof(struct proc_config, min_free_space), "100M", 0, 1LL << 50, 0, NULL},
+    PETREL_SETTING_STRING_F(struct proc_config, queue_dir, "queue", PETREL_SETTING_FIXED),
+    PETREL_SETTING_SIZE(struct proc_config, memory_limit, "1M", 4096, 1073741824LL),
+    PETREL_SETTING_INT(struct proc_config, max_hops, "50", 1, 1000),
+    PETREL_SETTING_INT(struct proc_config, max_expansion, "1000", 1, 10000),
+    PETREL_SETTING_CHOICE(struct proc_config, quota_failure, "temporary", quota_choices),
+    PETREL_SETTING_BOOL(struct proc_config, direct_delivery, "true"),
+    PETREL_SETTING_BOOL(struct proc_config, fsync, "true"),
+    PETREL_SETTING_DURATION(struct proc_config, retry_min, "5m", 1, 86400),
+    PETREL_SETTING_DURATION(struct proc_config, retry_max, "1h", 1, 604800),
+    PETREL_SETTING_DURATION(struct proc_config, lifetime, "5d", 60, 31536000),
+    PETREL_SETTING_INT(struct proc_config, runner_jobs, "4", 1, 64),
+    PETREL_SETTING_SIZE(struct proc_config, min_free_space, "100M", 0, 1LL << 50),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 struct proc_env proc_env;
 

@@ -144,7 +144,8 @@ struct petrel_queue_msg {
     uint64_t size;                    /* bytes received */
     struct proc_header_filter filter; /* what goes out, header to end */
     bool io_error;
-    bool no_space; /* io_error: the spool fell short of min_free_space */
+    bool no_space;                     /* io_error: the spool fell short of min_free_space */
+    struct petrel_smtp_origin *origin; /* for the smtp.data event, or NULL */
 };
 
 /* --- a message ready for delivery: a queue entry or a fresh one --- */

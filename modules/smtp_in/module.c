@@ -12,24 +12,22 @@
 
 static const char *const eol_choices[] = {"normalize", "reject", NULL};
 
-/* clang-format off */
 static const struct petrel_setting smtp_settings[] = {
-    {"max_message_size", PETREL_SETTING_SIZE, offsetof(struct smtp_config, max_message_size), "50M", 1024, 4294967296LL, 0, NULL},
-    {"max_recipients", PETREL_SETTING_INT, offsetof(struct smtp_config, max_recipients), "100", 1, 10000, 0, NULL},
-    {"submission_max_message_size", PETREL_SETTING_SIZE, offsetof(struct smtp_config, submission_max_message_size), "0", 0, 4294967296LL, 0, NULL},
-    {"submission_max_recipients", PETREL_SETTING_INT, offsetof(struct smtp_config, submission_max_recipients), "0", 0, 10000, 0, NULL},
-    {"relay_networks", PETREL_SETTING_IPSET, offsetof(struct smtp_config, relay_networks), NULL, 0, 0, 0, NULL},
-    {"auth_on_mx", PETREL_SETTING_BOOL, offsetof(struct smtp_config, auth_on_mx), "true", 0, 0, 0, NULL},
-    {"sender_login_match", PETREL_SETTING_BOOL, offsetof(struct smtp_config, sender_login_match), "true", 0, 0, 0, NULL},
-    {"bare_lf", PETREL_SETTING_STRING, offsetof(struct smtp_config, bare_lf), "normalize", 0, 0, 0, eol_choices},
-    {"greeting_delay", PETREL_SETTING_DURATION, offsetof(struct smtp_config, greeting_delay), "0", 0, 60, 0, NULL},
-    {"smtputf8", PETREL_SETTING_BOOL, offsetof(struct smtp_config, smtputf8), "true", 0, 0, 0, NULL},
-    {"dsn", PETREL_SETTING_BOOL, offsetof(struct smtp_config, dsn), "true", 0, 0, 0, NULL},
-    {"dsn_trusted_only", PETREL_SETTING_BOOL, offsetof(struct smtp_config, dsn_trusted_only), "true", 0, 0, 0, NULL},
-    {"chunking", PETREL_SETTING_BOOL, offsetof(struct smtp_config, chunking), "true", 0, 0, 0, NULL},
+    PETREL_SETTING_SIZE(struct smtp_config, max_message_size, "50M", 1024, 4294967296LL),
+    PETREL_SETTING_INT(struct smtp_config, max_recipients, "100", 1, 10000),
+    PETREL_SETTING_SIZE(struct smtp_config, submission_max_message_size, "0", 0, 4294967296LL),
+    PETREL_SETTING_INT(struct smtp_config, submission_max_recipients, "0", 0, 10000),
+    PETREL_SETTING_IPSET(struct smtp_config, relay_networks, NULL),
+    PETREL_SETTING_BOOL(struct smtp_config, auth_on_mx, "true"),
+    PETREL_SETTING_BOOL(struct smtp_config, sender_login_match, "true"),
+    PETREL_SETTING_CHOICE(struct smtp_config, bare_lf, "normalize", eol_choices),
+    PETREL_SETTING_DURATION(struct smtp_config, greeting_delay, "0", 0, 60),
+    PETREL_SETTING_BOOL(struct smtp_config, smtputf8, "true"),
+    PETREL_SETTING_BOOL(struct smtp_config, dsn, "true"),
+    PETREL_SETTING_BOOL(struct smtp_config, dsn_trusted_only, "true"),
+    PETREL_SETTING_BOOL(struct smtp_config, chunking, "true"),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 const struct petrel_queue_ops *smtp_queue;
 const struct petrel_userdb_ops *smtp_userdb;

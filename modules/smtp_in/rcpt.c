@@ -89,7 +89,13 @@ static void rcpt_work(void *arg)
     }
     set_result(j, 250, "2.1.5", "Ok", NULL);
     if (petrel_hook_active(PETREL_HOOK_SMTP_RCPT)) {
-        struct petrel_smtp_rcpt_event ev = {&j->s->env, a->address, local};
+        struct petrel_smtp_rcpt_event ev = {
+            .env = &j->s->env,
+            .rcpt = a->address,
+            .local = local,
+            .conn_id = j->s->origin.conn_id,
+            .session_slot = &j->s->origin.slot,
+        };
         const char *reason = NULL;
         enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_RCPT, &ev, &reason);
         verdict_reply(j, v, reason);
@@ -135,7 +141,8 @@ static void mail_work(void *arg)
     set_result(j, 250, "2.1.0", "Ok", NULL);
     if (!petrel_hook_active(PETREL_HOOK_SMTP_MAIL))
         return;
-    struct petrel_smtp_mail_event ev = {&j->s->env};
+    struct petrel_smtp_mail_event ev = {
+        .env = &j->s->env, .conn_id = j->s->origin.conn_id, .session_slot = &j->s->origin.slot};
     const char *reason = NULL;
     enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_MAIL, &ev, &reason);
     verdict_reply(j, v, reason);

@@ -104,6 +104,7 @@ void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s)
         .smtputf8 = s->mail.smtputf8,
         .ret = rets[s->mail.ret],
         .envid = s->mail.has_envid ? s->mail.envid : NULL,
+        .smtp_origin = &s->origin,
     };
 }
 
@@ -183,6 +184,7 @@ static void smtp_connect(struct petrel_conn *conn, bool submission)
     struct smtp_session *s = petrel_conn_session(conn);
     s->cfg = petrel_conn_config(conn);
     s->submission = submission;
+    s->origin.conn_id = petrel_conn_id(conn);
     s->relay_net = petrel_ipset_contains_text(s->cfg->relay_networks, petrel_conn_peer(conn));
     s->max_size = (uint64_t)s->cfg->max_message_size;
     s->max_rcpts = (unsigned)s->cfg->max_recipients;
@@ -193,9 +195,14 @@ static void smtp_connect(struct petrel_conn *conn, bool submission)
     petrel_buf_init(&s->data, SMTP_BUFFER_MAX);
     if (petrel_hook_active(PETREL_HOOK_SMTP_CONNECT)) {
         struct connect_job *j = petrel_calloc(1, sizeof(*j));
-        j->ev = (struct petrel_smtp_connect_event){petrel_conn_peer(conn), petrel_conn_local(conn),
-                                                   petrel_conn_local_port(conn),
-                                                   submission ? "submission" : "smtp"};
+        j->ev = (struct petrel_smtp_connect_event){
+            .client_ip = petrel_conn_peer(conn),
+            .local_ip = petrel_conn_local(conn),
+            .local_port = petrel_conn_local_port(conn),
+            .service = submission ? "submission" : "smtp",
+            .conn_id = s->origin.conn_id,
+            .session_slot = &s->origin.slot,
+        };
         if (petrel_conn_submit(conn, connect_work, connect_done, j))
             return;
         free(j);
@@ -469,9 +476,34 @@ static void smtp_shutdown(struct petrel_conn *conn)
     s->state = SMTP_ST_QUIT;
 }
 
+/* The session's end, for a slot a hook handler set: its owner frees it at
+ * smtp.disconnect, on a worker like every handler. */
+static void disconnect_work(void *arg)
+{
+    struct petrel_smtp_origin *o = arg;
+    struct petrel_smtp_disconnect_event ev = {o->conn_id, &o->slot};
+    const char *reason; /* the verdict means nothing here */
+    petrel_hook_run(PETREL_HOOK_SMTP_DISCONNECT, &ev, &reason);
+    free(o);
+}
+
+static void end_slot(struct smtp_session *s)
+{
+    if (s->origin.slot == NULL || !petrel_hook_active(PETREL_HOOK_SMTP_DISCONNECT))
+        return;
+    struct petrel_smtp_origin *o = petrel_malloc(sizeof(*o));
+    *o = s->origin;
+    s->origin.slot = NULL;
+    /* With the pool's queue full (or the pool gone at shutdown) the handler
+     * runs here: a free, which is all it is for, does not block. */
+    if (!petrel_worker_submit(disconnect_work, o))
+        disconnect_work(o);
+}
+
 static void smtp_close(struct petrel_conn *conn)
 {
     struct smtp_session *s = petrel_conn_session(conn);
+    end_slot(s);
     smtp_reset(conn, s);
     petrel_buf_free(&s->data);
 }

@@ -13,6 +13,7 @@
 #include <petrel/ipset.h>
 #include <petrel/queue.h>
 #include <petrel/sasl.h>
+#include <petrel/smtp.h>
 #include <petrel/userdb.h>
 
 #include "smtp_parse.h"
@@ -78,6 +79,8 @@ struct smtp_session {
     bool dsn_limited; /* said once in the log: DSN requests cut (dsn_trusted_only) */
     char auth_user[PETREL_AUTH_USER_MAX + 1];
     unsigned errors;
+    /* The connection id and the hook handlers' slot (petrel/smtp.h). */
+    struct petrel_smtp_origin origin;
     uint64_t max_size;
     unsigned max_rcpts;
 

@@ -22,19 +22,15 @@ struct storage_config {
 
 static const char *const sync_choices[] = {"full", "normal", "off", NULL};
 
-/* clang-format off */
 static const struct petrel_setting storage_settings[] = {
-    {"root", PETREL_SETTING_STRING, offsetof(struct storage_config, root), "mail", 0, 0,
-     PETREL_SETTING_FIXED, NULL},
-    {"fsync", PETREL_SETTING_BOOL, offsetof(struct storage_config, fsync), "true", 0, 0,
-     PETREL_SETTING_FIXED, NULL},
-    {"index_sync", PETREL_SETTING_STRING, offsetof(struct storage_config, index_sync), "full", 0, 0,
-     PETREL_SETTING_FIXED, sync_choices},
-    {"cache_accounts", PETREL_SETTING_INT, offsetof(struct storage_config, cache_accounts), "256", 0,
-     1000000, PETREL_SETTING_FIXED, NULL},
+    PETREL_SETTING_STRING_F(struct storage_config, root, "mail", PETREL_SETTING_FIXED),
+    PETREL_SETTING_BOOL_F(struct storage_config, fsync, "true", PETREL_SETTING_FIXED),
+    PETREL_SETTING_CHOICE_F(struct storage_config, index_sync, "full", sync_choices,
+                            PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct storage_config, cache_accounts, "256", 0, 1000000,
+                         PETREL_SETTING_FIXED),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 struct storage_env storage_env = {
     .root = "mail", .fsync = true, .index_sync = STORAGE_SYNC_FULL, .max_folders = 10000};

@@ -22,13 +22,11 @@ struct userdb_file_config {
     long long check_interval;
 };
 
-/* clang-format off */
 static const struct petrel_setting settings[] = {
-    {"file", PETREL_SETTING_STRING, offsetof(struct userdb_file_config, file), "users", 0, 0, PETREL_SETTING_FIXED, NULL},
-    {"check_interval", PETREL_SETTING_DURATION, offsetof(struct userdb_file_config, check_interval), "1s", 0, 3600, 0, NULL},
+    PETREL_SETTING_STRING_F(struct userdb_file_config, file, "users", PETREL_SETTING_FIXED),
+    PETREL_SETTING_DURATION(struct userdb_file_config, check_interval, "1s", 0, 3600),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 /* One database per process; set in init, read by worker threads after. */
 static struct userdb_source source;

@@ -18,6 +18,7 @@
 #include <petrel/sasl.h>
 #include <petrel/schedule.h>
 #include <petrel/setting.h>
+#include <petrel/smtp.h>
 #include <petrel/stats.h>
 #include <petrel/storage.h>
 #include <petrel/userdb.h>

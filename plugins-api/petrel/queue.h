@@ -11,13 +11,10 @@
  *     q->write(m, data, len) ...                           worker thread
  *     q->commit(m, &reply);                                worker thread; frees m
  *
- * Hooks: handlers registered with petrel_hook_register() at the points
- * below get the event named with each point. They run on worker threads
- * and may block (a DNS list, a virus scanner). Verdicts: PETREL_CONTINUE
- * (no opinion), PETREL_OK (accept, skip later handlers), PETREL_DENY
- * (refuse: 550/554), PETREL_DENY_SOFT (451: try later), PETREL_DISCONNECT
- * (smtp points: 421 and close). The handler's reason_r text, if any, goes
- * to the client after the status code; keep it short, ASCII, one line. */
+ * Hooks: the deliver point below, run by the queue on worker threads, as
+ * the SMTP points of petrel/smtp.h are (the verdicts are described there;
+ * DISCONNECT means nothing here). The SMTP points lived in this header
+ * before ABI minor 6; it still includes petrel/smtp.h for them. */
 #ifndef PETREL_QUEUE_H
 #define PETREL_QUEUE_H
 
@@ -30,12 +27,9 @@
 #define PETREL_QUEUE_SERVICE "queue"
 #define PETREL_QUEUE_VERSION 1u
 
-/* Hook points. */
-#define PETREL_HOOK_SMTP_CONNECT "smtp.connect" /* struct petrel_smtp_connect_event */
-#define PETREL_HOOK_SMTP_MAIL "smtp.mail"       /* struct petrel_smtp_mail_event */
-#define PETREL_HOOK_SMTP_RCPT "smtp.rcpt"       /* struct petrel_smtp_rcpt_event */
-#define PETREL_HOOK_SMTP_DATA "smtp.data"       /* struct petrel_smtp_data_event */
-#define PETREL_HOOK_DELIVER "deliver"           /* struct petrel_deliver_event */
+#define PETREL_HOOK_DELIVER "deliver" /* struct petrel_deliver_event */
+
+struct petrel_smtp_origin;
 
 /* DSN (RFC 3461) as received. */
 enum petrel_dsn_notify {
@@ -73,7 +67,11 @@ struct petrel_envelope {
      * sender. Since ABI minor 5 (a reserved slot: false from older
      * modules, where auth_user still counts). */
     bool trusted;
-    void *reserved[2];
+    /* The SMTP session it comes from (petrel/smtp.h), for the smtp.data
+     * event; NULL for others. Since ABI minor 6 (a reserved slot: NULL
+     * from older modules). */
+    struct petrel_smtp_origin *smtp_origin;
+    void *reserved[1];
 };
 
 /* The reply for the client, e.g. {250, "2.0.0", "Ok: queued as 1A2B..."}. */
@@ -110,38 +108,6 @@ struct petrel_queue_ops {
 
 /* --- hook events --- */
 
-struct petrel_smtp_connect_event {
-    const char *client_ip;
-    const char *local_ip;
-    int local_port;
-    const char *service; /* "smtp" or "submission" */
-};
-
-/* MAIL FROM: env has mail_from and no recipients yet. */
-struct petrel_smtp_mail_event {
-    const struct petrel_envelope *env;
-};
-
-/* RCPT TO, after Petrel's own checks accepted the address. */
-struct petrel_smtp_rcpt_event {
-    const struct petrel_envelope *env; /* the recipients accepted so far */
-    const char *rcpt;
-    bool local; /* for a local domain; else relayed for env->auth_user or a trusted network */
-};
-
-/* The whole message has arrived (before it is acknowledged). header is the
- * message's header block as received (up to and with the empty line, at
- * most 64 KiB). A handler may append complete header fields
- * ("X-Spam: no\r\n") to add_header; they go on top of the message. */
-struct petrel_smtp_data_event {
-    const struct petrel_envelope *env;
-    const char *queue_id;
-    const char *header;
-    size_t header_len;
-    uint64_t size;
-    struct petrel_buf *add_header;
-};
-
 /* Before a local delivery, once per final recipient (after alias and
  * forward expansion). DENY fails that recipient (a bounce), DENY_SOFT
  * defers it. folder may be changed (UTF-8, '/'-separated, e.g. "Junk");
@@ -154,5 +120,8 @@ struct petrel_deliver_event {
     size_t header_len;
     char folder[256]; /* "" = INBOX */
 };
+
+/* Source compatibility: the SMTP hook points and events. */
+#include <petrel/smtp.h>
 
 #endif

@@ -25,6 +25,43 @@ static void write_file(const char *path, const uint8_t *data, size_t size)
     fclose(f);
 }
 
+/* A module's settings with every kind of value, lists of groups nested two
+ * deep among them, for a conf.d file's settings { } group. */
+struct fz_server {
+    char *host;
+    long long port;
+    char **tags;
+    bool tls;
+};
+static const struct petrel_setting fz_server_settings[] = {
+    PETREL_SETTING_STRING_F(struct fz_server, host, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_INT(struct fz_server, port, "389", 1, 65535),
+    PETREL_SETTING_STRLIST(struct fz_server, tags, NULL),
+    PETREL_SETTING_BOOL(struct fz_server, tls, "false"),
+    PETREL_SETTINGS_END,
+};
+struct fz_pool {
+    const struct petrel_ipset *nets;
+    struct petrel_setting_list servers;
+};
+static const struct petrel_setting fz_pool_settings[] = {
+    PETREL_SETTING_IPSET(struct fz_pool, nets, NULL),
+    PETREL_SETTING_GROUPS(struct fz_pool, servers, struct fz_server, fz_server_settings, 1, 4),
+    PETREL_SETTINGS_END,
+};
+struct fz_module {
+    long long size, wait;
+    char *name;
+    struct petrel_setting_list pools;
+};
+static const struct petrel_setting fz_module_settings[] = {
+    PETREL_SETTING_SIZE(struct fz_module, size, "1M", 1, 1LL << 30),
+    PETREL_SETTING_DURATION(struct fz_module, wait, "5s", 0, 3600),
+    PETREL_SETTING_STRING(struct fz_module, name, "x"),
+    PETREL_SETTING_GROUPS(struct fz_module, pools, struct fz_pool, fz_pool_settings, 0, 0),
+    PETREL_SETTINGS_END,
+};
+
 static void try_load(void)
 {
     const char *error = NULL;
@@ -34,6 +71,11 @@ static void try_load(void)
             abort();
         return;
     }
+    if (cfg->nservices > 0 &&
+        petrel_config_apply_module(&cfg->services[0], fz_module_settings, sizeof(struct fz_module),
+                                   &error) < 0 &&
+        (error == NULL || error[0] == '\0'))
+        abort();
     petrel_config_unref(cfg);
 }
 

@@ -31,15 +31,13 @@ struct snap_config {
     bool fail_derive;
 };
 
-/* clang-format off */
 static const struct petrel_setting settings[] = {
-    {"alpha", PETREL_SETTING_STRING, offsetof(struct snap_config, alpha), "a0", 0, 0, 0, NULL},
-    {"beta", PETREL_SETTING_STRING, offsetof(struct snap_config, beta), "b0", 0, 0, 0, NULL},
-    {"nets", PETREL_SETTING_IPSET, offsetof(struct snap_config, nets), NULL, 0, 0, 0, NULL},
-    {"fail_derive", PETREL_SETTING_BOOL, offsetof(struct snap_config, fail_derive), "false", 0, 0, 0, NULL},
+    PETREL_SETTING_STRING(struct snap_config, alpha, "a0"),
+    PETREL_SETTING_STRING(struct snap_config, beta, "b0"),
+    PETREL_SETTING_IPSET(struct snap_config, nets, NULL),
+    PETREL_SETTING_BOOL(struct snap_config, fail_derive, "false"),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 struct snap_derived {
     char both[160]; /* "alpha/beta", built once per generation */

@@ -12,14 +12,12 @@ struct testmod_config {
     char *label;
 };
 
-/* clang-format off */
 static const struct petrel_setting settings[] = {
-    {"fail_init", PETREL_SETTING_BOOL, offsetof(struct testmod_config, fail_init), "false", 0, 0, 0, NULL},
-    {"refuse_reload", PETREL_SETTING_BOOL, offsetof(struct testmod_config, refuse_reload), "false", 0, 0, 0, NULL},
-    {"label", PETREL_SETTING_STRING, offsetof(struct testmod_config, label), "test", 0, 0, PETREL_SETTING_FIXED, NULL},
+    PETREL_SETTING_BOOL(struct testmod_config, fail_init, "false"),
+    PETREL_SETTING_BOOL(struct testmod_config, refuse_reload, "false"),
+    PETREL_SETTING_STRING_F(struct testmod_config, label, "test", PETREL_SETTING_FIXED),
     PETREL_SETTINGS_END,
 };
-/* clang-format on */
 
 static const int answer = 42;
 

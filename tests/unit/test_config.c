@@ -200,15 +200,13 @@ static void test_module_settings(void **state)
         char **list;
     };
     static const char *const names[] = {"alpha", "beta", NULL};
-    /* clang-format off */
     static const struct petrel_setting table[] = {
-        {"flag", PETREL_SETTING_BOOL, offsetof(struct modcfg, flag), "true", 0, 0, 0, NULL},
-        {"size", PETREL_SETTING_SIZE, offsetof(struct modcfg, size), "1M", 1, 1LL << 30, 0, NULL},
-        {"name", PETREL_SETTING_STRING, offsetof(struct modcfg, name), "alpha", 0, 0, 0, names},
-        {"list", PETREL_SETTING_STRLIST, offsetof(struct modcfg, list), NULL, 0, 0, 0, NULL},
+        PETREL_SETTING_BOOL(struct modcfg, flag, "true"),
+        PETREL_SETTING_SIZE(struct modcfg, size, "1M", 1, 1LL << 30),
+        PETREL_SETTING_CHOICE(struct modcfg, name, "alpha", names),
+        PETREL_SETTING_STRLIST(struct modcfg, list, NULL),
         PETREL_SETTINGS_END,
     };
-    /* clang-format on */
     clear_confd();
     write_confd("m.conf",
                 "module = \"m\";\nsettings: {\n size = \"64k\";\n list = [\"a\", \"b\"];\n};\n");
@@ -246,14 +244,12 @@ static void test_ipset_setting(void **state)
         const struct petrel_ipset *none;
         const struct petrel_ipset *one;
     };
-    /* clang-format off */
     static const struct petrel_setting table[] = {
-        {"nets", PETREL_SETTING_IPSET, offsetof(struct modcfg, nets), NULL, 0, 0, PETREL_SETTING_FIXED, NULL},
-        {"none", PETREL_SETTING_IPSET, offsetof(struct modcfg, none), NULL, 0, 0, 0, NULL},
-        {"one", PETREL_SETTING_IPSET, offsetof(struct modcfg, one), "127.0.0.1", 0, 0, 0, NULL},
+        PETREL_SETTING_IPSET_F(struct modcfg, nets, NULL, PETREL_SETTING_FIXED),
+        PETREL_SETTING_IPSET(struct modcfg, none, NULL),
+        PETREL_SETTING_IPSET(struct modcfg, one, "127.0.0.1"),
         PETREL_SETTINGS_END,
     };
-    /* clang-format on */
     clear_confd();
     write_confd("m.conf", "module = \"m\";\nsettings: {\n nets = [\"10.0.0.0/8\", "
                           "\"2001:db8::/32\", \"192.0.2.10-192.0.2.20\"];\n};\n");
@@ -329,12 +325,10 @@ static void test_config_snapshot(void **state)
     struct modcfg {
         long long n;
     };
-    /* clang-format off */
     static const struct petrel_setting table[] = {
-        {"n", PETREL_SETTING_INT, offsetof(struct modcfg, n), "1", 0, 0, 0, NULL},
+        PETREL_SETTING_INT(struct modcfg, n, "1", 0, 0),
         PETREL_SETTINGS_END,
     };
-    /* clang-format on */
     clear_confd();
     write_confd("m.conf", "module = \"m\";\nsettings: {\n n = 7;\n};\n");
     write_text(conf, "");
@@ -410,6 +404,244 @@ static void test_parse_helpers(void **state)
     assert_false(petrel_parse_listen_address("[::1]25", &ss, &len));
 }
 
+/* PETREL_SETTING_GROUPS: a list of groups, each filled from a sub-table
+ * (tables at file scope: the macro's descriptor is a compound literal). */
+struct server_elem {
+    char *host;
+    long long port;
+    long long timeout;
+    bool tls;
+};
+
+static const struct petrel_setting server_elem_settings[] = {
+    PETREL_SETTING_STRING_F(struct server_elem, host, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_INT(struct server_elem, port, "389", 1, 65535),
+    PETREL_SETTING_DURATION_F(struct server_elem, timeout, "5s", 1, 60, PETREL_SETTING_FIXED),
+    PETREL_SETTING_BOOL(struct server_elem, tls, "false"),
+    PETREL_SETTINGS_END,
+};
+
+struct pool_elem {
+    char *name;
+    struct petrel_setting_list servers;
+};
+
+static const struct petrel_setting pool_elem_settings[] = {
+    PETREL_SETTING_STRING(struct pool_elem, name, "default"),
+    PETREL_SETTING_GROUPS(struct pool_elem, servers, struct server_elem, server_elem_settings, 1,
+                          0),
+    PETREL_SETTINGS_END,
+};
+
+struct groups_cfg {
+    long long n;
+    struct petrel_setting_list connectors;
+    struct petrel_setting_list pools;
+    struct petrel_setting_list few;
+};
+
+static const struct petrel_setting groups_settings[] = {
+    PETREL_SETTING_INT(struct groups_cfg, n, "1", 0, 10),
+    PETREL_SETTING_GROUPS(struct groups_cfg, connectors, struct server_elem, server_elem_settings,
+                          0, 0),
+    PETREL_SETTING_GROUPS_F(struct groups_cfg, pools, struct pool_elem, pool_elem_settings, 0, 0,
+                            PETREL_SETTING_FIXED),
+    PETREL_SETTING_GROUPS(struct groups_cfg, few, struct server_elem, server_elem_settings, 0, 2),
+    PETREL_SETTINGS_END,
+};
+
+/* Apply text as a module's settings group; -1 with error_r on a refusal. */
+static int apply_groups(const char *text, struct groups_cfg *g, const char **error_r)
+{
+    config_t lc;
+    config_init(&lc);
+    assert_int_equal(config_read_string(&lc, text), CONFIG_TRUE);
+    memset(g, 0, sizeof(*g));
+    int r = petrel_settings_apply(config_root_setting(&lc), groups_settings, g, "conf.d/m.conf",
+                                  NULL, error_r);
+    config_destroy(&lc);
+    if (r < 0)
+        petrel_settings_free(groups_settings, g);
+    return r;
+}
+
+static void test_groups_defaults(void **state)
+{
+    struct groups_cfg g;
+    const char *error = NULL;
+    /* Unset: an empty list. */
+    assert_int_equal(apply_groups("n = 2;\n", &g, &error), 0);
+    assert_int_equal(g.connectors.count, 0);
+    assert_null(g.connectors.items);
+    petrel_settings_free(groups_settings, &g);
+
+    assert_int_equal(
+        apply_groups("connectors = (\n { host = \"a\"; },\n"
+                     " { host = \"b\"; port = 636; tls = true; timeout = \"1m\"; }\n);\n",
+                     &g, &error),
+        0);
+    assert_int_equal(g.connectors.count, 2);
+    const struct server_elem *c = g.connectors.items;
+    assert_string_equal(c[0].host, "a");
+    assert_int_equal(c[0].port, 389);
+    assert_int_equal(c[0].timeout, 5);
+    assert_false(c[0].tls);
+    assert_string_equal(c[1].host, "b");
+    assert_int_equal(c[1].port, 636);
+    assert_int_equal(c[1].timeout, 60);
+    assert_true(c[1].tls);
+    petrel_settings_free(groups_settings, &g);
+    assert_int_equal(g.connectors.count, 0);
+    assert_null(g.connectors.items);
+}
+
+static void test_groups_empty_list(void **state)
+{
+    struct groups_cfg g;
+    const char *error = NULL;
+    assert_int_equal(apply_groups("connectors = ();\nfew = [];\n", &g, &error), 0);
+    assert_int_equal(g.connectors.count, 0);
+    assert_null(g.connectors.items);
+    assert_int_equal(g.few.count, 0);
+    petrel_settings_free(groups_settings, &g);
+}
+
+static void test_groups_min_max(void **state)
+{
+    struct groups_cfg g;
+    const char *error = NULL;
+    /* A number inside an element out of its range. */
+    assert_int_equal(apply_groups("connectors = (\n { host = \"a\"; },\n"
+                                  " { host = \"b\";\n   port = 70000; }\n);\n",
+                                  &g, &error),
+                     -1);
+    assert_string_equal(error, "conf.d/m.conf:4: setting 'connectors[1].port' is out of range");
+    /* Too many groups for max 2. */
+    assert_int_equal(apply_groups("few = ( { host = \"a\"; }, { host = \"b\"; },\n"
+                                  "  { host = \"c\"; } );\n",
+                                  &g, &error),
+                     -1);
+    assert_string_equal(error, "conf.d/m.conf:1: setting 'few' has 3 groups, not 0 to 2");
+    /* min 1: servers of a pool may not be empty, nor unset. */
+    assert_int_equal(apply_groups("pools = ( { servers = (); } );\n", &g, &error), -1);
+    assert_string_equal(error,
+                        "conf.d/m.conf:1: setting 'pools[0].servers' has 0 groups, not 1 to 1024");
+    assert_int_equal(apply_groups("pools = ( { name = \"x\"; } );\n", &g, &error), -1);
+    assert_string_equal(error,
+                        "conf.d/m.conf:1: setting 'pools[0].servers' has 0 groups, not 1 to 1024");
+}
+
+static void test_groups_bad_element(void **state)
+{
+    struct groups_cfg g;
+    const char *error = NULL;
+    assert_int_equal(apply_groups("connectors = (\n { host = \"a\"; },\n \"b\" );\n", &g, &error),
+                     -1);
+    assert_string_equal(error, "conf.d/m.conf:3: setting 'connectors[1]' must be a group { ... }");
+    assert_int_equal(apply_groups("connectors = \"a\";\n", &g, &error), -1);
+    assert_string_equal(error, "conf.d/m.conf:1: setting 'connectors' expects a list of groups ( { "
+                               "... }, ... )");
+    assert_int_equal(apply_groups("connectors = { host = \"a\"; };\n", &g, &error), -1);
+    assert_non_null(strstr(error, "expects a list of groups"));
+    assert_int_equal(
+        apply_groups("connectors = (\n { host = \"a\";\n bogus = 1; }\n);\n", &g, &error), -1);
+    assert_string_equal(error, "conf.d/m.conf:3: unknown setting 'connectors[0].bogus'");
+    assert_int_equal(apply_groups("connectors = (\n { port = 1; }\n);\n", &g, &error), -1);
+    assert_string_equal(error, "conf.d/m.conf:2: required setting 'connectors[0].host' is missing");
+}
+
+static void test_groups_nested_errors(void **state)
+{
+    struct groups_cfg g;
+    const char *error = NULL;
+    const char *text = "pools = (\n"
+                       " { name = \"p0\"; servers = ( { host = \"a\"; } ); },\n"
+                       " { name = \"p1\";\n"
+                       "   servers = ( { host = \"b\"; },\n"
+                       "               { host = \"c\"; tls = 3; } ); }\n"
+                       ");\n";
+    assert_int_equal(apply_groups(text, &g, &error), -1);
+    assert_string_equal(
+        error, "conf.d/m.conf:5: setting 'pools[1].servers[1].tls' does not take a number");
+
+    /* The same, well formed, read back through both levels. */
+    text = "pools = (\n { servers = ( { host = \"a\"; } ); },\n"
+           " { name = \"p1\"; servers = ( { host = \"b\"; }, { host = \"c\"; } ); }\n);\n";
+    assert_int_equal(apply_groups(text, &g, &error), 0);
+    const struct pool_elem *p = g.pools.items;
+    assert_int_equal(g.pools.count, 2);
+    assert_string_equal(p[0].name, "default");
+    assert_int_equal(p[1].servers.count, 2);
+    assert_string_equal(((const struct server_elem *)p[1].servers.items)[1].host, "c");
+    petrel_settings_free(groups_settings, &g);
+}
+
+/* FIXED: a FIXED list compares every element; in a list that is not
+ * FIXED, the FIXED settings of its elements count (timeout here). */
+static void test_groups_fixed(void **state)
+{
+    struct groups_cfg a, b;
+    const char *error = NULL;
+    const char *base = "pools = ( { servers = ( { host = \"a\"; } ); } );\n"
+                       "connectors = ( { host = \"x\"; } );\n";
+    assert_int_equal(apply_groups(base, &a, &error), 0);
+    assert_int_equal(apply_groups(base, &b, &error), 0);
+    assert_null(petrel_settings_fixed_changed(groups_settings, &a, &b));
+    petrel_settings_free(groups_settings, &b);
+
+    assert_int_equal(apply_groups("pools = ( { servers = ( { host = \"a\"; port = 1; } ); } );\n"
+                                  "connectors = ( { host = \"x\"; } );\n",
+                                  &b, &error),
+                     0);
+    assert_string_equal(petrel_settings_fixed_changed(groups_settings, &a, &b), "pools");
+    petrel_settings_free(groups_settings, &b);
+
+    /* connectors is not FIXED: its host may change, its timeout not. */
+    assert_int_equal(apply_groups("pools = ( { servers = ( { host = \"a\"; } ); } );\n"
+                                  "connectors = ( { host = \"y\"; } );\n",
+                                  &b, &error),
+                     0);
+    assert_null(petrel_settings_fixed_changed(groups_settings, &a, &b));
+    petrel_settings_free(groups_settings, &b);
+    assert_int_equal(apply_groups("pools = ( { servers = ( { host = \"a\"; } ); } );\n"
+                                  "connectors = ( { host = \"x\"; timeout = 9; } );\n",
+                                  &b, &error),
+                     0);
+    assert_string_equal(petrel_settings_fixed_changed(groups_settings, &a, &b), "connectors");
+    petrel_settings_free(groups_settings, &b);
+    petrel_settings_free(groups_settings, &a);
+}
+
+/* Through a module's conf.d file: filled with the generation and freed
+ * with it (the leak check of the sanitizer builds sees the rest). */
+static void test_groups_module(void **state)
+{
+    clear_confd();
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n connectors = (\n"
+                          "  { host = \"a\"; },\n  { host = \"b\"; port = 0; }\n );\n};\n");
+    write_text(conf, "");
+    const char *error = NULL;
+    struct petrel_config *cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(petrel_config_apply_module(&cfg->services[0], groups_settings,
+                                                sizeof(struct groups_cfg), &error),
+                     -1);
+    assert_non_null(strstr(error, "m.conf:5: setting 'connectors[1].port' is out of range"));
+    petrel_config_unref(cfg);
+
+    write_confd("m.conf", "module = \"m\";\nsettings: {\n connectors = (\n"
+                          "  { host = \"a\"; },\n  { host = \"b\"; port = 10; }\n );\n};\n");
+    cfg = petrel_config_load(conf, &error);
+    assert_non_null(cfg);
+    assert_int_equal(petrel_config_apply_module(&cfg->services[0], groups_settings,
+                                                sizeof(struct groups_cfg), &error),
+                     0);
+    const struct groups_cfg *g = cfg->services[0].settings;
+    assert_int_equal(g->connectors.count, 2);
+    assert_int_equal(((const struct server_elem *)g->connectors.items)[1].port, 10);
+    petrel_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +653,13 @@ int main(void)
         cmocka_unit_test(test_ipset_setting),
         cmocka_unit_test(test_config_snapshot),
         cmocka_unit_test(test_parse_helpers),
+        cmocka_unit_test(test_groups_defaults),
+        cmocka_unit_test(test_groups_empty_list),
+        cmocka_unit_test(test_groups_min_max),
+        cmocka_unit_test(test_groups_bad_element),
+        cmocka_unit_test(test_groups_nested_errors),
+        cmocka_unit_test(test_groups_fixed),
+        cmocka_unit_test(test_groups_module),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -939,6 +939,49 @@ def test_echo_hooks(smtp_server):
     assert srv.messages(BOB) == []
 
 
+SESSION_RE = r"session=(\d+) conn=(\d+) mails=(\d+) rcpts=(\d+)$"
+
+
+def test_hook_session_slot(smtp_server):
+    """petrel/smtp.h's session slot, through echo's session_header: the
+    record a handler leaves in it at smtp.mail is the one the smtp.rcpt
+    and smtp.data handlers of the same session find (and every event names
+    that connection); another session has a slot of its own; smtp.disconnect
+    gets it at the end to free it."""
+    srv = smtp_server(echo=dict(session_header=True))
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.transaction(SENDER, ALICE, CAROL)
+        first = queue_id(c.data("Subject: one\r\n\r\nx\r\n.\r\n"))
+        c.transaction(SENDER, ALICE)
+        second = queue_id(c.data("Subject: two\r\n\r\nx\r\n.\r\n"))
+        assert c.command("QUIT").startswith("221")
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.transaction(SENDER, ALICE)
+        third = queue_id(c.data("Subject: three\r\n\r\nx\r\n.\r\n"))
+        assert c.command("QUIT").startswith("221")
+    seen = {}
+    for raw in srv.messages(ALICE):
+        (field,) = header_fields(raw, "X-Echo-Session")
+        top = f"X-Echo-Session: {field}\r\n".encode()
+        body = delivered(raw)[0]
+        assert body.startswith(top), body[:300]
+        m, _ = received(body[len(top):])
+        seen[m.group("id")] = tuple(int(v) for v in re.match(SESSION_RE, field).groups())
+    assert set(seen) == {first, second, third}
+    (s1, c1, _, _), (s3, c3, _, _) = seen[first], seen[third]
+    # Counted in one record per session: MAIL and RCPT saw the same slot.
+    assert seen[first] == (s1, c1, 1, 2)
+    assert seen[second] == (s1, c1, 2, 3)
+    assert seen[third] == (s3, c3, 1, 1)
+    assert s1 != s3 and c1 != c3
+    srv.inst.wait_log(rf"smtp session {s1} \(conn {c1}\) ended after 2 messages")
+    srv.inst.wait_log(rf"smtp session {s3} \(conn {c3}\) ended after 1 messages")
+
+
 # --- real clients ----------------------------------------------------------
 
 
