@@ -83,6 +83,17 @@ def start_echo_instance(prefix, work, listener_opts, io_threads=0):
     return proc, inst, plain, tls
 
 
+def stop_instance(proc, work):
+    """SIGTERM (then SIGKILL after 30 s) and remove the work directory."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def open_idle(port, count, tls_ctx, deadline, batch=500):
     """Open count connections in batches; each must deliver its greeting."""
     conns = []
@@ -201,13 +212,7 @@ def main():
         for s in conns + tconns:
             s.close()
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_instance(proc, work)
 
 
 if __name__ == "__main__":

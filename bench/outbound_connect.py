@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import selectors
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from idle_connections import start_echo_instance, wait_port  # noqa: E402
+from idle_connections import start_echo_instance, stop_instance, wait_port  # noqa: E402
 
 
 def run_fetches(port, command, clients, seconds):
@@ -104,13 +103,7 @@ def main():
         print(open(os.path.join(work, "petreld.log")).read()[-2000:], file=sys.stderr)
         raise
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_instance(proc, work)
 
 
 if __name__ == "__main__":

@@ -365,7 +365,8 @@ static void on_reply(void *arg, int status, int timeouts, unsigned char *abuf, i
         finish(q, PETREL_DNS_SERVFAIL, PETREL_DNS_RCODE_REFUSED, "query refused");
         return;
     case ARES_ENOTIMP:
-        finish(q, PETREL_DNS_SERVFAIL, PETREL_DNS_RCODE_NOTIMP, "query not implemented");
+        finish(q, PETREL_DNS_SERVFAIL, PETREL_DNS_RCODE_NOTIMP,
+               "the server does not answer this kind of query (NOTIMP)");
         return;
     case ARES_EFORMERR:
         finish(q, PETREL_DNS_SERVFAIL, PETREL_DNS_RCODE_FORMERR, "server refused the query");

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import Client, free_port, listener, service_conf
+from harness import SOCK_TIMEOUT, Client, free_port, listener, service_conf
 from test_echo_tls import pem_der, subject_cn
 
 GREETING = "+OK petrel echo ready"
@@ -284,6 +284,7 @@ def test_tls_relay_to_a_stalled_back_end_waits_quietly(srv):
     with socket.socket() as lsock:
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(4)
+        lsock.settimeout(SOCK_TIMEOUT)
         port = lsock.getsockname()[1]
         with Client(srv.ports["implicit"], tls=True, timeout=20) as c:
             assert c.cmd(f"ECHO-PROXY 127.0.0.1 {port}") == "+OK connected"

@@ -576,39 +576,37 @@ static void test_groups_nested_errors(void **state)
     petrel_settings_free(groups_settings, &g);
 }
 
+/* The FIXED setting a reload from base to text would change, or NULL. */
+static const char *fixed_change(const struct groups_cfg *base, const char *text)
+{
+    struct groups_cfg next;
+    const char *error = NULL;
+    assert_int_equal(apply_groups(text, &next, &error), 0);
+    const char *changed = petrel_settings_fixed_changed(groups_settings, base, &next);
+    petrel_settings_free(groups_settings, &next);
+    return changed;
+}
+
 /* FIXED: a FIXED list compares every element; in a list that is not
  * FIXED, the FIXED settings of its elements count (timeout here). */
 static void test_groups_fixed(void **state)
 {
-    struct groups_cfg a, b;
+    struct groups_cfg a;
     const char *error = NULL;
     const char *base = "pools = ( { servers = ( { host = \"a\"; } ); } );\n"
                        "connectors = ( { host = \"x\"; } );\n";
     assert_int_equal(apply_groups(base, &a, &error), 0);
-    assert_int_equal(apply_groups(base, &b, &error), 0);
-    assert_null(petrel_settings_fixed_changed(groups_settings, &a, &b));
-    petrel_settings_free(groups_settings, &b);
-
-    assert_int_equal(apply_groups("pools = ( { servers = ( { host = \"a\"; port = 1; } ); } );\n"
-                                  "connectors = ( { host = \"x\"; } );\n",
-                                  &b, &error),
-                     0);
-    assert_string_equal(petrel_settings_fixed_changed(groups_settings, &a, &b), "pools");
-    petrel_settings_free(groups_settings, &b);
-
+    assert_null(fixed_change(&a, base));
+    assert_string_equal(fixed_change(&a,
+                                     "pools = ( { servers = ( { host = \"a\"; port = 1; } ); } );\n"
+                                     "connectors = ( { host = \"x\"; } );\n"),
+                        "pools");
     /* connectors is not FIXED: its host may change, its timeout not. */
-    assert_int_equal(apply_groups("pools = ( { servers = ( { host = \"a\"; } ); } );\n"
-                                  "connectors = ( { host = \"y\"; } );\n",
-                                  &b, &error),
-                     0);
-    assert_null(petrel_settings_fixed_changed(groups_settings, &a, &b));
-    petrel_settings_free(groups_settings, &b);
-    assert_int_equal(apply_groups("pools = ( { servers = ( { host = \"a\"; } ); } );\n"
-                                  "connectors = ( { host = \"x\"; timeout = 9; } );\n",
-                                  &b, &error),
-                     0);
-    assert_string_equal(petrel_settings_fixed_changed(groups_settings, &a, &b), "connectors");
-    petrel_settings_free(groups_settings, &b);
+    assert_null(fixed_change(&a, "pools = ( { servers = ( { host = \"a\"; } ); } );\n"
+                                 "connectors = ( { host = \"y\"; } );\n"));
+    assert_string_equal(fixed_change(&a, "pools = ( { servers = ( { host = \"a\"; } ); } );\n"
+                                         "connectors = ( { host = \"x\"; timeout = 9; } );\n"),
+                        "connectors");
     petrel_settings_free(groups_settings, &a);
 }
 
