@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <petrel/admin.h>
 #include <petrel/conn.h>
 #include <petrel/setting.h>
 
 /* Major: incompatible change. Minor: fields appended; older modules load. */
 #define PETREL_ABI_MAJOR 1u
-#define PETREL_ABI_MINOR 6u
+#define PETREL_ABI_MINOR 7u
 
 #define PETREL_STR_(x) #x
 #define PETREL_STR(x) PETREL_STR_(x)
@@ -63,7 +64,12 @@ struct petrel_module {
     /* The generation is freed: release what derive built. Runs on whichever
      * thread drops the last reference (main, I/O or worker): no blocking. */
     void (*free_derived)(void *derived);
-    void *reserved[6];
+    /* Since ABI minor 7: the module's administration commands, ended by an
+     * entry whose name is NULL (petrel/admin.h). A table, not a
+     * registration in init, so petrelctl finds and runs them without
+     * initialising the module. */
+    const struct petrel_admin_command *admin;
+    void *reserved[5];
 };
 
 #define PETREL_EXPORT __attribute__((visibility("default")))
