@@ -1,4 +1,5 @@
-/* The processing module: its settings, and the "queue" service. */
+/* The processing module: its settings, the "queue" service and the
+ * queue commands (admin.c). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,13 @@ const struct proc_settings *proc_settings_ref(struct petrel_config **gen_r)
     return petrel_config_derived(*gen_r, proc_env.ctx);
 }
 
+bool proc_queue_root(const struct proc_config *c, char *out, size_t size)
+{
+    return c->queue_dir[0] == '/'
+               ? petrel_strlcpy(out, c->queue_dir, size)
+               : petrel_snprintf(out, size, "%s/%s", petrel_data_dir(), c->queue_dir);
+}
+
 static int proc_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
     const struct proc_config *c = config;
@@ -95,11 +103,7 @@ static int proc_init(struct petrel_ctx *ctx, const void *config, const char **er
         *error_r = "needs the storage and userdb services";
         return -1;
     }
-    bool ok = c->queue_dir[0] == '/'
-                  ? petrel_strlcpy(proc_env.queue, c->queue_dir, sizeof(proc_env.queue))
-                  : petrel_snprintf(proc_env.queue, sizeof(proc_env.queue), "%s/%s",
-                                    petrel_data_dir(), c->queue_dir);
-    if (!ok) {
+    if (!proc_queue_root(c, proc_env.queue, sizeof(proc_env.queue))) {
         *error_r = "queue_dir is too long";
         return -1;
     }
@@ -135,4 +139,5 @@ static const char *const proc_needs[] = {PETREL_STORAGE_SERVICE, PETREL_USERDB_S
 PETREL_MODULE(.name = "processing", .version = "1.0", .needs = proc_needs,
               .settings = proc_settings, .config_size = sizeof(struct proc_config),
               .check = proc_check, .derive = proc_derive, .free_derived = free, .init = proc_init,
-              .start = proc_start, .reload = proc_reload, .stop = proc_stop);
+              .start = proc_start, .reload = proc_reload, .stop = proc_stop,
+              .admin = proc_admin_commands);

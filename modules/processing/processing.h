@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <petrel/admin.h>
 #include <petrel/buf.h>
 #include <petrel/queue.h>
 #include <petrel/storage.h>
@@ -63,6 +64,14 @@ extern struct proc_env proc_env;
  * reload never mixes old and new values in it. Any thread. */
 struct petrel_config;
 const struct proc_settings *proc_settings_ref(struct petrel_config **gen_r);
+
+/* The absolute queue directory of these settings (queue_dir under the
+ * server's data_dir unless absolute), for the daemon and for petrelctl
+ * alike (module.c). False if it does not fit in size. */
+bool proc_queue_root(const struct proc_config *c, char *out, size_t size);
+
+/* petrelctl queue ... (admin.c). */
+extern const struct petrel_admin_command proc_admin_commands[];
 
 /* --- the header (header.c): no I/O --- */
 
