@@ -5,7 +5,8 @@
  * change state. An envelope is what makes a message queued: a data file
  * without one is a message that was never acknowledged.
  *
- * Shared by the processing module and petrelctl (queue list/show/...). */
+ * Read by the module's queue commands too (admin.c: petrelctl queue
+ * list/show/..., in petrelctl itself when no daemon runs). */
 #ifndef PETREL_QUEUE_ENVELOPE_H
 #define PETREL_QUEUE_ENVELOPE_H
 
