@@ -206,6 +206,7 @@ def test_list(inst, queue):
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.utime(queue.path("active", ID_A), (ARRIVAL, ARRIVAL))
         lines = ok(inst.ctl("queue", "list")).splitlines()
+        os.utime(queue.path("active", ID_A), (LATER, LATER))  # not due again
     finally:
         os.close(fd)
     assert "  next attempt 2024-05-01T12:00:00Z (due), 1 attempt so far" in lines
@@ -570,8 +571,8 @@ def test_show_json(inst, queue):
 
 
 def test_actions_print_nothing_in_json(inst, queue):
-    queue.add(ID_A)
-    queue.add(ID_B)
+    queue.add(ID_A, arrival=RECENT, rcpts=REMOTE)
+    queue.add(ID_B, arrival=RECENT, rcpts=REMOTE)
     for args in (("hold", ID_A), ("release", ID_A), ("hold", ID_A), ("flush", ID_B),
                  ("delete", ID_B), ("delete", ID_A)):
         assert ok(inst.ctl("--json", "queue", *args)) == ""
