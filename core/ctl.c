@@ -103,7 +103,7 @@ int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r)
     mode_t old = umask(0177); /* created 0600: the socket is the admin's door */
     int r = ctl_fd < 0 ? -1 : bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
-    if (r < 0 || listen(ctl_fd, 16) < 0) {
+    if (r < 0 || listen(ctl_fd, CTL_CLIENTS_MAX) < 0) {
         *error_r = petrel_cfg_error("control socket %s: %s", sun.sun_path, strerror(errno));
         if (ctl_fd >= 0)
             close(ctl_fd);
@@ -398,7 +398,7 @@ static void run_request(void *arg)
         struct petrel_buf b;
         petrel_buf_init(&b, 4096);
         petrel_buf_printf(&b,
-                          "petrelctl: the running server has no command '%s' (is its "
+                          "petrelctl: the running server has no command '%.100s' (is its "
                           "configuration older than the files? petrelctl reload)\n",
                           found < 0 ? r->argv[0] : f.cmd->name);
         reply_write(c, PETREL_ADMIN_STDERR, petrel_buf_head(&b), b.len);
