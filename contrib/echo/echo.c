@@ -730,7 +730,7 @@ static int echo_stats(struct petrel_admin_call *call, int argc, char **argv)
 static const struct petrel_admin_command echo_admin[] = {
     {"echo stats", "", "the echo module's settings and counters",
      PETREL_ADMIN_ONLINE | PETREL_ADMIN_OFFLINE, echo_stats},
-    {NULL},
+    {NULL, NULL, NULL, 0, NULL},
 };
 
 PETREL_MODULE(.name = "echo", .version = "1.0", .settings = echo_settings,
