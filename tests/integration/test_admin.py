@@ -8,21 +8,8 @@ import struct
 import subprocess
 import time
 
-from harness import (CMD_TIMEOUT, Client, free_port, listener, sanitizer_findings, service_conf,
-                     wait_for)
-
-
-def ok(r):
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert not sanitizer_findings(r.stderr), r.stderr
-    return r.stdout
-
-
-def fails(r, message, status=1):
-    assert r.returncode == status, f"status {r.returncode}: {r.stdout}{r.stderr}"
-    assert not sanitizer_findings(r.stderr), r.stderr
-    assert message in r.stderr, r.stderr
-    return r
+from harness import (CMD_TIMEOUT, Client, ctl_fails as fails, ctl_ok as ok, free_port, listener,
+                     service_conf, wait_for)
 
 
 def echo_instance(make_instance, **settings):
@@ -162,6 +149,10 @@ def test_control_socket_frames(make_instance):
         s.sendall(frame(b"W", b"x" * 5000) + frame(b"E"))
         out, err, status = reply(s)
     assert status == 1 and "has no command 'xxxx" in err, (out, err)
+    with connect(inst) as s:
+        s.sendall(frame(b"W", b"status") + frame(b"W", b"now") + frame(b"E"))
+        out, err, status = reply(s)
+    assert status == 2 and "take no arguments" in err and out == "", (out, err)
     # The old line protocol, a frame too long, an unknown frame, NUL in a word.
     for bad, why in ((b"status\n", "malformed frame"),
                      (struct.pack(">I", 1 << 20) + b"W", "malformed frame"),
