@@ -513,5 +513,5 @@ const struct petrel_admin_command userdb_file_admin[] = {
      cmd_forward_set},
     {"forward clear", "ADDRESS", "stop forwarding an account's mail", CHANGE, cmd_forward_clear},
     {"userdb_file reload", "", "re-read the account file now", PETREL_ADMIN_ONLINE, cmd_reload},
-    {NULL},
+    {.name = NULL},
 };
