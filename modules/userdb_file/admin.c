@@ -227,7 +227,8 @@ static int account_list(struct petrel_admin_call *call, struct userdb_edit *e,
                 petrel_admin_int(call, "messages", r->quota_messages);
             else
                 petrel_admin_str(call, "messages", NULL);
-            petrel_admin_list(call, "forward", f != NULL ? (const char *const *)f->targets : NULL,
+            static const char *const none[] = {NULL};
+            petrel_admin_list(call, "forward", f != NULL ? (const char *const *)f->targets : none,
                               f != NULL ? f->ntargets : 0);
             petrel_admin_bool(call, "keep", f != NULL && f->keep);
             petrel_admin_bool(call, "disabled", r->disabled);
@@ -472,6 +473,9 @@ static int cmd_reload(struct petrel_admin_call *call, int argc, char **argv)
     (void)argv;
     if (argc != 0)
         return petrel_admin_usage(call);
+    /* The module's data exists only in the daemon (init). */
+    if (!petrel_admin_online(call))
+        return petrel_admin_fail(call, "userdb_file reload runs in the running petreld only");
     char why[300];
     size_t entries, bad;
     if (userdb_file_reload_now(why, sizeof(why), &entries, &bad) < 0)
