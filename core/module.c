@@ -3,6 +3,7 @@
  * never unloaded while the daemon runs (as Postfix does with its maps). */
 #include "config.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <petrel/log.h>
 #include <petrel/mem.h>
 
+#include "admin_private.h"
 #include "cfg_error.h"
 #include "server.h"
 
@@ -496,4 +498,50 @@ void petrel_modules_unload(void)
         lt_dlexit();
         ltdl_ready = false;
     }
+}
+
+/* For petrelctl: which installed module, not enabled in cfg, has the
+ * command argv names, so the administrator is told to enable it rather
+ * than that no such command exists. */
+int petrel_module_probe_admin(const struct petrel_config *cfg, int argc, char **argv, char *out,
+                              size_t size)
+{
+    if (!ltdl_ready) {
+        if (lt_dlinit() != 0)
+            return -1;
+        ltdl_ready = true;
+    }
+    struct dirent **names;
+    int n = scandir(cfg->server.module_path, &names, NULL, alphasort);
+    int found = -1;
+    for (int i = 0; i < n; i++) {
+        char name[NAME_MAX_LEN + 1], path[4096];
+        size_t len = strlen(names[i]->d_name);
+        bool so = len > 3 && len - 3 <= NAME_MAX_LEN &&
+                  strcmp(names[i]->d_name + len - 3, ".so") == 0 && names[i]->d_name[0] != '.';
+        if (so) {
+            memcpy(name, names[i]->d_name, len - 3);
+            name[len - 3] = '\0';
+        }
+        if (found < 0 && so && petrel_config_service(cfg, name) == NULL &&
+            petrel_snprintf(path, sizeof(path), "%s/%s", cfg->server.module_path,
+                            names[i]->d_name)) {
+            lt_dladvise advise;
+            lt_dladvise_init(&advise);
+            lt_dladvise_local(&advise);
+            lt_dlhandle h = lt_dlopenadvise(path, advise);
+            lt_dladvise_destroy(&advise);
+            const struct petrel_module *d = h ? lt_dlsym(h, PETREL_MODULE_SYMBOL) : NULL;
+            if (d != NULL && check_abi(d, name) == NULL &&
+                petrel_admin_table_has(petrel_admin_table(d), argc, argv) &&
+                petrel_strlcpy(out, name, size))
+                found = 0;
+            if (h != NULL)
+                lt_dlclose(h);
+        }
+        free(names[i]);
+    }
+    if (n >= 0)
+        free(names);
+    return found;
 }

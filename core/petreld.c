@@ -232,6 +232,7 @@ static int start(struct petrel_config *cfg, bool foreground, const char **error_
                              error_r) < 0 ||
         petrel_iothreads_start(error_r) < 0 || petrel_modules_start(error_r) < 0)
         return -1;
+    petrel_ctl_serve();
     petrel_log(PETREL_LOG_INFO, "core", "petreld %s started: %u I/O threads, %lld workers",
                PACKAGE_VERSION, petrel_server.nthreads, cfg->server.workers);
     return 0;
@@ -241,7 +242,7 @@ static void main_loop(int sigfd)
 {
     while (!stop_requested) {
         struct pollfd fds[2] = {{.fd = sigfd, .events = POLLIN},
-                                {.fd = petrel_ctl_fd(), .events = POLLIN}};
+                                {.fd = petrel_ctl_main_fd(), .events = POLLIN}};
         if (poll(fds, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -261,7 +262,7 @@ static void main_loop(int sigfd)
             }
         }
         if (fds[1].revents & POLLIN)
-            petrel_ctl_accept();
+            petrel_ctl_main_run();
     }
 }
 

@@ -92,6 +92,10 @@ const struct petrel_service_cfg *petrel_config_service(const struct petrel_confi
 /* Apply each loaded module's settings table to a freshly read generation. */
 int petrel_modules_apply_settings(struct petrel_config *cfg, const char **error_r);
 void petrel_registry_free(void);
+/* petrelctl: the name (into out) of an installed module that cfg does not
+ * enable and that has the command argv names; 0, or -1 if none has. */
+int petrel_module_probe_admin(const struct petrel_config *cfg, int argc, char **argv, char *out,
+                              size_t size);
 
 /* listener.c */
 int petrel_listeners_prepare(struct petrel_config *cfg, const char **error_r);
@@ -125,8 +129,13 @@ void petrel_daemon_ready(void);
  * anything is bound, so a second petreld never takes a connection. */
 int petrel_ctl_check(const struct petrel_config *cfg, const char **error_r);
 int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r);
-int petrel_ctl_fd(void);
-void petrel_ctl_accept(void);
+/* Once the I/O threads run: the first one serves the socket. */
+void petrel_ctl_serve(void);
+/* The main thread's part: poll this descriptor and, when it is readable,
+ * run the requests that must run there (reload and the like). */
+int petrel_ctl_main_fd(void);
+void petrel_ctl_main_run(void);
+/* Stop serving; requests waiting for the main thread are told so. */
 void petrel_ctl_close(void);
 
 /* petreld.c: the actions the control socket and signals share. */
