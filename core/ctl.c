@@ -103,7 +103,7 @@ int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r)
     mode_t old = umask(0177); /* created 0600: the socket is the admin's door */
     int r = ctl_fd < 0 ? -1 : bind(ctl_fd, (struct sockaddr *)&sun, sizeof(sun));
     umask(old);
-    if (r < 0 || listen(ctl_fd, 16) < 0) {
+    if (r < 0 || listen(ctl_fd, CTL_CLIENTS_MAX) < 0) {
         *error_r = petrel_cfg_error("control socket %s: %s", sun.sun_path, strerror(errno));
         if (ctl_fd >= 0)
             close(ctl_fd);
@@ -253,7 +253,8 @@ static void reply_write(void *arg, int stream, const char *data, size_t len)
 }
 
 /* The core's own commands (docs/petrelctl.md): their text is the
- * documented "name value" lines ending in OK. */
+ * documented "name value" lines ending in OK. None takes arguments
+ * (checked before they run). */
 
 static void stat_line(const char *name, int64_t value, void *arg)
 {
@@ -266,9 +267,8 @@ static void stat_line(const char *name, int64_t value, void *arg)
 
 static int run_stats(struct petrel_admin_call *call, int argc, char **argv)
 {
+    (void)argc;
     (void)argv;
-    if (argc != 0)
-        return petrel_admin_usage(call);
     petrel_stats_foreach(stat_line, call);
     petrel_admin_print(call, "OK\n");
     return 0;
@@ -276,9 +276,8 @@ static int run_stats(struct petrel_admin_call *call, int argc, char **argv)
 
 static int run_status(struct petrel_admin_call *call, int argc, char **argv)
 {
+    (void)argc;
     (void)argv;
-    if (argc != 0)
-        return petrel_admin_usage(call);
     size_t conns = 0, queued, running, nlisteners = 0;
     for (unsigned i = 0; i < petrel_server.nthreads; i++)
         conns += atomic_load(&petrel_server.threads[i].nconns);
@@ -309,9 +308,8 @@ static int run_status(struct petrel_admin_call *call, int argc, char **argv)
 
 static int run_modules(struct petrel_admin_call *call, int argc, char **argv)
 {
+    (void)argc;
     (void)argv;
-    if (argc != 0)
-        return petrel_admin_usage(call);
     for (struct petrel_ctx *m = petrel_server.modules; m != NULL; m = m->next) {
         const char *version = m->mod->version ? m->mod->version : "-";
         long conns = atomic_load(&m->connections);
@@ -340,9 +338,8 @@ static int run_modules(struct petrel_admin_call *call, int argc, char **argv)
 
 static int run_reload(struct petrel_admin_call *call, int argc, char **argv)
 {
+    (void)argc;
     (void)argv;
-    if (argc != 0)
-        return petrel_admin_usage(call);
     const char *error = NULL;
     if (petrel_server_reload(&error) < 0) {
         if (petrel_admin_json(call))
@@ -356,9 +353,8 @@ static int run_reload(struct petrel_admin_call *call, int argc, char **argv)
 
 static int run_stop(struct petrel_admin_call *call, int argc, char **argv)
 {
+    (void)argc;
     (void)argv;
-    if (argc != 0)
-        return petrel_admin_usage(call);
     petrel_server_request_stop();
     petrel_admin_print(call, "OK\n");
     return 0;
@@ -391,14 +387,18 @@ static void run_request(void *arg)
     struct petrel_admin_found f = {.cmd = core_command(r->argv[0]), .words = 1};
     int found = f.cmd != NULL ? 1 : petrel_admin_find(r->argc, r->argv, &f);
     int status;
-    if (found == 0) {
+    if (f.ctx == NULL && f.cmd != NULL && r->argc != 1) {
+        static const char use[] = "petrelctl: the server's own commands take no arguments\n";
+        reply_write(c, PETREL_ADMIN_STDERR, use, sizeof(use) - 1);
+        status = 2;
+    } else if (found == 0) {
         status = petrel_admin_group_usage(f.ctx, r->argv[0], &io);
     } else if (found < 0 || !(f.cmd->flags & PETREL_ADMIN_ONLINE)) {
         /* petrelctl found it in the configuration on disk. */
         struct petrel_buf b;
         petrel_buf_init(&b, 4096);
         petrel_buf_printf(&b,
-                          "petrelctl: the running server has no command '%s' (is its "
+                          "petrelctl: the running server has no command '%.100s' (is its "
                           "configuration older than the files? petrelctl reload)\n",
                           found < 0 ? r->argv[0] : f.cmd->name);
         reply_write(c, PETREL_ADMIN_STDERR, petrel_buf_head(&b), b.len);

@@ -440,8 +440,12 @@ int main(int argc, char **argv)
     }
     argc -= i;
     argv += i;
-    if (strcmp(argv[0], "init") == 0)
-        return json ? 2 : cmd_init(argc, argv);
+    if (strcmp(argv[0], "init") == 0) {
+        if (!json)
+            return cmd_init(argc, argv);
+        fprintf(stderr, "petrelctl: init lists nothing: --json does not apply\n");
+        return 2;
+    }
     /* --json may also come last, as scripts often add it. */
     if (argc > 1 && strcmp(argv[argc - 1], "--json") == 0) {
         json = true;

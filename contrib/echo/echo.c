@@ -36,6 +36,11 @@
  * session slot, as a greylisting plugin would: made at smtp.mail, counted
  * at smtp.rcpt, shown at smtp.data in an "X-Echo-Session:" header, and
  * freed at smtp.disconnect with a log line.
+ *
+ * And an administration command (petrel/admin.h): `petrelctl echo stats`
+ * shows its settings and, while the server runs, how many lines it has
+ * echoed; with the server stopped petrelctl runs it in its own process,
+ * where nothing has been echoed, and says so.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -71,6 +76,8 @@ struct echo_session {
 };
 
 static struct petrel_ctx *echo_ctx;
+/* For `echo stats`: counted on every I/O thread. */
+static atomic_ulong echo_echoed, echo_sessions;
 
 static const struct petrel_setting echo_settings[] = {
     PETREL_SETTING_STRING(struct echo_config, greeting, "petrel echo ready"),
@@ -86,6 +93,7 @@ static const struct petrel_setting echo_settings[] = {
 static void echo_connect(struct petrel_conn *conn)
 {
     const struct echo_config *cfg = petrel_conn_config(conn);
+    atomic_fetch_add(&echo_sessions, 1);
     petrel_conn_printf(conn, "+OK %s\r\n", cfg->greeting);
 }
 
@@ -478,6 +486,7 @@ static void echo_line(struct petrel_conn *conn, char *line, size_t len)
     else
         arg = line + len;
     if (strcasecmp(line, "ECHO") == 0) {
+        atomic_fetch_add(&echo_echoed, 1);
         petrel_conn_printf(conn, "+OK %s\r\n", arg);
     } else if (strcasecmp(line, "FORTUNE") == 0) {
         cmd_fortune(conn);
@@ -691,5 +700,39 @@ static int echo_init(struct petrel_ctx *ctx, const void *config, const char **er
     return 0;
 }
 
+/* --- administration --- */
+
+/* One row: the settings petrelctl read (online: the running generation),
+ * and the counters, which exist only in the running server. */
+static int echo_stats(struct petrel_admin_call *call, int argc, char **argv)
+{
+    if (argc != 0)
+        return petrel_admin_usage(call);
+    const struct echo_config *cfg = petrel_admin_config(call);
+    size_t nfortunes = 0;
+    while (cfg->fortunes != NULL && cfg->fortunes[nfortunes] != NULL)
+        nfortunes++;
+    bool online = petrel_admin_online(call);
+    petrel_admin_str(call, "server", online ? "running" : "stopped");
+    petrel_admin_str(call, "greeting", cfg->greeting);
+    petrel_admin_int(call, "fortunes", (int64_t)nfortunes);
+    if (online) {
+        petrel_admin_int(call, "sessions", (int64_t)atomic_load(&echo_sessions));
+        petrel_admin_int(call, "echoed", (int64_t)atomic_load(&echo_echoed));
+    } else {
+        petrel_admin_str(call, "sessions", NULL);
+        petrel_admin_str(call, "echoed", NULL);
+    }
+    petrel_admin_row_end(call);
+    return 0;
+}
+
+static const struct petrel_admin_command echo_admin[] = {
+    {"echo stats", "", "the echo module's settings and counters",
+     PETREL_ADMIN_ONLINE | PETREL_ADMIN_OFFLINE, echo_stats},
+    {NULL, NULL, NULL, 0, NULL},
+};
+
 PETREL_MODULE(.name = "echo", .version = "1.0", .settings = echo_settings,
-              .config_size = sizeof(struct echo_config), .check = echo_check, .init = echo_init);
+              .config_size = sizeof(struct echo_config), .check = echo_check, .init = echo_init,
+              .admin = echo_admin);

@@ -1,7 +1,9 @@
 /* userdb_file: the embedded account database. Loads the file named by the
  * `file` setting, registers the "userdb" service, and re-reads the file
  * when it changes (checked every check_interval on a worker, or at every
- * lookup when it is 0) or on SIGHUP. */
+ * lookup when it is 0), on SIGHUP, or at once on `petrelctl userdb_file
+ * reload`, which petrelctl's account commands (admin.c) send after a
+ * change. */
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,11 +18,6 @@
 #include "userdb_file.h"
 
 #define MODULE_NAME "userdb_file"
-
-struct userdb_file_config {
-    char *file;
-    long long check_interval;
-};
 
 static const struct petrel_setting settings[] = {
     PETREL_SETTING_STRING_F(struct userdb_file_config, file, "users", PETREL_SETTING_FIXED),
@@ -112,13 +109,28 @@ static const struct petrel_userdb_ops userdb_ops = {
     .entry_free = userdb_entry_free,
 };
 
+bool userdb_file_path(const struct userdb_file_config *c, char *out, size_t size)
+{
+    if (c->file[0] == '/')
+        return petrel_strlcpy(out, c->file, size);
+    return petrel_snprintf(out, size, "%s/%s", petrel_data_dir(), c->file);
+}
+
+int userdb_file_reload_now(char *why, size_t why_size, size_t *entries_r, size_t *bad_r)
+{
+    if (userdb_source_reload_now(&source, why, why_size) < 0)
+        return -1;
+    struct userdb_snapshot *s = userdb_source_get(&source, LLONG_MAX);
+    *entries_r = s->db.count;
+    *bad_r = s->db.nerrors;
+    userdb_snapshot_unref(s);
+    return 1;
+}
+
 static int userdb_file_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    const struct userdb_file_config *c = config;
     static char path[PATH_MAX];
-    if (c->file[0] == '/')
-        petrel_strlcpy(path, c->file, sizeof(path));
-    else if (!petrel_snprintf(path, sizeof(path), "%s/%s", petrel_data_dir(), c->file)) {
+    if (!userdb_file_path(config, path, sizeof(path))) {
         *error_r = "file: path too long";
         return -1;
     }
@@ -161,4 +173,5 @@ static void userdb_file_stop(struct petrel_ctx *ctx)
 
 PETREL_MODULE(.name = MODULE_NAME, .version = "1.0", .settings = settings,
               .config_size = sizeof(struct userdb_file_config), .init = userdb_file_init,
-              .start = userdb_file_start, .reload = userdb_file_reload, .stop = userdb_file_stop);
+              .start = userdb_file_start, .reload = userdb_file_reload, .stop = userdb_file_stop,
+              .admin = userdb_file_admin);

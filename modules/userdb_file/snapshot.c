@@ -143,6 +143,9 @@ static int reload_once(struct userdb_source *src, bool force)
         if (s == NULL) {
             petrel_log(PETREL_LOG_ERROR, src->log_name, "reload failed, keeping the old data: %s",
                        why);
+            pthread_mutex_lock(&src->lock);
+            petrel_strlcpy(src->forced_error, why, sizeof(src->forced_error));
+            pthread_mutex_unlock(&src->lock);
             r = -1;
         } else {
             summarise(src, s, "reloaded");
@@ -163,20 +166,50 @@ int userdb_source_reload(struct userdb_source *src, bool force)
 {
     /* The request is posted before trying: whoever holds the reload sees
      * it after letting go (below) and does one more pass. */
-    if (force)
+    if (force) {
+        atomic_fetch_add(&src->forced_asked, 1);
         atomic_store(&src->reload_requested, true);
+    }
     int r = 0;
     for (;;) {
         bool expected = false;
         if (!atomic_compare_exchange_strong(&src->reloading, &expected, true))
             return r; /* another thread is at it: use the current snapshot */
         bool forced = atomic_exchange(&src->reload_requested, false);
+        /* Read after taking the request: every forced reload counted by
+         * now was asked before this pass reads the file. */
+        unsigned long long asked = atomic_load(&src->forced_asked);
         r = reload_once(src, forced || force);
+        if (forced || force) {
+            atomic_store(&src->forced_result, r);
+            atomic_store(&src->forced_served, asked);
+        }
         force = false;
         atomic_store(&src->reloading, false);
         if (!atomic_load(&src->reload_requested))
             return r;
     }
+}
+
+int userdb_source_reload_now(struct userdb_source *src, char *why, size_t why_size)
+{
+    unsigned long long mine = atomic_fetch_add(&src->forced_asked, 1) + 1;
+    atomic_store(&src->reload_requested, true);
+    /* Either this thread gets to reload, or the thread at it sees the
+     * request before letting go and serves it: wait for that pass, not
+     * for one that may have read the file before the change. */
+    while (atomic_load(&src->forced_served) < mine) {
+        userdb_source_reload(src, false);
+        if (atomic_load(&src->forced_served) < mine)
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
+    int r = atomic_load(&src->forced_result);
+    if (r < 0) {
+        pthread_mutex_lock(&src->lock);
+        petrel_strlcpy(why, src->forced_error, why_size);
+        pthread_mutex_unlock(&src->lock);
+    }
+    return r < 0 ? -1 : 1;
 }
 
 struct userdb_snapshot *userdb_source_get(struct userdb_source *src, long long interval_ms)

@@ -1,7 +1,9 @@
 /* The loaded database: lookups from a snapshot (accounts, forwarding,
  * aliases, catch-all, the primary domain), and reloads that follow the
  * file, keep the old data when the file cannot be read, and let a reader
- * keep its snapshot while a reload swaps in another. */
+ * keep its snapshot while a reload swaps in another; and the synchronous
+ * reload of `userdb_file reload`. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -235,6 +237,61 @@ static void test_forced_reload_not_lost(void **state)
     rmdir(dir);
 }
 
+struct waiter {
+    struct userdb_source *src;
+    _Atomic bool done;
+    int r;
+    char why[300];
+};
+
+static void *reload_now_thread(void *arg)
+{
+    struct waiter *w = arg;
+    w->r = userdb_source_reload_now(w->src, w->why, sizeof(w->why));
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+/* userdb_source_reload_now returns once a pass that started after it was
+ * called has swapped the new file in, also when another thread was
+ * reloading at the time; a file it cannot read is refused with why. */
+static void test_reload_now(void **state)
+{
+    char dir[] = "/tmp/petrel-udb-XXXXXX", path[300], why[300];
+    temp_users(dir, path, sizeof(path));
+    write_text(path, "domain example.test\n");
+    struct userdb_source src;
+    const char *err;
+    interval_ms = 3600 * 1000;
+    assert_int_equal(userdb_source_open(&src, path, "test", &err), 0);
+    write_text(path, text);
+    assert_int_equal(userdb_source_reload_now(&src, why, sizeof(why)), 1);
+    assert_true(has_account(&src, "alice@example.test"));
+
+    /* Another thread is at a reload (that may have read the old file): the
+     * call waits for a pass of its own. */
+    atomic_store(&src.reloading, true);
+    struct waiter w = {.src = &src};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reload_now_thread, &w), 0);
+    usleep(50 * 1000);
+    assert_false(atomic_load(&w.done));
+    write_text(path, "domain example.test\naccount dave@example.test " HASH "\n");
+    atomic_store(&src.reloading, false);
+    pthread_join(t, NULL);
+    assert_int_equal(w.r, 1);
+    assert_true(has_account(&src, "dave@example.test"));
+
+    unlink(path);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(userdb_source_reload_now(&src, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "not a regular file"));
+    assert_true(has_account(&src, "dave@example.test"));
+    rmdir(path);
+    userdb_source_close(&src);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_check_interval),
         cmocka_unit_test(test_not_a_regular_file),
         cmocka_unit_test(test_forced_reload_not_lost),
+        cmocka_unit_test(test_reload_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

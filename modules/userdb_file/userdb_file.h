@@ -9,9 +9,22 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include <petrel/admin.h>
+
 #define USERDB_ADDRESS_MAX 254 /* RFC 5321 path limit less the brackets */
 #define USERDB_TARGETS_MAX 1000
 #define USERDB_LINE_MAX 65536
+
+/* The module's settings (module.c's table), also read by its admin
+ * commands through petrel_admin_config(). */
+struct userdb_file_config {
+    char *file;
+    long long check_interval;
+};
+
+/* The account file of those settings: file as it is when absolute, else
+ * below petrel_data_dir(). False if it does not fit. */
+bool userdb_file_path(const struct userdb_file_config *c, char *out, size_t size);
 
 enum userdb_kind { USERDB_DOMAIN, USERDB_ACCOUNT, USERDB_ALIAS, USERDB_FORWARD };
 
@@ -82,6 +95,12 @@ struct userdb_source {
     _Atomic long long checked_ms;  /* last look at the file */
     _Atomic bool reloading;        /* one thread re-reads; the others go on */
     _Atomic bool reload_requested; /* a forced reload came in meanwhile */
+    /* Forced reloads asked for, and the count of them a pass has served
+     * (a pass that started after they were asked), with its result and,
+     * on failure, its reason (guarded by lock): for userdb_source_reload_now. */
+    _Atomic unsigned long long forced_asked, forced_served;
+    _Atomic int forced_result;
+    char forced_error[300];
     const char *log_name;
 };
 
@@ -99,6 +118,10 @@ struct userdb_snapshot *userdb_source_get(struct userdb_source *src, long long i
  * finds another thread reloading is not lost: that thread does one more,
  * forced, before it lets go (this call then returns 0). */
 int userdb_source_reload(struct userdb_source *src, bool force);
+/* A forced re-read that is done when this returns, whichever thread did
+ * it: 1 the new snapshot is in place, -1 the file could not be read (the
+ * old snapshot stays; the reason into why). */
+int userdb_source_reload_now(struct userdb_source *src, char *why, size_t why_size);
 void userdb_snapshot_unref(struct userdb_snapshot *snap);
 void userdb_source_close(struct userdb_source *src);
 /* Monotonic milliseconds. */
@@ -157,5 +180,34 @@ int userdb_edit_forward_clear(struct userdb_edit *e, const char *address);
  * exist, -1 with why filled. */
 int userdb_read_file(const char *path, char **text_r, size_t *len_r, struct stat *st_r, char *why,
                      size_t why_size);
+
+/* --- lockedfile.c: the file under an administrator's lock --- */
+
+struct userdb_locked {
+    char path[4096];
+    int lock_fd;
+    struct userdb_edit edit;
+};
+
+/* Lock and read the account file at path (a missing file is empty): a
+ * shared lock for reading, an exclusive one with write. Neither the lock
+ * file nor the temporary file is ever opened through a symbolic link.
+ * -1 with why filled; userdb_locked_close() is wanted either way. */
+int userdb_locked_open(struct userdb_locked *u, const char *path, bool write, char *why,
+                       size_t why_size);
+/* Write the edited text if it changed: a new temporary file (mkstemp)
+ * with the old file's mode and, as root, its owner and group; fsync,
+ * rename, fsync of the directory. 1 written, 0 nothing changed, -1 with
+ * why filled. */
+int userdb_locked_commit(struct userdb_locked *u, char *why, size_t why_size);
+/* Unlock and free. */
+void userdb_locked_close(struct userdb_locked *u);
+
+/* --- admin.c: petrelctl domain|account|alias|forward, userdb_file reload --- */
+
+extern const struct petrel_admin_command userdb_file_admin[];
+/* The running module's forced re-read (module.c), for `userdb_file
+ * reload`: as userdb_source_reload_now(). */
+int userdb_file_reload_now(char *why, size_t why_size, size_t *entries_r, size_t *bad_r);
 
 #endif

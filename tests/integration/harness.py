@@ -652,6 +652,21 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
+def ctl_ok(r):
+    """The stdout of a petrelctl run that must succeed cleanly."""
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not sanitizer_findings(r.stderr), r.stderr
+    return r.stdout
+
+
+def ctl_fails(r, message, status=1):
+    """A petrelctl run refused with status and message on stderr."""
+    assert r.returncode == status, f"status {r.returncode}: {r.stdout}{r.stderr}"
+    assert not sanitizer_findings(r.stderr), r.stderr
+    assert message in r.stderr, r.stderr
+    return r.stderr
+
+
 def ctl_input(inst, *args, stdin=""):
     """petrelctl with text on standard input (never a password argument)."""
     return subprocess.run([str(inst.env.petrelctl), "--config", str(inst.conf), *args],

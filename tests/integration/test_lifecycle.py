@@ -73,7 +73,7 @@ def test_init_as_root_uses_an_account_of_its_own(make_instance, env):
     missing, as a package's postinst does), never as the shared nobody;
     secrets are root's, readable by petrel's group only."""
     _needs_root()
-    inst = make_instance("account")
+    inst = make_instance("account", stock_modules=True)  # the account commands are userdb_file's
     pw = pwd.getpwnam("petrel")
     assert pw.pw_uid not in (0, 65534) and pw.pw_gid not in (0, 65534)
     assert grp.getgrgid(pw.pw_gid).gr_name == "petrel"

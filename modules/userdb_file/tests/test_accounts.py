@@ -1,21 +1,30 @@
-"""petrelctl's account commands, offline and under a running daemon, and
-the demo account of `petrelctl init`."""
+"""petrelctl's account commands (admin commands of userdb_file), with
+the daemon stopped and running, their --json form, `userdb_file reload`,
+and the demo account of `petrelctl init`."""
 
+import json
 import os
 import re
 import select
 import signal
+import smtplib
 import subprocess
 import time
 
 import pytest
 
 from harness import CMD_TIMEOUT, AuthProbe, add_account, ctl_input
+from smtp_helpers import SmtpServer, login, message
 
 
-@pytest.fixture
-def inst(make_instance):
-    return make_instance(stock_modules=True)
+@pytest.fixture(params=["stopped", "running"])
+def inst(request, make_instance):
+    """An instance with the stock modules; the commands run in petrelctl
+    either way (the file is root's), and a running daemon follows."""
+    i = make_instance(stock_modules=True)
+    if request.param == "running":
+        i.start()
+    return i
 
 
 def ok(r):
@@ -50,7 +59,7 @@ def test_init_writes_modules_and_demo_account(make_instance, env):
     assert "module userdb_file 1.0" in r.stdout and "module auth 1.0" in r.stdout, r.stdout
 
 
-def test_offline_commands_keep_the_rest_of_the_file(inst):
+def test_commands_keep_the_rest_of_the_file(inst):
     inst.users.write_text(inst.users.read_text() +
                           "\n# hand-written comment\nthis line is broken\n")
     ok(ctl_input(inst, "domain", "add", "Other.Test"))
@@ -90,6 +99,78 @@ def test_offline_commands_keep_the_rest_of_the_file(inst):
     # No temporary file is left behind.
     assert sorted(p.name for p in inst.users.parent.iterdir()
                   if p.name.startswith("users")) == ["users", "users.lock"]
+    if inst.proc is not None:  # every change was taken up at once
+        assert len(re.findall(r"userdb_file: reloaded .*/users: ", inst.log())) >= 12
+
+
+USAGES = {
+    "domain": "domain add DOMAIN [--catchall ADDRESS] | del DOMAIN | list | "
+              "catchall DOMAIN ADDRESS|none",
+    "account": "account add ADDRESS [--quota SIZE] [--messages N] | del ADDRESS | "
+               "list [DOMAIN] | passwd ADDRESS | quota ADDRESS SIZE|none [N|none] | "
+               "disable ADDRESS | enable ADDRESS",
+    "alias": "alias add ADDRESS TARGET... | del ADDRESS [TARGET...] | list [DOMAIN]",
+    "forward": "forward set ADDRESS TARGET... [--keep] | clear ADDRESS",
+}
+
+
+@pytest.mark.parametrize("args", [
+    ("domain",), ("domain", "frobnicate"), ("domain", "list", "x"), ("domain", "add"),
+    ("domain", "add", "a.test", "--catchal", "x@a.test"), ("domain", "catchall", "a.test"),
+    ("account",), ("account", "list", "a", "b"), ("account", "add"),
+    ("account", "add", "x@example.test", "--quota"), ("account", "del"),
+    ("account", "quota", "demo@example.test"), ("account", "enable"),
+    ("alias", "add", "x@example.test"), ("alias", "del"), ("alias", "list", "a", "b"),
+    ("forward", "set", "demo@example.test"), ("forward", "set", "demo@example.test", "--keep"),
+    ("forward", "clear"),
+])
+def test_usage_errors(make_instance, args):
+    """A usage error shows the group's usage line, as it always has."""
+    inst = make_instance(stock_modules=True)
+    before = inst.users.read_text()
+    r = ctl_input(inst, *args, stdin="pw\n")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr == f"usage: petrelctl [--config FILE] {USAGES[args[0]]}\n"
+    assert r.stdout == ""
+    assert inst.users.read_text() == before
+
+
+def json_rows(r):
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_json_listings(inst):
+    ok(ctl_input(inst, "domain", "add", "other.test", "--catchall", "demo@example.test"))
+    ok(add_account(inst, "carol@other.test", "pw-carol", "--quota", "1G", "--messages", "100"))
+    ok(add_account(inst, "dan@other.test", "pw-dan"))
+    ok(ctl_input(inst, "forward", "set", "carol@other.test", "c@far.test", "d@far.test",
+                 "--keep"))
+    ok(ctl_input(inst, "account", "disable", "carol@other.test"))
+    ok(ctl_input(inst, "alias", "add", "team@other.test", "carol@other.test", "x@far.test"))
+    assert json_rows(inst.ctl("--json", "domain", "list")) == [
+        {"domain": "example.test", "catchall": None},
+        {"domain": "other.test", "catchall": "demo@example.test"},
+    ]
+    assert json_rows(inst.ctl("--json", "account", "list", "other.test")) == [
+        {"address": "carol@other.test", "quota": 1024 ** 3, "messages": 100,
+         "forward": ["c@far.test", "d@far.test"], "keep": True, "disabled": True},
+        {"address": "dan@other.test", "quota": None, "messages": None, "forward": [],
+         "keep": False, "disabled": False},
+    ]
+    assert [a["address"] for a in json_rows(inst.ctl("--json", "account", "list"))] == [
+        "demo@example.test", "carol@other.test", "dan@other.test"]
+    assert json_rows(inst.ctl("--json", "alias", "list")) == [
+        {"address": "postmaster@example.test", "targets": ["demo@example.test"]},
+        {"address": "team@other.test", "targets": ["carol@other.test", "x@far.test"]},
+    ]
+    assert json_rows(inst.ctl("--json", "alias", "list", "nowhere.test")) == []
+    # The text form is unchanged by the rows.
+    assert ok(inst.ctl("account", "list", "other.test")) == (
+        "carol@other.test quota=1073741824 messages=100 forward=c@far.test,d@far.test keep "
+        "disabled\n"
+        "dan@other.test quota=none messages=none\n")
+    assert ok(inst.ctl("domain", "list")) == "example.test\nother.test catchall=demo@example.test\n"
 
 
 def test_password_is_never_an_argument(inst):
@@ -362,3 +443,65 @@ def test_change_check_follows_a_reload(make_instance, env):
     inst.wait_log(r"info: core: configuration reloaded", since=since)
     add_account(inst, "later@example.test", "later-pw")
     p.wait_plain("later@example.test", "later-pw", "+OK later@example.test", timeout=10)
+
+
+def test_reload_command(make_instance, env):
+    """`userdb_file reload` runs in the daemon only; a file it cannot read
+    is refused, and the old data stays in force."""
+    p = AuthProbe(make_instance, env, failure_delay="0s")
+    inst = p.inst
+    add_account(inst, "kept@example.test", "kept-pw")
+    r = inst.ctl("userdb_file", "reload")
+    assert r.returncode != 0, r.stdout  # no daemon: nothing to reload
+    p.start()
+    r = inst.ctl("userdb_file", "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    saved = inst.users.with_name("users.saved")
+    inst.users.rename(saved)
+    inst.users.mkdir()
+    try:
+        r = inst.ctl("userdb_file", "reload")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "reload failed, the old data stays in force" in r.stderr
+        assert "not a regular file" in r.stderr
+        assert p.plain("kept@example.test", "kept-pw") == "+OK kept@example.test"
+    finally:
+        inst.users.rmdir()
+        saved.rename(inst.users)
+    assert inst.ctl("userdb_file", "reload").returncode == 0
+
+
+@pytest.fixture
+def slow_check_server(make_instance, env):
+    """An SMTP server whose account file check runs once an hour: only the
+    reload that petrelctl sends explains a change it sees at once."""
+    srv = SmtpServer(make_instance, env, "slowcheck", accounts=("alice",))
+    srv.inst.set_module_settings("userdb_file", file="users", check_interval="1h")
+    return srv.start()
+
+
+def test_a_change_is_in_force_when_petrelctl_returns(slow_check_server):
+    srv = slow_check_server
+    new = "new@example.test"
+    srv.add_account(new, password="new-pw-1")
+    with srv.smtp() as s:
+        s.ehlo()
+        assert s.mail("sender@client.test") == (250, b"2.1.0 Ok")
+        assert s.rcpt(new) == (250, b"2.1.5 Ok")
+        code, _ = s.data(message("at once", to=new).encode())
+        assert code == 250
+    assert len(srv.messages(new)) == 1  # stored before the 250
+    with srv.submission(new, "new-pw-1") as s:
+        assert s.noop()[0] == 250
+    r = ctl_input(srv.inst, "account", "del", new)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with srv.smtp() as s:
+        s.ehlo()
+        assert s.mail("sender@client.test") == (250, b"2.1.0 Ok")
+        code, text = s.rcpt(new)
+        assert code == 550, text
+        assert text.startswith(b"5.1.1 ")
+    with srv.submission() as s:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            login(s, new, "new-pw-1")
+    assert len(re.findall(r"userdb_file: reloaded ", srv.log())) == 2
