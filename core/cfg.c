@@ -379,6 +379,7 @@ static int parse_confd(struct petrel_config *cfg, const char **error_r)
     for (int i = 0; i < n; i++) {
         if (ret == 0) {
             struct petrel_service_cfg *svc = &cfg->services[cfg->nservices++];
+            cfg->nall = cfg->nservices;
             petrel_snprintf(svc->path, sizeof(svc->path), "%s/%s", cfg->confd, names[i]->d_name);
             ret = parse_service(svc, error_r);
         }
@@ -403,13 +404,17 @@ static int check_services(struct petrel_config *cfg, const char **error_r)
             }
         }
     }
-    size_t kept = 0;
-    for (size_t i = 0; i < cfg->nservices; i++) {
-        if (cfg->services[i].enabled)
-            cfg->services[kept++] = cfg->services[i];
-        else
-            free_service(&cfg->services[i]);
-    }
+    /* Enabled first, in order; the disabled ones stay after them, so
+     * petrelctl can name the module of a command that is switched off. */
+    struct petrel_service_cfg *all = petrel_calloc(cfg->nservices + 1, sizeof(*all));
+    size_t kept = 0, next = 0;
+    for (size_t i = 0; i < cfg->nservices; i++)
+        kept += cfg->services[i].enabled;
+    for (size_t i = 0; i < cfg->nservices; i++)
+        all[cfg->services[i].enabled ? next++ : kept + i - next] = cfg->services[i];
+    free(cfg->services);
+    cfg->services = all;
+    cfg->nall = cfg->nservices;
     cfg->nservices = kept;
     return 0;
 }
@@ -583,7 +588,7 @@ int petrel_config_apply_module(struct petrel_service_cfg *svc, const struct petr
 
 void petrel_config_done_parsing(struct petrel_config *cfg)
 {
-    for (size_t i = 0; i < cfg->nservices; i++) {
+    for (size_t i = 0; i < cfg->nall; i++) {
         if (cfg->services[i].lc != NULL) {
             config_destroy(cfg->services[i].lc);
             free(cfg->services[i].lc);
@@ -624,7 +629,7 @@ void petrel_config_unref(struct petrel_config *cfg)
         return;
     petrel_config_done_parsing(cfg);
     petrel_tls_state_free(cfg->tls_state);
-    for (size_t i = 0; i < cfg->nservices; i++)
+    for (size_t i = 0; i < cfg->nall; i++)
         free_service(&cfg->services[i]);
     free(cfg->services);
     for (size_t i = 0; i < cfg->tls.ndomains; i++)

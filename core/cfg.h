@@ -155,7 +155,8 @@ struct petrel_config {
     struct petrel_dnr_cfg dnr;
     struct petrel_rules rules;
     struct petrel_service_cfg *services;
-    size_t nservices;
+    size_t nservices; /* enabled */
+    size_t nall;      /* and the disabled ones after them */
     struct petrel_tls_state *tls_state;
 };
 

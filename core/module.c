@@ -500,9 +500,27 @@ void petrel_modules_unload(void)
     }
 }
 
-/* For petrelctl: which installed module, not enabled in cfg, has the
- * command argv names, so the administrator is told to enable it rather
- * than that no such command exists. */
+/* Whether the module at path (without ".so") has the command argv names. */
+static bool probe_one(const char *name, const char *path, int argc, char **argv)
+{
+    lt_dladvise advise;
+    lt_dladvise_init(&advise);
+    lt_dladvise_ext(&advise);
+    lt_dladvise_local(&advise);
+    lt_dlhandle h = lt_dlopenadvise(path, advise);
+    lt_dladvise_destroy(&advise);
+    const struct petrel_module *d = h ? lt_dlsym(h, PETREL_MODULE_SYMBOL) : NULL;
+    bool has = d != NULL && check_abi(d, name) == NULL &&
+               petrel_admin_table_has(petrel_admin_table(d), argc, argv);
+    if (h != NULL)
+        lt_dlclose(h);
+    return has;
+}
+
+/* For petrelctl: which module, not enabled in cfg, has the command argv
+ * names, so the administrator is told to enable it rather than that no
+ * such command exists. The modules of disabled conf.d files first, then
+ * every other one in module_path. */
 int petrel_module_probe_admin(const struct petrel_config *cfg, int argc, char **argv, char *out,
                               size_t size)
 {
@@ -511,33 +529,29 @@ int petrel_module_probe_admin(const struct petrel_config *cfg, int argc, char **
             return -1;
         ltdl_ready = true;
     }
+    char path[4096];
+    for (size_t i = cfg->nservices; i < cfg->nall; i++) {
+        const struct petrel_service_cfg *svc = &cfg->services[i];
+        bool fits = svc->file != NULL ? petrel_strlcpy(path, svc->file, sizeof(path))
+                                      : petrel_snprintf(path, sizeof(path), "%s/%s",
+                                                        cfg->server.module_path, svc->module);
+        if (fits && probe_one(svc->module, path, argc, argv))
+            return petrel_strlcpy(out, svc->module, size) ? 0 : -1;
+    }
     struct dirent **names;
     int n = scandir(cfg->server.module_path, &names, NULL, alphasort);
     int found = -1;
     for (int i = 0; i < n; i++) {
-        char name[NAME_MAX_LEN + 1], path[4096];
+        char name[NAME_MAX_LEN + 1];
         size_t len = strlen(names[i]->d_name);
-        bool so = len > 3 && len - 3 <= NAME_MAX_LEN &&
-                  strcmp(names[i]->d_name + len - 3, ".so") == 0 && names[i]->d_name[0] != '.';
-        if (so) {
+        if (found < 0 && len > 3 && len - 3 <= NAME_MAX_LEN && names[i]->d_name[0] != '.' &&
+            strcmp(names[i]->d_name + len - 3, ".so") == 0) {
             memcpy(name, names[i]->d_name, len - 3);
             name[len - 3] = '\0';
-        }
-        if (found < 0 && so && petrel_config_service(cfg, name) == NULL &&
-            petrel_snprintf(path, sizeof(path), "%s/%s", cfg->server.module_path,
-                            names[i]->d_name)) {
-            lt_dladvise advise;
-            lt_dladvise_init(&advise);
-            lt_dladvise_local(&advise);
-            lt_dlhandle h = lt_dlopenadvise(path, advise);
-            lt_dladvise_destroy(&advise);
-            const struct petrel_module *d = h ? lt_dlsym(h, PETREL_MODULE_SYMBOL) : NULL;
-            if (d != NULL && check_abi(d, name) == NULL &&
-                petrel_admin_table_has(petrel_admin_table(d), argc, argv) &&
-                petrel_strlcpy(out, name, size))
+            if (petrel_config_service(cfg, name) == NULL &&
+                petrel_snprintf(path, sizeof(path), "%s/%s", cfg->server.module_path, name) &&
+                probe_one(name, path, argc, argv) && petrel_strlcpy(out, name, size))
                 found = 0;
-            if (h != NULL)
-                lt_dlclose(h);
         }
         free(names[i]);
     }

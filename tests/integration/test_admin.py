@@ -68,6 +68,20 @@ def test_usage_help_and_commands_of_modules_not_enabled(make_instance):
     assert "echo stats" not in ok(inst.ctl("help"))
 
 
+def test_commands_of_a_disabled_module_are_named(make_instance):
+    """A stock module switched off in its conf.d file (loaded from its own
+    path, not from module_path): its commands are refused by its name."""
+    inst = make_instance("disabled", stock_modules=True)
+    path = next(inst.confd.glob("*-processing.conf"))
+    text = path.read_text()
+    assert text.count("enabled = true;") == 1, text
+    path.write_text(text.replace("enabled = true;", "enabled = false;"))
+    fails(inst.ctl("queue", "list"),
+          "'queue' is a command of the module processing, which is not enabled")
+    assert "queue list" not in ok(inst.ctl("help"))
+    assert "account list" in ok(inst.ctl("help"))
+
+
 def test_core_listings_in_json(make_instance):
     inst = echo_instance(make_instance).start()
     status = json_rows(ok(inst.ctl("--json", "status")))
