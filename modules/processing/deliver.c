@@ -220,6 +220,30 @@ static bool already_there(struct petrel_mailbox *mbox, const char *folder, const
     return hit || (folder[0] != '\0' && already_there(mbox, "", id));
 }
 
+/* The recipient's account: what expansion learned in this pass, or, for a
+ * recipient expanded at an earlier attempt, one lookup now. False when
+ * that decided the recipient's fate. */
+static bool account_known(struct queue_rcpt *r)
+{
+    if (r->account.known)
+        return true;
+    struct petrel_userdb_entry *e = NULL;
+    const char *error = NULL;
+    int found = proc_env.userdb->lookup(r->address, &e, &error);
+    if (found == PETREL_USERDB_TEMPFAIL) {
+        set_state(r, RCPT_DEFERRED, "451 4.3.0 account database unavailable");
+        return false;
+    }
+    bool account = found == PETREL_USERDB_FOUND && e->kind == PETREL_USERDB_ACCOUNT;
+    if (account)
+        proc_account_learn(r, e);
+    else
+        set_state(r, RCPT_FAILED, "550 5.1.1 no such user here");
+    if (e != NULL)
+        proc_env.userdb->entry_free(e);
+    return account;
+}
+
 static void deliver_one(const struct proc_content *c, struct queue_envelope *env,
                         struct queue_rcpt *r, bool dedupe)
 {
@@ -231,23 +255,10 @@ static void deliver_one(const struct proc_content *c, struct queue_envelope *env
                    r->reason);
         return;
     }
-    if (!deliver_hook(c, env, r, folder, sizeof(folder)))
+    if (!deliver_hook(c, env, r, folder, sizeof(folder)) || !account_known(r))
         return;
-    struct petrel_userdb_entry *e = NULL;
-    const char *error = NULL;
-    int found = proc_env.userdb->lookup(r->address, &e, &error);
-    if (found == PETREL_USERDB_TEMPFAIL) {
-        set_state(r, RCPT_DEFERRED, "451 4.3.0 account database unavailable");
-        return;
-    }
-    if (found != PETREL_USERDB_FOUND || e->kind != PETREL_USERDB_ACCOUNT) {
-        if (e != NULL)
-            proc_env.userdb->entry_free(e);
-        set_state(r, RCPT_FAILED, "550 5.1.1 no such user here");
-        return;
-    }
-    struct petrel_storage_quota quota = {(uint64_t)e->quota_bytes, (uint64_t)e->quota_messages};
-    proc_env.userdb->entry_free(e);
+    struct petrel_storage_quota quota = {(uint64_t)r->account.quota_bytes,
+                                         (uint64_t)r->account.quota_messages};
     struct petrel_mailbox *mbox;
     int ret = st->mailbox_open(r->address, &mbox);
     if (ret == PETREL_STORAGE_OK) {

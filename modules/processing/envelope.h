@@ -33,6 +33,14 @@
 #define ROUTE_LOCAL 'L'
 #define ROUTE_REMOTE 'R'
 
+/* What expansion learned of a local account, for delivery in the same
+ * pass (one userdb lookup per recipient, not one per step). In memory
+ * only, never written: a later attempt looks the account up again. */
+struct queue_account {
+    bool known;
+    long long quota_bytes, quota_messages; /* 0 = no limit */
+};
+
 struct queue_rcpt {
     char state, route;
     unsigned notify; /* enum petrel_dsn_notify */
@@ -40,6 +48,8 @@ struct queue_rcpt {
     char *original;  /* the RCPT TO address it came from */
     char *dsn_orcpt; /* ORCPT parameter "type;address", or NULL */
     char *reason;    /* last status: "452 4.2.2 mailbox full", or NULL */
+    /* Route L, this pass only: see struct queue_account. */
+    struct queue_account account;
 };
 
 struct queue_envelope {

@@ -115,11 +115,16 @@ static void expand_one(struct expansion *x, const struct work *w)
         if (seen(x->env, e->address)) /* the canonical account, reached again */
             x->produced[w->origin]++;
         else
-            final(x, w->origin, RCPT_PENDING, ROUTE_LOCAL, e->address);
+            proc_account_learn(final(x, w->origin, RCPT_PENDING, ROUTE_LOCAL, e->address), e);
     }
     for (size_t i = 0; i < e->ntargets; i++)
         push(x, e->targets[i], w->origin, w->depth + 1);
     proc_env.userdb->entry_free(e);
+}
+
+void proc_account_learn(struct queue_rcpt *r, const struct petrel_userdb_entry *e)
+{
+    r->account = (struct queue_account){true, e->quota_bytes, e->quota_messages};
 }
 
 void proc_expand(const struct proc_settings *set, struct queue_envelope *env)
@@ -139,6 +144,7 @@ void proc_expand(const struct proc_settings *set, struct queue_envelope *env)
             struct queue_rcpt *r = queue_envelope_add(env, o->state, o->route, o->notify,
                                                       o->address, o->original, o->dsn_orcpt);
             queue_rcpt_set_reason(r, o->reason);
+            r->account = o->account;
             x.produced[i] = 1;
         }
     }

@@ -1,6 +1,7 @@
 /* A message on its way in: trace headers, the header scan (hops,
- * Message-ID, Date), memory then spool file, and the commit that delivers
- * or queues it before the client hears 250. */
+ * Message-ID, Date), memory then spool file. At commit the message goes
+ * through the pipeline (pipeline.c), which delivers or queues it before
+ * the client hears 250. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -232,71 +233,11 @@ void proc_abort(struct petrel_queue_msg *m)
     free(m);
 }
 
-/* --- commit --- */
-
-static void reply_set(struct petrel_queue_reply *r, int code, const char *enhanced,
-                      const char *text)
-{
-    r->code = code;
-    petrel_strlcpy(r->enhanced, enhanced, sizeof(r->enhanced));
-    petrel_strlcpy(r->text, text, sizeof(r->text));
-}
-
-/* "452 4.2.2 text" back into a reply. */
-static void reply_from_reason(struct petrel_queue_reply *r, const char *reason, int fallback)
-{
-    int code = 0;
-    char enh[12] = "";
-    int used = 0;
-    if (reason == NULL || sscanf(reason, "%3d %11s %n", &code, enh, &used) < 2 || code < 400 ||
-        code > 599) {
-        reply_set(r, fallback, fallback < 500 ? "4.3.0" : "5.3.0",
-                  fallback < 500 ? "temporary failure" : "delivery failed");
-        return;
-    }
-    reply_set(r, code, enh, reason + used);
-}
-
-/* The smtp.data hook: verdict, and header fields to put on top. */
-static bool data_hook(struct petrel_queue_msg *m, struct petrel_buf *add,
-                      struct petrel_queue_reply *reply)
-{
-    if (!petrel_hook_active(PETREL_HOOK_SMTP_DATA))
-        return true;
-    struct petrel_envelope pub;
-    struct petrel_envelope_rcpt *rcpts = proc_public_env(&m->env, &pub);
-    struct petrel_smtp_data_event ev = {
-        .env = &pub,
-        .queue_id = m->id,
-        .header = petrel_buf_head(&m->header),
-        .header_len = m->header.len,
-        .size = m->size,
-        .add_header = add,
-        .conn_id = m->origin != NULL ? m->origin->conn_id : 0,
-        .session_slot = m->origin != NULL ? &m->origin->slot : NULL,
-    };
-    const char *reason = NULL;
-    enum petrel_verdict v = petrel_hook_run(PETREL_HOOK_SMTP_DATA, &ev, &reason);
-    free(rcpts);
-    switch (v) {
-    case PETREL_DENY:
-        reply_set(reply, 550, "5.7.1", reason != NULL ? reason : "message refused");
-        return false;
-    case PETREL_DENY_SOFT:
-        reply_set(reply, 451, "4.7.1",
-                  reason != NULL ? reason : "message deferred, try again later");
-        return false;
-    case PETREL_DISCONNECT:
-        reply_set(reply, 421, "4.7.0", reason != NULL ? reason : "closing connection");
-        return false;
-    default:
-        return true;
-    }
-}
+/* --- what the pipeline (pipeline.c) asks of the message --- */
 
 /* Put header fields on top of the output: in memory a new buffer, in a
  * file a new file (a copy: only for big messages that a hook stamps). */
-static bool prepend(struct petrel_queue_msg *m, struct petrel_buf *add)
+bool proc_message_prepend(struct petrel_queue_msg *m, struct petrel_buf *add)
 {
     if (add->len == 0)
         return true;
@@ -339,8 +280,7 @@ static bool prepend(struct petrel_queue_msg *m, struct petrel_buf *add)
     return true;
 }
 
-/* Make the message durable as a queue data file. */
-static bool data_durable(struct petrel_queue_msg *m)
+bool proc_message_durable(struct petrel_queue_msg *m)
 {
     if (m->fd < 0) {
         proc_space_used(m->mem.len); /* counted, never cut: it is being accepted */
@@ -350,7 +290,7 @@ static bool data_durable(struct petrel_queue_msg *m)
     return !m->set->fsync || (fsync(m->fd) == 0 && queue_sync_dir(proc_env.queue, "data") == 0);
 }
 
-static void content_of(struct petrel_queue_msg *m, struct proc_content *c)
+void proc_message_content(struct petrel_queue_msg *m, struct proc_content *c)
 {
     *c = (struct proc_content){
         .set = m->set,
@@ -364,105 +304,22 @@ static void content_of(struct petrel_queue_msg *m, struct proc_content *c)
     };
 }
 
+void proc_message_keep_data(struct petrel_queue_msg *m)
+{
+    if (m->fd >= 0) {
+        close(m->fd);
+        m->fd = -1; /* proc_abort then leaves the file alone */
+    }
+}
+
+/* --- commit --- */
+
 void proc_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
 {
     if (!m->header_done)
         header_flush(m); /* a message without a body */
     proc_header_filter_finish(&m->filter, emit_out, m);
-    struct queue_envelope *env = &m->env;
-    struct petrel_buf add;
-    petrel_buf_init(&add, PROC_HEADER_MAX);
-    bool queued = false;
-    if (m->io_error) {
-        if (m->no_space)
-            reply_set(reply, 452, "4.3.1", "insufficient system storage, try again later");
-        else
-            reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
-        goto out;
-    }
-    if (m->filter.hops > m->set->max_hops) {
-        petrel_log(PETREL_LOG_WARNING, PROC_LOG, "%s: refused: %u Received fields, a mail loop?",
-                   m->id, m->filter.hops);
-        reply_set(reply, 554, "5.4.6", "too many hops, a mail loop?");
-        goto out;
-    }
-    if (!data_hook(m, &add, reply))
-        goto out;
-    if (!prepend(m, &add)) {
-        reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
-        goto out;
-    }
-    env->size = m->out_len;
-    struct proc_content c;
-    content_of(m, &c);
-    proc_expand(m->set, env);
-    if (m->set->direct_delivery)
-        proc_deliver_local(&c, env, false);
-
-    size_t done = 0, failed = 0, temp = 0, open = 0;
-    const struct queue_rcpt *first_fail = NULL, *first_temp = NULL;
-    for (size_t i = 0; i < env->nrcpts; i++) {
-        const struct queue_rcpt *r = &env->rcpts[i];
-        if (r->state == RCPT_DELIVERED || r->state == RCPT_SUCCESS)
-            done++;
-        else if (r->state == RCPT_FAILED) {
-            failed++;
-            first_fail = first_fail ? first_fail : r;
-        } else if (r->state == RCPT_DEFERRED || r->state == RCPT_EXPAND) {
-            temp++;
-            first_temp = first_temp ? first_temp : r;
-        } else
-            open++;
-    }
-    /* Nothing delivered and nothing left to try: the client hears why,
-     * and no bounce is needed. */
-    if (done == 0 && open == 0 && temp == 0) {
-        reply_from_reason(reply, first_fail != NULL ? first_fail->reason : NULL, 550);
-        goto out;
-    }
-    if (done == 0 && open == 0 && failed == 0) {
-        reply_from_reason(reply, first_temp != NULL ? first_temp->reason : NULL, 451);
-        goto out;
-    }
-    if (failed > 0 || open > 0 || temp > 0 || queue_envelope_open_count(env) > 0) {
-        /* Something remains: the data must be durable first (a bounce and
-         * the envelope refer to it). */
-        if (!data_durable(m)) {
-            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot sync the data file: %s", m->id,
-                       strerror(errno));
-            reply_set(reply, 451, "4.3.0", "local error writing the message, try again later");
-            goto out;
-        }
-        content_of(m, &c);
-        proc_dsn(&c, env);
-    }
-    if (queue_envelope_open_count(env) > 0) {
-        env->next_attempt = m->arrival + (temp > 0 ? m->set->retry_min : 0);
-        if (queue_envelope_write(proc_env.queue, "active", env, m->set->fsync) < 0) {
-            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot write the envelope: %s", m->id,
-                       strerror(errno));
-            reply_set(reply, 451, "4.3.0", "local error queueing the message, try again later");
-            goto out;
-        }
-        queued = true;
-        proc_runner_kick();
-    }
-    char text[80];
-    snprintf(text, sizeof(text), "Ok: queued as %s", m->id);
-    reply_set(reply, 250, "2.0.0", text);
-    petrel_log(PETREL_LOG_INFO, PROC_LOG,
-               "%s: from=<%s> size=%llu nrcpt=%zu delivered=%zu failed=%zu queued=%zu", m->id,
-               env->from, (unsigned long long)m->out_len, env->nrcpts, done, failed,
-               queued ? queue_envelope_open_count(env) : 0);
-out:
-    petrel_buf_free(&add);
-    if (queued && m->fd >= 0) {
-        close(m->fd);
-        m->fd = -1; /* the data file stays: it belongs to the queue now */
-    }
-    if (reply->code >= 400)
-        petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: from=<%s> refused: %d %s %s", m->id, env->from,
-                   reply->code, reply->enhanced, reply->text);
+    proc_pipeline_commit(m, reply);
     proc_abort(m);
 }
 

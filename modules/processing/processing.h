@@ -1,6 +1,7 @@
 /* The processing module's private interfaces: the message being received,
- * the queue files on disk, expansion of aliases and forwards, local
- * delivery, the queue runner and delivery status notifications. */
+ * the pipeline every message goes through (pipeline.c), the queue files on
+ * disk, expansion of aliases and forwards, local delivery, the queue
+ * runner and delivery status notifications. */
 #ifndef PETREL_PROCESSING_H
 #define PETREL_PROCESSING_H
 
@@ -177,8 +178,12 @@ struct petrel_envelope_rcpt *proc_public_env(const struct queue_envelope *env,
 
 /* expand.c: turn the pending 'E' recipients of env into final recipients
  * (local accounts 'P' with route L, remote addresses 'P' with route R,
- * failures 'F' with a status). Temporary lookup failures stay 'E'. */
+ * failures 'F' with a status). Temporary lookup failures stay 'E'. A local
+ * account's recipient carries what the lookup said (r->account), so that
+ * delivery does not ask the userdb again. */
 void proc_expand(const struct proc_settings *set, struct queue_envelope *env);
+/* Keep what the userdb said of an account on its recipient. */
+void proc_account_learn(struct queue_rcpt *r, const struct petrel_userdb_entry *e);
 
 /* deliver.c: deliver every pending local recipient (route L, state P or
  * T) of content into the store, updating states and reasons. dedupe: look
@@ -208,6 +213,25 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *env);
 bool proc_write(struct petrel_queue_msg *msg, const void *data, size_t len);
 void proc_commit(struct petrel_queue_msg *msg, struct petrel_queue_reply *reply);
 void proc_abort(struct petrel_queue_msg *msg);
+
+/* What the pipeline asks of a message being committed (message.c). */
+/* Put header fields (a hook's) on top of the output; false on an I/O error. */
+bool proc_message_prepend(struct petrel_queue_msg *msg, struct petrel_buf *add);
+/* The message as a synced data file in the queue (spilled first if in memory). */
+bool proc_message_durable(struct petrel_queue_msg *msg);
+/* The message as delivery, reports and hooks read it (again after a change). */
+void proc_message_content(struct petrel_queue_msg *msg, struct proc_content *c);
+/* The data file belongs to the queue now: proc_abort must not remove it. */
+void proc_message_keep_data(struct petrel_queue_msg *msg);
+
+/* pipeline.c: the one way through processing, a sequence of stages.
+ * A message SMTP commits: reply is what the client hears. */
+void proc_pipeline_commit(struct petrel_queue_msg *msg, struct petrel_queue_reply *reply);
+/* One attempt at a queue entry (the runner holds its lock): env as read
+ * from active/, data_fd its data file; dedupe: look for deliveries a crash
+ * left unrecorded. False when the envelope could not be rewritten. */
+bool proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
+                         bool dedupe);
 
 /* Read the whole header block (up to the empty line, at most
  * PROC_HEADER_MAX bytes) of content into out. */

@@ -1,6 +1,7 @@
 /* The queue runner: a scheduled scan (petrel/schedule.h) that looks at
  * active/ when kicked and at least once a second, and hands due entries
- * to the worker pool. An
+ * to the worker pool, where each goes through the pipeline (pipeline.c).
+ * An
  * envelope's modification time is its next attempt, so a scan is a
  * readdir and a stat per entry, and petrelctl can make an entry due by
  * touching it. An entry is worked on under an exclusive flock, which
@@ -71,113 +72,80 @@ void proc_runner_kick(void)
         petrel_schedule_kick(runner);
 }
 
-static long long backoff(const struct proc_settings *set, unsigned attempts)
+/* Lock the entry at path for this attempt: -1 if it is gone, held by
+ * petrelctl, or was replaced meanwhile. */
+static int entry_lock(const char *path)
 {
-    long long d = set->retry_min;
-    for (unsigned i = 1; i < attempts && d < set->retry_max; i++)
-        d *= 2;
-    return d < set->retry_max ? d : set->retry_max;
-}
-
-static void expire(const struct proc_settings *set, struct queue_envelope *env, time_t now)
-{
-    if (now - env->arrival < set->lifetime)
-        return;
-    for (size_t i = 0; i < env->nrcpts; i++) {
-        struct queue_rcpt *r = &env->rcpts[i];
-        if (strchr("EPT", r->state) == NULL)
-            continue;
-        char reason[200];
-        snprintf(reason, sizeof(reason), "550 5.4.7 delivery time expired (%s)",
-                 r->reason != NULL ? r->reason : "not tried");
-        r->state = RCPT_FAILED;
-        queue_rcpt_set_reason(r, reason);
+    int lfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (lfd < 0)
+        return -1; /* deleted or held meanwhile */
+    struct stat a, b;
+    if (flock(lfd, LOCK_EX | LOCK_NB) < 0 || fstat(lfd, &a) < 0 || stat(path, &b) < 0 ||
+        a.st_ino != b.st_ino) {
+        close(lfd);
+        return -1; /* petrelctl has it, or it was replaced */
     }
+    return lfd;
 }
 
-static void remote_waiting(struct queue_envelope *env)
+static void entry_hold(const char *path, const char *id)
 {
-    /* smtp_out is not part of Petrel yet: remote recipients wait. */
-    for (size_t i = 0; i < env->nrcpts; i++)
-        if (env->rcpts[i].route == ROUTE_REMOTE && env->rcpts[i].state == RCPT_PENDING &&
-            env->rcpts[i].reason == NULL)
-            queue_rcpt_set_reason(&env->rcpts[i],
-                                  "451 4.4.0 waiting for outbound delivery (smtp_out)");
+    char held[PATH_MAX];
+    if (queue_path(held, sizeof(held), proc_env.queue, "hold", id))
+        rename(path, held);
 }
 
-/* Work on one queue entry: deliver what can be, report failures, and
- * then remove it or reschedule it, all under one generation's settings. */
+/* The envelope and the data file of a locked entry; an entry that cannot
+ * be read is held for the administrator rather than tried again and
+ * again. The data file's descriptor, or -1. */
+static int entry_load(const char *path, const char *data, const char *id,
+                      struct queue_envelope *env)
+{
+    const char *error;
+    if (queue_envelope_read(path, env, &error) < 0) {
+        if (errno != ENOENT) {
+            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: entry held", path,
+                       error != NULL ? error : strerror(errno));
+            entry_hold(path, id);
+        }
+        return -1;
+    }
+    bool mismatch = strcmp(env->id, id) != 0;
+    int dfd = mismatch ? -1 : open(data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (dfd < 0) {
+        petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: entry held", id,
+                   mismatch ? "envelope of another id" : strerror(errno));
+        entry_hold(path, id);
+        queue_envelope_free(env);
+    }
+    return dfd;
+}
+
+/* Work on one queue entry under its lock: the pipeline delivers what can
+ * be, reports failures and removes or reschedules the entry, all under one
+ * generation's settings. */
 static void attempt(const struct proc_settings *set, const char *id)
 {
     char path[PATH_MAX], data[PATH_MAX];
     if (!queue_path(path, sizeof(path), proc_env.queue, "active", id) ||
         !queue_path(data, sizeof(data), proc_env.queue, "data", id))
         return;
-    int lfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int lfd = entry_lock(path);
     if (lfd < 0)
-        return; /* deleted or held meanwhile */
-    struct stat a, b;
-    if (flock(lfd, LOCK_EX | LOCK_NB) < 0 || fstat(lfd, &a) < 0 || stat(path, &b) < 0 ||
-        a.st_ino != b.st_ino) {
-        close(lfd);
-        return; /* petrelctl has it, or it was replaced */
-    }
+        return;
     struct queue_envelope env;
-    const char *error;
-    if (queue_envelope_read(path, &env, &error) < 0) {
-        char held[PATH_MAX];
-        if (errno != ENOENT && queue_path(held, sizeof(held), proc_env.queue, "hold", id)) {
-            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: entry held", path,
-                       error != NULL ? error : strerror(errno));
-            rename(path, held);
-        }
-        close(lfd);
-        return;
-    }
-    bool mismatch = strcmp(env.id, id) != 0;
-    int dfd = mismatch ? -1 : open(data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (dfd < 0) {
-        petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: %s: entry held", id,
-                   mismatch ? "envelope of another id" : strerror(errno));
-        char held[PATH_MAX];
-        if (queue_path(held, sizeof(held), proc_env.queue, "hold", id))
-            rename(path, held);
-        queue_envelope_free(&env);
-        close(lfd);
-        return;
-    }
-    struct petrel_buf header;
-    petrel_buf_init(&header, PROC_HEADER_MAX);
-    struct proc_content c = {.set = set, .id = env.id, .env = &env, .fd = dfd, .len = env.size};
-    proc_read_header(&c, &header);
-    c.header = petrel_buf_head(&header);
-    c.header_len = header.len;
-
-    time_t now = time(NULL);
-    proc_expand(set, &env);
-    /* An entry from before this start may have been delivered to some
-     * recipients without its envelope saying so. */
-    proc_deliver_local(&c, &env, env.arrival <= started || is_dirty(id));
-    remote_waiting(&env);
-    expire(set, &env, now);
-    proc_dsn(&c, &env);
-    if (queue_envelope_open_count(&env) == 0) {
-        unlink(path);
-        unlink(data);
-        petrel_log(PETREL_LOG_INFO, PROC_LOG, "%s: removed from the queue", id);
-    } else {
-        env.attempts++;
-        env.next_attempt = (int64_t)now + backoff(set, env.attempts);
-        if (queue_envelope_write(proc_env.queue, "active", &env, set->fsync) < 0) {
-            petrel_log(PETREL_LOG_ERROR, PROC_LOG, "%s: cannot update the envelope: %s", id,
-                       strerror(errno));
+    int dfd = entry_load(path, data, id, &env);
+    if (dfd >= 0) {
+        /* An entry from before this start may have been delivered to some
+         * recipients without its envelope saying so. */
+        bool dedupe = env.arrival <= started || is_dirty(id);
+        if (!proc_pipeline_retry(set, &env, dfd, dedupe)) {
             mark_dirty(id);
             postpone(set, lfd);
         }
+        queue_envelope_free(&env);
+        close(dfd);
     }
-    petrel_buf_free(&header);
-    queue_envelope_free(&env);
-    close(dfd);
     close(lfd);
 }
 

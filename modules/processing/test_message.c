@@ -1,7 +1,8 @@
 /* The message on its way in (message.c, space.c) without a server: what
  * errno says when a write fails, the spool floor shared by every message
- * being written, MAIL's free-space look kept off the caller's thread, and
- * local delivery's copy where O_TMPFILE is missing. statvfs and open are
+ * being written, MAIL's free-space look kept off the caller's thread,
+ * local delivery's copy where O_TMPFILE is missing, and the pipeline
+ * asking the userdb once per address, committed or retried. statvfs and open are
  * wrapped (-Wl,--wrap=...) to count the looks and refuse O_TMPFILE. */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <limits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -281,6 +283,128 @@ static void test_deliver_without_o_tmpfile(void **state)
     close(fd);
 }
 
+/* --- one userdb lookup per address: expansion's answer reaches delivery --- */
+
+static unsigned lookups;
+static struct petrel_storage_quota quota_seen;
+
+/* bob and carol are accounts with a quota; team is an alias of carol. */
+static int counting_lookup(const char *address, struct petrel_userdb_entry **entry_r,
+                           const char **error_r)
+{
+    (void)error_r;
+    static char *const team[] = {"carol@example.test", NULL};
+    lookups++;
+    bool alias = strcmp(address, "team@example.test") == 0;
+    if (!alias && strcmp(address, "bob@example.test") != 0 &&
+        strcmp(address, "carol@example.test") != 0)
+        return PETREL_USERDB_NOT_FOUND;
+    struct petrel_userdb_entry *e = petrel_calloc(1, sizeof(*e));
+    e->kind = alias ? PETREL_USERDB_ALIAS : PETREL_USERDB_ACCOUNT;
+    e->address = petrel_strdup(address);
+    e->quota_bytes = 12345;
+    e->quota_messages = 67;
+    e->targets = alias ? (char **)team : NULL;
+    e->ntargets = alias ? 1 : 0;
+    *entry_r = e;
+    return PETREL_USERDB_FOUND;
+}
+
+static void counting_entry_free(struct petrel_userdb_entry *e)
+{
+    free(e->address);
+    free(e);
+}
+
+static bool all_local(const char *domain)
+{
+    (void)domain;
+    return true;
+}
+
+static int quota_deliver(struct petrel_mailbox *mbox, const char *folder,
+                         const struct petrel_storage_source *src,
+                         const struct petrel_storage_quota *quota, uint32_t *uid_r,
+                         uint32_t *uidvalidity_r)
+{
+    assert_non_null(quota);
+    quota_seen = *quota;
+    return fake_deliver(mbox, folder, src, quota, uid_r, uidvalidity_r);
+}
+
+static void use_counting_services(void)
+{
+    static const struct petrel_userdb_ops userdb = {.size = sizeof(userdb),
+                                                    .domain_is_local = all_local,
+                                                    .lookup = counting_lookup,
+                                                    .entry_free = counting_entry_free};
+    static struct petrel_storage_ops storage;
+    storage = (struct petrel_storage_ops){.size = sizeof(storage),
+                                          .mailbox_open = fake_open,
+                                          .mailbox_close = fake_close,
+                                          .deliver = quota_deliver,
+                                          .strerror = fake_strerror};
+    proc_env.userdb = &userdb;
+    proc_env.storage = &storage;
+    settings.max_expansion = 1000;
+    settings.lifetime = 86400;
+    lookups = 0;
+    quota_seen = (struct petrel_storage_quota){0, 0};
+    petrel_buf_init(&stored, 65536);
+}
+
+/* A message SMTP commits: bob (an account) and team (an alias of carol)
+ * take three lookups, one per address, and delivery gets the quota that
+ * expansion read. */
+static void test_commit_one_lookup_per_address(void **state)
+{
+    (void)state;
+    use_counting_services();
+    settings.direct_delivery = true;
+    static const struct petrel_envelope_rcpt rcpts[] = {{"bob@example.test", NULL, 0},
+                                                        {"team@example.test", NULL, 0}};
+    struct petrel_envelope env = {.mail_from = "alice@example.test", .rcpts = rcpts, .nrcpts = 2};
+    struct petrel_queue_msg *m = proc_begin(&env);
+    assert_true(proc_write(m, "Subject: x\r\n\r\nbody\r\n", 20));
+    struct petrel_queue_reply reply;
+    proc_commit(m, &reply);
+    assert_int_equal(reply.code, 250);
+    assert_int_equal(lookups, 3);
+    assert_int_equal(quota_seen.bytes, 12345);
+    assert_int_equal(quota_seen.messages, 67);
+    assert_non_null(memmem(petrel_buf_head(&stored), stored.len, "Delivered-To: carol@", 20));
+    petrel_buf_free(&stored);
+}
+
+/* A queue entry whose recipient was expanded at an earlier attempt: the
+ * one lookup is delivery's, and the entry goes once delivered. */
+static void test_retry_one_lookup(void **state)
+{
+    (void)state;
+    use_counting_services();
+    static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
+    char path[PATH_MAX];
+    assert_true(queue_path(path, sizeof(path), proc_env.queue, "data", "0123456789ABCDEFGHIJ"));
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, msg, sizeof(msg) - 1), (ssize_t)(sizeof(msg) - 1));
+    struct queue_envelope env;
+    queue_envelope_init(&env);
+    petrel_strlcpy(env.id, "0123456789ABCDEFGHIJ", sizeof(env.id));
+    env.from = petrel_strdup("alice@example.test");
+    env.size = sizeof(msg) - 1;
+    env.arrival = time(NULL);
+    queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_LOCAL, 0, "bob@example.test", NULL, NULL);
+    assert_true(proc_pipeline_retry(&settings, &env, fd, false));
+    assert_int_equal(env.rcpts[0].state, RCPT_DELIVERED);
+    assert_int_equal(lookups, 1);
+    assert_int_equal(quota_seen.bytes, 12345);
+    assert_int_equal(access(path, F_OK), -1); /* removed from the queue */
+    petrel_buf_free(&stored);
+    queue_envelope_free(&env);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +412,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_space_floor_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_has_room_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deliver_without_o_tmpfile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_one_lookup_per_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_one_lookup, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

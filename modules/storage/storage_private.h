@@ -44,7 +44,7 @@ enum storage_sync_mode {
     STORAGE_SYNC_FULL,
 };
 
-/* Module settings as resolved by init (or by a test). */
+/* Module settings as resolved by init (or by a test); storage.c. */
 struct storage_env {
     char root[PATH_MAX];
     char domain[256];
@@ -131,9 +131,11 @@ struct storage_row {
     char *keywords;
 };
 
-/* --- module.c --- */
+/* --- storage.c: the store's state, its set-up and its service table --- */
 void storage_configure(const char *root, const char *domain, bool do_fsync,
                        enum storage_sync_mode index_sync);
+/* Accounts kept open after their last handle (storage_env.cache_accounts). */
+void storage_configure_cache(size_t accounts);
 extern const struct petrel_storage_ops storage_ops;
 const char *storage_strerror(int error);
 

@@ -35,7 +35,8 @@ size_t petrel_membudget_used(void);
  * is spent. drop gives back all of *held beyond keep. */
 _Bool petrel_membudget_hold(size_t *held, size_t want, size_t free_bytes);
 void petrel_membudget_drop(size_t *held, size_t keep);
-/* The core sets the budget from the configuration. */
+/* The core sets the budget from the configuration (main thread, core
+ * only: not for modules). */
 void petrel_membudget_set(size_t limit);
 
 #endif

@@ -83,11 +83,14 @@ struct petrel_module {
         .signature = PETREL_ABI_SIGNATURE,                                                         \
         __VA_ARGS__}
 
-/* Registration, from init only. */
+/* Registration, from init only (the main thread): the registries take no
+ * lock because they never change after start-up, and a later call is
+ * refused (-1) with a log line. */
 int petrel_protocol_register(struct petrel_ctx *ctx, const struct petrel_protocol *proto);
 
 /* Services: a versioned table of functions other modules look up by name
- * ("storage", "userdb", "auth"). */
+ * ("storage", "userdb", "auth"). Register in init; look up from any
+ * thread. */
 int petrel_service_register(struct petrel_ctx *ctx, const char *name, uint32_t version,
                             const void *ops);
 /* NULL if absent or older than min_version. */
@@ -105,14 +108,18 @@ enum petrel_verdict {
 typedef enum petrel_verdict petrel_hook_fn(void *hook_data, void *event, const char **reason_r);
 int petrel_hook_register(struct petrel_ctx *ctx, const char *point, int priority,
                          petrel_hook_fn *fn, void *hook_data);
-/* Run a hook point. reason_r receives the deciding handler's text, if any. */
+/* Run a hook point (any thread). reason_r receives the deciding handler's
+ * text, if any. */
 enum petrel_verdict petrel_hook_run(const char *point, void *event, const char **reason_r);
 /* Whether any handler is registered at point, so a caller can skip
  * building an event (or a trip to a worker) nobody looks at. Since ABI
- * minor 2. */
+ * minor 2. Any thread. */
 bool petrel_hook_active(const char *point);
 
-/* The module's current settings (main thread: init, start, reload, stop). */
+/* The module's current settings (main thread only: init, start, reload,
+ * stop; the main thread replaces them at a reload). In reload they are
+ * still the running ones: the new ones are reload's config argument.
+ * Other threads use petrel_ctx_config_ref below. */
 const void *petrel_ctx_config(const struct petrel_ctx *ctx);
 
 /* Settings from any thread (since ABI minor 6). A reload builds a new,
@@ -145,19 +152,23 @@ void *petrel_config_derived(const struct petrel_config *gen, const struct petrel
  * (and calls free_derived). */
 void petrel_config_unref(struct petrel_config *gen);
 
+/* Any thread: the name never changes. */
 const char *petrel_ctx_name(const struct petrel_ctx *ctx);
 /* Server-wide values from petrel.conf, for init, start, reload and stop
- * (main thread). data_dir never changes without a restart. */
+ * (main thread only: they read the current generation without holding
+ * it; in reload they still answer for the running configuration). Copy
+ * what other threads need in init. data_dir never changes without a
+ * restart. */
 const char *petrel_primary_domain(void);
 const char *petrel_data_dir(void);
 /* The name this server gives itself in greetings and trace headers
- * (server.hostname, else the system's host name), for init, start and
- * reload like the two above. Since ABI minor 2. */
+ * (server.hostname, else the system's host name), main thread only like
+ * the two above. Since ABI minor 2. */
 const char *petrel_hostname(void);
 
 /* Blocking work not tied to a connection (timers, background jobs): work
- * runs on a worker thread; nothing is posted back. False when the queue is
- * full. */
+ * runs on a worker thread; nothing is posted back. Any thread. False when
+ * the queue is full, and before start (the pool starts after init). */
 bool petrel_worker_submit(petrel_work_fn *work, void *arg);
 
 #endif

@@ -7,7 +7,8 @@
 struct petrel_counter;
 
 /* Returns the counter of that name, creating it on first use. The pointer is
- * valid for the life of the process: look it up once, then add to it. */
+ * valid for the life of the process: look it up once (in init), then add
+ * to it. All three calls are thread-safe (the lookup takes a lock). */
 struct petrel_counter *petrel_counter(const char *name);
 void petrel_counter_add(struct petrel_counter *c, int64_t delta);
 int64_t petrel_counter_value(const struct petrel_counter *c);
