@@ -21,6 +21,7 @@
 #include <petrel/smtp.h>
 #include <petrel/stats.h>
 #include <petrel/storage.h>
+#include <petrel/transport.h>
 #include <petrel/userdb.h>
 
 #endif
