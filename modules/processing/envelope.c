@@ -118,7 +118,8 @@ bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *
         put_line(out, "tls", env->tls_cipher) && put_line(out, "tlsversion", env->tls_version) &&
         put_line(out, "envid", env->envid) &&
         petrel_buf_printf(out, "flags %d %d %d %d %d\n", env->submission, env->smtputf8, env->body,
-                          env->ret, env->trusted);
+                          env->ret, env->trusted) &&
+        (!env->delay_warned || petrel_buf_printf(out, "warned 1\n"));
     for (size_t i = 0; ok && i < env->nrcpts; i++) {
         const struct queue_rcpt *r = &env->rcpts[i];
         ok = petrel_buf_printf(out, "rcpt %c %c %u ", r->state, r->route, r->notify) &&
@@ -225,6 +226,8 @@ static bool parse_line(struct queue_envelope *env, char *line, unsigned *seen)
         return parse_ll(v, &n) && n >= 0 && (env->size = (uint64_t)n, true);
     if (strcmp(line, "rcpt") == 0)
         return parse_rcpt(env, v);
+    if (strcmp(line, "warned") == 0) /* absent: no delay notice sent yet */
+        return strcmp(v, "1") == 0 && (env->delay_warned = true, true);
     if (strcmp(line, "flags") == 0) {
         int a, b, c, d, e = 0, used = 0;
         char extra;

@@ -60,8 +60,9 @@ struct queue_envelope {
     char *from;    /* "" = null sender */
     char *helo, *client_ip, *protocol, *auth_user, *tls_cipher, *tls_version, *envid;
     bool submission, smtputf8;
-    bool trusted;  /* logged in or relay_networks; files before it: auth counts */
-    int body, ret; /* enum petrel_body, enum petrel_dsn_ret */
+    bool trusted;      /* logged in or relay_networks; files before it: auth counts */
+    bool delay_warned; /* the sender was told delivery is delayed */
+    int body, ret;     /* enum petrel_body, enum petrel_dsn_ret */
     struct queue_rcpt *rcpts;
     size_t nrcpts, cap;
 };

@@ -24,6 +24,7 @@ static const struct petrel_setting proc_settings[] = {
     PETREL_SETTING_DURATION(struct proc_config, retry_min, "5m", 1, 86400),
     PETREL_SETTING_DURATION(struct proc_config, retry_max, "1h", 1, 604800),
     PETREL_SETTING_DURATION(struct proc_config, lifetime, "5d", 60, 31536000),
+    PETREL_SETTING_DURATION(struct proc_config, delay_warning, "4h", 0, 31536000),
     PETREL_SETTING_INT(struct proc_config, runner_jobs, "4", 1, 64),
     PETREL_SETTING_SIZE(struct proc_config, min_free_space, "100M", 0, 1LL << 50),
     PETREL_SETTINGS_END,
@@ -71,6 +72,7 @@ static int proc_derive(const void *config, void **derived_r, const char **error_
         .retry_min = c->retry_min,
         .retry_max = c->retry_max,
         .lifetime = c->lifetime,
+        .delay_warning = c->delay_warning,
         .min_free_space = c->min_free_space,
     };
     *derived_r = s;

@@ -353,8 +353,11 @@ static bool stage_record(struct pass *p)
     else if (queue_envelope_open_count(p->env) > 0 && !keep_data(p))
         return false;
     proc_dsn(&p->content, p->env); /* a report not queued leaves its recipient open */
-    if (queue_envelope_open_count(p->env) > 0)
+    if (queue_envelope_open_count(p->env) > 0) {
+        if (!is_fresh(p))
+            proc_dsn_delay(&p->content, p->env, p->now);
         return write_envelope(p);
+    }
     if (!is_fresh(p))
         remove_entry(p);
     return true;

@@ -34,6 +34,7 @@ struct proc_config {
     bool direct_delivery;
     bool fsync;
     long long retry_min, retry_max, lifetime;
+    long long delay_warning; /* 0: no delay notices */
     long long runner_jobs;
     long long min_free_space;
 };
@@ -45,6 +46,7 @@ struct proc_settings {
     unsigned max_hops, max_expansion, runner_jobs;
     bool quota_permanent, direct_delivery, fsync;
     long long retry_min, retry_max, lifetime, min_free_space;
+    long long delay_warning;
 };
 
 /* What the running module keeps: set at init, fixed after. */
@@ -200,6 +202,10 @@ void proc_deliver_local(const struct proc_content *content, struct queue_envelop
  * for successful ones that asked for it. Returns false if the report
  * could not be queued (the caller keeps the entry and retries). */
 bool proc_dsn(const struct proc_content *content, struct queue_envelope *env);
+/* Once per message: a notice that delivery is delayed (RFC 3464 Action:
+ * delayed) for the recipients still being retried delay_warning after
+ * arrival, to a sender whose NOTIFY allows it. */
+void proc_dsn_delay(const struct proc_content *content, struct queue_envelope *env, time_t now);
 
 /* message.c: inject a message made here (a bounce) as if received. */
 bool proc_inject(const struct petrel_envelope *env, const void *data, size_t len,
