@@ -163,7 +163,10 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
         const struct queue_rcpt *r = &env->rcpts[i];
         if (is_of(k, r) && wants(env, r, k->bit))
             petrel_buf_printf(b, "<%s>: %s\r\n", r->address,
-                              success ? "delivered" : (r->reason ? r->reason : k->action));
+                              !success                   ? (r->reason ? r->reason : k->action)
+                              : r->route == ROUTE_REMOTE ? "relayed to a server that sends no "
+                                                           "further notices"
+                                                         : "delivered");
     }
     petrel_buf_printf(b,
                       "\r\n--%s/%s\r\nContent-Type: message/%sdelivery-status\r\n"
@@ -185,7 +188,10 @@ static void report(const struct proc_content *c, const struct queue_envelope *en
                           is_ascii(r->address) ? "rfc822" : "utf-8", r->address);
         if (r->dsn_orcpt != NULL)
             petrel_buf_printf(b, "Original-Recipient: %s\r\n", r->dsn_orcpt);
-        petrel_buf_printf(b, "Action: %s\r\nStatus: %s\r\n", k->action, status);
+        /* A success owed for a remote recipient: it left through a next
+         * hop that could not take NOTIFY with it. */
+        const char *action = success && r->route == ROUTE_REMOTE ? "relayed" : k->action;
+        petrel_buf_printf(b, "Action: %s\r\nStatus: %s\r\n", action, status);
         if (!success && r->reason != NULL)
             petrel_buf_printf(b, "Diagnostic-Code: smtp; %s\r\n", r->reason);
         if (k == &delayed && set != NULL) {

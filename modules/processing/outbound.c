@@ -86,9 +86,12 @@ static void apply(struct outbound *o)
             }
             switch (t->status) {
             case PETREL_TRANSPORT_DELIVERED:
-                /* A success report is the next hop's to send now: it got
-                 * NOTIFY with the recipient (RFC 3461 section 4.2). */
-                r->state = RCPT_DELIVERED;
+                /* A success report is the next hop's to send when it got
+                 * NOTIFY with the recipient; else ours: "relayed" (RFC
+                 * 3461 section 4.2). */
+                r->state = t->notify_not_passed && (r->notify & PETREL_DSN_SUCCESS)
+                               ? RCPT_SUCCESS
+                               : RCPT_DELIVERED;
                 break;
             case PETREL_TRANSPORT_FAILED:
                 r->state = RCPT_FAILED;

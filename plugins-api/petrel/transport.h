@@ -44,6 +44,11 @@ struct petrel_transport_rcpt {
      * mx.example.org[192.0.2.1])"), else the transport's own ("451 4.4.1
      * connection refused by mx.example.org[192.0.2.1]"). */
     char reason[PETREL_TRANSPORT_REASON_MAX];
+    /* With DELIVERED: the next hop offered no DSN, so the recipient's
+     * NOTIFY did not go with it, and the queue owes the sender what
+     * NOTIFY=SUCCESS asked for (a "relayed" report, RFC 3461 section
+     * 4.2). */
+    bool notify_not_passed;
 };
 
 struct petrel_transport_msg {
