@@ -22,7 +22,8 @@ void smtp_result_decide(struct smtp_job *job, size_t i, enum petrel_transport_st
     petrel_strlcpy(r->reason, reason, sizeof(r->reason));
 }
 
-static void vformat(char *out, size_t size, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vformat(char *out, size_t size, const char *fmt,
+                                                          va_list ap)
 {
     if (vsnprintf(out, size, fmt, ap) < 0)
         petrel_strlcpy(out, "451 4.3.0 internal error", size);

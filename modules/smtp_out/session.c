@@ -218,6 +218,13 @@ static void start_mail(struct smtp_job *job)
         job->rs[i].sent = true;
         job->sent[job->nsent++] = i;
     }
+    for (size_t i = 0; i < msg->nrcpts; i++) {
+        if (!job->rs[i].decided && !job->rs[i].sent)
+            petrel_strlcpy(msg->rcpts[i].reason,
+                           "452 4.5.3 more recipients than one session takes: the next "
+                           "attempt sends them",
+                           sizeof(msg->rcpts[i].reason));
+    }
     if (job->nsent == 0) {
         smtp_session_end(job, true);
         return;
