@@ -5,6 +5,7 @@ sink on a free port of 127.0.0.1 (the `port` setting). What the sink
 received, the queue's state and smtp_out's log lines are checked."""
 
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from dns_helpers import MX, A, AAAA, Answer, FakeDNS, a_rdata, encode_name, set_dnr
 from harness import free_port, wait_for
 from smtp_helpers import HOSTNAME, SmtpServer, message
+from test_echo_tls import make_cert
 
 REMOTE = "remote.test"
 
@@ -26,8 +28,10 @@ class Sink:
 
     def __init__(self, caps=("PIPELINING", "SIZE 100000", "8BITMIME", "DSN", "SMTPUTF8"),
                  rcpt=None, final="250 2.0.0 Ok: queued as SINK1",
-                 greeting="220 sink.remote.test ESMTP"):
+                 greeting="220 sink.remote.test ESMTP", tls=None):
         self.caps, self.rcpt, self.final, self.greeting = caps, rcpt, final, greeting
+        self.tls = tls  # an ssl.SSLContext: STARTTLS offered
+        self.tls_sessions = 0
         self.messages, self.commands = [], []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,8 +70,15 @@ class Sink:
                 cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
                 self.commands.append(cmd)
                 verb = cmd.split(" ", 1)[0].upper()
+                if verb == "STARTTLS" and self.tls is not None:
+                    say("220 2.0.0 go ahead")
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                    f = conn.makefile("rb")
+                    self.tls_sessions += 1
+                    continue
                 if verb == "EHLO":
-                    lines = ["sink.remote.test hello"] + list(self.caps)
+                    tls_cap = ["STARTTLS"] if self.tls is not None and self.tls_sessions == 0 else []
+                    lines = ["sink.remote.test hello"] + list(self.caps) + tls_cap
                     for i, text in enumerate(lines):
                         say(("250 " if i == len(lines) - 1 else "250-") + text)
                 elif verb == "HELO":
@@ -161,7 +172,7 @@ def test_delivered_with_dot_stuffing_and_logged(make_instance, env, fake):
                           r"queued as SINK1", timeout=10)
         wait_for(lambda: srv.inst.stats().get("smtp_out.sent", 0) >= 2, timeout=10,
                  what="smtp_out.sent")
-        # PIPELINING offered: MAIL and both RCPTs went in one write, before any reply.
+        # DATA goes only after both RCPTs (pipelined: their replies read in order).
         assert sink.commands.index("DATA") > sink.commands.index(f"RCPT TO:<carol@{REMOTE}>")
     finally:
         srv.stop()
@@ -324,3 +335,59 @@ class StallSink(Sink):
             pass
         finally:
             conn.close()
+
+
+@pytest.fixture
+def mx_cert(base_dir, env):
+    """A self-signed certificate for mx1.remote.test (its own CA), where
+    petreld's run user can read it."""
+    directory = base_dir / "mx-cert"
+    directory.mkdir(exist_ok=True)
+    directory.chmod(0o755)
+    cert, key = make_cert(directory, "mx1.remote.test", env.run_gid)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx, cert
+
+
+def test_starttls_may_not_verified(make_instance, env, fake, mx_cert):
+    sink = Sink(tls=mx_cert[0])
+    zone(fake)
+    srv = server(make_instance, env, fake, sink)
+    try:
+        relay(srv, f"bob@{REMOTE}")
+        srv.inst.wait_log(rf"to=<bob@{REMOTE}>, .*tls=TLSv1\.[23] \S+, not verified \(.+\), "
+                          r"status=sent", timeout=15)
+        assert sink.tls_sessions == 1
+        # EHLO again after STARTTLS, and the transaction only inside TLS.
+        assert sink.commands.count("EHLO " + sink.commands[0].split(" ", 1)[1]) == 2
+    finally:
+        srv.stop()
+        sink.stop()
+
+
+def test_starttls_verify(make_instance, env, fake, mx_cert):
+    sink = Sink(tls=mx_cert[0])
+    zone(fake)
+    srv = server(make_instance, env, fake, sink, tls="verify", tls_ca_file=str(mx_cert[1]))
+    try:
+        relay(srv, f"bob@{REMOTE}")
+        srv.inst.wait_log(rf"to=<bob@{REMOTE}>, .*tls=TLSv1\.[23] \S+, verified, status=sent",
+                          timeout=15)
+    finally:
+        srv.stop()
+        sink.stop()
+
+
+def test_starttls_verify_fails_without_the_ca(make_instance, env, fake, mx_cert):
+    sink = Sink(tls=mx_cert[0])
+    zone(fake)
+    srv = server(make_instance, env, fake, sink, tls="verify")
+    try:
+        relay(srv, f"bob@{REMOTE}")
+        srv.inst.wait_log(rf"to=<bob@{REMOTE}>, .*status=deferred \(451 4\.7\.5 TLS certificate "
+                          r"of mx1\.remote\.test\[127\.0\.0\.1\] not verified", timeout=15)
+        assert not sink.messages
+    finally:
+        srv.stop()
+        sink.stop()
