@@ -483,6 +483,10 @@ static void on_close(struct petrel_conn *conn)
     if (job == NULL)
         return;
     char reason[PETREL_TRANSPORT_REASON_MAX];
+    if (job->state == SMTP_S_HANDSHAKE && smtp_out_tls_level(job->cfg) == SMTP_TLS_MAY) {
+        job->plain_retry = true; /* TLS could not even start: as a failed handshake */
+        job->iaddr--;
+    }
     if (job->state == SMTP_S_CONNECTING)
         snprintf(reason, sizeof(reason), "%s",
                  job->last_reason[0] != '\0' ? job->last_reason : "451 4.4.1 cannot connect");
