@@ -134,11 +134,11 @@ def fake():
 
 
 def server(make_instance, env, fake, sink, **out):
-    srv = SmtpServer(make_instance, env, "out", smtp=dict(relay_networks=["127.0.0.1"]))
     settings = dict(port=sink.port, address_family="ipv4", tls="may",
                     connect_timeout="5s", command_timeout="10s")
     settings.update(out)
-    srv.inst.set_module_settings("smtp_out", **settings)
+    srv = SmtpServer(make_instance, env, "out", smtp=dict(relay_networks=["127.0.0.1"]),
+                     smtp_out=settings)
     set_dnr(srv.inst, [fake.address])
     return srv.start()
 
