@@ -44,11 +44,13 @@ class SmtpServer:
     (max_errors, max_auth_errors); mx, sub, smtps: extra listener keys
     (idle_timeout, max_line) for that listener; auth, processing: their
     settings groups (auth gets failure_delay "0s" unless told);
-    echo: the echo module's settings (hooks), loaded from echo_module."""
+    echo: the echo module's settings (hooks), loaded from echo_module;
+    smtp_out: its settings group, which enables it (None: disabled, so
+    remote recipients stay queued whatever this host's DNS says)."""
 
     def __init__(self, make_instance, env, name="smtp", *, smtp=None, service=None, mx=None,
                  sub=None, smtps=None, auth=None, processing=None, storage=None, echo=None,
-                 echo_module=None, accounts=("alice", "bob", "carol")):
+                 echo_module=None, smtp_out=None, accounts=("alice", "bob", "carol")):
         self.inst = make_instance(name, stock_modules=True)
         self.env = env
         self.domain = self.inst.domain
@@ -82,9 +84,14 @@ class SmtpServer:
             self.inst.set_module_settings("processing", **processing)
         if storage is not None:
             self.inst.set_module_settings("storage", **storage)
+        out_conf = next(self.inst.confd.glob("*-smtp_out.conf"))
+        if smtp_out is None:
+            out_conf.write_text(out_conf.read_text().replace("enabled = true;", "enabled = false;"))
+        else:
+            self.inst.set_module_settings("smtp_out", **smtp_out)
         if echo is not None:
             assert echo_module is not None
-            self.inst.write_confd("60-echo.conf", service_conf(
+            self.inst.write_confd("70-echo.conf", service_conf(
                 "echo", file=str(echo_module / "echo.so"), settings=echo))
         for local in accounts:
             self.add_account(f"{local}@{self.domain}")
