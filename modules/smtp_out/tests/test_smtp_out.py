@@ -1,0 +1,475 @@
+"""smtp_out end to end (issue 12): mail submitted by a local account goes
+through the queue to smtp_out, which finds the MX hosts in a scripted
+name server (dns_helpers.MailDNS) and delivers to test SMTP sinks
+(smtp_sink.py) on loopback addresses 127.0.0.x (and ::1), all on one port
+number (smtp_out's `port`). Checked at the sinks (what arrived, how) and
+in the instance (the queue listing, the bounces in the sender's maildir,
+parsed as RFC 3464 reports).
+
+Every wait is a bounded poll; nothing asserts how long a step took."""
+
+import email
+import json
+import socket
+import time
+
+import pytest
+
+from dns_helpers import mail_dns, set_dnr  # noqa: F401 (fixture)
+from harness import free_port, wait_for
+from smtp_helpers import SmtpServer
+from smtp_sink import make_cert, smtp_sink  # noqa: F401 (fixture)
+
+ALICE = "alice@example.test"
+OUT = "out.test"
+MX1, MX2, MX3 = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+WAIT = 30.0  # seconds for anything the queue and smtp_out do (ASan is slow)
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def shared_port(hosts=("127.0.0.1", MX1, MX2, MX3, "127.0.0.5")):
+    """A port free on every one of the loopback addresses: smtp_out has one
+    `port` for every MX host, so each host's sink listens on it."""
+    for _ in range(100):
+        port = free_port()
+        try:
+            for host in hosts:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((host, port))
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                s.bind(("::1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free on every loopback address")
+
+
+class Outbound(SmtpServer):
+    """A stock-module instance (smtp_in, processing, storage, smtp_out)
+    resolving through the test name server, smtp_out delivering to
+    self.port."""
+
+    def __init__(self, make_instance, env, dns, name="out", **smtp_out):
+        super().__init__(make_instance, env, name)
+        files = list(self.inst.confd.glob("*-smtp_out.conf"))
+        assert files, f"no *-smtp_out.conf in {self.inst.confd}: {sorted(self.inst.confd.iterdir())}"
+        text = files[0].read_text()
+        files[0].write_text(text.replace("enabled = false;", "enabled = true;"))
+        set_dnr(self.inst, [dns.address], timeout="1s", attempts=2)
+        self.port = shared_port()
+        self.configure(**smtp_out)
+
+    def configure(self, **smtp_out):
+        settings = dict(port=self.port, connect_timeout="5s", command_timeout="10s",
+                        data_timeout="10s")
+        settings.update(smtp_out)
+        self.inst.set_module_settings("smtp_out", **settings)
+
+    def send(self, rcpts, msg=None, sender=ALICE, subject="outbound test", body="hello\r\n"):
+        """Submit as alice (AUTH on submission); every recipient must be
+        accepted."""
+        if msg is None:
+            msg = (f"From: <{sender}>\r\nTo: <{rcpts[0]}>\r\nSubject: {subject}\r\n"
+                   f"Message-ID: <{subject.replace(' ', '.')}.{time.monotonic_ns()}@example.test>\r\n"
+                   f"\r\n{body}")
+        s = self.submission(ALICE)
+        try:
+            refused = s.sendmail(sender, rcpts, msg.encode() if isinstance(msg, str) else msg)
+            assert refused == {}, refused
+        finally:
+            s.quit()
+        return msg
+
+    def rows(self):
+        """petrelctl --json queue list: one row a recipient."""
+        r = self.inst.ctl("--json", "queue", "list")
+        assert r.returncode == 0, r.stdout + r.stderr
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def wait_row(self, recipient, state, timeout=WAIT):
+        """The queue row of recipient once it is in state."""
+        def find():
+            for row in self.rows():
+                if row["recipient"] == recipient and row["state"] == state:
+                    return row
+            return None
+        try:
+            return wait_for(find, timeout, f"{recipient} {state} in the queue")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nqueue: {self.rows()}\nlog:\n{self.log()[-4000:]}")
+
+    def wait_empty(self, timeout=WAIT):
+        try:
+            wait_for(lambda: self.queued() == [], timeout, "an empty queue")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nqueue: {self.rows()}\nlog:\n{self.log()[-4000:]}")
+
+    def flush(self):
+        r = self.inst.ctl("queue", "flush")
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def bounces(self, n=1, timeout=WAIT):
+        """The first n messages in alice's INBOX (the reports she got)."""
+        try:
+            wait_for(lambda: len(self.messages(ALICE)) >= n, timeout, f"{n} report(s) to alice")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nqueue: {self.rows()}\nlog:\n{self.log()[-4000:]}")
+        return self.messages(ALICE)
+
+
+def wait_messages(sink, n, srv):
+    try:
+        return sink.wait_messages(n, timeout=WAIT)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nqueue: {srv.rows()}\nlog:\n{srv.log()[-4000:]}")
+
+
+def parse_dsn(raw):
+    """A report as (message, per-message fields, [per-recipient fields])
+    after checking its MIME structure (RFC 3464, RFC 6522)."""
+    msg = email.message_from_bytes(raw)
+    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    assert parts[2].get_content_type() in ("text/rfc822-headers", "message/rfc822")
+    blocks = parts[1].get_payload()
+    assert len(blocks) >= 2, blocks
+    per_message = blocks[0]
+    assert per_message["Reporting-MTA"].startswith("dns;")
+    return msg, per_message, blocks[1:]
+
+
+def rcpt_block(blocks, address):
+    found = [b for b in blocks if b["Final-Recipient"].split(";", 1)[1].strip() == address]
+    assert len(found) == 1, [str(b) for b in blocks]
+    return found[0]
+
+
+def body_of(data):
+    return data.partition(b"\r\n\r\n")[2]
+
+
+@pytest.fixture
+def outbound(make_instance, env, mail_dns):
+    """outbound(name, **smtp_out settings): an Outbound, not started, and
+    the zone: out.test has MX 10 mx1 (127.0.0.2)."""
+    mail_dns.mx(OUT, (10, f"mx1.{OUT}"))
+    mail_dns.host(f"mx1.{OUT}", MX1)
+
+    def factory(name="out", **kw):
+        return Outbound(make_instance, env, mail_dns, name, **kw)
+    return factory
+
+
+# --- delivery -------------------------------------------------------------------------
+
+
+def test_delivery_via_the_mx(outbound, smtp_sink):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, extensions=["PIPELINING", "8BITMIME", "SIZE 1000000"])
+    body = "first line\r\nsecond line\r\n"
+    srv.send([f"bob@{OUT}", f"Carol@{OUT}"], subject="via mx", body=body)
+    [m] = wait_messages(sink, 1, srv)
+    assert m.mail_from == ALICE
+    assert sorted(m.rcpts) == sorted([f"bob@{OUT}", f"Carol@{OUT}"])
+    assert body_of(m.data) == body.encode()
+    assert b"\r\nSubject: via mx\r\n" in m.data
+    assert m.data.startswith(b"Received: ")  # the queue's trace field comes first
+    assert m.params.get("SIZE") is None or int(m.params["SIZE"]) >= len(m.data) - 100
+    srv.wait_empty()
+    [sess] = sink.wait_sessions(1)
+    assert sess.helo == srv.hostname  # helo_name defaults to the server's host name
+    assert sess.verbs()[0] == "EHLO" and sess.verbs()[-1] == "QUIT"
+    assert sink.connections == 1
+    assert srv.messages(ALICE) == []  # no report
+
+
+def test_mx_preference_and_fallback_when_refused(outbound, smtp_sink, mail_dns):
+    """The lowest preference first; nothing listens on mx1: the next one
+    (mx2) gets it, and mx3 (the highest) is never tried."""
+    mail_dns.clear(OUT)
+    mail_dns.mx(OUT, (30, f"mx3.{OUT}"), (20, f"mx2.{OUT}"), (10, f"mx1.{OUT}"))
+    mail_dns.host(f"mx2.{OUT}", MX2)
+    mail_dns.host(f"mx3.{OUT}", MX3)
+    srv = outbound().start()
+    mx2 = smtp_sink(MX2, srv.port, ehlo_name=f"mx2.{OUT}")
+    mx3 = smtp_sink(MX3, srv.port, ehlo_name=f"mx3.{OUT}")
+    srv.send([f"bob@{OUT}"])
+    [m] = wait_messages(mx2, 1, srv)
+    assert m.rcpts == [f"bob@{OUT}"]
+    srv.wait_empty()
+    assert mx3.connections == 0
+
+
+@pytest.mark.parametrize("fault", ["greeting-421", "greeting-450", "ehlo-421",
+                                   "close-after-greeting"])
+def test_fallback_to_the_next_mx(outbound, smtp_sink, mail_dns, fault):
+    mail_dns.mx(OUT, (20, f"mx2.{OUT}"))
+    mail_dns.host(f"mx2.{OUT}", MX2)
+    srv = outbound().start()
+    kw = {"greeting-421": dict(greeting="421 4.3.2 mx1 too busy"),
+          "greeting-450": dict(greeting="450 4.3.2 mx1 not now"),
+          "ehlo-421": dict(replies={"EHLO": "421 4.3.2 mx1 shutting down"}),
+          "close-after-greeting": dict(close_after_greeting=True)}[fault]
+    mx1 = smtp_sink(MX1, srv.port, ehlo_name=f"mx1.{OUT}", **kw)
+    mx2 = smtp_sink(MX2, srv.port, ehlo_name=f"mx2.{OUT}")
+    srv.send([f"bob@{OUT}"])
+    [m] = wait_messages(mx2, 1, srv)
+    assert m.rcpts == [f"bob@{OUT}"]
+    srv.wait_empty()
+    assert mx1.connections >= 1
+    assert mx1.messages == [] and not any(t for t in mx1.transactions())
+
+
+def test_all_mx_hosts_failing_defers(outbound, smtp_sink, mail_dns):
+    mail_dns.mx(OUT, (20, f"mx2.{OUT}"))
+    mail_dns.host(f"mx2.{OUT}", MX2)
+    srv = outbound().start()
+    smtp_sink(MX2, srv.port, greeting="421 4.3.2 mx2 too busy")
+    srv.send([f"bob@{OUT}"])  # and nothing listens on mx1
+    row = srv.wait_row(f"bob@{OUT}", "deferred")
+    assert row["reason"].startswith("4"), row
+    assert srv.messages(ALICE) == []
+
+
+def test_implicit_mx(outbound, smtp_sink, mail_dns):
+    """No MX: the domain's own address record is the MX (RFC 5321 5.1)."""
+    mail_dns.host("implicit.test", "127.0.0.5")
+    srv = outbound().start()
+    sink = smtp_sink("127.0.0.5", srv.port)
+    srv.send(["dave@implicit.test"])
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpts == ["dave@implicit.test"]
+    srv.wait_empty()
+
+
+def test_ipv6_only_mx_host(outbound, smtp_sink, mail_dns):
+    mail_dns.mx("six.test", (10, "mx.six.test"))
+    mail_dns.host("mx.six.test", "::1")
+    srv = outbound().start()
+    sink = smtp_sink("::1", srv.port)
+    srv.send(["dave@six.test"])
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpts == ["dave@six.test"]
+    srv.wait_empty()
+
+
+# --- failures reported at once --------------------------------------------------------
+
+
+def test_null_mx_bounced_at_once(outbound, smtp_sink, mail_dns):
+    mail_dns.null_mx("nomail.test")
+    mail_dns.host("nomail.test", "127.0.0.5")  # never to be used
+    srv = outbound().start()
+    sink = smtp_sink("127.0.0.5", srv.port)
+    srv.send(["dave@nomail.test"], subject="to a null mx")
+    [raw] = srv.bounces(1)  # no flush: the first attempt fails it
+    _, _, blocks = parse_dsn(raw)
+    b = rcpt_block(blocks, "dave@nomail.test")
+    assert b["Action"] == "failed"
+    assert b["Status"] == "5.1.10", str(b)  # RFC 7505 section 4.2 (and 3)
+    srv.wait_empty()
+    assert sink.connections == 0
+
+
+def test_nxdomain_bounced(outbound, mail_dns):
+    mail_dns.nxdomain("gone.test")
+    srv = outbound().start()
+    srv.send(["dave@gone.test"], subject="to nowhere")
+    [raw] = srv.bounces(1)
+    msg, _, blocks = parse_dsn(raw)
+    assert msg["To"] == f"<{ALICE}>"
+    b = rcpt_block(blocks, "dave@gone.test")
+    assert b["Action"] == "failed" and b["Status"].startswith("5."), str(b)
+    assert b["Diagnostic-Code"].startswith("smtp;")
+    srv.wait_empty()
+
+
+def test_servfail_deferred(outbound, mail_dns):
+    mail_dns.servfail("broken.test")
+    srv = outbound().start()
+    srv.send(["dave@broken.test"])
+    row = srv.wait_row("dave@broken.test", "deferred")
+    assert row["reason"].startswith("4"), row
+    assert srv.messages(ALICE) == []
+
+
+# --- replies at RCPT --------------------------------------------------------------------
+
+
+def test_451_at_rcpt_retried_then_delivered(outbound, smtp_sink):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, rcpt_replies={f"later@{OUT}": "451 4.3.0 try later"})
+    srv.send([f"later@{OUT}"], subject="retry me")
+    row = srv.wait_row(f"later@{OUT}", "deferred")
+    assert "451 4.3.0 try later" in row["reason"], row
+    assert row["attempts"] >= 1
+    assert sink.messages == []
+    # No recipient accepted: no DATA was sent.
+    assert all("DATA" not in s.verbs() and "BDAT" not in s.verbs() for s in sink.sessions)
+    sink.configure(rcpt_replies={})
+    srv.flush()
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpts == [f"later@{OUT}"] and b"Subject: retry me\r\n" in m.data
+    srv.wait_empty()
+    assert srv.messages(ALICE) == []
+    assert len(sink.messages) == 1
+
+
+def test_550_at_rcpt_bounced_with_a_dsn(outbound, smtp_sink):
+    srv = outbound().start()
+    smtp_sink(MX1, srv.port, rcpt_replies={f"bad@{OUT}": "550 5.1.1 no such user"})
+    srv.send([f"bad@{OUT}"], subject="bounce me")
+    [raw] = srv.bounces(1)
+    msg, per_message, blocks = parse_dsn(raw)
+    assert msg["To"] == f"<{ALICE}>"
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert per_message["Reporting-MTA"] == f"dns; {srv.hostname}"
+    b = rcpt_block(blocks, f"bad@{OUT}")
+    assert b["Final-Recipient"] == f"rfc822; bad@{OUT}"
+    assert b["Action"] == "failed"
+    assert b["Status"] == "5.1.1"
+    assert b["Diagnostic-Code"].startswith("smtp; 550 5.1.1 "), b["Diagnostic-Code"]
+    assert "no such user" in b["Diagnostic-Code"]
+    returned = msg.get_payload()[2]
+    assert "Subject: bounce me" in returned.as_string()
+    srv.wait_empty()
+
+
+def test_mixed_recipients(outbound, smtp_sink):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, rcpt_replies={f"bad@{OUT}": "550 5.1.1 no such user",
+                                                   f"later@{OUT}": "451 4.3.0 try later"})
+    srv.send([f"good@{OUT}", f"bad@{OUT}", f"later@{OUT}"], subject="mixed")
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpts == [f"good@{OUT}"]
+    [raw] = srv.bounces(1)
+    _, _, blocks = parse_dsn(raw)
+    assert [b["Final-Recipient"] for b in blocks] == [f"rfc822; bad@{OUT}"]
+    row = srv.wait_row(f"later@{OUT}", "deferred")
+    assert "451 4.3.0 try later" in row["reason"]
+    assert {r["recipient"] for r in srv.rows() if r["state"] in ("pending", "deferred")} == \
+        {f"later@{OUT}"}
+    sink.configure(rcpt_replies={})
+    srv.flush()
+    msgs = wait_messages(sink, 2, srv)
+    assert msgs[1].rcpts == [f"later@{OUT}"]  # good@ is not sent again
+    srv.wait_empty()
+    assert len(sink.messages) == 2
+    assert len(srv.messages(ALICE)) == 1
+
+
+# --- TLS -------------------------------------------------------------------------------
+
+
+def test_starttls_used_when_offered(outbound, smtp_sink, base_dir):
+    cert, key = make_cert(base_dir / "certs-may", f"mx1.{OUT}")
+    srv = outbound(tls="may").start()
+    sink = smtp_sink(MX1, srv.port, tls_cert=cert, tls_key=key)
+    srv.send([f"bob@{OUT}"])
+    [m] = wait_messages(sink, 1, srv)
+    assert m.tls
+    [sess] = sink.wait_sessions(1)
+    assert sess.tls in ("TLSv1.2", "TLSv1.3")
+    assert sess.verbs()[:3] == ["EHLO", "STARTTLS", "EHLO"]
+    assert not any(c.verb == "MAIL" and not c.tls for c in sess.commands)
+
+
+def test_tls_encrypt_defers_without_starttls(outbound, smtp_sink):
+    srv = outbound(tls="encrypt").start()
+    sink = smtp_sink(MX1, srv.port)  # no STARTTLS offered
+    srv.send([f"bob@{OUT}"])
+    row = srv.wait_row(f"bob@{OUT}", "deferred")
+    assert row["reason"].startswith("4"), row
+    assert sink.messages == []
+    assert not any("MAIL" in s.verbs() for s in sink.sessions)  # nothing in plaintext
+    assert srv.messages(ALICE) == []
+
+
+def test_tls_verify(outbound, smtp_sink, base_dir):
+    """Self-signed: deferred (not sent in the clear, not bounced); once
+    tls_ca_file trusts the certificate, delivered over TLS."""
+    cert, key = make_cert(base_dir / "certs-verify", f"mx1.{OUT}")
+    srv = outbound(tls="verify").start()
+    sink = smtp_sink(MX1, srv.port, tls_cert=cert, tls_key=key)
+    srv.send([f"bob@{OUT}"], subject="verified")
+    row = srv.wait_row(f"bob@{OUT}", "deferred")
+    assert row["reason"].startswith("4"), row
+    assert sink.messages == []
+    assert not any(c.verb == "MAIL" for s in sink.sessions for c in s.commands)
+    srv.stop()
+    srv.configure(tls="verify", tls_ca_file=str(cert))
+    srv.start()
+    srv.flush()
+    [m] = wait_messages(sink, 1, srv)
+    assert m.tls and b"Subject: verified\r\n" in m.data
+    srv.wait_empty()
+    assert srv.messages(ALICE) == []
+
+
+# --- refusals decided by smtp_out ----------------------------------------------------
+
+
+def test_loop_back_to_myself_bounced(outbound, smtp_sink):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, ehlo_name=srv.hostname)  # claims to be us
+    srv.send([f"bob@{OUT}"], subject="loop")
+    [raw] = srv.bounces(1)
+    _, _, blocks = parse_dsn(raw)
+    b = rcpt_block(blocks, f"bob@{OUT}")
+    assert b["Action"] == "failed" and b["Status"].startswith("5."), str(b)
+    assert "loops back to myself" in b["Diagnostic-Code"], b["Diagnostic-Code"]
+    assert sink.messages == []
+    assert not any("MAIL" in s.verbs() for s in sink.sessions)
+    srv.wait_empty()
+
+
+def test_size_limit_bounced_552(outbound, smtp_sink):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, extensions=["PIPELINING", "SIZE 1000"])
+    srv.send([f"bob@{OUT}"], subject="too big", body=("y" * 70 + "\r\n") * 80)
+    [raw] = srv.bounces(1)
+    _, _, blocks = parse_dsn(raw)
+    b = rcpt_block(blocks, f"bob@{OUT}")
+    assert b["Action"] == "failed"
+    assert b["Status"].startswith("5.3."), str(b)
+    assert "552" in b["Diagnostic-Code"], b["Diagnostic-Code"]
+    assert sink.messages == []
+    srv.wait_empty()
+
+
+# --- the message on the wire -------------------------------------------------------------
+
+
+def test_dot_stuffing(outbound, smtp_sink):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port)
+    body = ".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n. \r\nend\r\n"
+    srv.send([f"bob@{OUT}"], subject="dots", body=body)
+    [m] = wait_messages(sink, 1, srv)
+    assert body_of(m.data) == body.encode()
+    assert m.raw_data.endswith(b"\r\n..leading dot\r\n...two dots\r\n..\r\nafter a lone dot\r\n"
+                               b".. \r\nend\r\n.\r\n")
+    srv.wait_empty()
+
+
+def test_dropped_after_354_retried_once(outbound, smtp_sink):
+    """The connection drops after DATA's 354: deferred; the retry delivers
+    it, once."""
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, drop_after="DATA", faults_for=1)
+    srv.send([f"bob@{OUT}"], subject="dropped")
+    row = srv.wait_row(f"bob@{OUT}", "deferred")
+    assert row["reason"].startswith("4"), row
+    assert sink.messages == []
+    assert sink.sessions[0].ended == "dropped after the 354"
+    srv.flush()
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpts == [f"bob@{OUT}"] and b"Subject: dropped\r\n" in m.data
+    srv.wait_empty()
+    assert len(sink.messages) == 1
+    assert srv.messages(ALICE) == []
