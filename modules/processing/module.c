@@ -116,6 +116,7 @@ static int proc_init(struct petrel_ctx *ctx, const void *config, const char **er
 static int proc_start(struct petrel_ctx *ctx, const char **error_r)
 {
     (void)ctx;
+    proc_env.transport = petrel_service_lookup(PETREL_TRANSPORT_SERVICE, PETREL_TRANSPORT_VERSION);
     int ret = proc_runner_start(error_r);
     proc_space_prime(); /* the queue directory exists now */
     return ret;

@@ -11,6 +11,9 @@
  *   expansion  both   aliases and forwards into final recipients (expand.c)
  *   routing    both   which recipients are delivered now, which wait
  *   delivery   both   local recipients into the store (deliver.c)
+ *   transport  retry  remote recipients to the transport (outbound.c): the
+ *                     pass waits for its results without a thread, then
+ *                     goes on
  *   record     both   reports (dsn.c), then the envelope written, rewritten
  *                     or removed: a fresh message is acknowledged only once
  *                     what is left of it is synced in the queue
@@ -19,6 +22,7 @@
  * A stage returns false when the message goes no further in this pass
  * (a fresh message's reply is then set). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +57,17 @@ struct pass {
     bool deliver_now;                 /* routing's word to delivery */
     bool recorded;                    /* retry: the envelope says what happened */
     bool queued;                      /* fresh: an envelope was written */
+    bool suspended;                   /* retry: waiting for the transport */
+    /* retry: the two that must let go of a suspended pass before it goes
+     * on, the thread that suspended it and the transport's answer, in
+     * whichever order they come */
+    atomic_int gate;
+    size_t next; /* the stage to run next */
     struct tally tally;
+    /* retry: told once the pass has ended, whether now or after the
+     * transport */
+    void (*finished)(void *arg, bool recorded);
+    void *finished_arg;
 };
 
 static bool is_fresh(const struct pass *p) { return p->msg != NULL; }
@@ -180,24 +194,12 @@ static bool stage_expansion(struct pass *p)
     return true;
 }
 
-static void remote_waiting(struct queue_envelope *env)
-{
-    /* smtp_out is not part of Petrel yet: remote recipients wait. */
-    for (size_t i = 0; i < env->nrcpts; i++)
-        if (env->rcpts[i].route == ROUTE_REMOTE && env->rcpts[i].state == RCPT_PENDING &&
-            env->rcpts[i].reason == NULL)
-            queue_rcpt_set_reason(&env->rcpts[i],
-                                  "451 4.4.0 waiting for outbound delivery (smtp_out)");
-}
-
 /* Local recipients are delivered now, by a retry always and by a fresh
- * message with direct_delivery (else the runner does it). Remote ones
- * wait for smtp_out; a fresh message's are told so at its first attempt. */
+ * message with direct_delivery (else the runner does it). Remote ones go
+ * to the transport on a retry (the first comes at once). */
 static bool stage_routing(struct pass *p)
 {
     p->deliver_now = !is_fresh(p) || p->set->direct_delivery;
-    if (!is_fresh(p))
-        remote_waiting(p->env);
     return true;
 }
 
@@ -205,6 +207,29 @@ static bool stage_delivery(struct pass *p)
 {
     if (p->deliver_now)
         proc_deliver_local(&p->content, p->env, p->dedupe);
+    return true;
+}
+
+/* --- transport --- */
+
+static void pass_resume(void *arg);
+
+/* A retry's remote recipients that are due go to the transport (smtp_out);
+ * the pass waits for its word without a thread and goes on from record.
+ * Without a transport they wait, saying so. */
+static bool stage_transport(struct pass *p)
+{
+    atomic_store(&p->gate, 2);
+    p->suspended = true;
+    if (proc_outbound_start(p->env, p->content.fd, pass_resume, p))
+        return false;
+    p->suspended = false;
+    for (size_t i = 0; i < p->env->nrcpts; i++) {
+        struct queue_rcpt *r = &p->env->rcpts[i];
+        if (r->route == ROUTE_REMOTE && r->state == RCPT_PENDING && r->reason == NULL)
+            queue_rcpt_set_reason(r, "451 4.4.0 waiting for outbound delivery (no transport "
+                                     "module enabled)");
+    }
     return true;
 }
 
@@ -376,6 +401,7 @@ static const struct stage {
     {stage_expansion, FRESH | RETRY},
     {stage_routing, FRESH | RETRY},
     {stage_delivery, FRESH | RETRY},
+    {stage_transport, RETRY},
     {stage_record, FRESH | RETRY},
     {stage_reply, FRESH},
 };
@@ -383,9 +409,11 @@ static const struct stage {
 static void run_stages(struct pass *p)
 {
     unsigned kind = is_fresh(p) ? FRESH : RETRY;
-    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
-        if ((stages[i].on & kind) != 0 && !stages[i].run(p))
+    while (p->next < sizeof(stages) / sizeof(stages[0])) {
+        const struct stage *s = &stages[p->next++];
+        if ((s->on & kind) != 0 && !s->run(p))
             return;
+    }
 }
 
 void proc_pipeline_commit(struct petrel_queue_msg *m, struct petrel_queue_reply *reply)
@@ -399,19 +427,50 @@ void proc_pipeline_commit(struct petrel_queue_msg *m, struct petrel_queue_reply 
                    reply->code, reply->enhanced, reply->text);
 }
 
-bool proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
-                         bool dedupe)
+/* A retry's pass has ended, now or after the transport. */
+static void retry_end(struct pass *p)
 {
-    struct pass p = {
+    void (*finished)(void *, bool) = p->finished;
+    void *arg = p->finished_arg;
+    bool recorded = p->recorded;
+    petrel_buf_free(&p->header);
+    free(p);
+    finished(arg, recorded);
+}
+
+/* The last of the two to let go of a suspended pass runs the rest. */
+static void pass_release(struct pass *p)
+{
+    if (atomic_fetch_sub(&p->gate, 1) != 1)
+        return;
+    p->suspended = false;
+    run_stages(p);
+    if (!p->suspended)
+        retry_end(p);
+    else
+        pass_release(p); /* suspended again: this thread lets go */
+}
+
+static void pass_resume(void *arg) { pass_release(arg); }
+
+void proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
+                         bool dedupe, void (*finished)(void *arg, bool recorded), void *arg)
+{
+    struct pass *p = petrel_calloc(1, sizeof(*p));
+    *p = (struct pass){
         .set = set,
         .env = env,
         .content = {.set = set, .id = env->id, .env = env, .fd = data_fd, .len = env->size},
         .now = time(NULL),
         .dedupe = dedupe,
         .recorded = true,
+        .finished = finished,
+        .finished_arg = arg,
     };
-    petrel_buf_init(&p.header, PROC_HEADER_MAX);
-    run_stages(&p);
-    petrel_buf_free(&p.header);
-    return p.recorded;
+    petrel_buf_init(&p->header, PROC_HEADER_MAX);
+    run_stages(p);
+    if (p->suspended)
+        pass_release(p);
+    else
+        retry_end(p);
 }

@@ -15,6 +15,7 @@
 #include <petrel/buf.h>
 #include <petrel/queue.h>
 #include <petrel/storage.h>
+#include <petrel/transport.h>
 #include <petrel/userdb.h>
 
 #include "envelope.h"
@@ -52,6 +53,9 @@ struct proc_env {
     char hostname[256];
     const struct petrel_storage_ops *storage;
     const struct petrel_userdb_ops *userdb;
+    /* The transport for remote recipients (smtp_out), or NULL: looked up
+     * at start, once every module has registered what it provides. */
+    const struct petrel_transport_ops *transport;
     struct petrel_ctx *ctx;
     /* Unit tests drive the pipeline without a daemon, so without a
      * generation: their settings come from here (NULL in the daemon). */
@@ -229,9 +233,20 @@ void proc_message_keep_data(struct petrel_queue_msg *msg);
 void proc_pipeline_commit(struct petrel_queue_msg *msg, struct petrel_queue_reply *reply);
 /* One attempt at a queue entry (the runner holds its lock): env as read
  * from active/, data_fd its data file; dedupe: look for deliveries a crash
- * left unrecorded. False when the envelope could not be rewritten. */
-bool proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
-                         bool dedupe);
+ * left unrecorded. finished(arg, recorded) is called once the attempt has
+ * ended: before this returns, or later from a worker when its remote
+ * recipients went to the transport (env, data_fd and the lock must live
+ * until then); recorded is false when the envelope could not be
+ * rewritten. */
+void proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
+                         bool dedupe, void (*finished)(void *arg, bool recorded), void *arg);
+
+/* outbound.c: hand env's due remote recipients to the transport, one
+ * message a domain; resume(arg) runs on a worker once all are back, with
+ * their states and reasons set in env. False (resume not called) when
+ * there are none or no transport module is enabled. */
+bool proc_outbound_start(struct queue_envelope *env, int data_fd, void (*resume)(void *arg),
+                         void *arg);
 
 /* Read the whole header block (up to the empty line, at most
  * PROC_HEADER_MAX bytes) of content into out. */

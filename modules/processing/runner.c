@@ -121,43 +121,14 @@ static int entry_load(const char *path, const char *data, const char *id,
     return dfd;
 }
 
-/* Work on one queue entry under its lock: the pipeline delivers what can
- * be, reports failures and removes or reschedules the entry, all under one
- * generation's settings. */
-static void attempt(const struct proc_settings *set, const char *id)
-{
-    char path[PATH_MAX], data[PATH_MAX];
-    if (!queue_path(path, sizeof(path), proc_env.queue, "active", id) ||
-        !queue_path(data, sizeof(data), proc_env.queue, "data", id))
-        return;
-    int lfd = entry_lock(path);
-    if (lfd < 0)
-        return;
-    struct queue_envelope env;
-    int dfd = entry_load(path, data, id, &env);
-    if (dfd >= 0) {
-        /* An entry from before this start may have been delivered to some
-         * recipients without its envelope saying so. */
-        bool dedupe = env.arrival <= started || is_dirty(id);
-        if (!proc_pipeline_retry(set, &env, dfd, dedupe)) {
-            mark_dirty(id);
-            postpone(set, lfd);
-        }
-        queue_envelope_free(&env);
-        close(dfd);
-    }
-    close(lfd);
-}
-
-static void process(const char *id)
-{
-    struct petrel_config *gen;
-    attempt(proc_settings_ref(&gen), id);
-    petrel_config_unref(gen);
-}
-
-struct job {
+/* One attempt at an entry, from its lock to the end of its pass (which
+ * may wait for the transport): what must live that long. */
+struct attempt {
     char id[QUEUE_ID_LEN + 1];
+    struct petrel_config *gen;
+    const struct proc_settings *set;
+    int lfd, dfd;
+    struct queue_envelope env;
 };
 
 /* lock held. */
@@ -170,12 +141,22 @@ static void inflight_remove(const char *id)
         }
 }
 
-static void job_run(void *arg)
+/* The attempt is over: the lock goes, and its job slot. */
+static void attempt_end(struct attempt *a, bool recorded)
 {
-    struct job *j = arg;
-    process(j->id);
+    if (a->dfd >= 0) {
+        if (!recorded) {
+            mark_dirty(a->id);
+            postpone(a->set, a->lfd);
+        }
+        queue_envelope_free(&a->env);
+        close(a->dfd);
+    }
+    if (a->lfd >= 0)
+        close(a->lfd);
+    petrel_config_unref(a->gen);
     pthread_mutex_lock(&lock);
-    inflight_remove(j->id);
+    inflight_remove(a->id);
     /* Only a scan that stopped at the job limit has more to hand out now;
      * otherwise the next tick will do (an entry that could not be worked
      * on must not be tried again in a tight loop). */
@@ -183,8 +164,32 @@ static void job_run(void *arg)
     pthread_mutex_unlock(&lock);
     if (more)
         proc_runner_kick();
-    free(j);
+    free(a);
 }
+
+static void attempt_finished(void *arg, bool recorded) { attempt_end(arg, recorded); }
+
+/* Work on one queue entry under its lock: the pipeline delivers what can
+ * be, reports failures and removes or reschedules the entry, all under one
+ * generation's settings. */
+static void attempt(struct attempt *a)
+{
+    char path[PATH_MAX], data[PATH_MAX];
+    a->lfd = a->dfd = -1;
+    a->set = proc_settings_ref(&a->gen);
+    if (!queue_path(path, sizeof(path), proc_env.queue, "active", a->id) ||
+        !queue_path(data, sizeof(data), proc_env.queue, "data", a->id) ||
+        (a->lfd = entry_lock(path)) < 0 || (a->dfd = entry_load(path, data, a->id, &a->env)) < 0) {
+        attempt_end(a, true);
+        return;
+    }
+    /* An entry from before this start may have been delivered to some
+     * recipients without its envelope saying so. */
+    bool dedupe = a->env.arrival <= started || is_dirty(a->id);
+    proc_pipeline_retry(a->set, &a->env, a->dfd, dedupe, attempt_finished, a);
+}
+
+static void job_run(void *arg) { attempt(arg); }
 
 static bool is_inflight(const char *id)
 {
@@ -216,9 +221,9 @@ static void scan(void)
             continue;
         pthread_mutex_lock(&lock);
         bool full = ninflight >= limit, skip = full || is_inflight(de->d_name);
-        struct job *j = NULL;
+        struct attempt *j = NULL;
         if (!skip) {
-            j = petrel_malloc(sizeof(*j));
+            j = petrel_calloc(1, sizeof(*j));
             memcpy(j->id, de->d_name, sizeof(j->id));
             memcpy(inflight[ninflight++], j->id, sizeof(j->id));
         }

@@ -376,6 +376,8 @@ static void test_commit_one_lookup_per_address(void **state)
     petrel_buf_free(&stored);
 }
 
+static void retry_finished(void *arg, bool recorded) { *(int *)arg = recorded ? 1 : -1; }
+
 /* A queue entry whose recipient was expanded at an earlier attempt: the
  * one lookup is delivery's, and the entry goes once delivered. */
 static void test_retry_one_lookup(void **state)
@@ -395,12 +397,110 @@ static void test_retry_one_lookup(void **state)
     env.size = sizeof(msg) - 1;
     env.arrival = time(NULL);
     queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_LOCAL, 0, "bob@example.test", NULL, NULL);
-    assert_true(proc_pipeline_retry(&settings, &env, fd, false));
+    int ended = 0;
+    proc_pipeline_retry(&settings, &env, fd, false, retry_finished, &ended);
+    assert_int_equal(ended, 1); /* recorded, before the call returned: nothing remote */
     assert_int_equal(env.rcpts[0].state, RCPT_DELIVERED);
     assert_int_equal(lookups, 1);
     assert_int_equal(quota_seen.bytes, 12345);
     assert_int_equal(access(path, F_OK), -1); /* removed from the queue */
     petrel_buf_free(&stored);
+    queue_envelope_free(&env);
+    close(fd);
+}
+
+/* A fake transport: keeps what it is given, answers when the test says. */
+static struct petrel_transport_msg *taken[4];
+static size_t ntaken;
+static bool transport_busy;
+
+static bool fake_submit(struct petrel_transport_msg *msg)
+{
+    if (transport_busy || ntaken == 4)
+        return false;
+    taken[ntaken++] = msg;
+    return true;
+}
+
+static void answer(struct petrel_transport_msg *m, size_t i, enum petrel_transport_status st,
+                   const char *reason)
+{
+    m->rcpts[i].status = st;
+    petrel_strlcpy(m->rcpts[i].reason, reason, sizeof(m->rcpts[i].reason));
+}
+
+/* A retry with remote recipients of two domains and a local one: the
+ * local one is delivered at once; the remote ones go to the transport,
+ * one message a domain; the attempt ends only when both are back, with
+ * each recipient's outcome in the envelope, the deferred one kept. */
+static void test_retry_waits_for_the_transport(void **state)
+{
+    (void)state;
+    use_counting_services();
+    static const struct petrel_transport_ops transport = {.submit = fake_submit};
+    proc_env.transport = &transport;
+    settings.retry_min = 300;
+    settings.retry_max = 3600;
+    ntaken = 0;
+    transport_busy = false;
+    char path[PATH_MAX];
+    assert_true(queue_path(path, sizeof(path), proc_env.queue, "active", NULL));
+    assert_int_equal(mkdir(path, 0700), 0);
+    static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
+    assert_true(queue_path(path, sizeof(path), proc_env.queue, "data", "0123456789ABCDEFGHIJ"));
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, msg, sizeof(msg) - 1), (ssize_t)(sizeof(msg) - 1));
+    struct queue_envelope env;
+    queue_envelope_init(&env);
+    petrel_strlcpy(env.id, "0123456789ABCDEFGHIJ", sizeof(env.id));
+    env.from = petrel_strdup("alice@example.test");
+    env.size = sizeof(msg) - 1;
+    env.arrival = time(NULL);
+    queue_envelope_add(&env, RCPT_PENDING, ROUTE_REMOTE, 0, "x@Far.test", NULL, NULL);
+    queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_LOCAL, 0, "bob@example.test", NULL, NULL);
+    queue_envelope_add(&env, RCPT_PENDING, ROUTE_REMOTE, 0, "y@other.test", NULL, NULL);
+    queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_REMOTE, PETREL_DSN_NEVER, "z@far.test", NULL,
+                       "rfc822;z@far.test");
+    int ended = 0;
+    proc_pipeline_retry(&settings, &env, fd, false, retry_finished, &ended);
+    assert_int_equal(ended, 0); /* waiting for the transport */
+    assert_int_equal(env.rcpts[1].state, RCPT_DELIVERED);
+    assert_int_equal(ntaken, 2);
+    struct petrel_transport_msg *far = taken[0], *other = taken[1];
+    assert_string_equal(far->domain, "far.test");
+    assert_int_equal(far->nrcpts, 2);
+    assert_string_equal(far->rcpts[1].address, "z@far.test");
+    assert_string_equal(far->rcpts[1].orcpt, "rfc822;z@far.test");
+    assert_int_equal(far->rcpts[1].notify, PETREL_DSN_NEVER);
+    assert_string_equal(far->from, "alice@example.test");
+    assert_int_equal(far->data_fd, fd);
+    assert_int_equal(far->size, sizeof(msg) - 1);
+    assert_string_equal(other->domain, "other.test");
+    answer(far, 0, PETREL_TRANSPORT_DELIVERED, "250 2.0.0 ok");
+    answer(far, 1, PETREL_TRANSPORT_FAILED, "550 5.1.1 no such user");
+    far->done(far);
+    assert_int_equal(ended, 0); /* one domain still out */
+    answer(other, 0, PETREL_TRANSPORT_DEFERRED, "451 4.3.0 try later");
+    other->done(other);
+    assert_int_equal(ended, 1);
+    assert_int_equal(env.rcpts[0].state, RCPT_DELIVERED);
+    assert_int_equal(env.rcpts[2].state, RCPT_DEFERRED);
+    assert_string_equal(env.rcpts[2].reason, "451 4.3.0 try later");
+    assert_int_equal(env.rcpts[3].state, RCPT_REPORTED); /* failed, NOTIFY=NEVER: nothing sent */
+    assert_string_equal(env.rcpts[3].reason, "550 5.1.1 no such user");
+    assert_int_equal(env.attempts, 1);
+    assert_true(env.next_attempt > env.arrival); /* kept for the deferred one */
+
+    /* A busy transport: the attempt ends at once, the recipients deferred. */
+    ntaken = 0;
+    transport_busy = true;
+    ended = 0;
+    proc_pipeline_retry(&settings, &env, fd, false, retry_finished, &ended);
+    assert_int_equal(ended, 1);
+    assert_int_equal(env.rcpts[2].state, RCPT_DEFERRED);
+    assert_non_null(strstr(env.rcpts[2].reason, "transport is busy"));
+    proc_env.transport = NULL;
     queue_envelope_free(&env);
     close(fd);
 }
@@ -414,6 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deliver_without_o_tmpfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_one_lookup_per_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_one_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_waits_for_the_transport, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
