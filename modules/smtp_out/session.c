@@ -1,0 +1,548 @@
+/* One SMTP client session (RFC 5321) to one address of the next hop:
+ * greeting, EHLO (HELO when EHLO is refused), STARTTLS by the tls policy,
+ * then MAIL, the RCPTs (pipelined when offered, RFC 2920) and DATA or BDAT.
+ * Callbacks run on the job's loop; the job outlives the connection, which
+ * forgets it (sess->job = NULL) as soon as the session is over for the
+ * job, so a late callback does nothing. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+
+#include "smtp_out.h"
+
+#define SMTP_OUT_BUF_MAX (4 * SMTP_OUT_CHUNK) /* commands of a session, a stuffed chunk */
+
+struct smtp_sess {
+    struct smtp_job *job;
+};
+
+static struct smtp_job *job_of(struct petrel_conn *conn)
+{
+    return ((struct smtp_sess *)petrel_conn_session(conn))->job;
+}
+
+void smtp_session_write(struct smtp_job *job, const char *fmt, ...)
+{
+    va_list ap;
+    petrel_buf_reset(&job->out);
+    va_start(ap, fmt);
+    bool ok = petrel_buf_vprintf(&job->out, fmt, ap);
+    va_end(ap);
+    if (ok && job->conn != NULL)
+        petrel_conn_write(job->conn, petrel_buf_head(&job->out), job->out.len);
+}
+
+static void detach(struct smtp_job *job)
+{
+    if (job->conn == NULL)
+        return;
+    ((struct smtp_sess *)petrel_conn_session(job->conn))->job = NULL;
+    job->conn = NULL;
+    job->state = SMTP_S_QUIT;
+    free(job->chunk);
+    job->chunk = NULL;
+}
+
+void smtp_session_end(struct smtp_job *job, bool quit)
+{
+    struct petrel_conn *conn = job->conn;
+    if (conn != NULL) {
+        if (quit)
+            petrel_conn_write(conn, "QUIT\r\n", 6);
+        detach(job);
+        petrel_conn_close(conn);
+    }
+    smtp_nexthop_post_next(job);
+}
+
+/* The session failed under the job (lost, timed out, garbled): after the
+ * dot the message may have arrived, so those recipients are deferred here
+ * rather than offered to another server (a duplicate at worst later, by
+ * the queue's retry, never a loss). */
+static void session_fail(struct smtp_job *job, const char *reason, bool close_conn)
+{
+    for (size_t k = 0; job->dot_sent && k < job->nsent; k++) {
+        if (job->rs[job->sent[k]].accepted)
+            smtp_result_decide(job, job->sent[k], PETREL_TRANSPORT_DEFERRED, reason);
+    }
+    smtp_result_soft_all(job, "%s", reason);
+    struct petrel_conn *conn = job->conn;
+    detach(job);
+    if (close_conn && conn != NULL)
+        petrel_conn_close(conn);
+    smtp_nexthop_post_next(job);
+}
+
+/* A refusal that ends the session without deciding anything: another
+ * server may do better. A 5xx here (a greeting, HELO) is made temporary
+ * as Postfix's smtp_skip_5xx_greeting does: the recipients are deferred,
+ * not bounced, when no server takes them. */
+static void soft_reply(struct smtp_job *job, const struct smtp_reply *r, const char *command)
+{
+    char reason[PETREL_TRANSPORT_REASON_MAX];
+    smtp_reply_reason(reason, sizeof(reason), r, command, job->peer);
+    if (r->code >= 500)
+        smtp_result_soft_all(job, "451 4.3.0 %.*s", (int)sizeof(reason) - 16, reason);
+    else
+        smtp_result_soft_all(job, "%s", reason);
+    smtp_session_end(job, true);
+}
+
+static const char *phase(enum smtp_state s)
+{
+    switch (s) {
+    case SMTP_S_CONNECTING:
+    case SMTP_S_GREETING:
+        return "receiving the initial server greeting";
+    case SMTP_S_EHLO:
+    case SMTP_S_EHLO_TLS:
+        return "performing the EHLO handshake";
+    case SMTP_S_HELO:
+        return "performing the HELO handshake";
+    case SMTP_S_STARTTLS:
+    case SMTP_S_HANDSHAKE:
+        return "starting TLS";
+    case SMTP_S_MAIL:
+        return "sending MAIL FROM and RCPT TO";
+    case SMTP_S_DATA:
+        return "sending DATA";
+    case SMTP_S_BODY:
+        return "sending the message";
+    case SMTP_S_DOT:
+        return "waiting for the reply to the end of the message";
+    case SMTP_S_QUIT:
+        break;
+    }
+    return "ending the session";
+}
+
+static bool loops_back(struct smtp_job *job, const struct smtp_reply *r)
+{
+    if (!smtp_is_myself(r->domain, smtp_out_hostname, job->cfg->helo_name))
+        return false;
+    smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+                           "554 5.4.6 mail for %.250s loops back to myself (%.250s)",
+                           job->msg->domain, job->peer);
+    smtp_session_end(job, true);
+    return true;
+}
+
+static const char *helo_name(const struct smtp_job *job)
+{
+    return job->cfg->helo_name != NULL ? job->cfg->helo_name : smtp_out_hostname;
+}
+
+static void start_mail(struct smtp_job *job);
+
+static void after_hello(struct smtp_job *job)
+{
+    enum smtp_tls_level level = smtp_out_tls_level(job->cfg);
+    bool tls = petrel_conn_is_tls(job->conn);
+    if (!tls && level != SMTP_TLS_NONE && job->ehlo.starttls && !job->no_tls) {
+        job->state = SMTP_S_STARTTLS;
+        smtp_session_write(job, "STARTTLS\r\n");
+    } else if (!tls && level >= SMTP_TLS_ENCRYPT) {
+        smtp_result_soft_all(job, "451 4.7.4 TLS is required but not offered by %s", job->peer);
+        smtp_session_end(job, true);
+    } else {
+        start_mail(job);
+    }
+}
+
+/* What makes the message undeliverable to this server whatever the
+ * recipients: said at once, without a transaction. */
+static bool cannot_send(struct smtp_job *job)
+{
+    const struct petrel_transport_msg *msg = job->msg;
+    const struct smtp_ehlo *e = &job->ehlo;
+    if (msg->smtputf8 && !e->smtputf8)
+        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+                               "550 5.6.7 SMTPUTF8 is required but not supported by %s", job->peer);
+    else if (e->size && e->size_limit > 0 && msg->size > e->size_limit)
+        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+                               "552 5.3.4 message size %llu exceeds the size limit %llu of %s",
+                               (unsigned long long)msg->size, (unsigned long long)e->size_limit,
+                               job->peer);
+    else if (msg->body == PETREL_BODY_BINARYMIME && !(e->binarymime && e->chunking))
+        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+                               "554 5.6.3 a BINARYMIME message cannot be sent to %s: it offers "
+                               "no BINARYMIME and CHUNKING",
+                               job->peer);
+    else
+        return false;
+    smtp_session_end(job, true);
+    return true;
+}
+
+static void send_rcpt(struct smtp_job *job, size_t k)
+{
+    petrel_buf_reset(&job->out);
+    smtp_cmd_rcpt(&job->out, &job->msg->rcpts[job->sent[k]], &job->ehlo);
+    petrel_conn_write(job->conn, petrel_buf_head(&job->out), job->out.len);
+}
+
+static void start_mail(struct smtp_job *job)
+{
+    struct petrel_transport_msg *msg = job->msg;
+    if (cannot_send(job))
+        return;
+    petrel_buf_reset(&job->out);
+    if (!smtp_cmd_mail(&job->out, msg, &job->ehlo)) {
+        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+                               "553 5.1.7 the sender address cannot be sent in SMTP");
+        smtp_session_end(job, true);
+        return;
+    }
+    bool pipe = job->ehlo.pipelining;
+    job->nsent = job->nreplied = job->naccepted = 0;
+    job->replied_mail = job->mail_refused = false;
+    for (size_t i = 0; i < msg->nrcpts && job->nsent < SMTP_OUT_RCPTS_MAX; i++) {
+        job->rs[i].sent = job->rs[i].accepted = false;
+        if (job->rs[i].decided)
+            continue;
+        if (!smtp_addr_sendable(msg->rcpts[i].address)) {
+            smtp_result_decide(job, i, PETREL_TRANSPORT_FAILED,
+                               "553 5.1.3 the recipient address cannot be sent in SMTP");
+            continue;
+        }
+        /* Pipelined, all go in the MAIL write; the rest one at a time.
+         * A full buffer leaves the rest for the next session. */
+        if (pipe && !smtp_cmd_rcpt(&job->out, &msg->rcpts[i], &job->ehlo))
+            break;
+        job->rs[i].sent = true;
+        job->sent[job->nsent++] = i;
+    }
+    if (job->nsent == 0) {
+        smtp_session_end(job, true);
+        return;
+    }
+    job->state = SMTP_S_MAIL;
+    petrel_conn_write(job->conn, petrel_buf_head(&job->out), job->out.len);
+}
+
+static void after_rcpts(struct smtp_job *job)
+{
+    if (job->mail_refused || job->naccepted == 0) {
+        smtp_session_end(job, true);
+        return;
+    }
+    if (job->msg->body == PETREL_BODY_BINARYMIME) {
+        smtp_body_start(job, true);
+        return;
+    }
+    job->state = SMTP_S_DATA;
+    smtp_session_write(job, "DATA\r\n");
+}
+
+static void mail_reply(struct smtp_job *job, const struct smtp_reply *r)
+{
+    bool pipe = job->ehlo.pipelining;
+    if (!job->replied_mail) {
+        job->replied_mail = true;
+        if (r->code / 100 != 2) {
+            job->mail_refused = true;
+            for (size_t k = 0; k < job->nsent; k++)
+                smtp_result_reply(job, job->sent[k], r, "MAIL FROM");
+            if (!pipe)
+                smtp_session_end(job, true);
+        } else if (!pipe) {
+            send_rcpt(job, 0);
+        }
+        return; /* pipelined: the RCPT replies follow, refused or not */
+    }
+    size_t i = job->sent[job->nreplied++];
+    if (!job->mail_refused && r->code / 100 == 2) {
+        job->rs[i].accepted = true;
+        job->naccepted++;
+    } else if (!job->mail_refused) {
+        smtp_result_reply(job, i, r, "RCPT TO");
+    }
+    if (job->nreplied < job->nsent) {
+        if (!pipe)
+            send_rcpt(job, job->nreplied);
+        return;
+    }
+    after_rcpts(job);
+}
+
+/* The reply to the message: the dot, BDAT LAST, or one the server sent
+ * early, in the middle of it. */
+static void final_reply(struct smtp_job *job, const struct smtp_reply *r, const char *command)
+{
+    char reason[PETREL_TRANSPORT_REASON_MAX];
+    smtp_reply_reason(reason, sizeof(reason), r, command, job->peer);
+    bool early = job->state == SMTP_S_BODY;
+    for (size_t k = 0; k < job->nsent; k++) {
+        size_t i = job->sent[k];
+        if (!job->rs[i].accepted)
+            continue;
+        if (r->code / 100 == 2 && !early)
+            smtp_result_decide(job, i, PETREL_TRANSPORT_DELIVERED, reason);
+        else if (r->code >= 400)
+            smtp_result_reply(job, i, r, command);
+    }
+    if (early && r->code < 400)
+        session_fail(job, "451 4.5.0 the server replied in the middle of the message", true);
+    else
+        smtp_session_end(job, !early);
+}
+
+static void handle_reply(struct smtp_job *job, const struct smtp_reply *r)
+{
+    bool ok = r->code / 100 == 2;
+    switch (job->state) {
+    case SMTP_S_GREETING:
+        if (!ok)
+            soft_reply(job, r, "the initial greeting");
+        else if (!loops_back(job, r)) {
+            job->state = SMTP_S_EHLO;
+            smtp_session_write(job, "EHLO %s\r\n", helo_name(job));
+        }
+        return;
+    case SMTP_S_EHLO:
+        if (r->code >= 500) { /* an SMTP-only server */
+            memset(&job->ehlo, 0, sizeof(job->ehlo));
+            job->state = SMTP_S_HELO;
+            smtp_session_write(job, "HELO %s\r\n", helo_name(job));
+        } else if (!ok)
+            soft_reply(job, r, "EHLO");
+        else if (!loops_back(job, r))
+            after_hello(job);
+        return;
+    case SMTP_S_HELO:
+        if (!ok)
+            soft_reply(job, r, "HELO");
+        else if (!loops_back(job, r))
+            after_hello(job);
+        return;
+    case SMTP_S_STARTTLS:
+        if (ok && petrel_conn_starttls(job->conn))
+            job->state = SMTP_S_HANDSHAKE;
+        else if (!ok && smtp_out_tls_level(job->cfg) == SMTP_TLS_MAY)
+            start_mail(job); /* opportunistic: plaintext it is */
+        else if (!ok)
+            soft_reply(job, r, "STARTTLS");
+        else
+            session_fail(job, "451 4.7.5 cannot start TLS", true);
+        return;
+    case SMTP_S_EHLO_TLS:
+        if (ok)
+            start_mail(job);
+        else
+            soft_reply(job, r, "EHLO");
+        return;
+    case SMTP_S_MAIL:
+        mail_reply(job, r);
+        return;
+    case SMTP_S_DATA:
+        if (r->code == 354)
+            smtp_body_start(job, false);
+        else if (r->code >= 400)
+            final_reply(job, r, "DATA");
+        else
+            session_fail(job, "451 4.5.0 DATA was answered without 354", true);
+        return;
+    case SMTP_S_BODY:
+    case SMTP_S_DOT:
+        final_reply(job, r, job->msg->body == PETREL_BODY_BINARYMIME ? "BDAT" : "end of DATA");
+        return;
+    case SMTP_S_CONNECTING:
+    case SMTP_S_HANDSHAKE:
+    case SMTP_S_QUIT:
+        break;
+    }
+    session_fail(job, "451 4.5.0 unexpected reply from the server", true);
+}
+
+static void on_connect(struct petrel_conn *conn)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job != NULL)
+        job->state = SMTP_S_GREETING;
+}
+
+static void on_line(struct petrel_conn *conn, char *line, size_t len)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job == NULL)
+        return;
+    const char *text = NULL;
+    enum smtp_reply_step step = smtp_reply_feed(&job->reply, line, len, &text);
+    if (step == SMTP_REPLY_BAD) {
+        char reason[PETREL_TRANSPORT_REASON_MAX];
+        snprintf(reason, sizeof(reason), "451 4.5.0 malformed reply from %s while %s", job->peer,
+                 phase(job->state));
+        session_fail(job, reason, true);
+        return;
+    }
+    bool ehlo = job->state == SMTP_S_EHLO || job->state == SMTP_S_EHLO_TLS;
+    if (ehlo && job->reply.lines > 1 && job->reply.code / 100 == 2)
+        smtp_ehlo_keyword(&job->ehlo, text, len - (size_t)(text - line));
+    if (step == SMTP_REPLY_MORE)
+        return;
+    struct smtp_reply r = job->reply; /* handling may start the next reply */
+    smtp_reply_init(&job->reply);
+    handle_reply(job, &r);
+}
+
+static void on_line_too_long(struct petrel_conn *conn)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job == NULL)
+        return;
+    char reason[PETREL_TRANSPORT_REASON_MAX];
+    snprintf(reason, sizeof(reason), "451 4.5.0 reply line over %d bytes from %s while %s",
+             SMTP_REPLY_LINE_MAX, job->peer, phase(job->state));
+    session_fail(job, reason, true);
+}
+
+static void on_tls_ready(struct petrel_conn *conn, bool ok)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job == NULL)
+        return;
+    const char *why = NULL;
+    bool verified = petrel_conn_tls_verified(conn, &why);
+    enum smtp_tls_level level = smtp_out_tls_level(job->cfg);
+    if (!ok) {                       /* the core closes the connection after this */
+        if (level == SMTP_TLS_MAY) { /* Postfix too: once more without TLS */
+            job->plain_retry = true;
+            job->iaddr--;
+        }
+        char reason[PETREL_TRANSPORT_REASON_MAX];
+        snprintf(reason, sizeof(reason), "451 4.7.5 TLS handshake with %s failed: %s", job->peer,
+                 why != NULL ? why : "handshake failed");
+        session_fail(job, reason, false);
+        return;
+    }
+    const char *version = petrel_conn_tls_version(conn), *cipher = petrel_conn_tls_cipher(conn);
+    snprintf(job->msg->tls, sizeof(job->msg->tls), "%s %s, %s%s%s%s",
+             version != NULL ? version : "TLS", cipher != NULL ? cipher : "",
+             verified ? "" : "not ", "verified", verified ? "" : " (",
+             verified ? "" : (why != NULL ? why : "unknown"));
+    if (!verified)
+        petrel_strlcpy(job->msg->tls + strlen(job->msg->tls), ")",
+                       sizeof(job->msg->tls) - strlen(job->msg->tls));
+    if (level == SMTP_TLS_VERIFY && !verified) {
+        smtp_result_soft_all(job, "451 4.7.5 TLS certificate of %s not verified: %.200s", job->peer,
+                             why != NULL ? why : "unknown");
+        smtp_session_end(job, true);
+        return;
+    }
+    memset(&job->ehlo, 0, sizeof(job->ehlo)); /* RFC 3207 4.2: forget what was said before */
+    job->state = SMTP_S_EHLO_TLS;
+    smtp_session_write(job, "EHLO %s\r\n", helo_name(job));
+}
+
+static void on_connect_failed(struct petrel_conn *conn, const char *reason)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job != NULL)
+        snprintf(job->last_reason, sizeof(job->last_reason), "451 4.4.1 cannot connect to %s: %s",
+                 job->peer, reason);
+}
+
+static void on_timeout(struct petrel_conn *conn)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job != NULL)
+        job->timed_out = true;
+}
+
+static void on_drained(struct petrel_conn *conn)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job != NULL && job->state == SMTP_S_BODY)
+        smtp_body_drained(job);
+}
+
+static void on_shutdown(struct petrel_conn *conn)
+{
+    struct smtp_job *job = job_of(conn);
+    atomic_store(&smtp_out_stopping, true);
+    if (job != NULL)
+        session_fail(job, "451 4.3.2 the mail system is shutting down", true);
+}
+
+static void on_close(struct petrel_conn *conn)
+{
+    struct smtp_job *job = job_of(conn);
+    if (job == NULL)
+        return;
+    char reason[PETREL_TRANSPORT_REASON_MAX];
+    if (job->state == SMTP_S_CONNECTING)
+        snprintf(reason, sizeof(reason), "%s",
+                 job->last_reason[0] != '\0' ? job->last_reason : "451 4.4.1 cannot connect");
+    else
+        snprintf(reason, sizeof(reason), "451 4.4.2 %s %s while %s",
+                 job->timed_out ? "timeout with" : "lost connection with", job->peer,
+                 phase(job->state));
+    session_fail(job, reason, false);
+}
+
+static const struct petrel_protocol smtp_out_protocol = {
+    .name = "smtp_out",
+    .session_size = sizeof(struct smtp_sess),
+    .connect = on_connect,
+    .line = on_line,
+    .line_too_long = on_line_too_long,
+    .timeout = on_timeout,
+    .tls_ready = on_tls_ready,
+    .close = on_close,
+    .shutdown = on_shutdown,
+    .connect_failed = on_connect_failed,
+    .output_drained = on_drained,
+};
+
+bool smtp_session_open(struct smtp_job *job, const char *host)
+{
+    const struct smtp_out_config *cfg = job->cfg;
+    const struct petrel_dns_addr *a = &job->addrs[job->iaddr++];
+    char addr[INET6_ADDRSTRLEN] = "";
+    inet_ntop(a->family, a->family == AF_INET6 ? (const void *)&a->u.v6 : (const void *)&a->u.v4,
+              addr, sizeof(addr));
+    bool literal = host[0] == '[';
+    snprintf(job->peer, sizeof(job->peer), "%s[%s]", literal ? addr : host, addr);
+    snprintf(job->msg->relay, sizeof(job->msg->relay), "%.280s:%lld", job->peer, cfg->port);
+    job->msg->tls[0] = '\0';
+    job->no_tls = job->plain_retry;
+    job->plain_retry = false;
+    struct petrel_connect how = {
+        .host = addr,
+        .port = (int)cfg->port,
+        .bind_address = a->family == AF_INET6 ? cfg->bind_address6 : cfg->bind_address,
+        .family = a->family,
+        .connect_timeout = (unsigned)cfg->connect_timeout,
+        .idle_timeout = (unsigned)cfg->command_timeout,
+        .max_line = SMTP_REPLY_LINE_MAX,
+        .tls_name = literal ? NULL : host,
+        .tls_ca_file = cfg->tls_ca_file,
+        .tls_verify = false, /* checked here, by the tls setting */
+    };
+    const char *error = "unknown error";
+    job->attempts++;
+    struct petrel_conn *conn = petrel_conn_connect(smtp_out_ctx, &smtp_out_protocol, &how, &error);
+    if (conn == NULL) {
+        snprintf(job->last_reason, sizeof(job->last_reason), "451 4.4.1 cannot connect to %s: %s",
+                 job->peer, error);
+        return false;
+    }
+    petrel_counter_add(smtp_out_connections, 1);
+    ((struct smtp_sess *)petrel_conn_session(conn))->job = job;
+    job->conn = conn;
+    job->state = SMTP_S_CONNECTING;
+    job->last_reason[0] = '\0';
+    job->timed_out = job->dot_sent = false;
+    job->nsent = job->nreplied = job->naccepted = 0;
+    memset(&job->ehlo, 0, sizeof(job->ehlo));
+    smtp_reply_init(&job->reply);
+    if (job->out.max == 0)
+        petrel_buf_init(&job->out, SMTP_OUT_BUF_MAX);
+    return true;
+}

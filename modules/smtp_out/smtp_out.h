@@ -1,0 +1,197 @@
+/* smtp_out's private header: never installed, never included from outside
+ * this folder. One job (struct smtp_job) is one transport.h attempt: a
+ * message and its recipients of one domain, carried through the next-hop
+ * lookup (nexthop.c) and SMTP sessions (session.c, body.c) on one I/O
+ * loop, handed out and counted against the limits by dispatch.c, and
+ * reported by result.c. */
+#ifndef SMTP_OUT_H
+#define SMTP_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <petrel/buf.h>
+#include <petrel/conn.h>
+#include <petrel/dns.h>
+#include <petrel/dotstuff.h>
+#include <petrel/loop.h>
+#include <petrel/module.h>
+#include <petrel/stats.h>
+#include <petrel/transport.h>
+
+#include "smtp_reply.h"
+
+#define SMTP_OUT_MX_MAX 32       /* MX records considered (max_mx caps further) */
+#define SMTP_OUT_ADDRS_MAX 8     /* addresses tried per host */
+#define SMTP_OUT_ATTEMPTS_MAX 10 /* connections per job, all hosts together */
+#define SMTP_OUT_RCPTS_MAX 100   /* recipients sent in one session (RFC 5321 4.5.3.1.8) */
+#define SMTP_OUT_CHUNK 65536     /* bytes of the message read per output_drained */
+#define SMTP_OUT_HOST_MAX 256
+
+struct smtp_out_config {
+    long long port;
+    char *helo_name;
+    char *tls; /* none | may | encrypt | verify */
+    char *tls_ca_file;
+    char *address_family;     /* any | ipv4 | ipv6 */
+    char *address_preference; /* any | ipv4 | ipv6 */
+    char *bind_address;
+    char *bind_address6;
+    long long connect_timeout, command_timeout, data_timeout;
+    long long max_connections, max_per_destination, max_mx;
+};
+
+enum smtp_tls_level { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY };
+enum smtp_family { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
+
+enum smtp_tls_level smtp_out_tls_level(const struct smtp_out_config *cfg);
+enum smtp_family smtp_out_family(const char *setting);
+
+/* module.c: what init keeps for every thread. */
+extern struct petrel_ctx *smtp_out_ctx;
+extern char smtp_out_hostname[SMTP_OUT_HOST_MAX];
+extern struct petrel_counter *smtp_out_sent, *smtp_out_deferred, *smtp_out_bounced,
+    *smtp_out_connections;
+
+/* --- next-hop ordering (mx.c): no I/O, unit-tested --- */
+
+struct smtp_mx {
+    uint16_t preference;
+    char host[SMTP_OUT_HOST_MAX];
+};
+/* Sort by preference, shuffling hosts of equal preference (RFC 5321
+ * section 5.1) with rnd(ctx) giving random numbers. */
+void smtp_mx_order(struct smtp_mx *mx, size_t n, uint32_t (*rnd)(void *ctx), void *ctx);
+/* RFC 5321 section 5.1: when we are one of the MX hosts, only hosts more
+ * preferred than ourselves may be tried. Returns how many are left (in
+ * front); *self_r says whether we were listed. */
+size_t smtp_mx_trim_self(struct smtp_mx *mx, size_t n, const char *myname, const char *helo_name,
+                         bool *self_r);
+/* Fill out (room max) with v4 and v6 addresses in the order to try:
+ * the preferred family first, or for "any" the two interleaved starting
+ * with v6 when v6_first (Postfix's smtp_address_preference = any with
+ * smtp_balance_inet_protocols). Returns the count. */
+size_t smtp_addr_order(struct petrel_dns_addr *out, size_t max, const struct petrel_dns_addr *v4,
+                       size_t n4, const struct petrel_dns_addr *v6, size_t n6,
+                       enum smtp_family preference, bool v6_first);
+/* Whether name is ours (the server's host name or helo_name). */
+bool smtp_is_myself(const char *name, const char *myname, const char *helo_name);
+
+/* --- one attempt --- */
+
+enum smtp_state {
+    SMTP_S_CONNECTING,
+    SMTP_S_GREETING,
+    SMTP_S_EHLO,
+    SMTP_S_HELO,
+    SMTP_S_STARTTLS,
+    SMTP_S_HANDSHAKE,
+    SMTP_S_EHLO_TLS,
+    SMTP_S_MAIL, /* MAIL and RCPT replies */
+    SMTP_S_DATA,
+    SMTP_S_BODY,
+    SMTP_S_DOT, /* the final reply */
+    SMTP_S_QUIT,
+};
+
+struct smtp_rcpt_state {
+    bool decided; /* status final for this attempt */
+    bool sent;    /* RCPT sent in this session */
+    bool accepted;
+};
+
+struct smtp_job {
+    struct smtp_job *next;                /* dispatch.c's waiting list */
+    struct smtp_job *reg_prev, *reg_next; /* every job not yet done */
+    struct petrel_transport_msg *msg;
+    struct petrel_config *gen; /* held from submit to done */
+    const struct smtp_out_config *cfg;
+    struct timespec started;
+    bool active; /* counted against the limits */
+
+    /* next hop (nexthop.c) */
+    struct smtp_mx mx[SMTP_OUT_MX_MAX];
+    size_t nmx, imx; /* imx: the host being tried, nmx: none left */
+    struct petrel_dns_addr addrs[SMTP_OUT_ADDRS_MAX];
+    size_t naddrs, iaddr;
+    struct petrel_dns_addr got4[SMTP_OUT_ADDRS_MAX], got6[SMTP_OUT_ADDRS_MAX];
+    size_t n4, n6;
+    unsigned dns_pending;
+    bool dns_soft;    /* an address lookup failed temporarily */
+    bool plain_retry; /* TLS (may) failed at this address: once more without */
+    bool no_tls;      /* this session does not try STARTTLS */
+    unsigned attempts;
+    char last_reason[PETREL_TRANSPORT_REASON_MAX];
+
+    /* the session (session.c, body.c) */
+    struct petrel_conn *conn;
+    char peer[SMTP_OUT_HOST_MAX + 64]; /* "mx.example.org[192.0.2.1]" */
+    enum smtp_state state;
+    struct smtp_reply reply;
+    struct smtp_ehlo ehlo;
+    bool timed_out;
+    bool dot_sent; /* the message may be complete at the peer */
+    bool mail_refused;
+    size_t *sent; /* indexes of the recipients sent, in order */
+    size_t nsent, nreplied, naccepted;
+    bool replied_mail;
+    uint64_t body_off;
+    struct petrel_dotstuff stuff;
+    struct petrel_buf out;
+    char *chunk;
+    struct smtp_rcpt_state *rs;
+};
+
+/* dispatch.c */
+bool smtp_out_submit(struct petrel_transport_msg *msg);
+/* The job is over: report, count, call done, free, and start waiting ones. */
+void smtp_dispatch_finish(struct smtp_job *job);
+/* The server is stopping: what is not done by now stays in the queue. */
+void smtp_dispatch_stop(void);
+/* After stop: nothing may be touched (the queue has stopped). */
+bool smtp_dispatch_stopped(void);
+extern _Atomic bool smtp_out_stopping;
+
+/* nexthop.c (on the job's loop) */
+void smtp_nexthop_start(void *job);
+/* Try the next address or host, or finish: posted after every session. */
+void smtp_nexthop_next(struct smtp_job *job);
+void smtp_nexthop_post_next(struct smtp_job *job);
+
+/* session.c */
+/* Open a session to job->addrs[job->iaddr]; false (last_reason set) if it
+ * could not even be started. */
+bool smtp_session_open(struct smtp_job *job, const char *host);
+/* The session is over as far as the job is concerned: QUIT and close. */
+void smtp_session_end(struct smtp_job *job, bool quit);
+void smtp_session_write(struct smtp_job *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* body.c */
+/* 354 (or BDAT): start sending the message. */
+void smtp_body_start(struct smtp_job *job, bool bdat);
+void smtp_body_drained(struct smtp_job *job);
+
+/* result.c */
+/* Decide recipient i for this attempt. */
+void smtp_result_decide(struct smtp_job *job, size_t i, enum petrel_transport_status status,
+                        const char *reason);
+/* A temporary failure for every undecided recipient (a later server may
+ * still take them). */
+void smtp_result_soft_all(struct smtp_job *job, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A final status for every undecided recipient. */
+void smtp_result_decide_all(struct smtp_job *job, enum petrel_transport_status status,
+                            const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A reply to a transaction command for recipient i (RCPT, DATA, dot):
+ * 2xx is not decided here; 4xx soft (before the dot) or deferred; 5xx
+ * failed. */
+void smtp_result_reply(struct smtp_job *job, size_t i, const struct smtp_reply *r,
+                       const char *command);
+bool smtp_result_all_decided(const struct smtp_job *job);
+/* Log each recipient and count them (before done). */
+void smtp_result_report(struct smtp_job *job);
+
+#endif
