@@ -428,6 +428,22 @@ def test_loop_back_to_myself_bounced(outbound, smtp_sink):
     srv.wait_empty()
 
 
+def test_only_mx_is_myself_bounced(outbound, mail_dns):
+    """The domain's only MX host is this server: a loop, found before any
+    connection (RFC 5321 section 5.1)."""
+    srv = outbound()
+    mail_dns.mx("selfmx.test", (10, srv.hostname))
+    mail_dns.host(srv.hostname, "127.0.0.5")
+    srv.start()
+    srv.send(["dave@selfmx.test"], subject="self mx")
+    [raw] = srv.bounces(1)
+    _, _, blocks = parse_dsn(raw)
+    b = rcpt_block(blocks, "dave@selfmx.test")
+    assert b["Action"] == "failed" and b["Status"].startswith("5."), str(b)
+    assert "loops back to myself" in b["Diagnostic-Code"], b["Diagnostic-Code"]
+    srv.wait_empty()
+
+
 def test_size_limit_bounced_552(outbound, smtp_sink):
     srv = outbound().start()
     sink = smtp_sink(MX1, srv.port, extensions=["PIPELINING", "SIZE 1000"])
