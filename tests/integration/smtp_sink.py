@@ -172,6 +172,7 @@ class Session:
         self.tls_error = None       # why a STARTTLS handshake failed
         self.starttls_injection = False  # plaintext after STARTTLS, discarded
         self.ended = None           # "quit", "client closed", "dropped", "timeout", "stalled", ...
+        self.started = time.time()  # when it was accepted (for logs, never for assertions)
         self.done = threading.Event()
 
     def verbs(self):

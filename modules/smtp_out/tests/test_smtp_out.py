@@ -489,3 +489,124 @@ def test_dropped_after_354_retried_once(outbound, smtp_sink):
     srv.wait_empty()
     assert len(sink.messages) == 1
     assert srv.messages(ALICE) == []
+
+
+# --- extensions and parameters ---------------------------------------------------------------
+
+
+def test_pipelining_and_dsn_parameters(outbound, smtp_sink):
+    """The peer offers PIPELINING and DSN: the envelope goes in one write,
+    with SIZE, BODY, RET, ENVID, NOTIFY and ORCPT as they came in."""
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, extensions=["PIPELINING", "SIZE 1000000", "8BITMIME", "DSN"])
+    msg = (f"From: <{ALICE}>\r\nTo: <bob@{OUT}>\r\nSubject: dsn params\r\n\r\n"
+           "caf\u00e9\r\n").encode()
+    s = srv.submission(ALICE)
+    try:
+        assert s.mail(ALICE, ["BODY=8BITMIME", "RET=HDRS", "ENVID=env+2Bid"])[0] == 250
+        assert s.rcpt(f"bob@{OUT}", ["NOTIFY=SUCCESS,FAILURE",
+                                     f"ORCPT=rfc822;bob@{OUT}"])[0] == 250
+        assert s.rcpt(f"carol@{OUT}", ["NOTIFY=NEVER"])[0] == 250
+        assert s.data(msg)[0] == 250
+    finally:
+        s.quit()
+    [m] = wait_messages(sink, 1, srv)
+    assert m.params["BODY"] == "8BITMIME"
+    assert m.params["RET"] == "HDRS"
+    assert m.params["ENVID"] == "env+2Bid"
+    assert int(m.params["SIZE"]) >= len(msg)
+    assert m.rcpt_param(f"bob@{OUT}", "NOTIFY") == "SUCCESS,FAILURE"
+    assert m.rcpt_param(f"bob@{OUT}", "ORCPT").lower() == f"rfc822;bob@{OUT}"
+    assert m.rcpt_param(f"carol@{OUT}", "NOTIFY") == "NEVER"
+    assert body_of(m.data) == "caf\u00e9\r\n".encode()
+    [sess] = sink.wait_sessions(1)
+    cmds = [c for c in sess.commands if c.verb in ("MAIL", "RCPT")]
+    assert [c.verb for c in cmds] == ["MAIL", "RCPT", "RCPT"]
+    assert all(c.pipelined for c in cmds[1:]), cmds  # sent without waiting for MAIL's reply
+    srv.wait_empty()
+    assert srv.messages(ALICE) == []  # the success report is the DSN-capable next hop's
+
+
+def test_two_domains_in_one_message(outbound, smtp_sink, mail_dns):
+    mail_dns.mx("other.test", (10, "mx.other.test"))
+    mail_dns.host("mx.other.test", MX2)
+    srv = outbound().start()
+    a = smtp_sink(MX1, srv.port)
+    b = smtp_sink(MX2, srv.port)
+    srv.send([f"bob@{OUT}", "dave@other.test", f"carol@{OUT}"], subject="two domains")
+    [ma] = wait_messages(a, 1, srv)
+    [mb] = wait_messages(b, 1, srv)
+    assert sorted(ma.rcpts) == [f"bob@{OUT}", f"carol@{OUT}"]
+    assert mb.rcpts == ["dave@other.test"]
+    assert body_of(ma.data) == body_of(mb.data)
+    srv.wait_empty()
+
+
+def test_max_mx(outbound, smtp_sink, mail_dns):
+    """max_mx = 2: of four MX hosts all busy, two are tried."""
+    hosts = [MX1, MX2, MX3, "127.0.0.5"]
+    mail_dns.clear(OUT)
+    mail_dns.mx(OUT, *[(10 * (i + 1), f"mx{i + 1}.{OUT}") for i in range(4)])
+    for i, ip in enumerate(hosts):
+        mail_dns.clear(f"mx{i + 1}.{OUT}")  # one address each (the fixture gave mx1 one)
+        mail_dns.host(f"mx{i + 1}.{OUT}", ip)
+    srv = outbound(max_mx=2).start()
+    sinks = [smtp_sink(ip, srv.port, greeting="421 4.3.2 busy") for ip in hosts]
+    srv.send([f"bob@{OUT}"])
+    srv.wait_row(f"bob@{OUT}", "deferred")
+    assert [s.connections for s in sinks[2:]] == [0, 0]
+    assert sinks[0].connections == 1 and sinks[1].connections == 1
+
+
+# --- replies to the data and silent peers ---------------------------------------------------
+
+
+@pytest.mark.parametrize("reply,outcome", [("554 5.6.0 content rejected", "failed"),
+                                           ("451 4.3.0 data later", "deferred")])
+def test_reply_to_the_data(outbound, smtp_sink, reply, outcome):
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, data_reply=reply)
+    srv.send([f"bob@{OUT}"], subject="data reply")
+    if outcome == "failed":
+        [raw] = srv.bounces(1)
+        _, _, blocks = parse_dsn(raw)
+        b = rcpt_block(blocks, f"bob@{OUT}")
+        assert b["Status"] == "5.6.0" and reply in b["Diagnostic-Code"], str(b)
+        srv.wait_empty()
+    else:
+        row = srv.wait_row(f"bob@{OUT}", "deferred")
+        assert reply in row["reason"], row
+        sink.configure(data_reply=None)
+        srv.flush()
+        wait_messages(sink, 1, srv)
+        srv.wait_empty()
+        assert srv.messages(ALICE) == []
+    [tx] = [t for t in sink.transactions() if t.data is not None][:1]
+    assert b"Subject: data reply\r\n" in tx.data
+
+
+def test_mail_refused_5xx_fails_every_recipient(outbound, smtp_sink):
+    srv = outbound().start()
+    smtp_sink(MX1, srv.port, mail_reply="553 5.7.1 sender not welcome")
+    srv.send([f"bob@{OUT}", f"carol@{OUT}"], subject="sender refused")
+    [raw] = srv.bounces(1)
+    _, _, blocks = parse_dsn(raw)
+    for rcpt in (f"bob@{OUT}", f"carol@{OUT}"):
+        b = rcpt_block(blocks, rcpt)
+        assert b["Status"] == "5.7.1" and "553 5.7.1 sender not welcome" in b["Diagnostic-Code"]
+    srv.wait_empty()
+
+
+def test_silent_peer_times_out(outbound, smtp_sink):
+    """A peer that never answers MAIL: deferred after command_timeout;
+    delivered by the next attempt once it answers."""
+    srv = outbound(command_timeout="2s").start()
+    sink = smtp_sink(MX1, srv.port, stall_at="MAIL", faults_for=1)
+    srv.send([f"bob@{OUT}"], subject="silent")
+    row = srv.wait_row(f"bob@{OUT}", "deferred")
+    assert row["reason"].startswith("4"), row
+    assert sink.messages == []
+    srv.flush()
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpts == [f"bob@{OUT}"]
+    srv.wait_empty()
