@@ -10,6 +10,7 @@ Every wait is a bounded poll; nothing asserts how long a step took."""
 
 import email
 import json
+import smtplib
 import socket
 import time
 
@@ -51,8 +52,8 @@ class Outbound(SmtpServer):
     resolving through the test name server, smtp_out delivering to
     self.port."""
 
-    def __init__(self, make_instance, env, dns, name="out", **smtp_out):
-        super().__init__(make_instance, env, name)
+    def __init__(self, make_instance, env, dns, name="out", smtp=None, **smtp_out):
+        super().__init__(make_instance, env, name, smtp=smtp)
         files = list(self.inst.confd.glob("*-smtp_out.conf"))
         assert files, f"no *-smtp_out.conf in {self.inst.confd}: {sorted(self.inst.confd.iterdir())}"
         text = files[0].read_text()
@@ -610,3 +611,59 @@ def test_silent_peer_times_out(outbound, smtp_sink):
     [m] = wait_messages(sink, 1, srv)
     assert m.rcpts == [f"bob@{OUT}"]
     srv.wait_empty()
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="the queue sends no success report when delivered: "
+                   "it assumes the next hop got NOTIFY, and a transport cannot say it did not "
+                   "(petrel/transport.h has no such flag); RFC 3461 4.2 wants 'relayed' here")
+def test_notify_success_to_a_peer_without_dsn_is_relayed(outbound, smtp_sink):
+    """NOTIFY=SUCCESS and a next hop that does not offer DSN: the report is
+    ours to send now, with Action: relayed (RFC 3461 section 4.2)."""
+    srv = outbound().start()
+    sink = smtp_sink(MX1, srv.port, extensions=["PIPELINING", "8BITMIME"])  # no DSN
+    s = srv.submission(ALICE)
+    try:
+        assert s.mail(ALICE)[0] == 250
+        assert s.rcpt(f"bob@{OUT}", ["NOTIFY=SUCCESS"])[0] == 250
+        assert s.data(b"Subject: relayed report\r\n\r\nx\r\n")[0] == 250
+    finally:
+        s.quit()
+    [m] = wait_messages(sink, 1, srv)
+    assert m.rcpt_param(f"bob@{OUT}", "NOTIFY") is None  # not offered: not sent
+    srv.wait_empty()
+    [raw] = srv.bounces(1, timeout=10)
+    _, _, blocks = parse_dsn(raw)
+    b = rcpt_block(blocks, f"bob@{OUT}")
+    assert b["Action"] == "relayed", str(b)
+    assert b["Status"].startswith("2."), str(b)
+
+
+def test_bounce_of_relayed_mail_goes_out_with_the_null_sender(outbound, smtp_sink, mail_dns):
+    """A client of relay_networks (127.0.0.9) sends from far.test to a
+    refused recipient: the report goes to far.test's MX through smtp_out,
+    from <>, and nothing comes back of it."""
+    mail_dns.mx("far.test", (10, "mx.far.test"))
+    mail_dns.host("mx.far.test", MX2)
+    srv = outbound(smtp=dict(relay_networks=["127.0.0.9"])).start()
+    out = smtp_sink(MX1, srv.port, rcpt_replies={f"bad@{OUT}": "550 5.1.1 no such user"})
+    far = smtp_sink(MX2, srv.port, extensions=["PIPELINING", "8BITMIME", "DSN"])
+    s = smtplib.SMTP("127.0.0.1", srv.mx_port, local_hostname="client.far.test", timeout=10,
+                     source_address=("127.0.0.9", 0))
+    try:
+        s.ehlo()
+        assert s.sendmail("sender@far.test", [f"bad@{OUT}"],
+                          b"Subject: from far\r\n\r\nx\r\n") == {}
+    finally:
+        s.quit()
+    [report] = wait_messages(far, 1, srv)
+    assert report.mail_from == ""
+    assert report.rcpts == ["sender@far.test"]
+    assert report.rcpt_param("sender@far.test", "NOTIFY") in (None, "NEVER")
+    msg, _, blocks = parse_dsn(report.data)
+    b = rcpt_block(blocks, f"bad@{OUT}")
+    assert b["Status"] == "5.1.1" and "550 5.1.1 no such user" in b["Diagnostic-Code"]
+    srv.wait_empty()
+    assert out.messages == [] and len(far.messages) == 1
