@@ -387,6 +387,7 @@ def test_tls_encrypt_defers_without_starttls(outbound, smtp_sink):
     row = srv.wait_row(f"bob@{OUT}", "deferred")
     assert row["reason"].startswith("4"), row
     assert sink.messages == []
+    assert sink.connections >= 1  # it looked, and found no STARTTLS
     assert not any("MAIL" in s.verbs() for s in sink.sessions)  # nothing in plaintext
     assert srv.messages(ALICE) == []
 
@@ -402,6 +403,7 @@ def test_tls_verify(outbound, smtp_sink, base_dir):
     assert row["reason"].startswith("4"), row
     assert sink.messages == []
     assert not any(c.verb == "MAIL" for s in sink.sessions for c in s.commands)
+    assert sink.connections >= 1 and "STARTTLS" in sink.sessions[0].verbs()
     srv.stop()
     srv.configure(tls="verify", tls_ca_file=str(cert))
     srv.start()
