@@ -107,12 +107,13 @@ def soa_rdata(minimum, zone=ZONE):
 class Answer:
     """What FakeDNS replies to one (name, type)."""
 
-    def __init__(self, rcode=0, answers=(), soa=None, ad=False, tc_udp=False):
+    def __init__(self, rcode=0, answers=(), soa=None, ad=False, tc_udp=False, zone=ZONE):
         self.rcode = rcode
         self.answers = list(answers)  # (type, ttl, rdata)
         self.soa = soa                # (ttl, minimum) for the authority section
         self.ad = ad
         self.tc_udp = tc_udp          # over UDP: TC set and no records
+        self.zone = zone              # the owner of the SOA
 
     def build(self, q, udp):
         flags = 0x8000 | (q.flags & 0x0100) | 0x0080 | self.rcode
@@ -123,7 +124,8 @@ class Answer:
             flags |= 0x0200
         auth = []
         if self.soa is not None and not (udp and self.tc_udp):
-            auth.append(rr(SOA, self.soa[0], soa_rdata(self.soa[1]), owner=encode_name(ZONE)))
+            auth.append(rr(SOA, self.soa[0], soa_rdata(self.soa[1], self.zone),
+                           owner=encode_name(self.zone)))
         head = struct.pack("!6H", q.id, flags, 1, len(answers), len(auth), 0)
         return head + q.question + b"".join(rr(t, ttl, d) for t, ttl, d in answers) + b"".join(auth)
 
@@ -131,10 +133,12 @@ class Answer:
 class FakeDNS:
     """A scripted name server on 127.0.0.1: UDP and TCP on one free port.
     zone maps (name, type) to an Answer (None: never answer); anything else
-    gets REFUSED. Every query is recorded in self.queries."""
+    gets self.default (REFUSED unless changed; a callable is given the
+    query and returns an Answer). Every query is recorded in self.queries."""
 
     def __init__(self):
         self.zone = {}
+        self.default = Answer(rcode=5)
         self.queries = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -176,7 +180,9 @@ class FakeDNS:
             return None
         with self.lock:
             self.queries.append(q)
-            ans = self.zone.get((q.name.lower(), q.qtype), Answer(rcode=5))
+            ans = self.zone.get((q.name.lower(), q.qtype), self.default)
+            if callable(ans):
+                ans = ans(q)
         if ans is None:
             return None
         return ans.build(q, transport == "udp")
@@ -239,6 +245,167 @@ class BlackHole:
 
     def close(self):
         self.sock.close()
+
+
+# --- a zone for the outbound tests ---------------------------------------------
+
+
+def mx_rdata(preference, exchange):
+    """An MX record's data; exchange "." with preference 0 is a null MX
+    (RFC 7505)."""
+    return struct.pack("!H", preference) + encode_name(exchange)
+
+
+def aaaa_rdata(ip):
+    return socket.inet_pton(socket.AF_INET6, ip)
+
+
+def txt_rdata(*strings):
+    out = b""
+    for text in strings:
+        data = text.encode() if isinstance(text, str) else text
+        for i in range(0, max(len(data), 1), 255):
+            part = data[i:i + 255]
+            out += bytes([len(part)]) + part
+    return out
+
+
+def tlsa_rdata(usage, selector, mtype, data):
+    return bytes([usage, selector, mtype]) + (bytes.fromhex(data) if isinstance(data, str)
+                                              else data)
+
+
+class MailDNS(FakeDNS):
+    """FakeDNS as the name service of the outbound tests: publish what a
+    sender looks up (MX with preferences, null MX, A/AAAA of the MX hosts
+    at 127.0.0.x or ::1, TXT, TLSA with or without the AD bit) and make
+    names fail (NXDOMAIN, SERVFAIL, no answer at all). A type not published
+    for a name that has records is NODATA; a name never mentioned is
+    NXDOMAIN (not REFUSED: a stray lookup such as a TLSA or an AAAA the
+    test did not think of gets an ordinary negative answer). Both
+    negative answers carry an SOA (TTL 60, minimum 60) of the name's
+    parent, so they may be cached for a minute.
+
+        dns = MailDNS()
+        dns.mx("out.test", (10, "mx1.out.test"), (20, "mx2.out.test"))
+        dns.host("mx1.out.test", "127.0.0.2")
+        dns.host("mx2.out.test", "127.0.0.3", "::1")
+        dns.null_mx("nomail.test")
+        dns.nxdomain("gone.test")
+        dns.servfail("broken.test")
+        set_dnr(inst, [dns.address])
+    """
+
+    TTL = 300
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()     # names with something published (lower case)
+        self.failing = {}      # name -> Answer for every type
+        self.secure = set()    # names whose answers carry AD
+        self.default = self._negative
+
+    @staticmethod
+    def _parent(name):
+        parts = name.split(".")
+        return ".".join(parts[1:]) if len(parts) > 2 else name
+
+    def _negative(self, q):
+        name = q.name.lower().rstrip(".")
+        if name in self.failing:
+            return self.failing[name]
+        rcode = 0 if name in self.names else 3
+        return Answer(rcode=rcode, soa=(60, 60), zone=self._parent(name),
+                      ad=name in self.secure)
+
+    def _add(self, name, rtype, rdata, ttl=None, ad=None):
+        name = name.lower().rstrip(".")
+        with self.lock:
+            self.names.add(name)
+            self.failing.pop(name, None)
+            ans = self.zone.get((name, rtype))
+            if ans is None or ans.rcode != 0:
+                ans = Answer(ad=name in self.secure if ad is None else ad)
+                self.zone[(name, rtype)] = ans
+            elif ad is not None:
+                ans.ad = ad
+            ans.answers.append((rtype, self.TTL if ttl is None else ttl, rdata))
+        return self
+
+    def clear(self, name, rtype=None):
+        """Forget what a name has (of one type, or all)."""
+        name = name.lower().rstrip(".")
+        with self.lock:
+            for key in [k for k in self.zone if k[0] == name and rtype in (None, k[1])]:
+                del self.zone[key]
+            if rtype is None:
+                self.names.discard(name)
+            self.failing.pop(name, None)
+        return self
+
+    def mx(self, domain, *records, ad=None):
+        """MX records: (preference, exchange) pairs."""
+        for pref, exchange in records:
+            self._add(domain, MX, mx_rdata(pref, exchange), ad=ad)
+        return self
+
+    def null_mx(self, domain):
+        return self._add(domain, MX, mx_rdata(0, "."))
+
+    def host(self, name, *addresses, ad=None):
+        """A and AAAA records (by the form of each address)."""
+        for ip in addresses:
+            if ":" in ip:
+                self._add(name, AAAA, aaaa_rdata(ip), ad=ad)
+            else:
+                self._add(name, A, a_rdata(ip), ad=ad)
+        if not addresses:
+            with self.lock:
+                self.names.add(name.lower().rstrip("."))
+        return self
+
+    def txt(self, name, *strings):
+        return self._add(name, TXT, txt_rdata(*strings))
+
+    def tlsa(self, host, usage, selector, mtype, data, port=25, ad=True):
+        """A TLSA record at _port._tcp.host, with the AD bit unless told."""
+        return self._add(f"_{port}._tcp.{host}", TLSA, tlsa_rdata(usage, selector, mtype, data),
+                         ad=ad)
+
+    def set_secure(self, name, ad=True):
+        """The AD bit on every answer for name, negative ones too."""
+        name = name.lower().rstrip(".")
+        with self.lock:
+            (self.secure.add if ad else self.secure.discard)(name)
+            for (n, _t), ans in self.zone.items():
+                if n == name and ans is not None:
+                    ans.ad = ad
+        return self
+
+    def nxdomain(self, name):
+        name = name.lower().rstrip(".")
+        self.clear(name)
+        with self.lock:
+            self.failing[name] = Answer(rcode=3, soa=(60, 60), zone=self._parent(name))
+        return self
+
+    def servfail(self, name):
+        name = name.lower().rstrip(".")
+        self.clear(name)
+        with self.lock:
+            self.failing[name] = Answer(rcode=2)
+        return self
+
+    def silent(self, name):
+        """Never answer any question about name (the resolver times out)."""
+        name = name.lower().rstrip(".")
+        self.clear(name)
+        with self.lock:
+            self.failing[name] = None
+        return self
+
+    def asked(self, name, qtype=None):
+        return self.count(name, qtype)
 
 
 # --- dnsmasq -----------------------------------------------------------------
@@ -378,3 +545,11 @@ class Probe:
 
     def __exit__(self, *exc):
         self.close()
+
+
+@pytest.fixture
+def mail_dns():
+    """A MailDNS for one test, stopped after it."""
+    d = MailDNS()
+    yield d
+    d.stop()
