@@ -289,9 +289,11 @@ static void final_reply(struct smtp_job *job, const struct smtp_reply *r, const 
         size_t i = job->sent[k];
         if (!job->rs[i].accepted)
             continue;
-        if (r->code / 100 == 2 && !early)
+        if (r->code / 100 == 2 && !early) {
             smtp_result_decide(job, i, PETREL_TRANSPORT_DELIVERED, reason);
-        else if (r->code >= 400)
+            /* NOTIFY went only to a server that offered DSN. */
+            job->msg->rcpts[i].notify_not_passed = !job->ehlo.dsn;
+        } else if (r->code >= 400)
             smtp_result_reply(job, i, r, command);
     }
     if (early && r->code < 400)

@@ -84,10 +84,9 @@ class SmtpServer:
             self.inst.set_module_settings("processing", **processing)
         if storage is not None:
             self.inst.set_module_settings("storage", **storage)
-        out_conf = next(self.inst.confd.glob("*-smtp_out.conf"))
-        if smtp_out is None:
-            out_conf.write_text(out_conf.read_text().replace("enabled = true;", "enabled = false;"))
-        else:
+        if smtp_out is not None:  # the harness leaves it disabled
+            out_conf = next(self.inst.confd.glob("*-smtp_out.conf"))
+            out_conf.write_text(out_conf.read_text().replace("enabled = false;", "enabled = true;"))
             self.inst.set_module_settings("smtp_out", **smtp_out)
         if echo is not None:
             assert echo_module is not None

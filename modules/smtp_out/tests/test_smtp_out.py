@@ -618,9 +618,6 @@ def test_silent_peer_times_out(outbound, smtp_sink):
 # --- reports ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the queue sends no success report when delivered: "
-                   "it assumes the next hop got NOTIFY, and a transport cannot say it did not "
-                   "(petrel/transport.h has no such flag); RFC 3461 4.2 wants 'relayed' here")
 def test_notify_success_to_a_peer_without_dsn_is_relayed(outbound, smtp_sink):
     """NOTIFY=SUCCESS and a next hop that does not offer DSN: the report is
     ours to send now, with Action: relayed (RFC 3461 section 4.2)."""
