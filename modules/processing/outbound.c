@@ -133,6 +133,7 @@ static void finish(void *arg)
 static void group_done(struct petrel_transport_msg *msg)
 {
     struct outbound *o = msg->owner;
+    proc_sent_note(msg->queue_id, msg);
     if (atomic_fetch_sub(&o->left, 1) != 1)
         return;
     if (!petrel_worker_submit(finish, o)) {

@@ -219,6 +219,8 @@ static void pass_resume(void *arg);
  * Without a transport they wait, saying so. */
 static bool stage_transport(struct pass *p)
 {
+    if (p->dedupe) /* killed while a next hop took some? */
+        proc_sent_apply(p->env);
     atomic_store(&p->gate, 2);
     p->suspended = true;
     if (proc_outbound_start(p->env, p->content.fd, pass_resume, p))
@@ -354,12 +356,16 @@ static bool stage_record(struct pass *p)
         return false;
     proc_dsn(&p->content, p->env); /* a report not queued leaves its recipient open */
     if (queue_envelope_open_count(p->env) > 0) {
-        if (!is_fresh(p))
-            proc_dsn_delay(&p->content, p->env, p->now);
-        return write_envelope(p);
+        if (is_fresh(p))
+            return write_envelope(p);
+        proc_dsn_delay(&p->content, p->env, p->now);
+        if (!write_envelope(p))
+            return false;
+    } else if (!is_fresh(p)) {
+        remove_entry(p);
     }
     if (!is_fresh(p))
-        remove_entry(p);
+        proc_sent_clear(p->env->id); /* the envelope (or its absence) says it all */
     return true;
 }
 

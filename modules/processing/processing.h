@@ -254,6 +254,13 @@ void proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope 
 bool proc_outbound_start(struct queue_envelope *env, int data_fd, void (*resume)(void *arg),
                          void *arg);
 
+/* sentlog.c: note the recipients msg's next hop took, at once; mark open
+ * remote recipients of env that a note names as delivered (an attempt
+ * that may follow a kill); drop the note once the envelope says it all. */
+void proc_sent_note(const char *id, const struct petrel_transport_msg *msg);
+void proc_sent_apply(struct queue_envelope *env);
+void proc_sent_clear(const char *id);
+
 /* Read the whole header block (up to the empty line, at most
  * PROC_HEADER_MAX bytes) of content into out. */
 bool proc_read_header(const struct proc_content *c, struct petrel_buf *out);

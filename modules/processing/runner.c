@@ -248,13 +248,14 @@ static void scan_work(void *arg)
     scan();
 }
 
-/* Files a crash left behind: envelopes half written (tmp/) and message
- * data nobody acknowledged (data/ without an envelope). Only files older
- * than this start: connections may already be spooling. */
+/* Files a crash left behind: envelopes half written (tmp/), message data
+ * nobody acknowledged (data/ without an envelope) and sent notes of
+ * entries gone (sent/). Only files older than this start: connections
+ * may already be spooling. */
 static void clean(void)
 {
-    static const char *const subs[] = {"tmp", "data"};
-    for (size_t s = 0; s < 2; s++) {
+    static const char *const subs[] = {"tmp", "data", "sent"};
+    for (size_t s = 0; s < 3; s++) {
         char dir[PATH_MAX];
         if (!queue_path(dir, sizeof(dir), proc_env.queue, subs[s], NULL))
             continue;
@@ -269,7 +270,7 @@ static void clean(void)
                 fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
                 st.st_mtime >= started)
                 continue;
-            if (s == 1 && queue_path(a, sizeof(a), proc_env.queue, "active", de->d_name) &&
+            if (s > 0 && queue_path(a, sizeof(a), proc_env.queue, "active", de->d_name) &&
                 queue_path(h, sizeof(h), proc_env.queue, "hold", de->d_name) &&
                 (access(a, F_OK) == 0 || access(h, F_OK) == 0))
                 continue;
@@ -291,7 +292,7 @@ void proc_runner_prepare(void)
 
 int proc_runner_start(const char **error_r)
 {
-    static const char *const subs[] = {"", "/tmp", "/data", "/active", "/hold"};
+    static const char *const subs[] = {"", "/tmp", "/data", "/active", "/hold", "/sent"};
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
         char dir[PATH_MAX];
         if (!petrel_snprintf(dir, sizeof(dir), "%s%s", proc_env.queue, subs[i]) ||

@@ -446,6 +446,10 @@ static void test_retry_waits_for_the_transport(void **state)
     char path[PATH_MAX];
     assert_true(queue_path(path, sizeof(path), proc_env.queue, "active", NULL));
     assert_int_equal(mkdir(path, 0700), 0);
+    char sent[PATH_MAX];
+    assert_true(queue_path(sent, sizeof(sent), proc_env.queue, "sent", NULL));
+    assert_int_equal(mkdir(sent, 0700), 0);
+    assert_true(queue_path(sent, sizeof(sent), proc_env.queue, "sent", "0123456789ABCDEFGHIJ"));
     static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
     assert_true(queue_path(path, sizeof(path), proc_env.queue, "data", "0123456789ABCDEFGHIJ"));
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -481,6 +485,13 @@ static void test_retry_waits_for_the_transport(void **state)
     answer(far, 1, PETREL_TRANSPORT_FAILED, "550 5.1.1 no such user");
     far->done(far);
     assert_int_equal(ended, 0); /* one domain still out */
+    /* What far took is noted at once, before the envelope says so. */
+    char note[64] = "";
+    int nfd = open(sent, O_RDONLY);
+    assert_true(nfd >= 0);
+    assert_true(read(nfd, note, sizeof(note) - 1) > 0);
+    close(nfd);
+    assert_string_equal(note, "x@Far.test\n");
     answer(other, 0, PETREL_TRANSPORT_DEFERRED, "451 4.3.0 try later");
     other->done(other);
     assert_int_equal(ended, 1);
@@ -491,8 +502,26 @@ static void test_retry_waits_for_the_transport(void **state)
     assert_string_equal(env.rcpts[3].reason, "550 5.1.1 no such user");
     assert_int_equal(env.attempts, 1);
     assert_true(env.next_attempt > env.arrival); /* kept for the deferred one */
+    assert_int_equal(access(sent, F_OK), -1);    /* the envelope records it now */
+
+    /* Killed after the next hop took y, before the envelope said so: the
+     * attempt after the restart finds the note and sends y no more. */
+    nfd = open(sent, O_WRONLY | O_CREAT, 0600);
+    assert_int_equal(write(nfd, "y@other.test\nz@far", 18), 18); /* the last line cut */
+    close(nfd);
+    ntaken = 0;
+    env.rcpts[3].state = RCPT_DEFERRED;
+    env.rcpts[3].route = ROUTE_LOCAL; /* out of the way */
+    ended = 0;
+    proc_pipeline_retry(&settings, &env, fd, true, retry_finished, &ended);
+    assert_int_equal(ended, 1);
+    assert_int_equal(ntaken, 0);
+    assert_int_equal(env.rcpts[2].state, RCPT_DELIVERED);
+    assert_non_null(strstr(env.rcpts[2].reason, "sent before a restart"));
+    assert_int_equal(access(sent, F_OK), -1);
 
     /* A busy transport: the attempt ends at once, the recipients deferred. */
+    env.rcpts[2].state = RCPT_DEFERRED;
     ntaken = 0;
     transport_busy = true;
     ended = 0;
