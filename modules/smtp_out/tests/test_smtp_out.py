@@ -8,10 +8,14 @@ parsed as RFC 3464 reports).
 
 Every wait is a bounded poll; nothing asserts how long a step took."""
 
+import collections
 import email
 import json
+import re
+import signal
 import smtplib
 import socket
+import threading
 import time
 
 import pytest
@@ -666,3 +670,66 @@ def test_bounce_of_relayed_mail_goes_out_with_the_null_sender(outbound, smtp_sin
     assert b["Status"] == "5.1.1" and "550 5.1.1 no such user" in b["Diagnostic-Code"]
     srv.wait_empty()
     assert out.messages == [] and len(far.messages) == 1
+
+
+# --- crash ------------------------------------------------------------------------------
+
+BURST = 500
+KILL_AT = 120  # messages at the sink when petreld is killed
+
+
+def test_kill_during_a_burst_loses_nothing_and_sends_nothing_twice(outbound, smtp_sink):
+    """500 messages go out while petreld is killed (-9) in the middle of
+    their delivery; after a restart every message it accepted arrives at
+    the sink, and none twice (the sent log covers the moment between the
+    sink's 250 and the envelope's rewrite)."""
+    srv = outbound("burst", max_per_destination=10)
+    srv.inst.set_module_settings("processing", retry_min="1s", retry_max="2s")
+    srv.start()
+    sink = smtp_sink(MX1, srv.port)
+    accepted, stop = [], threading.Event()
+
+    def submit():
+        s = srv.submission(ALICE)
+        try:
+            for i in range(BURST):
+                if stop.is_set():
+                    return
+                mid = f"<burst.{i}@example.test>"
+                msg = (f"From: <{ALICE}>\r\nTo: <r{i % 7}@{OUT}>\r\nSubject: burst {i}\r\n"
+                       f"Message-ID: {mid}\r\n\r\nmessage {i}\r\n")
+                s.sendmail(ALICE, [f"r{i % 7}@{OUT}"], msg.encode())
+                accepted.append(mid)  # the 250 came: petreld answers for it now
+        except (smtplib.SMTPException, OSError):
+            return  # killed under us
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    t = threading.Thread(target=submit, daemon=True)
+    t.start()
+    sink.wait(lambda: len(sink.messages) >= KILL_AT or not t.is_alive(), timeout=120,
+              what=f"{KILL_AT} messages at the sink")
+    srv.inst.signal(signal.SIGKILL)
+    srv.inst.proc.wait(timeout=10)
+    srv.inst.proc = None
+    stop.set()
+    t.join(timeout=30)
+    acked = list(accepted)
+    assert len(acked) >= KILL_AT, f"only {len(acked)} accepted before the kill"
+    srv.start()
+    srv.wait_empty(timeout=180)
+    seen = collections.Counter()
+    for m in sink.messages:
+        mid = re.search(rb"^Message-ID: (<[^>]+>)", m.data, re.M | re.I)
+        assert mid, m.data[:200]
+        seen[mid.group(1).decode()] += 1
+    lost = [m for m in acked if seen[m] == 0]
+    doubled = {m: n for m, n in seen.items() if n > 1}
+    assert not lost, f"{len(lost)} accepted messages never arrived, e.g. {lost[:5]}"
+    assert not doubled, f"sent twice: {list(doubled.items())[:5]}"
+    print(f"accepted {len(acked)} before the kill, {len(seen)} arrived, "
+          f"{srv.log().count('was sent before a restart')} saved by the sent log")
+    srv.stop()
