@@ -28,7 +28,7 @@ struct outbound {
     struct group *groups;
     size_t ngroups;
     atomic_size_t left; /* groups still out */
-    void (*resume)(void *arg);
+    void (*resume)(void *arg, bool busy);
     void *arg;
 };
 
@@ -78,10 +78,9 @@ static void apply(struct outbound *o)
         for (size_t k = 0; k < g->msg.nrcpts; k++) {
             const struct petrel_transport_rcpt *t = &g->msg.rcpts[k];
             struct queue_rcpt *r = &o->env->rcpts[g->index[k]];
-            if (!g->taken) {
-                r->state = RCPT_DEFERRED;
+            if (!g->taken) { /* not tried: no attempt to count */
                 queue_rcpt_set_reason(r, "451 4.3.2 the outbound transport is busy; "
-                                         "tried again later");
+                                         "tried again soon");
                 continue;
             }
             switch (t->status) {
@@ -122,10 +121,13 @@ static void finish(void *arg)
 {
     struct outbound *o = arg;
     apply(o);
-    void (*resume)(void *) = o->resume;
+    bool busy = true; /* the transport took nothing */
+    for (size_t i = 0; i < o->ngroups; i++)
+        busy = busy && !o->groups[i].taken;
+    void (*resume)(void *, bool) = o->resume;
     void *resume_arg = o->arg;
     outbound_free(o);
-    resume(resume_arg);
+    resume(resume_arg, busy);
 }
 
 /* The last group back hands the rest of the attempt to a worker: writing
@@ -143,8 +145,8 @@ static void group_done(struct petrel_transport_msg *msg)
     }
 }
 
-bool proc_outbound_start(struct queue_envelope *env, int data_fd, void (*resume)(void *arg),
-                         void *arg)
+bool proc_outbound_start(struct queue_envelope *env, int data_fd,
+                         void (*resume)(void *arg, bool busy), void *arg)
 {
     size_t due = 0;
     for (size_t i = 0; i < env->nrcpts; i++)

@@ -58,6 +58,7 @@ struct pass {
     bool recorded;                    /* retry: the envelope says what happened */
     bool queued;                      /* fresh: an envelope was written */
     bool suspended;                   /* retry: waiting for the transport */
+    bool transport_busy;              /* retry: the transport took nothing */
     /* retry: the two that must let go of a suspended pass before it goes
      * on, the thread that suspended it and the transport's answer, in
      * whichever order they come */
@@ -212,7 +213,7 @@ static bool stage_delivery(struct pass *p)
 
 /* --- transport --- */
 
-static void pass_resume(void *arg);
+static void pass_resume(void *arg, bool busy);
 
 /* A retry's remote recipients that are due go to the transport (smtp_out);
  * the pass waits for its word without a thread and goes on from record.
@@ -307,6 +308,10 @@ static void schedule_next(struct pass *p)
     struct queue_envelope *env = p->env;
     if (is_fresh(p)) {
         env->next_attempt = p->msg->arrival + (p->tally.temp > 0 ? p->set->retry_min : 0);
+        return;
+    }
+    if (p->transport_busy) { /* not an attempt: again in a moment */
+        env->next_attempt = (int64_t)p->now + 1;
         return;
     }
     env->attempts++;
@@ -460,7 +465,12 @@ static void pass_release(struct pass *p)
         pass_release(p); /* suspended again: this thread lets go */
 }
 
-static void pass_resume(void *arg) { pass_release(arg); }
+static void pass_resume(void *arg, bool busy)
+{
+    struct pass *p = arg;
+    p->transport_busy = busy;
+    pass_release(p);
+}
 
 void proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
                          bool dedupe, void (*finished)(void *arg, bool recorded), void *arg)

@@ -248,11 +248,12 @@ void proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope 
                          bool dedupe, void (*finished)(void *arg, bool recorded), void *arg);
 
 /* outbound.c: hand env's due remote recipients to the transport, one
- * message a domain; resume(arg) runs on a worker once all are back, with
- * their states and reasons set in env. False (resume not called) when
- * there are none or no transport module is enabled. */
-bool proc_outbound_start(struct queue_envelope *env, int data_fd, void (*resume)(void *arg),
-                         void *arg);
+ * message a domain; resume(arg, busy) runs on a worker once all are back,
+ * with their states and reasons set in env (busy: the transport took
+ * none, which is no attempt). False (resume not called) when there are
+ * none or no transport module is enabled. */
+bool proc_outbound_start(struct queue_envelope *env, int data_fd,
+                         void (*resume)(void *arg, bool busy), void *arg);
 
 /* sentlog.c: note the recipients msg's next hop took, at once; mark open
  * remote recipients of env that a note names as delivered (an attempt

@@ -26,11 +26,16 @@
 #include "processing.h"
 
 #define MAX_JOBS 64
+/* Entries in flight: on a worker, or waiting for the transport (which
+ * holds no thread, so many may wait; the transport has limits of its
+ * own). A hash set of their ids, open addressing, twice as large. */
+#define MAX_INFLIGHT 2048
+#define INFLIGHT_SLOTS (2 * MAX_INFLIGHT)
 
 static struct petrel_schedule *_Atomic runner; /* kicked from any thread */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static char inflight[MAX_JOBS][QUEUE_ID_LEN + 1];
-static unsigned ninflight;
+static char inflight[INFLIGHT_SLOTS][QUEUE_ID_LEN + 1]; /* "" free, "-" removed */
+static unsigned ninflight, nworking, ntombs;
 static bool scan_limited; /* the last scan left due entries for lack of job slots */
 static time_t started;
 /* Entries whose envelope could not be rewritten after an attempt: their
@@ -131,14 +136,69 @@ struct attempt {
     struct queue_envelope env;
 };
 
+/* The set's slot for id: where it is, or else the first free one on its
+ * probe sequence. lock held. */
+static char *inflight_slot(const char *id, bool *found_r)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = id; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    char *free_slot = NULL;
+    for (unsigned i = 0; i < INFLIGHT_SLOTS; i++) {
+        char *s = inflight[(h + i) % INFLIGHT_SLOTS];
+        if (s[0] == '\0') {
+            *found_r = false;
+            return free_slot != NULL ? free_slot : s;
+        }
+        if (s[0] == '-' && free_slot == NULL)
+            free_slot = s;
+        else if (strcmp(s, id) == 0) {
+            *found_r = true;
+            return s;
+        }
+    }
+    *found_r = false;
+    return free_slot;
+}
+
+/* lock held. */
+static bool is_inflight(const char *id)
+{
+    bool found;
+    inflight_slot(id, &found);
+    return found;
+}
+
+/* lock held; not full (the scan checks ninflight first). */
+static void inflight_add(const char *id)
+{
+    bool found;
+    char *s = inflight_slot(id, &found);
+    memcpy(s, id, QUEUE_ID_LEN + 1);
+    ninflight++;
+}
+
 /* lock held. */
 static void inflight_remove(const char *id)
 {
-    for (unsigned i = 0; i < ninflight; i++)
-        if (strcmp(inflight[i], id) == 0) {
-            memcpy(inflight[i], inflight[--ninflight], sizeof(inflight[i]));
-            break;
-        }
+    bool found;
+    char *s = inflight_slot(id, &found);
+    if (!found)
+        return;
+    s[0] = '-', s[1] = '\0'; /* keeps later probes going */
+    ninflight--;
+    if (++ntombs < INFLIGHT_SLOTS / 4)
+        return;
+    /* Too many removed marks make probes long: build the set anew. */
+    static char live[MAX_INFLIGHT][QUEUE_ID_LEN + 1];
+    unsigned n = 0;
+    for (unsigned i = 0; i < INFLIGHT_SLOTS; i++)
+        if (inflight[i][0] != '\0' && inflight[i][0] != '-')
+            memcpy(live[n++], inflight[i], QUEUE_ID_LEN + 1);
+    memset(inflight, 0, sizeof(inflight));
+    ninflight = ntombs = 0;
+    for (unsigned i = 0; i < n; i++)
+        inflight_add(live[i]);
 }
 
 /* The attempt is over: the lock goes, and its job slot. */
@@ -157,9 +217,6 @@ static void attempt_end(struct attempt *a, bool recorded)
     petrel_config_unref(a->gen);
     pthread_mutex_lock(&lock);
     inflight_remove(a->id);
-    /* Only a scan that stopped at the job limit has more to hand out now;
-     * otherwise the next tick will do (an entry that could not be worked
-     * on must not be tried again in a tight loop). */
     bool more = scan_limited;
     pthread_mutex_unlock(&lock);
     if (more)
@@ -189,14 +246,20 @@ static void attempt(struct attempt *a)
     proc_pipeline_retry(a->set, &a->env, a->dfd, dedupe, attempt_finished, a);
 }
 
-static void job_run(void *arg) { attempt(arg); }
-
-static bool is_inflight(const char *id)
+/* On a worker: the attempt runs until it ends or waits for the transport;
+ * either way this job's slot among runner_jobs is free again. */
+static void job_run(void *arg)
 {
-    for (unsigned i = 0; i < ninflight; i++)
-        if (strcmp(inflight[i], id) == 0)
-            return true;
-    return false;
+    attempt(arg); /* may have freed arg */
+    pthread_mutex_lock(&lock);
+    nworking--;
+    /* Only a scan that stopped at the job limit has more to hand out now;
+     * otherwise the next tick will do (an entry that could not be worked
+     * on must not be tried again in a tight loop). */
+    bool more = scan_limited;
+    pthread_mutex_unlock(&lock);
+    if (more)
+        proc_runner_kick();
 }
 
 /* Hand due entries to workers, up to runner_jobs at a time. */
@@ -220,12 +283,14 @@ static void scan(void)
             fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_mtime > now)
             continue;
         pthread_mutex_lock(&lock);
-        bool full = ninflight >= limit, skip = full || is_inflight(de->d_name);
+        bool full = nworking >= limit || ninflight >= MAX_INFLIGHT,
+             skip = full || is_inflight(de->d_name);
         struct attempt *j = NULL;
         if (!skip) {
             j = petrel_calloc(1, sizeof(*j));
             memcpy(j->id, de->d_name, sizeof(j->id));
-            memcpy(inflight[ninflight++], j->id, sizeof(j->id));
+            inflight_add(j->id);
+            nworking++;
         }
         scan_limited = full;
         pthread_mutex_unlock(&lock);
@@ -234,6 +299,7 @@ static void scan(void)
         if (j != NULL && !petrel_worker_submit(job_run, j)) {
             pthread_mutex_lock(&lock);
             inflight_remove(j->id);
+            nworking--;
             pthread_mutex_unlock(&lock);
             free(j);
             break;

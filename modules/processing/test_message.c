@@ -525,8 +525,11 @@ static void test_retry_waits_for_the_transport(void **state)
     ntaken = 0;
     transport_busy = true;
     ended = 0;
+    unsigned attempts = env.attempts;
     proc_pipeline_retry(&settings, &env, fd, false, retry_finished, &ended);
     assert_int_equal(ended, 1);
+    assert_int_equal(env.attempts, attempts); /* not an attempt: soon again */
+    assert_true(env.next_attempt <= time(NULL) + 1);
     assert_int_equal(env.rcpts[2].state, RCPT_DEFERRED);
     assert_non_null(strstr(env.rcpts[2].reason, "transport is busy"));
     proc_env.transport = NULL;
