@@ -17,13 +17,13 @@
 
 struct smtp_dest {
     struct smtp_dest *next;
-    unsigned active;
-    char domain[]; /* lower case, as the queue gives it */
+    unsigned active, cached; /* jobs, and idle connections in the cache */
+    char domain[];           /* lower case, as the queue gives it */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct smtp_job *wait_head, *wait_tail;
-static size_t nwaiting, nactive;
+static size_t nwaiting, nactive, ncached;
 static struct smtp_job *registry; /* every job not yet done */
 static struct smtp_dest *dests;   /* domains with a job running: at most nactive */
 static unsigned next_loop;
@@ -39,7 +39,7 @@ static struct smtp_dest *dest_find(const char *domain)
     return NULL;
 }
 
-static void dest_add(const char *domain)
+static struct smtp_dest *dest_get(const char *domain)
 {
     struct smtp_dest *d = dest_find(domain);
     if (d == NULL) {
@@ -49,21 +49,63 @@ static void dest_add(const char *domain)
         d->next = dests;
         dests = d;
     }
-    d->active++;
+    return d;
+}
+
+static void dest_add(const char *domain) { dest_get(domain)->active++; }
+
+/* Forget a domain with neither jobs nor idle connections. */
+static void dest_gc(void)
+{
+    for (struct smtp_dest **p = &dests; *p != NULL;) {
+        struct smtp_dest *d = *p;
+        if (d->active == 0 && d->cached == 0) {
+            *p = d->next;
+            free(d);
+        } else {
+            p = &d->next;
+        }
+    }
 }
 
 static void dest_drop(const char *domain)
 {
-    for (struct smtp_dest **p = &dests; *p != NULL; p = &(*p)->next) {
-        struct smtp_dest *d = *p;
-        if (strcmp(d->domain, domain) != 0)
-            continue;
-        if (--d->active == 0) {
-            *p = d->next;
-            free(d);
-        }
-        return;
+    struct smtp_dest *d = dest_find(domain);
+    if (d != NULL && d->active > 0)
+        d->active--;
+    dest_gc();
+}
+
+void smtp_dispatch_lock(void) { pthread_mutex_lock(&lock); }
+void smtp_dispatch_unlock(void) { pthread_mutex_unlock(&lock); }
+
+void smtp_dispatch_cached_add(const char *domain, int delta)
+{
+    struct smtp_dest *d = dest_get(domain);
+    if (delta > 0) {
+        d->cached++;
+        ncached++;
+    } else if (d->cached > 0) {
+        d->cached--;
+        ncached--;
     }
+    dest_gc();
+}
+
+/* Under the lock: whether job may start now, making room by closing an
+ * idle connection if that is all that stands in the way. A job to a next
+ * hop with an idle connection takes that connection's place. */
+static bool startable(struct smtp_job *job)
+{
+    if ((job->loop = smtp_cache_reserve_locked(job->route.key, job)) != NULL)
+        return true;
+    struct smtp_dest *d = dest_find(job->msg->domain);
+    if (d != NULL && d->active + d->cached >= (unsigned)job->cfg->max_per_destination &&
+        !smtp_cache_evict_locked(job->msg->domain))
+        return false;
+    if (nactive + ncached >= (size_t)job->cfg->max_connections && !smtp_cache_evict_locked(NULL))
+        return false;
+    return true;
 }
 
 /* Under the lock: move the waiting jobs the limits allow to *start, in
@@ -74,10 +116,7 @@ static struct smtp_job *take_startable(void)
     struct smtp_job *prev = NULL, *job = wait_head;
     while (job != NULL) {
         struct smtp_job *next = job->next;
-        if (nactive >= (size_t)job->cfg->max_connections)
-            break;
-        struct smtp_dest *d = dest_find(job->msg->domain);
-        if (d != NULL && d->active >= (unsigned)job->cfg->max_per_destination) {
+        if (!startable(job)) {
             prev = job;
             job = next;
             continue;
@@ -106,12 +145,14 @@ static void post_all(struct smtp_job *start)
         struct smtp_job *job = start;
         start = job->next;
         job->next = NULL;
-        /* A message's jobs spread over the loops in turn; each job then
-         * lives on its loop: its lookups, connections and done. */
+        /* A message's jobs spread over the loops in turn, but one with a
+         * cached connection reserved runs on that connection's loop; each
+         * job then lives on its loop: its lookups, connections and done. */
         pthread_mutex_lock(&lock);
         unsigned i = next_loop++;
         pthread_mutex_unlock(&lock);
-        petrel_loop_post(petrel_loop_get(i), smtp_nexthop_start, job);
+        petrel_loop_post(job->loop != NULL ? job->loop : petrel_loop_get(i), smtp_nexthop_start,
+                         job);
     }
 }
 
@@ -131,6 +172,7 @@ bool smtp_out_submit(struct petrel_transport_msg *msg)
     job->msg = msg;
     job->gen = gen;
     job->cfg = cfg;
+    smtp_route_for(cfg, msg->domain, smtp_out_have_creds, &job->route);
     clock_gettime(CLOCK_MONOTONIC, &job->started);
     job->rs = petrel_calloc(msg->nrcpts, sizeof(*job->rs));
     job->sent = petrel_calloc(msg->nrcpts, sizeof(*job->sent));
@@ -183,6 +225,16 @@ void smtp_dispatch_finish(struct smtp_job *job)
     free(job->rs);
     free(job);
     msg->done(msg);
+}
+
+void smtp_dispatch_slot_freed(void)
+{
+    if (atomic_load(&stopped))
+        return;
+    pthread_mutex_lock(&lock);
+    struct smtp_job *start = take_startable();
+    pthread_mutex_unlock(&lock);
+    post_all(start);
 }
 
 void smtp_dispatch_stop(void)

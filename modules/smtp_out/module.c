@@ -2,6 +2,7 @@
  * the queue's remote recipients to their MX hosts (docs/smtp_out.md). */
 #include <arpa/inet.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <petrel/log.h>
@@ -13,6 +14,14 @@
 
 static const char *const tls_choices[] = {"none", "may", "encrypt", "verify", NULL};
 static const char *const family_choices[] = {"any", "ipv4", "ipv6", NULL};
+static const char *const relay_tls_choices[] = {"starttls", "implicit", NULL};
+
+static const struct petrel_setting relay_domain_settings[] = {
+    PETREL_SETTING_STRING_F(struct smtp_relay_domain, domain, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_STRING_F(struct smtp_relay_domain, host, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_CHOICE(struct smtp_relay_domain, tls, "starttls", relay_tls_choices),
+    PETREL_SETTINGS_END,
+};
 
 static const struct petrel_setting smtp_out_settings[] = {
     PETREL_SETTING_INT(struct smtp_out_config, port, "25", 1, 65535),
@@ -29,12 +38,23 @@ static const struct petrel_setting smtp_out_settings[] = {
     PETREL_SETTING_INT(struct smtp_out_config, max_connections, "100", 1, 10000),
     PETREL_SETTING_INT(struct smtp_out_config, max_per_destination, "20", 1, 10000),
     PETREL_SETTING_INT(struct smtp_out_config, max_mx, "5", 1, SMTP_OUT_MX_MAX),
+    PETREL_SETTING_DURATION(struct smtp_out_config, connection_reuse_time, "5s", 0, 300),
+    PETREL_SETTING_INT(struct smtp_out_config, connection_reuse_limit, "100", 1, 10000),
+    PETREL_SETTING_STRING(struct smtp_out_config, relay_host, ""),
+    PETREL_SETTING_CHOICE(struct smtp_out_config, relay_tls, "starttls", relay_tls_choices),
+    /* read once, as root, at start: a reload cannot read it again */
+    PETREL_SETTING_STRING_F(struct smtp_out_config, relay_auth_file, NULL, PETREL_SETTING_FIXED),
+    PETREL_SETTING_GROUPS(struct smtp_out_config, relay_domains, struct smtp_relay_domain,
+                          relay_domain_settings, 0, 1000),
     PETREL_SETTINGS_END,
 };
 
 struct petrel_ctx *smtp_out_ctx;
 char smtp_out_hostname[SMTP_OUT_HOST_MAX];
-struct petrel_counter *smtp_out_sent, *smtp_out_deferred, *smtp_out_bounced, *smtp_out_connections;
+struct petrel_counter *smtp_out_sent, *smtp_out_deferred, *smtp_out_bounced, *smtp_out_connections,
+    *smtp_out_reused;
+struct smtp_credentials smtp_out_creds;
+bool smtp_out_have_creds;
 
 enum smtp_tls_level smtp_out_tls_level(const struct smtp_out_config *cfg)
 {
@@ -74,6 +94,28 @@ static bool valid_helo(const char *s)
     return true;
 }
 
+static int check_relays(const struct smtp_out_config *cfg, const char **error_r)
+{
+    struct smtp_relay_addr a;
+    if (cfg->relay_host != NULL && cfg->relay_host[0] != '\0' &&
+        !smtp_relay_parse(cfg->relay_host, &a)) {
+        *error_r = "relay_host must be host, host:port, [host] or [host]:port";
+        return -1;
+    }
+    const struct smtp_relay_domain *d = cfg->relay_domains.items;
+    for (size_t i = 0; i < cfg->relay_domains.count; i++) {
+        if (!smtp_relay_parse(d[i].host, &a)) {
+            *error_r = "a relay_domains host must be host, host:port, [host] or [host]:port";
+            return -1;
+        }
+        if (d[i].domain[0] == '\0') {
+            *error_r = "a relay_domains domain is empty";
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int smtp_out_check(const void *config, const char **error_r)
 {
     const struct smtp_out_config *cfg = config;
@@ -94,34 +136,90 @@ static int smtp_out_check(const void *config, const char **error_r)
         *error_r = "max_per_destination cannot exceed max_connections";
         return -1;
     }
-    return 0;
+    return check_relays(cfg, error_r);
 }
 
 static const struct petrel_transport_ops transport_ops = {.submit = smtp_out_submit};
 
+/* As root, before privileges drop: the file may be readable by root only. */
+static int load_credentials(const struct smtp_out_config *cfg, const char **error_r)
+{
+    static char error[512];
+    char why[256];
+    smtp_out_have_creds = false;
+    if (cfg->relay_auth_file == NULL || cfg->relay_auth_file[0] == '\0')
+        return 0;
+    if (!smtp_credentials_load(cfg->relay_auth_file, &smtp_out_creds, why, sizeof(why))) {
+        snprintf(error, sizeof(error), "relay_auth_file %.200s refused: %s", cfg->relay_auth_file,
+                 why);
+        petrel_log(PETREL_LOG_ERROR, "smtp_out", "%s", error);
+        *error_r = error;
+        return -1;
+    }
+    smtp_out_have_creds = true;
+    return 0;
+}
+
 static int smtp_out_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    (void)config, (void)error_r;
+    if (load_credentials(config, error_r) != 0)
+        return -1;
     smtp_out_ctx = ctx;
     petrel_strlcpy(smtp_out_hostname, petrel_hostname(), sizeof(smtp_out_hostname));
     smtp_out_sent = petrel_counter("smtp_out.sent");
     smtp_out_deferred = petrel_counter("smtp_out.deferred");
     smtp_out_bounced = petrel_counter("smtp_out.bounced");
     smtp_out_connections = petrel_counter("smtp_out.connections");
+    smtp_out_reused = petrel_counter("smtp_out.reused");
     atomic_store(&smtp_out_stopping, false);
     return petrel_service_register(ctx, PETREL_TRANSPORT_SERVICE, PETREL_TRANSPORT_VERSION,
                                    &transport_ops);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* Whether a connection made under a could serve b: the way it was made
+ * (TLS policy, names, addresses) and where to. The limits do not matter:
+ * dispatch applies b's. */
+static bool same_connections(const struct smtp_out_config *a, const struct smtp_out_config *b)
+{
+    if (a->port != b->port || a->relay_domains.count != b->relay_domains.count ||
+        a->connection_reuse_time != b->connection_reuse_time)
+        return false;
+    const char *const sa[] = {a->helo_name,     a->tls,        a->tls_ca_file, a->bind_address,
+                              a->bind_address6, a->relay_host, a->relay_tls};
+    const char *const sb[] = {b->helo_name,     b->tls,        b->tls_ca_file, b->bind_address,
+                              b->bind_address6, b->relay_host, b->relay_tls};
+    for (size_t i = 0; i < sizeof(sa) / sizeof(sa[0]); i++) {
+        if (!same_str(sa[i], sb[i]))
+            return false;
+    }
+    const struct smtp_relay_domain *da = a->relay_domains.items, *db = b->relay_domains.items;
+    for (size_t i = 0; i < a->relay_domains.count; i++) {
+        if (!same_str(da[i].domain, db[i].domain) || !same_str(da[i].host, db[i].host) ||
+            !same_str(da[i].tls, db[i].tls))
+            return false;
+    }
+    return true;
+}
+
 static int smtp_out_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    (void)ctx, (void)config, (void)error_r;
-    return 0; /* each job reads the generation it was submitted under */
+    (void)error_r;
+    /* Each job reads the generation it was submitted under; idle
+     * connections made under other settings are closed. */
+    if (!same_connections(petrel_ctx_config(ctx), config))
+        smtp_cache_flush();
+    return 0;
 }
 
 static void smtp_out_stop(struct petrel_ctx *ctx)
 {
     (void)ctx;
+    smtp_cache_flush();
     smtp_dispatch_stop();
 }
 

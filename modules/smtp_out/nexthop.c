@@ -49,6 +49,19 @@ static bool stopped_or_stopping(struct smtp_job *job)
 
 static void finish(struct smtp_job *job) { smtp_dispatch_finish(job); }
 
+/* The name looked up: the domain, or the relay host. */
+static const char *target(const struct smtp_job *job)
+{
+    return job->route.relay ? job->route.addr.host : job->msg->domain;
+}
+
+/* What would bounce mail by MX only defers it through a relay host: a
+ * misconfigured relay must not return mail to its senders. */
+static enum petrel_transport_status hard(const struct smtp_job *job)
+{
+    return job->route.relay ? PETREL_TRANSPORT_DEFERRED : PETREL_TRANSPORT_FAILED;
+}
+
 /* "[192.0.2.1]" or "[IPv6:2001:db8::1]": no lookup (RFC 5321 4.1.3). */
 static bool literal(struct smtp_job *job, const char *domain)
 {
@@ -82,7 +95,7 @@ static bool literal(struct smtp_job *job, const char *domain)
 static void mx_done(const struct petrel_dns_result *res, void *ctx)
 {
     struct smtp_job *job = ctx;
-    const char *domain = job->msg->domain;
+    const char *domain = target(job);
     if (stopped_or_stopping(job))
         return;
     if (res->status == PETREL_DNS_NODATA) { /* no MX: the domain is its own (implicit) MX */
@@ -92,7 +105,7 @@ static void mx_done(const struct petrel_dns_result *res, void *ctx)
         return;
     }
     if (res->status == PETREL_DNS_NXDOMAIN) {
-        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+        smtp_result_decide_all(job, hard(job),
                                "550 5.1.2 domain %.300s not found (MX lookup: NXDOMAIN)", domain);
         finish(job);
         return;
@@ -104,9 +117,8 @@ static void mx_done(const struct petrel_dns_result *res, void *ctx)
         return;
     }
     if (res->null_mx) {
-        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
-                               "556 5.1.10 %.300s does not accept mail (null MX, RFC 7505)",
-                               domain);
+        smtp_result_decide_all(
+            job, hard(job), "556 5.1.10 %.300s does not accept mail (null MX, RFC 7505)", domain);
         finish(job);
         return;
     }
@@ -123,7 +135,7 @@ static void mx_done(const struct petrel_dns_result *res, void *ctx)
     bool self;
     n = smtp_mx_trim_self(job->mx, n, smtp_out_hostname, job->cfg->helo_name, &self);
     if (n == 0) {
-        smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
+        smtp_result_decide_all(job, hard(job),
                                self ? "554 5.4.6 mail for %.300s loops back to myself"
                                     : "554 5.4.4 %.300s has no usable MX host",
                                domain);
@@ -162,7 +174,8 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
         smtp_nexthop_next(job);
         return;
     }
-    bool implicit = job->nmx == 1 && strcasecmp(job->mx[0].host, job->msg->domain) == 0;
+    bool implicit =
+        !job->route.relay && job->nmx == 1 && strcasecmp(job->mx[0].host, job->msg->domain) == 0;
     if (implicit && !job->dns_soft) {
         smtp_result_decide_all(job, PETREL_TRANSPORT_FAILED,
                                "550 5.4.4 %.300s has no MX and no usable address record",
@@ -197,12 +210,44 @@ static void resolve_host(struct smtp_job *job)
         petrel_dns_lookup(PETREL_DNS_A, host, addr_done, job);
 }
 
+/* A relay host in brackets: no MX lookup; an address is used as it is. */
+static void relay_direct(struct smtp_job *job)
+{
+    const char *host = job->route.addr.host;
+    struct petrel_dns_addr a = {0};
+    petrel_strlcpy(job->mx[0].host, host, sizeof(job->mx[0].host));
+    job->nmx = 1;
+    if (inet_pton(AF_INET6, host, &a.u.v6) == 1)
+        a.family = AF_INET6;
+    else if (inet_pton(AF_INET, host, &a.u.v4) == 1)
+        a.family = AF_INET;
+    if (a.family == 0) {
+        resolve_host(job);
+        return;
+    }
+    job->addrs[0] = a;
+    job->naddrs = 1;
+    job->iaddr = 0;
+    smtp_nexthop_next(job);
+}
+
+/* The next hop from the start, by DNS (after a cached connection, if
+ * one was tried, left recipients over). */
+static void lookup(struct smtp_job *job)
+{
+    job->imx = job->nmx = job->naddrs = job->iaddr = 0;
+    if (job->route.relay && !job->route.addr.mx)
+        relay_direct(job);
+    else if (job->route.relay || !literal(job, job->msg->domain))
+        petrel_dns_lookup(PETREL_DNS_MX, target(job), mx_done, job);
+}
+
 void smtp_nexthop_start(void *arg)
 {
     struct smtp_job *job = arg;
-    if (stopped_or_stopping(job) || literal(job, job->msg->domain))
+    if (stopped_or_stopping(job) || smtp_session_resume(job))
         return;
-    petrel_dns_lookup(PETREL_DNS_MX, job->msg->domain, mx_done, job);
+    lookup(job);
 }
 
 void smtp_nexthop_next(struct smtp_job *job)
@@ -213,6 +258,11 @@ void smtp_nexthop_next(struct smtp_job *job)
     }
     if (stopped_or_stopping(job))
         return;
+    if (job->reused) { /* the cached connection did not take everything */
+        job->reused = false;
+        lookup(job);
+        return;
+    }
     while (job->iaddr < job->naddrs) {
         if (job->attempts >= SMTP_OUT_ATTEMPTS_MAX) {
             finish(job);

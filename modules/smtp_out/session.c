@@ -20,7 +20,16 @@
 
 struct smtp_sess {
     struct smtp_job *job;
+    struct smtp_cached *cached; /* idle in the connection cache */
 };
+
+static struct smtp_sess *sess_of(struct petrel_conn *conn) { return petrel_conn_session(conn); }
+
+void smtp_session_attach(struct petrel_conn *conn, struct smtp_job *job, struct smtp_cached *c)
+{
+    sess_of(conn)->job = job;
+    sess_of(conn)->cached = c;
+}
 
 static struct smtp_job *job_of(struct petrel_conn *conn)
 {
@@ -38,15 +47,21 @@ void smtp_session_write(struct smtp_job *job, const char *fmt, ...)
         petrel_conn_write(job->conn, petrel_buf_head(&job->out), job->out.len);
 }
 
+/* The job lets go of its connection (the connection may live on). */
+static void forget_conn(struct smtp_job *job)
+{
+    job->conn = NULL;
+    job->state = SMTP_S_QUIT;
+    free(job->chunk);
+    job->chunk = NULL;
+}
+
 static void detach(struct smtp_job *job)
 {
     if (job->conn == NULL)
         return;
     ((struct smtp_sess *)petrel_conn_session(job->conn))->job = NULL;
-    job->conn = NULL;
-    job->state = SMTP_S_QUIT;
-    free(job->chunk);
-    job->chunk = NULL;
+    forget_conn(job);
 }
 
 void smtp_session_end(struct smtp_job *job, bool quit)
@@ -59,6 +74,16 @@ void smtp_session_end(struct smtp_job *job, bool quit)
         petrel_conn_close(conn);
     }
     smtp_nexthop_post_next(job);
+}
+
+void smtp_session_done(struct smtp_job *job, bool rset)
+{
+    if (job->conn != NULL && smtp_cache_put(job, rset)) {
+        forget_conn(job); /* the cache has it now */
+        smtp_nexthop_post_next(job);
+        return;
+    }
+    smtp_session_end(job, true);
 }
 
 /* The session failed under the job (lost, timed out, garbled): after the
@@ -108,6 +133,12 @@ static const char *phase(enum smtp_state s)
     case SMTP_S_STARTTLS:
     case SMTP_S_HANDSHAKE:
         return "starting TLS";
+    case SMTP_S_AUTH:
+    case SMTP_S_AUTH_USER:
+    case SMTP_S_AUTH_PASS:
+        return "authenticating";
+    case SMTP_S_RSET:
+        return "resetting a cached connection";
     case SMTP_S_MAIL:
         return "sending MAIL FROM and RCPT TO";
     case SMTP_S_DATA:
@@ -139,6 +170,7 @@ static const char *helo_name(const struct smtp_job *job)
 }
 
 static void start_mail(struct smtp_job *job);
+static void ready(struct smtp_job *job);
 
 static void after_hello(struct smtp_job *job)
 {
@@ -151,7 +183,7 @@ static void after_hello(struct smtp_job *job)
         smtp_result_soft_all(job, "451 4.7.4 TLS is required but not offered by %s", job->peer);
         smtp_session_end(job, true);
     } else {
-        start_mail(job);
+        ready(job);
     }
 }
 
@@ -176,7 +208,7 @@ static bool cannot_send(struct smtp_job *job)
                                job->peer);
     else
         return false;
-    smtp_session_end(job, true);
+    smtp_session_done(job, false);
     return true;
 }
 
@@ -226,7 +258,7 @@ static void start_mail(struct smtp_job *job)
                            sizeof(msg->rcpts[i].reason));
     }
     if (job->nsent == 0) {
-        smtp_session_end(job, true);
+        smtp_session_done(job, false);
         return;
     }
     job->state = SMTP_S_MAIL;
@@ -236,7 +268,7 @@ static void start_mail(struct smtp_job *job)
 static void after_rcpts(struct smtp_job *job)
 {
     if (job->mail_refused || job->naccepted == 0) {
-        smtp_session_end(job, true);
+        smtp_session_done(job, true); /* the server may hold a transaction: RSET first */
         return;
     }
     if (job->msg->body == PETREL_BODY_BINARYMIME) {
@@ -257,7 +289,7 @@ static void mail_reply(struct smtp_job *job, const struct smtp_reply *r)
             for (size_t k = 0; k < job->nsent; k++)
                 smtp_result_reply(job, job->sent[k], r, "MAIL FROM");
             if (!pipe)
-                smtp_session_end(job, true);
+                smtp_session_done(job, true);
         } else if (!pipe) {
             send_rcpt(job, 0);
         }
@@ -298,8 +330,93 @@ static void final_reply(struct smtp_job *job, const struct smtp_reply *r, const 
     }
     if (early && r->code < 400)
         session_fail(job, "451 4.5.0 the server replied in the middle of the message", true);
+    else if (early)
+        smtp_session_end(job, false);
     else
-        smtp_session_end(job, !early);
+        smtp_session_done(job, r->code / 100 != 2);
+}
+
+/* --- AUTH on a relay host (RFC 4954): PLAIN, else LOGIN; never over
+ * plaintext, and the credentials never go into a reason or a log. --- */
+
+static void send_auth(struct smtp_job *job, const char *verb, const char *data, size_t len)
+{
+    char b64[2 * SMTP_OUT_CRED_MAX * 4 / 3 + 16];
+    smtp_base64(b64, sizeof(b64), (const unsigned char *)data, len);
+    smtp_session_write(job, "%s%s\r\n", verb, b64);
+    explicit_bzero(b64, sizeof(b64));
+    if (job->out.data != NULL) /* the core has its copy */
+        explicit_bzero(job->out.data, job->out.cap);
+}
+
+static void auth_plain(struct smtp_job *job)
+{
+    const struct smtp_credentials *c = &smtp_out_creds;
+    char msg[2 * SMTP_OUT_CRED_MAX + 2];
+    size_t u = strlen(c->user), p = strlen(c->pass);
+    msg[0] = '\0'; /* no authorization identity */
+    memcpy(msg + 1, c->user, u);
+    msg[1 + u] = '\0';
+    memcpy(msg + 2 + u, c->pass, p);
+    job->state = SMTP_S_AUTH;
+    send_auth(job, "AUTH PLAIN ", msg, 2 + u + p);
+    explicit_bzero(msg, sizeof(msg));
+}
+
+static void ready(struct smtp_job *job)
+{
+    if (!job->route.auth) {
+        start_mail(job);
+        return;
+    }
+    if (!petrel_conn_is_tls(job->conn)) {
+        smtp_result_soft_all(
+            job, "451 4.7.4 TLS is required to authenticate to %s, and it offers none", job->peer);
+        smtp_session_end(job, true);
+    } else if (job->ehlo.auth_plain) {
+        auth_plain(job);
+    } else if (job->ehlo.auth_login) {
+        job->state = SMTP_S_AUTH_USER;
+        smtp_session_write(job, "AUTH LOGIN\r\n");
+    } else {
+        smtp_result_soft_all(job,
+                             "451 4.7.0 %s offers no AUTH PLAIN or LOGIN, and relay_auth_file "
+                             "sets credentials for it",
+                             job->peer);
+        smtp_session_end(job, true);
+    }
+}
+
+/* A refused AUTH defers: a wrong password must not bounce mail. */
+static void auth_failed(struct smtp_job *job, const struct smtp_reply *r)
+{
+    char reason[PETREL_TRANSPORT_REASON_MAX];
+    smtp_reply_reason(reason, sizeof(reason), r, "AUTH", job->peer);
+    if (r->code >= 500)
+        smtp_result_soft_all(job, "451 4.7.0 authentication failed: %.*s", (int)sizeof(reason) - 40,
+                             reason);
+    else
+        smtp_result_soft_all(job, "%s", reason);
+    smtp_session_end(job, true);
+}
+
+static void auth_reply(struct smtp_job *job, const struct smtp_reply *r)
+{
+    const struct smtp_credentials *c = &smtp_out_creds;
+    if (job->state == SMTP_S_AUTH && r->code == 235) {
+        start_mail(job);
+    } else if (job->state == SMTP_S_AUTH_USER && r->code == 334) {
+        job->state = SMTP_S_AUTH_PASS;
+        send_auth(job, "", c->user, strlen(c->user));
+    } else if (job->state == SMTP_S_AUTH_PASS && r->code == 334) {
+        job->state = SMTP_S_AUTH;
+        send_auth(job, "", c->pass, strlen(c->pass));
+    } else if (r->code == 334) { /* a challenge we did not ask for: give up politely */
+        job->state = SMTP_S_AUTH;
+        smtp_session_write(job, "*\r\n");
+    } else {
+        auth_failed(job, r);
+    }
 }
 
 static void handle_reply(struct smtp_job *job, const struct smtp_reply *r)
@@ -334,7 +451,7 @@ static void handle_reply(struct smtp_job *job, const struct smtp_reply *r)
         if (ok && petrel_conn_starttls(job->conn))
             job->state = SMTP_S_HANDSHAKE;
         else if (!ok && smtp_out_tls_level(job->cfg) == SMTP_TLS_MAY)
-            start_mail(job); /* opportunistic: plaintext it is */
+            ready(job); /* opportunistic: plaintext it is (but no AUTH) */
         else if (!ok)
             soft_reply(job, r, "STARTTLS");
         else
@@ -342,9 +459,20 @@ static void handle_reply(struct smtp_job *job, const struct smtp_reply *r)
         return;
     case SMTP_S_EHLO_TLS:
         if (ok)
-            start_mail(job);
+            ready(job);
         else
             soft_reply(job, r, "EHLO");
+        return;
+    case SMTP_S_AUTH:
+    case SMTP_S_AUTH_USER:
+    case SMTP_S_AUTH_PASS:
+        auth_reply(job, r);
+        return;
+    case SMTP_S_RSET:
+        if (ok)
+            start_mail(job);
+        else
+            session_fail(job, "451 4.4.2 a cached connection refused RSET", true);
         return;
     case SMTP_S_MAIL:
         mail_reply(job, r);
@@ -369,18 +497,40 @@ static void handle_reply(struct smtp_job *job, const struct smtp_reply *r)
     session_fail(job, "451 4.5.0 unexpected reply from the server", true);
 }
 
+/* An idle cached connection that the server spoke on, timed out or that
+ * must go: out of the cache at once, so no job takes it. */
+static bool idle_drop(struct petrel_conn *conn, bool quit)
+{
+    struct smtp_cached *c = sess_of(conn)->cached;
+    if (c == NULL)
+        return false;
+    smtp_session_attach(conn, NULL, NULL);
+    smtp_cache_closed(c);
+    if (quit)
+        petrel_conn_write(conn, "QUIT\r\n", 6);
+    petrel_conn_close(conn);
+    return true;
+}
+
+static bool record_tls(struct smtp_job *job);
+
 static void on_connect(struct petrel_conn *conn)
 {
     struct smtp_job *job = job_of(conn);
-    if (job != NULL)
-        job->state = SMTP_S_GREETING;
+    if (job == NULL)
+        return;
+    job->state = SMTP_S_GREETING;
+    if (petrel_conn_is_tls(conn) && !record_tls(job)) /* implicit TLS */
+        smtp_session_end(job, false);
 }
 
 static void on_line(struct petrel_conn *conn, char *line, size_t len)
 {
     struct smtp_job *job = job_of(conn);
-    if (job == NULL)
+    if (job == NULL) {
+        idle_drop(conn, false); /* a 421 or garbage while idle: it is going away */
         return;
+    }
     const char *text = NULL;
     enum smtp_reply_step step = smtp_reply_feed(&job->reply, line, len, &text);
     if (step == SMTP_REPLY_BAD) {
@@ -397,14 +547,17 @@ static void on_line(struct petrel_conn *conn, char *line, size_t len)
         return;
     struct smtp_reply r = job->reply; /* handling may start the next reply */
     smtp_reply_init(&job->reply);
+    job->saw_421 |= r.code == 421;
     handle_reply(job, &r);
 }
 
 static void on_line_too_long(struct petrel_conn *conn)
 {
     struct smtp_job *job = job_of(conn);
-    if (job == NULL)
+    if (job == NULL) {
+        idle_drop(conn, false);
         return;
+    }
     char reason[PETREL_TRANSPORT_REASON_MAX];
     snprintf(reason, sizeof(reason), "451 4.5.0 reply line over %d bytes from %s while %s",
              SMTP_REPLY_LINE_MAX, job->peer, phase(job->state));
@@ -417,7 +570,7 @@ static void on_tls_ready(struct petrel_conn *conn, bool ok)
     if (job == NULL)
         return;
     const char *why = NULL;
-    bool verified = petrel_conn_tls_verified(conn, &why);
+    petrel_conn_tls_verified(conn, &why);
     enum smtp_tls_level level = smtp_out_tls_level(job->cfg);
     if (!ok) {                       /* the core closes the connection after this */
         if (level == SMTP_TLS_MAY) { /* Postfix too: once more without TLS */
@@ -430,6 +583,20 @@ static void on_tls_ready(struct petrel_conn *conn, bool ok)
         session_fail(job, reason, false);
         return;
     }
+    if (!record_tls(job))
+        return;
+    memset(&job->ehlo, 0, sizeof(job->ehlo)); /* RFC 3207 4.2: forget what was said before */
+    job->state = SMTP_S_EHLO_TLS;
+    smtp_session_write(job, "EHLO %s\r\n", helo_name(job));
+}
+
+/* How TLS went, for the queue's log; false (and the session ended) when
+ * the tls policy wants a verified certificate and this one is not. */
+static bool record_tls(struct smtp_job *job)
+{
+    struct petrel_conn *conn = job->conn;
+    const char *why = NULL;
+    bool verified = petrel_conn_tls_verified(conn, &why);
     const char *version = petrel_conn_tls_version(conn), *cipher = petrel_conn_tls_cipher(conn);
     snprintf(job->msg->tls, sizeof(job->msg->tls), "%s %s, %s%s%s%s",
              version != NULL ? version : "TLS", cipher != NULL ? cipher : "",
@@ -438,15 +605,13 @@ static void on_tls_ready(struct petrel_conn *conn, bool ok)
     if (!verified)
         petrel_strlcpy(job->msg->tls + strlen(job->msg->tls), ")",
                        sizeof(job->msg->tls) - strlen(job->msg->tls));
-    if (level == SMTP_TLS_VERIFY && !verified) {
+    if (smtp_out_tls_level(job->cfg) == SMTP_TLS_VERIFY && !verified) {
         smtp_result_soft_all(job, "451 4.7.5 TLS certificate of %s not verified: %.200s", job->peer,
                              why != NULL ? why : "unknown");
         smtp_session_end(job, true);
-        return;
+        return false;
     }
-    memset(&job->ehlo, 0, sizeof(job->ehlo)); /* RFC 3207 4.2: forget what was said before */
-    job->state = SMTP_S_EHLO_TLS;
-    smtp_session_write(job, "EHLO %s\r\n", helo_name(job));
+    return true;
 }
 
 static void on_connect_failed(struct petrel_conn *conn, const char *reason)
@@ -462,6 +627,8 @@ static void on_timeout(struct petrel_conn *conn)
     struct smtp_job *job = job_of(conn);
     if (job != NULL)
         job->timed_out = true;
+    else
+        idle_drop(conn, true); /* connection_reuse_time is over */
 }
 
 static void on_drained(struct petrel_conn *conn)
@@ -477,11 +644,18 @@ static void on_shutdown(struct petrel_conn *conn)
     atomic_store(&smtp_out_stopping, true);
     if (job != NULL)
         session_fail(job, "451 4.3.2 the mail system is shutting down", true);
+    else
+        idle_drop(conn, true);
 }
 
 static void on_close(struct petrel_conn *conn)
 {
     struct smtp_job *job = job_of(conn);
+    struct smtp_cached *c = sess_of(conn)->cached;
+    if (c != NULL) { /* closed by the server while idle */
+        smtp_session_attach(conn, NULL, NULL);
+        smtp_cache_closed(c);
+    }
     if (job == NULL)
         return;
     char reason[PETREL_TRANSPORT_REASON_MAX];
@@ -513,6 +687,19 @@ static const struct petrel_protocol smtp_out_protocol = {
     .output_drained = on_drained,
 };
 
+/* The per-session state, fresh for a new connection or a reused one. */
+static void session_reset(struct smtp_job *job, struct petrel_conn *conn)
+{
+    smtp_session_attach(conn, job, NULL);
+    job->conn = conn;
+    job->last_reason[0] = '\0';
+    job->timed_out = job->dot_sent = job->saw_421 = false;
+    job->nsent = job->nreplied = job->naccepted = 0;
+    smtp_reply_init(&job->reply);
+    if (job->out.max == 0)
+        petrel_buf_init(&job->out, SMTP_OUT_BUF_MAX);
+}
+
 bool smtp_session_open(struct smtp_job *job, const char *host)
 {
     const struct smtp_out_config *cfg = job->cfg;
@@ -521,20 +708,24 @@ bool smtp_session_open(struct smtp_job *job, const char *host)
     inet_ntop(a->family, a->family == AF_INET6 ? (const void *)&a->u.v6 : (const void *)&a->u.v4,
               addr, sizeof(addr));
     bool literal = host[0] == '[';
+    unsigned char bin[16];
+    bool ip = inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
+    int port = job->route.addr.port;
     snprintf(job->peer, sizeof(job->peer), "%s[%s]", literal ? addr : host, addr);
-    snprintf(job->msg->relay, sizeof(job->msg->relay), "%.280s:%lld", job->peer, cfg->port);
+    snprintf(job->msg->relay, sizeof(job->msg->relay), "%.280s:%d", job->peer, port);
     job->msg->tls[0] = '\0';
     job->no_tls = job->plain_retry;
     job->plain_retry = false;
     struct petrel_connect how = {
         .host = addr,
-        .port = (int)cfg->port,
+        .port = port,
         .bind_address = a->family == AF_INET6 ? cfg->bind_address6 : cfg->bind_address,
         .family = a->family,
         .connect_timeout = (unsigned)cfg->connect_timeout,
         .idle_timeout = (unsigned)cfg->command_timeout,
         .max_line = SMTP_REPLY_LINE_MAX,
-        .tls_name = literal ? NULL : host,
+        .tls = job->route.implicit_tls,
+        .tls_name = literal || ip ? NULL : host,
         .tls_ca_file = cfg->tls_ca_file,
         .tls_verify = false, /* checked here, by the tls setting */
     };
@@ -547,15 +738,36 @@ bool smtp_session_open(struct smtp_job *job, const char *host)
         return false;
     }
     petrel_counter_add(smtp_out_connections, 1);
-    ((struct smtp_sess *)petrel_conn_session(conn))->job = job;
-    job->conn = conn;
+    session_reset(job, conn);
     job->state = SMTP_S_CONNECTING;
-    job->last_reason[0] = '\0';
-    job->timed_out = job->dot_sent = false;
-    job->nsent = job->nreplied = job->naccepted = 0;
+    job->reused = false;
+    job->conn_msgs = 0;
     memset(&job->ehlo, 0, sizeof(job->ehlo));
-    smtp_reply_init(&job->reply);
-    if (job->out.max == 0)
-        petrel_buf_init(&job->out, SMTP_OUT_BUF_MAX);
+    return true;
+}
+
+bool smtp_session_resume(struct smtp_job *job)
+{
+    struct smtp_cached *c = smtp_cache_take(job);
+    if (c == NULL)
+        return false;
+    const struct smtp_cached_session *s = smtp_cache_session(c);
+    bool rset = s->rset;
+    session_reset(job, s->conn);
+    job->ehlo = s->ehlo;
+    job->conn_msgs = s->messages;
+    petrel_strlcpy(job->peer, s->peer, sizeof(job->peer));
+    petrel_strlcpy(job->msg->relay, s->relay, sizeof(job->msg->relay));
+    petrel_strlcpy(job->msg->tls, s->tls, sizeof(job->msg->tls));
+    smtp_cache_free(c);
+    job->reused = true;
+    petrel_counter_add(smtp_out_reused, 1);
+    petrel_conn_set_timeout(job->conn, (unsigned)job->cfg->command_timeout);
+    if (rset) {
+        job->state = SMTP_S_RSET;
+        smtp_session_write(job, "RSET\r\n");
+    } else {
+        start_mail(job);
+    }
     return true;
 }

@@ -18,6 +18,7 @@
 #include <petrel/dotstuff.h>
 #include <petrel/loop.h>
 #include <petrel/module.h>
+#include <petrel/setting.h>
 #include <petrel/stats.h>
 #include <petrel/transport.h>
 
@@ -41,6 +42,18 @@ struct smtp_out_config {
     char *bind_address6;
     long long connect_timeout, command_timeout, data_timeout;
     long long max_connections, max_per_destination, max_mx;
+    long long connection_reuse_time, connection_reuse_limit;
+    char *relay_host;                         /* "" or unset: by MX */
+    char *relay_tls;                          /* starttls | implicit */
+    char *relay_auth_file;                    /* read once, at init */
+    struct petrel_setting_list relay_domains; /* struct smtp_relay_domain */
+};
+
+/* relay_domains = ( { domain = "example.org"; host = "[mx.internal]:2525"; }, ... ) */
+struct smtp_relay_domain {
+    char *domain;
+    char *host;
+    char *tls; /* starttls | implicit */
 };
 
 enum smtp_tls_level { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY };
@@ -53,7 +66,51 @@ enum smtp_family smtp_out_family(const char *setting);
 extern struct petrel_ctx *smtp_out_ctx;
 extern char smtp_out_hostname[SMTP_OUT_HOST_MAX];
 extern struct petrel_counter *smtp_out_sent, *smtp_out_deferred, *smtp_out_bounced,
-    *smtp_out_connections;
+    *smtp_out_connections, *smtp_out_reused;
+
+/* --- relay hosts (relay.c): parsing without I/O, unit-tested --- */
+
+#define SMTP_OUT_CRED_MAX 256
+
+/* "host", "host:port", "[host]" or "[host]:port" (Postfix's relayhost):
+ * mx says whether host's MX records are looked up (no brackets); port 0
+ * when none is given. False for anything else. */
+struct smtp_relay_addr {
+    char host[SMTP_OUT_HOST_MAX];
+    int port;
+    bool mx;
+};
+bool smtp_relay_parse(const char *s, struct smtp_relay_addr *out);
+
+struct smtp_credentials {
+    char user[SMTP_OUT_CRED_MAX];
+    char pass[SMTP_OUT_CRED_MAX];
+};
+/* The relay_auth_file text: one line "username password" (the password is
+ * the rest of the line, spaces included); blank lines and lines starting
+ * with '#' are skipped. False with *error_r otherwise. */
+bool smtp_credentials_parse(const char *text, size_t len, struct smtp_credentials *c,
+                            const char **error_r);
+/* Read and check path (a regular file, not readable or writable by group
+ * or others, owned by root when we run as root), then parse it. False
+ * with err filled (never the file's content). */
+bool smtp_credentials_load(const char *path, struct smtp_credentials *c, char *err, size_t errsize);
+
+/* Base64 (RFC 4648) of in into out, NUL-terminated; false if out is too
+ * small. */
+bool smtp_base64(char *out, size_t size, const unsigned char *in, size_t len);
+
+/* Where a domain's mail goes: its MX hosts, or a relay host. */
+struct smtp_route {
+    struct smtp_relay_addr addr; /* host: the domain itself when by MX */
+    bool relay;
+    bool implicit_tls; /* TLS from the first byte (port 465 style) */
+    bool auth;         /* send the relay_auth_file credentials */
+    /* The connection cache's key: the next hop and how it is reached. */
+    char key[SMTP_OUT_HOST_MAX + 32];
+};
+void smtp_route_for(const struct smtp_out_config *cfg, const char *domain, bool have_creds,
+                    struct smtp_route *r);
 
 /* --- next-hop ordering (mx.c): no I/O, unit-tested --- */
 
@@ -89,7 +146,11 @@ enum smtp_state {
     SMTP_S_STARTTLS,
     SMTP_S_HANDSHAKE,
     SMTP_S_EHLO_TLS,
-    SMTP_S_MAIL, /* MAIL and RCPT replies */
+    SMTP_S_AUTH,      /* the final reply to AUTH */
+    SMTP_S_AUTH_USER, /* LOGIN: 334 for the user name */
+    SMTP_S_AUTH_PASS, /* LOGIN: 334 for the password */
+    SMTP_S_RSET,      /* a cached connection after a failed transaction */
+    SMTP_S_MAIL,      /* MAIL and RCPT replies */
     SMTP_S_DATA,
     SMTP_S_BODY,
     SMTP_S_DOT, /* the final reply */
@@ -110,6 +171,8 @@ struct smtp_job {
     const struct smtp_out_config *cfg;
     struct timespec started;
     bool active; /* counted against the limits */
+    struct smtp_route route;
+    struct petrel_loop *loop; /* the loop of a cached connection reserved for it */
 
     /* next hop (nexthop.c) */
     struct smtp_mx mx[SMTP_OUT_MX_MAX];
@@ -134,7 +197,10 @@ struct smtp_job {
     bool timed_out;
     bool dot_sent; /* the message may be complete at the peer */
     bool mail_refused;
-    size_t *sent; /* indexes of the recipients sent, in order */
+    bool reused;        /* this session came from the connection cache */
+    bool saw_421;       /* the server is closing: never cache the connection */
+    unsigned conn_msgs; /* transactions on this connection before this one */
+    size_t *sent;       /* indexes of the recipients sent, in order */
     size_t nsent, nreplied, naccepted;
     bool replied_mail;
     uint64_t body_off;
@@ -154,6 +220,46 @@ void smtp_dispatch_stop(void);
 bool smtp_dispatch_stopped(void);
 extern _Atomic bool smtp_out_stopping;
 
+/* dispatch.c, for the connection cache (cache.c): the lock over the
+ * limits and the cache; a cached connection counts against the limits
+ * like a job (cached_add +1/-1 under the lock), and when one goes away
+ * waiting jobs may start (slot_freed, without the lock). */
+void smtp_dispatch_lock(void);
+void smtp_dispatch_unlock(void);
+void smtp_dispatch_cached_add(const char *domain, int delta);
+void smtp_dispatch_slot_freed(void);
+
+/* cache.c: idle connections kept for the next message to the same next
+ * hop (key), each on its own loop. */
+struct smtp_cached;
+/* Under the lock: an idle connection for key, not reserved; reserve it
+ * for job (its slot becomes the job's). */
+struct petrel_loop *smtp_cache_reserve_locked(const char *key, struct smtp_job *job);
+/* Under the lock: close one idle connection (of domain, if not NULL) to
+ * make room; false if there is none. */
+bool smtp_cache_evict_locked(const char *domain);
+/* Close every idle connection (reload with new settings, stop). */
+void smtp_cache_flush(void);
+/* On the job's loop, at the end of a transaction: keep job's connection
+ * idle in the cache; false if it may not be kept (then QUIT). */
+bool smtp_cache_put(struct smtp_job *job, bool rset);
+/* On the job's loop: a connection for job->route.key; NULL if none. */
+struct smtp_cached *smtp_cache_take(struct smtp_job *job);
+/* For session.c: what an entry kept, and the idle connection's events. */
+struct smtp_cached_session {
+    struct petrel_conn *conn;
+    struct smtp_ehlo ehlo;
+    bool rset;
+    unsigned messages;
+    char peer[SMTP_OUT_HOST_MAX + 64];
+    char relay[300];
+    char tls[200];
+};
+const struct smtp_cached_session *smtp_cache_session(const struct smtp_cached *c);
+void smtp_cache_free(struct smtp_cached *c);
+/* The idle connection closed (or must): remove it from the cache. */
+void smtp_cache_closed(struct smtp_cached *c);
+
 /* nexthop.c (on the job's loop) */
 void smtp_nexthop_start(void *job);
 /* Try the next address or host, or finish: posted after every session. */
@@ -166,6 +272,16 @@ void smtp_nexthop_post_next(struct smtp_job *job);
 bool smtp_session_open(struct smtp_job *job, const char *host);
 /* The session is over as far as the job is concerned: QUIT and close. */
 void smtp_session_end(struct smtp_job *job, bool quit);
+/* A transaction is over (rset: it failed and the server still holds its
+ * state): keep the connection for the next message, or QUIT. */
+void smtp_session_done(struct smtp_job *job, bool rset);
+/* Continue on a cached connection for job->route.key; false if none. */
+bool smtp_session_resume(struct smtp_job *job);
+/* For cache.c: attach a connection to an entry (job NULL) or a job. */
+void smtp_session_attach(struct petrel_conn *conn, struct smtp_job *job, struct smtp_cached *c);
+/* The credentials of relay_auth_file, read at init (module.c). */
+extern struct smtp_credentials smtp_out_creds;
+extern bool smtp_out_have_creds;
 void smtp_session_write(struct smtp_job *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -113,10 +113,34 @@ static uint64_t parse_size(const char *s, size_t len)
     return v;
 }
 
+/* The mechanisms after "AUTH " (or the old "AUTH=", still sent by some
+ * servers): only PLAIN and LOGIN matter to us. */
+static void auth_mechs(struct smtp_ehlo *e, const char *arg, size_t alen)
+{
+    e->auth = true;
+    size_t i = 0;
+    while (i < alen) {
+        while (i < alen && arg[i] == ' ')
+            i++;
+        size_t start = i;
+        while (i < alen && arg[i] != ' ')
+            i++;
+        size_t n = i - start;
+        if (n == 5 && strncasecmp(arg + start, "PLAIN", 5) == 0)
+            e->auth_plain = true;
+        else if (n == 5 && strncasecmp(arg + start, "LOGIN", 5) == 0)
+            e->auth_login = true;
+    }
+}
+
 void smtp_ehlo_keyword(struct smtp_ehlo *e, const char *text, size_t len)
 {
     const char *arg;
     size_t alen;
+    if (keyword_is(text, len, "AUTH", &arg, &alen))
+        auth_mechs(e, arg, alen);
+    else if (len > 5 && strncasecmp(text, "AUTH=", 5) == 0)
+        auth_mechs(e, text + 5, len - 5);
     if (keyword_is(text, len, "SIZE", &arg, &alen)) {
         e->size = true;
         e->size_limit = parse_size(arg, alen);

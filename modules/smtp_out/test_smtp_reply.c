@@ -132,6 +132,15 @@ static void ehlo_keywords(void **state)
     smtp_ehlo_keyword(&f, "SIZE 99999999999999999999999", 28);
     assert_false(f.pipelining);
     assert_int_equal(f.size_limit, 0); /* absurd: no limit */
+    struct smtp_ehlo a = {0};
+    smtp_ehlo_keyword(&a, "AUTH CRAM-MD5 login", 19);
+    assert_true(a.auth && a.auth_login && !a.auth_plain);
+    struct smtp_ehlo b = {0};
+    smtp_ehlo_keyword(&b, "AUTH=PLAIN", 10);
+    assert_true(b.auth && b.auth_plain && !b.auth_login);
+    struct smtp_ehlo c = {0};
+    smtp_ehlo_keyword(&c, "AUTHX PLAIN", 11);
+    assert_false(c.auth || c.auth_plain);
 }
 
 static void reasons(void **state)

@@ -22,6 +22,7 @@ them):
                  False: not offered, though the command still works).
                  "SIZE n" is enforced (552 at MAIL SIZE= and after the data)
   tls_cert, tls_key   PEM files for STARTTLS (make_cert() makes a pair)
+  implicit_tls   TLS from the first byte (port 465 style), with tls_cert
   replies        {verb: reply} for any command ("EHLO", "HELO", "MAIL",
                  "RCPT", "DATA" (the 354), "BDAT", "RSET", "NOOP", "QUIT",
                  "STARTTLS", "VRFY", ...)
@@ -40,19 +41,27 @@ them):
                  to this many sessions only (None: all)
   timeout        seconds every socket read waits (a silent client is
                  dropped after it)
+  auth           AUTH mechanisms offered ("PLAIN", "LOGIN"; None: no AUTH);
+                 offered only after STARTTLS unless auth_plaintext
+  auth_plaintext offer AUTH before TLS too
+  auth_users     {user: password} accepted (others get 535); auth_reply
+                 overrides the final reply ("535 5.7.8 ...", "454 ...")
 
 A reply is "250 2.0.0 text", "250 line one\\nline two" (a multi-line
 reply with one code), a list of full lines sent as they are, or a list of
 such replies used one per use, the last repeated: ["451 4.3.0 later",
 "250 2.1.5 Ok"] refuses the first time and accepts after.
 
-Recorded: sessions (peer, every command in order with the recv() chunk
+Recorded: sessions (peer, the AUTH credentials received (session.auth:
+(mechanism, user, password)), every command in order with the recv() chunk
 it came in and whether it was already waiting when the previous reply
 went out, the TLS version, how it ended), every transaction, and the
 accepted messages (MAIL FROM with its parameters, the accepted RCPT TOs
 with theirs, the data dot-unstuffed, and the bytes as sent). Standard
 library only; every socket read has a timeout and every loop a bound."""
 
+import base64
+import binascii
 import os
 import re
 import socket
@@ -171,6 +180,8 @@ class Session:
         self.tls = None             # the TLS version once STARTTLS succeeded
         self.tls_error = None       # why a STARTTLS handshake failed
         self.starttls_injection = False  # plaintext after STARTTLS, discarded
+        self.auth = None            # (mechanism, user, password) of an AUTH, accepted or not
+        self.authenticated = False
         self.ended = None           # "quit", "client closed", "dropped", "timeout", "stalled", ...
         self.started = time.time()  # when it was accepted (for logs, never for assertions)
         self.done = threading.Event()
@@ -191,7 +202,8 @@ class SmtpSink:
                     tls_cert=None, tls_key=None, starttls=True, replies=None, mail_reply=None,
                     rcpt_replies=None, rcpt_reply=None, data_reply=None, drop_after=None,
                     drop_at=None, stall_after=None, stall_at=None, close_after_greeting=False,
-                    faults_for=None, timeout=30.0)
+                    faults_for=None, timeout=30.0, auth=None, auth_plaintext=False,
+                    auth_users=None, auth_reply=None, implicit_tls=False)
 
     def __init__(self, host="127.0.0.1", port=0, **settings):
         unknown = set(settings) - set(self.SETTINGS)
@@ -241,6 +253,17 @@ class SmtpSink:
     def connections(self):
         with self.lock:
             return len(self.sessions)
+
+    def close_connections(self):
+        """Drop every open connection now (an idle client sees EOF); the
+        sink keeps accepting."""
+        with self.lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def stop(self):
         self._stopping.set()
@@ -440,6 +463,8 @@ class _SessionRunner:
         exts = list(self.sink.extensions or ())
         if self.sink.tls_cert and self.sink.starttls and self.session.tls is None:
             exts.append("STARTTLS")
+        if self.sink.auth and (self.session.tls is not None or self.sink.auth_plaintext):
+            exts.append("AUTH " + " ".join(self.sink.auth))
         return exts
 
     def size_limit(self):
@@ -456,8 +481,24 @@ class _SessionRunner:
         r = self.sink._pick(self.sink.replies.get(verb))
         return default if r is None else r
 
+    def wrap_tls(self):
+        """The TLS handshake as the server (STARTTLS, implicit TLS)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.sink.tls_cert, self.sink.tls_key)
+        self.sock.settimeout(self.timeout)
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.session.tls_error = str(e)
+            self.close(f"TLS handshake failed: {e}")
+        self.sock.settimeout(min(self.timeout, 0.5))
+        self.session.tls = self.sock.version()
+        self.session.tls_cipher = self.sock.cipher()
+
     def run(self):
         sink = self.sink
+        if sink.implicit_tls:
+            self.wrap_tls()
         greeting = sink._pick(sink.greeting) or f"220 {sink.ehlo_name} ESMTP petrel test sink"
         first = self.send(greeting)
         if self.fault("close_after_greeting"):
@@ -520,6 +561,8 @@ class _SessionRunner:
             return self.scripted("RSET", "250 2.0.0 Ok")
         if verb == "STARTTLS":
             return self.starttls(arg)
+        if verb == "AUTH" and self.sink.auth:
+            return self.authenticate(arg)
         if verb == "MAIL":
             return self.mail(arg)
         if verb == "RCPT":
@@ -536,6 +579,60 @@ class _SessionRunner:
         self.tx = None
         self.bdat_failed = False
 
+    def _b64line(self):
+        """A client's base64 line after a 334; None for "*" or garbage."""
+        line, _, _ = self.read_line()
+        with self.sink.lock:
+            self.session.commands.append(Command("(auth data)", self.chunks, False,
+                                                 self.session.tls is not None))
+        if line == "*":
+            return None
+        try:
+            return base64.b64decode(line, validate=True).decode("utf-8", "replace")
+        except (ValueError, binascii.Error):
+            return None
+
+    def authenticate(self, arg):
+        """AUTH PLAIN [initial] or AUTH LOGIN (RFC 4954), one per session."""
+        parts = arg.split()
+        mech = parts[0].upper() if parts else ""
+        if self.session.authenticated or mech not in self.sink.auth \
+                or not self.offered("AUTH"):
+            return "503 5.5.1 AUTH not possible now"
+        if mech == "PLAIN":
+            if len(parts) > 1:
+                try:
+                    raw = base64.b64decode(parts[1], validate=True).decode("utf-8", "replace")
+                except (ValueError, binascii.Error):
+                    return "501 5.5.2 bad base64"
+            else:
+                self.send("334 ")
+                raw = self._b64line()
+                if raw is None:
+                    return "501 5.7.0 cancelled"
+            fields = raw.split("\0")
+            if len(fields) != 3:
+                return "501 5.5.2 bad PLAIN message"
+            user, password = fields[1], fields[2]
+        else:
+            self.send("334 VXNlcm5hbWU6")
+            user = self._b64line()
+            if user is None:
+                return "501 5.7.0 cancelled"
+            self.send("334 UGFzc3dvcmQ6")
+            password = self._b64line()
+            if password is None:
+                return "501 5.7.0 cancelled"
+        with self.sink.lock:
+            self.session.auth = (mech, user, password)
+        r = self.sink._pick(self.sink.auth_reply)
+        if r is None:
+            ok = (self.sink.auth_users or {}).get(user) == password
+            r = "235 2.7.0 Authentication successful" if ok else \
+                "535 5.7.8 Authentication credentials invalid"
+        self.session.authenticated = reply_lines(r)[0].startswith("235")
+        return r
+
     def starttls(self, arg):
         if not self.sink.tls_cert or self.session.tls is not None:
             return self.scripted("STARTTLS", "502 5.5.1 STARTTLS not available")
@@ -546,17 +643,7 @@ class _SessionRunner:
         if self.buf:
             self.session.starttls_injection = True
             self.buf = b""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.sink.tls_cert, self.sink.tls_key)
-        self.sock.settimeout(self.timeout)
-        try:
-            self.sock = ctx.wrap_socket(self.sock, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            self.session.tls_error = str(e)
-            self.close(f"TLS handshake failed: {e}")
-        self.sock.settimeout(min(self.timeout, 0.5))
-        self.session.tls = self.sock.version()
-        self.session.tls_cipher = self.sock.cipher()
+        self.wrap_tls()
         self.ehlo_done = False
         self.reset()
         self.session.commands[-1].reply = reply_lines(r)[0]
