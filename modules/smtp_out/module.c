@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -11,7 +14,15 @@
 
 #include "smtp_out.h"
 
-static const char *const tls_choices[] = {"none", "may", "encrypt", "verify", NULL};
+static const char *const tls_choices[] = {"none", "may", "encrypt", "verify", "dane", NULL};
+
+/* TLS policy: tls_policies = ({ domain = "example.org"; policy = "verify"; }, ...) */
+static const struct petrel_setting tls_policy_settings[] = {
+    PETREL_SETTING_STRING_F(struct smtp_tls_policy_conf, domain, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_CHOICE_F(struct smtp_tls_policy_conf, policy, NULL, tls_choices,
+                            PETREL_SETTING_REQUIRED),
+    PETREL_SETTINGS_END,
+};
 static const char *const family_choices[] = {"any", "ipv4", "ipv6", NULL};
 
 static const struct petrel_setting smtp_out_settings[] = {
@@ -29,6 +40,11 @@ static const struct petrel_setting smtp_out_settings[] = {
     PETREL_SETTING_INT(struct smtp_out_config, max_connections, "100", 1, 10000),
     PETREL_SETTING_INT(struct smtp_out_config, max_per_destination, "20", 1, 10000),
     PETREL_SETTING_INT(struct smtp_out_config, max_mx, "5", 1, SMTP_OUT_MX_MAX),
+    /* TLS policy (tlspolicy.c) */
+    PETREL_SETTING_GROUPS(struct smtp_out_config, tls_policies, struct smtp_tls_policy_conf,
+                          tls_policy_settings, 0, 1000),
+    PETREL_SETTING_BOOL(struct smtp_out_config, mta_sts, "true"),
+    PETREL_SETTING_INT(struct smtp_out_config, mta_sts_port, "443", 1, 65535),
     PETREL_SETTINGS_END,
 };
 
@@ -38,11 +54,7 @@ struct petrel_counter *smtp_out_sent, *smtp_out_deferred, *smtp_out_bounced, *sm
 
 enum smtp_tls_level smtp_out_tls_level(const struct smtp_out_config *cfg)
 {
-    if (strcmp(cfg->tls, "none") == 0)
-        return SMTP_TLS_NONE;
-    if (strcmp(cfg->tls, "encrypt") == 0)
-        return SMTP_TLS_ENCRYPT;
-    return strcmp(cfg->tls, "verify") == 0 ? SMTP_TLS_VERIFY : SMTP_TLS_MAY;
+    return smtp_out_tls_parse(cfg->tls);
 }
 
 enum smtp_family smtp_out_family(const char *setting)
@@ -74,6 +86,26 @@ static bool valid_helo(const char *s)
     return true;
 }
 
+/* TLS policy: each domain once, written as a domain (no address literal,
+ * no wildcard: the entries are exact names). */
+static int check_tls_policies(const struct smtp_out_config *cfg, const char **error_r)
+{
+    const struct smtp_tls_policy_conf *p = cfg->tls_policies.items;
+    for (size_t i = 0; i < cfg->tls_policies.count; i++) {
+        if (!valid_helo(p[i].domain)) {
+            *error_r = "tls_policies: a domain must be a domain name";
+            return -1;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcasecmp(p[k].domain, p[i].domain) == 0) {
+                *error_r = "tls_policies: a domain is listed twice";
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int smtp_out_check(const void *config, const char **error_r)
 {
     const struct smtp_out_config *cfg = config;
@@ -94,14 +126,14 @@ static int smtp_out_check(const void *config, const char **error_r)
         *error_r = "max_per_destination cannot exceed max_connections";
         return -1;
     }
-    return 0;
+    return check_tls_policies(cfg, error_r);
 }
 
 static const struct petrel_transport_ops transport_ops = {.submit = smtp_out_submit};
 
 static int smtp_out_init(struct petrel_ctx *ctx, const void *config, const char **error_r)
 {
-    (void)config, (void)error_r;
+    (void)config;
     smtp_out_ctx = ctx;
     petrel_strlcpy(smtp_out_hostname, petrel_hostname(), sizeof(smtp_out_hostname));
     smtp_out_sent = petrel_counter("smtp_out.sent");
@@ -109,6 +141,12 @@ static int smtp_out_init(struct petrel_ctx *ctx, const void *config, const char 
     smtp_out_bounced = petrel_counter("smtp_out.bounced");
     smtp_out_connections = petrel_counter("smtp_out.connections");
     atomic_store(&smtp_out_stopping, false);
+    /* TLS policy: MTA-STS fetches with libcurl, whose global set-up is
+     * not thread-safe: here, before the threads start. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        *error_r = "cannot initialise libcurl";
+        return -1;
+    }
     return petrel_service_register(ctx, PETREL_TRANSPORT_SERVICE, PETREL_TRANSPORT_VERSION,
                                    &transport_ops);
 }
@@ -123,6 +161,8 @@ static void smtp_out_stop(struct petrel_ctx *ctx)
 {
     (void)ctx;
     smtp_dispatch_stop();
+    smtp_mtasts_free(); /* the workers are done: no fetch is running */
+    curl_global_cleanup();
 }
 
 PETREL_MODULE(.name = "smtp_out", .version = "1.0", .settings = smtp_out_settings,
