@@ -14,8 +14,9 @@ import threading
 
 import pytest
 
+from dns_helpers import mail_dns  # noqa: F401 (fixture)
 from harness import free_port, wait_for
-from smtp_sink import make_cert
+from smtp_sink import make_cert, smtp_sink  # noqa: F401 (fixture)
 from test_smtp_out import ALICE, MX1, MX2, OUT, WAIT, outbound, wait_messages  # noqa: F401
 
 OTHER = "other.test"
