@@ -4,6 +4,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -12,7 +15,15 @@
 
 #include "smtp_out.h"
 
-static const char *const tls_choices[] = {"none", "may", "encrypt", "verify", NULL};
+static const char *const tls_choices[] = {"none", "may", "encrypt", "verify", "dane", NULL};
+
+/* TLS policy: tls_policies = ({ domain = "example.org"; policy = "verify"; }, ...) */
+static const struct petrel_setting tls_policy_settings[] = {
+    PETREL_SETTING_STRING_F(struct smtp_tls_policy_conf, domain, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_CHOICE_F(struct smtp_tls_policy_conf, policy, NULL, tls_choices,
+                            PETREL_SETTING_REQUIRED),
+    PETREL_SETTINGS_END,
+};
 static const char *const family_choices[] = {"any", "ipv4", "ipv6", NULL};
 static const char *const relay_tls_choices[] = {"starttls", "implicit", NULL};
 
@@ -46,6 +57,11 @@ static const struct petrel_setting smtp_out_settings[] = {
     PETREL_SETTING_STRING_F(struct smtp_out_config, relay_auth_file, NULL, PETREL_SETTING_FIXED),
     PETREL_SETTING_GROUPS(struct smtp_out_config, relay_domains, struct smtp_relay_domain,
                           relay_domain_settings, 0, 1000),
+    /* TLS policy (tlspolicy.c) */
+    PETREL_SETTING_GROUPS(struct smtp_out_config, tls_policies, struct smtp_tls_policy_conf,
+                          tls_policy_settings, 0, 1000),
+    PETREL_SETTING_BOOL(struct smtp_out_config, mta_sts, "true"),
+    PETREL_SETTING_INT(struct smtp_out_config, mta_sts_port, "443", 1, 65535),
     PETREL_SETTINGS_END,
 };
 
@@ -55,15 +71,6 @@ struct petrel_counter *smtp_out_sent, *smtp_out_deferred, *smtp_out_bounced, *sm
     *smtp_out_reused;
 struct smtp_credentials smtp_out_creds;
 bool smtp_out_have_creds;
-
-enum smtp_tls_level smtp_out_tls_level(const struct smtp_out_config *cfg)
-{
-    if (strcmp(cfg->tls, "none") == 0)
-        return SMTP_TLS_NONE;
-    if (strcmp(cfg->tls, "encrypt") == 0)
-        return SMTP_TLS_ENCRYPT;
-    return strcmp(cfg->tls, "verify") == 0 ? SMTP_TLS_VERIFY : SMTP_TLS_MAY;
-}
 
 enum smtp_family smtp_out_family(const char *setting)
 {
@@ -116,6 +123,26 @@ static int check_relays(const struct smtp_out_config *cfg, const char **error_r)
     return 0;
 }
 
+/* TLS policy: each domain once, written as a domain (no address literal,
+ * no wildcard: the entries are exact names). */
+static int check_tls_policies(const struct smtp_out_config *cfg, const char **error_r)
+{
+    const struct smtp_tls_policy_conf *p = cfg->tls_policies.items;
+    for (size_t i = 0; i < cfg->tls_policies.count; i++) {
+        if (!valid_helo(p[i].domain)) {
+            *error_r = "tls_policies: a domain must be a domain name";
+            return -1;
+        }
+        for (size_t k = 0; k < i; k++) {
+            if (strcasecmp(p[k].domain, p[i].domain) == 0) {
+                *error_r = "tls_policies: a domain is listed twice";
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int smtp_out_check(const void *config, const char **error_r)
 {
     const struct smtp_out_config *cfg = config;
@@ -136,7 +163,9 @@ static int smtp_out_check(const void *config, const char **error_r)
         *error_r = "max_per_destination cannot exceed max_connections";
         return -1;
     }
-    return check_relays(cfg, error_r);
+    if (check_relays(cfg, error_r) < 0)
+        return -1;
+    return check_tls_policies(cfg, error_r);
 }
 
 static const struct petrel_transport_ops transport_ops = {.submit = smtp_out_submit};
@@ -172,6 +201,12 @@ static int smtp_out_init(struct petrel_ctx *ctx, const void *config, const char 
     smtp_out_connections = petrel_counter("smtp_out.connections");
     smtp_out_reused = petrel_counter("smtp_out.reused");
     atomic_store(&smtp_out_stopping, false);
+    /* TLS policy: MTA-STS fetches with libcurl, whose global set-up is
+     * not thread-safe: here, before the threads start. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        *error_r = "cannot initialise libcurl";
+        return -1;
+    }
     return petrel_service_register(ctx, PETREL_TRANSPORT_SERVICE, PETREL_TRANSPORT_VERSION,
                                    &transport_ops);
 }
@@ -221,6 +256,8 @@ static void smtp_out_stop(struct petrel_ctx *ctx)
     (void)ctx;
     smtp_cache_flush();
     smtp_dispatch_stop();
+    smtp_mtasts_free(); /* the workers are done: no fetch is running */
+    curl_global_cleanup();
 }
 
 PETREL_MODULE(.name = "smtp_out", .version = "1.0", .settings = smtp_out_settings,

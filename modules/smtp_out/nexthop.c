@@ -98,6 +98,7 @@ static void mx_done(const struct petrel_dns_result *res, void *ctx)
     const char *domain = target(job);
     if (stopped_or_stopping(job))
         return;
+    smtp_tlspolicy_mx_answer(job, res);     /* TLS policy: DANE needs a validated MX */
     if (res->status == PETREL_DNS_NODATA) { /* no MX: the domain is its own (implicit) MX */
         petrel_strlcpy(job->mx[0].host, domain, sizeof(job->mx[0].host));
         job->nmx = 1;
@@ -152,7 +153,10 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
     job->dns_pending--;
     if (smtp_dispatch_stopped())
         return;
-    if (res->status == PETREL_DNS_OK) {
+    if (res->type == PETREL_DNS_TLSA) {
+        smtp_dane_tlsa_done(job, res); /* TLS policy: the host's TLSA records (dane.c) */
+    } else if (res->status == PETREL_DNS_OK) {
+        job->tlsp.host_ad |= res->ad; /* TLS policy: the host's zone is signed */
         bool v6 = res->type == PETREL_DNS_AAAA;
         struct petrel_dns_addr *to = v6 ? job->got6 : job->got4;
         size_t *n = v6 ? &job->n6 : &job->n4;
@@ -166,6 +170,12 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
     }
     if (job->dns_pending > 0 || stopped_or_stopping(job))
         return;
+    if (!smtp_tlspolicy_host_ready(job)) { /* TLS policy: a TLSA lookup failed */
+        smtp_result_soft_all(job, "%s", job->last_reason);
+        job->imx++;
+        resolve_host(job);
+        return;
+    }
     enum smtp_family pref = smtp_out_family(job->cfg->address_preference);
     job->naddrs = smtp_addr_order(job->addrs, SMTP_OUT_ADDRS_MAX, job->got4, job->n4, job->got6,
                                   job->n6, pref, (rnd(NULL) & 1) != 0);
@@ -193,6 +203,11 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
 
 static void resolve_host(struct smtp_job *job)
 {
+    /* TLS policy: MTA-STS in enforce mode skips hosts it does not list. */
+    while (job->imx < job->nmx && !smtp_tlspolicy_host_allowed(job)) {
+        smtp_result_soft_all(job, "%s", job->last_reason);
+        job->imx++;
+    }
     if (job->imx >= job->nmx) {
         finish(job);
         return;
@@ -202,6 +217,7 @@ static void resolve_host(struct smtp_job *job)
     job->n4 = job->n6 = job->naddrs = job->iaddr = 0;
     job->dns_soft = false;
     job->dns_pending = fam == SMTP_FAMILY_ANY ? 2 : 1;
+    job->dns_pending += smtp_dane_start(job, addr_done); /* TLS policy: TLSA (dane.c) */
     /* Both lookups are started before either answers: callbacks never
      * run inside petrel_dns_lookup. */
     if (fam != SMTP_FAMILY_IPV4)
@@ -231,21 +247,32 @@ static void relay_direct(struct smtp_job *job)
     smtp_nexthop_next(job);
 }
 
+static void lookup_mx(struct smtp_job *job)
+{
+    petrel_dns_lookup(PETREL_DNS_MX, target(job), mx_done, job);
+}
+
 /* The next hop from the start, by DNS (after a cached connection, if
- * one was tried, left recipients over). */
+ * one was tried, left recipients over). A relay host is ours: MTA-STS is
+ * the destination's word, asked only when going there by MX. */
 static void lookup(struct smtp_job *job)
 {
     job->imx = job->nmx = job->naddrs = job->iaddr = 0;
     if (job->route.relay && !job->route.addr.mx)
         relay_direct(job);
-    else if (job->route.relay || !literal(job, job->msg->domain))
-        petrel_dns_lookup(PETREL_DNS_MX, target(job), mx_done, job);
+    else if (job->route.relay)
+        lookup_mx(job);
+    else if (!literal(job, job->msg->domain))
+        smtp_mtasts_begin(job, lookup_mx); /* TLS policy: MTA-STS first (mtasts.c) */
 }
 
 void smtp_nexthop_start(void *arg)
 {
     struct smtp_job *job = arg;
-    if (stopped_or_stopping(job) || smtp_session_resume(job))
+    if (stopped_or_stopping(job))
+        return;
+    smtp_tlspolicy_init(job); /* TLS policy: tls_policies, else tls (tlspolicy.c) */
+    if (smtp_session_resume(job))
         return;
     lookup(job);
 }

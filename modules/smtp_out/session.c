@@ -174,13 +174,14 @@ static void ready(struct smtp_job *job);
 
 static void after_hello(struct smtp_job *job)
 {
-    enum smtp_tls_level level = smtp_out_tls_level(job->cfg);
+    enum smtp_tls_level level = smtp_tlspolicy_level(job); /* TLS policy (tlspolicy.c) */
     bool tls = petrel_conn_is_tls(job->conn);
+    const char *required = NULL;
     if (!tls && level != SMTP_TLS_NONE && job->ehlo.starttls && !job->no_tls) {
         job->state = SMTP_S_STARTTLS;
         smtp_session_write(job, "STARTTLS\r\n");
-    } else if (!tls && level >= SMTP_TLS_ENCRYPT) {
-        smtp_result_soft_all(job, "451 4.7.4 TLS is required but not offered by %s", job->peer);
+    } else if (!tls && (required = smtp_tlspolicy_required(job)) != NULL) {
+        smtp_result_soft_all(job, "451 4.7.4 %s but not offered by %s", required, job->peer);
         smtp_session_end(job, true);
     } else {
         ready(job);
@@ -450,7 +451,7 @@ static void handle_reply(struct smtp_job *job, const struct smtp_reply *r)
     case SMTP_S_STARTTLS:
         if (ok && petrel_conn_starttls(job->conn))
             job->state = SMTP_S_HANDSHAKE;
-        else if (!ok && smtp_out_tls_level(job->cfg) == SMTP_TLS_MAY)
+        else if (!ok && smtp_tlspolicy_level(job) == SMTP_TLS_MAY)
             ready(job); /* opportunistic: plaintext it is (but no AUTH) */
         else if (!ok)
             soft_reply(job, r, "STARTTLS");
@@ -571,7 +572,7 @@ static void on_tls_ready(struct petrel_conn *conn, bool ok)
         return;
     const char *why = NULL;
     petrel_conn_tls_verified(conn, &why);
-    enum smtp_tls_level level = smtp_out_tls_level(job->cfg);
+    enum smtp_tls_level level = smtp_tlspolicy_level(job);
     if (!ok) {                       /* the core closes the connection after this */
         if (level == SMTP_TLS_MAY) { /* Postfix too: once more without TLS */
             job->plain_retry = true;
@@ -590,24 +591,12 @@ static void on_tls_ready(struct petrel_conn *conn, bool ok)
     smtp_session_write(job, "EHLO %s\r\n", helo_name(job));
 }
 
-/* How TLS went, for the queue's log; false (and the session ended) when
- * the tls policy wants a verified certificate and this one is not. */
+/* Whether the TLS policy (verify, DANE, MTA-STS: tlspolicy.c, which also
+ * writes how it went for the queue's log) takes this peer; else the
+ * session is ended. */
 static bool record_tls(struct smtp_job *job)
 {
-    struct petrel_conn *conn = job->conn;
-    const char *why = NULL;
-    bool verified = petrel_conn_tls_verified(conn, &why);
-    const char *version = petrel_conn_tls_version(conn), *cipher = petrel_conn_tls_cipher(conn);
-    snprintf(job->msg->tls, sizeof(job->msg->tls), "%s %s, %s%s%s%s",
-             version != NULL ? version : "TLS", cipher != NULL ? cipher : "",
-             verified ? "" : "not ", "verified", verified ? "" : " (",
-             verified ? "" : (why != NULL ? why : "unknown"));
-    if (!verified)
-        petrel_strlcpy(job->msg->tls + strlen(job->msg->tls), ")",
-                       sizeof(job->msg->tls) - strlen(job->msg->tls));
-    if (smtp_out_tls_level(job->cfg) == SMTP_TLS_VERIFY && !verified) {
-        smtp_result_soft_all(job, "451 4.7.5 TLS certificate of %s not verified: %.200s", job->peer,
-                             why != NULL ? why : "unknown");
+    if (!smtp_tlspolicy_peer_ok(job, job->conn)) { /* TLS policy */
         smtp_session_end(job, true);
         return false;
     }
@@ -659,7 +648,7 @@ static void on_close(struct petrel_conn *conn)
     if (job == NULL)
         return;
     char reason[PETREL_TRANSPORT_REASON_MAX];
-    if (job->state == SMTP_S_HANDSHAKE && smtp_out_tls_level(job->cfg) == SMTP_TLS_MAY) {
+    if (job->state == SMTP_S_HANDSHAKE && smtp_tlspolicy_level(job) == SMTP_TLS_MAY) {
         job->plain_retry = true; /* TLS could not even start: as a failed handshake */
         job->iaddr--;
     }

@@ -23,6 +23,7 @@
 #include <petrel/transport.h>
 
 #include "smtp_reply.h"
+#include "tlspolicy.h"
 
 #define SMTP_OUT_MX_MAX 32       /* MX records considered (max_mx caps further) */
 #define SMTP_OUT_ADDRS_MAX 8     /* addresses tried per host */
@@ -47,6 +48,10 @@ struct smtp_out_config {
     char *relay_tls;                          /* starttls | implicit */
     char *relay_auth_file;                    /* read once, at init */
     struct petrel_setting_list relay_domains; /* struct smtp_relay_domain */
+    /* TLS policy (tlspolicy.c, docs/smtp_out.md "TLS policy") */
+    struct petrel_setting_list tls_policies; /* struct smtp_tls_policy_conf */
+    bool mta_sts;
+    long long mta_sts_port;
 };
 
 /* relay_domains = ( { domain = "example.org"; host = "[mx.internal]:2525"; }, ... ) */
@@ -56,10 +61,25 @@ struct smtp_relay_domain {
     char *tls; /* starttls | implicit */
 };
 
-enum smtp_tls_level { SMTP_TLS_NONE, SMTP_TLS_MAY, SMTP_TLS_ENCRYPT, SMTP_TLS_VERIFY };
-enum smtp_family { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
+struct smtp_tls_policy_conf {
+    char *domain;
+    char *policy; /* none | may | encrypt | verify | dane */
+};
 
-enum smtp_tls_level smtp_out_tls_level(const struct smtp_out_config *cfg);
+/* In order of strength: from ENCRYPT on, TLS is required. DANE as a
+ * setting is opportunistic DANE; a host with usable TLSA records gets DANE
+ * (a match required), one with an MTA-STS policy in enforce mode STS (the
+ * certificate verified for the MX host name). */
+enum smtp_tls_level {
+    SMTP_TLS_NONE,
+    SMTP_TLS_MAY,
+    SMTP_TLS_ENCRYPT,
+    SMTP_TLS_VERIFY,
+    SMTP_TLS_DANE,
+    SMTP_TLS_STS,
+};
+enum smtp_family { SMTP_FAMILY_ANY, SMTP_FAMILY_IPV4, SMTP_FAMILY_IPV6 };
+enum smtp_tls_level smtp_out_tls_parse(const char *setting);
 enum smtp_family smtp_out_family(const char *setting);
 
 /* module.c: what init keeps for every thread. */
@@ -163,6 +183,34 @@ struct smtp_rcpt_state {
     bool accepted;
 };
 
+struct smtp_job;
+
+/* TLS policy of one job (tlspolicy.c, dane.c, mtasts.c). */
+enum smtp_tlsa_state {
+    SMTP_TLSA_NOT_ASKED, /* DANE does not apply: no lookup */
+    SMTP_TLSA_ASKED,
+    SMTP_TLSA_NONE,     /* validated NODATA / NXDOMAIN */
+    SMTP_TLSA_RECORDS,  /* validated records (usable or not) */
+    SMTP_TLSA_INSECURE, /* an answer without AD */
+    SMTP_TLSA_FAILED,   /* SERVFAIL, timeout, malformed */
+};
+
+struct smtp_tls_state {
+    enum smtp_tls_level domain_level; /* tls_policies' entry, else tls */
+    bool explicit_policy;             /* from tls_policies: MTA-STS is not looked up */
+    bool mx_ad;                       /* the MX answer (or NODATA) was DNSSEC-validated */
+    bool sts;                         /* an MTA-STS policy (testing or enforce) applies */
+    struct smtp_sts_policy policy;
+    void (*cont)(struct smtp_job *job); /* what comes after the MTA-STS lookups */
+    /* the host being tried */
+    enum smtp_tls_level level;
+    bool host_ad; /* an address answer of the host was validated */
+    enum smtp_tlsa_state tlsa_state;
+    size_t ntlsa;
+    struct smtp_tlsa tlsa[SMTP_TLSA_MAX];
+    char tlsa_error[128];
+};
+
 struct smtp_job {
     struct smtp_job *next;                /* dispatch.c's waiting list */
     struct smtp_job *reg_prev, *reg_next; /* every job not yet done */
@@ -208,6 +256,8 @@ struct smtp_job {
     struct petrel_buf out;
     char *chunk;
     struct smtp_rcpt_state *rs;
+
+    struct smtp_tls_state tlsp; /* TLS policy (tlspolicy.c) */
 };
 
 /* dispatch.c */
@@ -284,6 +334,37 @@ extern struct smtp_credentials smtp_out_creds;
 extern bool smtp_out_have_creds;
 void smtp_session_write(struct smtp_job *job, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* --- TLS policy (tlspolicy.c, dane.c, mtasts.c) --- */
+
+/* The domain's policy: its tls_policies entry, else the tls setting. */
+void smtp_tlspolicy_init(struct smtp_job *job);
+/* Before the MX lookup: MTA-STS (mtasts.c) looks up the domain's TXT
+ * record and, when needed, fetches its policy on a worker; then cont. */
+void smtp_mtasts_begin(struct smtp_job *job, void (*cont)(struct smtp_job *job));
+/* Forget every cached policy (stop). */
+void smtp_mtasts_free(void);
+/* The MX answer: its AD bit decides whether DANE applies. */
+void smtp_tlspolicy_mx_answer(struct smtp_job *job, const struct petrel_dns_result *res);
+/* Before looking up host job->mx[job->imx]: false (last_reason set) when
+ * an MTA-STS policy in enforce mode does not list it. */
+bool smtp_tlspolicy_host_allowed(struct smtp_job *job);
+/* Start the host's TLSA lookup when DANE applies, with fn as the callback
+ * (nexthop.c's address callback, which hands TLSA answers to
+ * smtp_dane_tlsa_done); 1 if a lookup was started, else 0. */
+unsigned smtp_dane_start(struct smtp_job *job, petrel_dns_fn *fn);
+void smtp_dane_tlsa_done(struct smtp_job *job, const struct petrel_dns_result *res);
+/* Every lookup of the host is in: settle its level; false (last_reason
+ * set) when the host must be skipped (a failed TLSA lookup). */
+bool smtp_tlspolicy_host_ready(struct smtp_job *job);
+/* The level of the session being opened. */
+enum smtp_tls_level smtp_tlspolicy_level(const struct smtp_job *job);
+/* Why TLS is required (for the 451 4.7.4 reason), or NULL when it is
+ * not; with MTA-STS testing, logs what enforce would have refused. */
+const char *smtp_tlspolicy_required(struct smtp_job *job);
+/* TLS is up: record msg->tls and check the peer by the level; false (the
+ * recipients soft-failed) when the session must end. */
+bool smtp_tlspolicy_peer_ok(struct smtp_job *job, struct petrel_conn *conn);
 
 /* body.c */
 /* 354 (or BDAT): start sending the message. */

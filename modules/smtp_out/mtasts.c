@@ -1,0 +1,328 @@
+/* MTA-STS (RFC 8461) for a domain without an entry in tls_policies: the
+ * TXT record of _mta-sts.<domain> says whether there is a policy and its
+ * id; the policy itself comes from https://mta-sts.<domain>/.well-known/
+ * mta-sts.txt, fetched with libcurl on a worker (never on an I/O thread)
+ * and kept in a bounded in-memory cache for max_age, fetched again when
+ * the id changes. The address of mta-sts.<domain> comes from the core's
+ * resolver and is handed to libcurl (CURLOPT_RESOLVE), so libcurl never
+ * resolves anything itself and tests stay on loopback. When anything
+ * fails, a cached policy is used if there is one (RFC 8461 5.1), else the
+ * domain has none. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#include <petrel/log.h>
+#include <petrel/mem.h>
+
+#include "smtp_out.h"
+
+#define STS_CACHE_MAX 256     /* domains whose policy is kept */
+#define STS_CONNECT_TIMEOUT 5 /* seconds, for the fetch */
+#define STS_FETCH_TIMEOUT 15  /* seconds in all: RFC 8461 3.3 says short */
+
+struct sts_entry {
+    char domain[SMTP_STS_NAME_MAX];
+    char id[SMTP_STS_ID_MAX];
+    time_t expires; /* CLOCK_MONOTONIC seconds */
+    struct smtp_sts_policy policy;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sts_entry *cache[STS_CACHE_MAX];
+
+/* One fetch, owned by the worker until it posts itself back. */
+struct sts_fetch {
+    struct smtp_job *job;
+    struct petrel_loop *loop;
+    char id[SMTP_STS_ID_MAX];
+    char host[SMTP_STS_NAME_MAX + 8]; /* "mta-sts." + the domain */
+    char address[INET6_ADDRSTRLEN];
+    int family;
+    long port;
+    char *ca_file;
+    char *body;
+    size_t len;
+    bool ok;
+    struct smtp_sts_policy policy;
+    char error[160];
+};
+
+static time_t now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* A cached policy of domain (of this id unless id is NULL) into *p. */
+static bool cache_get(const char *domain, const char *id, struct smtp_sts_policy *p)
+{
+    bool found = false;
+    time_t t = now();
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < STS_CACHE_MAX && !found; i++) {
+        const struct sts_entry *e = cache[i];
+        if (e == NULL || e->expires <= t || strcasecmp(e->domain, domain) != 0)
+            continue;
+        if (id == NULL || strcmp(e->id, id) == 0) {
+            *p = e->policy;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
+/* Keep a policy: its domain's old entry, else an empty or expired slot,
+ * else the one that expires first. */
+static void cache_put(const char *domain, const char *id, const struct smtp_sts_policy *p)
+{
+    time_t t = now();
+    pthread_mutex_lock(&lock);
+    size_t slot = STS_CACHE_MAX;
+    for (size_t i = 0; i < STS_CACHE_MAX && slot == STS_CACHE_MAX; i++) {
+        if (cache[i] != NULL && strcasecmp(cache[i]->domain, domain) == 0)
+            slot = i;
+    }
+    for (size_t i = 0; i < STS_CACHE_MAX && slot == STS_CACHE_MAX; i++) {
+        if (cache[i] == NULL || cache[i]->expires <= t)
+            slot = i;
+    }
+    if (slot == STS_CACHE_MAX) { /* full of live policies */
+        slot = 0;
+        for (size_t k = 1; k < STS_CACHE_MAX; k++) {
+            if (cache[k]->expires < cache[slot]->expires)
+                slot = k;
+        }
+    }
+    if (cache[slot] == NULL)
+        cache[slot] = petrel_calloc(1, sizeof(*cache[slot]));
+    struct sts_entry *e = cache[slot];
+    petrel_strlcpy(e->domain, domain, sizeof(e->domain));
+    petrel_strlcpy(e->id, id, sizeof(e->id));
+    e->expires = t + (time_t)p->max_age;
+    e->policy = *p;
+    pthread_mutex_unlock(&lock);
+}
+
+void smtp_mtasts_free(void)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < STS_CACHE_MAX; i++) {
+        free(cache[i]);
+        cache[i] = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void use(struct smtp_job *job, const struct smtp_sts_policy *p)
+{
+    job->tlsp.sts = true;
+    job->tlsp.policy = *p;
+}
+
+/* The lookups are over: a cached policy when nothing better came, then
+ * the MX lookup. */
+static void proceed(struct smtp_job *job, bool try_cache)
+{
+    struct smtp_sts_policy p;
+    if (try_cache && !job->tlsp.sts && cache_get(job->msg->domain, NULL, &p))
+        use(job, &p);
+    job->tlsp.cont(job);
+}
+
+/* --- the fetch, on a worker --- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct sts_fetch *f = arg;
+    size_t n = size * nmemb;
+    if (n > SMTP_STS_BODY_MAX - f->len)
+        return 0; /* over 64 KiB: libcurl stops with a write error */
+    memcpy(f->body + f->len, data, n);
+    f->len += n;
+    return n;
+}
+
+static void fetch_done(void *arg);
+
+static void fetch_work(void *arg)
+{
+    struct sts_fetch *f = arg;
+    char url[sizeof(f->host) + 64], resolve[sizeof(f->host) + sizeof(f->address) + 16];
+    snprintf(url, sizeof(url), "https://%s:%ld/.well-known/mta-sts.txt", f->host, f->port);
+    snprintf(resolve, sizeof(resolve), f->family == AF_INET6 ? "%s:%ld:[%s]" : "%s:%ld:%s", f->host,
+             f->port, f->address);
+    struct curl_slist *pin = curl_slist_append(NULL, resolve);
+    CURL *c = curl_easy_init();
+    f->body = petrel_malloc(SMTP_STS_BODY_MAX);
+    if (c == NULL || pin == NULL) {
+        snprintf(f->error, sizeof(f->error), "cannot start libcurl");
+    } else {
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_RESOLVE, pin);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* RFC 8461 3.3: no redirects */
+        curl_easy_setopt(c, CURLOPT_PROXY, "");          /* not through an environment proxy */
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+        if (f->ca_file != NULL)
+            curl_easy_setopt(c, CURLOPT_CAINFO, f->ca_file);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)STS_CONNECT_TIMEOUT);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)STS_FETCH_TIMEOUT);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SMTP_STS_BODY_MAX);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "petrel-smtp_out");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        CURLcode rc = curl_easy_perform(c);
+        long code = 0;
+        char *type = NULL;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &type);
+        const char *error = NULL;
+        if (rc != CURLE_OK)
+            snprintf(f->error, sizeof(f->error), "%s", curl_easy_strerror(rc));
+        else if (code != 200)
+            snprintf(f->error, sizeof(f->error), "HTTP status %ld", code);
+        else if (type == NULL || strncasecmp(type, "text/plain", 10) != 0)
+            snprintf(f->error, sizeof(f->error), "media type is not text/plain");
+        else if (smtp_sts_parse_policy(f->body, f->len, &f->policy, &error) < 0)
+            snprintf(f->error, sizeof(f->error), "invalid policy: %s", error);
+        else
+            f->ok = true;
+    }
+    if (c != NULL)
+        curl_easy_cleanup(c);
+    curl_slist_free_all(pin);
+    free(f->body);
+    f->body = NULL;
+    petrel_loop_post(f->loop, fetch_done, f);
+}
+
+static void fetch_free(struct sts_fetch *f)
+{
+    free(f->ca_file);
+    free(f);
+}
+
+static void fetch_done(void *arg)
+{
+    struct sts_fetch *f = arg;
+    struct smtp_job *job = f->job;
+    if (smtp_dispatch_stopped()) { /* the queue is gone: touch nothing */
+        fetch_free(f);
+        return;
+    }
+    const char *domain = job->msg->domain;
+    if (f->ok) {
+        petrel_log(PETREL_LOG_INFO, "smtp_out",
+                   "MTA-STS policy of %.250s (id %s): mode %s, %zu mx, max_age %lld", domain, f->id,
+                   smtp_sts_mode_name(f->policy.mode), f->policy.nmx, f->policy.max_age);
+        cache_put(domain, f->id, &f->policy);
+        use(job, &f->policy);
+    } else {
+        petrel_log(PETREL_LOG_WARNING, "smtp_out", "MTA-STS policy of %.250s not fetched: %s",
+                   domain, f->error);
+    }
+    fetch_free(f);
+    proceed(job, true);
+}
+
+/* --- the lookups, on the job's loop --- */
+
+static void addr_done(const struct petrel_dns_result *res, void *ctx)
+{
+    struct sts_fetch *f = ctx;
+    struct smtp_job *job = f->job;
+    if (smtp_dispatch_stopped()) {
+        fetch_free(f);
+        return;
+    }
+    if (res->status != PETREL_DNS_OK && res->type == PETREL_DNS_A) {
+        petrel_dns_lookup(PETREL_DNS_AAAA, f->host, addr_done, f); /* IPv6 only, maybe */
+        return;
+    }
+    if (res->status == PETREL_DNS_OK) {
+        const struct petrel_dns_addr *a = &res->records[0].a;
+        f->family = a->family;
+        inet_ntop(a->family,
+                  a->family == AF_INET6 ? (const void *)&a->u.v6 : (const void *)&a->u.v4,
+                  f->address, sizeof(f->address));
+        f->loop = petrel_loop_current();
+        if (petrel_worker_submit(fetch_work, f))
+            return;
+        snprintf(f->error, sizeof(f->error), "the worker pool is busy");
+    } else {
+        snprintf(f->error, sizeof(f->error), "no address for %.140s", f->host);
+    }
+    petrel_log(PETREL_LOG_WARNING, "smtp_out", "MTA-STS policy of %.250s not fetched: %s",
+               job->msg->domain, f->error);
+    fetch_free(f);
+    proceed(job, true);
+}
+
+static void fetch(struct smtp_job *job, const char *id)
+{
+    struct sts_fetch *f = petrel_calloc(1, sizeof(*f));
+    f->job = job;
+    petrel_strlcpy(f->id, id, sizeof(f->id));
+    snprintf(f->host, sizeof(f->host), "mta-sts.%s", job->msg->domain);
+    f->port = (long)job->cfg->mta_sts_port;
+    f->ca_file = job->cfg->tls_ca_file != NULL ? petrel_strdup(job->cfg->tls_ca_file) : NULL;
+    petrel_dns_lookup(PETREL_DNS_A, f->host, addr_done, f);
+}
+
+static void txt_done(const struct petrel_dns_result *res, void *ctx)
+{
+    struct smtp_job *job = ctx;
+    if (smtp_dispatch_stopped())
+        return;
+    char id[SMTP_STS_ID_MAX] = "", one[SMTP_STS_ID_MAX];
+    size_t found = 0;
+    for (size_t i = 0; res->status == PETREL_DNS_OK && i < res->count; i++) {
+        const struct petrel_dns_txt *txt = &res->records[i].txt;
+        int r = smtp_sts_parse_txt((const char *)txt->data, txt->len, one);
+        if (r != 0)
+            found++;
+        if (r > 0)
+            memcpy(id, one, sizeof(id));
+    }
+    /* No record, or more than one (RFC 8461 3.1): no new policy. */
+    if (found != 1 || id[0] == '\0') {
+        proceed(job, true);
+        return;
+    }
+    struct smtp_sts_policy p;
+    if (cache_get(job->msg->domain, id, &p)) {
+        use(job, &p);
+        proceed(job, false);
+        return;
+    }
+    fetch(job, id);
+}
+
+void smtp_mtasts_begin(struct smtp_job *job, void (*cont)(struct smtp_job *job))
+{
+    job->tlsp.cont = cont;
+    job->tlsp.sts = false;
+    if (job->tlsp.explicit_policy || !job->cfg->mta_sts) {
+        cont(job);
+        return;
+    }
+    char name[PETREL_DNS_NAME_MAX];
+    int n = snprintf(name, sizeof(name), "_mta-sts.%s", job->msg->domain);
+    if (n < 0 || (size_t)n >= sizeof(name)) {
+        cont(job);
+        return;
+    }
+    petrel_dns_lookup(PETREL_DNS_TXT, name, txt_done, job);
+}
