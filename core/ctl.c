@@ -121,20 +121,12 @@ int petrel_ctl_open(const struct petrel_config *cfg, const char **error_r)
 
 /* --- clients on the first loop --------------------------------------------- */
 
+static void client_unwatch(struct ctl_client *c);
+
 static void client_free(struct ctl_client *c)
 {
-    if (c->io != NULL) {
-        petrel_io_remove(c->io);
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            clients = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
-        nclients--;
-    }
-    if (c->timer != NULL)
-        petrel_timer_remove(c->timer);
+    if (c->io != NULL)
+        client_unwatch(c);
     close(c->fd);
     petrel_buf_free(&c->in);
     petrel_buf_free(&c->out);

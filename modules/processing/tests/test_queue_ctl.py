@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from harness import CMD_TIMEOUT, sanitizer_findings, wait_for
+from harness import CMD_TIMEOUT, ctl_fails as fails, ctl_ok as ok, sanitizer_findings, wait_for
 
 # Sorted: the listing is in id order.
 ID_A = "0123456789ABCDEFGHIA"
@@ -135,19 +135,6 @@ def ctl_json(inst, *args):
     """The command's --json output, one object a line."""
     out = ok(inst.ctl("--json", *args))
     return [json.loads(line) for line in out.splitlines()]
-
-
-def ok(r):
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert not sanitizer_findings(r.stderr), r.stderr
-    return r.stdout
-
-
-def fails(r, message, status=1):
-    assert r.returncode == status, f"status {r.returncode}: {r.stdout}{r.stderr}"
-    assert not sanitizer_findings(r.stderr), r.stderr
-    assert message in r.stderr, r.stderr
-    return r.stderr
 
 
 def is_now(t):
