@@ -1,6 +1,6 @@
 /* The TLS policy of a delivery (docs/smtp_out.md, "TLS policy"): which
- * level a domain gets (tls_policies, else tls, else what MTA-STS says),
- * which level each of its MX hosts gets (DANE decides per host by its
+ * level a domain has (tls_policies, else tls, else what MTA-STS says),
+ * which level each of its MX hosts has (DANE decides per host by its
  * TLSA records), and the check of the peer once TLS is up. Everything runs
  * on the job's loop; nexthop.c and session.c call in at a few marked
  * places. */
