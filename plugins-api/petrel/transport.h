@@ -65,9 +65,9 @@ struct petrel_transport_msg {
      * DNSSEC or MTA-STS, or by DANE) and which offers REQUIRETLS, with
      * the parameter on MAIL; else fail. Since ABI minor 7. */
     bool requiretls;
-    unsigned attempts;     /* earlier attempts at this message */
-    int data_fd;           /* the message (pread only: others share it) */
-    uint64_t size;         /* its bytes, CRLF line ends, not dot-stuffed */
+    unsigned attempts; /* earlier attempts at this message */
+    int data_fd;       /* the message (pread only: others share it) */
+    uint64_t size;     /* its bytes, CRLF line ends, not dot-stuffed */
     struct petrel_transport_rcpt *rcpts;
     size_t nrcpts;
     /* Set by the transport before done, for the queue's log and listing:
