@@ -566,9 +566,9 @@ static void show_envelope(const struct queue *q, const struct queue_envelope *en
     show_field(q, "tls:", env->tls_version);
     show_field(q, "cipher:", env->tls_cipher);
     show_field(q, "envid:", env->envid);
-    petrel_admin_print(call, "options:    body %s, ret %s%s%s\n", body_words[env->body % 3],
+    petrel_admin_print(call, "options:    body %s, ret %s%s%s%s\n", body_words[env->body % 3],
                        ret_words[env->ret % 3], env->submission ? ", submission" : "",
-                       env->smtputf8 ? ", smtputf8" : "");
+                       env->smtputf8 ? ", smtputf8" : "", env->requiretls ? ", requiretls" : "");
     for (size_t i = 0; i < env->nrcpts; i++)
         show_rcpt(q, &env->rcpts[i]);
 }
@@ -669,6 +669,7 @@ static void show_rows(const struct queue *q, const struct queue_envelope *env, i
         petrel_admin_str(call, "ret", ret_words[env->ret % 3]);
         petrel_admin_bool(call, "submission", env->submission);
         petrel_admin_bool(call, "smtputf8", env->smtputf8);
+        petrel_admin_bool(call, "requiretls", env->requiretls);
         petrel_admin_str(call, "route", route_text(r->route));
         const char *notify[4];
         size_t n = 0;

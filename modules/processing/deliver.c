@@ -39,6 +39,7 @@ struct petrel_envelope_rcpt *proc_public_env(const struct queue_envelope *env,
         .smtputf8 = env->smtputf8,
         .ret = (enum petrel_dsn_ret)env->ret,
         .envid = env->envid,
+        .requiretls = env->requiretls,
     };
     return r;
 }

@@ -101,9 +101,12 @@ static void append_original(const struct proc_content *c, const struct queue_env
      * smtp_in's relay_networks: the clients whose RET=FULL smtp_in keeps)
      * returns its header only, whatever RET says: its sender may be a
      * victim's address named by anyone. Envelopes from before the flag
-     * have auth only. */
+     * have auth only. A REQUIRETLS message (RFC 8689 section 5) never
+     * comes back whole: its header only, and the report goes with
+     * REQUIRETLS itself (report_kind). */
     bool trusted = env->trusted || env->auth_user != NULL;
-    bool full = env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX && trusted;
+    bool full =
+        env->ret == PETREL_DSN_RET_FULL && c->len <= FULL_MAX && trusted && !env->requiretls;
     static const char *const types[2][2] = {{"text/rfc822-headers", "message/rfc822"},
                                             {"message/global-headers", "message/global"}};
     petrel_buf_printf(b, "Content-Type: %s\r\nContent-Description: %s%s\r\n\r\n",
@@ -242,7 +245,9 @@ static bool report_kind(const struct proc_content *c, struct queue_envelope *env
                                 .smtputf8 = !is_ascii(env->from),
                                 .body = env->smtputf8 || env->body != PETREL_BODY_7BIT
                                             ? PETREL_BODY_8BITMIME
-                                            : PETREL_BODY_7BIT};
+                                            : PETREL_BODY_7BIT,
+                                /* Its header fields are no less private. */
+                                .requiretls = env->requiretls};
     struct petrel_queue_reply reply;
     bool ok = proc_inject(&e, petrel_buf_head(&b), b.len, &reply);
     petrel_buf_free(&b);

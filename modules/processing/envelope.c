@@ -117,8 +117,8 @@ bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *
         put_line(out, "protocol", env->protocol) && put_line(out, "auth", env->auth_user) &&
         put_line(out, "tls", env->tls_cipher) && put_line(out, "tlsversion", env->tls_version) &&
         put_line(out, "envid", env->envid) &&
-        petrel_buf_printf(out, "flags %d %d %d %d %d\n", env->submission, env->smtputf8, env->body,
-                          env->ret, env->trusted) &&
+        petrel_buf_printf(out, "flags %d %d %d %d %d%s\n", env->submission, env->smtputf8,
+                          env->body, env->ret, env->trusted, env->requiretls ? " 1" : "") &&
         (!env->delay_warned || petrel_buf_printf(out, "warned 1\n"));
     for (size_t i = 0; ok && i < env->nrcpts; i++) {
         const struct queue_rcpt *r = &env->rcpts[i];
@@ -229,16 +229,26 @@ static bool parse_line(struct queue_envelope *env, char *line, unsigned *seen)
     if (strcmp(line, "warned") == 0) /* absent: no delay notice sent yet */
         return strcmp(v, "1") == 0 && (env->delay_warned = true, true);
     if (strcmp(line, "flags") == 0) {
-        int a, b, c, d, e = 0, used = 0;
-        char extra;
+        int a, b, c, d, e = 0, f = 0, used = 0;
         if (sscanf(v, "%d %d %d %d%n", &a, &b, &c, &d, &used) != 4 || c < 0 || c > 2 || d < 0 ||
             d > 2)
             return false;
-        /* The trusted flag fifth; files from before it have four. */
-        if (v[used] != '\0' && sscanf(v + used, " %d%c", &e, &extra) != 1)
+        /* The trusted flag fifth (files from before it have four), the
+         * REQUIRETLS flag sixth. The sixth is written only when set: a
+         * version before it refuses such a file rather than relay the
+         * message without the TLS its sender required. */
+        int *more[] = {&e, &f};
+        for (size_t i = 0; i < 2 && v[used] != '\0'; i++) {
+            int got = 0;
+            if (sscanf(v + used, " %d%n", more[i], &got) != 1)
+                return false;
+            used += got;
+        }
+        if (v[used] != '\0')
             return false;
         env->submission = a != 0, env->smtputf8 = b != 0, env->body = c, env->ret = d;
         env->trusted = e != 0;
+        env->requiretls = f != 0;
         return true;
     }
     static const struct {

@@ -62,6 +62,7 @@ struct queue_envelope {
     bool submission, smtputf8;
     bool trusted;      /* logged in or relay_networks; files before it: auth counts */
     bool delay_warned; /* the sender was told delivery is delayed */
+    bool requiretls;   /* RFC 8689: relay only over verified TLS */
     int body, ret;     /* enum petrel_body, enum petrel_dsn_ret */
     struct queue_rcpt *rcpts;
     size_t nrcpts, cap;

@@ -41,6 +41,7 @@ struct petrel_queue_msg *proc_begin(const struct petrel_envelope *e)
     env->submission = e->submission;
     env->trusted = e->trusted || env->auth_user != NULL; /* a module from before the flag */
     env->smtputf8 = e->smtputf8;
+    env->requiretls = e->requiretls;
     env->body = (int)e->body;
     env->ret = (int)e->ret;
     m->origin = e->smtp_origin; /* the session's, valid until commit or abort */

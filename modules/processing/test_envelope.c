@@ -94,6 +94,7 @@ static void assert_same(const struct queue_envelope *a, const struct queue_envel
     assert_int_equal(a->submission, b->submission);
     assert_int_equal(a->trusted, b->trusted);
     assert_int_equal(a->smtputf8, b->smtputf8);
+    assert_int_equal(a->requiretls, b->requiretls);
     assert_int_equal(a->body, b->body);
     assert_int_equal(a->ret, b->ret);
     assert_int_equal(a->nrcpts, b->nrcpts);
@@ -130,6 +131,7 @@ static void full_envelope(struct queue_envelope *env)
     env->submission = true;
     env->trusted = true;
     env->smtputf8 = true;
+    env->requiretls = true;
     env->body = 2;
     env->ret = 1;
     for (int i = 0; i < 7; i++) {
@@ -178,6 +180,36 @@ static void test_flags_before_trusted(void **state)
                               "rcpt P L 0 x@y.test\t\t\t\nend\n";
     assert_true(queue_envelope_parse(now, strlen(now), &env, &error));
     assert_true(env.trusted);
+    assert_false(env.requiretls);
+    queue_envelope_free(&env);
+}
+
+/* REQUIRETLS is the sixth flag, written only when set: files without it
+ * (and files from before it) read as not required. */
+static void test_flags_requiretls(void **state)
+{
+    (void)state;
+    struct queue_envelope env, back;
+    const char *error = NULL;
+    static const char with[] = "petrel-queue 1\nid " ID "\nfrom a@b.test\nflags 0 0 0 1 1 1\n"
+                               "rcpt P L 0 x@y.test\t\t\t\nend\n";
+    assert_true(queue_envelope_parse(with, strlen(with), &env, &error));
+    assert_true(env.requiretls && env.trusted);
+    char *text = format(&env);
+    assert_non_null(strstr(text, "\nflags 0 0 0 1 1 1\n"));
+    assert_true(queue_envelope_parse(text, strlen(text), &back, &error));
+    assert_true(back.requiretls);
+    free(text);
+    queue_envelope_free(&back);
+    env.requiretls = false;
+    text = format(&env);
+    assert_non_null(strstr(text, "\nflags 0 0 0 1 1\n"));
+    free(text);
+    queue_envelope_free(&env);
+    static const char zero[] = "petrel-queue 1\nid " ID "\nfrom a@b.test\nflags 0 0 0 1 0 0\n"
+                               "rcpt P L 0 x@y.test\t\t\t\nend\n";
+    assert_true(queue_envelope_parse(zero, strlen(zero), &env, &error));
+    assert_false(env.requiretls);
     queue_envelope_free(&env);
 }
 
@@ -351,7 +383,9 @@ static void test_bad_lines_refused(void **state)
         "flags 0 0 0 3\n",
         "flags 0 0 -1 0\n",
         "flags 0 0 0\n",
-        "flags 0 0 0 0 0 0\n",
+        "flags 0 0 0 0 0 0 0\n",
+        "flags 0 0 0 0 0 1x\n",
+        "flags 0 0 0 0 0 \n",
         "flags 0 0 0 0 1x\n",
         "flags 0 0 0 0 \n",
         "id 0123456789ABCDEFGHI\n",
@@ -613,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_round_trip_minimal),
         cmocka_unit_test(test_flags_before_trusted),
+        cmocka_unit_test(test_flags_requiretls),
         cmocka_unit_test(test_values_sanitised),
         cmocka_unit_test(test_torn_file_refused),
         cmocka_unit_test(test_required_fields),

@@ -20,8 +20,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct smtp_parse_opts all = {
-    .smtputf8 = true, .dsn = true, .chunking = true, .eightbit = true};
+static const struct smtp_parse_opts all = {.smtputf8 = true,
+                                           .dsn = true,
+                                           .chunking = true,
+                                           .eightbit = true,
+                                           .requiretls = true,
+                                           .tls = true};
 
 static void check_reply(bool ok, const struct smtp_reply *err)
 {
@@ -162,6 +166,8 @@ static void check_mail(const char *args, const struct smtp_parse_opts *opts)
         abort();
     if ((m.smtputf8 && !opts->smtputf8) || (m.from.utf8 && !m.smtputf8))
         abort();
+    if (m.requiretls && !(opts->requiretls && opts->tls)) /* never outside TLS */
+        abort();
     if ((m.body == SMTP_BODY_8BITMIME && !opts->eightbit) ||
         (m.body == SMTP_BODY_BINARYMIME && !(opts->eightbit && opts->chunking)))
         abort();
@@ -256,6 +262,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .dsn = (data[0] & 2) != 0,
         .chunking = (data[0] & 4) != 0,
         .eightbit = (data[0] & 8) != 0,
+        /* Shares bits with helo_size: every combination still occurs. */
+        .requiretls = (data[0] & 32) != 0,
+        .tls = (data[0] & 64) != 0,
     };
     bool utf8_ok = (data[0] & 16) != 0;
     size_t helo_size = helo_sizes[data[0] >> 5];

@@ -453,6 +453,7 @@ static void configure(const uint8_t *o, struct fuzz_conn_opts *co)
     h.cfg.chunking = (o[0] & 4) != 0;
     h.cfg.smtputf8 = (o[0] & 8) != 0;
     h.cfg.dsn = (o[0] & 0x10) != 0;
+    h.cfg.requiretls = (o[3] & 0x10) != 0; /* a bit verdict_seed shares */
     hooks_on = (o[0] & 0x80) != 0;
     h.verdict_seed = o[3];
     h.queue_code = o[2] >> 3 & 7;

@@ -26,6 +26,7 @@ static const struct petrel_setting smtp_settings[] = {
     PETREL_SETTING_BOOL(struct smtp_config, dsn, "true"),
     PETREL_SETTING_BOOL(struct smtp_config, dsn_trusted_only, "true"),
     PETREL_SETTING_BOOL(struct smtp_config, chunking, "true"),
+    PETREL_SETTING_BOOL(struct smtp_config, requiretls, "true"),
     PETREL_SETTINGS_END,
 };
 

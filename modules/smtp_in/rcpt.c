@@ -236,7 +236,8 @@ void smtp_cmd_mail(struct petrel_conn *conn, struct smtp_session *s, const char 
         smtp_error(conn, 503, "5.5.1", "nested MAIL command");
         return;
     }
-    struct smtp_parse_opts opts = {s->cfg->smtputf8, s->cfg->dsn, false, true};
+    struct smtp_parse_opts opts = {
+        s->cfg->smtputf8, s->cfg->dsn, false, true, s->cfg->requiretls, petrel_conn_is_tls(conn)};
     struct check_job *j = petrel_calloc(1, sizeof(*j));
     struct smtp_reply err;
     if (!smtp_parse_mail(args, &opts, &j->mail, &err)) {
@@ -284,7 +285,8 @@ void smtp_cmd_rcpt(struct petrel_conn *conn, struct smtp_session *s, const char 
         smtp_reply(conn, 452, "4.5.3", "too many recipients");
         return;
     }
-    struct smtp_parse_opts opts = {s->cfg->smtputf8, s->cfg->dsn, false, true};
+    struct smtp_parse_opts opts = {
+        s->cfg->smtputf8, s->cfg->dsn, false, true, s->cfg->requiretls, petrel_conn_is_tls(conn)};
     struct check_job *j = petrel_calloc(1, sizeof(*j));
     struct smtp_reply err;
     if (!smtp_parse_rcpt(args, &opts, s->mail.smtputf8, &j->rcpt, &err)) {

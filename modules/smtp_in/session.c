@@ -105,6 +105,7 @@ void smtp_build_env(struct petrel_conn *conn, struct smtp_session *s)
         .ret = rets[s->mail.ret],
         .envid = s->mail.has_envid ? s->mail.envid : NULL,
         .smtp_origin = &s->origin,
+        .requiretls = s->mail.requiretls,
     };
 }
 
@@ -251,6 +252,9 @@ static void cmd_helo(struct petrel_conn *conn, struct smtp_session *s, const cha
         petrel_conn_printf(conn, "250-CHUNKING\r\n");
     if (s->cfg->dsn)
         petrel_conn_printf(conn, "250-DSN\r\n");
+    /* RFC 8689 section 4: only where the MAIL parameter may be used. */
+    if (tls && s->cfg->requiretls)
+        petrel_conn_printf(conn, "250-REQUIRETLS\r\n");
     petrel_conn_printf(conn, "250 HELP\r\n");
 }
 

@@ -43,6 +43,7 @@ struct smtp_config {
     char *bare_lf;           /* "normalize" | "reject" */
     long long greeting_delay;
     bool smtputf8, dsn, chunking;
+    bool requiretls;       /* RFC 8689, offered on TLS sessions only */
     bool dsn_trusted_only; /* NOTIFY=SUCCESS/DELAY, RET=FULL: logged-in and relay_networks */
 };
 

@@ -8,7 +8,8 @@
  *   501 5.5.2  a HELO/EHLO argument that is not a host name or literal
  *   555 5.5.4  a parameter that is unknown or whose extension is not offered
  *   553 5.6.7  a non-ASCII address without SMTPUTF8
- *   552 5.3.4  SIZE= beyond what 64 bits hold */
+ *   552 5.3.4  SIZE= beyond what 64 bits hold
+ *   530 5.7.10 REQUIRETLS outside TLS (RFC 8689 section 4.1) */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
@@ -376,15 +377,31 @@ static bool parse_path(const char **pp, bool rcpt, struct smtp_address *a, struc
 
 /* ---- ESMTP parameters ------------------------------------------------ */
 
-enum param_id { P_SIZE, P_BODY, P_SMTPUTF8, P_RET, P_ENVID, P_AUTH, P_NOTIFY, P_ORCPT };
+enum param_id {
+    P_SIZE,
+    P_BODY,
+    P_SMTPUTF8,
+    P_RET,
+    P_ENVID,
+    P_AUTH,
+    P_REQUIRETLS,
+    P_NOTIFY,
+    P_ORCPT
+};
 
 static const struct {
     const char *name;
     bool rcpt; /* a RCPT parameter, else MAIL */
 } params[] = {
-    [P_SIZE] = {"SIZE", false},    [P_BODY] = {"BODY", false},   [P_SMTPUTF8] = {"SMTPUTF8", false},
-    [P_RET] = {"RET", false},      [P_ENVID] = {"ENVID", false}, [P_AUTH] = {"AUTH", false},
-    [P_NOTIFY] = {"NOTIFY", true}, [P_ORCPT] = {"ORCPT", true},
+    [P_SIZE] = {"SIZE", false},
+    [P_BODY] = {"BODY", false},
+    [P_SMTPUTF8] = {"SMTPUTF8", false},
+    [P_RET] = {"RET", false},
+    [P_ENVID] = {"ENVID", false},
+    [P_AUTH] = {"AUTH", false},
+    [P_REQUIRETLS] = {"REQUIRETLS", false},
+    [P_NOTIFY] = {"NOTIFY", true},
+    [P_ORCPT] = {"ORCPT", true},
 };
 
 static bool param_offered(enum param_id id, const struct smtp_parse_opts *opts)
@@ -396,6 +413,8 @@ static bool param_offered(enum param_id id, const struct smtp_parse_opts *opts)
         return true;
     case P_SMTPUTF8:
         return opts->smtputf8;
+    case P_REQUIRETLS:
+        return opts->requiretls;
     default:
         return opts->dsn;
     }
@@ -609,6 +628,14 @@ static bool param_apply(const struct param *pa, const struct param_ctx *c, struc
         if (pa->value != NULL)
             return bad_args(err, "SMTPUTF8 takes no value");
         c->mail->smtputf8 = true;
+        return true;
+    case P_REQUIRETLS:
+        if (pa->value != NULL)
+            return bad_args(err, "REQUIRETLS takes no value");
+        /* The promise of TLS all the way is void if this hop was not. */
+        if (!c->opts->tls)
+            return fail(err, 530, "5.7.10", "REQUIRETLS needs TLS");
+        c->mail->requiretls = true;
         return true;
     case P_RET:
         return param_ret(pa, c->mail, err);

@@ -1,6 +1,6 @@
 /* The SMTP command grammar (RFC 5321 section 4.1, with the parameters of
  * SIZE RFC 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, DSN RFC 3461, AUTH
- * RFC 4954 and CHUNKING RFC 3030). Pure functions over one command line,
+ * RFC 4954, CHUNKING RFC 3030 and REQUIRETLS RFC 8689). Pure functions over one command line,
  * no I/O and no allocation, so unit tests and the fuzzer drive them
  * directly. A refusal comes back as the reply the client gets. */
 #ifndef PETREL_SMTP_PARSE_H
@@ -91,6 +91,7 @@ struct smtp_mail {
      * accepted and otherwise ignored, as the RFC allows. */
     char auth[SMTP_PATH_MAX + 1];
     bool has_auth;
+    bool requiretls; /* REQUIRETLS (RFC 8689): relay only over verified TLS */
 };
 
 struct smtp_rcpt {
@@ -109,6 +110,11 @@ struct smtp_parse_opts {
     bool dsn;      /* DSN offered */
     bool chunking; /* BINARYMIME is only valid with CHUNKING (RFC 3030) */
     bool eightbit; /* 8BITMIME offered */
+    /* REQUIRETLS (RFC 8689) is known (the requiretls setting); it is
+     * accepted only when tls says the session is encrypted, and refused
+     * with 530 5.7.10 otherwise (RFC 8689 section 4.1). */
+    bool requiretls;
+    bool tls;
 };
 
 /* The arguments of MAIL: "FROM:<path> [params]" (a space after the colon

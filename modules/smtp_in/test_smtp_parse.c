@@ -413,6 +413,33 @@ static void test_auth_parameter(void **state)
 
 /* ---- paths ----------------------------------------------------------- */
 
+/* RFC 8689: REQUIRETLS only when offered, only over TLS, no value, and
+ * never on RCPT. */
+static void test_requiretls(void **state)
+{
+    (void)state;
+    static const struct smtp_parse_opts on_tls = {.requiretls = true, .tls = true};
+    static const struct smtp_parse_opts on_plain = {.requiretls = true};
+    static const struct smtp_parse_opts off_tls = {.tls = true};
+    struct smtp_mail m;
+    mail_ok("FROM:<a@b.c>", &on_tls, &m);
+    assert_false(m.requiretls);
+    mail_ok("FROM:<a@b.c> REQUIRETLS", &on_tls, &m);
+    assert_true(m.requiretls);
+    mail_ok("FROM:<a@b.c> requiretls SIZE=10", &on_tls, &m);
+    assert_true(m.requiretls);
+    assert_int_equal(m.size, 10);
+    mail_ok("FROM:<> REQUIRETLS", &on_tls, &m);
+    assert_true(m.requiretls && m.from.null);
+    mail_refused("FROM:<a@b.c> REQUIRETLS", &on_plain, 530, "5.7.10");
+    mail_refused("FROM:<a@b.c> REQUIRETLS", &off_tls, 555, "5.5.4");
+    mail_refused("FROM:<a@b.c> REQUIRETLS", &none, 555, "5.5.4");
+    mail_refused("FROM:<a@b.c> REQUIRETLS", NULL, 555, "5.5.4");
+    mail_refused("FROM:<a@b.c> REQUIRETLS=yes", &on_tls, 501, "5.5.4");
+    mail_refused("FROM:<a@b.c> REQUIRETLS REQUIRETLS", &on_tls, 501, "5.5.4");
+    rcpt_refused("TO:<a@b.c> REQUIRETLS", &on_tls, false, 555, "5.5.4");
+}
+
 static void test_rcpt_plain(void **state)
 {
     struct smtp_rcpt r;
@@ -938,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_size),
         cmocka_unit_test(test_envid),
         cmocka_unit_test(test_auth_parameter),
+        cmocka_unit_test(test_requiretls),
         cmocka_unit_test(test_rcpt_plain),
         cmocka_unit_test(test_rcpt_shape),
         cmocka_unit_test(test_postmaster),

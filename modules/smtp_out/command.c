@@ -1,6 +1,6 @@
 /* The commands of a transaction with the ESMTP parameters the server
  * offers and the message needs (RFC 1870 SIZE, 6152 8BITMIME, 3030
- * BINARYMIME, 6531 SMTPUTF8, 3461 DSN). Values come from the queue, which
+ * BINARYMIME, 6531 SMTPUTF8, 3461 DSN, 8689 REQUIRETLS). Values come from the queue, which
  * took them from smtp_in already checked; a control character is refused
  * here anyway, since it would end the command early at the next hop. */
 #include <inttypes.h>
@@ -88,6 +88,8 @@ bool smtp_cmd_mail(struct petrel_buf *out, const struct petrel_transport_msg *ms
         ok = petrel_buf_printf(out, " BODY=BINARYMIME");
     if (ok && msg->smtputf8)
         ok = petrel_buf_printf(out, " SMTPUTF8");
+    if (ok && msg->requiretls) /* session.c has checked that e offers it */
+        ok = petrel_buf_printf(out, " REQUIRETLS");
     if (ok && e->dsn && msg->ret != PETREL_DSN_RET_DEFAULT)
         ok = petrel_buf_printf(out, " RET=%s", msg->ret == PETREL_DSN_RET_FULL ? "FULL" : "HDRS");
     if (ok && e->dsn && msg->envid != NULL && msg->envid[0] != '\0')

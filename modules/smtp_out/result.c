@@ -93,12 +93,15 @@ void smtp_result_report(struct smtp_job *job)
         struct petrel_transport_rcpt *r = &msg->rcpts[i];
         if (!job->rs[i].decided) { /* tentative failures become the status now */
             job->rs[i].decided = true;
-            r->status = PETREL_TRANSPORT_DEFERRED;
+            /* A REQUIRETLS refusal that no later server lifted is final
+             * (RFC 8689 section 4.2.1: returned, not retried). */
             if (r->reason[0] == '\0')
                 petrel_strlcpy(r->reason,
                                job->last_reason[0] != '\0' ? job->last_reason
                                                            : "451 4.4.0 no server could be reached",
                                sizeof(r->reason));
+            r->status = msg->requiretls && r->reason[0] == '5' ? PETREL_TRANSPORT_FAILED
+                                                               : PETREL_TRANSPORT_DEFERRED;
         }
         petrel_counter_add(r->status == PETREL_TRANSPORT_DELIVERED ? smtp_out_sent
                            : r->status == PETREL_TRANSPORT_FAILED  ? smtp_out_bounced

@@ -180,6 +180,12 @@ static void after_hello(struct smtp_job *job)
     if (!tls && level != SMTP_TLS_NONE && job->ehlo.starttls && !job->no_tls) {
         job->state = SMTP_S_STARTTLS;
         smtp_session_write(job, "STARTTLS\r\n");
+    } else if (!tls && job->msg->requiretls) {
+        /* RFC 8689 section 4.2.1: never in plaintext. A 5xx is tentative
+         * here, final when no other server takes it (result.c). */
+        smtp_result_soft_all(job, "550 5.7.10 REQUIRETLS: TLS is required but not offered by %s",
+                             job->peer);
+        smtp_session_end(job, true);
     } else if (!tls && (required = smtp_tlspolicy_required(job)) != NULL) {
         smtp_result_soft_all(job, "451 4.7.4 %s but not offered by %s", required, job->peer);
         smtp_session_end(job, true);
@@ -220,10 +226,27 @@ static void send_rcpt(struct smtp_job *job, size_t k)
     petrel_conn_write(job->conn, petrel_buf_head(&job->out), job->out.len);
 }
 
+/* RFC 8689 section 4.2.1: a REQUIRETLS message goes only to a server
+ * that promises to keep the requirement (and over TLS, which the policy
+ * has checked). Another server may still offer it: tentative. */
+static bool requiretls_refused(struct smtp_job *job)
+{
+    if (!job->msg->requiretls || (job->ehlo.requiretls && petrel_conn_is_tls(job->conn)))
+        return false;
+    if (!petrel_conn_is_tls(job->conn))
+        smtp_result_soft_all(job, "550 5.7.10 REQUIRETLS: TLS is required but not used with %s",
+                             job->peer);
+    else
+        smtp_result_soft_all(job, "550 5.7.30 REQUIRETLS support required but not offered by %s",
+                             job->peer);
+    smtp_session_done(job, false);
+    return true;
+}
+
 static void start_mail(struct smtp_job *job)
 {
     struct petrel_transport_msg *msg = job->msg;
-    if (cannot_send(job))
+    if (requiretls_refused(job) || cannot_send(job))
         return;
     petrel_buf_reset(&job->out);
     if (!smtp_cmd_mail(&job->out, msg, &job->ehlo)) {
@@ -737,6 +760,10 @@ bool smtp_session_open(struct smtp_job *job, const char *host)
 
 bool smtp_session_resume(struct smtp_job *job)
 {
+    /* A cached connection was checked by another message's policy: a
+     * REQUIRETLS message has its own connection, checked for it. */
+    if (job->msg->requiretls)
+        return false;
     struct smtp_cached *c = smtp_cache_take(job);
     if (c == NULL)
         return false;

@@ -152,6 +152,7 @@ void smtp_ehlo_keyword(struct smtp_ehlo *e, const char *text, size_t len)
     e->starttls |= keyword_is(text, len, "STARTTLS", &arg, &alen);
     e->chunking |= keyword_is(text, len, "CHUNKING", &arg, &alen);
     e->binarymime |= keyword_is(text, len, "BINARYMIME", &arg, &alen);
+    e->requiretls |= keyword_is(text, len, "REQUIRETLS", &arg, &alen);
 }
 
 void smtp_reply_reason(char *out, size_t size, const struct smtp_reply *r, const char *command,

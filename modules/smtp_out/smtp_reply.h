@@ -49,6 +49,7 @@ enum smtp_reply_step smtp_reply_feed(struct smtp_reply *r, const char *line, siz
 /* The ESMTP extensions a server names in its EHLO reply. */
 struct smtp_ehlo {
     bool pipelining, size, eightbitmime, smtputf8, dsn, starttls, chunking, binarymime;
+    bool requiretls;                   /* RFC 8689 */
     bool auth, auth_plain, auth_login; /* AUTH (RFC 4954) and two of its mechanisms */
     uint64_t size_limit;               /* SIZE's argument; 0: none given (no limit) */
 };

@@ -4,6 +4,7 @@
  * TLSA records), and the check of the peer once TLS is up. Everything runs
  * on the job's loop; nexthop.c and session.c call in at a few marked
  * places. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,14 @@ enum smtp_tls_level smtp_out_tls_parse(const char *setting)
     return SMTP_TLS_MAY;
 }
 
+/* REQUIRETLS (RFC 8689): whatever the domain's policy, TLS with a
+ * verified certificate; peer_ok then decides how the name is trusted. */
+static void requiretls_floor(struct smtp_job *job)
+{
+    if (job->msg->requiretls && job->tlsp.level < SMTP_TLS_VERIFY)
+        job->tlsp.level = SMTP_TLS_VERIFY;
+}
+
 void smtp_tlspolicy_init(struct smtp_job *job)
 {
     const struct smtp_out_config *cfg = job->cfg;
@@ -40,6 +49,7 @@ void smtp_tlspolicy_init(struct smtp_job *job)
     /* Until a host says more (an address literal never does): DANE
      * without validated DNS is opportunistic TLS (RFC 7672 2.2). */
     t->level = t->domain_level == SMTP_TLS_DANE ? SMTP_TLS_MAY : t->domain_level;
+    requiretls_floor(job);
 }
 
 void smtp_tlspolicy_mx_answer(struct smtp_job *job, const struct petrel_dns_result *res)
@@ -93,6 +103,7 @@ bool smtp_tlspolicy_host_ready(struct smtp_job *job)
         /* Records but none usable: mandatory TLS without authentication,
          * as Postfix does (RFC 7672 2.2). */
         t->level = usable > 0 ? SMTP_TLS_DANE : SMTP_TLS_ENCRYPT;
+        requiretls_floor(job);
         return true;
     case SMTP_TLSA_NOT_ASKED:
     case SMTP_TLSA_ASKED:
@@ -105,6 +116,7 @@ bool smtp_tlspolicy_host_ready(struct smtp_job *job)
         t->level = SMTP_TLS_STS;
     else
         t->level = t->domain_level == SMTP_TLS_DANE ? SMTP_TLS_MAY : t->domain_level;
+    requiretls_floor(job);
     return true;
 }
 
@@ -167,12 +179,64 @@ static void record_tls(struct smtp_job *job, struct petrel_conn *conn, bool veri
              verified ? "verified" : "not verified", how);
 }
 
+/* RFC 8689 section 4.2.1 for a REQUIRETLS message: the certificate
+ * matches the TLSA records (DANE), or is CA-verified for the MX host name
+ * when that name is trustworthy: the MX answer was DNSSEC-validated, an
+ * MTA-STS policy in enforce mode lists it, or it is a relay host from our
+ * own settings. A refusal is a tentative 5xx: another MX host may do,
+ * else the message is returned (result.c). */
+static bool requiretls_peer_ok(struct smtp_job *job, struct petrel_conn *conn, bool verified,
+                               const char *why)
+{
+    const struct smtp_tls_state *t = &job->tlsp;
+    const char *host = job->mx[job->imx].host;
+    if (t->level == SMTP_TLS_DANE) {
+        if (dane_ok(job, conn, &why)) {
+            record_tls(job, conn, true, "dane");
+            return true;
+        }
+        record_tls(job, conn, false, why);
+        smtp_result_soft_all(job, "550 5.7.10 REQUIRETLS: DANE: TLSA mismatch for %s: %.200s",
+                             job->peer, why);
+        return false;
+    }
+    /* An address has no name to verify the certificate for. */
+    unsigned char bin[16];
+    bool named =
+        host[0] != '[' && inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1;
+    const char *how = t->level == SMTP_TLS_STS                  ? "mta-sts"
+                      : job->route.relay && !job->route.addr.mx ? "relay host"
+                      : t->mx_ad                                ? "ca, dnssec mx"
+                                                                : NULL;
+    if (!named) {
+        verified = false;
+        why = "no host name to verify";
+    }
+    record_tls(job, conn, verified, verified ? (how != NULL ? how : "ca") : why);
+    if (!verified) {
+        smtp_result_soft_all(job,
+                             "550 5.7.10 REQUIRETLS: TLS certificate of %s not verified: %.200s",
+                             job->peer, why);
+        return false;
+    }
+    if (how == NULL) {
+        smtp_result_soft_all(job,
+                             "550 5.7.10 REQUIRETLS: the MX host name %.250s is not authenticated "
+                             "(no DNSSEC, MTA-STS or DANE)",
+                             host);
+        return false;
+    }
+    return true;
+}
+
 bool smtp_tlspolicy_peer_ok(struct smtp_job *job, struct petrel_conn *conn)
 {
     const char *why = NULL;
     bool verified = petrel_conn_tls_verified(conn, &why);
     if (why == NULL)
         why = "unknown";
+    if (job->msg->requiretls)
+        return requiretls_peer_ok(job, conn, verified, why);
     switch (job->tlsp.level) {
     case SMTP_TLS_DANE:
         if (dane_ok(job, conn, &why)) {

@@ -71,7 +71,10 @@ struct petrel_envelope {
      * event; NULL for others. Since ABI minor 6 (a reserved slot: NULL
      * from older modules). */
     struct petrel_smtp_origin *smtp_origin;
-    void *reserved[1];
+    /* The sender asked for REQUIRETLS (RFC 8689): the message may only be
+     * relayed over TLS to a verified server that offers REQUIRETLS too.
+     * Since ABI minor 7 (a reserved slot: false from older modules). */
+    bool requiretls;
 };
 
 /* The reply for the client, e.g. {250, "2.0.0", "Ok: queued as 1A2B..."}. */

@@ -60,9 +60,14 @@ struct petrel_transport_msg {
     enum petrel_dsn_ret ret;
     enum petrel_body body; /* as it was received */
     bool smtputf8;         /* the sender asked for SMTPUTF8 */
-    unsigned attempts;     /* earlier attempts at this message */
-    int data_fd;           /* the message (pread only: others share it) */
-    uint64_t size;         /* its bytes, CRLF line ends, not dot-stuffed */
+    /* The sender asked for REQUIRETLS (RFC 8689): send only over TLS to a
+     * server whose certificate is verified for its name (found through
+     * DNSSEC or MTA-STS, or by DANE) and which offers REQUIRETLS, with
+     * the parameter on MAIL; else fail. Since ABI minor 7. */
+    bool requiretls;
+    unsigned attempts; /* earlier attempts at this message */
+    int data_fd;       /* the message (pread only: others share it) */
+    uint64_t size;     /* its bytes, CRLF line ends, not dot-stuffed */
     struct petrel_transport_rcpt *rcpts;
     size_t nrcpts;
     /* Set by the transport before done, for the queue's log and listing:

@@ -455,7 +455,8 @@ def test_runs_in_the_daemon_when_online(inst, queue):
 LIST_KEYS = {"id", "queue", "size", "arrival", "sender", "attempts", "next_attempt",
              "recipient", "original", "state", "reason", "error"}
 SHOW_KEYS = LIST_KEYS | {"helo", "client", "protocol", "auth", "tls", "cipher", "envid", "body",
-                         "ret", "submission", "smtputf8", "route", "notify", "orcpt", "header"}
+                         "ret", "submission", "smtputf8", "requiretls", "route", "notify", "orcpt",
+                         "header"}
 
 
 def test_list_json(inst, queue):
@@ -507,7 +508,7 @@ def test_list_json(inst, queue):
 
 def test_show_json(inst, queue):
     """One object per recipient with the envelope's fields and the header."""
-    queue.add(ID_A, attempts=3, flags="1 1 1 2", extra=(
+    queue.add(ID_A, attempts=3, flags="1 1 1 2 0 1", extra=(
         "auth alice@example.test", "tls TLS_AES_256_GCM_SHA384", "tlsversion TLSv1.3",
         "envid env\x1b1"), rcpts=[
         ("T", "R", 6, "bob@far.test", "team@example.test", "rfc822;team@example.test",
@@ -529,7 +530,7 @@ def test_show_json(inst, queue):
         "error": None, "helo": "client.example", "client": "192.0.2.1", "protocol": "ESMTP",
         "auth": "alice@example.test", "tls": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384",
         "envid": "env\x1b1", "body": "8BITMIME", "ret": "HDRS", "submission": True,
-        "smtputf8": True, "header": header}
+        "smtputf8": True, "requiretls": True, "header": header}
     assert rows[0] == dict(envelope_fields, recipient="bob@far.test",
                            original="team@example.test", state="deferred",
                            reason="451 4.4.1 no answer", route="remote",
@@ -543,7 +544,8 @@ def test_show_json(inst, queue):
     [row] = ctl_json(inst, "queue", "show", ID_B)
     assert row.items() >= {"queue": "hold", "next_attempt": None, "auth": None, "tls": None,
                            "cipher": None, "envid": None, "body": "7BIT", "ret": "default",
-                           "submission": False, "smtputf8": False, "route": "local",
+                           "submission": False, "smtputf8": False, "requiretls": False,
+                           "route": "local",
                            "notify": [], "orcpt": None, "original": None}.items(), row
     lines = row["header"].split("\n")
     assert lines[-1] == "" and all(len(line) == 76 for line in lines[:-1])

@@ -137,16 +137,17 @@ def test_unknown_local_user(srv):
 def test_ehlo_extensions_and_auth_only_after_starttls(srv):
     base = ["PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES"]
     tail = ["SMTPUTF8", "CHUNKING", "DSN", "HELP"]
+    tls_tail = ["SMTPUTF8", "CHUNKING", "DSN", "REQUIRETLS", "HELP"]  # RFC 8689: on TLS only
     for port in (srv.mx_port, srv.sub_port):
         with srv.raw(port) as c:
             c.greet()
             assert c.ehlo() == base + ["STARTTLS"] + tail
             c.starttls()
-            assert c.ehlo() == base + ["AUTH PLAIN LOGIN"] + tail
+            assert c.ehlo() == base + ["AUTH PLAIN LOGIN"] + tls_tail
     # SMTPS: TLS from the start, AUTH at once, no STARTTLS.
     with srv.raw(srv.smtps_port, tls=True) as c:
         c.greet()
-        assert c.ehlo() == base + ["AUTH PLAIN LOGIN"] + tail
+        assert c.ehlo() == base + ["AUTH PLAIN LOGIN"] + tls_tail
         assert c.command("STARTTLS") == "503 5.5.1 TLS already active"
     # The first line names the server and the client.
     with srv.raw() as c:
@@ -610,6 +611,48 @@ def test_dsn_parameters(srv):
                                 mail_params=" RET=FULL ENVID=mx1",
                                 rcpt_params=f" NOTIFY=FAILURE ORCPT=rfc822;{CAROL}"))
     assert received(only_message(srv, CAROL))[0].group("id") == qid
+
+
+def test_requiretls(srv):
+    """RFC 8689: REQUIRETLS is offered and taken over TLS only (530 5.7.10
+    in plaintext), and the flag goes into the queue file (the sixth flag)."""
+    remote = f"dave@{REMOTE}"
+    with srv.raw() as c:
+        c.greet()
+        assert "REQUIRETLS" not in c.ehlo()
+        assert c.command(f"MAIL FROM:<{SENDER}> REQUIRETLS") == "530 5.7.10 REQUIRETLS needs TLS"
+        assert c.command(f"MAIL FROM:<{SENDER}>") == "250 2.1.0 Ok"
+        c.command("RSET")
+        c.starttls()
+        assert "REQUIRETLS" in c.ehlo()
+        assert c.command(f"MAIL FROM:<{SENDER}> REQUIRETLS=1") == \
+            "501 5.5.4 REQUIRETLS takes no value"
+        qid = queue_id(send_raw(c, SENDER, [ALICE], "Subject: rt mx\r\n\r\nx\r\n.\r\n",
+                                mail_params=" REQUIRETLS"))
+    assert received(only_message(srv, ALICE))[0].group("id") == qid
+    # A remote recipient stays queued: the flag is in its envelope.
+    with srv.submission(ALICE) as s:
+        assert s.has_extn("requiretls")
+        assert s.mail(ALICE, ["REQUIRETLS"]) == (250, b"2.1.0 Ok")
+        assert s.rcpt(remote) == (250, b"2.1.5 Ok")
+        qid = smtplib_queue_id(s.data(message("rt", frm=ALICE, to=remote).encode()))
+        assert s.mail(ALICE) == (250, b"2.1.0 Ok")
+        assert s.rcpt(remote) == (250, b"2.1.5 Ok")
+        plain = smtplib_queue_id(s.data(message("no rt", frm=ALICE, to=remote).encode()))
+    envelope = srv.envelope(qid)
+    assert re.search(r"^flags 1 0 \d \d 1 1$", envelope, re.M), envelope
+    envelope = srv.envelope(plain)
+    assert re.search(r"^flags 1 0 \d \d 1$", envelope, re.M), envelope
+
+
+def test_requiretls_setting_off(smtp_server):
+    srv = smtp_server(smtp={"requiretls": False})
+    with srv.raw() as c:
+        c.greet()
+        c.ehlo()
+        c.starttls()
+        assert "REQUIRETLS" not in c.ehlo()
+        assert c.command(f"MAIL FROM:<{SENDER}> REQUIRETLS") == "555 5.5.4 unsupported parameter"
 
 
 def test_message_id_and_date_added_on_submission_only(srv):

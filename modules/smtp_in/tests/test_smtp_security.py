@@ -259,7 +259,7 @@ def test_auth_on_mx_can_be_turned_off(make_instance, env):
     srv = SmtpServer(make_instance, env, "noauthmx", smtp=dict(auth_on_mx=False)).start()
     with starttls_session(srv, srv.mx_port) as c:
         assert c.ehlo() == ["PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES",
-                            "SMTPUTF8", "CHUNKING", "DSN", "HELP"]
+                            "SMTPUTF8", "CHUNKING", "DSN", "REQUIRETLS", "HELP"]
         assert c.auth_plain(ALICE) == "502 5.5.1 AUTH not available"
     with starttls_session(srv) as c:
         assert c.auth_plain(ALICE) == "235 2.7.0 Authentication successful"
