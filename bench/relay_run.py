@@ -20,6 +20,7 @@ in it, exited children included) and, with --pid, from /proc/PID/stat
 import argparse
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -78,7 +79,15 @@ class Sink:
     def _read(self):
         buf = b""
         while True:
-            chunk = self.proc.stdout.read(4096)
+            # A second at a time, so a silent sink never holds the thread
+            # past its process's end.
+            ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
+            if not ready:
+                if self.proc.poll() is not None:
+                    self.done.set()
+                    return
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
             if not chunk:
                 self.done.set()
                 return

@@ -306,6 +306,21 @@ static bool exists(const struct queue *q, int sub, const char *id)
     return q->dir[sub] >= 0 && fstatat(q->dir[sub], id, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* Lock id in sub for a change. When it is not there, say why: it is in
+ * other (elsewhere says so) or nowhere. The descriptor, or -1 (said). */
+static int lock_for_change(const struct queue *q, int sub, int other, const char *id,
+                           const char *elsewhere)
+{
+    int fd = lock_or_fail(q, sub, id);
+    if (fd >= 0 || fd == -2)
+        return fd >= 0 ? fd : -1;
+    if (!exists(q, other, id))
+        no_such_message(q, id);
+    else
+        petrel_admin_fail(q->call, "queue: %s %s", id, elsewhere);
+    return -1;
+}
+
 /* A directory entry made durable; errors said. */
 static int sync_dir(const struct queue *q, int sub)
 {
@@ -751,14 +766,9 @@ static int cmd_flush(struct queue *q, const char *id)
 {
     if (id == NULL)
         return flush_all(q);
-    int fd = lock_or_fail(q, Q_ACTIVE, id);
-    if (fd < 0) {
-        if (fd == -2)
-            return 1;
-        if (!exists(q, Q_HOLD, id))
-            return no_such_message(q, id);
-        return petrel_admin_fail(q->call, "queue: %s is held: release it to have it delivered", id);
-    }
+    int fd = lock_for_change(q, Q_ACTIVE, Q_HOLD, id, "is held: release it to have it delivered");
+    if (fd < 0)
+        return 1;
     int rc = futimens(fd, times_now) < 0 ? path_error(q, Q_ACTIVE, id, "cannot flush", errno) : 0;
     close(fd);
     if (rc == 0) {
@@ -799,14 +809,9 @@ static int cmd_delete(struct queue *q, const char *id)
 
 static int cmd_hold(struct queue *q, const char *id)
 {
-    int fd = lock_or_fail(q, Q_ACTIVE, id);
-    if (fd < 0) {
-        if (fd == -2)
-            return 1;
-        if (!exists(q, Q_HOLD, id))
-            return no_such_message(q, id);
-        return petrel_admin_fail(q->call, "queue: %s is already held", id);
-    }
+    int fd = lock_for_change(q, Q_ACTIVE, Q_HOLD, id, "is already held");
+    if (fd < 0)
+        return 1;
     int rc = move(q, Q_ACTIVE, Q_HOLD, id) == 0 ? 0 : 1;
     close(fd);
     if (rc == 0)
@@ -816,14 +821,9 @@ static int cmd_hold(struct queue *q, const char *id)
 
 static int cmd_release(struct queue *q, const char *id)
 {
-    int fd = lock_or_fail(q, Q_HOLD, id);
-    if (fd < 0) {
-        if (fd == -2)
-            return 1;
-        if (!exists(q, Q_ACTIVE, id))
-            return no_such_message(q, id);
-        return petrel_admin_fail(q->call, "queue: %s is not held", id);
-    }
+    int fd = lock_for_change(q, Q_HOLD, Q_ACTIVE, id, "is not held");
+    if (fd < 0)
+        return 1;
     /* Due now, set before the move: once in active/ the runner may try it
      * and reschedule it at once, and that time must stay. */
     int rc = 0;
