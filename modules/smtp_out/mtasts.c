@@ -26,6 +26,7 @@
 #define STS_CACHE_MAX 256     /* domains whose policy is kept */
 #define STS_CONNECT_TIMEOUT 5 /* seconds, for the fetch */
 #define STS_FETCH_TIMEOUT 15  /* seconds in all: RFC 8461 3.3 says short */
+#define STS_FETCH_MAX 4       /* fetches at once, all domains */
 
 struct sts_entry {
     char domain[SMTP_STS_NAME_MAX];
@@ -37,10 +38,21 @@ struct sts_entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sts_entry *cache[STS_CACHE_MAX];
 
-/* One fetch, owned by the worker until it posts itself back. */
-struct sts_fetch {
+/* Jobs waiting for a fetch, each resumed on the loop its lookups ran on. */
+struct sts_waiter {
+    struct sts_waiter *next;
     struct smtp_job *job;
     struct petrel_loop *loop;
+};
+
+/* One fetch per domain at a time, whoever asks (later jobs wait for it),
+ * and at most STS_FETCH_MAX at once in all: each holds a worker for up to
+ * STS_FETCH_TIMEOUT, and the workers also serve inbound mail. */
+struct sts_fetch {
+    struct sts_fetch *next; /* flights, or pending */
+    struct sts_waiter *waiters;
+    char domain[SMTP_STS_NAME_MAX];
+    struct petrel_loop *loop; /* where the result is handled */
     char id[SMTP_STS_ID_MAX];
     char host[SMTP_STS_NAME_MAX + 8]; /* "mta-sts." + the domain */
     char address[INET6_ADDRSTRLEN];
@@ -54,6 +66,10 @@ struct sts_fetch {
     char error[160];
 };
 
+static struct sts_fetch *flights;                            /* started or pending, under lock */
+static struct sts_fetch *pending, **pending_tail = &pending; /* waiting for a slot */
+static unsigned nrunning;
+
 static time_t now(void)
 {
     struct timespec ts;
@@ -61,8 +77,11 @@ static time_t now(void)
     return ts.tv_sec;
 }
 
-/* A cached policy of domain (of this id unless id is NULL) into *p. */
-static bool cache_get(const char *domain, const char *id, struct smtp_sts_policy *p)
+/* A cached policy of domain (of this id unless id is NULL) into *p;
+ * *stale_r (if not NULL) says whether less than a quarter of its max_age
+ * is left, so that it is fetched again before it lapses (RFC 8461 5.1:
+ * an expired policy cannot be trusted if the fetch fails then). */
+static bool cache_get(const char *domain, const char *id, struct smtp_sts_policy *p, bool *stale_r)
 {
     bool found = false;
     time_t t = now();
@@ -74,6 +93,8 @@ static bool cache_get(const char *domain, const char *id, struct smtp_sts_policy
         if (id == NULL || strcmp(e->id, id) == 0) {
             *p = e->policy;
             found = true;
+            if (stale_r != NULL)
+                *stale_r = (e->expires - t) * 4 <= (time_t)e->policy.max_age;
         }
     }
     pthread_mutex_unlock(&lock);
@@ -112,6 +133,18 @@ static void cache_put(const char *domain, const char *id, const struct smtp_sts_
     pthread_mutex_unlock(&lock);
 }
 
+static void fetch_free(struct sts_fetch *f)
+{
+    while (f->waiters != NULL) {
+        struct sts_waiter *w = f->waiters;
+        f->waiters = w->next;
+        free(w);
+    }
+    free(f->ca_file);
+    free(f);
+}
+
+/* After stop: the fetches that never started, and the cache. */
 void smtp_mtasts_free(void)
 {
     pthread_mutex_lock(&lock);
@@ -119,6 +152,13 @@ void smtp_mtasts_free(void)
         free(cache[i]);
         cache[i] = NULL;
     }
+    while (pending != NULL) {
+        struct sts_fetch *f = pending;
+        pending = f->next;
+        fetch_free(f);
+    }
+    pending_tail = &pending;
+    flights = NULL;
     pthread_mutex_unlock(&lock);
 }
 
@@ -133,7 +173,7 @@ static void use(struct smtp_job *job, const struct smtp_sts_policy *p)
 static void proceed(struct smtp_job *job, bool try_cache)
 {
     struct smtp_sts_policy p;
-    if (try_cache && !job->tlsp.sts && cache_get(job->msg->domain, NULL, &p))
+    if (try_cache && !job->tlsp.sts && cache_get(job->msg->domain, NULL, &p, NULL))
         use(job, &p);
     job->tlsp.cont(job);
 }
@@ -208,41 +248,76 @@ static void fetch_work(void *arg)
     petrel_loop_post(f->loop, fetch_done, f);
 }
 
-static void fetch_free(struct sts_fetch *f)
+static void start_fetch(struct sts_fetch *f);
+
+static void waiter_go(void *arg)
 {
-    free(f->ca_file);
-    free(f);
+    struct sts_waiter *w = arg;
+    struct smtp_job *job = w->job;
+    free(w);
+    if (!smtp_dispatch_stopped())
+        proceed(job, true);
 }
 
-static void fetch_done(void *arg)
+/* The fetch is over (f->ok or f->error): keep the policy, let the next
+ * pending fetch start, and resume every job that waited, on its loop. */
+static void fetch_end(struct sts_fetch *f)
 {
-    struct sts_fetch *f = arg;
-    struct smtp_job *job = f->job;
     if (smtp_dispatch_stopped()) { /* the queue is gone: touch nothing */
         fetch_free(f);
         return;
     }
-    const char *domain = job->msg->domain;
     if (f->ok) {
         petrel_log(PETREL_LOG_INFO, "smtp_out",
-                   "MTA-STS policy of %.250s (id %s): mode %s, %zu mx, max_age %lld", domain, f->id,
-                   smtp_sts_mode_name(f->policy.mode), f->policy.nmx, f->policy.max_age);
-        cache_put(domain, f->id, &f->policy);
-        use(job, &f->policy);
+                   "MTA-STS policy of %.250s (id %s): mode %s, %zu mx, max_age %lld", f->domain,
+                   f->id, smtp_sts_mode_name(f->policy.mode), f->policy.nmx, f->policy.max_age);
+        cache_put(f->domain, f->id, &f->policy);
     } else {
         petrel_log(PETREL_LOG_WARNING, "smtp_out", "MTA-STS policy of %.250s not fetched: %s",
-                   domain, f->error);
+                   f->domain, f->error);
+    }
+    pthread_mutex_lock(&lock);
+    for (struct sts_fetch **p = &flights; *p != NULL; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    }
+    struct sts_fetch *next = pending;
+    if (next != NULL) {
+        if ((pending = next->next) == NULL)
+            pending_tail = &pending;
+        next->next = flights;
+        flights = next;
+    } else {
+        nrunning--;
+    }
+    struct sts_waiter *w = f->waiters;
+    f->waiters = NULL;
+    pthread_mutex_unlock(&lock);
+    struct petrel_loop *here = petrel_loop_current();
+    while (w != NULL) {
+        struct sts_waiter *wn = w->next;
+        if (f->ok && !w->job->tlsp.sts)
+            use(w->job, &f->policy);
+        if (w->loop == here)
+            waiter_go(w);
+        else
+            petrel_loop_post(w->loop, waiter_go, w);
+        w = wn;
     }
     fetch_free(f);
-    proceed(job, true);
+    if (next != NULL)
+        start_fetch(next);
 }
+
+static void fetch_done(void *arg) { fetch_end(arg); }
 
 /* --- the lookups, on the job's loop --- */
 
 static void addr_done(const struct petrel_dns_result *res, void *ctx)
 {
     struct sts_fetch *f = ctx;
-    struct smtp_job *job = f->job;
     if (smtp_dispatch_stopped()) {
         fetch_free(f);
         return;
@@ -264,21 +339,55 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
     } else {
         snprintf(f->error, sizeof(f->error), "no address for %.140s", f->host);
     }
-    petrel_log(PETREL_LOG_WARNING, "smtp_out", "MTA-STS policy of %.250s not fetched: %s",
-               job->msg->domain, f->error);
-    fetch_free(f);
-    proceed(job, true);
+    fetch_end(f);
 }
 
-static void fetch(struct smtp_job *job, const char *id)
+static void start_fetch(struct sts_fetch *f)
 {
-    struct sts_fetch *f = petrel_calloc(1, sizeof(*f));
-    f->job = job;
-    petrel_strlcpy(f->id, id, sizeof(f->id));
-    snprintf(f->host, sizeof(f->host), "mta-sts.%s", job->msg->domain);
-    f->port = (long)job->cfg->mta_sts_port;
-    f->ca_file = job->cfg->tls_ca_file != NULL ? petrel_strdup(job->cfg->tls_ca_file) : NULL;
     petrel_dns_lookup(PETREL_DNS_A, f->host, addr_done, f);
+}
+
+/* Fetch the policy of job's domain with id, job waiting for it; or, job
+ * NULL, in the background for a policy that is about to lapse. */
+static void fetch(struct smtp_job *job, const struct smtp_job *from, const char *id)
+{
+    const char *domain = from->msg->domain;
+    struct sts_waiter *w = NULL;
+    if (job != NULL) {
+        w = petrel_calloc(1, sizeof(*w));
+        w->job = job;
+        w->loop = petrel_loop_current();
+    }
+    pthread_mutex_lock(&lock);
+    for (struct sts_fetch *f = flights; f != NULL; f = f->next) {
+        if (strcasecmp(f->domain, domain) == 0) { /* one is under way: wait for it */
+            if (w != NULL) {
+                w->next = f->waiters;
+                f->waiters = w;
+            }
+            pthread_mutex_unlock(&lock);
+            return;
+        }
+    }
+    struct sts_fetch *f = petrel_calloc(1, sizeof(*f));
+    f->waiters = w;
+    petrel_strlcpy(f->domain, domain, sizeof(f->domain));
+    petrel_strlcpy(f->id, id, sizeof(f->id));
+    snprintf(f->host, sizeof(f->host), "mta-sts.%s", domain);
+    f->port = (long)from->cfg->mta_sts_port;
+    f->ca_file = from->cfg->tls_ca_file != NULL ? petrel_strdup(from->cfg->tls_ca_file) : NULL;
+    bool now_ok = nrunning < STS_FETCH_MAX;
+    if (now_ok) {
+        nrunning++;
+        f->next = flights;
+        flights = f;
+    } else {
+        *pending_tail = f;
+        pending_tail = &f->next;
+    }
+    pthread_mutex_unlock(&lock);
+    if (now_ok)
+        start_fetch(f);
 }
 
 static void txt_done(const struct petrel_dns_result *res, void *ctx)
@@ -302,12 +411,19 @@ static void txt_done(const struct petrel_dns_result *res, void *ctx)
         return;
     }
     struct smtp_sts_policy p;
-    if (cache_get(job->msg->domain, id, &p)) {
+    bool stale = false;
+    if (cache_get(job->msg->domain, id, &p, &stale)) {
+        if (stale) {
+            petrel_log(PETREL_LOG_INFO, "smtp_out",
+                       "MTA-STS policy of %.250s: fetched again before it lapses",
+                       job->msg->domain);
+            fetch(NULL, job, id);
+        }
         use(job, &p);
         proceed(job, false);
         return;
     }
-    fetch(job, id);
+    fetch(job, job, id);
 }
 
 void smtp_mtasts_begin(struct smtp_job *job, void (*cont)(struct smtp_job *job))

@@ -11,6 +11,7 @@ import http.server
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -172,6 +173,7 @@ class PolicyServer:
 
     def __init__(self, cert, key, policy):
         self.policy = policy
+        self.delay = 0.0  # seconds before answering: a slow policy host
         self.fetches = 0
         self.lock = threading.Lock()
         server = self
@@ -186,6 +188,7 @@ class PolicyServer:
                 with server.lock:
                     server.fetches += 1
                     body = server.policy.encode()
+                time.sleep(server.delay)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
@@ -218,9 +221,9 @@ def mta_sts(outbound, smtp_sink, mail_dns, base_dir):
     cert, key = make_cert(base_dir / "certs-sts", f"mx1.{OUT}", names=[f"mta-sts.{OUT}"])
     servers = []
 
-    def make(mode, mx, sink_cert=True, **settings):
+    def make(mode, mx, sink_cert=True, max_age=86400, **settings):
         policy = f"version: STSv1\r\nmode: {mode}\r\n" + "".join(
-            f"mx: {m}\r\n" for m in mx) + "max_age: 86400\r\n"
+            f"mx: {m}\r\n" for m in mx) + f"max_age: {max_age}\r\n"
         web = PolicyServer(cert, key, policy)
         servers.append(web)
         mail_dns.txt(f"_mta-sts.{OUT}", "v=STSv1; id=20240101T000000;")
@@ -285,3 +288,34 @@ def test_mta_sts_off_or_explicit_policy_not_fetched(mta_sts):
     wait_messages(sink, 1, srv)
     srv.wait_empty()
     assert web.fetches == 0
+
+
+def test_mta_sts_one_fetch_for_many_waiting_messages(mta_sts):
+    """Messages to a domain whose policy is being fetched wait for that
+    one fetch (the policy host answers slowly), rather than each fetching
+    it, holding a worker thread apiece."""
+    srv, sink, web = mta_sts("enforce", [f"*.{OUT}"])
+    web.delay = 1.0
+    for i in range(8):
+        srv.send([f"bob@{OUT}"], subject=f"m{i}")
+    msgs = wait_messages(sink, 8, srv)
+    assert all(m.tls for m in msgs)
+    srv.wait_empty()
+    assert web.fetches == 1
+
+
+def test_mta_sts_policy_refreshed_before_it_lapses(mta_sts):
+    """With less than a quarter of max_age left, a message still goes
+    under the cached policy and the policy is fetched again beside it, so
+    a policy host that is down at expiry cannot remove the policy."""
+    srv, sink, web = mta_sts("enforce", [f"*.{OUT}"], max_age=10)
+    srv.send([f"bob@{OUT}"], subject="first")
+    wait_messages(sink, 1, srv)
+    srv.wait_empty()
+    assert web.fetches == 1
+    time.sleep(8)  # about 2 s of the 10 left: stale, not expired
+    srv.send([f"bob@{OUT}"], subject="second")
+    msgs = wait_messages(sink, 2, srv)
+    assert all(m.tls for m in msgs)
+    wait_for(lambda: web.fetches == 2, WAIT, "the policy fetched again")
+    wait_log(srv, "fetched again before it lapses")
