@@ -119,8 +119,10 @@ void smtp_cache_flush(void)
 bool smtp_cache_put(struct smtp_job *job, bool rset)
 {
     const struct smtp_out_config *cfg = job->cfg;
+    /* A session chosen with the domain's policies waived (TLS-Required:
+     * No) may not carry the next message, which did not waive them. */
     if (cfg->connection_reuse_time == 0 || job->saw_421 || job->conn == NULL ||
-        job->conn_msgs + 1 >= (unsigned)cfg->connection_reuse_limit ||
+        job->tlsp.tls_optional || job->conn_msgs + 1 >= (unsigned)cfg->connection_reuse_limit ||
         atomic_load(&smtp_out_stopping))
         return false;
     struct smtp_cached *c = petrel_calloc(1, sizeof(*c));

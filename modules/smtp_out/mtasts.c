@@ -430,7 +430,7 @@ void smtp_mtasts_begin(struct smtp_job *job, void (*cont)(struct smtp_job *job))
 {
     job->tlsp.cont = cont;
     job->tlsp.sts = false;
-    if (job->tlsp.explicit_policy || !job->cfg->mta_sts) {
+    if (job->tlsp.explicit_policy || job->tlsp.tls_optional || !job->cfg->mta_sts) {
         cont(job);
         return;
     }

@@ -198,6 +198,7 @@ enum smtp_tlsa_state {
 struct smtp_tls_state {
     enum smtp_tls_level domain_level; /* tls_policies' entry, else tls */
     bool explicit_policy;             /* from tls_policies: MTA-STS is not looked up */
+    bool tls_optional;                /* "TLS-Required: No": no MTA-STS, no DANE */
     bool mx_ad;                       /* the MX answer (or NODATA) was DNSSEC-validated */
     bool sts;                         /* an MTA-STS policy (testing or enforce) applies */
     struct smtp_sts_policy policy;

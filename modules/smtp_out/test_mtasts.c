@@ -1,6 +1,7 @@
 /* The MTA-STS texts (RFC 8461): policy files as servers write them (CRLF
  * and LF, extra spaces, extensions, duplicates), refusals, the TXT
- * record, and mx patterns with wildcards. */
+ * record, and mx patterns with wildcards; and the TLS-Required header
+ * field (RFC 8689) in a message's header block. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,12 +120,37 @@ static void txt_record(void **state)
     assert_int_equal(txt("v=STSv1; id=123456789012345678901234567890123", id), -1); /* 33 */
 }
 
+static bool tls_no(const char *h) { return smtp_tls_required_no(h, strlen(h)); }
+
+static void tls_required_header(void **state)
+{
+    (void)state;
+    assert_true(tls_no("Subject: x\r\nTLS-Required: No\r\n\r\nbody"));
+    assert_true(tls_no("tls-required:no\r\n\r\n"));
+    assert_true(tls_no("TLS-Required :  NO  \r\n\r\n"));
+    assert_true(tls_no("TLS-Required:\r\n No\r\nX: y\r\n\r\n")); /* folded */
+    assert_true(tls_no("From: a\nTLS-Required: No\n\nbody"));    /* LF only */
+    assert_true(tls_no("TLS-Required: No"));                     /* no line end */
+    assert_false(tls_no("TLS-Required: Yes\r\n\r\n"));
+    assert_false(tls_no("TLS-Required: Nope\r\n\r\n"));
+    assert_false(tls_no("TLS-Required: No way\r\n\r\n"));
+    assert_false(tls_no("TLS-Required: N\r\n o\r\n\r\n"));
+    assert_false(tls_no("TLS-Required-X: No\r\n\r\n"));
+    assert_false(tls_no("X-TLS-Required: No\r\n\r\n"));
+    assert_false(tls_no("Subject: x\r\n TLS-Required: No\r\n\r\n")); /* a continuation */
+    assert_false(tls_no("Subject: x\r\n\r\nTLS-Required: No\r\n"));  /* in the body */
+    assert_false(tls_no("TLS-Required: No"
+                        "                                                  x\r\n\r\n"));
+    assert_false(smtp_tls_required_no("TLS-Required: No", 15)); /* cut short: "N" */
+    assert_false(tls_no(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(policy_rfc_example), cmocka_unit_test(policy_lf_spaces_extensions),
         cmocka_unit_test(policy_refused),     cmocka_unit_test(policy_many_mx_bounded),
-        cmocka_unit_test(txt_record),
+        cmocka_unit_test(txt_record),         cmocka_unit_test(tls_required_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

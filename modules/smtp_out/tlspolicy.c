@@ -6,8 +6,10 @@
  * places. */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
@@ -32,6 +34,19 @@ static void requiretls_floor(struct smtp_job *job)
         job->tlsp.level = SMTP_TLS_VERIFY;
 }
 
+/* Whether the message's header says "TLS-Required: No". A local file
+ * read, as the body is, on the job's loop; only the first
+ * SMTP_HEADER_SCAN_MAX bytes are looked at. */
+static bool header_tls_optional(const struct petrel_transport_msg *m)
+{
+    size_t want = m->size < SMTP_HEADER_SCAN_MAX ? (size_t)m->size : SMTP_HEADER_SCAN_MAX;
+    char *h = petrel_malloc(want ? want : 1);
+    ssize_t n = pread(m->data_fd, h, want, 0);
+    bool no = n > 0 && smtp_tls_required_no(h, (size_t)n);
+    free(h);
+    return no;
+}
+
 void smtp_tlspolicy_init(struct smtp_job *job)
 {
     const struct smtp_out_config *cfg = job->cfg;
@@ -45,6 +60,18 @@ void smtp_tlspolicy_init(struct smtp_job *job)
             t->explicit_policy = true;
             break;
         }
+    }
+    /* RFC 8689 section 5: the sender may waive the domain's published
+     * policies (MTA-STS, DANE), unless it also asked for REQUIRETLS
+     * (section 4.1: the field is then ignored). tls and tls_policies are
+     * the administrator's and still hold. */
+    t->tls_optional = !job->msg->requiretls && header_tls_optional(job->msg);
+    if (t->tls_optional) {
+        petrel_log(PETREL_LOG_INFO, "smtp_out",
+                   "%s: TLS-Required: No: MTA-STS and DANE are not applied to %.250s",
+                   job->msg->queue_id, job->msg->domain);
+        if (t->domain_level == SMTP_TLS_DANE)
+            t->domain_level = SMTP_TLS_MAY;
     }
     /* Until a host says more (an address literal never does): DANE
      * without validated DNS is opportunistic TLS (RFC 7672 2.2). */

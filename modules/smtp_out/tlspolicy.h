@@ -44,6 +44,14 @@ int smtp_sts_parse_txt(const char *txt, size_t len, char id[SMTP_STS_ID_MAX]);
 bool smtp_sts_mx_match(const struct smtp_sts_policy *p, const char *host);
 const char *smtp_sts_mode_name(enum smtp_sts_mode mode);
 
+/* --- TLS-Required (tls_required.c): no I/O --- */
+
+#define SMTP_HEADER_SCAN_MAX 65536 /* header bytes looked at for TLS-Required */
+
+/* Whether the header block h (up to its empty line, or len) has a
+ * "TLS-Required: No" field (RFC 8689 section 5), folded or not. */
+bool smtp_tls_required_no(const char *h, size_t len);
+
 /* --- TLSA matching (dane_match.c): no I/O --- */
 
 struct smtp_tlsa {

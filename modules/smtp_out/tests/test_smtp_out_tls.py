@@ -319,3 +319,22 @@ def test_mta_sts_policy_refreshed_before_it_lapses(mta_sts):
     assert all(m.tls for m in msgs)
     wait_for(lambda: web.fetches == 2, WAIT, "the policy fetched again")
     wait_log(srv, "fetched again before it lapses")
+
+
+def test_tls_required_no_waives_mta_sts(mta_sts):
+    """RFC 8689 section 5: a message with "TLS-Required: No" goes to an MX
+    host that the domain's enforce policy does not list (and over an
+    unverified certificate); the same message without it stays queued."""
+    srv, sink, web = mta_sts("enforce", [f"mx2.{OUT}"], sink_cert=False)
+    waived = (f"From: <{ALICE}>\r\nTo: <bob@{OUT}>\r\nSubject: waived\r\n"
+              "TLS-Required:\r\n No\r\n\r\nhello\r\n")
+    srv.send([f"bob@{OUT}"], msg=waived)
+    [m] = wait_messages(sink, 1, srv)
+    assert b"Subject: waived" in m.data and m.tls
+    srv.wait_empty()
+    wait_log(srv, "TLS-Required: No: MTA-STS and DANE are not applied")
+    assert web.fetches == 0  # not even looked up
+    srv.send([f"bob@{OUT}"], subject="kept")
+    row = srv.wait_row(f"bob@{OUT}", "deferred")
+    assert row["reason"].startswith("451 4.7.5 MTA-STS"), row
+    assert len(sink.messages) == 1
