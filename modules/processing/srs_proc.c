@@ -154,18 +154,24 @@ int proc_srs_init(const struct proc_config *c, const char **error_r)
     return 0;
 }
 
-int proc_srs_start(const char **error_r)
-{
-    if (srs.k.nkeys > 0)
-        return 0;
-    if (read_keys(error_r) == 0)
-        return 0;
-    return errno == ENOENT ? create_keys(error_r) : -1;
-}
-
 static const char *srs_domain(const struct proc_settings *set)
 {
     return set->srs_domain[0] != '\0' ? set->srs_domain : srs.primary;
+}
+
+int proc_srs_start(const char **error_r)
+{
+    struct petrel_config *gen;
+    const struct proc_settings *set = proc_settings_ref(&gen);
+    if (!proc_env.userdb->domain_is_local(srs_domain(set)))
+        petrel_log(PETREL_LOG_WARNING, PROC_LOG,
+                   "srs_domain %s is not one of our domains: replies to SRS addresses will be "
+                   "refused",
+                   srs_domain(set));
+    petrel_config_unref(gen);
+    if (srs.k.nkeys > 0 || read_keys(error_r) == 0)
+        return 0;
+    return errno == ENOENT ? create_keys(error_r) : -1;
 }
 
 bool proc_srs_sender(const struct proc_settings *set, const struct queue_envelope *env, char *out,
