@@ -270,8 +270,7 @@ bool proc_srs_sender(const struct proc_settings *set, const struct queue_envelop
 enum srs_result proc_srs_reverse(const struct proc_settings *set, const char *address, char *out,
                                  size_t size);
 /* The queue service's local_address: SRS addresses of ours. */
-enum petrel_queue_address proc_local_address(const char *address,
-                                              struct petrel_queue_reply *reply);
+enum petrel_queue_address proc_local_address(const char *address, struct petrel_queue_reply *reply);
 
 /* outbound.c: hand env's due remote recipients to the transport, one
  * message a domain (two when some are forwarded copies whose sender set

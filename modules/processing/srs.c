@@ -21,7 +21,10 @@ static bool has_prefix(const char *local, char digit)
     return strncasecmp(local, "SRS", 3) == 0 && local[3] == digit && is_sep(local[4]);
 }
 
-bool srs_is_srs(const char *address) { return has_prefix(address, '0') || has_prefix(address, '1'); }
+bool srs_is_srs(const char *address)
+{
+    return has_prefix(address, '0') || has_prefix(address, '1');
+}
 
 /* A field of an address we take apart: not empty, and nothing that would
  * need quoting once it stands alone in an address. */

@@ -117,8 +117,8 @@ static int create_keys(const char **error_r)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     hex[2 * KEY_BYTES] = '\n', hex[2 * KEY_BYTES + 1] = '\0';
     int fd = open(srs.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool ok = fd >= 0 && write(fd, hex, sizeof(hex) - 1) == (ssize_t)(sizeof(hex) - 1) &&
-              fsync(fd) == 0;
+    bool ok =
+        fd >= 0 && write(fd, hex, sizeof(hex) - 1) == (ssize_t)(sizeof(hex) - 1) && fsync(fd) == 0;
     if (fd >= 0 && close(fd) < 0)
         ok = false;
     if (!ok || sync_parent() < 0) {
@@ -194,12 +194,10 @@ enum srs_result proc_srs_reverse(const struct proc_settings *set, const char *ad
 {
     if (srs.k.nkeys == 0)
         return SRS_NOT_SRS;
-    return srs_reverse(&srs.k, address, srs_domain(set), set->srs_max_days, time(NULL), out,
-                       size);
+    return srs_reverse(&srs.k, address, srs_domain(set), set->srs_max_days, time(NULL), out, size);
 }
 
-enum petrel_queue_address proc_local_address(const char *address,
-                                              struct petrel_queue_reply *reply)
+enum petrel_queue_address proc_local_address(const char *address, struct petrel_queue_reply *reply)
 {
     struct petrel_config *gen;
     const struct proc_settings *set = proc_settings_ref(&gen);

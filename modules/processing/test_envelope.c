@@ -654,8 +654,8 @@ static void test_next_hop_and_forwarded(void **state)
     queue_envelope_init(&env);
     memcpy(env.id, ID, sizeof(ID));
     env.from = strdup("alice@example.test");
-    struct queue_rcpt *r = queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_REMOTE, 0,
-                                              "bob@far.test", "team@example.test", NULL);
+    struct queue_rcpt *r = queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_REMOTE, 0, "bob@far.test",
+                                              "team@example.test", NULL);
     queue_rcpt_set_reason(r, "451 4.7.1 later");
     queue_rcpt_set_next_hop(r, "mx1.far.test[127.0.0.2]:25");
     r->forwarded = true;
@@ -672,8 +672,9 @@ static void test_next_hop_and_forwarded(void **state)
     queue_envelope_free(&back);
     free(text);
     /* An older file: neither. A newer one's flags beside ours: ignored. */
-    assert_true(asprintf(&text, "%srcpt P R 0 x@far.test\t\t\t\nrcpt P R 0 y@far.test\t\t\t\t"
-                                "\tzf\tmore\nend\n",
+    assert_true(asprintf(&text,
+                         "%srcpt P R 0 x@far.test\t\t\t\nrcpt P R 0 y@far.test\t\t\t\t"
+                         "\tzf\tmore\nend\n",
                          head) > 0);
     assert_true(queue_envelope_parse(text, strlen(text), &back, &error));
     assert_null(back.rcpts[0].next_hop);

@@ -36,9 +36,9 @@ static void test_known_answers(void **state)
     assert_int_equal(srs_forward(&keys, "Alice@Sender.test", DOMAIN, NOW, out, sizeof(out)),
                      SRS_OK);
     assert_string_equal(out, "SRS0=S/ta=ME=Sender.test=Alice@fwd.test");
-    assert_int_equal(srs_forward(&keys, "SRS0=HHHH=TT=orig.test=bob@first.test", DOMAIN, NOW, out,
-                                 sizeof(out)),
-                     SRS_OK);
+    assert_int_equal(
+        srs_forward(&keys, "SRS0=HHHH=TT=orig.test=bob@first.test", DOMAIN, NOW, out, sizeof(out)),
+        SRS_OK);
     assert_string_equal(out, "SRS1=iy4X=first.test==HHHH=TT=orig.test=bob@fwd.test");
 }
 
@@ -96,7 +96,7 @@ static void test_key_rotation(void **state)
     assert_int_equal(srs_forward(&keys, "a@b.test", DOMAIN, NOW, old, sizeof(old)), SRS_OK);
     assert_int_equal(srs_forward(&keys_rotated, "a@b.test", DOMAIN, NOW, fresh, sizeof(fresh)),
                      SRS_OK);
-    assert_string_not_equal(old, fresh); /* the first key signs */
+    assert_string_not_equal(old, fresh);                     /* the first key signs */
     assert_int_equal(back(&keys_rotated, old, NOW), SRS_OK); /* every key verifies */
     assert_int_equal(back(&keys_rotated, fresh, NOW), SRS_OK);
     assert_int_equal(back(&keys, fresh, NOW), SRS_BAD_HASH); /* the new key is not the old */
@@ -174,12 +174,12 @@ static void test_malformed(void **state)
         "SRS0=S/ta=MEE=Sender.test=Alice@fwd.test",
         "SRS0=S/ta=M1=Sender.test=Alice@fwd.test", /* not base32 */
         "SRS0=S/ta==Sender.test=Alice@fwd.test",
-        "SRS1=iy4X@fwd.test",                  /* no host */
-        "SRS1=iy4X=first.test@fwd.test",       /* no rest */
-        "SRS1=iy4X=first.test=@fwd.test",      /* empty rest */
-        "SRS1=iy4X==x=y@fwd.test",             /* empty host */
-        "SRS1=iy4X=first.test=x@fwd.test",     /* rest without its separator */
-        "SRS1=iy4X=first.test==@fwd.test",     /* only the separator */
+        "SRS1=iy4X@fwd.test",                   /* no host */
+        "SRS1=iy4X=first.test@fwd.test",        /* no rest */
+        "SRS1=iy4X=first.test=@fwd.test",       /* empty rest */
+        "SRS1=iy4X==x=y@fwd.test",              /* empty host */
+        "SRS1=iy4X=first.test=x@fwd.test",      /* rest without its separator */
+        "SRS1=iy4X=first.test==@fwd.test",      /* only the separator */
         "SRS0=S/ta=ME=a b.test=Alice@fwd.test", /* would need quoting */
         "SRS0=S/ta=ME=Sender.test=\"x\"@fwd.test",
         "SRS0=S/ta=ME=Sender.test=Alice@", /* no domain at all */
@@ -238,7 +238,7 @@ static void test_too_long(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_answers), cmocka_unit_test(test_round_trip_srs0),
+        cmocka_unit_test(test_known_answers),   cmocka_unit_test(test_round_trip_srs0),
         cmocka_unit_test(test_round_trip_srs1), cmocka_unit_test(test_case_insensitive),
         cmocka_unit_test(test_key_rotation),    cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_tampered),        cmocka_unit_test(test_not_srs),
