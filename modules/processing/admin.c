@@ -104,7 +104,6 @@ static const char *expanded_from(const struct queue_rcpt *r)
     return r->original != NULL && strcmp(r->original, r->address) != 0 ? r->original : NULL;
 }
 
-/* What went wrong with a file, in words. */
 /* Where a remote recipient's last attempt went, else its domain; NULL
  * for others. */
 static const char *next_hop(const struct queue_rcpt *r)
@@ -117,6 +116,7 @@ static const char *next_hop(const struct queue_rcpt *r)
     return at != NULL ? at + 1 : NULL;
 }
 
+/* What went wrong with a file, in words. */
 static const char *describe(int e)
 {
     switch (e) {
