@@ -134,10 +134,11 @@ static int proc_start(struct petrel_ctx *ctx, const char **error_r)
 {
     (void)ctx;
     proc_env.transport = petrel_service_lookup(PETREL_TRANSPORT_SERVICE, PETREL_TRANSPORT_VERSION);
-    int ret = proc_runner_start(error_r);
+    /* The SRS keys first: the runner's workers read them once it starts. */
+    int ret = proc_srs_start(error_r);
     if (ret == 0)
-        ret = proc_srs_start(error_r); /* the queue directory exists now */
-    proc_space_prime();
+        ret = proc_runner_start(error_r);
+    proc_space_prime(); /* the queue directory exists now */
     return ret;
 }
 

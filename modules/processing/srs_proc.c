@@ -171,7 +171,15 @@ int proc_srs_start(const char **error_r)
     petrel_config_unref(gen);
     if (srs.k.nkeys > 0 || read_keys(error_r) == 0)
         return 0;
-    return errno == ENOENT ? create_keys(error_r) : -1;
+    if (errno != ENOENT)
+        return -1;
+    /* The default place is the queue directory, which a first start
+     * has not made yet (the runner makes the rest of it). */
+    if (mkdir(proc_env.queue, 0700) < 0 && errno != EEXIST) {
+        *error_r = "cannot create the queue directory";
+        return -1;
+    }
+    return create_keys(error_r);
 }
 
 bool proc_srs_sender(const struct proc_settings *set, const struct queue_envelope *env, char *out,
