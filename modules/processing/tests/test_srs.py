@@ -291,6 +291,22 @@ def test_local_sender_not_rewritten(forwarding, smtp_sink):
     assert m.mail_from == alice and m.rcpts == [FWD]
 
 
+def test_sender_too_long_for_srs_goes_as_it_is(forwarding, smtp_sink):
+    """234 octets fit in a path; their SRS form (over 254) does not."""
+    srv = forwarding()
+    srv.forward(srv.bob, FWD)
+    srv.start()
+    sink = smtp_sink(MX_REMOTE, srv.port)
+    domain = ".".join(["d" * 40] * 4) + ".long.test"
+    sender = "s" * 60 + "@" + domain
+    assert len(sender) == 234
+    srv.from_remote([srv.bob], sender=sender)
+    [m] = wait_messages(sink, 1, srv)
+    assert m.mail_from == sender and m.rcpts == [FWD]
+    assert re.search(r"forwarded copies keep the sender <s{60}@d+\S*>: its SRS form would exceed "
+                     r"254 octets", srv.log()), srv.log()[-2000:]
+
+
 def test_srs_off(forwarding, smtp_sink):
     srv = forwarding(processing=dict(srs=False))
     srv.forward(srv.bob, FWD)
