@@ -178,6 +178,32 @@ def test_bounce_to_the_srs_address_reaches_the_original_sender(forwarding, smtp_
     assert msgs[1].rcpts == [SENDER.lower()]
 
 
+def test_srs1_for_another_forwarders_address_and_back(forwarding, smtp_sink):
+    """A sender that is sender.test's SRS0 address (it forwarded to us):
+    our copy names sender.test in an SRS1 address, and a bounce to that
+    goes back to sender.test's SRS0 address, for it to turn back."""
+    srv = forwarding()
+    srv.forward(srv.bob, FWD)
+    srv.start()
+    fwd_sink = smtp_sink(MX_REMOTE, srv.port)
+    sender_sink = smtp_sink(MX_SENDER, srv.port)
+    theirs = f"SRS0=abcd=ME=orig.test=carl@{SENDER_DOMAIN}"
+    srv.from_remote([srv.bob], sender=theirs)
+    [m] = wait_messages(fwd_sink, 1, srv)
+    assert re.fullmatch(rf"SRS1=[A-Za-z0-9+/]{{4}}={SENDER_DOMAIN}==abcd=ME=orig\.test=carl@"
+                        rf"{re.escape(srv.domain)}", m.mail_from), m.mail_from
+    c = srv.raw()
+    try:
+        c.greet()
+        c.ehlo()
+        c.transaction("", m.mail_from)
+        assert c.data("Subject: bounce\r\n\r\nsorry\r\n.\r\n").startswith("250 ")
+    finally:
+        c.close()
+    [b] = wait_messages(sender_sink, 1, srv)
+    assert b.mail_from == "" and b.rcpts == [theirs]
+
+
 def test_own_bounce_of_a_forwarded_copy_goes_to_the_original_sender(forwarding, smtp_sink):
     """The queue keeps the original sender: a copy refused by the next
     hop is reported to it, not to the SRS address."""
