@@ -20,7 +20,7 @@ import time
 import pytest
 
 from dns_helpers import mail_dns, set_dnr  # noqa: F401 (fixture)
-from harness import SOCK_TIMEOUT, free_port, wait_for
+from harness import free_port, wait_for
 from smtp_helpers import SmtpServer
 from smtp_sink import smtp_sink  # noqa: F401 (fixture)
 
@@ -90,8 +90,7 @@ class Forwarding(SmtpServer):
             raise AssertionError(f"{e}\nqueue: {self.rows()}\nlog:\n{self.log()[-4000:]}")
 
     def secret(self):
-        path = self.inst.dir / "data" / "queue" / "srs.secret"
-        return path
+        return self.inst.dir / "data" / "queue" / "srs.secret"
 
 
 def wait_messages(sink, n, srv):
