@@ -104,6 +104,18 @@ static const char *expanded_from(const struct queue_rcpt *r)
     return r->original != NULL && strcmp(r->original, r->address) != 0 ? r->original : NULL;
 }
 
+/* Where a remote recipient's last attempt went, else its domain; NULL
+ * for others. */
+static const char *next_hop(const struct queue_rcpt *r)
+{
+    if (r->route != ROUTE_REMOTE)
+        return NULL;
+    if (r->next_hop != NULL)
+        return r->next_hop;
+    const char *at = strrchr(r->address, '@');
+    return at != NULL ? at + 1 : NULL;
+}
+
 /* What went wrong with a file, in words. */
 static const char *describe(int e)
 {
@@ -393,6 +405,7 @@ static void row_fields(const struct queue *q, const char *id, int sub,
     petrel_admin_str(call, "original", r != NULL ? expanded_from(r) : NULL);
     petrel_admin_str(call, "state", r != NULL ? state_text(r->state) : NULL);
     petrel_admin_str(call, "reason", r != NULL ? r->reason : NULL);
+    petrel_admin_str(call, "next_hop", r != NULL ? next_hop(r) : NULL);
     petrel_admin_str(call, "error", error);
 }
 
@@ -463,6 +476,10 @@ static void list_entry(const struct queue *q, const struct entry *e,
             petrel_admin_print(call, ")");
         }
         petrel_admin_print(call, "  %s", state_text(r->state));
+        if (r->route == ROUTE_REMOTE && r->next_hop != NULL) { /* tried: where */
+            petrel_admin_print(call, " via ");
+            put_str(q, r->next_hop);
+        }
         if (r->reason != NULL) {
             petrel_admin_print(call, ": ");
             put_str(q, r->reason);
@@ -543,6 +560,11 @@ static void show_rcpt(const struct queue *q, const struct queue_rcpt *r)
     if (r->reason != NULL) {
         petrel_admin_print(call, "  reason:   ");
         put_str(q, r->reason);
+        petrel_admin_print(call, "\n");
+    }
+    if (next_hop(r) != NULL) {
+        petrel_admin_print(call, "  next hop: ");
+        put_str(q, next_hop(r));
         petrel_admin_print(call, "\n");
     }
 }

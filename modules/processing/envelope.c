@@ -26,6 +26,7 @@ static void rcpt_free(struct queue_rcpt *r)
     free(r->original);
     free(r->dsn_orcpt);
     free(r->reason);
+    free(r->next_hop);
 }
 
 void queue_envelope_free(struct queue_envelope *env)
@@ -72,6 +73,12 @@ void queue_rcpt_set_reason(struct queue_rcpt *r, const char *reason)
     for (unsigned char *p = (unsigned char *)r->reason; p != NULL && *p != '\0'; p++)
         if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
+}
+
+void queue_rcpt_set_next_hop(struct queue_rcpt *r, const char *next_hop)
+{
+    free(r->next_hop);
+    r->next_hop = dup_or_null(next_hop);
 }
 
 size_t queue_envelope_open_count(const struct queue_envelope *env)
@@ -126,7 +133,11 @@ bool queue_envelope_format(const struct queue_envelope *env, struct petrel_buf *
              put_value(out, r->address) && petrel_buf_append(out, "\t", 1) &&
              put_value(out, r->original) && petrel_buf_append(out, "\t", 1) &&
              put_value(out, r->dsn_orcpt) && petrel_buf_append(out, "\t", 1) &&
-             put_value(out, r->reason) && petrel_buf_append(out, "\n", 1);
+             put_value(out, r->reason) &&
+             ((r->next_hop == NULL && !r->forwarded) ||
+              (petrel_buf_append(out, "\t", 1) && put_value(out, r->next_hop) &&
+               petrel_buf_printf(out, "\t%s", r->forwarded ? "f" : ""))) &&
+             petrel_buf_append(out, "\n", 1);
     }
     /* The end marker tells a whole file from a torn one. */
     return ok && petrel_buf_printf(out, "end\n");
@@ -159,7 +170,8 @@ static char *field(char **p)
 
 static bool parse_rcpt(struct queue_envelope *env, char *v)
 {
-    /* "S R N address\toriginal\torcpt\treason" */
+    /* "S R N address\toriginal\torcpt\treason[\tnext_hop\tflags]": the
+     * last two since next hops and SRS, ignored by versions before. */
     if (strlen(v) < 6 || v[1] != ' ' || v[3] != ' ' || strchr("EPTDFBS", v[0]) == NULL ||
         strchr("-LR", v[2]) == NULL || env->nrcpts >= QUEUE_MAX_RCPTS)
         return false;
@@ -169,7 +181,8 @@ static bool parse_rcpt(struct queue_envelope *env, char *v)
     if (errno != 0 || end == v + 4 || *end != ' ' || notify > 15)
         return false;
     char *p = end + 1;
-    char *address = field(&p), *original = field(&p), *orcpt = field(&p), *reason = field(&p);
+    char *address = field(&p), *original = field(&p), *orcpt = field(&p), *reason = field(&p),
+         *next_hop = field(&p), *flags = field(&p);
     if (address[0] == '\0')
         return false;
     struct queue_rcpt *r =
@@ -177,6 +190,9 @@ static bool parse_rcpt(struct queue_envelope *env, char *v)
                            original[0] ? original : NULL, orcpt[0] ? orcpt : NULL);
     if (reason[0] != '\0')
         queue_rcpt_set_reason(r, reason);
+    if (next_hop[0] != '\0')
+        queue_rcpt_set_next_hop(r, next_hop);
+    r->forwarded = strchr(flags, 'f') != NULL; /* other letters: a newer version's */
     return true;
 }
 

@@ -48,6 +48,12 @@ struct queue_rcpt {
     char *original;  /* the RCPT TO address it came from */
     char *dsn_orcpt; /* ORCPT parameter "type;address", or NULL */
     char *reason;    /* last status: "452 4.2.2 mailbox full", or NULL */
+    /* Route R: where its last attempt went ("mx1.example.org[192.0.2.1]:25",
+     * or the domain when it went nowhere), or NULL before any. */
+    char *next_hop;
+    /* Route R: reached through a local alias or forward (not given as
+     * it is), so its copy may go out with an SRS sender. */
+    bool forwarded;
     /* Route L, this pass only: see struct queue_account. */
     struct queue_account account;
 };
@@ -76,6 +82,7 @@ struct queue_rcpt *queue_envelope_add(struct queue_envelope *env, char state, ch
                                       unsigned notify, const char *address, const char *original,
                                       const char *dsn_orcpt);
 void queue_rcpt_set_reason(struct queue_rcpt *r, const char *reason);
+void queue_rcpt_set_next_hop(struct queue_rcpt *r, const char *next_hop);
 /* Recipients in a state that still needs work (E, P, T), and in F/S. */
 size_t queue_envelope_open_count(const struct queue_envelope *env);
 

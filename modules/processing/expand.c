@@ -72,6 +72,19 @@ static struct queue_rcpt * final(struct expansion *x, size_t origin, char state,
     return queue_envelope_add(x->env, state, route, o->notify, address, o->original, o->dsn_orcpt);
 }
 
+/* An SRS address of ours stands for the address it was made from: the
+ * original sender, or the forwarder before us. One that does not check
+ * out is looked up as any other (smtp_in refused it at RCPT already). */
+static bool srs_original(struct expansion *x, const struct work *w)
+{
+    char original[SRS_ADDRESS_MAX + 1];
+    if (!srs_is_srs(w->address) ||
+        proc_srs_reverse(x->set, w->address, original, sizeof(original)) != SRS_OK)
+        return false;
+    push(x, original, w->origin, w->depth + 1);
+    return true;
+}
+
 static bool domain_is_local(const char *address)
 {
     const char *at = strrchr(address, '@');
@@ -93,9 +106,12 @@ static void expand_one(struct expansion *x, const struct work *w)
         return;
     }
     if (!domain_is_local(w->address)) {
-        final(x, w->origin, RCPT_PENDING, ROUTE_REMOTE, w->address);
+        /* Below the top: through an alias or a forward of ours. */
+        final(x, w->origin, RCPT_PENDING, ROUTE_REMOTE, w->address)->forwarded = w->depth > 0;
         return;
     }
+    if (srs_original(x, w))
+        return;
     struct petrel_userdb_entry *e = NULL;
     const char *error = NULL;
     int found = proc_env.userdb->lookup(w->address, &e, &error);
@@ -144,6 +160,8 @@ void proc_expand(const struct proc_settings *set, struct queue_envelope *env)
             struct queue_rcpt *r = queue_envelope_add(env, o->state, o->route, o->notify,
                                                       o->address, o->original, o->dsn_orcpt);
             queue_rcpt_set_reason(r, o->reason);
+            queue_rcpt_set_next_hop(r, o->next_hop);
+            r->forwarded = o->forwarded;
             r->account = o->account;
             x.produced[i] = 1;
         }
@@ -174,6 +192,7 @@ void proc_expand(const struct proc_settings *set, struct queue_envelope *env)
         free(x.old[i].original);
         free(x.old[i].dsn_orcpt);
         free(x.old[i].reason);
+        free(x.old[i].next_hop);
     }
     free(x.old);
     free(x.todo);

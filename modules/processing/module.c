@@ -27,6 +27,11 @@ static const struct petrel_setting proc_settings[] = {
     PETREL_SETTING_DURATION(struct proc_config, delay_warning, "4h", 0, 31536000),
     PETREL_SETTING_INT(struct proc_config, runner_jobs, "4", 1, 64),
     PETREL_SETTING_SIZE(struct proc_config, min_free_space, "100M", 0, 1LL << 50),
+    PETREL_SETTING_BOOL(struct proc_config, srs, "true"),
+    PETREL_SETTING_STRING(struct proc_config, srs_domain, ""),
+    PETREL_SETTING_STRING_F(struct proc_config, srs_secret_file, "", PETREL_SETTING_FIXED),
+    /* Less than the 1024 days after which the timestamp wraps. */
+    PETREL_SETTING_DURATION(struct proc_config, srs_max_age, "21d", SRS_DAY, 1000LL * SRS_DAY),
     PETREL_SETTINGS_END,
 };
 
@@ -39,6 +44,7 @@ static const struct petrel_queue_ops queue_ops = {
     .commit = proc_commit,
     .abort = proc_abort,
     .has_room = proc_has_room,
+    .local_address = proc_local_address,
 };
 
 static int proc_check(const void *config, const char **error_r)
@@ -50,6 +56,10 @@ static int proc_check(const void *config, const char **error_r)
     }
     if (c->queue_dir[0] == '\0' || strstr(c->queue_dir, "..") != NULL) {
         *error_r = "queue_dir must be a path without '..'";
+        return -1;
+    }
+    if (strlen(c->srs_domain) > 253 || strchr(c->srs_domain, '@') != NULL) {
+        *error_r = "srs_domain must be a domain name";
         return -1;
     }
     return 0;
@@ -74,7 +84,10 @@ static int proc_derive(const void *config, void **derived_r, const char **error_
         .lifetime = c->lifetime,
         .delay_warning = c->delay_warning,
         .min_free_space = c->min_free_space,
+        .srs = c->srs,
+        .srs_max_days = (unsigned)(c->srs_max_age / SRS_DAY),
     };
+    petrel_strlcpy(s->srs_domain, c->srs_domain, sizeof(s->srs_domain));
     *derived_r = s;
     return 0;
 }
@@ -111,6 +124,8 @@ static int proc_init(struct petrel_ctx *ctx, const void *config, const char **er
     }
     petrel_strlcpy(proc_env.hostname, petrel_hostname(), sizeof(proc_env.hostname));
     proc_env.ctx = ctx;
+    if (proc_srs_init(c, error_r) < 0)
+        return -1;
     proc_runner_prepare();
     return petrel_service_register(ctx, PETREL_QUEUE_SERVICE, PETREL_QUEUE_VERSION, &queue_ops);
 }
@@ -119,7 +134,10 @@ static int proc_start(struct petrel_ctx *ctx, const char **error_r)
 {
     (void)ctx;
     proc_env.transport = petrel_service_lookup(PETREL_TRANSPORT_SERVICE, PETREL_TRANSPORT_VERSION);
-    int ret = proc_runner_start(error_r);
+    /* The SRS keys first: the runner's workers read them once it starts. */
+    int ret = proc_srs_start(error_r);
+    if (ret == 0)
+        ret = proc_runner_start(error_r);
     proc_space_prime(); /* the queue directory exists now */
     return ret;
 }

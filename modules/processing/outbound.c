@@ -20,11 +20,13 @@ struct group {
     struct petrel_transport_msg msg;
     size_t *index; /* of each transport rcpt in env->rcpts */
     char *domain;
+    bool srs;   /* forwarded copies: sent with the SRS sender */
     bool taken; /* the transport took it: done will come */
 };
 
 struct outbound {
     struct queue_envelope *env;
+    char srs_from[SRS_ADDRESS_MAX + 1]; /* "": no copy goes out rewritten */
     struct group *groups;
     size_t ngroups;
     atomic_size_t left; /* groups still out */
@@ -43,12 +45,17 @@ static const char *domain_of(const char *address)
     return at != NULL ? at + 1 : "";
 }
 
-static struct group *group_for(struct outbound *o, const char *domain)
+/* One message a domain and sender: a domain may get forwarded copies
+ * (SRS sender) and recipients given as they are (the sender unchanged). */
+static struct group *group_for(struct outbound *o, const struct queue_rcpt *r)
 {
+    const char *domain = domain_of(r->address);
+    bool srs = r->forwarded && o->srs_from[0] != '\0';
     for (size_t i = 0; i < o->ngroups; i++)
-        if (strcasecmp(o->groups[i].domain, domain) == 0)
+        if (strcasecmp(o->groups[i].domain, domain) == 0 && o->groups[i].srs == srs)
             return &o->groups[i];
     struct group *g = &o->groups[o->ngroups++];
+    g->srs = srs;
     g->domain = petrel_strdup(domain);
     for (char *p = g->domain; *p != '\0'; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
@@ -83,6 +90,7 @@ static void apply(struct outbound *o)
                                          "tried again soon");
                 continue;
             }
+            queue_rcpt_set_next_hop(r, g->msg.relay[0] != '\0' ? g->msg.relay : g->domain);
             switch (t->status) {
             case PETREL_TRANSPORT_DELIVERED:
                 /* A success report is the next hop's to send when it got
@@ -145,12 +153,15 @@ static void group_done(struct petrel_transport_msg *msg)
     }
 }
 
-bool proc_outbound_start(struct queue_envelope *env, int data_fd,
+bool proc_outbound_start(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
                          void (*resume)(void *arg, bool busy), void *arg)
 {
     size_t due = 0;
-    for (size_t i = 0; i < env->nrcpts; i++)
+    bool forwarded = false;
+    for (size_t i = 0; i < env->nrcpts; i++) {
         due += is_due_remote(&env->rcpts[i]);
+        forwarded = forwarded || (is_due_remote(&env->rcpts[i]) && env->rcpts[i].forwarded);
+    }
     const struct petrel_transport_ops *t = proc_env.transport;
     if (due == 0 || t == NULL)
         return false;
@@ -158,10 +169,12 @@ bool proc_outbound_start(struct queue_envelope *env, int data_fd,
     o->env = env;
     o->resume = resume;
     o->arg = arg;
+    if (forwarded && !proc_srs_sender(set, env, o->srs_from, sizeof(o->srs_from)))
+        o->srs_from[0] = '\0';
     o->groups = petrel_calloc(due, sizeof(*o->groups));
     for (size_t i = 0; i < env->nrcpts; i++)
         if (is_due_remote(&env->rcpts[i]))
-            group_add(group_for(o, domain_of(env->rcpts[i].address)), &env->rcpts[i], i, due);
+            group_add(group_for(o, &env->rcpts[i]), &env->rcpts[i], i, due);
     /* One count more than there are groups, dropped after the loop, so no
      * done can finish the attempt while groups are still being handed. */
     atomic_store(&o->left, o->ngroups + 1);
@@ -170,7 +183,7 @@ bool proc_outbound_start(struct queue_envelope *env, int data_fd,
         g->msg = (struct petrel_transport_msg){
             .queue_id = env->id,
             .domain = g->domain,
-            .from = env->from,
+            .from = g->srs ? o->srs_from : env->from,
             .envid = env->envid,
             .ret = (enum petrel_dsn_ret)env->ret,
             .body = (enum petrel_body)env->body,

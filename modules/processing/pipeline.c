@@ -224,7 +224,7 @@ static bool stage_transport(struct pass *p)
         proc_sent_apply(p->env);
     atomic_store(&p->gate, 2);
     p->suspended = true;
-    if (proc_outbound_start(p->env, p->content.fd, pass_resume, p))
+    if (proc_outbound_start(p->set, p->env, p->content.fd, pass_resume, p))
         return false;
     p->suspended = false;
     for (size_t i = 0; i < p->env->nrcpts; i++) {

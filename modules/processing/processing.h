@@ -19,6 +19,7 @@
 #include <petrel/userdb.h>
 
 #include "envelope.h"
+#include "srs.h"
 
 #define PROC_LOG "processing"
 /* The header block a hook sees and the scanner keeps (the rest streams). */
@@ -37,6 +38,10 @@ struct proc_config {
     long long delay_warning; /* 0: no delay notices */
     long long runner_jobs;
     long long min_free_space;
+    bool srs;
+    char *srs_domain;      /* "": the server's primary domain */
+    char *srs_secret_file; /* "": srs.secret in the queue directory */
+    long long srs_max_age;
 };
 
 /* The settings as the pipeline uses them, derived (module.c) once per
@@ -47,6 +52,9 @@ struct proc_settings {
     bool quota_permanent, direct_delivery, fsync;
     long long retry_min, retry_max, lifetime, min_free_space;
     long long delay_warning;
+    bool srs;
+    char srs_domain[256]; /* "": the primary domain (srs_proc.c knows it) */
+    unsigned srs_max_days;
 };
 
 /* What the running module keeps: set at init, fixed after. */
@@ -247,12 +255,30 @@ void proc_pipeline_commit(struct petrel_queue_msg *msg, struct petrel_queue_repl
 void proc_pipeline_retry(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
                          bool dedupe, void (*finished)(void *arg, bool recorded), void *arg);
 
+/* srs_proc.c: SRS for forwarded copies. init: where the secret is, and
+ * read it if it is there (before privileges drop); start: make it when
+ * it is not. */
+int proc_srs_init(const struct proc_config *c, const char **error_r);
+int proc_srs_start(const char **error_r);
+/* The sender env's forwarded copies go out with (into out, at least
+ * SRS_ADDRESS_MAX + 1 bytes): true when it is rewritten, false to keep
+ * env->from (the null sender, one of our domains, srs off, or too long:
+ * logged). */
+bool proc_srs_sender(const struct proc_settings *set, const struct queue_envelope *env, char *out,
+                     size_t size);
+/* An SRS address of ours turned back (SRS_OK, out set), or why not. */
+enum srs_result proc_srs_reverse(const struct proc_settings *set, const char *address, char *out,
+                                 size_t size);
+/* The queue service's local_address: SRS addresses of ours. */
+enum petrel_queue_address proc_local_address(const char *address, struct petrel_queue_reply *reply);
+
 /* outbound.c: hand env's due remote recipients to the transport, one
- * message a domain; resume(arg, busy) runs on a worker once all are back,
+ * message a domain (two when some are forwarded copies whose sender set
+ * rewrites with SRS); resume(arg, busy) runs on a worker once all are back,
  * with their states and reasons set in env (busy: the transport took
  * none, which is no attempt). False (resume not called) when there are
  * none or no transport module is enabled. */
-bool proc_outbound_start(struct queue_envelope *env, int data_fd,
+bool proc_outbound_start(const struct proc_settings *set, struct queue_envelope *env, int data_fd,
                          void (*resume)(void *arg, bool busy), void *arg);
 
 /* sentlog.c: note the recipients msg's next hop took, at once; mark open

@@ -107,6 +107,8 @@ static void assert_same(const struct queue_envelope *a, const struct queue_envel
         assert_str_or_null(x->original, y->original);
         assert_str_or_null(x->dsn_orcpt, y->dsn_orcpt);
         assert_str_or_null(x->reason, y->reason);
+        assert_str_or_null(x->next_hop, y->next_hop);
+        assert_int_equal(x->forwarded, y->forwarded);
     }
 }
 
@@ -641,6 +643,49 @@ static void test_write_and_read(void **state)
     queue_envelope_free(&env);
 }
 
+/* The next hop and the forwarded flag: two more fields at the end of a
+ * recipient, written only when set, so files without them (older ones)
+ * read as before and an older reader ignores them. */
+static void test_next_hop_and_forwarded(void **state)
+{
+    (void)state;
+    struct queue_envelope env, back;
+    const char *error = NULL;
+    queue_envelope_init(&env);
+    memcpy(env.id, ID, sizeof(ID));
+    env.from = strdup("alice@example.test");
+    struct queue_rcpt *r = queue_envelope_add(&env, RCPT_DEFERRED, ROUTE_REMOTE, 0, "bob@far.test",
+                                              "team@example.test", NULL);
+    queue_rcpt_set_reason(r, "451 4.7.1 later");
+    queue_rcpt_set_next_hop(r, "mx1.far.test[127.0.0.2]:25");
+    r->forwarded = true;
+    r = queue_envelope_add(&env, RCPT_PENDING, ROUTE_REMOTE, 0, "carol@far.test", NULL, NULL);
+    r->forwarded = true;
+    queue_envelope_add(&env, RCPT_PENDING, ROUTE_LOCAL, 0, "dave@example.test", NULL, NULL);
+    char *text = format(&env);
+    assert_non_null(strstr(text, "rcpt T R 0 bob@far.test\tteam@example.test\t\t451 4.7.1 "
+                                 "later\tmx1.far.test[127.0.0.2]:25\tf\n"));
+    assert_non_null(strstr(text, "rcpt P R 0 carol@far.test\t\t\t\t\tf\n"));
+    assert_non_null(strstr(text, "rcpt P L 0 dave@example.test\t\t\t\n"));
+    assert_true(queue_envelope_parse(text, strlen(text), &back, &error));
+    assert_same(&env, &back);
+    queue_envelope_free(&back);
+    free(text);
+    /* An older file: neither. A newer one's flags beside ours: ignored. */
+    assert_true(asprintf(&text,
+                         "%srcpt P R 0 x@far.test\t\t\t\nrcpt P R 0 y@far.test\t\t\t\t"
+                         "\tzf\tmore\nend\n",
+                         head) > 0);
+    assert_true(queue_envelope_parse(text, strlen(text), &back, &error));
+    assert_null(back.rcpts[0].next_hop);
+    assert_false(back.rcpts[0].forwarded);
+    assert_null(back.rcpts[1].next_hop);
+    assert_true(back.rcpts[1].forwarded);
+    queue_envelope_free(&back);
+    free(text);
+    queue_envelope_free(&env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_open_count),
         cmocka_unit_test(test_queue_path),
         cmocka_unit_test(test_write_and_read),
+        cmocka_unit_test(test_next_hop_and_forwarded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,8 +162,21 @@ static bool q_has_room(uint64_t size)
     return !h.no_room;
 }
 
-static const struct petrel_queue_ops fake_queue = {sizeof(fake_queue), q_begin, q_write,
-                                                   q_commit,           q_abort, q_has_room};
+/* As the queue answers for SRS reply addresses: some taken, some
+ * refused, the rest not its own. */
+static enum petrel_queue_address q_local_address(const char *address,
+                                                 struct petrel_queue_reply *reply)
+{
+    if (strncmp(address, "SRS", 3) != 0)
+        return PETREL_QUEUE_ADDRESS_UNKNOWN;
+    if (strstr(address, "good") != NULL)
+        return PETREL_QUEUE_ADDRESS_ACCEPTED;
+    *reply = (struct petrel_queue_reply){550, "5.1.1", "invalid or expired SRS address"};
+    return PETREL_QUEUE_ADDRESS_REFUSED;
+}
+
+static const struct petrel_queue_ops fake_queue = {
+    sizeof(fake_queue), q_begin, q_write, q_commit, q_abort, q_has_room, q_local_address};
 
 static bool u_domain_is_local(const char *domain)
 {

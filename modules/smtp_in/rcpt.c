@@ -57,6 +57,26 @@ static void set_result(struct check_job *j, int code, const char *enh, const cha
         petrel_strlcpy(j->text, text, sizeof(j->text));
 }
 
+/* A local address the account database does not know may be the
+ * queue's own (an SRS reply address): the queue says (since ABI minor
+ * 8). False when it refuses it as unknown, j set to what the client
+ * hears. */
+static bool queue_takes(struct check_job *j, const char *address)
+{
+    enum petrel_queue_address verdict = PETREL_QUEUE_ADDRESS_UNKNOWN;
+    struct petrel_queue_reply reply = {0};
+    if (smtp_queue->size > offsetof(struct petrel_queue_ops, local_address) &&
+        smtp_queue->local_address != NULL)
+        verdict = smtp_queue->local_address(address, &reply);
+    if (verdict == PETREL_QUEUE_ADDRESS_ACCEPTED)
+        return true;
+    if (verdict == PETREL_QUEUE_ADDRESS_REFUSED && reply.code >= 400 && reply.code <= 599)
+        set_result(j, reply.code, reply.enhanced, reply.text, address);
+    else
+        set_result(j, 550, "5.1.1", "no such user here", address);
+    return false;
+}
+
 static void rcpt_work(void *arg)
 {
     struct check_job *j = arg;
@@ -79,10 +99,8 @@ static void rcpt_work(void *arg)
                        a->address);
             return;
         }
-        if (found != PETREL_USERDB_FOUND) {
-            set_result(j, 550, "5.1.1", "no such user here", a->address);
+        if (found != PETREL_USERDB_FOUND && !queue_takes(j, a->address))
             return;
-        }
     } else if (!j->relay_ok) {
         set_result(j, 554, "5.7.1", "relay access denied", a->address);
         return;
