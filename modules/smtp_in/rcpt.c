@@ -57,24 +57,23 @@ static void set_result(struct check_job *j, int code, const char *enh, const cha
         petrel_strlcpy(j->text, text, sizeof(j->text));
 }
 
-/* A local address the account database does not know may be the
- * queue's own (an SRS reply address): the queue says (since ABI minor
- * 8). False when it refuses it as unknown, j set to what the client
- * hears. */
-static bool queue_takes(struct check_job *j, const char *address)
+/* A local address may be the queue's own (an SRS reply address): the
+ * queue says (since ABI minor 8). When it refuses it, j is set to what
+ * the client hears. */
+static enum petrel_queue_address queue_says(struct check_job *j, const char *address)
 {
     enum petrel_queue_address verdict = PETREL_QUEUE_ADDRESS_UNKNOWN;
     struct petrel_queue_reply reply = {0};
     if (smtp_queue->size > offsetof(struct petrel_queue_ops, local_address) &&
         smtp_queue->local_address != NULL)
         verdict = smtp_queue->local_address(address, &reply);
-    if (verdict == PETREL_QUEUE_ADDRESS_ACCEPTED)
-        return true;
-    if (verdict == PETREL_QUEUE_ADDRESS_REFUSED && reply.code >= 400 && reply.code <= 599)
-        set_result(j, reply.code, reply.enhanced, reply.text, address);
-    else
-        set_result(j, 550, "5.1.1", "no such user here", address);
-    return false;
+    if (verdict == PETREL_QUEUE_ADDRESS_REFUSED) {
+        if (reply.code >= 400 && reply.code <= 599)
+            set_result(j, reply.code, reply.enhanced, reply.text, address);
+        else
+            set_result(j, 550, "5.1.1", "no such user here", address);
+    }
+    return verdict;
 }
 
 static void rcpt_work(void *arg)
@@ -88,7 +87,12 @@ static void rcpt_work(void *arg)
     } else if (!a->domain_literal) {
         local = smtp_userdb->domain_is_local(domain);
     }
-    if (local) {
+    /* The queue's own addresses first, so that a catch-all does not
+     * take them (a tampered SRS address is refused, not delivered). */
+    enum petrel_queue_address q = local ? queue_says(j, a->address) : PETREL_QUEUE_ADDRESS_UNKNOWN;
+    if (q == PETREL_QUEUE_ADDRESS_REFUSED)
+        return;
+    if (local && q == PETREL_QUEUE_ADDRESS_UNKNOWN) {
         struct petrel_userdb_entry *e = NULL;
         const char *error = NULL;
         int found = smtp_userdb->lookup(a->address, &e, &error);
@@ -99,9 +103,11 @@ static void rcpt_work(void *arg)
                        a->address);
             return;
         }
-        if (found != PETREL_USERDB_FOUND && !queue_takes(j, a->address))
+        if (found != PETREL_USERDB_FOUND) {
+            set_result(j, 550, "5.1.1", "no such user here", a->address);
             return;
-    } else if (!j->relay_ok) {
+        }
+    } else if (!local && !j->relay_ok) {
         set_result(j, 554, "5.7.1", "relay access denied", a->address);
         return;
     }

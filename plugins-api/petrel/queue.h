@@ -86,8 +86,7 @@ struct petrel_queue_reply {
 
 struct petrel_queue_msg;
 
-/* What the queue says of a local address the account database does not
- * know (local_address below). */
+/* What the queue says of a local address (local_address below). */
 enum petrel_queue_address {
     PETREL_QUEUE_ADDRESS_UNKNOWN = 0,
     PETREL_QUEUE_ADDRESS_ACCEPTED,
@@ -115,13 +114,14 @@ struct petrel_queue_ops {
      * ENOSPC for want of space, another value for any other reason.
      * Present when size covers it (since ABI minor 4). */
     bool (*has_room)(uint64_t size);
-    /* Whether the queue takes mail for address, of a local domain, that
-     * the account database does not know: an address the queue turns
-     * into another itself (an SRS reply address of a forwarded message,
-     * say). UNKNOWN: not one of the queue's, the caller refuses it as it
-     * would (550 5.1.1 no such user); ACCEPTED: take it; REFUSED: refuse
-     * it with reply (code, enhanced status, text to follow "<address>: ").
-     * Worker thread. Present when size covers it (since ABI minor 8). */
+    /* Whether address, of a local domain, is one the queue turns into
+     * another itself (an SRS reply address of a forwarded message, say),
+     * asked before the account database so that a catch-all does not
+     * take it. UNKNOWN: not one of the queue's, ask the account
+     * database; ACCEPTED: take it; REFUSED: refuse it with reply (code,
+     * enhanced status, text to follow "<address>: "). Worker thread.
+     * Cheap for an address that is not the queue's. Present when size
+     * covers it (since ABI minor 8). */
     enum petrel_queue_address (*local_address)(const char *address,
                                                struct petrel_queue_reply *reply);
 };

@@ -412,3 +412,33 @@ def test_next_hop_of_a_deferred_recipient(forwarding, smtp_sink, mail_dns):
         "--json", "queue", "show", row["id"]).stdout.splitlines())
         if r["recipient"] == f"later@{REMOTE}"]
     assert show_row["next_hop"] == hop
+
+
+def test_catchall_of_the_srs_domain_takes_no_srs_address(forwarding, smtp_sink):
+    """The queue is asked before the account database: with a catch-all
+    on srs_domain, a tampered SRS address is still refused and a valid
+    one still goes back to the original sender, not to the catch-all."""
+    srv = forwarding()
+    srv.forward(srv.bob, FWD)
+    r = srv.inst.ctl("domain", "catchall", srv.domain, srv.addr("carol"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    srv.start()
+    key = srv.secret().read_text().strip()
+    good = srs0(key, "Alice.Remote", SENDER_DOMAIN, srv.domain)
+    bad = good[:5] + ("AAAA" if good[5:9] != "AAAA" else "BBBB") + good[9:]
+    sender_sink = smtp_sink(MX_SENDER, srv.port)
+    c = srv.raw()
+    try:
+        c.greet()
+        c.ehlo()
+        assert c.command("MAIL FROM:<>") == "250 2.1.0 Ok"
+        assert c.command(f"RCPT TO:<{bad}>") == \
+            f"550 5.1.1 <{bad}>: invalid or expired SRS address"
+        # Any other unknown address is the catch-all's.
+        assert c.command(f"RCPT TO:<nobody@{srv.domain}>") == "250 2.1.5 Ok"
+        assert c.command(f"RCPT TO:<{good}>") == "250 2.1.5 Ok"
+        assert c.data("Subject: bounce\r\n\r\nsorry\r\n.\r\n").startswith("250 ")
+    finally:
+        c.close()
+    [b] = wait_messages(sender_sink, 1, srv)
+    assert b.rcpts == [SENDER] and b"Subject: bounce\r\n" in b.data
