@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -64,18 +65,30 @@ static bool hash(const char *key, const char *const *parts, size_t nparts,
     return true;
 }
 
+static void fold(char *dst, const char *src)
+{
+    for (size_t i = 0; i < SRS_HASH_LEN; i++)
+        dst[i] = src[i] >= 'A' && src[i] <= 'Z' ? (char)(src[i] - 'A' + 'a') : src[i];
+}
+
 /* Whether given (SRS_HASH_LEN characters) is the hash of parts under one
  * of the keys. Case-insensitive, as libsrs2 allows: some hops fold the
- * case of local parts. */
+ * case of local parts; in constant time, so a forger learns nothing of
+ * how near a guess came. */
 static bool hash_ok(const struct srs_keys *k, const char *given, const char *const *parts,
                     size_t nparts)
 {
+    char g[SRS_HASH_LEN];
+    fold(g, given);
+    bool ok = false;
     for (size_t i = 0; i < k->nkeys; i++) {
-        char h[SRS_HASH_LEN + 1];
-        if (hash(k->keys[i], parts, nparts, h) && strncasecmp(h, given, SRS_HASH_LEN) == 0)
-            return true;
+        char h[SRS_HASH_LEN + 1], f[SRS_HASH_LEN];
+        if (!hash(k->keys[i], parts, nparts, h))
+            continue;
+        fold(f, h);
+        ok |= CRYPTO_memcmp(f, g, SRS_HASH_LEN) == 0;
     }
-    return false;
+    return ok;
 }
 
 static unsigned today(time_t now)
