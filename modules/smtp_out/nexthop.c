@@ -295,7 +295,12 @@ void smtp_nexthop_next(struct smtp_job *job)
             finish(job);
             return;
         }
-        if (smtp_session_open(job, job->mx[job->imx].host))
+        /* An idle connection to the same server first (cache.c), unless
+         * one was just used there. */
+        bool fresh = job->addr_reused;
+        job->addr_reused = false;
+        if ((!fresh && smtp_session_reuse_addr(job)) ||
+            smtp_session_open(job, job->mx[job->imx].host))
             return;
         smtp_result_soft_all(job, "%s", job->last_reason);
     }
