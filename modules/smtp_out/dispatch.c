@@ -19,7 +19,8 @@
 
 /* Waiting jobs in all: enough to keep every connection busy until the
  * queue offers more (it retries a refused message a second later), and
- * bounded (a job is about 24 KB; the queue holds the message's file open). */
+ * bounded: a waiting job is about 4 KB (the 20 KB more an attempt needs
+ * come when it starts), and the queue holds each message's file open. */
 #define WAIT_MIN 256
 #define WAIT_MAX 4096
 #define WAIT_PER_CONNECTION 4
@@ -325,6 +326,8 @@ void smtp_dispatch_finish(struct smtp_job *job)
     petrel_config_unref(job->gen);
     petrel_buf_free(&job->out);
     free(job->chunk);
+    free(job->mx);
+    free(job->tlsp);
     free(job->sent);
     free(job->rs);
     free(job);

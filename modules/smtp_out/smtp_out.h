@@ -271,8 +271,8 @@ struct smtp_job {
     struct petrel_loop *loop; /* the loop of a cached connection reserved for it */
 
     /* next hop (nexthop.c) */
-    struct smtp_mx mx[SMTP_OUT_MX_MAX];
-    size_t nmx, imx; /* imx: the host being tried, nmx: none left */
+    struct smtp_mx *mx; /* SMTP_OUT_MX_MAX of them, from the start (smtp_nexthop_start) */
+    size_t nmx, imx;    /* imx: the host being tried, nmx: none left */
     struct petrel_dns_addr addrs[SMTP_OUT_ADDRS_MAX];
     size_t naddrs, iaddr;
     struct petrel_dns_addr got4[SMTP_OUT_ADDRS_MAX], got6[SMTP_OUT_ADDRS_MAX];
@@ -307,7 +307,8 @@ struct smtp_job {
     char *chunk;
     struct smtp_rcpt_state *rs;
 
-    struct smtp_tls_state tlsp; /* TLS policy (tlspolicy.c) */
+    /* TLS policy (tlspolicy.c), from the start: a waiting job is small. */
+    struct smtp_tls_state *tlsp;
 };
 
 /* dispatch.c */
