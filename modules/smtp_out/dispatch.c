@@ -352,11 +352,15 @@ void smtp_dispatch_stop(void)
     size_t left = 0;
     for (struct smtp_job *j = registry; j != NULL && left < 1000000; j = j->reg_next)
         left++;
-    /* Jobs a rate delay holds stay in the queue: no timer starts them. */
+    /* Jobs a rate delay holds stay in the queue: no timer starts them
+     * (one already due finds stopped set and touches nothing), and the
+     * destinations no job refers to go. */
     for (struct smtp_dest *d = dests; d != NULL; d = d->next) {
         petrel_timer_remove(d->timer);
         d->timer = NULL;
+        d->keep_until = 0;
     }
+    dest_gc();
     pthread_mutex_unlock(&lock);
     /* Jobs still here were waiting on the resolver when the loops
      * stopped, or waiting here; they stay listed (not freed) because
