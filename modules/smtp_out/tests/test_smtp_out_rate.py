@@ -205,3 +205,21 @@ def test_one_connection_in_all_serves_both_domains(outbound, smtp_sink, shared_m
     srv.wait_empty()
     [first, *rest] = sink.wait_sessions(1)
     assert first.verbs()[-1] == "QUIT"  # closed to make room for out.test
+
+
+def test_verify_reuses_a_connection_verified_for_the_same_mx_name(outbound, smtp_sink, mail_dns,
+                                                                   base_dir):
+    """c.test and d.test both name mx.shared.test: a connection verified
+    for that name serves both under verify."""
+    for d in ("c.test", "d.test"):
+        mail_dns.mx(d, (10, "mx.shared.test"))
+    mail_dns.host("mx.shared.test", MX3)
+    cert, key = make_cert(base_dir / "certs-same", "mx.shared.test")
+    srv = outbound(connection_reuse_time="60s", tls="verify", tls_ca_file=str(cert)).start()
+    sink = smtp_sink(MX3, srv.port, tls_cert=cert, tls_key=key)
+    for i, d in enumerate(("c.test", "d.test", "c.test")):
+        srv.send([f"bob@{d}"], subject=f"verified {i}")
+        wait_messages(sink, i + 1, srv)
+    srv.wait_empty()
+    assert sink.connections == 1
+    assert all(m.tls for m in sink.messages)
