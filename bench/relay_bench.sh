@@ -432,6 +432,8 @@ run() { # SIDE C RUNNER_JOBS REPEAT
         pf_stop
         cp "$PF/log/postfix.log" "$OUT/postfix-$label.log" 2>/dev/null && : >"$PF/log/postfix.log"
     else
+        # smtp_out's counters (connections opened, reused) for the record
+        ctl stats >"$OUT/stats-$label.txt" 2>&1 || true
         petrel_stop
         petrel_leftovers "$label"
     fi
