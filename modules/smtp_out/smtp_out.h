@@ -442,9 +442,9 @@ const char *smtp_tlspolicy_required(struct smtp_job *job);
 /* TLS is up: record msg->tls and check the peer by the level; false (the
  * recipients soft-failed) when the session must end. */
 bool smtp_tlspolicy_peer_ok(struct smtp_job *job, struct petrel_conn *conn);
-/* Whether a connection made as info says (for another destination,
- * perhaps under another policy) is good enough for job's level at host
- * job->mx[job->imx]; never for a REQUIRETLS message. */
+/* tlsreuse.c: whether a connection made as info says (for another
+ * destination, perhaps under another policy) is good enough for job's
+ * level at host job->mx[job->imx]; never for a REQUIRETLS message. */
 bool smtp_tlspolicy_reuse_ok(const struct smtp_job *job, const struct smtp_conn_info *info);
 
 /* body.c */
