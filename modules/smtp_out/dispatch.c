@@ -24,9 +24,6 @@
 #define WAIT_MIN 256
 #define WAIT_MAX 4096
 #define WAIT_PER_CONNECTION 4
-/* Waiting jobs of a destination held by its rate delay: one starts per
- * delay, so a few more would only take room from others. */
-#define WAIT_RATE_DELAYED 2
 
 struct smtp_dest {
     struct smtp_dest *next;
@@ -234,13 +231,14 @@ static size_t wait_max(const struct smtp_out_config *cfg)
 }
 
 /* Under the lock: whether one more job may wait, in all and for its
- * destination (no destination takes more than three quarters of the
- * room, one held by a rate delay only a few places). */
+ * destination: no destination takes more than three quarters of the
+ * room, one with a rate delay (where they wait longest) a quarter. A
+ * message with recipients in several domains is refused only then. */
 static bool may_wait(const struct smtp_out_config *cfg, const struct smtp_dest_limits *limits,
                      const struct smtp_dest *d)
 {
     size_t all = wait_max(cfg);
-    size_t mine = limits->delay > 0 ? WAIT_RATE_DELAYED : all - all / 4;
+    size_t mine = limits->delay > 0 ? all / 4 : all - all / 4;
     return nwaiting < all && (d == NULL || d->waiting < mine);
 }
 
