@@ -27,11 +27,9 @@
 #   PETREL_CASES    "C:RUNNER_JOBS ..." for Petrel (default "1:2 20:4 20:40"):
 #                   smtp_out max_connections = max_per_destination = C,
 #                   processing runner_jobs = RUNNER_JOBS (default 4).
-#                   smtp_out takes C sessions plus C waiting; a message
-#                   handed to it beyond that is answered "busy" and the
-#                   queue defers it by retry_min (5 minutes), so
-#                   RUNNER_JOBS above 2*C stalls the run (see RESULTS.md);
-#                   1:2 is the most c=1 takes without that
+#                   smtp_out takes C sessions plus 4*C waiting (at least
+#                   256); a message handed to it beyond that is answered
+#                   "busy" and the queue offers it again a second later
 #   SIDES           "postfix petrel" (default), or one of them
 #   INJECT_SESSIONS injecting SMTP sessions at once (default 10)
 #   PORT_BASE       petrelctl init --port-base (default 33000: SMTP on 127.0.0.1:33025)
@@ -434,6 +432,8 @@ run() { # SIDE C RUNNER_JOBS REPEAT
         pf_stop
         cp "$PF/log/postfix.log" "$OUT/postfix-$label.log" 2>/dev/null && : >"$PF/log/postfix.log"
     else
+        # smtp_out's counters (connections opened, reused) for the record
+        ctl stats >"$OUT/stats-$label.txt" 2>&1 || true
         petrel_stop
         petrel_leftovers "$label"
     fi

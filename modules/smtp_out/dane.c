@@ -10,7 +10,7 @@
 
 unsigned smtp_dane_start(struct smtp_job *job, petrel_dns_fn *fn)
 {
-    struct smtp_tls_state *t = &job->tlsp;
+    struct smtp_tls_state *t = job->tlsp;
     t->ntlsa = 0;
     t->host_ad = false;
     t->tlsa_error[0] = '\0';
@@ -30,7 +30,7 @@ unsigned smtp_dane_start(struct smtp_job *job, petrel_dns_fn *fn)
 
 void smtp_dane_tlsa_done(struct smtp_job *job, const struct petrel_dns_result *res)
 {
-    struct smtp_tls_state *t = &job->tlsp;
+    struct smtp_tls_state *t = job->tlsp;
     switch (res->status) {
     case PETREL_DNS_OK:
         break;

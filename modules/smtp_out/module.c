@@ -34,6 +34,16 @@ static const struct petrel_setting relay_domain_settings[] = {
     PETREL_SETTINGS_END,
 };
 
+/* destination_limits = ({ domain = "example.com"; max_connections = 5; rate_delay = "1s"; }, ...):
+ * rate_delay is text so that unset (NULL: destination_rate_delay) differs
+ * from "0" (no delay for this one). */
+static const struct petrel_setting dest_limit_settings[] = {
+    PETREL_SETTING_STRING_F(struct smtp_dest_limit_conf, domain, NULL, PETREL_SETTING_REQUIRED),
+    PETREL_SETTING_INT(struct smtp_dest_limit_conf, max_connections, NULL, 1, 10000),
+    PETREL_SETTING_STRING(struct smtp_dest_limit_conf, rate_delay, NULL),
+    PETREL_SETTINGS_END,
+};
+
 static const struct petrel_setting smtp_out_settings[] = {
     PETREL_SETTING_INT(struct smtp_out_config, port, "25", 1, 65535),
     PETREL_SETTING_STRING(struct smtp_out_config, helo_name, NULL),
@@ -49,6 +59,9 @@ static const struct petrel_setting smtp_out_settings[] = {
     PETREL_SETTING_INT(struct smtp_out_config, max_connections, "100", 1, 10000),
     PETREL_SETTING_INT(struct smtp_out_config, max_per_destination, "20", 1, 10000),
     PETREL_SETTING_INT(struct smtp_out_config, max_mx, "5", 1, SMTP_OUT_MX_MAX),
+    PETREL_SETTING_DURATION(struct smtp_out_config, destination_rate_delay, "0", 0, 3600),
+    PETREL_SETTING_GROUPS(struct smtp_out_config, destination_limits, struct smtp_dest_limit_conf,
+                          dest_limit_settings, 0, 1000),
     PETREL_SETTING_DURATION(struct smtp_out_config, connection_reuse_time, "5s", 0, 300),
     PETREL_SETTING_INT(struct smtp_out_config, connection_reuse_limit, "100", 1, 10000),
     PETREL_SETTING_STRING(struct smtp_out_config, relay_host, ""),
@@ -163,9 +176,14 @@ static int smtp_out_check(const void *config, const char **error_r)
         *error_r = "max_per_destination cannot exceed max_connections";
         return -1;
     }
-    if (check_relays(cfg, error_r) < 0)
+    if (check_relays(cfg, error_r) < 0 || check_tls_policies(cfg, error_r) < 0)
         return -1;
-    return check_tls_policies(cfg, error_r);
+    static char error[300];
+    if (smtp_limits_check(cfg, valid_helo, error, sizeof(error)) < 0) {
+        *error_r = error;
+        return -1;
+    }
+    return 0;
 }
 
 static const struct petrel_transport_ops transport_ops = {.submit = smtp_out_submit};

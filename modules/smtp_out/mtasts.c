@@ -164,8 +164,8 @@ void smtp_mtasts_free(void)
 
 static void use(struct smtp_job *job, const struct smtp_sts_policy *p)
 {
-    job->tlsp.sts = true;
-    job->tlsp.policy = *p;
+    job->tlsp->sts = true;
+    job->tlsp->policy = *p;
 }
 
 /* The lookups are over: a cached policy when nothing better came, then
@@ -173,9 +173,9 @@ static void use(struct smtp_job *job, const struct smtp_sts_policy *p)
 static void proceed(struct smtp_job *job, bool try_cache)
 {
     struct smtp_sts_policy p;
-    if (try_cache && !job->tlsp.sts && cache_get(job->msg->domain, NULL, &p, NULL))
+    if (try_cache && !job->tlsp->sts && cache_get(job->msg->domain, NULL, &p, NULL))
         use(job, &p);
-    job->tlsp.cont(job);
+    job->tlsp->cont(job);
 }
 
 /* --- the fetch, on a worker --- */
@@ -298,7 +298,7 @@ static void fetch_end(struct sts_fetch *f)
     struct petrel_loop *here = petrel_loop_current();
     while (w != NULL) {
         struct sts_waiter *wn = w->next;
-        if (f->ok && !w->job->tlsp.sts)
+        if (f->ok && !w->job->tlsp->sts)
             use(w->job, &f->policy);
         if (w->loop == here)
             waiter_go(w);
@@ -428,9 +428,9 @@ static void txt_done(const struct petrel_dns_result *res, void *ctx)
 
 void smtp_mtasts_begin(struct smtp_job *job, void (*cont)(struct smtp_job *job))
 {
-    job->tlsp.cont = cont;
-    job->tlsp.sts = false;
-    if (job->tlsp.explicit_policy || job->tlsp.tls_optional || !job->cfg->mta_sts) {
+    job->tlsp->cont = cont;
+    job->tlsp->sts = false;
+    if (job->tlsp->explicit_policy || job->tlsp->tls_optional || !job->cfg->mta_sts) {
         cont(job);
         return;
     }

@@ -156,7 +156,7 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
     if (res->type == PETREL_DNS_TLSA) {
         smtp_dane_tlsa_done(job, res); /* TLS policy: the host's TLSA records (dane.c) */
     } else if (res->status == PETREL_DNS_OK) {
-        job->tlsp.host_ad |= res->ad; /* TLS policy: the host's zone is signed */
+        job->tlsp->host_ad |= res->ad; /* TLS policy: the host's zone is signed */
         bool v6 = res->type == PETREL_DNS_AAAA;
         struct petrel_dns_addr *to = v6 ? job->got6 : job->got4;
         size_t *n = v6 ? &job->n6 : &job->n4;
@@ -271,6 +271,8 @@ void smtp_nexthop_start(void *arg)
     struct smtp_job *job = arg;
     if (stopped_or_stopping(job))
         return;
+    job->mx = petrel_calloc(SMTP_OUT_MX_MAX, sizeof(*job->mx));
+    job->tlsp = petrel_calloc(1, sizeof(*job->tlsp));
     smtp_tlspolicy_init(job); /* TLS policy: tls_policies, else tls (tlspolicy.c) */
     if (smtp_session_resume(job))
         return;
@@ -295,7 +297,12 @@ void smtp_nexthop_next(struct smtp_job *job)
             finish(job);
             return;
         }
-        if (smtp_session_open(job, job->mx[job->imx].host))
+        /* An idle connection to the same server first (cache.c), unless
+         * one was just used there. */
+        bool fresh = job->addr_reused;
+        job->addr_reused = false;
+        if ((!fresh && smtp_session_reuse_addr(job)) ||
+            smtp_session_open(job, job->mx[job->imx].host))
             return;
         smtp_result_soft_all(job, "%s", job->last_reason);
     }

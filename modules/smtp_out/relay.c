@@ -2,6 +2,7 @@
  * file, and which next hop a domain takes. The parsers do no I/O so the
  * unit tests drive them directly; smtp_credentials_load reads the file
  * once, at init, as root. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -243,4 +244,8 @@ void smtp_route_for(const struct smtp_out_config *cfg, const char *domain, bool 
     snprintf(r->key, sizeof(r->key), "%s%s%s%s:%d%s", r->relay ? "relay " : "",
              r->addr.mx ? "" : "[", r->addr.host, r->addr.mx ? "" : "]", r->addr.port,
              r->implicit_tls ? " tls" : "");
+    /* The destination of the limits: through a relay host, the host. */
+    petrel_strlcpy(r->dest, r->addr.host, sizeof(r->dest));
+    for (char *p = r->dest; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
 }

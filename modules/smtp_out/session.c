@@ -712,26 +712,56 @@ static void session_reset(struct smtp_job *job, struct petrel_conn *conn)
         petrel_buf_init(&job->out, SMTP_OUT_BUF_MAX);
 }
 
+/* Who the peer is, for reasons and the queue's log: "host[addr]". */
+static void name_peer(struct smtp_job *job, const char *host, const char *addr)
+{
+    snprintf(job->peer, sizeof(job->peer), "%s[%s]", host[0] == '[' ? addr : host, addr);
+    snprintf(job->msg->relay, sizeof(job->msg->relay), "%.280s:%d", job->peer,
+             job->route.addr.port);
+}
+
+/* The connection job would make to job->addrs[job->iaddr]. */
+static void conn_info(const struct smtp_job *job, struct smtp_conn_info *info)
+{
+    const struct smtp_out_config *cfg = job->cfg;
+    const struct petrel_dns_addr *a = &job->addrs[job->iaddr];
+    const char *bind = a->family == AF_INET6 ? cfg->bind_address6 : cfg->bind_address;
+    memset(info, 0, sizeof(*info));
+    info->addr = *a;
+    info->port = job->route.addr.port;
+    info->implicit_tls = job->route.implicit_tls;
+    info->auth = job->route.auth;
+    petrel_strlcpy(info->helo, helo_name(job), sizeof(info->helo));
+    petrel_strlcpy(info->bind, bind != NULL ? bind : "", sizeof(info->bind));
+    petrel_strlcpy(info->host, job->mx[job->imx].host, sizeof(info->host));
+    info->level = smtp_tlspolicy_level(job);
+}
+
+static void addr_text(const struct petrel_dns_addr *a, char *out, size_t size)
+{
+    out[0] = '\0';
+    inet_ntop(a->family, a->family == AF_INET6 ? (const void *)&a->u.v6 : (const void *)&a->u.v4,
+              out, (socklen_t)size);
+}
+
 bool smtp_session_open(struct smtp_job *job, const char *host)
 {
     const struct smtp_out_config *cfg = job->cfg;
+    conn_info(job, &job->info);
     const struct petrel_dns_addr *a = &job->addrs[job->iaddr++];
-    char addr[INET6_ADDRSTRLEN] = "";
-    inet_ntop(a->family, a->family == AF_INET6 ? (const void *)&a->u.v6 : (const void *)&a->u.v4,
-              addr, sizeof(addr));
+    char addr[INET6_ADDRSTRLEN];
+    addr_text(a, addr, sizeof(addr));
     bool literal = host[0] == '[';
     unsigned char bin[16];
     bool ip = inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
-    int port = job->route.addr.port;
-    snprintf(job->peer, sizeof(job->peer), "%s[%s]", literal ? addr : host, addr);
-    snprintf(job->msg->relay, sizeof(job->msg->relay), "%.280s:%d", job->peer, port);
+    name_peer(job, host, addr);
     job->msg->tls[0] = '\0';
     job->no_tls = job->plain_retry;
     job->plain_retry = false;
     struct petrel_connect how = {
         .host = addr,
-        .port = port,
-        .bind_address = a->family == AF_INET6 ? cfg->bind_address6 : cfg->bind_address,
+        .port = job->info.port,
+        .bind_address = job->info.bind[0] != '\0' ? job->info.bind : NULL,
         .family = a->family,
         .connect_timeout = (unsigned)cfg->connect_timeout,
         .idle_timeout = (unsigned)cfg->command_timeout,
@@ -743,6 +773,10 @@ bool smtp_session_open(struct smtp_job *job, const char *host)
     };
     const char *error = "unknown error";
     job->attempts++;
+    /* An idle connection claimed while waiting (dispatch.c) and not used. */
+    smtp_dispatch_lock();
+    smtp_cache_unreserve_locked(job);
+    smtp_dispatch_unlock();
     struct petrel_conn *conn = petrel_conn_connect(smtp_out_ctx, &smtp_out_protocol, &how, &error);
     if (conn == NULL) {
         snprintf(job->last_reason, sizeof(job->last_reason), "451 4.4.1 cannot connect to %s: %s",
@@ -758,6 +792,39 @@ bool smtp_session_open(struct smtp_job *job, const char *host)
     return true;
 }
 
+/* Go on with the transaction on a cached connection: one to the same
+ * next hop, or (by_addr) to the server at job->addrs[job->iaddr], where
+ * the job's own host names the peer. */
+static void continue_on(struct smtp_job *job, struct smtp_cached *c, bool by_addr)
+{
+    const struct smtp_cached_session *s = smtp_cache_session(c);
+    bool rset = s->rset;
+    session_reset(job, s->conn);
+    job->ehlo = s->ehlo;
+    job->info = s->info;
+    job->conn_msgs = s->messages;
+    job->reused = !by_addr; /* by address, what it leaves goes on with the addresses */
+    job->addr_reused = by_addr;
+    if (by_addr) {
+        char addr[INET6_ADDRSTRLEN];
+        addr_text(&job->addrs[job->iaddr], addr, sizeof(addr));
+        name_peer(job, job->mx[job->imx].host, addr);
+    } else {
+        petrel_strlcpy(job->peer, s->peer, sizeof(job->peer));
+        petrel_strlcpy(job->msg->relay, s->relay, sizeof(job->msg->relay));
+    }
+    petrel_strlcpy(job->msg->tls, s->tls, sizeof(job->msg->tls));
+    smtp_cache_free(c);
+    petrel_counter_add(smtp_out_reused, 1);
+    petrel_conn_set_timeout(job->conn, (unsigned)job->cfg->command_timeout);
+    if (rset) {
+        job->state = SMTP_S_RSET;
+        smtp_session_write(job, "RSET\r\n");
+    } else {
+        start_mail(job);
+    }
+}
+
 bool smtp_session_resume(struct smtp_job *job)
 {
     /* A cached connection was checked by another message's policy: a
@@ -767,23 +834,43 @@ bool smtp_session_resume(struct smtp_job *job)
     struct smtp_cached *c = smtp_cache_take(job);
     if (c == NULL)
         return false;
-    const struct smtp_cached_session *s = smtp_cache_session(c);
-    bool rset = s->rset;
-    session_reset(job, s->conn);
-    job->ehlo = s->ehlo;
-    job->conn_msgs = s->messages;
-    petrel_strlcpy(job->peer, s->peer, sizeof(job->peer));
-    petrel_strlcpy(job->msg->relay, s->relay, sizeof(job->msg->relay));
-    petrel_strlcpy(job->msg->tls, s->tls, sizeof(job->msg->tls));
-    smtp_cache_free(c);
-    job->reused = true;
-    petrel_counter_add(smtp_out_reused, 1);
-    petrel_conn_set_timeout(job->conn, (unsigned)job->cfg->command_timeout);
-    if (rset) {
-        job->state = SMTP_S_RSET;
-        smtp_session_write(job, "RSET\r\n");
-    } else {
-        start_mail(job);
-    }
+    continue_on(job, c, false);
     return true;
+}
+
+static void reuse_posted(void *arg)
+{
+    struct smtp_job *job = arg;
+    if (smtp_dispatch_stopped())
+        return;
+    struct smtp_cached *c = smtp_cache_take_reserved(job);
+    if (c != NULL)
+        continue_on(job, c, true);
+    else /* gone meanwhile: another one, or a new connection */
+        smtp_nexthop_next(job);
+}
+
+bool smtp_session_reuse_addr(struct smtp_job *job)
+{
+    if (job->msg->requiretls || job->cfg->connection_reuse_time == 0)
+        return false;
+    struct smtp_conn_info want;
+    conn_info(job, &want);
+    struct petrel_loop *there;
+    struct smtp_cached *c = smtp_cache_take_addr(job, &want, &there);
+    if (c == NULL && there == NULL)
+        return false;
+    job->attempts++; /* bounds the tries of cached connections that fail */
+    if (c != NULL)
+        continue_on(job, c, true);
+    else
+        petrel_loop_post(there, reuse_posted, job);
+    return true;
+}
+
+bool smtp_session_fits(const struct smtp_ehlo *e, const struct petrel_transport_msg *msg)
+{
+    return !(msg->smtputf8 && !e->smtputf8) &&
+           !(e->size && e->size_limit > 0 && msg->size > e->size_limit) &&
+           !(msg->body == PETREL_BODY_BINARYMIME && !(e->binarymime && e->chunking));
 }

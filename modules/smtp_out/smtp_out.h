@@ -43,6 +43,8 @@ struct smtp_out_config {
     char *bind_address6;
     long long connect_timeout, command_timeout, data_timeout;
     long long max_connections, max_per_destination, max_mx;
+    long long destination_rate_delay;              /* seconds; 0: none */
+    struct petrel_setting_list destination_limits; /* struct smtp_dest_limit_conf */
     long long connection_reuse_time, connection_reuse_limit;
     char *relay_host;                         /* "" or unset: by MX */
     char *relay_tls;                          /* starttls | implicit */
@@ -65,6 +67,31 @@ struct smtp_tls_policy_conf {
     char *domain;
     char *policy; /* none | may | encrypt | verify | dane */
 };
+
+/* destination_limits = ( { domain = "example.com"; max_connections = 5;
+ * rate_delay = "1s"; }, ... ): unset members take the global setting. */
+struct smtp_dest_limit_conf {
+    char *domain;              /* exact, or ".example.com" for the names below it */
+    long long max_connections; /* 0 (unset): max_per_destination */
+    char *rate_delay;          /* NULL (unset): destination_rate_delay */
+};
+
+/* --- per-destination limits (limits.c): no I/O, unit-tested --- */
+
+struct smtp_dest_limits {
+    long long max;   /* sessions and idle connections at once */
+    long long delay; /* seconds between the starts of two deliveries; 0: none */
+};
+/* The limits of dest (a domain, or a relay host's name): its
+ * destination_limits entry (the exact name, else the longest ".suffix"),
+ * else max_per_destination and destination_rate_delay. */
+void smtp_limits_for(const struct smtp_out_config *cfg, const char *dest,
+                     struct smtp_dest_limits *out);
+/* A rate_delay text: digits with an optional s, m or h, at most 1h. */
+bool smtp_limits_parse_delay(const char *s, long long *secs_r);
+/* The settings check of destination_limits: -1 with err filled. */
+int smtp_limits_check(const struct smtp_out_config *cfg, bool (*valid_name)(const char *),
+                      char *err, size_t errsize);
 
 /* In order of strength: from ENCRYPT on, TLS is required. DANE as a
  * setting is opportunistic DANE; a host with usable TLSA records gets DANE
@@ -126,6 +153,8 @@ struct smtp_route {
     bool relay;
     bool implicit_tls; /* TLS from the first byte (port 465 style) */
     bool auth;         /* send the relay_auth_file credentials */
+    /* Whose limits apply: the domain, or the relay host's name. */
+    char dest[SMTP_OUT_HOST_MAX];
     /* The connection cache's key: the next hop and how it is reached. */
     char key[SMTP_OUT_HOST_MAX + 32];
 };
@@ -184,6 +213,22 @@ struct smtp_rcpt_state {
 };
 
 struct smtp_job;
+struct smtp_dest;
+
+/* What a connection is, whichever job has it: where it goes, how it was
+ * made and how its TLS was checked. The connection cache keeps it with an
+ * idle connection to judge, without touching the connection (it lives on
+ * another loop), whether a job to another destination may use it. */
+struct smtp_conn_info {
+    struct petrel_dns_addr addr;
+    int port;
+    bool implicit_tls, auth;
+    char helo[SMTP_OUT_HOST_MAX]; /* the EHLO name */
+    char bind[64];                /* the local address asked for, "" for none */
+    char host[SMTP_OUT_HOST_MAX]; /* the MX host (the TLS name) */
+    enum smtp_tls_level level;    /* the TLS level it was made under */
+    bool tls, ca_verified, dane;  /* set when the connection is kept */
+};
 
 /* TLS policy of one job (tlspolicy.c, dane.c, mtasts.c). */
 enum smtp_tlsa_state {
@@ -221,11 +266,14 @@ struct smtp_job {
     struct timespec started;
     bool active; /* counted against the limits */
     struct smtp_route route;
+    struct smtp_dest *dest; /* dispatch.c's state of route.dest */
+    struct smtp_dest_limits limits;
+    bool rate_logged;         /* the wait for the rate delay is logged */
     struct petrel_loop *loop; /* the loop of a cached connection reserved for it */
 
     /* next hop (nexthop.c) */
-    struct smtp_mx mx[SMTP_OUT_MX_MAX];
-    size_t nmx, imx; /* imx: the host being tried, nmx: none left */
+    struct smtp_mx *mx; /* SMTP_OUT_MX_MAX of them, from the start (smtp_nexthop_start) */
+    size_t nmx, imx;    /* imx: the host being tried, nmx: none left */
     struct petrel_dns_addr addrs[SMTP_OUT_ADDRS_MAX];
     size_t naddrs, iaddr;
     struct petrel_dns_addr got4[SMTP_OUT_ADDRS_MAX], got6[SMTP_OUT_ADDRS_MAX];
@@ -246,10 +294,12 @@ struct smtp_job {
     bool timed_out;
     bool dot_sent; /* the message may be complete at the peer */
     bool mail_refused;
-    bool reused;        /* this session came from the connection cache */
-    bool saw_421;       /* the server is closing: never cache the connection */
-    unsigned conn_msgs; /* transactions on this connection before this one */
-    size_t *sent;       /* indexes of the recipients sent, in order */
+    bool reused;      /* this session came from the connection cache by name */
+    bool addr_reused; /* ... by address: the next try at that address is a new connection */
+    struct smtp_conn_info info; /* the connection's */
+    bool saw_421;               /* the server is closing: never cache the connection */
+    unsigned conn_msgs;         /* transactions on this connection before this one */
+    size_t *sent;               /* indexes of the recipients sent, in order */
     size_t nsent, nreplied, naccepted;
     bool replied_mail;
     uint64_t body_off;
@@ -258,7 +308,8 @@ struct smtp_job {
     char *chunk;
     struct smtp_rcpt_state *rs;
 
-    struct smtp_tls_state tlsp; /* TLS policy (tlspolicy.c) */
+    /* TLS policy (tlspolicy.c), from the start: a waiting job is small. */
+    struct smtp_tls_state *tlsp;
 };
 
 /* dispatch.c */
@@ -277,18 +328,25 @@ extern _Atomic bool smtp_out_stopping;
  * waiting jobs may start (slot_freed, without the lock). */
 void smtp_dispatch_lock(void);
 void smtp_dispatch_unlock(void);
-void smtp_dispatch_cached_add(const char *domain, int delta);
+void smtp_dispatch_cached_add(const char *dest, int delta);
 void smtp_dispatch_slot_freed(void);
 
 /* cache.c: idle connections kept for the next message to the same next
- * hop (key), each on its own loop. */
+ * hop (key) or the same server (address), each on its own loop. */
 struct smtp_cached;
 /* Under the lock: an idle connection for key, not reserved; reserve it
  * for job (its slot becomes the job's). */
 struct petrel_loop *smtp_cache_reserve_locked(const char *key, struct smtp_job *job);
-/* Under the lock: close one idle connection (of domain, if not NULL) to
+/* Under the lock: the oldest idle connection, not reserved, reserved for
+ * job, which takes its slot: its loop, or NULL if there is none. The job
+ * uses it if its server is the job's (smtp_cache_take_addr), else it is
+ * closed when the job opens a connection or ends. */
+struct petrel_loop *smtp_cache_claim_locked(struct smtp_job *job);
+/* Under the lock: close the idle connections reserved for job. */
+void smtp_cache_unreserve_locked(struct smtp_job *job);
+/* Under the lock: close one idle connection (of dest, if not NULL) to
  * make room; false if there is none. */
-bool smtp_cache_evict_locked(const char *domain);
+bool smtp_cache_evict_locked(const char *dest);
 /* Close every idle connection (reload with new settings, stop). */
 void smtp_cache_flush(void);
 /* On the job's loop, at the end of a transaction: keep job's connection
@@ -296,10 +354,22 @@ void smtp_cache_flush(void);
 bool smtp_cache_put(struct smtp_job *job, bool rset);
 /* On the job's loop: a connection for job->route.key; NULL if none. */
 struct smtp_cached *smtp_cache_take(struct smtp_job *job);
+/* On the job's loop, its addresses known: an idle connection to the
+ * server want describes (job->addrs[job->iaddr]) that the job may use (same port, way
+ * of connecting, EHLO name and local address; TLS that satisfies its
+ * policy: smtp_tlspolicy_reuse_ok; an EHLO reply that takes its message).
+ * NULL if none; NULL with *there set when the one found is on another
+ * loop: it is reserved for the job, which goes there and takes it with
+ * smtp_cache_take_reserved. */
+struct smtp_cached *smtp_cache_take_addr(struct smtp_job *job, const struct smtp_conn_info *want,
+                                         struct petrel_loop **there);
+/* On the job's loop: the connection reserved for it there; NULL if gone. */
+struct smtp_cached *smtp_cache_take_reserved(struct smtp_job *job);
 /* For session.c: what an entry kept, and the idle connection's events. */
 struct smtp_cached_session {
     struct petrel_conn *conn;
     struct smtp_ehlo ehlo;
+    struct smtp_conn_info info;
     bool rset;
     unsigned messages;
     char peer[SMTP_OUT_HOST_MAX + 64];
@@ -328,6 +398,13 @@ void smtp_session_end(struct smtp_job *job, bool quit);
 void smtp_session_done(struct smtp_job *job, bool rset);
 /* Continue on a cached connection for job->route.key; false if none. */
 bool smtp_session_resume(struct smtp_job *job);
+/* Before connecting to job->addrs[job->iaddr]: continue on an idle
+ * connection to that server instead (smtp_cache_take_addr), here or on
+ * its loop; false if there is none. */
+bool smtp_session_reuse_addr(struct smtp_job *job);
+/* Whether a server that answered EHLO so takes msg at all (SMTPUTF8,
+ * SIZE, BINARYMIME): a cached connection is used only then. */
+bool smtp_session_fits(const struct smtp_ehlo *ehlo, const struct petrel_transport_msg *msg);
 /* For cache.c: attach a connection to an entry (job NULL) or a job. */
 void smtp_session_attach(struct petrel_conn *conn, struct smtp_job *job, struct smtp_cached *c);
 /* The credentials of relay_auth_file, read at init (module.c). */
@@ -366,6 +443,10 @@ const char *smtp_tlspolicy_required(struct smtp_job *job);
 /* TLS is up: record msg->tls and check the peer by the level; false (the
  * recipients soft-failed) when the session must end. */
 bool smtp_tlspolicy_peer_ok(struct smtp_job *job, struct petrel_conn *conn);
+/* tlsreuse.c: whether a connection made as info says (for another
+ * destination, perhaps under another policy) is good enough for job's
+ * level at host job->mx[job->imx]; never for a REQUIRETLS message. */
+bool smtp_tlspolicy_reuse_ok(const struct smtp_job *job, const struct smtp_conn_info *info);
 
 /* body.c */
 /* 354 (or BDAT): start sending the message. */

@@ -30,8 +30,8 @@ enum smtp_tls_level smtp_out_tls_parse(const char *setting)
  * verified certificate; peer_ok then decides how the name is trusted. */
 static void requiretls_floor(struct smtp_job *job)
 {
-    if (job->msg->requiretls && job->tlsp.level < SMTP_TLS_VERIFY)
-        job->tlsp.level = SMTP_TLS_VERIFY;
+    if (job->msg->requiretls && job->tlsp->level < SMTP_TLS_VERIFY)
+        job->tlsp->level = SMTP_TLS_VERIFY;
 }
 
 /* Whether the message's header says "TLS-Required: No". A local file
@@ -50,7 +50,7 @@ static bool header_tls_optional(const struct petrel_transport_msg *m)
 void smtp_tlspolicy_init(struct smtp_job *job)
 {
     const struct smtp_out_config *cfg = job->cfg;
-    struct smtp_tls_state *t = &job->tlsp;
+    struct smtp_tls_state *t = job->tlsp;
     const struct smtp_tls_policy_conf *p = cfg->tls_policies.items;
     t->domain_level = smtp_out_tls_parse(cfg->tls);
     t->explicit_policy = false;
@@ -82,12 +82,13 @@ void smtp_tlspolicy_init(struct smtp_job *job)
 void smtp_tlspolicy_mx_answer(struct smtp_job *job, const struct petrel_dns_result *res)
 {
     /* A validated NODATA makes the implicit MX secure too (RFC 7672 2.2.1). */
-    job->tlsp.mx_ad = res->ad && (res->status == PETREL_DNS_OK || res->status == PETREL_DNS_NODATA);
+    job->tlsp->mx_ad =
+        res->ad && (res->status == PETREL_DNS_OK || res->status == PETREL_DNS_NODATA);
 }
 
 bool smtp_tlspolicy_host_allowed(struct smtp_job *job)
 {
-    struct smtp_tls_state *t = &job->tlsp;
+    struct smtp_tls_state *t = job->tlsp;
     const char *host = job->mx[job->imx].host;
     if (!t->sts || t->policy.mode == SMTP_STS_NONE || smtp_sts_mx_match(&t->policy, host))
         return true;
@@ -106,7 +107,7 @@ bool smtp_tlspolicy_host_allowed(struct smtp_job *job)
 
 bool smtp_tlspolicy_host_ready(struct smtp_job *job)
 {
-    struct smtp_tls_state *t = &job->tlsp;
+    struct smtp_tls_state *t = job->tlsp;
     const char *host = job->mx[job->imx].host;
     size_t usable = 0;
     for (size_t i = 0; i < t->ntlsa; i++)
@@ -147,17 +148,17 @@ bool smtp_tlspolicy_host_ready(struct smtp_job *job)
     return true;
 }
 
-enum smtp_tls_level smtp_tlspolicy_level(const struct smtp_job *job) { return job->tlsp.level; }
+enum smtp_tls_level smtp_tlspolicy_level(const struct smtp_job *job) { return job->tlsp->level; }
 
 static bool sts_testing(const struct smtp_job *job)
 {
-    return job->tlsp.sts && job->tlsp.policy.mode == SMTP_STS_TESTING &&
-           job->tlsp.level < SMTP_TLS_DANE;
+    return job->tlsp->sts && job->tlsp->policy.mode == SMTP_STS_TESTING &&
+           job->tlsp->level < SMTP_TLS_DANE;
 }
 
 const char *smtp_tlspolicy_required(struct smtp_job *job)
 {
-    switch (job->tlsp.level) {
+    switch (job->tlsp->level) {
     case SMTP_TLS_NONE:
     case SMTP_TLS_MAY:
         if (sts_testing(job))
@@ -192,7 +193,7 @@ static bool dane_ok(struct smtp_job *job, struct petrel_conn *conn, const char *
     for (size_t i = 0; i < n; i++)
         chain[i].data = (const unsigned char *)petrel_buf_head(&der) + offs[i];
     bool ok =
-        smtp_dane_match(job->tlsp.tlsa, job->tlsp.ntlsa, chain, n, job->mx[job->imx].host, why_r);
+        smtp_dane_match(job->tlsp->tlsa, job->tlsp->ntlsa, chain, n, job->mx[job->imx].host, why_r);
     petrel_buf_free(&der);
     return ok;
 }
@@ -215,7 +216,7 @@ static void record_tls(struct smtp_job *job, struct petrel_conn *conn, bool veri
 static bool requiretls_peer_ok(struct smtp_job *job, struct petrel_conn *conn, bool verified,
                                const char *why)
 {
-    const struct smtp_tls_state *t = &job->tlsp;
+    const struct smtp_tls_state *t = job->tlsp;
     const char *host = job->mx[job->imx].host;
     if (t->level == SMTP_TLS_DANE) {
         if (dane_ok(job, conn, &why)) {
@@ -264,7 +265,7 @@ bool smtp_tlspolicy_peer_ok(struct smtp_job *job, struct petrel_conn *conn)
         why = "unknown";
     if (job->msg->requiretls)
         return requiretls_peer_ok(job, conn, verified, why);
-    switch (job->tlsp.level) {
+    switch (job->tlsp->level) {
     case SMTP_TLS_DANE:
         if (dane_ok(job, conn, &why)) {
             record_tls(job, conn, true, "dane");
