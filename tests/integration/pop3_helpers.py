@@ -8,7 +8,8 @@ import poplib
 import re
 import smtplib
 
-from harness import SOCK_TIMEOUT, cfg_value, client_tls_context, free_port, listener
+from harness import (SOCK_TIMEOUT, Client, cfg_value, client_tls_context, free_port,
+                     listener)
 from smtp_helpers import HELO, PASSWORD, SmtpServer
 
 
@@ -74,3 +75,38 @@ class Pop3Server(SmtpServer):
             p.user(user)
             p.pass_(password)
         return p
+
+
+class Pop3(Client):
+    """A raw POP3 client (harness.Client): single-line answers as text,
+    multi-line ones as the raw bytes sent (stuffed, CRLF) and unstuffed."""
+
+    def multi(self):
+        """After a +OK line: the raw bytes up to and with "." CRLF."""
+        raw = b""
+        while not (raw == b".\r\n" or raw.endswith(b"\r\n.\r\n")):
+            while b"\n" not in self.buf:
+                self._fill()
+            line, self.buf = self.buf.split(b"\n", 1)
+            raw += line + b"\n"
+        return raw
+
+    @staticmethod
+    def unstuff(raw):
+        """The lines of a multi-line answer less the end and the stuffing,
+        joined with their CRLFs: what the client gets."""
+        body = raw[:-3]
+        lines = body.split(b"\r\n")[:-1] if body else []
+        return b"".join((l[1:] if l.startswith(b".") else l) + b"\r\n" for l in lines)
+
+    def stls(self):
+        assert self.cmd("STLS").startswith("+OK")
+        self.starttls()
+
+    def login(self, user, password=PASSWORD, stls=True):
+        if stls:
+            self.stls()
+        assert self.cmd(f"USER {user}").startswith("+OK")
+        r = self.cmd(f"PASS {password}")
+        assert r.startswith("+OK"), r
+        return r
