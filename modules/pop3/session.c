@@ -15,7 +15,8 @@
 #include "pop3.h"
 
 /* Reply texts: one line of printable text. */
-static void vreply(struct petrel_conn *conn, const char *status, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+vreply(struct petrel_conn *conn, const char *status, const char *fmt, va_list ap)
 {
     char text[512];
     vsnprintf(text, sizeof(text), fmt, ap);
