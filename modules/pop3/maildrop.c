@@ -161,6 +161,7 @@ static void open_done(struct petrel_conn *conn, void *arg, bool closing)
     petrel_strlcpy(s->user, j->user, sizeof(s->user));
     free(j);
     s->state = POP3_ST_TRANS;
+    petrel_counter_add(pop3_counters.logins, 1);
     if (s->nmsgs == (uint32_t)s->cfg->max_messages)
         petrel_conn_log(conn, PETREL_LOG_INFO, "maildrop of %s: showing the oldest %u messages",
                         s->user, s->nmsgs);
@@ -173,6 +174,7 @@ void pop3_maildrop_open(struct petrel_conn *conn, struct pop3_session *s, const 
     if (!pop3_lock_take(user)) {
         petrel_conn_log(conn, PETREL_LOG_INFO, "maildrop of %s in use by another session", user);
         petrel_conn_printf(conn, "-ERR [IN-USE] Mailbox in use by another session\r\n");
+        petrel_counter_add(pop3_counters.in_use, 1);
         return;
     }
     s->locked = true;
@@ -334,6 +336,7 @@ static void update_done(struct petrel_conn *conn, void *arg, bool closing)
         petrel_conn_printf(conn, "-ERR [SYS/TEMP] Some deleted messages were not removed\r\n");
     } else if (!closing) {
         petrel_conn_log(conn, PETREL_LOG_INFO, "logout: %u messages expunged", j->removed);
+        petrel_counter_add(pop3_counters.deleted, j->removed);
         petrel_conn_printf(conn, "+OK Bye, %u messages deleted\r\n", j->removed);
     }
     free(j->ranges);

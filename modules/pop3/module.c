@@ -18,6 +18,7 @@ static const struct petrel_setting pop3_settings[] = {
 
 const struct petrel_storage_ops *pop3_storage;
 char pop3_hostname[256];
+struct pop3_counters pop3_counters;
 
 extern const struct petrel_protocol pop3_protocol;
 
@@ -43,6 +44,13 @@ static int pop3_init(struct petrel_ctx *ctx, const void *config, const char **er
         return -1;
     }
     petrel_strlcpy(pop3_hostname, petrel_hostname(), sizeof(pop3_hostname));
+    pop3_counters = (struct pop3_counters){
+        .logins = petrel_counter("pop3.logins"),
+        .in_use = petrel_counter("pop3.in_use"),
+        .retrieved = petrel_counter("pop3.retrieved"),
+        .retrieved_bytes = petrel_counter("pop3.retrieved_bytes"),
+        .deleted = petrel_counter("pop3.deleted"),
+    };
     if (petrel_protocol_register(ctx, &pop3_protocol) < 0) {
         *error_r = "cannot register the pop3 protocol";
         return -1;

@@ -10,6 +10,7 @@
 
 #include <petrel/buf.h>
 #include <petrel/conn.h>
+#include <petrel/stats.h>
 #include <petrel/storage.h>
 
 #include "pop3_body.h"
@@ -34,6 +35,15 @@ struct pop3_config {
 
 extern const struct petrel_storage_ops *pop3_storage;
 extern char pop3_hostname[256];
+
+/* petrelctl stats: pop3.logins (sessions that reached TRANSACTION),
+ * pop3.in_use (logins refused by the lock), pop3.retrieved (RETR and TOP
+ * answers sent whole), pop3.retrieved_bytes (their octets), pop3.deleted
+ * (messages expunged at QUIT). */
+struct pop3_counters {
+    struct petrel_counter *logins, *in_use, *retrieved, *retrieved_bytes, *deleted;
+};
+extern struct pop3_counters pop3_counters;
 
 enum pop3_state {
     POP3_ST_AUTH,  /* AUTHORIZATION */

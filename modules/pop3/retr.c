@@ -20,6 +20,7 @@ struct pop3_body_job {
     uint64_t size;
     int fd;
     uint64_t offset;
+    uint64_t sent; /* octets queued, for the counter */
     bool started, eof;
     int err;        /* opening: a storage error */
     int read_errno; /* reading */
@@ -86,6 +87,7 @@ static void body_done(struct petrel_conn *conn, void *arg, bool closing)
         petrel_conn_printf(conn, "+OK %llu octets\r\n", (unsigned long long)j->size);
     j->started = true;
     petrel_conn_write(conn, petrel_buf_head(&j->out), j->out.len);
+    j->sent += j->out.len;
     petrel_buf_reset(&j->out);
     if (!j->eof) {
         petrel_conn_want_drained(conn);
@@ -93,6 +95,8 @@ static void body_done(struct petrel_conn *conn, void *arg, bool closing)
     }
     pop3_body_end(&j->body, &j->out);
     petrel_conn_write(conn, petrel_buf_head(&j->out), j->out.len);
+    petrel_counter_add(pop3_counters.retrieved, 1);
+    petrel_counter_add(pop3_counters.retrieved_bytes, (int64_t)(j->sent + j->out.len));
     body_end(conn, s);
 }
 

@@ -94,6 +94,9 @@ def test_every_command(srv):
     assert p.noop().startswith(b"+OK")
     assert p.quit().startswith(b"+OK")
     assert len(srv.messages(a)) == 3
+    stats = srv.inst.stats()
+    assert stats["pop3.logins"] == 1 and stats["pop3.retrieved"] == 6, stats
+    assert stats["pop3.retrieved_bytes"] >= sum(len(m) for m in stored), stats
 
 
 def test_list_sizes_are_the_octets_retr_sends(srv):
@@ -152,6 +155,7 @@ def test_dele_then_quit_expunges(srv):
     assert len(p.list()[1]) == 2
     assert p.quit() == b"+OK Bye, 1 messages deleted"
     assert len(srv.messages(a)) == 2  # the file is gone: IMAP sees it too
+    assert srv.inst.stats()["pop3.deleted"] == 1
     assert uidls(srv, a) == [f"1 {before[0].split()[1]}", f"2 {before[2].split()[1]}"]
 
 
@@ -195,6 +199,7 @@ def test_second_login_gets_in_use_until_the_first_ends(srv):
         second.stls()
         assert second.cmd(f"USER {a}").startswith("+OK")
         assert second.cmd(f"PASS {PASSWORD}").startswith("-ERR [IN-USE] ")
+        assert srv.inst.stats()["pop3.in_use"] == 1
         assert second.cmd("NOOP").startswith("-ERR")  # still not logged in
         first.close()  # dies without QUIT: the lock goes with it
 
