@@ -19,7 +19,7 @@ struct pop3_body_job {
     uint32_t n, uid;
     uint64_t size;
     int fd;
-    uint64_t offset;
+    uint64_t file_size, offset;
     uint64_t sent; /* octets queued, for the counter */
     bool started, eof;
     int err;        /* opening: a storage error */
@@ -33,8 +33,7 @@ static void body_work(void *arg)
 {
     struct pop3_body_job *j = arg;
     if (j->fd < 0) {
-        uint64_t size;
-        j->err = pop3_storage->fetch_fd(j->folder, j->uid, &j->fd, &size);
+        j->err = pop3_storage->fetch_fd(j->folder, j->uid, &j->fd, &j->file_size);
         if (j->err != 0)
             return;
     }
@@ -48,7 +47,9 @@ static void body_work(void *arg)
     }
     j->offset += (uint64_t)n;
     pop3_body_feed(&j->body, j->in, (size_t)n, &j->out);
-    j->eof = n == 0 || j->body.done;
+    /* A Maildir file never changes: at its size it is over, without
+     * another job to read nothing. */
+    j->eof = n == 0 || j->offset >= j->file_size || j->body.done;
 }
 
 static void body_end(struct petrel_conn *conn, struct pop3_session *s)
