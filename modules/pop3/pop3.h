@@ -18,11 +18,16 @@
 
 #define POP3_LOG "pop3"
 /* Message bytes read per worker job while sending RETR or TOP, and the
- * session's output buffer for them (each byte may become two). */
+ * session's output buffer for them (each byte may become two); lines of a
+ * LIST or UIDL answer queued at once. The session fuzzer makes them small,
+ * so that answers span many turns. */
+#ifndef POP3_READ_BYTES
 #define POP3_READ_BYTES (64u * 1024u)
+#endif
 #define POP3_OUT_BYTES (2u * POP3_READ_BYTES + 8u)
-/* Lines of a LIST or UIDL answer queued at once. */
+#ifndef POP3_LIST_BATCH
 #define POP3_LIST_BATCH 512u
+#endif
 /* Commands a pipelining client may send while an answer is still going
  * out: they wait here, in order (RFC 2449 section 6.6). */
 #define POP3_PENDING_MAX (64u * 1024u)
