@@ -431,3 +431,20 @@ def test_init_enables_pop3_on_port_base_plus_110_and_995(env, base_dir):
     text = next((d / "conf.d").glob("*-pop3.conf")).read_text()
     assert 'module = "pop3";' in text and "enabled = true;" in text
     assert '"127.0.0.1:30110"' in text and '"127.0.0.1:30995"' in text
+
+
+def test_message_removed_by_another_program_during_the_session(srv):
+    """The other way round: a message expunged elsewhere (here its file
+    removed, as an IMAP EXPUNGE or another program does) while the
+    session holds its snapshot."""
+    a = fill(srv)
+    with Pop3(srv.pop3_port) as c:
+        c.login(a)
+        first = sorted(f for sub in ("new", "cur") for f in (srv.maildir(a) / sub).iterdir())[0]
+        first.unlink()
+        assert c.cmd("RETR 1") == "-ERR Message 1 was removed by another session"
+        assert c.cmd("RETR 2").startswith("+OK")
+        c.multi()
+        assert c.cmd("DELE 1").startswith("+OK")  # gone already: QUIT still succeeds
+        assert c.cmd("QUIT").startswith("+OK")
+    assert srv.pop(a).stat()[0] == 2
