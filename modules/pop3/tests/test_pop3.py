@@ -448,3 +448,16 @@ def test_message_removed_by_another_program_during_the_session(srv):
         assert c.cmd("DELE 1").startswith("+OK")  # gone already: QUIT still succeeds
         assert c.cmd("QUIT").startswith("+OK")
     assert srv.pop(a).stat()[0] == 2
+
+
+def test_shutdown_with_a_session_open_deletes_nothing(srv):
+    a = fill(srv)
+    c = Pop3(srv.pop3_port, timeout=20)
+    c.login(a)
+    assert c.cmd("DELE 1").startswith("+OK")
+    srv.stop()  # exits 0, nothing left behind (the harness checks)
+    assert c.line() == "-ERR [SYS/TEMP] server shutting down, nothing deleted"
+    c.expect_eof()
+    c.close()
+    srv.start()
+    assert srv.pop(a).stat()[0] == 3
