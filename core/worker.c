@@ -68,8 +68,11 @@ static void *worker_main(void *unused)
         running--;
         if (limit != NULL) {
             limit->running--;
-            /* A job held back by this cap may run now. */
-            pthread_cond_broadcast(&pool_cond);
+            /* A job held back by this cap may run now. Only a queued job
+             * can be held back: waking every idle worker after each job
+             * would cost a thundering herd of context switches. */
+            if (queue_head != NULL)
+                pthread_cond_broadcast(&pool_cond);
         }
     }
     pthread_mutex_unlock(&pool_lock);

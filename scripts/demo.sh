@@ -5,11 +5,11 @@
 # foreground. Stop it with Ctrl-C.
 #
 # The instance runs the account database, login policy, mail store, queue
-# and SMTP modules with a demo account (init prints its password): SMTP on
-# PORT_BASE+25 (MX), +587 (submission, STARTTLS) and +465 (implicit TLS).
-# It also runs the example echo module from contrib/echo (PORT_BASE+7:
-# plain with STARTTLS, PORT_BASE+8: implicit TLS); IMAP and POP3 join as
-# they land.
+# SMTP and POP3 modules with a demo account (init prints its password):
+# SMTP on PORT_BASE+25 (MX), +587 (submission, STARTTLS) and +465 (implicit
+# TLS), POP3 on +110 (STLS) and +995 (implicit TLS). It also runs the
+# example echo module from contrib/echo (PORT_BASE+7: plain with STARTTLS,
+# PORT_BASE+8: implicit TLS); IMAP joins as it lands.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +56,8 @@ Petrel demo instance: $inst
   SMTP submission (STARTTLS + AUTH):  127.0.0.1:$((port_base + 587)), implicit TLS: $((port_base + 465))
     swaks --server 127.0.0.1:$((port_base + 25)) --to demo@demo.test --from you@example.org
     mail lands in $inst/data/mail/demo.test/demo/new/
+  POP3 (STLS): 127.0.0.1:$((port_base + 110)), implicit TLS: $((port_base + 995))
+    curl -k --user 'demo@demo.test:PASSWORD' pop3s://127.0.0.1:$((port_base + 995))/1
   echo module, plain + STARTTLS: 127.0.0.1:$((port_base + 7))
   echo module, implicit TLS:     127.0.0.1:$((port_base + 8))
   administer it:  $build/inst/bin/petrelctl --config $inst/petrel.conf status

@@ -4,7 +4,9 @@
  * it, one unit at a time and none while a job or a delay is pending; a
  * job's work and done run when the harness says, never inside the call
  * that submitted it (as the worker pool and the timer do). Replies gather
- * in an output buffer the harness reads and clears. Single-threaded. */
+ * in an output buffer the harness reads and clears; after
+ * petrel_conn_want_drained() the module's output_drained runs between
+ * input units, as if each piece had gone out. Single-threaded. */
 #ifndef PETREL_CONN_FAKE_H
 #define PETREL_CONN_FAKE_H
 
