@@ -26,11 +26,19 @@ static bool known_prefix(const char *hash)
 
 bool petrel_password_hash_valid(const char *hash)
 {
-    /* A crypt hash is printable ASCII with no blanks or field separators. */
+    /* A crypt hash is printable ASCII with no blanks or field separators;
+     * SHA-512-crypt may name its cost ("$6$rounds=N$salt$..."). */
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./$";
     size_t len = strlen(hash);
     if (len < 10 || len > CRYPT_OUTPUT_SIZE - 1 || !known_prefix(hash))
         return false;
-    return strspn(hash, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./$") == len;
+    size_t skip = 0;
+    if (strncmp(hash, "$6$rounds=", 10) == 0) {
+        skip = 10 + strspn(hash + 10, "0123456789");
+        if (skip == 10 || hash[skip] != '$')
+            return false;
+    }
+    return skip + strspn(hash + skip, chars) == len;
 }
 
 char *petrel_password_hash(const char *password, enum petrel_password_scheme scheme,

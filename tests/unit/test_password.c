@@ -43,6 +43,19 @@ static void test_known_hashes(void **state)
         "77vwPZN.Pq.H91p5hVO1";
     assert_true(petrel_password_verify("secret", sha));
     assert_false(petrel_password_verify("Secret", sha));
+    /* The cost named in the hash (as Dovecot's doveadm pw and mkpasswd
+     * -R write it): crypt("secret", "$6$rounds=5000$saltsalt"), which is
+     * the default cost, so the same digest. */
+    const char *rounds =
+        "$6$rounds=5000$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y"
+        "77vwPZN.Pq.H91p5hVO1";
+    assert_true(petrel_password_hash_valid(rounds));
+    assert_true(petrel_password_verify("secret", rounds));
+    assert_false(petrel_password_verify("Secret", rounds));
+    assert_false(petrel_password_hash_valid("$6$rounds=$saltsalt$abcdefgh"));
+    assert_false(petrel_password_hash_valid("$6$rounds=50x0$saltsalt$abcdefgh"));
+    assert_false(petrel_password_hash_valid("$6$saltsalt$abc=defgh"));
+    assert_false(petrel_password_hash_valid("$y$rounds=5000$saltsalt$abcdefgh"));
 }
 
 static void test_import(void **state)
