@@ -222,22 +222,33 @@ static void row_read(sqlite3_stmt *st, struct storage_row *r)
     r->size = (uint64_t)sqlite3_column_int64(st, 7);
 }
 
-int storage_index_get(sqlite3 *db, uint32_t uid, struct storage_row *row)
+int storage_index_get(struct storage_fstate *fs, uint32_t uid, struct storage_row *row)
 {
-    sqlite3_stmt *st = prepare(db, "SELECT " ROW_COLUMNS " FROM msg WHERE uid = ?");
+    static const char sql[] = "SELECT " ROW_COLUMNS " FROM msg WHERE uid = ?";
+    if (fs->get_st == NULL && sqlite3_prepare_v3(fs->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                                 &fs->get_st, NULL) != SQLITE_OK) {
+        fs->get_st = NULL;
+        return sql_error(fs->db, sql);
+    }
+    sqlite3_stmt *st = fs->get_st;
     int ret = PETREL_STORAGE_NOT_FOUND;
-    if (st == NULL)
-        return PETREL_STORAGE_TEMPFAIL;
     sqlite3_bind_int64(st, 1, uid);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         row_read(st, row);
         ret = PETREL_STORAGE_OK;
     } else if (rc != SQLITE_DONE) {
-        ret = sql_error(db, "get");
+        ret = sql_error(fs->db, "get");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st); /* ends its read of the index */
     return ret;
+}
+
+/* Before db is closed: a statement left would keep it open. */
+static void forget_statements(struct storage_fstate *fs)
+{
+    sqlite3_finalize(fs->get_st);
+    fs->get_st = NULL;
 }
 
 static int range_cmp(const void *a, const void *b)
@@ -573,6 +584,7 @@ fail : {
         *broken_r = true;
 }
     storage_index_rollback(fs->db);
+    forget_statements(fs);
     sqlite3_close(fs->db);
     fs->db = NULL;
     return ret;
@@ -598,6 +610,7 @@ int storage_index_open(struct storage_fstate *fs)
 
 void storage_index_close(struct storage_fstate *fs)
 {
+    forget_statements(fs);
     if (fs->db != NULL)
         sqlite3_close(fs->db);
     fs->db = NULL;

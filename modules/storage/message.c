@@ -55,7 +55,7 @@ static int open_row(struct storage_fstate *fs, uint32_t uid, int *fd_r)
     int ret = storage_folder_lock(fs);
     if (ret != PETREL_STORAGE_OK)
         return ret;
-    ret = storage_index_get(fs->db, uid, &row);
+    ret = storage_index_get(fs, uid, &row);
     if (ret == PETREL_STORAGE_OK) {
         if (!storage_maildir_path(path, sizeof(path), fs->dir, row.recent, row.name))
             ret = PETREL_STORAGE_TEMPFAIL;
@@ -89,7 +89,7 @@ int storage_message_fetch_fd(struct petrel_folder *folder, uint32_t uid, int *fd
         struct storage_row row;
         if (storage_folder_lock(folder->fs) != PETREL_STORAGE_OK)
             break;
-        bool known = storage_index_get(folder->fs->db, uid, &row) == PETREL_STORAGE_OK;
+        bool known = storage_index_get(folder->fs, uid, &row) == PETREL_STORAGE_OK;
         if (known)
             storage_row_clear(&row);
         storage_folder_unlock(folder->fs);

@@ -98,6 +98,9 @@ struct storage_fstate {
     unsigned refs;
     pthread_mutex_t lock;
     sqlite3 *db;
+    /* storage_index_get's statement, kept prepared while db is open:
+     * every RETR or FETCH of a message looks its row up. */
+    sqlite3_stmt *get_st;
     bool deleted;
     bool scanned; /* synced with the files since this process opened it */
     struct timespec new_mtime, cur_mtime;
@@ -203,7 +206,7 @@ int storage_index_load(sqlite3 *db, const struct petrel_storage_uid_set *uids,
 /* Rows with a MODSEQ above modseq, in UID order. */
 int storage_index_load_since(sqlite3 *db, uint64_t modseq, struct storage_row **rows_r,
                              size_t *count_r);
-int storage_index_get(sqlite3 *db, uint32_t uid, struct storage_row *row);
+int storage_index_get(struct storage_fstate *fs, uint32_t uid, struct storage_row *row);
 void storage_rows_free(struct storage_row *rows, size_t count);
 void storage_row_clear(struct storage_row *row);
 int storage_index_update(sqlite3 *db, const struct storage_row *row);
