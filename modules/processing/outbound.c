@@ -129,9 +129,18 @@ static void finish(void *arg)
 {
     struct outbound *o = arg;
     apply(o);
-    bool busy = true; /* the transport took nothing */
-    for (size_t i = 0; i < o->ngroups; i++)
-        busy = busy && !o->groups[i].taken;
+    /* Busy (again in a moment, not an attempt) when something was not
+     * taken and nothing the transport tried is waiting for a retry: then
+     * only the untried recipients are left, and the back-off would make
+     * them wait minutes for want of a free slot. */
+    bool untried = false, retry_due = false;
+    for (size_t i = 0; i < o->ngroups; i++) {
+        const struct group *g = &o->groups[i];
+        untried |= !g->taken;
+        for (size_t k = 0; g->taken && k < g->msg.nrcpts; k++)
+            retry_due |= g->msg.rcpts[k].status == PETREL_TRANSPORT_DEFERRED;
+    }
+    bool busy = untried && !retry_due;
     void (*resume)(void *, bool) = o->resume;
     void *resume_arg = o->arg;
     outbound_free(o);
