@@ -27,6 +27,11 @@
 #define STS_CONNECT_TIMEOUT 5 /* seconds, for the fetch */
 #define STS_FETCH_TIMEOUT 15  /* seconds in all: RFC 8461 3.3 says short */
 #define STS_FETCH_MAX 4       /* fetches at once, all domains */
+/* The longest a job waits for a fetch (its own, or one queued behind
+ * others) before it goes on without a new policy, as after a failed
+ * fetch (RFC 8461 5.1): a crowd of slow policy hosts must not hold every
+ * outbound connection slot. */
+#define STS_WAIT_MAX_MS ((STS_FETCH_TIMEOUT * 2) * 1000)
 
 struct sts_entry {
     char domain[SMTP_STS_NAME_MAX];
@@ -38,11 +43,16 @@ struct sts_entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sts_entry *cache[STS_CACHE_MAX];
 
-/* Jobs waiting for a fetch, each resumed on the loop its lookups ran on. */
+/* Jobs waiting for a fetch, each resumed on the loop its lookups ran on:
+ * when the fetch ends, or after STS_WAIT_MAX_MS, whichever comes first
+ * (the waiter belongs to its loop: only that loop frees it). */
+struct sts_fetch;
 struct sts_waiter {
     struct sts_waiter *next;
     struct smtp_job *job;
     struct petrel_loop *loop;
+    struct petrel_timer *timer;
+    struct sts_fetch *flight; /* under lock: the fetch waited for, NULL once let go */
 };
 
 /* One fetch per domain at a time, whoever asks (later jobs wait for it),
@@ -133,15 +143,17 @@ static void cache_put(const char *domain, const char *id, const struct smtp_sts_
     pthread_mutex_unlock(&lock);
 }
 
+/* f's waiters are let go (resumed or freed by their loops) first. */
 static void fetch_free(struct sts_fetch *f)
 {
-    while (f->waiters != NULL) {
-        struct sts_waiter *w = f->waiters;
-        f->waiters = w->next;
-        free(w);
-    }
     free(f->ca_file);
     free(f);
+}
+
+static void waiter_free(struct sts_waiter *w)
+{
+    petrel_timer_remove(w->timer);
+    free(w);
 }
 
 /* After stop: the fetches that never started, and the cache. */
@@ -152,9 +164,14 @@ void smtp_mtasts_free(void)
         free(cache[i]);
         cache[i] = NULL;
     }
-    while (pending != NULL) {
+    while (pending != NULL) { /* the loops have stopped: no timer runs */
         struct sts_fetch *f = pending;
         pending = f->next;
+        while (f->waiters != NULL) {
+            struct sts_waiter *w = f->waiters;
+            f->waiters = w->next;
+            waiter_free(w);
+        }
         fetch_free(f);
     }
     pending_tail = &pending;
@@ -250,29 +267,52 @@ static void fetch_work(void *arg)
 
 static void start_fetch(struct sts_fetch *f);
 
+/* On the waiter's loop, once fetch_end has let it go. */
 static void waiter_go(void *arg)
 {
     struct sts_waiter *w = arg;
     struct smtp_job *job = w->job;
-    free(w);
+    waiter_free(w);
     if (!smtp_dispatch_stopped())
         proceed(job, true);
+}
+
+/* On the waiter's loop: the fetch took too long. Unless fetch_end let it
+ * go meanwhile (then waiter_go is on its way), the job goes on. */
+static void waiter_timeout(void *arg)
+{
+    struct sts_waiter *w = arg, **p;
+    pthread_mutex_lock(&lock);
+    struct sts_fetch *f = w->flight;
+    for (p = f != NULL ? &f->waiters : NULL; p != NULL && *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    w->flight = NULL;
+    pthread_mutex_unlock(&lock);
+    if (f == NULL)
+        return;
+    if (!smtp_dispatch_stopped())
+        petrel_log(PETREL_LOG_WARNING, "smtp_out",
+                   "MTA-STS policy of %.250s: no answer from its fetch in %d s, going on "
+                   "without a new policy",
+                   w->job->msg->domain, STS_WAIT_MAX_MS / 1000);
+    waiter_go(w);
 }
 
 /* The fetch is over (f->ok or f->error): keep the policy, let the next
  * pending fetch start, and resume every job that waited, on its loop. */
 static void fetch_end(struct sts_fetch *f)
 {
-    if (smtp_dispatch_stopped()) { /* the queue is gone: touch nothing */
-        fetch_free(f);
-        return;
-    }
-    if (f->ok) {
+    bool stopped = smtp_dispatch_stopped(); /* the queue is gone: only let go */
+    if (!stopped && f->ok) {
         petrel_log(PETREL_LOG_INFO, "smtp_out",
                    "MTA-STS policy of %.250s (id %s): mode %s, %zu mx, max_age %lld", f->domain,
                    f->id, smtp_sts_mode_name(f->policy.mode), f->policy.nmx, f->policy.max_age);
         cache_put(f->domain, f->id, &f->policy);
-    } else {
+    } else if (!stopped) {
         petrel_log(PETREL_LOG_WARNING, "smtp_out", "MTA-STS policy of %.250s not fetched: %s",
                    f->domain, f->error);
     }
@@ -283,7 +323,7 @@ static void fetch_end(struct sts_fetch *f)
             break;
         }
     }
-    struct sts_fetch *next = pending;
+    struct sts_fetch *next = stopped ? NULL : pending; /* stopped: smtp_mtasts_free's */
     if (next != NULL) {
         if ((pending = next->next) == NULL)
             pending_tail = &pending;
@@ -294,11 +334,13 @@ static void fetch_end(struct sts_fetch *f)
     }
     struct sts_waiter *w = f->waiters;
     f->waiters = NULL;
+    for (struct sts_waiter *k = w; k != NULL; k = k->next)
+        k->flight = NULL;
     pthread_mutex_unlock(&lock);
     struct petrel_loop *here = petrel_loop_current();
     while (w != NULL) {
         struct sts_waiter *wn = w->next;
-        if (f->ok && !w->job->tlsp->sts)
+        if (!stopped && f->ok && !w->job->tlsp->sts)
             use(w->job, &f->policy);
         if (w->loop == here)
             waiter_go(w);
@@ -319,7 +361,7 @@ static void addr_done(const struct petrel_dns_result *res, void *ctx)
 {
     struct sts_fetch *f = ctx;
     if (smtp_dispatch_stopped()) {
-        fetch_free(f);
+        fetch_end(f);
         return;
     }
     if (res->status != PETREL_DNS_OK && res->type == PETREL_DNS_A) {
@@ -357,11 +399,16 @@ static void fetch(struct smtp_job *job, const struct smtp_job *from, const char 
         w = petrel_calloc(1, sizeof(*w));
         w->job = job;
         w->loop = petrel_loop_current();
+        /* Cannot fire before this returns: it runs on this loop. */
+        w->timer = petrel_timer_add(w->loop, STS_WAIT_MAX_MS, false, waiter_timeout, w);
     }
     pthread_mutex_lock(&lock);
-    for (struct sts_fetch *f = flights; f != NULL; f = f->next) {
-        if (strcasecmp(f->domain, domain) == 0) { /* one is under way: wait for it */
-            if (w != NULL) {
+    for (int list = 0; list < 2; list++) {
+        for (struct sts_fetch *f = list == 0 ? flights : pending; f != NULL; f = f->next) {
+            if (strcasecmp(f->domain, domain) != 0)
+                continue;
+            if (w != NULL) { /* one is under way or queued: wait for it */
+                w->flight = f;
                 w->next = f->waiters;
                 f->waiters = w;
             }
@@ -371,6 +418,8 @@ static void fetch(struct smtp_job *job, const struct smtp_job *from, const char 
     }
     struct sts_fetch *f = petrel_calloc(1, sizeof(*f));
     f->waiters = w;
+    if (w != NULL)
+        w->flight = f;
     petrel_strlcpy(f->domain, domain, sizeof(f->domain));
     petrel_strlcpy(f->id, id, sizeof(f->id));
     snprintf(f->host, sizeof(f->host), "mta-sts.%s", domain);
