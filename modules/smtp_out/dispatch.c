@@ -3,9 +3,10 @@
  * (limits.c: how many at once, and the least time between two starts)
  * per destination (the domain, or the relay host), and a bounded number
  * more waiting here (submit says false beyond, and the queue tries again
- * a second later: nothing is dropped). submit runs on a worker and never
- * blocks but for this module's lock, which is held only for list
- * updates. */
+ * a second later: nothing is dropped). submit runs on a worker: it reads
+ * the message's header for TLS-Required (a local file, which the loops
+ * must not touch) and otherwise waits only for this module's lock, which
+ * is held only for list updates. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -271,6 +272,7 @@ bool smtp_out_submit(struct petrel_transport_msg *msg)
     const struct smtp_out_config *cfg = petrel_config_settings(gen, smtp_out_ctx);
     struct smtp_route route;
     struct smtp_dest_limits limits;
+    bool waived = smtp_tlspolicy_header_waives(msg);
     smtp_route_for(cfg, msg->domain, smtp_out_have_creds, &route);
     smtp_limits_for(cfg, route.dest, &limits);
     pthread_mutex_lock(&lock);
@@ -280,6 +282,7 @@ bool smtp_out_submit(struct petrel_transport_msg *msg)
         return false;
     }
     struct smtp_job *job = job_new(msg, gen, cfg, &route, &limits);
+    job->tls_waived = waived;
     job->dest = dest_get(job->route.dest);
     job->dest->waiting++;
     job->reg_next = registry;

@@ -264,7 +264,8 @@ struct smtp_job {
     struct petrel_config *gen; /* held from submit to done */
     const struct smtp_out_config *cfg;
     struct timespec started;
-    bool active; /* counted against the limits */
+    bool active;     /* counted against the limits */
+    bool tls_waived; /* "TLS-Required: No" in its header (read in submit) */
     struct smtp_route route;
     struct smtp_dest *dest; /* dispatch.c's state of route.dest */
     struct smtp_dest_limits limits;
@@ -417,6 +418,9 @@ void smtp_session_write(struct smtp_job *job, const char *fmt, ...)
 
 /* The domain's policy: its tls_policies entry, else the tls setting. */
 void smtp_tlspolicy_init(struct smtp_job *job);
+/* Whether the message says "TLS-Required: No" (and not REQUIRETLS): read
+ * from its file, so on a worker (submit). */
+bool smtp_tlspolicy_header_waives(const struct petrel_transport_msg *m);
 /* Before the MX lookup: MTA-STS (mtasts.c) looks up the domain's TXT
  * record and, when needed, fetches its policy on a worker; then cont. */
 void smtp_mtasts_begin(struct smtp_job *job, void (*cont)(struct smtp_job *job));

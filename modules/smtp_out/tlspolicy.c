@@ -34,11 +34,13 @@ static void requiretls_floor(struct smtp_job *job)
         job->tlsp->level = SMTP_TLS_VERIFY;
 }
 
-/* Whether the message's header says "TLS-Required: No". A local file
- * read, as the body is, on the job's loop; only the first
- * SMTP_HEADER_SCAN_MAX bytes are looked at. */
-static bool header_tls_optional(const struct petrel_transport_msg *m)
+/* Read once, in submit, on the queue's worker (a file read has no place
+ * on an I/O loop); only the first SMTP_HEADER_SCAN_MAX bytes are looked
+ * at. */
+bool smtp_tlspolicy_header_waives(const struct petrel_transport_msg *m)
 {
+    if (m->requiretls) /* RFC 8689 section 4.1: the field is then ignored */
+        return false;
     size_t want = m->size < SMTP_HEADER_SCAN_MAX ? (size_t)m->size : SMTP_HEADER_SCAN_MAX;
     char *h = petrel_malloc(want ? want : 1);
     ssize_t n = pread(m->data_fd, h, want, 0);
@@ -65,7 +67,7 @@ void smtp_tlspolicy_init(struct smtp_job *job)
      * policies (MTA-STS, DANE), unless it also asked for REQUIRETLS
      * (section 4.1: the field is then ignored). tls and tls_policies are
      * the administrator's and still hold. */
-    t->tls_optional = !job->msg->requiretls && header_tls_optional(job->msg);
+    t->tls_optional = job->tls_waived;
     if (t->tls_optional) {
         petrel_log(PETREL_LOG_INFO, "smtp_out",
                    "%s: TLS-Required: No: MTA-STS and DANE are not applied to %.250s",
