@@ -196,11 +196,16 @@ struct smtp_cached *smtp_cache_take(struct smtp_job *job)
         if (c->reserved == NULL && found == NULL)
             found = c;
     }
+    bool had_slot = found != NULL && found->reserved == NULL;
     if (found != NULL) {
         unlink_locked(found);
         release_locked(found); /* the job has a slot of its own */
+        found->reserved = NULL;
+        smtp_cache_unreserve_locked(job); /* a claim elsewhere it does not use */
     }
     smtp_dispatch_unlock();
+    if (had_slot) /* the cached connection's slot: a waiting job may start */
+        smtp_dispatch_slot_freed();
     return found;
 }
 
