@@ -144,6 +144,7 @@ class Transaction:
         self.chunks = []                # BDAT chunk sizes
         self.data_reply = None          # what the sink answered after the data
         self.accepted = False
+        self.accepted_at = None         # time.monotonic() when the sink took it
         self.tls = session.tls is not None
 
     @property
@@ -745,6 +746,7 @@ class _SessionRunner:
         with self.sink.lock:
             if tx.data_reply.startswith("2"):
                 tx.accepted = True
+                tx.accepted_at = time.monotonic()
                 self.sink.messages.append(tx)
         self.tx = None
         return r

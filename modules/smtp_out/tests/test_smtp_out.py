@@ -676,13 +676,17 @@ def test_bounce_of_relayed_mail_goes_out_with_the_null_sender(outbound, smtp_sin
 
 BURST = 500
 KILL_AT = 120  # messages at the sink when petreld is killed
+KILL_WINDOW = 1.0  # s before the kill: a 250 petreld may not have noted yet
 
 
 def test_kill_during_a_burst_loses_nothing_and_sends_nothing_twice(outbound, smtp_sink):
     """500 messages go out while petreld is killed (-9) in the middle of
     their delivery; after a restart every message it accepted arrives at
     the sink, and none twice (the sent log covers the moment between the
-    sink's 250 and the envelope's rewrite)."""
+    sink's 250 and the envelope's rewrite), but for one whose 250 reached
+    petreld in the instant before the kill, before it could note it: the
+    duplicate no SMTP client can rule out (RFC 1047), at most one per
+    session in flight."""
     srv = outbound("burst", max_per_destination=10)
     srv.inst.set_module_settings("processing", retry_min="1s", retry_max="2s")
     srv.start()
@@ -712,6 +716,7 @@ def test_kill_during_a_burst_loses_nothing_and_sends_nothing_twice(outbound, smt
     t.start()
     sink.wait(lambda: len(sink.messages) >= KILL_AT or not t.is_alive(), timeout=120,
               what=f"{KILL_AT} messages at the sink")
+    killed_at = time.monotonic()
     srv.inst.signal(signal.SIGKILL)
     srv.inst.proc.wait(timeout=10)
     srv.inst.proc = None
@@ -730,7 +735,18 @@ def test_kill_during_a_burst_loses_nothing_and_sends_nothing_twice(outbound, smt
     lost = [m for m in acked if seen[m] == 0]
     doubled = {m: n for m, n in seen.items() if n > 1}
     assert not lost, f"{len(lost)} accepted messages never arrived, e.g. {lost[:5]}"
-    assert not doubled, f"sent twice: {list(doubled.items())[:5]}"
+    # RFC 1047: a message the sink took in the instant before the kill,
+    # whose 250 petreld had not yet noted, may come again; nothing the
+    # sink took earlier may, and never more than the sessions in flight.
+    first = {}
+    for m in sink.messages:
+        mid = re.search(rb"^Message-ID: (<[^>]+>)", m.data, re.M | re.I).group(1).decode()
+        first.setdefault(mid, m.accepted_at)
+    late = {m: n for m, n in doubled.items() if first[m] >= killed_at - KILL_WINDOW}
+    assert doubled == late, \
+        f"sent twice, taken well before the kill: {[m for m in doubled if m not in late][:5]}"
+    assert all(n == 2 for n in late.values()) and len(late) <= 10, late
     print(f"accepted {len(acked)} before the kill, {len(seen)} arrived, "
-          f"{srv.log().count('was sent before a restart')} saved by the sent log")
+          f"{srv.log().count('was sent before a restart')} saved by the sent log, "
+          f"{len(late)} sent again from the instant before the kill")
     srv.stop()
