@@ -47,6 +47,8 @@ static int pop3_init(struct petrel_ctx *ctx, const void *config, const char **er
     pop3_counters = (struct pop3_counters){
         .logins = petrel_counter("pop3.logins"),
         .in_use = petrel_counter("pop3.in_use"),
+        .login_delayed = petrel_counter("pop3.login_delayed"),
+        .login_delay_forgotten = petrel_counter("pop3.login_delay_forgotten"),
         .retrieved = petrel_counter("pop3.retrieved"),
         .retrieved_bytes = petrel_counter("pop3.retrieved_bytes"),
         .deleted = petrel_counter("pop3.deleted"),
