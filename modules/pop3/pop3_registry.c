@@ -77,11 +77,11 @@ enum pop3_registry_verdict pop3_registry_take(const char *user, int64_t now_ms, 
         *e = petrel_calloc(1, sizeof(**e) + n);
         memcpy((*e)->user, user, n);
     }
-    if ((*e)->held) {
-        v = POP3_REGISTRY_IN_USE;
-    } else if ((*e)->remembered) { /* younger than delay_ms: the loop above kept it */
+    if ((*e)->remembered) { /* younger than delay_ms: the loop above kept it */
         v = POP3_REGISTRY_DELAY;
         *wait_ms_r = delay_ms - (now_ms - (*e)->login_ms);
+    } else if ((*e)->held) {
+        v = POP3_REGISTRY_IN_USE;
     } else {
         (*e)->held = true;
     }

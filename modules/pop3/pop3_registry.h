@@ -19,9 +19,11 @@ enum pop3_registry_verdict {
     POP3_REGISTRY_DELAY,  /* the last login was less than delay_ms ago */
 };
 
-/* Take user's lock, unless held or, with delay_ms > 0, the last login
- * was less than delay_ms before now_ms: then *wait_ms_r is the time
- * left. Logins older than delay_ms are forgotten on the way. */
+/* Take user's lock, unless, with delay_ms > 0, the last login was less
+ * than delay_ms before now_ms (then *wait_ms_r is the time left; checked
+ * first, so a session that is still closing cannot make it IN_USE), or
+ * another session holds it. Logins older than delay_ms are forgotten on
+ * the way. */
 enum pop3_registry_verdict pop3_registry_take(const char *user, int64_t now_ms, int64_t delay_ms,
                                               int64_t *wait_ms_r);
 /* The holder of user's lock logged in at now_ms: remembered when

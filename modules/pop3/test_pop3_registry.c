@@ -69,14 +69,17 @@ static void test_delay(void **state)
     pop3_registry_release("alice");
 }
 
-static void test_in_use_comes_first(void **state)
+static void test_delay_comes_first(void **state)
 {
     (void)state;
     assert_int_equal(take("alice", 0), POP3_REGISTRY_TAKEN);
     pop3_registry_login("alice", 0, DELAY);
-    assert_int_equal(take("alice", 10), POP3_REGISTRY_IN_USE);
+    assert_int_equal(take("alice", 10), POP3_REGISTRY_DELAY); /* the session still holds it */
+    assert_int_equal(take("alice", DELAY), POP3_REGISTRY_IN_USE);
     pop3_registry_release("alice");
-    assert_int_equal(take("alice", 10), POP3_REGISTRY_DELAY);
+    assert_int_equal(pop3_registry_remembered(), 0);
+    assert_int_equal(take("alice", DELAY), POP3_REGISTRY_TAKEN);
+    pop3_registry_release("alice");
 }
 
 static void test_no_delay_remembers_nothing(void **state)
@@ -132,7 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_lock, forget_all),
         cmocka_unit_test_setup(test_delay, forget_all),
-        cmocka_unit_test_setup(test_in_use_comes_first, forget_all),
+        cmocka_unit_test_setup(test_delay_comes_first, forget_all),
         cmocka_unit_test_setup(test_no_delay_remembers_nothing, forget_all),
         cmocka_unit_test_setup(test_clock_read_out_of_order, forget_all),
         cmocka_unit_test_setup(test_full_forgets_the_oldest, forget_all),
