@@ -125,6 +125,20 @@ void pop3_registry_release(const char *user)
     pthread_mutex_unlock(&mutex);
 }
 
+void pop3_registry_free(void)
+{
+    pthread_mutex_lock(&mutex);
+    for (unsigned i = 0; i < BUCKETS; i++)
+        while (table[i] != NULL) {
+            struct entry *gone = table[i];
+            table[i] = gone->next;
+            free(gone);
+        }
+    oldest = newest = NULL;
+    remembered = 0;
+    pthread_mutex_unlock(&mutex);
+}
+
 unsigned pop3_registry_remembered(void)
 {
     pthread_mutex_lock(&mutex);

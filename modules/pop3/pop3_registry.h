@@ -32,6 +32,8 @@ enum pop3_registry_verdict pop3_registry_take(const char *user, int64_t now_ms, 
 unsigned pop3_registry_login(const char *user, int64_t now_ms, int64_t delay_ms);
 /* The session ends: the lock goes, the login time stays. */
 void pop3_registry_release(const char *user);
+/* Shutdown: everything forgotten and freed. */
+void pop3_registry_free(void);
 /* Logins remembered, for tests. */
 unsigned pop3_registry_remembered(void);
 
