@@ -325,9 +325,12 @@ static void update_done(struct petrel_conn *conn, void *arg, bool closing)
                         pop3_storage->strerror(j->err));
         petrel_conn_printf(conn, "-ERR [SYS/TEMP] Some deleted messages were not removed\r\n");
     } else if (!closing) {
-        petrel_conn_log(conn, PETREL_LOG_INFO,
-                        "logout: %u messages expunged (%u retrieved with EXPIRE 0)", j->removed,
-                        j->retrieved);
+        if (j->retrieved > 0)
+            petrel_conn_log(conn, PETREL_LOG_INFO,
+                            "logout: %u messages expunged (%u retrieved with EXPIRE 0)", j->removed,
+                            j->retrieved);
+        else
+            petrel_conn_log(conn, PETREL_LOG_INFO, "logout: %u messages expunged", j->removed);
         petrel_counter_add(pop3_counters.deleted, j->removed);
         petrel_conn_printf(conn, "+OK Bye, %u messages deleted\r\n", j->removed);
     }
