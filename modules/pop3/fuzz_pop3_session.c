@@ -10,12 +10,13 @@
  *   byte 0: messages in the maildrop (3 bits), STLS offered, plaintext
  *           logins without TLS, max_errors (2 bits: none, 3, 10, 50), a
  *           failing storage
- *   byte 1: where the stream is split into reads and when jobs end, and
- *           every Nth job finding the pool full (2 bits)
+ *   byte 1: where the stream is split into reads and when jobs end,
+ *           "EXPIRE 0" (bit 5), and every Nth job finding the pool full
+ *           (2 bits)
  * Invariants: every output line ends in CRLF and holds no other control
  * octet, and once the input is used up no answer is left half sent; messages are expunged only
- * after a QUIT in the TRANSACTION state, and only those a DELE marked; at the end every mailbox and
- * folder opened is closed and the maildrop lock is free again. */
+ * after a QUIT in the TRANSACTION state, and only those marked \Deleted first; at the end every
+ * mailbox and folder opened is closed and the maildrop lock is free again. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,7 @@
 
 #include "conn_fake.h"
 #include "pop3.h"
+#include "pop3_registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -283,6 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     pop3_storage = &fake_storage;
     static struct pop3_config cfg = {.max_messages = 5, .expire = "", .login_delay = 0};
+    cfg.expire = (data[1] & 0x20) != 0 ? "0" : "";
     uint32_t rnd = data[1] * 2654435761u + 1;
     const struct fuzz_conn_hooks hooks = {on_after, on_unit, NULL};
     struct petrel_conn *conn = fuzz_conn_open(&pop3_protocol, &cfg, &co, &hooks);
@@ -301,8 +304,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_conn_free(conn);
     if (h.open_mailboxes != 0 || h.open_folders != 0)
         abort(); /* a handle the session did not close */
-    if (!pop3_lock_take(USER))
+    int64_t wait_ms;
+    if (pop3_registry_take(USER, 0, 0, &wait_ms) != POP3_REGISTRY_TAKEN)
         abort(); /* the lock outlived its session */
-    pop3_lock_release(USER);
+    pop3_registry_release(USER);
     return 0;
 }

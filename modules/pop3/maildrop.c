@@ -1,64 +1,28 @@
-/* The maildrop: the lock (one session per maildrop, RFC 1939 section 8),
+/* The maildrop: the lock (one session per maildrop, RFC 1939 section 8)
+ * and LOGIN-DELAY (RFC 2449 section 6.5), both kept in pop3_registry.c,
  * the snapshot taken at login, the TRANSACTION state's commands, and the
- * UPDATE state, where the messages marked deleted are expunged (so IMAP
- * sees them gone). Messages delivered during a session appear at the next
- * login; the lock goes with the session, however it ends. */
-#include <pthread.h>
+ * UPDATE state, where the messages marked deleted, and with EXPIRE 0 the
+ * ones retrieved, are expunged (so IMAP sees them gone). Messages
+ * delivered during a session appear at the next login; the lock goes
+ * with the session, however it ends. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <petrel/log.h>
 #include <petrel/mem.h>
 #include <petrel/module.h>
 
 #include "pop3.h"
+#include "pop3_registry.h"
 
-/* --- the lock: the users with a session in this process --- */
-
-#define LOCK_BUCKETS 256u
-
-struct lock_entry {
-    struct lock_entry *next;
-    char user[];
-};
-
-static pthread_mutex_t lock_mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct lock_entry *lock_table[LOCK_BUCKETS];
-
-static struct lock_entry **lock_find(const char *user)
+/* LOGIN-DELAY's clock: the registry is per process, so the monotonic
+ * clock, which a change of the date does not move. */
+static int64_t now_ms(void)
 {
-    unsigned h = 5381;
-    for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++)
-        h = h * 33u + *p;
-    struct lock_entry **e = &lock_table[h % LOCK_BUCKETS];
-    while (*e != NULL && strcmp((*e)->user, user) != 0)
-        e = &(*e)->next;
-    return e;
-}
-
-bool pop3_lock_take(const char *user)
-{
-    pthread_mutex_lock(&lock_mutex);
-    struct lock_entry **e = lock_find(user);
-    bool free_now = *e == NULL;
-    if (free_now) {
-        size_t n = strlen(user) + 1;
-        *e = petrel_malloc(sizeof(**e) + n);
-        (*e)->next = NULL;
-        memcpy((*e)->user, user, n);
-    }
-    pthread_mutex_unlock(&lock_mutex);
-    return free_now;
-}
-
-void pop3_lock_release(const char *user)
-{
-    pthread_mutex_lock(&lock_mutex);
-    struct lock_entry **e = lock_find(user), *gone = *e;
-    if (gone != NULL)
-        *e = gone->next;
-    pthread_mutex_unlock(&lock_mutex);
-    free(gone);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* --- the snapshot, on a worker --- */
@@ -117,7 +81,7 @@ static void close_work(void *arg)
     if (j->mbox != NULL)
         pop3_storage->mailbox_close(j->mbox);
     if (j->user[0] != '\0')
-        pop3_lock_release(j->user);
+        pop3_registry_release(j->user);
     free(j);
 }
 
@@ -162,6 +126,9 @@ static void open_done(struct petrel_conn *conn, void *arg, bool closing)
     free(j);
     s->state = POP3_ST_TRANS;
     petrel_counter_add(pop3_counters.logins, 1);
+    /* A login counts for LOGIN-DELAY once it has succeeded. */
+    if (pop3_registry_login(s->user, now_ms(), s->cfg->login_delay * 1000) > 0)
+        petrel_counter_add(pop3_counters.login_delay_forgotten, 1);
     if (s->nmsgs == (uint32_t)s->cfg->max_messages)
         petrel_conn_log(conn, PETREL_LOG_INFO, "maildrop of %s: showing the oldest %u messages",
                         s->user, s->nmsgs);
@@ -169,13 +136,35 @@ static void open_done(struct petrel_conn *conn, void *arg, bool closing)
             (unsigned long long)s->live_bytes);
 }
 
+/* RFC 2449 section 8.1: after the password was checked, so the answer
+ * tells nothing to someone who does not know it. */
+static void refuse_delay(struct petrel_conn *conn, const struct pop3_session *s, const char *user,
+                         int64_t wait_ms)
+{
+    long long wait = (long long)(wait_ms + 999) / 1000;
+    petrel_conn_log(conn, PETREL_LOG_INFO, "login of %s refused: %llds left of login_delay %llds",
+                    user, wait, s->cfg->login_delay);
+    petrel_conn_printf(conn,
+                       "-ERR [LOGIN-DELAY] One login every %lld seconds: try again in %lld "
+                       "seconds\r\n",
+                       s->cfg->login_delay, wait);
+    petrel_counter_add(pop3_counters.login_delayed, 1);
+}
+
 void pop3_maildrop_open(struct petrel_conn *conn, struct pop3_session *s, const char *user)
 {
-    if (!pop3_lock_take(user)) {
+    int64_t wait_ms = 0;
+    switch (pop3_registry_take(user, now_ms(), s->cfg->login_delay * 1000, &wait_ms)) {
+    case POP3_REGISTRY_IN_USE:
         petrel_conn_log(conn, PETREL_LOG_INFO, "maildrop of %s in use by another session", user);
         petrel_conn_printf(conn, "-ERR [IN-USE] Mailbox in use by another session\r\n");
         petrel_counter_add(pop3_counters.in_use, 1);
         return;
+    case POP3_REGISTRY_DELAY:
+        refuse_delay(conn, s, user, wait_ms);
+        return;
+    case POP3_REGISTRY_TAKEN:
+        break;
     }
     s->locked = true;
     struct open_job *j = petrel_calloc(1, sizeof(*j));
@@ -185,7 +174,7 @@ void pop3_maildrop_open(struct petrel_conn *conn, struct pop3_session *s, const 
     s->state = POP3_ST_SASL; /* no command until the snapshot is there */
     if (!petrel_conn_submit(conn, open_work, open_done, j)) {
         s->state = POP3_ST_AUTH;
-        pop3_lock_release(user);
+        pop3_registry_release(user);
         s->locked = false;
         free(j);
         petrel_conn_printf(conn, "-ERR [SYS/TEMP] Server busy, try again later\r\n");
@@ -306,6 +295,7 @@ struct update_job {
     struct petrel_folder *folder;
     struct petrel_storage_uid_range *ranges;
     size_t nranges;
+    uint32_t retrieved; /* of them, taken for EXPIRE 0 alone */
     uint32_t removed;
     int err;
 };
@@ -335,7 +325,12 @@ static void update_done(struct petrel_conn *conn, void *arg, bool closing)
                         pop3_storage->strerror(j->err));
         petrel_conn_printf(conn, "-ERR [SYS/TEMP] Some deleted messages were not removed\r\n");
     } else if (!closing) {
-        petrel_conn_log(conn, PETREL_LOG_INFO, "logout: %u messages expunged", j->removed);
+        if (j->retrieved > 0)
+            petrel_conn_log(conn, PETREL_LOG_INFO,
+                            "logout: %u messages expunged (%u retrieved with EXPIRE 0)", j->removed,
+                            j->retrieved);
+        else
+            petrel_conn_log(conn, PETREL_LOG_INFO, "logout: %u messages expunged", j->removed);
         petrel_counter_add(pop3_counters.deleted, j->removed);
         petrel_conn_printf(conn, "+OK Bye, %u messages deleted\r\n", j->removed);
     }
@@ -345,14 +340,25 @@ static void update_done(struct petrel_conn *conn, void *arg, bool closing)
         petrel_conn_close(conn);
 }
 
-/* The deleted messages as UID ranges (the snapshot is in UID order). */
+/* RFC 2449 section 6.7: "EXPIRE 0" says a message retrieved is not
+ * kept, so the messages sent whole by RETR go at QUIT with the deleted
+ * ones (TOP is a look, not a retrieval; RSET does not undo one). */
+static bool expire_zero(const struct pop3_config *cfg)
+{
+    return cfg->expire[0] != '\0' && strspn(cfg->expire, "0") == strlen(cfg->expire);
+}
+
+/* The messages to expunge as UID ranges (the snapshot is in UID order). */
 static struct update_job *update_job(const struct pop3_session *s)
 {
     struct update_job *j = petrel_calloc(1, sizeof(*j));
+    bool expire = expire_zero(s->cfg);
     j->folder = s->folder;
     for (uint32_t i = 0; i < s->nmsgs; i++) {
-        if (!s->msgs[i].deleted)
+        if (!s->msgs[i].deleted && !(expire && s->msgs[i].retrieved))
             continue;
+        if (!s->msgs[i].deleted)
+            j->retrieved++;
         uint32_t uid = s->msgs[i].uid;
         if (j->nranges > 0 && j->ranges[j->nranges - 1].hi + 1 == uid) {
             j->ranges[j->nranges - 1].hi = uid;
@@ -367,13 +373,14 @@ static struct update_job *update_job(const struct pop3_session *s)
 static void cmd_quit(struct petrel_conn *conn, struct pop3_session *s)
 {
     s->state = POP3_ST_QUIT;
-    if (s->live == s->nmsgs) {
+    struct update_job *j = update_job(s);
+    if (j->nranges == 0) {
+        free(j);
         petrel_conn_log(conn, PETREL_LOG_INFO, "logout: nothing deleted");
         pop3_ok(conn, "Bye");
         petrel_conn_close(conn);
         return;
     }
-    struct update_job *j = update_job(s);
     if (!petrel_conn_submit(conn, update_work, update_done, j)) {
         free(j->ranges);
         free(j);

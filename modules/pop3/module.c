@@ -8,6 +8,7 @@
 #include <petrel/module.h>
 
 #include "pop3.h"
+#include "pop3_registry.h"
 
 static const struct petrel_setting pop3_settings[] = {
     PETREL_SETTING_INT(struct pop3_config, max_messages, "1000000", 1, 100000000),
@@ -47,6 +48,8 @@ static int pop3_init(struct petrel_ctx *ctx, const void *config, const char **er
     pop3_counters = (struct pop3_counters){
         .logins = petrel_counter("pop3.logins"),
         .in_use = petrel_counter("pop3.in_use"),
+        .login_delayed = petrel_counter("pop3.login_delayed"),
+        .login_delay_forgotten = petrel_counter("pop3.login_delay_forgotten"),
         .retrieved = petrel_counter("pop3.retrieved"),
         .retrieved_bytes = petrel_counter("pop3.retrieved_bytes"),
         .deleted = petrel_counter("pop3.deleted"),
@@ -64,8 +67,14 @@ static int pop3_reload(struct petrel_ctx *ctx, const void *config, const char **
     return 0; /* new connections get the new settings (petrel_conn_config) */
 }
 
+static void pop3_stop(struct petrel_ctx *ctx)
+{
+    (void)ctx;
+    pop3_registry_free(); /* the sessions are gone: only login times are left */
+}
+
 static const char *const pop3_needs[] = {PETREL_STORAGE_SERVICE, NULL};
 
 PETREL_MODULE(.name = "pop3", .version = "1.0", .needs = pop3_needs, .settings = pop3_settings,
               .config_size = sizeof(struct pop3_config), .check = pop3_check, .init = pop3_init,
-              .reload = pop3_reload);
+              .reload = pop3_reload, .stop = pop3_stop);

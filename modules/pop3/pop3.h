@@ -34,19 +34,22 @@
 
 struct pop3_config {
     long long max_messages; /* shown of a maildrop: the oldest ones */
-    char *expire;           /* CAPA EXPIRE: "" (not sent), "NEVER" or days */
-    long long login_delay;  /* CAPA LOGIN-DELAY seconds; 0: not sent */
+    char *expire;           /* CAPA EXPIRE: "" (not sent), "NEVER" or days; 0 enforced */
+    long long login_delay;  /* LOGIN-DELAY seconds, enforced; 0: none */
 };
 
 extern const struct petrel_storage_ops *pop3_storage;
 extern char pop3_hostname[256];
 
 /* petrelctl stats: pop3.logins (sessions that reached TRANSACTION),
- * pop3.in_use (logins refused by the lock), pop3.retrieved (RETR and TOP
- * answers sent whole), pop3.retrieved_bytes (their octets), pop3.deleted
- * (messages expunged at QUIT). */
+ * pop3.in_use (logins refused by the lock), pop3.login_delayed (by
+ * LOGIN-DELAY), pop3.login_delay_forgotten (logins the full registry
+ * forgot), pop3.retrieved (RETR and TOP answers sent whole),
+ * pop3.retrieved_bytes (their octets), pop3.deleted (messages expunged at
+ * QUIT). */
 struct pop3_counters {
-    struct petrel_counter *logins, *in_use, *retrieved, *retrieved_bytes, *deleted;
+    struct petrel_counter *logins, *in_use, *login_delayed, *login_delay_forgotten, *retrieved,
+        *retrieved_bytes, *deleted;
 };
 extern struct pop3_counters pop3_counters;
 
@@ -69,6 +72,7 @@ enum pop3_stream_kind {
 struct pop3_msg {
     uint32_t uid;
     bool deleted;
+    bool retrieved; /* sent whole by RETR: with EXPIRE 0, expunged at QUIT */
     uint64_t size;
 };
 
@@ -114,16 +118,14 @@ void pop3_cmd_pass(struct petrel_conn *conn, struct pop3_session *s, const struc
 void pop3_cmd_auth(struct petrel_conn *conn, struct pop3_session *s, const struct pop3_cmd *cmd);
 bool pop3_plaintext_ok(struct petrel_conn *conn);
 
-/* maildrop.c: the lock, the snapshot and the TRANSACTION commands. */
+/* maildrop.c: the lock and LOGIN-DELAY (pop3_registry.h), the snapshot
+ * and the TRANSACTION commands. */
 void pop3_maildrop_open(struct petrel_conn *conn, struct pop3_session *s, const char *user);
 void pop3_maildrop_close(struct pop3_session *s);
 void pop3_transaction(struct petrel_conn *conn, struct pop3_session *s, const struct pop3_cmd *cmd);
 void pop3_list_more(struct petrel_conn *conn, struct pop3_session *s);
 /* The message a command names, or NULL after an -ERR. */
 struct pop3_msg *pop3_msg_get(struct petrel_conn *conn, struct pop3_session *s, uint32_t n);
-/* The maildrop lock: one session per maildrop in this process. */
-bool pop3_lock_take(const char *user);
-void pop3_lock_release(const char *user);
 
 /* retr.c: RETR and TOP. */
 void pop3_cmd_retr(struct petrel_conn *conn, struct pop3_session *s, const struct pop3_cmd *cmd);

@@ -96,6 +96,8 @@ static void body_done(struct petrel_conn *conn, void *arg, bool closing)
     }
     pop3_body_end(&j->body, &j->out);
     petrel_conn_write(conn, petrel_buf_head(&j->out), j->out.len);
+    if (!j->body.top)
+        s->msgs[j->n - 1].retrieved = true;
     petrel_counter_add(pop3_counters.retrieved, 1);
     petrel_counter_add(pop3_counters.retrieved_bytes, (int64_t)(j->sent + j->out.len));
     body_end(conn, s);
