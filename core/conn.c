@@ -261,6 +261,8 @@ void petrel_conn_want_drained(struct petrel_conn *c)
     schedule(c);
 }
 
+size_t petrel_conn_max_output(const struct petrel_conn *c) { return (size_t)c->lcfg->max_output; }
+
 void petrel_conn_close(struct petrel_conn *c)
 {
     if (closing(c))

@@ -24,9 +24,9 @@ struct pop3_body_job {
     bool started, eof;
     int err;        /* opening: a storage error */
     int read_errno; /* reading */
+    size_t piece;   /* octets read a job: converted, they fit the connection's output */
     struct pop3_body body;
-    struct petrel_buf out;
-    char in[POP3_READ_BYTES];
+    struct petrel_buf out; /* emptied and let go once written */
 };
 
 static void body_work(void *arg)
@@ -37,16 +37,21 @@ static void body_work(void *arg)
         if (j->err != 0)
             return;
     }
+    /* The read buffer lives for the job only: a slow reader's session
+     * holds its converted piece, not this too. */
+    char *in = petrel_malloc(j->piece);
     ssize_t n;
     do
-        n = pread(j->fd, j->in, sizeof(j->in), (off_t)j->offset);
+        n = pread(j->fd, in, j->piece, (off_t)j->offset);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         j->read_errno = errno;
+        free(in);
         return;
     }
     j->offset += (uint64_t)n;
-    pop3_body_feed(&j->body, j->in, (size_t)n, &j->out);
+    pop3_body_feed(&j->body, in, (size_t)n, &j->out);
+    free(in);
     /* A Maildir file never changes: at its size it is over, without
      * another job to read nothing. */
     j->eof = n == 0 || j->offset >= j->file_size || j->body.done;
@@ -89,7 +94,8 @@ static void body_done(struct petrel_conn *conn, void *arg, bool closing)
     j->started = true;
     petrel_conn_write(conn, petrel_buf_head(&j->out), j->out.len);
     j->sent += j->out.len;
-    petrel_buf_reset(&j->out);
+    petrel_buf_free(&j->out); /* the connection has a copy */
+    petrel_buf_init(&j->out, POP3_OUT_BYTES);
     if (!j->eof) {
         petrel_conn_want_drained(conn);
         return;
@@ -123,6 +129,10 @@ void pop3_cmd_retr(struct petrel_conn *conn, struct pop3_session *s, const struc
     j->uid = m->uid;
     j->size = m->size;
     j->fd = -1;
+    /* Converted (CRLF, dot-stuffing) a piece may double: half the
+     * connection's max_output at most, so it never closes for it. */
+    size_t half = petrel_conn_max_output(conn) / 2;
+    j->piece = half < POP3_READ_BYTES ? half : POP3_READ_BYTES;
     pop3_body_init(&j->body, cmd->verb == POP3_TOP, cmd->lines);
     petrel_buf_init(&j->out, POP3_OUT_BYTES);
     s->body = j;

@@ -248,14 +248,17 @@ static void pop3_timeout(struct petrel_conn *conn)
 {
     struct pop3_session *s = petrel_conn_session(conn);
     petrel_conn_log(conn, PETREL_LOG_INFO, "timeout: closing, nothing deleted");
-    petrel_conn_printf(conn, "-ERR Disconnected for inactivity\r\n");
+    /* In the middle of a multi-line answer a line would read as its text. */
+    if (s->stream == POP3_STREAM_NONE)
+        petrel_conn_printf(conn, "-ERR Disconnected for inactivity\r\n");
     s->state = POP3_ST_QUIT;
 }
 
 static void pop3_shutdown(struct petrel_conn *conn)
 {
     struct pop3_session *s = petrel_conn_session(conn);
-    petrel_conn_printf(conn, "-ERR [SYS/TEMP] server shutting down, nothing deleted\r\n");
+    if (s->stream == POP3_STREAM_NONE)
+        petrel_conn_printf(conn, "-ERR [SYS/TEMP] server shutting down, nothing deleted\r\n");
     s->state = POP3_ST_QUIT;
 }
 

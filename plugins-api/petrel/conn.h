@@ -108,6 +108,11 @@ void petrel_conn_set_timeout(struct petrel_conn *conn, unsigned seconds);
  * large body goes out a part at a time instead of whole into memory.
  * Since ABI minor 6. */
 void petrel_conn_want_drained(struct petrel_conn *conn);
+/* The output the connection queues before back-pressure (its listener's
+ * max_output): a module that streams writes pieces no larger, since
+ * output queued beyond four times it closes the connection. Since ABI
+ * minor 8. */
+size_t petrel_conn_max_output(const struct petrel_conn *conn);
 
 /* --- outbound connections (since ABI minor 6) --- */
 

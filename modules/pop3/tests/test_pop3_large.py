@@ -58,3 +58,27 @@ def test_ten_thousand_messages_list_in_bounded_memory(make_instance, env):
     p = srv.pop(a)
     assert p.stat()[0] == COUNT // 2 + 1
     p.quit()
+
+
+def test_large_messages_with_the_smallest_max_output(make_instance, env):
+    """A listener's max_output at its minimum (4 KiB, so 16 KiB queued at
+    most before the core closes the connection): RETR streams a 300 KB
+    message, with lines that dot-stuffing lengthens, in pieces that fit,
+    and the bytes arrive whole."""
+    srv = Pop3Server(make_instance, env, "pop3-small-out", pop3={"max_output": 4096})
+    user = srv.addr("alice")
+    line = b"." + b"x" * 70 + b"\r\n"
+    body = line * (300_000 // len(line))
+    raw = message(subject="big", to=user, body=body.decode()).encode()
+    srv.start()
+    srv.deliver(user, raw)
+    p = srv.pop(user)
+    try:
+        resp, lines, octets = p.retr(1)
+        assert resp.startswith(b"+OK")
+        got = b"\r\n".join(lines) + b"\r\n"
+        assert got.endswith(body)
+        assert octets >= len(body)
+    finally:
+        p.quit()
+    srv.stop()
