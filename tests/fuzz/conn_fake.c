@@ -202,6 +202,13 @@ void petrel_conn_close(struct petrel_conn *c) { c->closing = true; }
 
 void petrel_conn_want_drained(struct petrel_conn *c) { c->drain_wanted = true; }
 
+/* The core's default for a listener. */
+size_t petrel_conn_max_output(const struct petrel_conn *c)
+{
+    (void)c;
+    return 256 * 1024;
+}
+
 bool petrel_conn_starttls(struct petrel_conn *c)
 {
     if (!petrel_conn_can_starttls(c) || c->closing || c->starttls)
