@@ -99,15 +99,15 @@ def tree_cpu(pid):
                 children.setdefault(int(f[1]), []).append(int(d.name))
             except (OSError, IndexError):
                 pass
-    todo = [pid]
-    while todo:
-        p = todo.pop()
+    pending = [pid]
+    while pending:
+        p = pending.pop()
         try:
             f = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += sum(int(x) for x in f[11:15]) / tick  # utime stime cutime cstime
-        todo += children.get(p, [])
+        pending += children.get(p, [])
     return total
 
 

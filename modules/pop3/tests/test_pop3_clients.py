@@ -34,7 +34,7 @@ def fetchmail(srv, tmp, keep):
     out = tmp / "out"
     out.mkdir(exist_ok=True)
     mda = tmp / "mda.sh"
-    mda.write_text('#!/bin/sh\ncat > "$(mktemp -p "$1" msg.XXXXXX)"\n')
+    mda.write_text('#!/bin/sh\ncat > "$(mktemp -p "$1")"\n')
     mda.chmod(0o755)
     rc = tmp / "fetchmailrc"
     rc.write_text(
