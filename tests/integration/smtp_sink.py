@@ -72,6 +72,26 @@ import time
 
 import pytest
 
+
+def shared_port(hosts, v6=False):
+    """A port free on every one of the loopback addresses hosts (and ::1
+    with v6): smtp_out has one `port` for every MX host, so each host's
+    sink listens on it."""
+    from harness import free_port
+    for _ in range(100):
+        port = free_port()
+        try:
+            for host in hosts:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((host, port))
+            if v6:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                    s.bind(("::1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free on every loopback address")
+
 MAX_LINE = 4096               # a command line longer than this: 500
 MAX_DATA = 64 * 1024 * 1024   # a message longer than this: 552 and close
 MAX_COMMANDS = 10000          # per session

@@ -13,16 +13,15 @@ import hashlib
 import hmac
 import json
 import re
-import socket
 import threading
 import time
 
 import pytest
 
 from dns_helpers import mail_dns, set_dnr  # noqa: F401 (fixture)
-from harness import free_port, wait_for
+from harness import wait_for
 from smtp_helpers import SmtpServer
-from smtp_sink import smtp_sink  # noqa: F401 (fixture)
+from smtp_sink import shared_port, smtp_sink  # noqa: F401 (fixture)
 
 REMOTE, SENDER_DOMAIN = "remote.test", "sender.test"
 MX_REMOTE, MX_SENDER = "127.0.0.2", "127.0.0.3"
@@ -30,20 +29,6 @@ FWD = f"fwd@{REMOTE}"
 SENDER = f"Alice.Remote@{SENDER_DOMAIN}"
 WAIT = 30.0  # seconds for anything the queue and smtp_out do (ASan is slow)
 SRS0_RE = re.compile(r"^SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=(?P<domain>[^=]+)=(?P<local>.+)@(?P<srs>.+)$")
-
-
-def shared_port(hosts=("127.0.0.1", MX_REMOTE, MX_SENDER)):
-    """A port free on each sink address: smtp_out has one `port`."""
-    for _ in range(100):
-        port = free_port()
-        try:
-            for host in hosts:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.bind((host, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no port free on every loopback address")
 
 
 def srs0(key, local, domain, srs_domain, day=None):
@@ -57,7 +42,7 @@ def srs0(key, local, domain, srs_domain, day=None):
 
 class Forwarding(SmtpServer):
     def __init__(self, make_instance, env, dns, name="srs", processing=None, smtp=None):
-        self.port = shared_port()
+        self.port = shared_port(("127.0.0.1", MX_REMOTE, MX_SENDER))
         super().__init__(make_instance, env, name, processing=processing, smtp=smtp,
                          smtp_out=dict(port=self.port, connect_timeout="5s",
                                        command_timeout="10s", data_timeout="10s"))

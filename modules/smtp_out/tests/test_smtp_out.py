@@ -14,16 +14,15 @@ import json
 import re
 import signal
 import smtplib
-import socket
 import threading
 import time
 
 import pytest
 
 from dns_helpers import mail_dns, set_dnr  # noqa: F401 (fixture)
-from harness import free_port, wait_for
+from harness import wait_for
 from smtp_helpers import SmtpServer
-from smtp_sink import make_cert, smtp_sink  # noqa: F401 (fixture)
+from smtp_sink import make_cert, shared_port, smtp_sink  # noqa: F401 (fixture)
 
 ALICE = "alice@example.test"
 OUT = "out.test"
@@ -32,23 +31,6 @@ WAIT = 30.0  # seconds for anything the queue and smtp_out do (ASan is slow)
 
 
 # --- helpers --------------------------------------------------------------------
-
-
-def shared_port(hosts=("127.0.0.1", MX1, MX2, MX3, "127.0.0.5")):
-    """A port free on every one of the loopback addresses: smtp_out has one
-    `port` for every MX host, so each host's sink listens on it."""
-    for _ in range(100):
-        port = free_port()
-        try:
-            for host in hosts:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.bind((host, port))
-            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-                s.bind(("::1", port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no port free on every loopback address")
 
 
 class Outbound(SmtpServer):
@@ -63,7 +45,7 @@ class Outbound(SmtpServer):
         text = files[0].read_text()
         files[0].write_text(text.replace("enabled = false;", "enabled = true;"))
         set_dnr(self.inst, [dns.address], timeout="1s", attempts=2)
-        self.port = shared_port()
+        self.port = shared_port(("127.0.0.1", MX1, MX2, MX3, "127.0.0.5"), v6=True)
         self.configure(**smtp_out)
 
     def configure(self, **smtp_out):
