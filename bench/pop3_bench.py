@@ -30,181 +30,32 @@ session). Results: a JSON line per run and a Markdown table on stdout.
 
 import argparse
 import json
-import os
 import pathlib
-import pwd
-import re
-import shutil
 import socket
 import statistics
-import subprocess
-import sys
-import threading
-import time
 
-HOST = "127.0.0.1"  # loopback only, on purpose
-TOP = pathlib.Path(__file__).resolve().parents[1]
-SHARED = TOP.parent / "shared" / "bench"
-DOMAIN = "bench.test"
+from benchlib import (DOMAIN, HOST, Sampler, dovecot_fill, petrel_fill, pids_named, rss_kib,
+                      run_load, start_dovecot, start_petrel, tree_cpu)
 
-
-def listening(port):
-    try:
-        with socket.create_connection((HOST, port), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"+OK")
-    except OSError:
-        return False
-
-
-def wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            sys.exit(f"pop3_bench: {what} within {timeout}s")
-        time.sleep(0.2)
-
-
-def message(user, i, size):
-    head = (f"From: <sender@client.test>\r\nTo: <{user}@{DOMAIN}>\r\nSubject: bench {i}\r\n"
-            f"Message-ID: <{user}.{i}@client.test>\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\n")
-    line = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:-_+=()[]{}!?\r\n"
-    body = (line * (size // len(line) + 1))[:max(0, size - len(head) - 2)] + "\r\n"
-    return (head + body).encode()
-
-
-def fill(maildir, user, msgs, size, uid, gid):
-    """msgs files into maildir/new, as a delivery agent leaves them."""
-    for sub in ("tmp", "new", "cur"):
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
-        os.chown(maildir / sub, uid, gid)
-    os.chown(maildir, uid, gid)
-    t = int(time.time())
-    for i in range(msgs):
-        f = maildir / "new" / f"{t}.M{i:06d}P{os.getpid()}.bench"
-        f.write_bytes(message(user, i, size))
-        os.chown(f, uid, gid)
-
-
-def tree_cpu(pid):
-    """Seconds of CPU of pid and its descendants, and of the children they
-    have reaped."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    children = {}
-    for d in pathlib.Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
-                children.setdefault(int(f[1]), []).append(int(d.name))
-            except (OSError, IndexError):
-                pass
-    pending = [pid]
-    while pending:
-        p = pending.pop()
-        try:
-            f = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(x) for x in f[11:15]) / tick  # utime stime cutime cstime
-        pending += children.get(p, [])
-    return total
-
-
-def rss_kib(pid):
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def dovecot_pop3_pids():
-    out = []
-    for d in pathlib.Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if (d / "comm").read_text().strip() == "pop3":
-                    out.append(int(d.name))
-            except OSError:
-                pass
-    return out
-
-
-class Sampler(threading.Thread):
-    """RSS samples every 0.2 s while a run goes."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn, self.samples, self.stop = fn, [], threading.Event()
-
-    def run(self):
-        while not self.stop.wait(0.2):
-            v = self.fn()
-            if v is not None:
-                self.samples.append(v)
+GREETING = b"+OK"
 
 
 def load(port, users, conc, label, max_seconds):
-    r = subprocess.run([sys.executable, str(SHARED / "pop3_load.py"), "--host", HOST, "--port",
-                        str(port), "--users", str(users), "--login-domain", DOMAIN,
-                        "--password", "pw", "-c", str(conc), "--max-seconds", str(max_seconds),
-                        "--label", label], capture_output=True, text=True,
-                       timeout=max_seconds + 300)
-    m = re.search(r"^RESULT (.*)$", r.stdout, re.M)
-    if r.returncode != 0 or not m:
-        sys.exit(f"pop3_bench: {label} failed:\n{r.stdout}\n{r.stderr[-3000:]}")
-    return json.loads(m.group(1))
+    return run_load("pop3_load.py", ["--port", str(port), "--users", str(users),
+                                     "--login-domain", DOMAIN, "--password", "pw",
+                                     "-c", str(conc), "--max-seconds", str(max_seconds)],
+                    label, max_seconds + 300)
 
 
-def start_petrel(prefix, inst, users, port_base):
-    ctl = prefix / "bin" / "petrelctl"
-    if inst.exists():
-        shutil.rmtree(inst)
-    subprocess.run([str(ctl), "init", str(inst), "--domain", DOMAIN, "--port-base",
-                    str(port_base)], check=True, capture_output=True, text=True)
-    # Only what the benchmark needs: accounts, logins, the store, POP3.
-    for f in (inst / "conf.d").glob("*.conf"):
-        if not re.search(r'module = "(userdb_file|auth|storage|pop3)";', f.read_text()):
-            f.unlink()
-    # Every mailbox stays open between its sessions, as each Dovecot
-    # session's indexes stay in the page cache (the store keeps 256 by
-    # default; the run visits USERS of them in turn).
-    storage = next((inst / "conf.d").glob("*-storage.conf"))
-    storage.write_text(storage.read_text().replace("cache_accounts = 256;",
-                                                   f"cache_accounts = {max(256, users)};"))
-    auth = next((inst / "conf.d").glob("*-auth.conf"))
-    auth.write_text(auth.read_text().replace("plaintext_without_tls = false;",
-                                             "plaintext_without_tls = true;"))
-    import crypt  # deprecated in 3.11, still there; only to write the users file
-    lines = [f"domain {DOMAIN}"]
-    for i in range(1, users + 1):
-        lines.append(f"account user{i}@{DOMAIN} "
-                     + crypt.crypt("pw", f"$6${os.urandom(6).hex()}$"))
-    users_file = inst / "data" / "users"
-    users_file.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([str(prefix / "sbin" / "petreld"), "--config",
-                             str(inst / "petrel.conf"), "--foreground"],
-                            stdout=open(inst / "petreld.log", "ab"), stderr=subprocess.STDOUT)
-    wait(lambda: listening(port_base + 110), 30, "petreld did not answer")
-    return proc
-
-
-def petrel_fill(inst, port, users, msgs, size, run_user):
-    """Each mailbox is made by a login (the store's layout), then filled."""
-    pw = pwd.getpwnam(run_user)
-    for i in range(1, users + 1):
-        with socket.create_connection((HOST, port), timeout=30) as s:
-            f = s.makefile("rwb")
-            f.readline()
-            for cmd in (f"USER user{i}@{DOMAIN}", "PASS pw", "QUIT"):
-                f.write(cmd.encode() + b"\r\n")
-                f.flush()
-                assert f.readline().startswith(b"+OK")
-        fill(inst / "data" / "mail" / DOMAIN / f"user{i}", f"user{i}", msgs, size,
-             pw.pw_uid, pw.pw_gid)
+def pop3_login(port, i):
+    """A login makes the mailbox (the store's layout) before it is filled."""
+    with socket.create_connection((HOST, port), timeout=30) as s:
+        f = s.makefile("rwb")
+        f.readline()
+        for cmd in (f"USER user{i}@{DOMAIN}", "PASS pw", "QUIT"):
+            f.write(cmd.encode() + b"\r\n")
+            f.flush()
+            assert f.readline().startswith(b"+OK")
 
 
 def main():
@@ -224,21 +75,17 @@ def main():
     out = pathlib.Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    if not listening(1110):
-        subprocess.run([str(SHARED / "peer" / "setup_peer.sh"), str(a.users)], check=True)
-        wait(lambda: listening(1110), 30, "dovecot did not answer on 1110")
-    dovecot_pid = int(pathlib.Path("/tmp/peer/dovecot/run/master.pid").read_text())
-    subprocess.run([str(SHARED / "peer" / "reset_mail.sh")], check=True)
-    for i in range(1, a.users + 1):
-        fill(pathlib.Path(f"/tmp/peer/mail/{DOMAIN}/user{i}"), f"user{i}", a.msgs, a.size,
-             5000, 5000)
+    dovecot_pid = start_dovecot(a.users, 1110, GREETING)
+    dovecot_fill(a.users, a.msgs, a.size)
 
     inst = out / "petrel"
     port = a.port_base + 110
-    run_user = "petrel" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-    proc = start_petrel(prefix, inst, a.users, a.port_base)
+    proc = start_petrel(prefix, inst, a.users, a.port_base,
+                        ("userdb_file", "auth", "storage", "pop3"), port, GREETING)
     try:
-        petrel_fill(inst, port, a.users, a.msgs, a.size, run_user)
+        for i in range(1, a.users + 1):
+            pop3_login(port, i)
+            petrel_fill(inst, i, a.msgs, a.size)
         sides = {"dovecot": (1110, dovecot_pid), "petrel": (port, proc.pid)}
         for name, (p, _) in sides.items():  # both index every mailbox, untimed
             load(p, a.users, 4, f"{name}-warmup", a.max_seconds)
@@ -251,7 +98,7 @@ def main():
                         sampler = Sampler(lambda: (rss_kib(pid) - idle) / conc)
                     else:
                         sampler = Sampler(lambda: statistics.median(
-                            [rss_kib(x) for x in dovecot_pop3_pids()] or [0]) or None)
+                            [rss_kib(x) for x in pids_named("pop3")] or [0]) or None)
                     cpu0 = tree_cpu(pid)
                     sampler.start()
                     r = load(p, a.users, conc, f"{name}-c{conc}", a.max_seconds)
