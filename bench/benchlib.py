@@ -90,7 +90,8 @@ def edit_conf(inst, name, old, new):
 
 
 def start_petrel(prefix, inst, users, port_base, modules, port, greeting, edits=()):
-    """A fresh instance from `petrelctl init` with only the given modules,
+    """A fresh instance from `petrelctl init` with only the given modules
+    (None: all it enables),
     plaintext logins allowed (the load clients have no TLS), every mailbox
     kept open between its sessions (as each Dovecot session's indexes stay
     in the page cache), the users user1..N with password "pw" as
@@ -101,9 +102,8 @@ def start_petrel(prefix, inst, users, port_base, modules, port, greeting, edits=
         shutil.rmtree(inst)
     subprocess.run([str(ctl), "init", str(inst), "--domain", DOMAIN, "--port-base",
                     str(port_base)], check=True, capture_output=True, text=True)
-    wanted = "|".join(modules)
     for f in (inst / "conf.d").glob("*.conf"):
-        if not re.search(rf'module = "({wanted})";', f.read_text()):
+        if modules and not re.search(rf'module = "({"|".join(modules)})";', f.read_text()):
             f.unlink()
     edit_conf(inst, "storage", "cache_accounts = 256;", f"cache_accounts = {max(256, users)};")
     edit_conf(inst, "auth", "plaintext_without_tls = false;", "plaintext_without_tls = true;")
