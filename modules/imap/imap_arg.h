@@ -31,6 +31,7 @@ struct imap_arg {
     size_t count;
     bool literal; /* STRING came as a literal */
     bool binary;  /* STRING came as a literal8 ~{n} */
+    bool spooled; /* STRING went to the parser's sink: str is NULL (imap_parse.h) */
 };
 
 /* The atom's text compared case-insensitively (ASCII) with word. */
