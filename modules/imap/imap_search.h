@@ -1,0 +1,51 @@
+/* IMAP SEARCH (RFC 3501 section 6.4.4): the search keys compiled once per
+ * command, then matched against each message. Text keys match decoded text
+ * (base64 and quoted-printable bodies, RFC 2047 header words, charsets
+ * converted to UTF-8), case-insensitively: the store's raw-byte search is
+ * not enough for that. */
+#ifndef PETREL_IMAP_SEARCH_H
+#define PETREL_IMAP_SEARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imap_arg.h"
+
+struct imap_search;
+
+enum imap_search_error {
+    IMAP_SEARCH_OK,
+    IMAP_SEARCH_BAD,        /* BAD <error>: syntax, unknown key, bad date or set */
+    IMAP_SEARCH_BADCHARSET, /* NO [BADCHARSET (UTF-8 US-ASCII)] <error> */
+};
+
+/* SEARCH's arguments after the command name, "CHARSET x" included. */
+enum imap_search_error imap_search_compile(const struct imap_arg *args, size_t count,
+                                           struct imap_search **s_r, const char **error_r);
+void imap_search_free(struct imap_search *s);
+
+/* What matching needs beyond a message's metadata. */
+#define IMAP_SEARCH_NEEDS_HEADER 1u /* the header block */
+#define IMAP_SEARCH_NEEDS_FILE 2u   /* the whole message */
+unsigned imap_search_needs(const struct imap_search *s);
+
+/* One message as the session knows it. */
+struct imap_search_msg {
+    uint32_t seq, uid;
+    uint32_t max_seq, max_uid; /* what '*' means in sequence sets */
+    uint32_t flags;            /* PETREL_STORAGE_SEEN | ... */
+    const char *keywords;      /* space-separated, "" when none */
+    bool recent;
+    uint64_t size;
+    int64_t internal_date; /* seconds since the epoch */
+    uint64_t modseq;
+    const char *header; /* NEEDS_HEADER: the header block, else NULL */
+    size_t header_len;
+    int fd; /* NEEDS_FILE: the message, read from offset 0 (pread), else -1 */
+};
+
+/* 1: the message matches; 0: it does not; -1: it could not be read. */
+int imap_search_match(const struct imap_search *s, const struct imap_search_msg *m);
+
+#endif
