@@ -21,8 +21,9 @@
 #define FILE_MAX (1024 * 1024)
 
 static const char *const corpus[] = {
-    "simple",   "crlf_mixed", "nested", "rfc822",  "rfc2231", "no_boundary", "lost_boundary",
-    "bad_type", "eightbit",   "groups", "encoded", "digest",  "msg_base64",  "top_rfc822",
+    "simple",        "crlf_mixed", "nested",      "rfc822",      "rfc2231", "no_boundary",
+    "lost_boundary", "bad_type",   "eightbit",    "groups",      "encoded", "digest",
+    "msg_base64",    "top_rfc822", "description", "header_only",
 };
 
 static char *read_file(const char *name, const char *ext, size_t *len_r)
