@@ -223,7 +223,10 @@ static void put_single(struct imap_mime_writer *w, const struct petrel_mime_part
     }
     if (ext) {
         sp(w);
-        imap_mime_put_nstring(w, p->md5);
+        /* body-fld-md5: NIL always. A Content-MD5 field is the sender's
+         * claim, never checked against the body here, so it is not
+         * passed on as if it were the part's digest. */
+        imap_mime_put(w, "NIL", 3);
         put_ext_tail(w, p);
     }
     imap_mime_put(w, ")", 1);
