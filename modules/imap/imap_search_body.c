@@ -127,7 +127,7 @@ static struct petrel_mime_part *parse_tree(struct body_scan *b, const char *head
         p = petrel_mime_parser_new(NULL);
         root = NULL;
     }
-    read_range(b, 0, UINT64_MAX, feed_parser, p);
+    read_range(b, 0, SEARCH_MAX_PARSE_BYTES, feed_parser, p);
     if (petrel_mime_parser_finish(p, &root, &error) != 0)
         root = NULL;
     petrel_mime_parser_free(p);

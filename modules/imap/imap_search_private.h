@@ -21,6 +21,8 @@
  * at) and header bytes read when the caller gave the file only. */
 #define SEARCH_MAX_TEXT_BYTES (64u * 1024u * 1024u)
 #define SEARCH_MAX_HEADER_BYTES (256u * 1024u)
+/* Bytes of a message the MIME parse reads to find the parts. */
+#define SEARCH_MAX_PARSE_BYTES (256ull * 1024u * 1024u)
 /* Bytes read from the file at once. */
 #define SEARCH_READ_CHUNK (64u * 1024u)
 
