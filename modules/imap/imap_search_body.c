@@ -42,6 +42,8 @@ static void read_range(struct body_scan *b, uint64_t offset, uint64_t size,
         fn(b, b->chunk, (size_t)n, ctx);
         offset += (uint64_t)n;
         size -= (uint64_t)n;
+        if ((size_t)n < want)
+            return; /* a short read of a regular file is its end */
     }
 }
 
