@@ -79,7 +79,10 @@ static bool read_atom(struct reader *r, struct imap_arg *a)
     size_t n = (size_t)(r->p - start);
     if (n == 0)
         return false;
-    a->str = petrel_strndup(start, n);
+    char *str = petrel_malloc(n + 1); /* may hold a NUL: not strndup */
+    memcpy(str, start, n);
+    str[n] = '\0';
+    a->str = str;
     a->len = n;
     a->type = IMAP_ARG_ATOM;
     if (n == 3 && strncasecmp(start, "NIL", 3) == 0) {
