@@ -83,8 +83,8 @@ def main():
     most = max([int(x) for x in a.idle.split(",") if x] + [100])
     proc = start_petrel(prefix, inst, a.users, a.port_base,
                         ("userdb_file", "auth", "storage", "imap"), port, GREETING,
-                        edits=(("imap", "max_connections_per_ip = 50;",
-                                f"max_connections_per_ip = {most + 100};"),
+                        edits=(("imap", "peer_max_connections = 50;",
+                                f"peer_max_connections = {most + 100};"),
                                ("imap", "max_connections_per_user = 20;",
                                 f"max_connections_per_user = {most // a.users + 20};")))
     rows = []
