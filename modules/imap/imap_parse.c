@@ -278,15 +278,12 @@ static bool parse_atom(struct imap_parser *p, const char *s, size_t len, size_t 
     return nil || add_text(p, node, s + start, j - start);
 }
 
+/* The quoted string from s[*i] ('"'): checked and measured first, so
+ * that only its own bytes count against the command's budget. */
 static bool parse_quoted(struct imap_parser *p, const char *s, size_t len, size_t *i)
 {
-    size_t j = *i + 1;
-    size_t node;
-    if (!new_node(p, IMAP_ARG_STRING, &node) || !text_reserve(p, len - j + 1))
-        return false;
-    char *out = p->text + p->text_len;
-    size_t n = 0;
-    for (;; j++) {
+    size_t j = *i + 1, n = 0;
+    for (;; j++, n++) {
         if (j == len)
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "unterminated quoted string");
         unsigned char c = (unsigned char)s[j];
@@ -295,17 +292,20 @@ static bool parse_quoted(struct imap_parser *p, const char *s, size_t len, size_
         if (c == '\\') {
             if (j + 1 == len || (s[j + 1] != '\\' && s[j + 1] != '"'))
                 return fail(p, IMAP_PARSE_ERR_SYNTAX, "bad escape in quoted string");
-            c = (unsigned char)s[++j];
+            j++;
         } else if (c == '\0' || c == '\r' || c == '\n') {
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "CR, LF or NUL in quoted string");
         } else if (c >= 0x80) {
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "8-bit character in quoted string");
         }
-        out[n++] = (char)c;
     }
+    size_t node;
+    if (!new_node(p, IMAP_ARG_STRING, &node) || !text_reserve(p, n + 1))
+        return false;
+    char *out = p->text + p->text_len;
+    for (size_t k = *i + 1, o = 0; o < n; k++)
+        out[o++] = s[k] == '\\' ? s[++k] : s[k];
     out[n] = '\0';
-    /* Give back what escapes saved. */
-    p->used -= (len - (*i + 1) + 1) - (n + 1);
     p->text_len += n + 1;
     p->nodes[node].len = n;
     *i = j + 1;
