@@ -173,9 +173,17 @@ static void test_sections(void **state)
            "x FETCH 1 (BODY[] BODY[1.2.MIME] FLAGS)\n");
     expect("x FETCH 1 (BODY[HEADER.FIELDS (\"a b\")])\r\n",
            "x FETCH 1 (BODY[HEADER.FIELDS (\"a b\")])\n");
-    expect("x FETCH 1 BODY[TEXT\r\n", "x BAD unterminated [ in argument\n");
-    expect("x FETCH 1 BODY[]<1.2\r\n", "x BAD bad <partial> after section\n");
-    expect("x FETCH 1 BODY[]<x>\r\n", "x BAD bad <partial> after section\n");
+    /* A '[' without its ']' is a plain atom character (mailbox names). */
+    expect("x FETCH 1 BODY[TEXT\r\n", "x FETCH 1 BODY[TEXT\n");
+    expect("x FETCH 1 BODY[]<1.2 BODY[]<x>\r\n", "x FETCH 1 BODY[]<1.2 BODY[]<x>\n");
+    expect("x SELECT foo[bar\r\n", "x SELECT foo[bar\n");
+    expect("x SELECT [Gmail]/Sent\r\n", "x SELECT [Gmail]/Sent\n");
+    expect("x CMD a[b[c] d\r\n", "x CMD a[b[c] d\n");
+    expect("x CMD [[a] b]\r\n", "x CMD [[a] b]\n");
+    expect("x FETCH 1 BODY[HEADER.FIELDS (From\r\n", "x BAD unbalanced parentheses: missing )\n");
+    /* Once a '[' is found open, later ones on the line are plain too. */
+    expect("x CMD a[ b[c]\r\n", "x CMD a[ b[c]\n");
+    expect("x FETCH 1 BODY[\tX]\r\n", "x BAD control character in command\n");
 }
 
 static void test_bad(void **state)
@@ -502,6 +510,12 @@ static void test_long_line(void **state)
     struct imap_parser *p = imap_parser_new(&big);
     assert_int_equal(imap_parse_line(p, line, 3 + n * 2), IMAP_PARSE_DONE);
     assert_int_equal(imap_parse_command(p)->count, n);
+    /* Open '[' after open '[': each would scan to the end if rescanned. */
+    for (size_t i = 0; i < n; i++)
+        memcpy(line + 4 + i * 2, "a[", 2);
+    memcpy(line, "a X ", 4);
+    assert_int_equal(imap_parse_line(p, line, 4 + n * 2), IMAP_PARSE_DONE);
+    assert_int_equal(imap_parse_command(p)->args[0].len, n * 2);
     imap_parser_free(p);
     free(line);
 }
