@@ -327,9 +327,12 @@ static bool literal_at(const char *s, size_t len, size_t i, struct imap_literal_
         return false;
     uint64_t n = 0;
     for (size_t j = i + 1; j < end; j++) {
-        if (s[j] < '0' || s[j] > '9' || n > (UINT64_MAX - 9) / 10)
+        if (s[j] < '0' || s[j] > '9')
             return false;
-        n = n * 10 + (uint64_t)(s[j] - '0');
+        uint64_t d = (uint64_t)(s[j] - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
     }
     info->size = n;
     return true;
@@ -367,6 +370,8 @@ static bool open_literal(struct imap_parser *p, const char *s, size_t len, size_
     p->lit_node = node;
     p->lit_left = p->lit.size;
     if (p->lit.size <= p->limits.max_literal_mem) {
+        if (p->lit.size >= p->limits.max_command)
+            return fail(p, IMAP_PARSE_ERR_LIMIT, "command too large");
         if (!text_reserve(p, (size_t)p->lit.size + 1))
             return false;
         p->used -= (size_t)p->lit.size + 1; /* counted again as the bytes come */

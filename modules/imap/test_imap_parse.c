@@ -215,6 +215,7 @@ static void test_bad(void **state)
     expect("a1 X {}\r\n", "a1 BAD bad literal announcement\n");
     expect("a1 X {3} a\r\n", "a1 BAD literal announcement not at the end of the line\n");
     expect("a1 X {99999999999999999999999}\r\n", "a1 BAD bad literal announcement\n");
+    expect("a1 X {18446744073709551616}\r\n", "a1 BAD bad literal announcement\n");
     /* The reader goes on with the next command. */
     expect("a1 X (\r\na2 NOOP\r\n", "a1 BAD unbalanced parentheses: missing )\na2 NOOP\n");
 
@@ -298,6 +299,16 @@ static void test_limits(void **state)
     assert_int_equal(st, IMAP_PARSE_BAD);
     assert_int_equal(imap_parse_error_code(p), IMAP_PARSE_ERR_LIMIT);
     assert_int_equal(imap_parse_line(p, "b NOOP", 6), IMAP_PARSE_DONE);
+    imap_parser_free(p);
+
+    /* max_literal_mem above max_command: the command's budget decides. */
+    struct imap_parse_limits wide = limits;
+    wide.max_literal_mem = SIZE_MAX;
+    p = imap_parser_new(&wide);
+    const char *huge = "a X {18446744073709551615}";
+    assert_int_equal(imap_parse_line(p, huge, strlen(huge)), IMAP_PARSE_BAD);
+    assert_int_equal(imap_parse_error_code(p), IMAP_PARSE_ERR_LIMIT);
+    assert_string_equal(imap_parse_error(p), "command too large");
     imap_parser_free(p);
 }
 
