@@ -244,6 +244,11 @@ void petrel_conn_transfer(struct petrel_conn *c, bool on)
     (void)c;
     (void)on;
 }
+void petrel_conn_hold_input(struct petrel_conn *c, bool on)
+{
+    (void)c;
+    (void)on; /* input is fed by the fuzzer, one unit at a time */
+}
 void petrel_conn_read_chunk(struct petrel_conn *c, size_t len)
 {
     petrel_linereader_chunk(&c->lr, len);
