@@ -9,9 +9,12 @@
 #include <petrel/mem.h>
 
 #include "imap.h"
+#include "imap_list.h"
+#include "imap_mutf7.h"
 
 struct folder_arg {
-    char *name, *name2; /* RENAME's target; LIST's pattern */
+    char *name, *name2; /* RENAME's target */
+    struct imap_list_pattern *pattern;
     const char *verb;
     bool lsub;
     unsigned items; /* STATUS */
@@ -22,6 +25,7 @@ static void folder_arg_free(void *arg)
     struct folder_arg *a = arg;
     free(a->name);
     free(a->name2);
+    imap_list_pattern_free(a->pattern);
     free(a);
 }
 
@@ -88,48 +92,6 @@ void imap_cmd_folder(struct petrel_conn *conn, struct imap_session *s,
 
 /* --- LIST, LSUB --- */
 
-/* RFC 3501 section 6.3.8: '*' matches anything, '%' anything but the
- * separator. Dynamic programming over the name's prefixes: linear in the
- * pattern times the name, whatever the wildcards. */
-#define NAME_MAX_MATCH 512u
-
-static bool match(const char *p, const char *n)
-{
-    size_t nl = strlen(n);
-    bool a[NAME_MAX_MATCH + 1], b[NAME_MAX_MATCH + 1];
-    bool *cur = a, *next = b;
-    if (nl > NAME_MAX_MATCH)
-        return false;
-    for (size_t i = 0; i <= nl; i++)
-        cur[i] = i == 0; /* the empty pattern matches the empty prefix */
-    for (; *p != '\0'; p++) {
-        for (size_t i = 0; i <= nl; i++) {
-            if (*p == '*')
-                next[i] = cur[i] || (i > 0 && next[i - 1]);
-            else if (*p == '%')
-                next[i] = cur[i] || (i > 0 && next[i - 1] && n[i - 1] != '/');
-            else
-                next[i] = i > 0 && cur[i - 1] && n[i - 1] == *p;
-        }
-        bool *t = cur;
-        cur = next;
-        next = t;
-    }
-    return cur[nl];
-}
-
-/* INBOX matches in any case (RFC 3501 5.1). */
-static bool list_match(const char *pattern, const char *name)
-{
-    if (strncmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/') &&
-        strncasecmp(pattern, "INBOX", 5) == 0) {
-        if (!match(pattern + 5, name + 5))
-            return false;
-        return true;
-    }
-    return match(pattern, name);
-}
-
 static const struct {
     unsigned bit;
     const char *name;
@@ -147,7 +109,7 @@ static void list_one(void *arg, const struct petrel_storage_folder_info *info)
     bool missing = (info->attrs & PETREL_STORAGE_FOLDER_NONEXISTENT) != 0;
     if (a->lsub ? !(info->attrs & PETREL_STORAGE_FOLDER_SUBSCRIBED) && !missing : missing)
         return;
-    if (!list_match(a->name, info->name))
+    if (!imap_list_match(a->pattern, info->name, strlen(info->name)))
         return;
     struct petrel_buf *o = &j->out;
     petrel_buf_printf(o, "* %s (", a->lsub ? "LSUB" : "LIST");
@@ -177,7 +139,7 @@ static void list_work(struct imap_job *j)
 {
     struct folder_arg *a = j->arg;
     const char *verb = a->lsub ? "LSUB" : "LIST";
-    if (a->name[0] == '\0') { /* the hierarchy's root and separator */
+    if (a->pattern == NULL) { /* the hierarchy's root and separator */
         petrel_buf_printf(&j->out, "* %s (\\Noselect) \"/\" \"\"\r\n", verb);
         imap_job_ok(j, "%s completed", verb);
         return;
@@ -198,17 +160,24 @@ void imap_cmd_list(struct petrel_conn *conn, struct imap_session *s, const struc
         imap_bad(conn, s, "%s takes a reference and a pattern", cmd->name);
         return;
     }
+    struct petrel_buf r, p;
+    petrel_buf_init(&r, 4096);
+    petrel_buf_init(&p, 4096);
+    /* '*' and '%' pass through modified UTF-7 unchanged. */
+    bool ok = imap_mutf7_decode(ref, strlen(ref), &r) && imap_mutf7_decode(pat, strlen(pat), &p);
     struct folder_arg *a = petrel_calloc(1, sizeof(*a));
     a->lsub = lsub;
-    size_t rl = strlen(ref), pl = strlen(pat);
-    a->name = petrel_malloc(rl + pl + 1);
-    /* A pattern beginning with the separator ignores the reference. */
-    if (pat[0] == '/')
-        rl = 0;
-    memcpy(a->name, ref, rl);
-    memcpy(a->name + rl, pat, pl + 1);
-    if (pl == 0)
-        a->name[0] = '\0';
+    if (ok && pat[0] != '\0') {
+        a->pattern = imap_list_pattern_new(petrel_buf_head(&r), r.len, petrel_buf_head(&p), p.len);
+        ok = a->pattern != NULL;
+    }
+    petrel_buf_free(&r);
+    petrel_buf_free(&p);
+    if (!ok) {
+        folder_arg_free(a);
+        imap_bad(conn, s, "Bad reference or pattern");
+        return;
+    }
     imap_job_submit(conn, folder_job(s, list_work, a));
 }
 

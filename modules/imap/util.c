@@ -7,6 +7,7 @@
 #include <petrel/mem.h>
 
 #include "imap.h"
+#include "imap_mutf7.h"
 
 static bool quotable(const char *s, size_t len)
 {
@@ -137,30 +138,32 @@ bool imap_parse_flags(const struct imap_arg *arg, uint32_t *flags_r, char **keyw
 char *imap_folder_from_wire(const struct imap_arg *arg, const char **error_r)
 {
     const char *name = imap_arg_astring(arg);
-    if (name == NULL || arg->spooled) {
-        *error_r = "a mailbox name is a string";
+    if (name == NULL || arg->spooled || arg->len == 0 || strlen(name) != arg->len) {
+        *error_r = "Bad mailbox name";
         return NULL;
     }
-    size_t len = strlen(name);
-    if (len == 0 || len != arg->len) {
-        *error_r = "empty or bad mailbox name";
+    struct petrel_buf utf8;
+    petrel_buf_init(&utf8, 4 * PETREL_STORAGE_MAX_NAME + 16);
+    if (!imap_mutf7_decode(name, arg->len, &utf8)) {
+        petrel_buf_free(&utf8);
+        *error_r = "Mailbox names are in modified UTF-7";
         return NULL;
     }
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] >= 0x7f) {
-            *error_r = "mailbox names are 7-bit (modified UTF-7)";
-            return NULL;
-        }
+    char *copy = petrel_strndup(petrel_buf_head(&utf8), utf8.len);
+    petrel_buf_free(&utf8);
     /* INBOX is case-insensitive, also as the first level (RFC 3501 5.1). */
-    if (strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/')) {
-        char *copy = petrel_strdup(name);
+    if (strncasecmp(copy, "INBOX", 5) == 0 && (copy[5] == '\0' || copy[5] == '/'))
         memcpy(copy, "INBOX", 5);
-        return copy;
-    }
-    return petrel_strdup(name);
+    return copy;
 }
 
 void imap_put_folder(struct petrel_buf *out, const char *name)
 {
-    imap_put_string(out, name, strlen(name));
+    struct petrel_buf wire;
+    petrel_buf_init(&wire, 8 * PETREL_STORAGE_MAX_NAME + 16);
+    if (imap_mutf7_encode(name, strlen(name), &wire))
+        imap_put_string(out, petrel_buf_head(&wire), wire.len);
+    else /* not UTF-8: another program's name, sent as it is */
+        imap_put_string(out, name, strlen(name));
+    petrel_buf_free(&wire);
 }
