@@ -8,6 +8,7 @@
  *   limit reached) is shown as a basic part, without envelope. */
 #include "imap_bodystructure.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,59 @@ static void put_language(struct imap_mime_writer *w, const char *lang)
     imap_mime_put(w, ")", 1);
 }
 
+/* The core hands Content-Description decoded to UTF-8; IMAP clients expect
+ * it as the header had it (RFC 2047 words and all), so text that is not
+ * ASCII goes back into UTF-8 encoded words of at most 75 characters
+ * (45 bytes each, cut between characters). */
+static void put_encoded_word(struct petrel_buf *out, const unsigned char *s, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    petrel_buf_append(out, "=?UTF-8?B?", 10);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= s[i + 2];
+        char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63], i + 1 < n ? b64[v >> 6 & 63] : '=',
+                     i + 2 < n ? b64[v & 63] : '='};
+        petrel_buf_append(out, q, 4);
+    }
+    petrel_buf_append(out, "?=", 2);
+}
+
+static bool is_ascii(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s > 0x7E || (unsigned char)*s < 0x20)
+            return false;
+    }
+    return true;
+}
+
+static void put_description(struct imap_mime_writer *w, const char *desc)
+{
+    if (desc == NULL || is_ascii(desc)) {
+        imap_mime_put_nstring(w, desc);
+        return;
+    }
+    size_t len = strlen(desc);
+    struct petrel_buf enc;
+    petrel_buf_init(&enc, len * 2 + 64);
+    for (size_t i = 0; i < len;) {
+        size_t n = len - i < 45 ? len - i : 45;
+        while (i + n < len && n > 1 && ((unsigned char)desc[i + n] & 0xC0) == 0x80)
+            n--;
+        if (i > 0)
+            petrel_buf_append(&enc, " ", 1);
+        put_encoded_word(&enc, (const unsigned char *)desc + i, n);
+        i += n;
+    }
+    petrel_buf_append(&enc, "", 1);
+    imap_mime_put_nstring(w, petrel_buf_head(&enc));
+    petrel_buf_free(&enc);
+}
+
 /* body-fld-dsp SP body-fld-lang SP body-fld-loc */
 static void put_ext_tail(struct imap_mime_writer *w, const struct petrel_mime_part *p)
 {
@@ -152,7 +206,7 @@ static void put_single(struct imap_mime_writer *w, const struct petrel_mime_part
     sp(w);
     imap_mime_put_nstring(w, p->id);
     sp(w);
-    imap_mime_put_nstring(w, p->description);
+    put_description(w, p->description);
     sp(w);
     imap_mime_put_upper(w, p->encoding);
     sp(w);
@@ -169,7 +223,10 @@ static void put_single(struct imap_mime_writer *w, const struct petrel_mime_part
     }
     if (ext) {
         sp(w);
-        imap_mime_put_nstring(w, p->md5);
+        /* body-fld-md5: NIL always. A Content-MD5 field is the sender's
+         * claim, never checked against the body here, so it is not
+         * passed on as if it were the part's digest. */
+        imap_mime_put(w, "NIL", 3);
         put_ext_tail(w, p);
     }
     imap_mime_put(w, ")", 1);

@@ -224,8 +224,10 @@ static void make_name(struct imap_section *sec)
     petrel_buf_init(b, 64 + SECTION_MAX_DEPTH * 11 +
                            SECTION_MAX_FIELDS * (SECTION_MAX_FIELD_NAME * 2 + 3));
     petrel_buf_printf(b, "%s", fixed[sec->item]);
-    if (sec->item != ITEM_BODY)
+    if (sec->item != ITEM_BODY) {
+        petrel_buf_append(b, "", 1);
         return;
+    }
     petrel_buf_append(b, "[", 1);
     for (unsigned int i = 0; i < sec->path_len; i++)
         petrel_buf_printf(b, "%s%u", i > 0 ? "." : "", (unsigned int)sec->path[i]);
@@ -252,6 +254,7 @@ static void make_name(struct imap_section *sec)
     petrel_buf_append(b, "]", 1);
     if (sec->partial)
         petrel_buf_printf(b, "<%llu>", (unsigned long long)sec->start);
+    petrel_buf_append(b, "", 1); /* the name is a C string */
 }
 
 /* Which item it is; false for another FETCH item. */

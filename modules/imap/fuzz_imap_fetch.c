@@ -1,0 +1,198 @@
+/* libFuzzer target for the FETCH structure: the input is a message, fed
+ * to the builder in pieces whose size its length picks (so that the seeds
+ * are plain messages). The three
+ * answers must be IMAP syntax (checked here: balanced parentheses outside
+ * strings, quoted strings closed and free of CR/LF and 8-bit bytes,
+ * literals whose count matches, only atoms NIL, numbers and strings);
+ * every part number the table has, alone and with every section text,
+ * must resolve inside the message, and filter and partial stay inside
+ * their input; the cache value must come back the same, and a damaged
+ * one must be refused. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <petrel/buf.h>
+#include <petrel/storage.h>
+
+#include "imap_msginfo.h"
+#include "imap_msginfo_private.h"
+#include "imap_section.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* One string at s[*i]: quoted or literal; false when malformed. */
+static bool check_string(const char *s, size_t len, size_t *i)
+{
+    if (s[*i] == '"') {
+        for (size_t k = *i + 1; k < len; k++) {
+            unsigned char c = (unsigned char)s[k];
+            if (c == '\\') {
+                if (k + 1 >= len || (s[k + 1] != '"' && s[k + 1] != '\\'))
+                    return false;
+                k++;
+            } else if (c == '"') {
+                *i = k + 1;
+                return true;
+            } else if (c < 0x20 || c > 0x7E) {
+                return false;
+            }
+        }
+        return false;
+    }
+    size_t k = *i + 1, n = 0;
+    for (; k < len && s[k] >= '0' && s[k] <= '9' && k - *i < 12; k++)
+        n = n * 10 + (size_t)(s[k] - '0');
+    if (k == *i + 1 || k + 3 > len || s[k] != '}' || s[k + 1] != '\r' || s[k + 2] != '\n' ||
+        n > len - (k + 3) || memchr(s + k + 3, '\0', n) != NULL)
+        return false;
+    *i = k + 3 + n;
+    return true;
+}
+
+/* A whole answer: one parenthesized list of NIL, numbers, strings and
+ * lists, items separated by one space or abutting lists. */
+static bool check_syntax(const char *s, size_t len)
+{
+    int depth = 0;
+    size_t i = 0;
+    if (len == 0 || s[0] != '(')
+        return false;
+    while (i < len) {
+        char c = s[i];
+        if (c == '(') {
+            depth++;
+            i++;
+        } else if (c == ')') {
+            if (--depth < 0)
+                return false;
+            i++;
+            if (depth == 0 && i != len)
+                return false;
+        } else if (c == ' ') {
+            i++;
+        } else if (c == '"' || c == '{') {
+            if (!check_string(s, len, &i))
+                return false;
+        } else if (len - i >= 3 && memcmp(s + i, "NIL", 3) == 0) {
+            i += 3;
+        } else if (c >= '0' && c <= '9') {
+            while (i < len && s[i] >= '0' && s[i] <= '9')
+                i++;
+        } else {
+            return false;
+        }
+    }
+    return depth == 0;
+}
+
+static void check_answers(const struct imap_msginfo *mi)
+{
+    size_t len;
+    const char *s = imap_msginfo_envelope(mi, &len);
+    if (!check_syntax(s, len))
+        abort();
+    s = imap_msginfo_body(mi, &len);
+    if (!check_syntax(s, len))
+        abort();
+    s = imap_msginfo_bodystructure(mi, &len);
+    if (!check_syntax(s, len))
+        abort();
+}
+
+static const char *const texts[] = {
+    "", ".MIME", ".HEADER", ".TEXT", ".HEADER.FIELDS (From TO)", ".HEADER.FIELDS.NOT (subject)"};
+
+static void check_item(const struct imap_msginfo *mi, const uint8_t *msg, size_t size,
+                       const char *item)
+{
+    struct imap_section *sec = NULL;
+    const char *error = NULL;
+    if (imap_section_parse(item, strlen(item), &sec, &error) != IMAP_SECTION_OK)
+        abort();
+    struct imap_section_plan plan;
+    imap_section_resolve(sec, mi, &plan);
+    if (plan.kind != IMAP_SECTION_EMPTY && (plan.offset > size || plan.length > size - plan.offset))
+        abort();
+    uint64_t len = plan.length;
+    if (plan.kind == IMAP_SECTION_FILTER) {
+        struct petrel_buf out;
+        petrel_buf_init(&out, (size_t)plan.length + 2);
+        imap_section_filter(sec, msg + plan.offset, (size_t)plan.length, &out);
+        if (out.len > plan.length + 2)
+            abort();
+        len = out.len;
+        petrel_buf_free(&out);
+    }
+    uint64_t start, count;
+    imap_section_partial(sec, len, &start, &count);
+    if (start > len || count > len - start)
+        abort();
+    imap_section_free(sec);
+}
+
+/* The dotted number of part p, from the numbering the table implies, is
+ * not kept; so try every path of up to three numbers below 5. */
+static void check_sections(const struct imap_msginfo *mi, const uint8_t *msg, size_t size)
+{
+    char item[128];
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+        const char *text = texts[t][0] == '.' ? texts[t] + 1 : texts[t];
+        if (t != 1) {
+            snprintf(item, sizeof(item), "BODY.PEEK[%s]<1.7>", text);
+            check_item(mi, msg, size, item);
+        }
+        for (unsigned int a = 1; a < 5; a++) {
+            snprintf(item, sizeof(item), "BODY[%u%s]", a, texts[t]);
+            check_item(mi, msg, size, item);
+            for (unsigned int b = 1; b < 5; b++) {
+                snprintf(item, sizeof(item), "BODY[%u.%u%s]", a, b, texts[t]);
+                check_item(mi, msg, size, item);
+                snprintf(item, sizeof(item), "BODY[%u.%u.1%s]", a, b, texts[t]);
+                check_item(mi, msg, size, item);
+            }
+        }
+    }
+    check_item(mi, msg, size, "RFC822");
+    check_item(mi, msg, size, "RFC822.HEADER");
+    check_item(mi, msg, size, "RFC822.TEXT");
+}
+
+static void check_cache(const struct imap_msginfo *mi)
+{
+    struct petrel_buf v;
+    petrel_buf_init(&v, PETREL_STORAGE_MAX_CACHE);
+    imap_msginfo_serialize(mi, &v);
+    struct imap_msginfo *back = imap_msginfo_deserialize(petrel_buf_head(&v), v.len);
+    if (back == NULL)
+        abort();
+    size_t a, b;
+    const char *sa = imap_msginfo_bodystructure(mi, &a), *sb = imap_msginfo_bodystructure(back, &b);
+    if (a != b || memcmp(sa, sb, a) != 0)
+        abort();
+    imap_msginfo_free(back);
+    char *bad = malloc(v.len);
+    memcpy(bad, petrel_buf_head(&v), v.len);
+    bad[v.len / 2] ^= 1;
+    if (imap_msginfo_deserialize(bad, v.len) != NULL)
+        abort();
+    free(bad);
+    petrel_buf_free(&v);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t step = size % 13 + 1;
+    struct imap_msginfo_builder *b = imap_msginfo_builder_new();
+    for (size_t i = 0; i < size; i += step)
+        imap_msginfo_feed(b, data + i, size - i < step ? size - i : step);
+    struct imap_msginfo *mi = imap_msginfo_finish(b);
+    check_answers(mi);
+    check_sections(mi, data, size);
+    check_cache(mi);
+    imap_msginfo_free(mi);
+    return 0;
+}
