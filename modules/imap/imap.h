@@ -114,6 +114,7 @@ struct imap_session {
     struct petrel_buf pending;
     uint64_t literal_left; /* of a held literal still to hand over */
     bool draining;
+    bool refusing; /* a refused command's literals are being swallowed */
 };
 
 /* session.c */

@@ -345,15 +345,16 @@ static void literal_wanted(struct petrel_conn *conn, struct imap_session *s)
 {
     struct imap_literal_info info = imap_parse_literal_info(s->parser);
     const char *name = imap_parse_name(s->parser);
-    /* Only APPEND takes a message before login would be wasted. */
+    /* A message before login would be read for nothing: refused at once
+     * (the reader swallows a non-synchronising literal unreported). */
     if (s->state == IMAP_ST_NOAUTH && strcmp(name, "APPEND") == 0) {
-        enum imap_parse_status st = imap_parse_refuse(s->parser);
-        if (st == IMAP_PARSE_DONE) {
-            petrel_strlcpy(s->tag, imap_parse_tag(s->parser), sizeof(s->tag));
-            imap_bad(conn, s, "APPEND not allowed before login");
+        petrel_strlcpy(s->tag, imap_parse_tag(s->parser), sizeof(s->tag));
+        imap_bad(conn, s, "APPEND not allowed before login");
+        if (imap_parse_refuse(s->parser) == IMAP_PARSE_DONE) {
             parser_end(s);
             return;
         }
+        s->refusing = true;
         info = imap_parse_literal_info(s->parser);
     } else if (info.sync) {
         petrel_conn_printf(conn, "+ Ready for literal data\r\n");
@@ -373,7 +374,13 @@ static void feed_line(struct petrel_conn *conn, struct imap_session *s, const ch
                       size_t len)
 {
     parser_ensure(s);
-    act(conn, s, imap_parse_line(s->parser, line, len));
+    enum imap_parse_status st = imap_parse_line(s->parser, line, len);
+    if (st == IMAP_PARSE_LINE && s->refusing) { /* the refused command's end */
+        s->refusing = false;
+        parser_end(s);
+        return;
+    }
+    act(conn, s, st);
 }
 
 static void imap_chunk(struct petrel_conn *conn, const char *data, size_t len, bool last)
