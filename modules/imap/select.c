@@ -165,7 +165,7 @@ static void on_vanished(void *arg, uint32_t lo, uint32_t hi)
 /* The flags with keywords, read again for an update line. */
 static int put_flags_of(void *arg, const struct petrel_storage_msg *msg)
 {
-    imap_put_flags(arg, msg->flags, msg->keywords, false);
+    imap_put_flags(arg, msg->flags, msg->keywords, msg->recent);
     return 0;
 }
 

@@ -84,7 +84,7 @@ void imap_cmd_noop(struct petrel_conn *conn, struct imap_session *s)
 
 struct store_out {
     struct imap_job *j;
-    bool uid;
+    bool uid, silent;
 };
 
 static int store_report(void *arg, const struct petrel_storage_msg *msg)
@@ -94,9 +94,12 @@ static int store_report(void *arg, const struct petrel_storage_msg *msg)
     uint32_t seq = imap_msgs_seq(&s->msgs, msg->uid);
     if (seq == 0)
         return 0; /* not announced yet: the next sync does */
+    /* Kept current even when silent, so the next sync does not report it. */
     s->msgs.flags[seq - 1] = (uint8_t)msg->flags;
+    if (o->silent)
+        return 0;
     petrel_buf_printf(&o->j->out, "* %u FETCH (FLAGS ", seq);
-    imap_put_flags(&o->j->out, msg->flags, msg->keywords, false);
+    imap_put_flags(&o->j->out, msg->flags, msg->keywords, msg->recent);
     if (o->uid)
         petrel_buf_printf(&o->j->out, " UID %u", msg->uid);
     petrel_buf_append(&o->j->out, ")\r\n", 3);
@@ -116,9 +119,8 @@ static void store_work(struct imap_job *j)
         imap_job_storage_error(j, err, "STORE failed");
         return;
     }
-    struct store_out o = {j, a->uid};
-    if (!a->silent)
-        imap_storage->messages(s->folder, &a->set, store_report, &o);
+    struct store_out o = {j, a->uid, a->silent};
+    imap_storage->messages(s->folder, &a->set, store_report, &o);
     imap_job_ok(j, "STORE completed");
 }
 
