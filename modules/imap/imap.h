@@ -230,6 +230,10 @@ void imap_cmd_fetch(struct petrel_conn *conn, struct imap_session *s,
 void imap_fetch_more(struct petrel_conn *conn, struct imap_session *s);
 void imap_fetch_free(struct imap_session *s);
 
+/* search.c */
+void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
+                     const struct imap_command *cmd, size_t argi, bool uid);
+
 /* append.c */
 void imap_cmd_append(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);

@@ -227,3 +227,31 @@ def test_imaplib_end_to_end(srv):
     assert m.expunge()[1] == [b"1"]
     assert m.close()[0] == "OK"
     m.logout()
+
+
+def test_search(srv):
+    address = srv.addr("alice")
+    srv.deliver(address, message("apple pie", to=address, body="crust\r\n").encode(),
+                message("banana", to=address, body="apple inside\r\n").encode(),
+                message("cherry", to=address).encode())
+    c = session(srv)
+    c.ok("SELECT INBOX")
+    c.ok("STORE 2 +FLAGS.SILENT (\\Flagged)")
+    assert c.ok("SEARCH ALL") == [b"* SEARCH 1 2 3"]
+    assert c.ok("SEARCH SUBJECT apple") == [b"* SEARCH 1"]
+    assert c.ok("SEARCH TEXT apple") == [b"* SEARCH 1 2"]
+    assert c.ok("SEARCH BODY crust") == [b"* SEARCH 1"]
+    assert c.ok("SEARCH FLAGGED") == [b"* SEARCH 2"]
+    assert c.ok("SEARCH NOT FLAGGED 2:*") == [b"* SEARCH 3"]
+    assert c.ok("SEARCH OR 1 3") == [b"* SEARCH 1 3"]
+    assert c.ok("SEARCH SUBJECT nothing-like-it") == [b"* SEARCH"]
+    uids = c.ok("UID SEARCH ALL")[0].split()[2:]
+    assert len(uids) == 3
+    assert c.ok(f"UID SEARCH UID {uids[1].decode()}") == [b"* SEARCH " + uids[1]]
+    _, done = c.run("SEARCH CHARSET KOI8-R ALL")
+    assert done.startswith("NO [BADCHARSET"), done
+    _, done = c.run("SEARCH BOGUS")
+    assert done.startswith("BAD"), done
+    _, done = c.run("SEARCH (ALL")
+    assert done.startswith("BAD"), done
+    c.close()
