@@ -151,7 +151,7 @@ struct imap_job {
 };
 struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work);
 /* Submit; answers NO [UNAVAILABLE] when the pool is full. */
-void imap_job_submit(struct petrel_conn *conn, struct imap_job *j);
+bool imap_job_submit(struct petrel_conn *conn, struct imap_job *j);
 /* A job not submitted after all (the command was refused). */
 void imap_job_free(struct imap_job *j);
 void imap_job_ok(struct imap_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
