@@ -31,7 +31,6 @@
 #define IMAP_PENDING_MAX (256u * 1024u)
 #define IMAP_TAG_MAX 64u
 #define IMAP_USER_MAX 255u
-#define IMAP_LOGIN_TIMEOUT 60u
 #define IMAP_AUTH_TIMEOUT (30u * 60u)
 
 struct imap_config {

@@ -67,8 +67,8 @@ void imap_no(struct petrel_conn *conn, struct imap_session *s, const char *fmt, 
 
 void imap_set_timeout(struct petrel_conn *conn, const struct imap_session *s)
 {
-    petrel_conn_set_timeout(conn,
-                            s->state == IMAP_ST_NOAUTH ? IMAP_LOGIN_TIMEOUT : IMAP_AUTH_TIMEOUT);
+    if (s->state != IMAP_ST_NOAUTH)
+        petrel_conn_set_timeout(conn, IMAP_AUTH_TIMEOUT);
 }
 
 static void imap_connect(struct petrel_conn *conn)
@@ -77,7 +77,8 @@ static void imap_connect(struct petrel_conn *conn)
     s->cfg = petrel_conn_config(conn);
     s->spool_fd = -1;
     petrel_buf_init(&s->pending, IMAP_PENDING_MAX);
-    imap_set_timeout(conn, s);
+    /* Before login the listener's idle_timeout holds (short: 1m in the
+     * snippet); a login sets 30 minutes. */
     struct petrel_buf caps;
     petrel_buf_init(&caps, 1024);
     imap_put_capabilities(conn, s, &caps);

@@ -255,3 +255,24 @@ def test_search(srv):
     _, done = c.run("SEARCH (ALL")
     assert done.startswith("BAD"), done
     c.close()
+
+
+def test_pipelined_behind_a_long_fetch(srv):
+    """Commands (with a literal) sent while a large body streams out run
+    after it, in order."""
+    c = session(srv)
+    raw = b"Subject: large\r\n\r\n" + (b"x" * 998 + b"\r\n") * 3000
+    _, done = c.run(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+    assert done.startswith("OK"), done
+    c.ok("SELECT INBOX")
+    small = b"Subject: s\r\n\r\nsmall\r\n"
+    c.send(b"f1 FETCH 1 BODY.PEEK[]\r\nf2 APPEND INBOX {%d+}\r\n%s\r\nf3 NOOP\r\n"
+           b"f4 FETCH 1:* (FLAGS)\r\n" % (len(small), small))
+    untagged, done = c.wait("f1")
+    assert done.startswith("OK") and untagged[0].endswith(raw + b")"), done
+    for tag in ("f2", "f3"):
+        _, done = c.wait(tag)
+        assert done.startswith("OK"), (tag, done)
+    untagged, done = c.wait("f4")
+    assert done.startswith("OK") and len(untagged) == 2, untagged
+    c.close()
