@@ -69,6 +69,11 @@ def test_list_special_use_children_and_utf7(srv):
 
 def test_append_fetch_identical_bytes(srv):
     c = session(srv)
+    c.ok("SELECT INBOX")
+    assert c.ok("FETCH 1:* FLAGS") == []  # an empty folder: an empty set
+    _, done = c.run("FETCH 1 FLAGS")
+    assert done.startswith("BAD"), done
+    c.ok("UNSELECT")
     bodies = [
         message("ascii").encode(),
         message("8bit", body="caf\xe9 na\xefve \u00fc\r\n").encode("utf-8"),
