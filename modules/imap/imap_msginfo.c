@@ -6,6 +6,7 @@
  * value. */
 #include "imap_msginfo.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,22 +103,20 @@ static char *dup_len(const char *s, size_t *len_r)
     return petrel_strdup(s);
 }
 
-/* The last resort: one application/octet-stream part of the message's
- * body, and an envelope of NILs. */
+/* The last resort for BODY and BODYSTRUCTURE: one
+ * application/octet-stream part, the message's body. */
 static void one_part(struct imap_msginfo *mi, const struct petrel_mime_part *root)
 {
-    struct petrel_buf buf;
-    petrel_buf_init(&buf, 256);
-    petrel_buf_printf(&buf, "(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" %llu",
-                      (unsigned long long)root->body_size);
-    struct petrel_buf ext;
-    petrel_buf_init(&ext, 256);
-    petrel_buf_printf(&ext, "%s NIL NIL NIL NIL)", petrel_buf_head(&buf));
-    petrel_buf_append(&buf, ")", 1);
+    char body[128], ext[128];
+    int n =
+        snprintf(body, sizeof(body), "(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" %llu",
+                 (unsigned long long)root->body_size);
+    snprintf(ext, sizeof(ext), "%.*s NIL NIL NIL NIL)", n, body);
+    snprintf(body + n, sizeof(body) - (size_t)n, ")");
     free(mi->body);
     free(mi->bodystructure);
-    mi->body = take(&buf, &mi->body_len);
-    mi->bodystructure = take(&ext, &mi->bodystructure_len);
+    mi->body = dup_len(body, &mi->body_len);
+    mi->bodystructure = dup_len(ext, &mi->bodystructure_len);
     free(mi->parts);
     mi->part_count = 1;
     mi->parts = petrel_calloc(1, sizeof(*mi->parts));

@@ -353,8 +353,8 @@ static uint32_t walk(const struct imap_section *sec, const struct imap_msginfo_p
     uint32_t cur = IMAP_PART_NONE;
     for (unsigned int d = 0; d < sec->path_len; d++) {
         uint32_t p = d == 0 ? message_parts(t, 0) : numbered_below(t, cur);
-        for (uint32_t n = 1; p != IMAP_PART_NONE && n < sec->path[d]; n++)
-            p = d == 0 && (t[0].flags & IMAP_PART_MULTIPART) == 0 ? IMAP_PART_NONE : t[p].next;
+        for (uint32_t n = 1; p != IMAP_PART_NONE && p < count && n < sec->path[d]; n++)
+            p = t[p].next; /* a message's only part has no next */
         if (p == IMAP_PART_NONE || p >= count)
             return IMAP_PART_NONE;
         cur = p;

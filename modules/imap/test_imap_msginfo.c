@@ -180,12 +180,59 @@ static void test_many_parts(void **state)
     assert_true(balanced(bs, bl));
     assert_non_null(strstr(bs, "\"X-0\""));
     assert_null(strstr(bs, "\"X-2999\""));
+    /* Too long in full: written again with strings cut to 64 bytes. */
+    char cut[128];
+    snprintf(cut, sizeof(cut), "(\"NAME\" \"%064d\")", 0);
+    assert_non_null(strstr(bs, cut));
+    uint32_t count;
+    imap_msginfo_parts(mi, &count);
+    assert_int_equal(count, 1000); /* the parser's 1000 parts count the root */
     imap_msginfo_envelope(mi, &el);
     struct petrel_buf out;
     petrel_buf_init(&out, PETREL_STORAGE_MAX_CACHE);
     imap_msginfo_serialize(mi, &out);
     assert_true(out.len > bl);
     petrel_buf_free(&out);
+    imap_msginfo_free(mi);
+    petrel_buf_free(&m);
+}
+
+/* Still too long with short strings (many parameters on many parts):
+ * the message is one application/octet-stream part of its body. */
+static void test_one_part(void **state)
+{
+    (void)state;
+    struct petrel_buf m;
+    petrel_buf_init(&m, 1 << 23);
+    const char *head = "Subject: s\nContent-Type: multipart/mixed; boundary=x\n\n";
+    petrel_buf_printf(&m, "%s", head);
+    for (int i = 0; i < 1000; i++) {
+        petrel_buf_printf(&m, "--x\nContent-Type: application/x");
+        for (int k = 0; k < 40; k++)
+            petrel_buf_printf(&m, "; p%d=%070d", k, k);
+        petrel_buf_printf(&m, "\n\n.\n");
+    }
+    petrel_buf_printf(&m, "--x--\n");
+    struct imap_msginfo *mi = build(petrel_buf_head(&m), m.len, m.len);
+    size_t bl;
+    const char *bs = imap_msginfo_bodystructure(mi, &bl);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" %zu NIL NIL NIL NIL)",
+             m.len - strlen(head));
+    check_same("one part", want, bs);
+    assert_int_equal(bl, strlen(want));
+    const char *body = imap_msginfo_body(mi, &bl);
+    want[strlen(want) - 17] = '\0';
+    assert_memory_equal(body, want, strlen(want));
+    assert_string_equal(body + strlen(want), ")");
+    size_t el;
+    assert_non_null(strstr(imap_msginfo_envelope(mi, &el), "\"s\""));
+    uint32_t count;
+    const struct imap_msginfo_part *t = imap_msginfo_parts(mi, &count);
+    assert_int_equal(count, 1);
+    assert_int_equal(t[0].body_offset, strlen(head));
+    assert_int_equal(t[0].body_size, m.len - strlen(head));
     imap_msginfo_free(mi);
     petrel_buf_free(&m);
 }
@@ -252,7 +299,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corpus),     cmocka_unit_test(test_body),
         cmocka_unit_test(test_empty),      cmocka_unit_test(test_deep),
-        cmocka_unit_test(test_many_parts), cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_many_parts), cmocka_unit_test(test_one_part),
+        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
