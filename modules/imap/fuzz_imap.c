@@ -42,10 +42,13 @@ static bool sink_open(void *arg, const char *command, uint64_t size)
     struct counter *c = arg;
     if (c->open || command == NULL || size <= limits.max_literal_mem)
         abort();
+    /* Every fourth is refused, and then never closed. */
+    if (++c->opens % 4 == 0)
+        return false;
     c->open = true;
     c->expected = size;
     c->written = 0;
-    return ++c->opens % 4 != 0;
+    return true;
 }
 
 static bool sink_write(void *arg, const void *data, size_t len)
