@@ -427,7 +427,19 @@ static void fetch_submit(struct petrel_conn *conn, struct imap_session *s)
 {
     struct imap_job *j = imap_job_new(s, fetch_work);
     j->after = fetch_after;
-    imap_job_submit(conn, j);
+    if (imap_job_submit(conn, j))
+        return;
+    /* Answered NO: the FETCH ends here. Part of it may be out already,
+     * a literal perhaps: the client cannot read on, so it goes. */
+    bool started = s->fetch->pos > 0;
+    imap_fetch_free(s);
+    if (started) {
+        petrel_conn_log(conn, PETREL_LOG_WARNING, "no worker for the rest of a FETCH: closing");
+        s->state = IMAP_ST_LOGOUT;
+        petrel_conn_close(conn);
+        return;
+    }
+    imap_command_end(conn, s);
 }
 
 void imap_fetch_more(struct petrel_conn *conn, struct imap_session *s) { fetch_submit(conn, s); }

@@ -58,6 +58,10 @@ static const char *const texts[] = {
     "To: x@y\r\n\r\n",
 };
 #define NTEXTS (sizeof(texts) / sizeof(texts[0]))
+#define BINARY_TEXT 4u
+
+/* The binary message holds NULs. */
+static size_t text_len(unsigned i) { return i == BINARY_TEXT ? 17u : strlen(texts[i]); }
 
 struct msg {
     uint32_t uid, flags;
@@ -181,7 +185,7 @@ static int s_messages(struct petrel_folder *folder, const struct petrel_storage_
                                         .flags = m->flags,
                                         .keywords = m->uid % 3 == 0 ? "$Work" : "",
                                         .modseq = h.f[folder->index].modseq,
-                                        .size = strlen(texts[m->text]),
+                                        .size = text_len(m->text),
                                         .recent = m->uid % 2 == 0};
         int r = fn(arg, &pm);
         if (r != 0)
@@ -204,7 +208,7 @@ static int s_fetch_fd(struct petrel_folder *folder, uint32_t uid, int *fd_r, uin
     if (m == NULL)
         return PETREL_STORAGE_NOT_FOUND;
     const char *t = texts[m->text];
-    size_t len = m->text == 4 ? 19 : strlen(t); /* the binary one holds NULs */
+    size_t len = text_len(m->text);
     int fd = memfd_create("msg", MFD_CLOEXEC);
     if (fd < 0 || write(fd, t, len) != (ssize_t)len)
         abort();
@@ -219,8 +223,7 @@ static int s_fetch_stream(struct petrel_folder *folder, uint32_t uid, petrel_sto
     const struct msg *m = msg_of(folder, uid);
     if (m == NULL)
         return PETREL_STORAGE_NOT_FOUND;
-    const char *t = texts[m->text];
-    return fn(arg, t, strlen(t));
+    return fn(arg, texts[m->text], text_len(m->text));
 }
 
 static int s_fetch_header(struct petrel_folder *folder, uint32_t uid, struct petrel_buf *out)

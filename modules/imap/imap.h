@@ -31,7 +31,6 @@
 #define IMAP_PENDING_MAX (256u * 1024u)
 #define IMAP_TAG_MAX 64u
 #define IMAP_USER_MAX 255u
-#define IMAP_LOGIN_TIMEOUT 60u
 #define IMAP_AUTH_TIMEOUT (30u * 60u)
 
 struct imap_config {
@@ -151,7 +150,7 @@ struct imap_job {
 };
 struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work);
 /* Submit; answers NO [UNAVAILABLE] when the pool is full. */
-void imap_job_submit(struct petrel_conn *conn, struct imap_job *j);
+bool imap_job_submit(struct petrel_conn *conn, struct imap_job *j);
 /* A job not submitted after all (the command was refused). */
 void imap_job_free(struct imap_job *j);
 void imap_job_ok(struct imap_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -54,6 +54,7 @@ struct imap_parser {
     size_t depth;
     bool after_arg;   /* an argument just ended: SP, ')' or the end next */
     bool just_opened; /* right after '(': ')' may follow */
+    bool no_sections; /* this line has no ']' closing a '[' from here on */
 
     bool tag_ok;
     char name[NAME_MAX_LEN + 1];
@@ -216,32 +217,29 @@ static bool bad_char(struct imap_parser *p, unsigned char c)
     return fail(p, IMAP_PARSE_ERR_SYNTAX, "unexpected character in command");
 }
 
-/* A '[' section to its matching ']', then an optional "<n.m>". */
+/* A '[' section to its matching ']' on this line, blanks and
+ * parentheses inside. Without one the '[' is a plain atom character, as
+ * in a mailbox name; and so is every later '[' of the line, which keeps
+ * the scan linear on "a[a[a[...". A "<n.m>" after the ']' is made of
+ * atom characters and needs nothing here. */
 static bool scan_section(struct imap_parser *p, const char *s, size_t len, size_t *i)
 {
-    size_t j = *i, depth = 0;
-    for (; j < len; j++) {
+    if (p->no_sections)
+        return false;
+    size_t depth = 0;
+    for (size_t j = *i; j < len; j++) {
         unsigned char c = (unsigned char)s[j];
         if (c < 0x20 || c >= 0x7f)
-            return bad_char(p, c);
-        if (c == '[')
-            depth++;
-        else if (c == ']' && --depth == 0)
             break;
+        if (c == '[') {
+            depth++;
+        } else if (c == ']' && --depth == 0) {
+            *i = j + 1;
+            return true;
+        }
     }
-    if (j == len)
-        return fail(p, IMAP_PARSE_ERR_SYNTAX, "unterminated [ in argument");
-    j++;
-    if (j < len && s[j] == '<') {
-        size_t k = j + 1;
-        while (k < len && ((s[k] >= '0' && s[k] <= '9') || s[k] == '.'))
-            k++;
-        if (k == len || s[k] != '>' || k == j + 1)
-            return fail(p, IMAP_PARSE_ERR_SYNTAX, "bad <partial> after section");
-        j = k + 1;
-    }
-    *i = j;
-    return true;
+    p->no_sections = true;
+    return false;
 }
 
 static bool add_text(struct imap_parser *p, size_t node, const char *s, size_t n)
@@ -259,10 +257,9 @@ static bool parse_atom(struct imap_parser *p, const char *s, size_t len, size_t 
 {
     size_t start = *i, j = *i;
     while (j < len) {
-        if (s[j] == '[') {
-            if (!scan_section(p, s, len, &j))
-                return false;
-        } else if (arg_atom_char((unsigned char)s[j])) {
+        if (s[j] == '[' && scan_section(p, s, len, &j))
+            continue;
+        if (arg_atom_char((unsigned char)s[j])) {
             j++;
         } else {
             break;
@@ -278,15 +275,12 @@ static bool parse_atom(struct imap_parser *p, const char *s, size_t len, size_t 
     return nil || add_text(p, node, s + start, j - start);
 }
 
+/* The quoted string from s[*i] ('"'): checked and measured first, so
+ * that only its own bytes count against the command's budget. */
 static bool parse_quoted(struct imap_parser *p, const char *s, size_t len, size_t *i)
 {
-    size_t j = *i + 1;
-    size_t node;
-    if (!new_node(p, IMAP_ARG_STRING, &node) || !text_reserve(p, len - j + 1))
-        return false;
-    char *out = p->text + p->text_len;
-    size_t n = 0;
-    for (;; j++) {
+    size_t j = *i + 1, n = 0;
+    for (;; j++, n++) {
         if (j == len)
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "unterminated quoted string");
         unsigned char c = (unsigned char)s[j];
@@ -295,17 +289,20 @@ static bool parse_quoted(struct imap_parser *p, const char *s, size_t len, size_
         if (c == '\\') {
             if (j + 1 == len || (s[j + 1] != '\\' && s[j + 1] != '"'))
                 return fail(p, IMAP_PARSE_ERR_SYNTAX, "bad escape in quoted string");
-            c = (unsigned char)s[++j];
+            j++;
         } else if (c == '\0' || c == '\r' || c == '\n') {
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "CR, LF or NUL in quoted string");
         } else if (c >= 0x80) {
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "8-bit character in quoted string");
         }
-        out[n++] = (char)c;
     }
+    size_t node;
+    if (!new_node(p, IMAP_ARG_STRING, &node) || !text_reserve(p, n + 1))
+        return false;
+    char *out = p->text + p->text_len;
+    for (size_t k = *i + 1, o = 0; o < n; k++)
+        out[o++] = s[k] == '\\' ? s[++k] : s[k];
     out[n] = '\0';
-    /* Give back what escapes saved. */
-    p->used -= (len - (*i + 1) + 1) - (n + 1);
     p->text_len += n + 1;
     p->nodes[node].len = n;
     *i = j + 1;
@@ -330,9 +327,12 @@ static bool literal_at(const char *s, size_t len, size_t i, struct imap_literal_
         return false;
     uint64_t n = 0;
     for (size_t j = i + 1; j < end; j++) {
-        if (s[j] < '0' || s[j] > '9' || n > (UINT64_MAX - 9) / 10)
+        if (s[j] < '0' || s[j] > '9')
             return false;
-        n = n * 10 + (uint64_t)(s[j] - '0');
+        uint64_t d = (uint64_t)(s[j] - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
     }
     info->size = n;
     return true;
@@ -370,6 +370,8 @@ static bool open_literal(struct imap_parser *p, const char *s, size_t len, size_
     p->lit_node = node;
     p->lit_left = p->lit.size;
     if (p->lit.size <= p->limits.max_literal_mem) {
+        if (p->lit.size >= p->limits.max_command)
+            return fail(p, IMAP_PARSE_ERR_LIMIT, "command too large");
         if (!text_reserve(p, (size_t)p->lit.size + 1))
             return false;
         p->used -= (size_t)p->lit.size + 1; /* counted again as the bytes come */
@@ -430,6 +432,7 @@ static enum args_result parse_arg(struct imap_parser *p, const char *s, size_t l
  * still be open after a literal), ARGS_LITERAL, ARGS_ERROR. */
 static enum args_result parse_args(struct imap_parser *p, const char *s, size_t len, size_t i)
 {
+    p->no_sections = false;
     while (i < len) {
         if (!p->after_arg) {
             enum args_result r = parse_arg(p, s, len, &i);

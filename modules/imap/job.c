@@ -128,7 +128,7 @@ static void job_done(struct petrel_conn *conn, void *arg, bool closing)
         imap_command_end(conn, s);
 }
 
-void imap_job_submit(struct petrel_conn *conn, struct imap_job *j)
+bool imap_job_submit(struct petrel_conn *conn, struct imap_job *j)
 {
     struct imap_session *s = j->s;
     /* In IDLE the lines go to idle.c; else they wait for the answer. */
@@ -140,5 +140,7 @@ void imap_job_submit(struct petrel_conn *conn, struct imap_job *j)
             s->mode = IMAP_MODE_CMD;
         petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Server busy, try again later\r\n", j->tag);
         imap_job_free(j);
+        return false;
     }
+    return true;
 }

@@ -85,7 +85,8 @@ void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
 {
     struct imap_search *search;
     const char *error;
-    switch (imap_search_compile(cmd->args + argi, cmd->count - argi, &search, &error)) {
+    const struct imap_arg *args = cmd->count > argi ? &cmd->args[argi] : NULL;
+    switch (imap_search_compile(args, cmd->count - argi, &search, &error)) {
     case IMAP_SEARCH_OK:
         break;
     case IMAP_SEARCH_BADCHARSET:

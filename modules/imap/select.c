@@ -94,7 +94,10 @@ bool imap_set_to_uids(const struct imap_session *s, const struct imap_arg *arg, 
     const struct imap_msgs *m = &s->msgs;
     if (!uid)
         for (size_t i = 0; i < set.count; i++)
-            if (set.ranges[i].lo > m->n || set.ranges[i].hi > m->n) {
+            /* "1:*" in an empty folder is an empty set, as clients expect. */
+            if ((set.ranges[i].lo > m->n || set.ranges[i].hi > m->n) &&
+                !(m->n == 0 &&
+                  (set.ranges[i].lo == IMAP_SEQ_STAR || set.ranges[i].hi == IMAP_SEQ_STAR))) {
                 imap_seqset_free(&set);
                 *error_r = "Invalid message sequence number";
                 return false;

@@ -67,8 +67,8 @@ void imap_no(struct petrel_conn *conn, struct imap_session *s, const char *fmt, 
 
 void imap_set_timeout(struct petrel_conn *conn, const struct imap_session *s)
 {
-    petrel_conn_set_timeout(conn,
-                            s->state == IMAP_ST_NOAUTH ? IMAP_LOGIN_TIMEOUT : IMAP_AUTH_TIMEOUT);
+    if (s->state != IMAP_ST_NOAUTH)
+        petrel_conn_set_timeout(conn, IMAP_AUTH_TIMEOUT);
 }
 
 static void imap_connect(struct petrel_conn *conn)
@@ -77,7 +77,8 @@ static void imap_connect(struct petrel_conn *conn)
     s->cfg = petrel_conn_config(conn);
     s->spool_fd = -1;
     petrel_buf_init(&s->pending, IMAP_PENDING_MAX);
-    imap_set_timeout(conn, s);
+    /* Before login the listener's idle_timeout holds (short: 1m in the
+     * snippet); a login sets 30 minutes. */
     struct petrel_buf caps;
     petrel_buf_init(&caps, 1024);
     imap_put_capabilities(conn, s, &caps);
@@ -436,17 +437,18 @@ static bool replay_one(struct petrel_conn *conn, struct imap_session *s)
     size_t len = (size_t)(nl - head), used = len + 1;
     if (len > 0 && head[len - 1] == '\r')
         len--;
-    char *line = petrel_strndup(head, len);
+    char *line = petrel_malloc(len + 1); /* not strndup: a line may hold NULs */
+    memcpy(line, head, len);
+    line[len] = '\0';
     petrel_buf_consume(&s->pending, used);
     feed_line(conn, s, line, len);
     free(line);
     return true;
 }
 
-void imap_command_end(struct petrel_conn *conn, struct imap_session *s)
+/* Run the held input while nothing else is going on. */
+static void resume(struct petrel_conn *conn, struct imap_session *s)
 {
-    if (s->mode == IMAP_MODE_BUSY)
-        s->mode = IMAP_MODE_CMD;
     if (s->draining)
         return; /* the loop below goes on */
     s->draining = true;
@@ -461,6 +463,13 @@ void imap_command_end(struct petrel_conn *conn, struct imap_session *s)
     }
     if (s->pending.len == 0)
         petrel_buf_release(&s->pending);
+}
+
+void imap_command_end(struct petrel_conn *conn, struct imap_session *s)
+{
+    if (s->mode == IMAP_MODE_BUSY)
+        s->mode = IMAP_MODE_CMD;
+    resume(conn, s);
 }
 
 static void imap_line(struct petrel_conn *conn, char *line, size_t len)
@@ -478,7 +487,7 @@ static void imap_line(struct petrel_conn *conn, char *line, size_t len)
     }
     if (busy(s) || s->pending.len > 0) {
         hold(conn, s, line, len);
-        imap_command_end(conn, s);
+        resume(conn, s);
         return;
     }
     feed_line(conn, s, line, len);

@@ -173,9 +173,17 @@ static void test_sections(void **state)
            "x FETCH 1 (BODY[] BODY[1.2.MIME] FLAGS)\n");
     expect("x FETCH 1 (BODY[HEADER.FIELDS (\"a b\")])\r\n",
            "x FETCH 1 (BODY[HEADER.FIELDS (\"a b\")])\n");
-    expect("x FETCH 1 BODY[TEXT\r\n", "x BAD unterminated [ in argument\n");
-    expect("x FETCH 1 BODY[]<1.2\r\n", "x BAD bad <partial> after section\n");
-    expect("x FETCH 1 BODY[]<x>\r\n", "x BAD bad <partial> after section\n");
+    /* A '[' without its ']' is a plain atom character (mailbox names). */
+    expect("x FETCH 1 BODY[TEXT\r\n", "x FETCH 1 BODY[TEXT\n");
+    expect("x FETCH 1 BODY[]<1.2 BODY[]<x>\r\n", "x FETCH 1 BODY[]<1.2 BODY[]<x>\n");
+    expect("x SELECT foo[bar\r\n", "x SELECT foo[bar\n");
+    expect("x SELECT [Gmail]/Sent\r\n", "x SELECT [Gmail]/Sent\n");
+    expect("x CMD a[b[c] d\r\n", "x CMD a[b[c] d\n");
+    expect("x CMD [[a] b]\r\n", "x CMD [[a] b]\n");
+    expect("x FETCH 1 BODY[HEADER.FIELDS (From\r\n", "x BAD unbalanced parentheses: missing )\n");
+    /* Once a '[' is found open, later ones on the line are plain too. */
+    expect("x CMD a[ b[c]\r\n", "x CMD a[ b[c]\n");
+    expect("x FETCH 1 BODY[\tX]\r\n", "x BAD control character in command\n");
 }
 
 static void test_bad(void **state)
@@ -207,6 +215,7 @@ static void test_bad(void **state)
     expect("a1 X {}\r\n", "a1 BAD bad literal announcement\n");
     expect("a1 X {3} a\r\n", "a1 BAD literal announcement not at the end of the line\n");
     expect("a1 X {99999999999999999999999}\r\n", "a1 BAD bad literal announcement\n");
+    expect("a1 X {18446744073709551616}\r\n", "a1 BAD bad literal announcement\n");
     /* The reader goes on with the next command. */
     expect("a1 X (\r\na2 NOOP\r\n", "a1 BAD unbalanced parentheses: missing )\na2 NOOP\n");
 
@@ -290,6 +299,16 @@ static void test_limits(void **state)
     assert_int_equal(st, IMAP_PARSE_BAD);
     assert_int_equal(imap_parse_error_code(p), IMAP_PARSE_ERR_LIMIT);
     assert_int_equal(imap_parse_line(p, "b NOOP", 6), IMAP_PARSE_DONE);
+    imap_parser_free(p);
+
+    /* max_literal_mem above max_command: the command's budget decides. */
+    struct imap_parse_limits wide = limits;
+    wide.max_literal_mem = SIZE_MAX;
+    p = imap_parser_new(&wide);
+    const char *huge = "a X {18446744073709551615}";
+    assert_int_equal(imap_parse_line(p, huge, strlen(huge)), IMAP_PARSE_BAD);
+    assert_int_equal(imap_parse_error_code(p), IMAP_PARSE_ERR_LIMIT);
+    assert_string_equal(imap_parse_error(p), "command too large");
     imap_parser_free(p);
 }
 
@@ -502,6 +521,12 @@ static void test_long_line(void **state)
     struct imap_parser *p = imap_parser_new(&big);
     assert_int_equal(imap_parse_line(p, line, 3 + n * 2), IMAP_PARSE_DONE);
     assert_int_equal(imap_parse_command(p)->count, n);
+    /* Open '[' after open '[': each would scan to the end if rescanned. */
+    for (size_t i = 0; i < n; i++)
+        memcpy(line + 4 + i * 2, "a[", 2);
+    memcpy(line, "a X ", 4);
+    assert_int_equal(imap_parse_line(p, line, 4 + n * 2), IMAP_PARSE_DONE);
+    assert_int_equal(imap_parse_command(p)->args[0].len, n * 2);
     imap_parser_free(p);
     free(line);
 }

@@ -69,6 +69,11 @@ def test_list_special_use_children_and_utf7(srv):
 
 def test_append_fetch_identical_bytes(srv):
     c = session(srv)
+    c.ok("SELECT INBOX")
+    assert c.ok("FETCH 1:* FLAGS") == []  # an empty folder: an empty set
+    _, done = c.run("FETCH 1 FLAGS")
+    assert done.startswith("BAD"), done
+    c.ok("UNSELECT")
     bodies = [
         message("ascii").encode(),
         message("8bit", body="caf\xe9 na\xefve \u00fc\r\n").encode("utf-8"),
@@ -254,4 +259,25 @@ def test_search(srv):
     assert done.startswith("BAD"), done
     _, done = c.run("SEARCH (ALL")
     assert done.startswith("BAD"), done
+    c.close()
+
+
+def test_pipelined_behind_a_long_fetch(srv):
+    """Commands (with a literal) sent while a large body streams out run
+    after it, in order."""
+    c = session(srv)
+    raw = b"Subject: large\r\n\r\n" + (b"x" * 998 + b"\r\n") * 3000
+    _, done = c.run(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+    assert done.startswith("OK"), done
+    c.ok("SELECT INBOX")
+    small = b"Subject: s\r\n\r\nsmall\r\n"
+    c.send(b"f1 FETCH 1 BODY.PEEK[]\r\nf2 APPEND INBOX {%d+}\r\n%s\r\nf3 NOOP\r\n"
+           b"f4 FETCH 1:* (FLAGS)\r\n" % (len(small), small))
+    untagged, done = c.wait("f1")
+    assert done.startswith("OK") and untagged[0].endswith(raw + b")"), done
+    for tag in ("f2", "f3"):
+        _, done = c.wait(tag)
+        assert done.startswith("OK"), (tag, done)
+    untagged, done = c.wait("f4")
+    assert done.startswith("OK") and len(untagged) == 2, untagged
     c.close()

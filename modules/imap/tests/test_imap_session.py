@@ -204,3 +204,24 @@ def test_per_user_limit(imap_server):
     time.sleep(0.2)
     srv.imap(user).logout()
     b.logout()
+
+
+def test_timeout_before_login(imap_server):
+    srv = imap_server(imap=dict(idle_timeout="1s"))
+    with Imap(srv.imap_port, timeout=5) as c:
+        t = time.monotonic()
+        assert c.line().startswith("* BYE"), "no goodbye"
+        assert time.monotonic() - t < 4
+        c.expect_eof()
+
+
+def test_literal_longer_than_announced(srv):
+    with Imap(srv.imaps_port, tls=True) as c:
+        c.login(srv.addr("alice"), starttls=False)
+        # {3} takes "abc"; "def" is then the rest of the command's line.
+        _, done = c.run("CREATE {3+}\r\nabcdef")
+        assert done.startswith("BAD"), done
+        assert c.ok("NOOP") == []
+        _, done = c.run("LIST \"\" {3+}\r\nINBOX")
+        assert done.startswith("BAD"), done
+        assert c.ok("NOOP") == []
