@@ -162,3 +162,27 @@ def test_two_sessions_see_each_other(srv):
     finally:
         a.close()
         b.close()
+
+
+def test_two_files_with_one_uid_renumber_under_a_new_uidvalidity(srv):
+    """A copied file claiming a UID already in use makes every UID
+    untrustworthy at the rebuild: a new UIDVALIDITY, all messages kept."""
+    fill(srv)
+    validity, _, uids = state(srv)
+    srv.stop()
+    root = srv.maildir(srv.addr("alice"))
+    files = sorted(f for sub in ("new", "cur") for f in (root / sub).iterdir())
+    victim = next(f for f in files if ",U=3" in f.name)
+    head, _, tail = victim.name.partition(".")
+    twin = victim.with_name(head + "9" + "." + tail)  # another unique name, the same U=3
+    assert not twin.exists()
+    twin.write_bytes(victim.read_bytes())
+    for name in INDEX_FILES:
+        if (root / name).exists():
+            (root / name).unlink()
+    srv.start()
+    validity2, uidnext2, uids2 = state(srv)
+    assert validity2 != validity, "UIDVALIDITY kept although two files claimed UID 3"
+    assert sorted(uids2.values()) == sorted(list(uids.values()) + [uids[3]]), (uids, uids2)
+    assert len(uids2) == len(uids) + 1 and max(uids2) < uidnext2
+    assert f"duplicate UIDs in file names: new UIDVALIDITY {validity2}" in srv.log()
