@@ -150,6 +150,38 @@ def test_trickled_command_is_answered(imap_server):
         assert untagged[0].endswith(b"BODY[] {%d}\r\n" % len(raw) + raw + b")"), untagged
 
 
+@pytest.mark.parametrize("i", range(len(BAD_INPUT)))
+def test_trickled_bad_input(imap_server, i):
+    """The crowd's bad input sent in small pieces gets the same answers,
+    and the session goes on unless it said BYE."""
+    srv = imap_server()
+    data = BAD_INPUT[i]
+    piece = 1 if len(data) < 1000 else 4096
+    sock = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=SOCK_TIMEOUT)
+    try:
+        greeting = b""
+        while b"\r\n" not in greeting and len(greeting) < 4096:
+            greeting += sock.recv(4096)
+        assert greeting.startswith(b"* OK"), greeting
+        t = time.monotonic()
+        for at in range(0, len(data), piece):
+            sock.sendall(data[at:at + piece])
+            time.sleep(0.005)
+        assert time.monotonic() - t < 30
+        lines = answer_to_bad(sock)
+        assert acceptable(lines), lines
+        if not lines[-1].startswith(b"* BYE"):
+            sock.sendall(b"a2 NOOP\r\n")
+            buf = b""
+            while b"a2 " not in buf and len(buf) < 65536:
+                data = sock.recv(4096)
+                assert data, buf
+                buf += data
+            assert b"a2 OK" in buf, buf
+    finally:
+        sock.close()
+
+
 def test_stalled_literal_dropped_at_idle_timeout(imap_server):
     srv = imap_server(imap=dict(idle_timeout="2s"))
     stalled = Imap(srv.imaps_port, tls=True)
