@@ -66,6 +66,13 @@ enum imap_mode {
 
 /* The selected mailbox's messages: sequence number i + 1 is uid[i].
  * Five bytes a message; keywords are read from the store when asked. */
+/* In a table entry's flags beside the system flags: the message has
+ * keywords, so that a change of them alone is noticed. */
+#define IMAP_MSG_KEYWORDS 0x80u
+/* The table's byte for a message. */
+#define IMAP_MSG_BYTE(m)                                                                           \
+    ((uint8_t)((m)->flags | ((m)->keywords[0] != '\0' ? IMAP_MSG_KEYWORDS : 0)))
+
 struct imap_msgs {
     uint32_t *uid;
     uint8_t *flags;

@@ -149,7 +149,7 @@ static int on_changed(void *arg, const struct petrel_storage_msg *msg)
         c->changed = petrel_reallocarray(c->changed, c->cap, sizeof(*c->changed));
     }
     c->changed[c->n++] = (struct change){.uid = msg->uid,
-                                         .flags = (uint8_t)msg->flags,
+                                         .flags = IMAP_MSG_BYTE(msg),
                                          .recent = msg->recent,
                                          .keywords = msg->keywords[0] != '\0'};
     return 0;
@@ -196,6 +196,8 @@ static void apply_changed(struct imap_session *s, const struct collect *c, struc
             }
             continue;
         }
+        /* Unchanged flags: nothing to say, unless keywords are involved
+         * (the byte only knows whether there are any). */
         if (seq > before || (s->msgs.flags[seq - 1] == ch->flags && !ch->keywords))
             continue;
         s->msgs.flags[seq - 1] = ch->flags;
@@ -203,7 +205,7 @@ static void apply_changed(struct imap_session *s, const struct collect *c, struc
         struct petrel_storage_uid_range one = {ch->uid, ch->uid};
         struct petrel_storage_uid_set set = {&one, 1};
         if (imap_storage->messages(s->folder, &set, put_flags_of, out) != 0)
-            imap_put_flags(out, ch->flags, NULL, false);
+            imap_put_flags(out, ch->flags & PETREL_STORAGE_FLAGS_ALL, NULL, false);
         petrel_buf_append(out, ")\r\n", 3);
     }
     if (s->msgs.n != before) {
@@ -274,7 +276,7 @@ static int add_msg(void *arg, const struct petrel_storage_msg *msg)
     struct imap_job *j = arg;
     struct imap_session *s = j->s;
     struct select_arg *a = j->arg;
-    imap_msgs_add(&s->msgs, msg->uid, (uint8_t)msg->flags);
+    imap_msgs_add(&s->msgs, msg->uid, IMAP_MSG_BYTE(msg));
     s->recent += msg->recent;
     if (a->unseen == 0 && !(msg->flags & PETREL_STORAGE_SEEN))
         a->unseen = s->msgs.n;

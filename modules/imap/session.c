@@ -292,7 +292,9 @@ static void parser_ensure(struct imap_session *s)
         return;
     const struct imap_parse_limits limits = {
         .max_command = (size_t)s->cfg->max_command,
-        .max_literal_mem = 64u * 1024u,
+        /* Never above max_literal, which the reader checks only for the
+         * literals it spools. */
+        .max_literal_mem = s->cfg->max_literal < 65536 ? (size_t)s->cfg->max_literal : 65536u,
         .max_literal = (uint64_t)s->cfg->max_literal,
         .max_args = 100000,
         .max_depth = 32,

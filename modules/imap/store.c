@@ -95,7 +95,7 @@ static int store_report(void *arg, const struct petrel_storage_msg *msg)
     if (seq == 0)
         return 0; /* not announced yet: the next sync does */
     /* Kept current even when silent, so the next sync does not report it. */
-    s->msgs.flags[seq - 1] = (uint8_t)msg->flags;
+    s->msgs.flags[seq - 1] = IMAP_MSG_BYTE(msg);
     if (o->silent)
         return 0;
     petrel_buf_printf(&o->j->out, "* %u FETCH (FLAGS ", seq);

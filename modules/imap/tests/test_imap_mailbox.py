@@ -281,3 +281,39 @@ def test_pipelined_behind_a_long_fetch(srv):
     untagged, done = c.wait("f4")
     assert done.startswith("OK") and len(untagged) == 2, untagged
     c.close()
+
+
+def test_delivery_reaches_every_idle_session(srv):
+    address = srv.addr("alice")
+    clients = [session(srv) for _ in range(5)]
+    for c in clients:
+        c.ok("SELECT INBOX")
+        c.send("i1 IDLE\r\n")
+        assert c.line().startswith("+ ")
+    t = time.monotonic()
+    srv.deliver(address, message("all", to=address).encode())
+    for c in clients:
+        assert c.line() == "* 1 EXISTS"
+    assert time.monotonic() - t < 2.0
+    for c in clients:
+        c.line()  # RECENT
+        c.send("DONE\r\n")
+        _, done = c.wait("i1")
+        assert done == "OK IDLE terminated"
+        c.close()
+
+
+def test_keyword_changes_reach_other_sessions(srv):
+    address = srv.addr("alice")
+    srv.deliver(address, message("kw", to=address).encode())
+    a, b = session(srv), session(srv)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    a.ok("STORE 1 +FLAGS.SILENT ($Label1)")
+    assert any(b"$Label1" in l for l in b.ok("NOOP"))
+    a.ok("STORE 1 -FLAGS.SILENT ($Label1)")
+    untagged = b.ok("NOOP")
+    assert any(l.startswith(b"* 1 FETCH (FLAGS (") and b"$Label1" not in l for l in untagged), \
+        untagged
+    a.close()
+    b.close()

@@ -225,3 +225,19 @@ def test_literal_longer_than_announced(srv):
         _, done = c.run("LIST \"\" {3+}\r\nINBOX")
         assert done.startswith("BAD"), done
         assert c.ok("NOOP") == []
+
+
+def test_append_over_max_literal(imap_server):
+    srv = imap_server(imap_settings=dict(max_literal="2k"))
+    with Imap(srv.imaps_port, tls=True) as c:
+        c.login(srv.addr("alice"), starttls=False)
+        # Synchronising: refused before the client sends it.
+        _, done = c.run("APPEND INBOX {5000}")
+        assert done.startswith("NO [TOOBIG]"), done
+        # Non-synchronising: read and thrown away, then refused.
+        _, done = c.run(b"APPEND INBOX {5000+}\r\n" + b"x" * 5000)
+        assert done.startswith("NO [TOOBIG]"), done
+        raw = b"Subject: fits\r\n\r\n" + b"y" * 1500 + b"\r\n"
+        _, done = c.run(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+        assert done.startswith("OK [APPENDUID"), done
+        assert c.ok("NOOP") == []
