@@ -69,6 +69,8 @@ enum imap_mode {
 /* In a table entry's flags beside the system flags: the message has
  * keywords, so that a change of them alone is noticed. */
 #define IMAP_MSG_KEYWORDS 0x80u
+/* ... and it counts in the session's RECENT, until expunged. */
+#define IMAP_MSG_RECENT 0x40u
 /* The table's byte for a message. */
 #define IMAP_MSG_BYTE(m)                                                                           \
     ((uint8_t)((m)->flags | ((m)->keywords[0] != '\0' ? IMAP_MSG_KEYWORDS : 0)))

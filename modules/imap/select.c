@@ -177,6 +177,8 @@ static void apply_vanished(struct imap_session *s, const struct collect *c, stru
     for (size_t i = 0; i < c->nv; i++) {
         uint32_t k = lower_bound(&s->msgs, c->vanished[i].lo);
         while (k < s->msgs.n && s->msgs.uid[k] <= c->vanished[i].hi) {
+            if (s->msgs.flags[k] & IMAP_MSG_RECENT)
+                s->recent--;
             imap_msgs_remove(&s->msgs, k + 1);
             petrel_buf_printf(out, "* %u EXPUNGE\r\n", k + 1);
         }
@@ -191,16 +193,18 @@ static void apply_changed(struct imap_session *s, const struct collect *c, struc
         uint32_t seq = imap_msgs_seq(&s->msgs, ch->uid);
         if (seq == 0) {
             if (s->msgs.n == 0 || ch->uid > s->msgs.uid[s->msgs.n - 1]) {
-                imap_msgs_add(&s->msgs, ch->uid, ch->flags);
+                imap_msgs_add(&s->msgs, ch->uid,
+                              (uint8_t)(ch->flags | (ch->recent ? IMAP_MSG_RECENT : 0)));
                 recent += ch->recent;
             }
             continue;
         }
         /* Unchanged flags: nothing to say, unless keywords are involved
          * (the byte only knows whether there are any). */
-        if (seq > before || (s->msgs.flags[seq - 1] == ch->flags && !ch->keywords))
+        uint8_t *byte = &s->msgs.flags[seq - 1];
+        if (seq > before || ((*byte & ~IMAP_MSG_RECENT) == ch->flags && !ch->keywords))
             continue;
-        s->msgs.flags[seq - 1] = ch->flags;
+        *byte = (uint8_t)((*byte & IMAP_MSG_RECENT) | ch->flags);
         petrel_buf_printf(out, "* %u FETCH (FLAGS ", seq);
         struct petrel_storage_uid_range one = {ch->uid, ch->uid};
         struct petrel_storage_uid_set set = {&one, 1};
@@ -276,7 +280,8 @@ static int add_msg(void *arg, const struct petrel_storage_msg *msg)
     struct imap_job *j = arg;
     struct imap_session *s = j->s;
     struct select_arg *a = j->arg;
-    imap_msgs_add(&s->msgs, msg->uid, IMAP_MSG_BYTE(msg));
+    imap_msgs_add(&s->msgs, msg->uid,
+                  (uint8_t)(IMAP_MSG_BYTE(msg) | (msg->recent ? IMAP_MSG_RECENT : 0)));
     s->recent += msg->recent;
     if (a->unseen == 0 && !(msg->flags & PETREL_STORAGE_SEEN))
         a->unseen = s->msgs.n;

@@ -95,7 +95,8 @@ static int store_report(void *arg, const struct petrel_storage_msg *msg)
     if (seq == 0)
         return 0; /* not announced yet: the next sync does */
     /* Kept current even when silent, so the next sync does not report it. */
-    s->msgs.flags[seq - 1] = IMAP_MSG_BYTE(msg);
+    uint8_t *byte = &s->msgs.flags[seq - 1];
+    *byte = (uint8_t)((*byte & IMAP_MSG_RECENT) | IMAP_MSG_BYTE(msg));
     if (o->silent)
         return 0;
     petrel_buf_printf(&o->j->out, "* %u FETCH (FLAGS ", seq);
