@@ -123,6 +123,10 @@ struct imap_session {
     uint64_t literal_left; /* of a held literal still to hand over */
     bool draining;
     bool refusing; /* a refused command's literals are being swallowed */
+    /* A command read ahead while an answer went out, to run (or answer
+     * BAD) when it is complete: its reader status. */
+    bool ready;
+    enum imap_parse_status ready_status;
 };
 
 /* session.c */

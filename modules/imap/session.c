@@ -326,6 +326,12 @@ static void literal_wanted(struct petrel_conn *conn, struct imap_session *s);
 
 static void act(struct petrel_conn *conn, struct imap_session *s, enum imap_parse_status st)
 {
+    /* Read ahead during a long answer: nothing may be written inside it. */
+    if ((st == IMAP_PARSE_DONE || st == IMAP_PARSE_BAD) && s->mode == IMAP_MODE_BUSY) {
+        s->ready = true;
+        s->ready_status = st;
+        return;
+    }
     switch (st) {
     case IMAP_PARSE_DONE: {
         const struct imap_command *cmd = imap_parse_command(s->parser);
@@ -403,6 +409,22 @@ static bool busy(const struct imap_session *s)
     return s->mode == IMAP_MODE_BUSY || s->state == IMAP_ST_LOGOUT;
 }
 
+/* A line the listener's max_line cut, held in order as this marker. */
+static const char too_long_mark[2] = {'\0', 'L'};
+
+static void too_long(struct petrel_conn *conn, struct imap_session *s)
+{
+    /* The rest of the command is lost with the line: drop what was read. */
+    if (s->parser != NULL) {
+        petrel_strlcpy(s->tag, imap_parse_tag(s->parser), sizeof(s->tag));
+        imap_spool_close(s);
+        parser_end(s);
+    } else {
+        s->tag[0] = '\0';
+    }
+    imap_bad(conn, s, "[LIMIT] Line too long");
+}
+
 /* Input that came while an answer was going out, kept as it came (line
  * terminators included) so literals in it are handed over whole. */
 static void hold(struct petrel_conn *conn, struct imap_session *s, const char *line, size_t len)
@@ -443,7 +465,10 @@ static bool replay_one(struct petrel_conn *conn, struct imap_session *s)
     memcpy(line, head, len);
     line[len] = '\0';
     petrel_buf_consume(&s->pending, used);
-    feed_line(conn, s, line, len);
+    if (len == sizeof(too_long_mark) && memcmp(line, too_long_mark, len) == 0)
+        too_long(conn, s);
+    else
+        feed_line(conn, s, line, len);
     free(line);
     return true;
 }
@@ -471,7 +496,22 @@ void imap_command_end(struct petrel_conn *conn, struct imap_session *s)
 {
     if (s->mode == IMAP_MODE_BUSY)
         s->mode = IMAP_MODE_CMD;
+    if (s->ready && s->mode == IMAP_MODE_CMD && s->state != IMAP_ST_LOGOUT) {
+        s->ready = false;
+        act(conn, s, s->ready_status);
+    }
     resume(conn, s);
+}
+
+/* Whether a line may be read ahead while an answer goes out: not when it
+ * waits for a "+" (a synchronising literal: the "+" cannot go inside the
+ * answer), nor before login (refusals answer at once). */
+static bool read_ahead(const struct imap_session *s, const char *line, size_t len)
+{
+    if (s->mode != IMAP_MODE_BUSY || s->state == IMAP_ST_NOAUTH || s->pending.len > 0 || s->ready ||
+        s->refusing)
+        return false;
+    return len < 2 || line[len - 1] != '}' || line[len - 2] == '+';
 }
 
 static void imap_line(struct petrel_conn *conn, char *line, size_t len)
@@ -487,7 +527,11 @@ static void imap_line(struct petrel_conn *conn, char *line, size_t len)
         imap_idle_line(conn, s, line, len);
         return;
     }
-    if (busy(s) || s->pending.len > 0) {
+    if (read_ahead(s, line, len)) {
+        feed_line(conn, s, line, len); /* a LITERAL+ message goes to its spool now */
+        return;
+    }
+    if (busy(s) || s->pending.len > 0 || s->ready) {
         hold(conn, s, line, len);
         resume(conn, s);
         return;
@@ -507,15 +551,11 @@ static void imap_line_too_long(struct petrel_conn *conn)
         imap_bad(conn, s, "Authentication line too long");
         return;
     }
-    /* The rest of the command is lost with the line: drop what was read. */
-    if (s->parser != NULL) {
-        petrel_strlcpy(s->tag, imap_parse_tag(s->parser), sizeof(s->tag));
-        imap_spool_close(s);
-        parser_end(s);
-    } else {
-        s->tag[0] = '\0';
+    if (busy(s) || s->pending.len > 0 || s->ready) {
+        hold(conn, s, too_long_mark, sizeof(too_long_mark));
+        return;
     }
-    imap_bad(conn, s, "[LIMIT] Line too long");
+    too_long(conn, s);
 }
 
 static void imap_output_drained(struct petrel_conn *conn)
