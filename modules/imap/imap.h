@@ -119,6 +119,7 @@ struct imap_session {
     struct imap_literal_sink sink;
 
     struct imap_fetch *fetch; /* a FETCH going out */
+    struct petrel_buf spill;  /* answer text beyond what the output queue takes */
     struct petrel_buf pending;
     uint64_t literal_left; /* of a held literal still to hand over */
     bool draining;
@@ -141,6 +142,9 @@ void imap_no(struct petrel_conn *conn, struct imap_session *s, const char *fmt, 
 /* A command that went over several turns is complete. */
 void imap_command_end(struct petrel_conn *conn, struct imap_session *s);
 void imap_set_timeout(struct petrel_conn *conn, const struct imap_session *s);
+/* Send an answer: whole when the output queue takes it, else a part at a
+ * time as the client reads (output_drained), after what is still spilled. */
+void imap_send(struct petrel_conn *conn, struct imap_session *s, struct petrel_buf *text);
 
 /* job.c: a command's blocking part on a worker. work fills out with the
  * untagged answers and the tagged line; after runs on the I/O thread

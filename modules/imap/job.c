@@ -121,10 +121,10 @@ static void job_done(struct petrel_conn *conn, void *arg, bool closing)
     if (!closing) {
         if (j->after != NULL)
             j->after(conn, j);
-        petrel_conn_write(conn, petrel_buf_head(&j->out), j->out.len);
+        imap_send(conn, s, &j->out);
     }
     imap_job_free(j);
-    if (!closing && s->fetch == NULL && s->mode == IMAP_MODE_BUSY)
+    if (!closing && s->fetch == NULL && s->mode == IMAP_MODE_BUSY && s->spill.len == 0)
         imap_command_end(conn, s);
 }
 

@@ -77,6 +77,7 @@ static void imap_connect(struct petrel_conn *conn)
     s->cfg = petrel_conn_config(conn);
     s->spool_fd = -1;
     petrel_buf_init(&s->pending, IMAP_PENDING_MAX);
+    petrel_buf_init(&s->spill, 2 * IMAP_OUT_MAX);
     /* Before login the listener's idle_timeout holds (short: 1m in the
      * snippet); a login sets 30 minutes. */
     struct petrel_buf caps;
@@ -465,7 +466,9 @@ static bool replay_one(struct petrel_conn *conn, struct imap_session *s)
     memcpy(line, head, len);
     line[len] = '\0';
     petrel_buf_consume(&s->pending, used);
-    if (len == sizeof(too_long_mark) && memcmp(line, too_long_mark, len) == 0)
+    if (s->mode == IMAP_MODE_IDLE)
+        imap_idle_line(conn, s, line, len);
+    else if (len == sizeof(too_long_mark) && memcmp(line, too_long_mark, len) == 0)
         too_long(conn, s);
     else
         feed_line(conn, s, line, len);
@@ -479,7 +482,8 @@ static void resume(struct petrel_conn *conn, struct imap_session *s)
     if (s->draining)
         return; /* the loop below goes on */
     s->draining = true;
-    while (!busy(s) && s->mode == IMAP_MODE_CMD && s->pending.len > 0)
+    while (!busy(s) && s->spill.len == 0 &&
+           (s->mode == IMAP_MODE_CMD || s->mode == IMAP_MODE_IDLE) && s->pending.len > 0)
         if (!replay_one(conn, s))
             break;
     s->draining = false;
@@ -523,7 +527,7 @@ static void imap_line(struct petrel_conn *conn, char *line, size_t len)
         petrel_login_line(conn, line, len);
         return;
     }
-    if (s->mode == IMAP_MODE_IDLE) {
+    if (s->mode == IMAP_MODE_IDLE && s->spill.len == 0 && s->pending.len == 0) {
         imap_idle_line(conn, s, line, len);
         return;
     }
@@ -531,7 +535,7 @@ static void imap_line(struct petrel_conn *conn, char *line, size_t len)
         feed_line(conn, s, line, len); /* a LITERAL+ message goes to its spool now */
         return;
     }
-    if (busy(s) || s->pending.len > 0 || s->ready) {
+    if (busy(s) || s->pending.len > 0 || s->ready || s->spill.len > 0) {
         hold(conn, s, line, len);
         resume(conn, s);
         return;
@@ -558,11 +562,49 @@ static void imap_line_too_long(struct petrel_conn *conn)
     too_long(conn, s);
 }
 
+void imap_send(struct petrel_conn *conn, struct imap_session *s, struct petrel_buf *text)
+{
+    size_t max = petrel_conn_max_output(conn);
+    if (s->spill.len == 0 && text->len <= max) {
+        petrel_conn_write(conn, petrel_buf_head(text), text->len);
+        return;
+    }
+    if (!petrel_buf_append(&s->spill, petrel_buf_head(text), text->len)) {
+        petrel_conn_log(conn, PETREL_LOG_WARNING, "answer larger than %u bytes: closing",
+                        2 * IMAP_OUT_MAX);
+        s->state = IMAP_ST_LOGOUT;
+        petrel_conn_close(conn);
+        return;
+    }
+    petrel_conn_want_drained(conn);
+}
+
+/* The next part of a spilled answer; true while some is left. */
+static bool spill_more(struct petrel_conn *conn, struct imap_session *s)
+{
+    size_t max = petrel_conn_max_output(conn);
+    size_t n = s->spill.len < max ? s->spill.len : max;
+    petrel_conn_write(conn, petrel_buf_head(&s->spill), n);
+    petrel_buf_consume(&s->spill, n);
+    if (s->spill.len > 0) {
+        petrel_conn_want_drained(conn);
+        return true;
+    }
+    petrel_buf_release(&s->spill);
+    return false;
+}
+
 static void imap_output_drained(struct petrel_conn *conn)
 {
     struct imap_session *s = petrel_conn_session(conn);
+    if (s->spill.len > 0 && spill_more(conn, s))
+        return;
     if (s->fetch != NULL)
         imap_fetch_more(conn, s);
+    else if (s->mode == IMAP_MODE_BUSY)
+        imap_command_end(conn, s);
+    else
+        resume(conn, s); /* IDLE's held lines */
 }
 
 static void imap_timeout(struct petrel_conn *conn)
@@ -604,6 +646,7 @@ static void imap_close(struct petrel_conn *conn)
     imap_session_release(s);
     imap_session_end_user(s);
     petrel_buf_free(&s->pending);
+    petrel_buf_free(&s->spill);
 }
 
 const struct petrel_protocol imap_protocol = {

@@ -317,3 +317,39 @@ def test_keyword_changes_reach_other_sessions(srv):
         untagged
     a.close()
     b.close()
+
+
+@pytest.fixture
+def small_output(make_instance, env):
+    return ImapServer(make_instance, env, "imapout", imap=dict(max_output="4k")).start()
+
+
+def test_large_update_goes_out_in_parts(small_output):
+    """Answers far beyond the listener's max_output (a FETCH FLAGS line
+    for each of 400 messages another session flagged, SEARCH, FETCH) are
+    sent a part at a time, and the session goes on."""
+    srv = small_output
+    a, b = session(srv), session(srv)
+    raw = b"Subject: n\r\n\r\nx\r\n"
+    a.send(b"".join(b"p%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(raw), raw) for i in range(400)))
+    for i in range(400):
+        _, done = a.wait(f"p{i}")
+        assert done.startswith("OK"), done
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    a.ok("STORE 1:* +FLAGS.SILENT (\\Flagged)")
+    untagged = b.ok("NOOP")
+    assert sum(1 for l in untagged if b"FETCH (FLAGS (\\Flagged" in l) == 400, untagged[:3]
+    assert len(b.ok("SEARCH FLAGGED")[0].split()) == 402
+    assert len(b.ok("FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[])")) == 400
+    b.send("i1 IDLE\r\n")
+    assert b.line().startswith("+ ")
+    a.ok("STORE 1:* -FLAGS.SILENT (\\Flagged)")
+    for _ in range(400):
+        assert b.line().startswith("* ")
+    b.send("DONE\r\n")
+    _, done = b.wait("i1")
+    assert done == "OK IDLE terminated"
+    assert b.ok("NOOP") == []
+    a.close()
+    b.close()
