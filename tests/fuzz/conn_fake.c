@@ -249,6 +249,23 @@ void petrel_conn_hold_input(struct petrel_conn *c, bool on)
     (void)c;
     (void)on; /* input is fed by the fuzzer, one unit at a time */
 }
+void petrel_conn_set_timeout(struct petrel_conn *c, unsigned seconds)
+{
+    (void)c;
+    (void)seconds;
+}
+/* Wakes are not delivered: single-threaded, nothing changes behind the
+ * session's back. The waker only has to outlive its holders. */
+struct petrel_conn_waker {
+    int unused;
+};
+struct petrel_conn_waker *petrel_conn_waker_get(struct petrel_conn *c)
+{
+    (void)c;
+    return petrel_calloc(1, sizeof(struct petrel_conn_waker));
+}
+void petrel_conn_wake(struct petrel_conn_waker *w) { (void)w; }
+void petrel_conn_waker_release(struct petrel_conn_waker *w) { free(w); }
 void petrel_conn_read_chunk(struct petrel_conn *c, size_t len)
 {
     petrel_linereader_chunk(&c->lr, len);
