@@ -288,11 +288,6 @@ bool petrel_conn_starttls(struct petrel_conn *c)
     return true;
 }
 
-void petrel_conn_hold_input(struct petrel_conn *c, bool on)
-{
-    c->input_held = on; /* released: the turn's end sees input_waiting() */
-}
-
 void petrel_conn_read_chunk(struct petrel_conn *c, size_t len)
 {
     petrel_linereader_chunk(&c->lr, len);
@@ -417,7 +412,7 @@ void petrel_conn_wake(struct petrel_conn_waker *w)
 
 static bool want_read(const struct petrel_conn *c)
 {
-    if (c->dead || c->eof || c->job_pending || c->input_held || c->state == PETREL_CONN_CLOSING)
+    if (c->dead || c->eof || c->job_pending || c->state == PETREL_CONN_CLOSING)
         return false;
     if (c->starttls && c->state == PETREL_CONN_OPEN)
         return false; /* nothing more is read until the handshake */
@@ -619,8 +614,7 @@ static void conn_dispatch(struct petrel_conn *c)
         c->proto->wakeup(c);
     }
     while (c->relay == NULL && c->state == PETREL_CONN_OPEN && !c->dead && !c->job_pending &&
-           !c->input_held && !c->starttls && c->out.len < (size_t)c->lcfg->max_output &&
-           c->in.len > 0) {
+           !c->starttls && c->out.len < (size_t)c->lcfg->max_output && c->in.len > 0) {
         struct petrel_lr_item item;
         enum petrel_lr_event ev =
             petrel_linereader_next(&c->lr, (char *)petrel_buf_head(&c->in), c->in.len, &item);
@@ -858,7 +852,7 @@ static void read_proxy_header(struct petrel_conn *c)
  * record did not fit the input buffer. */
 static bool input_waiting(const struct petrel_conn *c)
 {
-    if (c->state != PETREL_CONN_OPEN || c->dead || c->job_pending || c->input_held || c->starttls)
+    if (c->state != PETREL_CONN_OPEN || c->dead || c->job_pending || c->starttls)
         return false;
     /* Relayed to a partner that is full: its flush schedules us. */
     if (c->relay != NULL && c->relay->out.len >= (size_t)c->relay->lcfg->max_output)
@@ -914,8 +908,7 @@ static void conn_turn(struct petrel_conn *c)
     }
     if (!c->dead && c->out.len == 0 &&
         (c->state == PETREL_CONN_CLOSING ||
-         (c->eof && !c->job_pending && !input_waiting(c) && !(c->input_held && c->in.len > 0) &&
-          (c->relay == NULL || c->in.len == 0))))
+         (c->eof && !c->job_pending && !input_waiting(c) && (c->relay == NULL || c->in.len == 0))))
         c->dead = true;
     if (c->dead) {
         if (!c->job_pending)

@@ -59,7 +59,6 @@ struct petrel_conn {
     bool tls_want_write;       /* TLS needs the socket writable to go on reading */
     bool transfer;             /* petrel_conn_transfer(): answers do not renew the time */
     bool drain_wanted;         /* petrel_conn_want_drained() */
-    bool input_held;           /* petrel_conn_hold_input() */
     bool wake_pending;         /* a wake arrived: call wakeup when the module may act */
     bool service_counted;      /* counted in the module's connections */
     bool in_run;               /* petrel_conn_run() is on the stack */

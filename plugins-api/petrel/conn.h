@@ -114,13 +114,6 @@ void petrel_conn_want_drained(struct petrel_conn *conn);
  * minor 8. */
 size_t petrel_conn_max_output(const struct petrel_conn *conn);
 
-/* Stop handing input to the module, and reading it once the input buffer
- * is full (the client then waits on its socket), until called with false:
- * for a protocol that must finish a long answer before it may look at
- * the commands pipelined behind it (IMAP FETCH before APPEND) and would
- * otherwise have to hold them in memory. Since ABI minor 9. */
-void petrel_conn_hold_input(struct petrel_conn *conn, bool on);
-
 /* --- outbound connections (since ABI minor 6) --- */
 
 struct petrel_connect {

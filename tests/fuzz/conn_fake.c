@@ -244,11 +244,6 @@ void petrel_conn_transfer(struct petrel_conn *c, bool on)
     (void)c;
     (void)on;
 }
-void petrel_conn_hold_input(struct petrel_conn *c, bool on)
-{
-    (void)c;
-    (void)on; /* input is fed by the fuzzer, one unit at a time */
-}
 void petrel_conn_set_timeout(struct petrel_conn *c, unsigned seconds)
 {
     (void)c;
