@@ -7,9 +7,10 @@
 # The instance runs the account database, login policy, mail store, queue
 # SMTP and POP3 modules with a demo account (init prints its password):
 # SMTP on PORT_BASE+25 (MX), +587 (submission, STARTTLS) and +465 (implicit
-# TLS), POP3 on +110 (STLS) and +995 (implicit TLS). It also runs the
-# example echo module from contrib/echo (PORT_BASE+7: plain with STARTTLS,
-# PORT_BASE+8: implicit TLS); IMAP joins as it lands.
+# TLS), POP3 on +110 (STLS) and +995 (implicit TLS), IMAP on +143
+# (STARTTLS) and +993 (implicit TLS). It also runs the example echo module
+# from contrib/echo (PORT_BASE+7: plain with STARTTLS, PORT_BASE+8:
+# implicit TLS).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +59,9 @@ Petrel demo instance: $inst
     mail lands in $inst/data/mail/demo.test/demo/new/
   POP3 (STLS): 127.0.0.1:$((port_base + 110)), implicit TLS: $((port_base + 995))
     curl -k --user 'demo@demo.test:PASSWORD' pop3s://127.0.0.1:$((port_base + 995))/1
+  IMAP (STARTTLS): 127.0.0.1:$((port_base + 143)), implicit TLS: $((port_base + 993))
+    curl -k --user 'demo@demo.test:PASSWORD' 'imaps://127.0.0.1:$((port_base + 993))/INBOX;UID=1'
+    mkdir -p _demo/mbsync && DEMO_PASSWORD='PASSWORD' mbsync -c docs/mbsyncrc.demo -a   (docs/mbsyncrc.demo assumes PORT_BASE 10000)
   echo module, plain + STARTTLS: 127.0.0.1:$((port_base + 7))
   echo module, implicit TLS:     127.0.0.1:$((port_base + 8))
   administer it:  $build/inst/bin/petrelctl --config $inst/petrel.conf status
