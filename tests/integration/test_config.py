@@ -159,12 +159,12 @@ NO_QUEUE = "module 'smtp_in': needs service 'queue', which no enabled module pro
 
 def test_check_config_sees_a_needed_service_missing(make_instance):
     """smtp_in without the processing module: the check fails as start-up
-    does, naming the module and the service (it said OK (6 modules): the
+    does, naming the module and the service (it said OK (7 modules): the
     harness leaves smtp_out off)."""
     inst = make_instance("noqueue", stock_modules=True)
     rc, out = inst.check_config()
     assert rc == 0, out
-    assert "OK (6 modules)" in out, out
+    assert "OK (7 modules)" in out, out
     next(inst.confd.glob("*-processing.conf")).unlink()
     rc, out = inst.check_config()
     assert rc == 1, out
