@@ -69,8 +69,6 @@ enum imap_mode {
 /* In a table entry's flags beside the system flags: the message has
  * keywords, so that a change of them alone is noticed. */
 #define IMAP_MSG_KEYWORDS 0x80u
-/* ... and it counts in the session's RECENT, until expunged. */
-#define IMAP_MSG_RECENT 0x40u
 /* The table's byte for a message. */
 #define IMAP_MSG_BYTE(m)                                                                           \
     ((uint8_t)((m)->flags | ((m)->keywords[0] != '\0' ? IMAP_MSG_KEYWORDS : 0)))
@@ -108,7 +106,6 @@ struct imap_session {
     bool readonly;
     uint32_t uidvalidity, uidnext;
     uint64_t modseq; /* changes up to here are known */
-    uint32_t recent;
     struct imap_msgs msgs;
     struct imap_watch_arg *watch_arg;
     struct petrel_storage_watch *watch;
@@ -181,7 +178,7 @@ void imap_job_storage_error(struct imap_job *j, int err, const char *what);
 void imap_put_string(struct petrel_buf *out, const char *s, size_t len);
 /* astring with NIL for NULL. */
 void imap_put_nstring(struct petrel_buf *out, const char *s);
-void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords, bool recent);
+void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords);
 /* Flags of a list or an atom: system flags to bits, keywords to a
  * space-separated list (malloc'ed, NULL when none). False: a bad flag. */
 bool imap_parse_flags(const struct imap_arg *arg, uint32_t *flags_r, char **keywords_r,

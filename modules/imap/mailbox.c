@@ -208,7 +208,7 @@ static void status_work(struct imap_job *j)
         const char *name;
         uint32_t value;
     } items[] = {
-        {ST_MESSAGES, "MESSAGES", st.messages}, {ST_RECENT, "RECENT", st.recent},
+        {ST_MESSAGES, "MESSAGES", st.messages}, {ST_RECENT, "RECENT", 0}, /* never \Recent */
         {ST_UIDNEXT, "UIDNEXT", st.uidnext},    {ST_UIDVALIDITY, "UIDVALIDITY", st.uidvalidity},
         {ST_UNSEEN, "UNSEEN", st.unseen},
     };
