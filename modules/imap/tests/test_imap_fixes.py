@@ -1,0 +1,76 @@
+"""Fixes after the review of the IMAP module: the extended LIST forms
+clients send when SPECIAL-USE is advertised (RFC 5258, RFC 6154), no
+\\Subscribed in plain LIST, LSUB's \\Noselect parents (RFC 3501 6.3.9)."""
+
+import re
+
+import pytest
+
+from imap_helpers import Imap, ImapServer
+
+
+@pytest.fixture
+def srv(make_instance, env):
+    return ImapServer(make_instance, env, "imapfix").start()
+
+
+def session(srv, user="alice"):
+    c = Imap(srv.imaps_port, tls=True)
+    c.login(srv.addr(user), starttls=False)
+    return c
+
+
+def names(untagged, verb=b"LIST"):
+    """{name: attributes} of LIST or LSUB lines."""
+    out = {}
+    for line in untagged:
+        m = re.match(rb'\* ' + verb + rb' \(([^)]*)\) "/" "?([^"]*)"?$', line)
+        assert m, line
+        out[m.group(2).decode()] = m.group(1).decode().split()
+    return out
+
+
+def test_list_extended_forms(srv):
+    c = session(srv)
+    assert b"LIST-EXTENDED" not in b" ".join(c.ok("CAPABILITY"))
+    c.ok("CREATE Work")
+    c.ok("SUBSCRIBE Work")
+    plain = names(c.ok('LIST "" "*"'))
+    assert "Work" in plain and "\\Trash" in plain["Trash"], plain
+    assert not any("\\Subscribed" in a for a in plain.values()), plain
+
+    ret = names(c.ok('LIST "" "*" RETURN (SPECIAL-USE)'))
+    assert ret == plain
+    ret = names(c.ok('LIST "" "*" RETURN (SPECIAL-USE CHILDREN SUBSCRIBED)'))
+    assert set(ret) == set(plain) and "\\Subscribed" in ret["Work"], ret
+    assert "\\HasNoChildren" in ret["Work"] and "\\Trash" in ret["Trash"], ret
+
+    special = names(c.ok('LIST (SPECIAL-USE) "" "*" RETURN (SPECIAL-USE)'))
+    assert {"Trash", "Sent", "Drafts", "Junk", "Archive"} <= set(special), special
+    assert "INBOX" not in special and "Work" not in special, special
+
+    subscribed = names(c.ok('LIST (SUBSCRIBED) "" "*"'))
+    assert "Work" in subscribed and "\\Subscribed" in subscribed["Work"], subscribed
+    c.ok("UNSUBSCRIBE Work")
+    assert "Work" not in names(c.ok('LIST (SUBSCRIBED) "" "*"'))
+
+    several = names(c.ok('LIST "" ("INBOX" "Tr%" "Wo*") RETURN (CHILDREN)'))
+    assert set(several) == {"INBOX", "Trash", "Work"}, several
+
+    for bad in ('LIST (RECENT) "" "*"', 'LIST "" "*" RETURN (FOO)', 'LIST "" ()',
+                'LIST "" "*" RETURN', 'LSUB "" ("*")', 'LIST (SPECIAL-USE) ""'):
+        _, done = c.run(bad)
+        assert done.startswith("BAD"), (bad, done)
+    c.ok("LOGOUT")
+
+
+def test_lsub_gives_unsubscribed_parent_noselect(srv):
+    c = session(srv)
+    c.ok("CREATE a/b/c")
+    c.ok("SUBSCRIBE a/b/c")
+    assert names(c.ok('LSUB "" "a/%"'), b"LSUB") == {"a/b": ["\\Noselect"]}
+    assert names(c.ok('LSUB "" "a/*"'), b"LSUB") == {"a/b/c": []}
+    assert names(c.ok('LSUB "" "%"'), b"LSUB").get("a") == ["\\Noselect"]
+    c.ok("SUBSCRIBE a/b")
+    assert names(c.ok('LSUB "" "a/%"'), b"LSUB") == {"a/b": []}
+    c.ok("LOGOUT")
