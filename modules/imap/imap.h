@@ -93,6 +93,7 @@ struct imap_session {
     enum imap_state state;
     enum imap_mode mode;
     unsigned errors;
+    unsigned refusals_logged;
     struct imap_parser *parser; /* only while a command is being read */
     char tag[IMAP_TAG_MAX + 1]; /* of the running command */
     char *user;
@@ -131,6 +132,11 @@ struct imap_session {
 /* An untagged or continuation line, text printable. */
 void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *status,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A log line (info) for a BAD or NO the session sent: the first
+ * IMAP_LOG_REFUSALS_MAX of a session, then one saying the rest are not. */
+#define IMAP_LOG_REFUSALS_MAX 16u
+void imap_log_refusal(struct petrel_conn *conn, struct imap_session *s, const char *status,
+                      const char *text);
 /* BAD / NO counting against the listener's max_errors. */
 void imap_bad(struct petrel_conn *conn, struct imap_session *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -122,6 +122,8 @@ static void job_done(struct petrel_conn *conn, void *arg, bool closing)
         if (j->after != NULL)
             j->after(conn, j);
         imap_send(conn, s, &j->out);
+        if (strcmp(j->status, "NO") == 0 || strcmp(j->status, "BAD") == 0)
+            imap_log_refusal(conn, s, j->status, j->text);
     }
     imap_job_free(j);
     if (!closing && s->fetch == NULL && s->mode == IMAP_MODE_BUSY && s->spill.len == 0)
@@ -139,6 +141,7 @@ bool imap_job_submit(struct petrel_conn *conn, struct imap_job *j)
         if (was_cmd)
             s->mode = IMAP_MODE_CMD;
         petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Server busy, try again later\r\n", j->tag);
+        imap_log_refusal(conn, s, "NO", "[UNAVAILABLE] server busy: the worker queue is full");
         imap_job_free(j);
         return false;
     }

@@ -15,9 +15,24 @@
 
 #include "imap.h"
 
-/* Reply texts: one line of printable text. */
-__attribute__((format(printf, 4, 0))) static void
-vreply(struct petrel_conn *conn, const char *tag, const char *status, const char *fmt, va_list ap)
+void imap_log_refusal(struct petrel_conn *conn, struct imap_session *s, const char *status,
+                      const char *text)
+{
+    /* Bounded, so that a client sending garbage cannot flood the log. */
+    if (s->refusals_logged > IMAP_LOG_REFUSALS_MAX)
+        return;
+    if (s->refusals_logged++ == IMAP_LOG_REFUSALS_MAX)
+        petrel_conn_log(conn, PETREL_LOG_INFO, "further refusals not logged");
+    else
+        petrel_conn_log(conn, PETREL_LOG_INFO, "refused (%s): %s", status, text);
+}
+
+/* Reply texts: one line of printable text, server-made (never a password
+ * or literal), so the refusals can be logged as sent. */
+__attribute__((format(printf, 5, 0))) static void vreply(struct petrel_conn *conn,
+                                                         struct imap_session *s, const char *tag,
+                                                         const char *status, const char *fmt,
+                                                         va_list ap)
 {
     char text[512];
     vsnprintf(text, sizeof(text), fmt, ap);
@@ -25,6 +40,8 @@ vreply(struct petrel_conn *conn, const char *tag, const char *status, const char
         if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
     petrel_conn_printf(conn, "%s %s %s\r\n", tag, status, text);
+    if (strcmp(status, "OK") != 0)
+        imap_log_refusal(conn, s, status, text);
 }
 
 void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *status,
@@ -32,7 +49,7 @@ void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *s
 {
     va_list ap;
     va_start(ap, fmt);
-    vreply(conn, s->tag[0] != '\0' ? s->tag : "*", status, fmt, ap);
+    vreply(conn, s, s->tag[0] != '\0' ? s->tag : "*", status, fmt, ap);
     va_end(ap);
 }
 
@@ -52,7 +69,7 @@ void imap_bad(struct petrel_conn *conn, struct imap_session *s, const char *fmt,
 {
     va_list ap;
     va_start(ap, fmt);
-    vreply(conn, s->tag[0] != '\0' ? s->tag : "*", "BAD", fmt, ap);
+    vreply(conn, s, s->tag[0] != '\0' ? s->tag : "*", "BAD", fmt, ap);
     va_end(ap);
     count_error(conn, s);
 }
@@ -61,7 +78,7 @@ void imap_no(struct petrel_conn *conn, struct imap_session *s, const char *fmt, 
 {
     va_list ap;
     va_start(ap, fmt);
-    vreply(conn, s->tag[0] != '\0' ? s->tag : "*", "NO", fmt, ap);
+    vreply(conn, s, s->tag[0] != '\0' ? s->tag : "*", "NO", fmt, ap);
     va_end(ap);
 }
 

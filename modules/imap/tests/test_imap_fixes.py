@@ -74,3 +74,30 @@ def test_lsub_gives_unsubscribed_parent_noselect(srv):
     c.ok("SUBSCRIBE a/b")
     assert names(c.ok('LSUB "" "a/%"'), b"LSUB") == {"a/b": []}
     c.ok("LOGOUT")
+
+
+@pytest.fixture
+def patient(make_instance, env):
+    return ImapServer(make_instance, env, "imaplog", imap_service={"max_errors": 100}).start()
+
+
+def test_refusals_logged_bounded_without_password(patient):
+    srv = patient
+    c = session(srv)
+    c.ok("SELECT INBOX")
+    _, done = c.run("FROB")
+    assert done.startswith("BAD")
+    _, done = c.run("SELECT Nope")
+    assert done.startswith("NO")
+    _, done = c.run('LOGIN "x" "hunter2-secret"')
+    assert done.startswith("BAD")
+    for _ in range(30):
+        _, done = c.run("GARBAGE garbage")
+        assert done.startswith("BAD")
+    c.ok("LOGOUT")
+    log = srv.log()
+    assert "refused (BAD): Unknown command" in log, log
+    assert re.search(r"refused \(NO\): \[NONEXISTENT\]", log), log
+    assert "hunter2-secret" not in log
+    assert log.count("refused (") == 16, log
+    assert log.count("further refusals not logged") == 1, log
