@@ -532,7 +532,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     imap_storage = &fake_storage;
     static const struct imap_config cfg = {
-        .max_connections_per_user = 2, .max_command = 4096, .max_literal = 100000};
+        .max_connections_per_user = 2,
+        .max_command = 4096,
+        .max_literal = 100000,
+        /* small, so that the too-large answer and partial updates run */
+        .max_answer = 8192};
     uint32_t rnd = data[1] * 2654435761u + 1;
     const struct fuzz_conn_hooks hooks = {on_after, NULL, NULL};
     struct petrel_conn *conn = fuzz_conn_open(&imap_protocol, &cfg, &co, &hooks);

@@ -26,6 +26,12 @@
 /* Untagged and tagged text one job builds (FETCH of many messages is cut
  * in batches well below it). */
 #define IMAP_OUT_MAX (16u * 1024u * 1024u)
+/* A job's buffer takes this much beyond the max_answer setting, more than
+ * any one line, so an answer that grows past it is seen to, never cut
+ * silently (job.c answers NO [LIMIT]). imap_sync stops reporting at half
+ * of max_answer and leaves the rest for the next command, so updates
+ * alone never make an answer too large. */
+#define IMAP_OUT_SLACK (1024u * 1024u)
 /* Commands a pipelining client sends while an answer is still going out:
  * they wait here, in order. */
 #define IMAP_PENDING_MAX (256u * 1024u)
@@ -37,6 +43,7 @@ struct imap_config {
     long long max_connections_per_user;
     long long max_command; /* bytes of one command in memory */
     long long max_literal; /* bytes of an APPENDed message */
+    long long max_answer;  /* bytes of one job's answer, at most IMAP_OUT_MAX */
 };
 
 extern const struct petrel_storage_ops *imap_storage;
@@ -167,6 +174,8 @@ struct imap_job {
     char tag[IMAP_TAG_MAX + 1];
     char status[4]; /* OK, NO, BAD; "" when work wrote its own end */
     char text[512];
+    bool too_big; /* the answer passed IMAP_OUT_MAX: dropped for NO [LIMIT] */
+    bool bye;     /* ... and the client's view of the folder is lost */
 };
 struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work);
 /* Submit; answers NO [UNAVAILABLE] when the pool is full. */

@@ -12,6 +12,7 @@ static const struct petrel_setting imap_settings[] = {
     PETREL_SETTING_INT(struct imap_config, max_connections_per_user, "20", 1, 100000),
     PETREL_SETTING_SIZE(struct imap_config, max_command, "64k", 4096, 16777216),
     PETREL_SETTING_SIZE(struct imap_config, max_literal, "50M", 1024, 1LL << 32),
+    PETREL_SETTING_SIZE(struct imap_config, max_answer, "16M", 4096, IMAP_OUT_MAX),
     PETREL_SETTINGS_END,
 };
 

@@ -169,22 +169,33 @@ static int put_flags_of(void *arg, const struct petrel_storage_msg *msg)
     return 0;
 }
 
-static void apply_vanished(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
+/* Both: false when they stopped at half of max_answer; what is left is found
+ * again by the next sync (s->modseq not advanced), and what was applied
+ * is not reported twice (the table already has it). */
+static bool apply_vanished(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
 {
     for (size_t i = 0; i < c->nv; i++) {
         uint32_t k = lower_bound(&s->msgs, c->vanished[i].lo);
         while (k < s->msgs.n && s->msgs.uid[k] <= c->vanished[i].hi) {
+            if (out->len > (size_t)s->cfg->max_answer / 2)
+                return false;
             imap_msgs_remove(&s->msgs, k + 1);
             petrel_buf_printf(out, "* %u EXPUNGE\r\n", k + 1);
         }
     }
+    return true;
 }
 
-static void apply_changed(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
+static bool apply_changed(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
 {
     uint32_t before = s->msgs.n;
+    bool all = true;
     for (size_t i = 0; i < c->n; i++) {
         const struct change *ch = &c->changed[i];
+        if (out->len > (size_t)s->cfg->max_answer / 2) {
+            all = false;
+            break;
+        }
         uint32_t seq = imap_msgs_seq(&s->msgs, ch->uid);
         if (seq == 0) {
             if (s->msgs.n == 0 || ch->uid > s->msgs.uid[s->msgs.n - 1]) {
@@ -209,6 +220,7 @@ static void apply_changed(struct imap_session *s, const struct collect *c, struc
     if (s->msgs.n != before) {
         petrel_buf_printf(out, "* %u EXISTS\r\n* 0 RECENT\r\n", s->msgs.n);
     }
+    return all;
 }
 
 int imap_sync(struct imap_session *s, struct petrel_buf *out, bool expunges)
@@ -228,10 +240,10 @@ int imap_sync(struct imap_session *s, struct petrel_buf *out, bool expunges)
     struct collect c = {0};
     err = imap_storage->changes_since(s->folder, s->modseq, on_changed, on_vanished, &c);
     if (err == 0) {
-        apply_vanished(s, &c, out);
-        apply_changed(s, &c, out);
-        s->modseq = st.highestmodseq;
-        s->uidnext = st.uidnext;
+        if (apply_vanished(s, &c, out) && apply_changed(s, &c, out)) {
+            s->modseq = st.highestmodseq;
+            s->uidnext = st.uidnext;
+        }
     }
     free(c.changed);
     free(c.vanished);

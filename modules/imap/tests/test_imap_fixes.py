@@ -101,3 +101,51 @@ def test_refusals_logged_bounded_without_password(patient):
     assert "hunter2-secret" not in log
     assert log.count("refused (") == 16, log
     assert log.count("further refusals not logged") == 1, log
+
+
+@pytest.fixture
+def small(make_instance, env):
+    return ImapServer(make_instance, env, "imapans", imap_service={"max_errors": 100},
+                      imap_settings={"max_answer": "4k"}).start()
+
+
+def raw(i):
+    return (f"From: a@example.test\r\nSubject: m{i}\r\nMessage-ID: <{i}@example.test>\r\n"
+            f"\r\nbody {i}\r\n").encode()
+
+
+def test_answer_over_max_answer_is_refused_not_cut(small):
+    srv = small
+    c = session(srv)
+    for i in range(90):
+        c.ok(f"CREATE folder-with-a-long-name-{i:03}")
+    untagged, done = c.run('LIST "" "*"')
+    assert untagged == [] and done.startswith("NO [LIMIT]"), (done, untagged[-1:])
+    c.ok("NOOP")  # no folder selected: the session goes on
+    c.ok("SELECT INBOX")
+    untagged, done = c.run('LIST "" "*"')
+    assert done.startswith("NO [LIMIT]") and untagged == [], (done, untagged)
+    assert c.line() == "* BYE Answer too large, closing"
+    assert "answer larger than 4096 bytes refused: closing" in srv.log()
+
+
+def test_updates_sent_in_parts(small):
+    srv = small
+    n = 400
+    srv.deliver(srv.addr("alice"), *(raw(i) for i in range(n)))
+    a, b = session(srv), session(srv)
+    assert b"* %d EXISTS" % n in a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
+    b.run("CLOSE")
+    expunged, parts = 0, 0
+    while expunged < n and parts < 10:
+        untagged = a.ok("NOOP")
+        assert sum(len(l) + 2 for l in untagged) < 4096, len(untagged)
+        expunged += sum(1 for l in untagged if l == b"* 1 EXPUNGE")
+        parts += 1
+    assert expunged == n and parts > 1, (expunged, parts)
+    assert a.ok("NOOP") == []
+    untagged = a.ok("STATUS INBOX (MESSAGES)")
+    assert b"MESSAGES 0" in untagged[0]
+    a.ok("LOGOUT")
