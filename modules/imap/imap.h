@@ -174,8 +174,9 @@ struct imap_job {
     char tag[IMAP_TAG_MAX + 1];
     char status[4]; /* OK, NO, BAD; "" when work wrote its own end */
     char text[512];
-    bool too_big; /* the answer passed IMAP_OUT_MAX: dropped for NO [LIMIT] */
-    bool bye;     /* ... and the client's view of the folder is lost */
+    bool too_big;       /* the answer passed IMAP_OUT_MAX: dropped for NO [LIMIT] */
+    bool bye;           /* ... and the client's view of the folder is lost */
+    bool untagged_only; /* a full pool refuses it without a tagged line */
 };
 struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work);
 /* Submit; answers NO [UNAVAILABLE] when the pool is full. */

@@ -156,8 +156,13 @@ bool imap_job_submit(struct petrel_conn *conn, struct imap_job *j)
     if (!petrel_conn_submit(conn, job_work, job_done, j)) {
         if (was_cmd)
             s->mode = IMAP_MODE_CMD;
-        petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Server busy, try again later\r\n", j->tag);
-        imap_log_refusal(conn, s, "NO", "[UNAVAILABLE] server busy: the worker queue is full");
+        if (j->untagged_only) {
+            imap_log_refusal(conn, s, "busy", "IDLE update deferred: the worker queue is full");
+        } else {
+            petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Server busy, try again later\r\n",
+                               j->tag);
+            imap_log_refusal(conn, s, "NO", "[UNAVAILABLE] server busy: the worker queue is full");
+        }
         imap_job_free(j);
         return false;
     }

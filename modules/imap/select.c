@@ -308,10 +308,8 @@ static void select_work(struct imap_job *j)
 {
     struct imap_session *s = j->s;
     struct select_arg *a = j->arg;
-    bool had = s->folder != NULL;
+    /* No [CLOSED]: RFC 7162 sends it to QRESYNC sessions, not offered. */
     imap_unselect(s);
-    if (had) /* RFC 7162 section 3.2.11 / RFC 3501: the old one is gone */
-        petrel_buf_printf(&j->out, "* OK [CLOSED] Previous mailbox closed\r\n");
     struct petrel_storage_status st;
     int err = open_folder(j, &st);
     if (err != 0) {

@@ -149,3 +149,20 @@ def test_updates_sent_in_parts(small):
     untagged = a.ok("STATUS INBOX (MESSAGES)")
     assert b"MESSAGES 0" in untagged[0]
     a.ok("LOGOUT")
+
+
+def test_enable_login_closed(srv):
+    c = session(srv)
+    _, done = c.run('LOGIN "x" "y"')
+    assert done == "BAD Already logged in", done
+    _, done = c.run("AUTHENTICATE PLAIN")
+    assert done == "BAD Already logged in", done
+    c.ok("ENABLE IMAP4rev1")
+    c.ok("SELECT INBOX")
+    _, done = c.run("ENABLE IMAP4rev1")
+    assert done.startswith("BAD"), done
+    untagged = c.ok("EXAMINE INBOX")
+    assert not any(b"CLOSED" in l for l in untagged), untagged
+    c.ok("UNSELECT")
+    c.ok("ENABLE IMAP4rev1")
+    c.ok("LOGOUT")
