@@ -32,6 +32,7 @@
  * of max_answer and leaves the rest for the next command, so updates
  * alone never make an answer too large. */
 #define IMAP_OUT_SLACK (1024u * 1024u)
+#define IMAP_OWN_MAX 16u
 /* Commands a pipelining client sends while an answer is still going out:
  * they wait here, in order. */
 #define IMAP_PENDING_MAX (256u * 1024u)
@@ -115,6 +116,14 @@ struct imap_session {
     uint32_t uidvalidity, uidnext;
     uint64_t modseq; /* changes up to here are known */
     struct imap_msgs msgs;
+    /* Changes this session's STORE made and reported (or was told not
+     * to): the next sync does not report them again. Bounded: past
+     * IMAP_OWN_MAX a change is simply reported again, which is harmless. */
+    struct imap_own_change {
+        uint32_t uid;
+        uint64_t modseq;
+    } own[IMAP_OWN_MAX];
+    size_t nown;
     struct imap_watch_arg *watch_arg;
     struct petrel_storage_watch *watch;
 

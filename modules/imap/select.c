@@ -128,6 +128,7 @@ bool imap_set_to_uids(const struct imap_session *s, const struct imap_arg *arg, 
 /* --- updates --- */
 
 struct change {
+    uint64_t modseq;
     uint32_t uid;
     uint8_t flags;
     bool keywords;
@@ -147,8 +148,10 @@ static int on_changed(void *arg, const struct petrel_storage_msg *msg)
         c->cap = c->cap == 0 ? 64 : c->cap * 2;
         c->changed = petrel_reallocarray(c->changed, c->cap, sizeof(*c->changed));
     }
-    c->changed[c->n++] = (struct change){
-        .uid = msg->uid, .flags = IMAP_MSG_BYTE(msg), .keywords = msg->keywords[0] != '\0'};
+    c->changed[c->n++] = (struct change){.modseq = msg->modseq,
+                                         .uid = msg->uid,
+                                         .flags = IMAP_MSG_BYTE(msg),
+                                         .keywords = msg->keywords[0] != '\0'};
     return 0;
 }
 
@@ -186,6 +189,16 @@ static bool apply_vanished(struct imap_session *s, const struct collect *c, stru
     return true;
 }
 
+/* This session's own STORE made this change (and the message has not
+ * changed since). */
+static bool own_change(const struct imap_session *s, const struct change *ch)
+{
+    for (size_t i = 0; i < s->nown; i++)
+        if (s->own[i].uid == ch->uid && s->own[i].modseq == ch->modseq)
+            return true;
+    return false;
+}
+
 static bool apply_changed(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
 {
     uint32_t before = s->msgs.n;
@@ -206,7 +219,7 @@ static bool apply_changed(struct imap_session *s, const struct collect *c, struc
         /* Unchanged flags: nothing to say, unless keywords are involved
          * (the byte only knows whether there are any). */
         uint8_t *byte = &s->msgs.flags[seq - 1];
-        if (seq > before || (*byte == ch->flags && !ch->keywords))
+        if (seq > before || (*byte == ch->flags && (!ch->keywords || own_change(s, ch))))
             continue;
         *byte = ch->flags;
         petrel_buf_printf(out, "* %u FETCH (FLAGS ", seq);
@@ -243,6 +256,7 @@ int imap_sync(struct imap_session *s, struct petrel_buf *out, bool expunges)
         if (apply_vanished(s, &c, out) && apply_changed(s, &c, out)) {
             s->modseq = st.highestmodseq;
             s->uidnext = st.uidnext;
+            s->nown = 0; /* all seen: the next sync starts past them */
         }
     }
     free(c.changed);
@@ -275,6 +289,7 @@ void imap_unselect(struct imap_session *s)
     s->folder_name = NULL;
     msgs_free(&s->msgs);
     s->modseq = 0;
+    s->nown = 0;
     if (s->state == IMAP_ST_SELECTED)
         s->state = IMAP_ST_AUTH;
 }

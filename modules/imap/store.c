@@ -97,6 +97,8 @@ static int store_report(void *arg, const struct petrel_storage_msg *msg)
     /* Kept current even when silent, so the next sync does not report it. */
     uint8_t *byte = &s->msgs.flags[seq - 1];
     *byte = (uint8_t)IMAP_MSG_BYTE(msg);
+    if (s->nown < IMAP_OWN_MAX) /* keywords: the byte alone cannot tell */
+        s->own[s->nown++] = (struct imap_own_change){msg->uid, msg->modseq};
     if (o->silent)
         return 0;
     petrel_buf_printf(&o->j->out, "* %u FETCH (FLAGS ", seq);

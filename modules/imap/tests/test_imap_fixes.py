@@ -166,3 +166,20 @@ def test_enable_login_closed(srv):
     c.ok("UNSELECT")
     c.ok("ENABLE IMAP4rev1")
     c.ok("LOGOUT")
+
+
+def test_own_store_not_echoed_by_next_command(srv):
+    srv.deliver(srv.addr("alice"), raw(1), raw(2))
+    a, b = session(srv), session(srv)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    assert a.ok("STORE 1 +FLAGS.SILENT ($Label1)") == []
+    assert a.ok("NOOP") == []
+    assert len(a.ok("STORE 2 +FLAGS ($Label2 \\Flagged)")) == 1
+    assert a.ok("NOOP") == []
+    # Another session's change of the same messages still reaches A.
+    b.ok("STORE 1 -FLAGS.SILENT ($Label1)")
+    updates = a.ok("NOOP")
+    assert updates == [b"* 1 FETCH (FLAGS ())"], updates
+    a.ok("LOGOUT")
+    b.ok("LOGOUT")
