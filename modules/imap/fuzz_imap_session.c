@@ -40,6 +40,7 @@ extern const struct petrel_protocol imap_protocol;
 /* What module.c defines; the fuzzer links the session files only. */
 const struct petrel_storage_ops *imap_storage;
 char imap_hostname[256] = "mx.example.test";
+char imap_spool_dir[4096] = "/tmp";
 struct imap_counters imap_counters;
 void petrel_counter_add(struct petrel_counter *c, int64_t delta) { (void)c, (void)delta; }
 

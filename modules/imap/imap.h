@@ -49,6 +49,8 @@ struct imap_config {
 
 extern const struct petrel_storage_ops *imap_storage;
 extern char imap_hostname[256];
+/* data_dir/imap-spool: APPEND's spool files (module.c creates it). */
+extern char imap_spool_dir[4096];
 
 /* petrelctl stats: imap.logins, imap.per_user_refused, imap.fetched_bytes,
  * imap.appended. */

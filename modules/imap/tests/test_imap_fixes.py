@@ -183,3 +183,20 @@ def test_own_store_not_echoed_by_next_command(srv):
     assert updates == [b"* 1 FETCH (FLAGS ())"], updates
     a.ok("LOGOUT")
     b.ok("LOGOUT")
+
+
+def test_append_spool_in_the_instance_data_dir(srv):
+    spool = srv.inst.dir / "data" / "imap-spool"
+    assert spool.is_dir() and spool.stat().st_mode & 0o777 == 0o700
+    c = session(srv)
+    body = b"".join(b"line %06d of a message larger than the reader keeps\r\n" % i
+                    for i in range(4000))
+    raw = b"From: a@example.test\r\nSubject: big\r\n\r\n" + body
+    assert len(raw) > 64 * 1024
+    _, done = c.run(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+    assert done.startswith("OK [APPENDUID"), (done, [l for l in srv.log().splitlines()
+                                                     if "spool" in l])
+    c.ok("SELECT INBOX")
+    assert any(b"RFC822.SIZE %d" % len(raw) in l for l in c.ok("FETCH 1 RFC822.SIZE"))
+    assert list(spool.iterdir()) == []
+    c.ok("LOGOUT")
