@@ -18,15 +18,13 @@
 
 static int spool_open(void)
 {
-    const char *dir = getenv("TMPDIR");
-    if (dir == NULL || dir[0] == '\0')
-        dir = "/tmp";
+    const char *dir = imap_spool_dir;
     /* Nameless where the file system allows: nothing to clean up. */
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != ENOENT))
         return fd;
     char path[4096];
-    if (!petrel_snprintf(path, sizeof(path), "%s/petrel-imap-......", dir))
+    if (!petrel_snprintf(path, sizeof(path), "%s/append-......", dir))
         return -1;
     /* mkostemp's template: the six dots become its six placeholders. */
     memset(path + strlen(path) - 6, 'X', 6);

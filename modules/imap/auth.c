@@ -69,6 +69,7 @@ static void open_after(struct petrel_conn *conn, struct imap_job *j)
                         imap_storage->strerror(j->err));
         petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Cannot open the mailbox, try again later\r\n",
                            j->tag);
+        imap_log_refusal(conn, s, "NO", "[UNAVAILABLE] cannot open the mailbox");
         imap_session_end_user(s);
         return;
     }

@@ -31,7 +31,7 @@
 
 struct meta {
     uint32_t uid, seq, flags;
-    bool recent, found;
+    bool found;
     int64_t date;
     uint64_t size;
     char *keywords;
@@ -160,7 +160,6 @@ static int take_meta(void *arg, const struct petrel_storage_msg *msg)
             struct meta *m = &f->meta[i];
             m->found = true;
             m->flags = msg->flags;
-            m->recent = msg->recent;
             m->date = msg->internal_date;
             m->size = msg->size;
             m->keywords = petrel_strdup(msg->keywords);
@@ -274,7 +273,7 @@ static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta 
     if (flags) {
         sep(f, out);
         petrel_buf_append(out, "FLAGS ", 6);
-        imap_put_flags(out, m->flags, m->keywords, m->recent);
+        imap_put_flags(out, m->flags, m->keywords);
     }
     if (f->items & F_DATE) {
         sep(f, out);

@@ -40,6 +40,7 @@ extern const struct petrel_protocol imap_protocol;
 /* What module.c defines; the fuzzer links the session files only. */
 const struct petrel_storage_ops *imap_storage;
 char imap_hostname[256] = "mx.example.test";
+char imap_spool_dir[4096] = "/tmp";
 struct imap_counters imap_counters;
 void petrel_counter_add(struct petrel_counter *c, int64_t delta) { (void)c, (void)delta; }
 
@@ -532,7 +533,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     imap_storage = &fake_storage;
     static const struct imap_config cfg = {
-        .max_connections_per_user = 2, .max_command = 4096, .max_literal = 100000};
+        .max_connections_per_user = 2,
+        .max_command = 4096,
+        .max_literal = 100000,
+        /* small, so that the too-large answer and partial updates run */
+        .max_answer = 8192};
     uint32_t rnd = data[1] * 2654435761u + 1;
     const struct fuzz_conn_hooks hooks = {on_after, NULL, NULL};
     struct petrel_conn *conn = fuzz_conn_open(&imap_protocol, &cfg, &co, &hooks);

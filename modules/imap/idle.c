@@ -65,7 +65,11 @@ static void report(struct petrel_conn *conn, struct imap_session *s)
     struct imap_job *j = imap_job_new(s, report_work);
     j->sync = true;
     j->expunges = true;
-    imap_job_submit(conn, j);
+    /* No tagged line if the pool is full: IDLE's tag is not this job's to
+     * end; the change stays marked for the next wakeup or DONE. */
+    j->untagged_only = true;
+    if (!imap_job_submit(conn, j) && s->watch_arg != NULL)
+        atomic_store(&s->watch_arg->changed, true);
 }
 
 void imap_cmd_idle(struct petrel_conn *conn, struct imap_session *s)

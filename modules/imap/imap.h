@@ -26,6 +26,13 @@
 /* Untagged and tagged text one job builds (FETCH of many messages is cut
  * in batches well below it). */
 #define IMAP_OUT_MAX (16u * 1024u * 1024u)
+/* A job's buffer takes this much beyond the max_answer setting, more than
+ * any one line, so an answer that grows past it is seen to, never cut
+ * silently (job.c answers NO [LIMIT]). imap_sync stops reporting at half
+ * of max_answer and leaves the rest for the next command, so updates
+ * alone never make an answer too large. */
+#define IMAP_OUT_SLACK (1024u * 1024u)
+#define IMAP_OWN_MAX 16u
 /* Commands a pipelining client sends while an answer is still going out:
  * they wait here, in order. */
 #define IMAP_PENDING_MAX (256u * 1024u)
@@ -37,10 +44,13 @@ struct imap_config {
     long long max_connections_per_user;
     long long max_command; /* bytes of one command in memory */
     long long max_literal; /* bytes of an APPENDed message */
+    long long max_answer;  /* bytes of one job's answer, at most IMAP_OUT_MAX */
 };
 
 extern const struct petrel_storage_ops *imap_storage;
 extern char imap_hostname[256];
+/* data_dir/imap-spool: APPEND's spool files (module.c creates it). */
+extern char imap_spool_dir[4096];
 
 /* petrelctl stats: imap.logins, imap.per_user_refused, imap.fetched_bytes,
  * imap.appended. */
@@ -69,8 +79,6 @@ enum imap_mode {
 /* In a table entry's flags beside the system flags: the message has
  * keywords, so that a change of them alone is noticed. */
 #define IMAP_MSG_KEYWORDS 0x80u
-/* ... and it counts in the session's RECENT, until expunged. */
-#define IMAP_MSG_RECENT 0x40u
 /* The table's byte for a message. */
 #define IMAP_MSG_BYTE(m)                                                                           \
     ((uint8_t)((m)->flags | ((m)->keywords[0] != '\0' ? IMAP_MSG_KEYWORDS : 0)))
@@ -95,6 +103,7 @@ struct imap_session {
     enum imap_state state;
     enum imap_mode mode;
     unsigned errors;
+    unsigned refusals_logged;
     struct imap_parser *parser; /* only while a command is being read */
     char tag[IMAP_TAG_MAX + 1]; /* of the running command */
     char *user;
@@ -108,8 +117,15 @@ struct imap_session {
     bool readonly;
     uint32_t uidvalidity, uidnext;
     uint64_t modseq; /* changes up to here are known */
-    uint32_t recent;
     struct imap_msgs msgs;
+    /* Changes this session's STORE made and reported (or was told not
+     * to): the next sync does not report them again. Bounded: past
+     * IMAP_OWN_MAX a change is simply reported again, which is harmless. */
+    struct imap_own_change {
+        uint32_t uid;
+        uint64_t modseq;
+    } own[IMAP_OWN_MAX];
+    size_t nown;
     struct imap_watch_arg *watch_arg;
     struct petrel_storage_watch *watch;
 
@@ -134,6 +150,11 @@ struct imap_session {
 /* An untagged or continuation line, text printable. */
 void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *status,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A log line (info) for a BAD or NO the session sent: the first
+ * IMAP_LOG_REFUSALS_MAX of a session, then one saying the rest are not. */
+#define IMAP_LOG_REFUSALS_MAX 16u
+void imap_log_refusal(struct petrel_conn *conn, struct imap_session *s, const char *status,
+                      const char *text);
 /* BAD / NO counting against the listener's max_errors. */
 void imap_bad(struct petrel_conn *conn, struct imap_session *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -164,6 +185,9 @@ struct imap_job {
     char tag[IMAP_TAG_MAX + 1];
     char status[4]; /* OK, NO, BAD; "" when work wrote its own end */
     char text[512];
+    bool too_big;       /* the answer passed IMAP_OUT_MAX: dropped for NO [LIMIT] */
+    bool bye;           /* ... and the client's view of the folder is lost */
+    bool untagged_only; /* a full pool refuses it without a tagged line */
 };
 struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work);
 /* Submit; answers NO [UNAVAILABLE] when the pool is full. */
@@ -181,7 +205,7 @@ void imap_job_storage_error(struct imap_job *j, int err, const char *what);
 void imap_put_string(struct petrel_buf *out, const char *s, size_t len);
 /* astring with NIL for NULL. */
 void imap_put_nstring(struct petrel_buf *out, const char *s);
-void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords, bool recent);
+void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords);
 /* Flags of a list or an atom: system flags to bits, keywords to a
  * space-separated list (malloc'ed, NULL when none). False: a bad flag. */
 bool imap_parse_flags(const struct imap_arg *arg, uint32_t *flags_r, char **keywords_r,

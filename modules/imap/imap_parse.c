@@ -98,6 +98,8 @@ void imap_parser_free(struct imap_parser *p)
     if (p == NULL)
         return;
     close_sink(p, false);
+    if (p->text != NULL) /* a LOGIN's password may be in it */
+        explicit_bzero(p->text, p->text_cap);
     free(p->text);
     free(p->nodes);
     free(p->stack);
@@ -119,6 +121,9 @@ void imap_parser_set_sink(struct imap_parser *p, const struct imap_literal_sink 
 static void reset(struct imap_parser *p)
 {
     close_sink(p, false);
+    /* A LOGIN's password may be in the last command's text. */
+    if (p->text != NULL)
+        explicit_bzero(p->text, p->text_len);
     if (p->text_cap > KEEP_TEXT) {
         free(p->text);
         p->text = NULL;

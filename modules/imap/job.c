@@ -19,7 +19,7 @@ struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work)
     struct imap_job *j = petrel_calloc(1, sizeof(*j));
     j->s = s;
     j->work = work;
-    petrel_buf_init(&j->out, IMAP_OUT_MAX);
+    petrel_buf_init(&j->out, (size_t)s->cfg->max_answer + IMAP_OUT_SLACK);
     petrel_strlcpy(j->tag, s->tag[0] != '\0' ? s->tag : "*", sizeof(j->tag));
     return j;
 }
@@ -104,7 +104,15 @@ static void job_work(void *arg)
     struct imap_job *j = arg;
     j->work(j);
     struct imap_session *s = j->s;
-    if (j->sync && s->folder != NULL) {
+    if (j->out.len > (size_t)s->cfg->max_answer) {
+        /* Lines may be missing past the cap: send none of it. With a folder
+         * selected, EXPUNGE or EXISTS lines may be among them, so the
+         * client's sequence numbers cannot be kept right: BYE after. */
+        j->too_big = true;
+        j->bye = s->folder != NULL;
+        petrel_buf_reset(&j->out);
+        imap_job_no(j, "[LIMIT] Answer larger than %lld bytes", s->cfg->max_answer);
+    } else if (j->sync && s->folder != NULL) {
         int err = imap_sync(s, &j->out, j->expunges);
         if (err != 0 && err != PETREL_STORAGE_NOT_FOUND)
             petrel_log(PETREL_LOG_WARNING, IMAP_LOG, "cannot sync %s: %s", s->folder_name,
@@ -122,6 +130,16 @@ static void job_done(struct petrel_conn *conn, void *arg, bool closing)
         if (j->after != NULL)
             j->after(conn, j);
         imap_send(conn, s, &j->out);
+        if (strcmp(j->status, "NO") == 0 || strcmp(j->status, "BAD") == 0)
+            imap_log_refusal(conn, s, j->status, j->text);
+        if (j->too_big)
+            petrel_conn_log(conn, PETREL_LOG_WARNING, "answer larger than %lld bytes refused%s",
+                            s->cfg->max_answer, j->bye ? ": closing" : "");
+        if (j->bye && s->state != IMAP_ST_LOGOUT) {
+            petrel_conn_printf(conn, "* BYE Answer too large, closing\r\n");
+            s->state = IMAP_ST_LOGOUT;
+            petrel_conn_close(conn);
+        }
     }
     imap_job_free(j);
     if (!closing && s->fetch == NULL && s->mode == IMAP_MODE_BUSY && s->spill.len == 0)
@@ -138,7 +156,13 @@ bool imap_job_submit(struct petrel_conn *conn, struct imap_job *j)
     if (!petrel_conn_submit(conn, job_work, job_done, j)) {
         if (was_cmd)
             s->mode = IMAP_MODE_CMD;
-        petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Server busy, try again later\r\n", j->tag);
+        if (j->untagged_only) {
+            imap_log_refusal(conn, s, "busy", "IDLE update deferred: the worker queue is full");
+        } else {
+            petrel_conn_printf(conn, "%s NO [UNAVAILABLE] Server busy, try again later\r\n",
+                               j->tag);
+            imap_log_refusal(conn, s, "NO", "[UNAVAILABLE] server busy: the worker queue is full");
+        }
         imap_job_free(j);
         return false;
     }

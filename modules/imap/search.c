@@ -40,7 +40,7 @@ static int match_one(void *arg, const struct petrel_storage_msg *msg)
         .max_uid = s->msgs.uid[s->msgs.n - 1],
         .flags = msg->flags,
         .keywords = msg->keywords,
-        .recent = msg->recent,
+        .recent = false, /* no message is \Recent: docs/imap.md */
         .size = msg->size,
         .internal_date = msg->internal_date,
         .modseq = msg->modseq,

@@ -128,9 +128,9 @@ bool imap_set_to_uids(const struct imap_session *s, const struct imap_arg *arg, 
 /* --- updates --- */
 
 struct change {
+    uint64_t modseq;
     uint32_t uid;
     uint8_t flags;
-    bool recent;
     bool keywords;
 };
 
@@ -148,9 +148,9 @@ static int on_changed(void *arg, const struct petrel_storage_msg *msg)
         c->cap = c->cap == 0 ? 64 : c->cap * 2;
         c->changed = petrel_reallocarray(c->changed, c->cap, sizeof(*c->changed));
     }
-    c->changed[c->n++] = (struct change){.uid = msg->uid,
+    c->changed[c->n++] = (struct change){.modseq = msg->modseq,
+                                         .uid = msg->uid,
                                          .flags = IMAP_MSG_BYTE(msg),
-                                         .recent = msg->recent,
                                          .keywords = msg->keywords[0] != '\0'};
     return 0;
 }
@@ -168,54 +168,72 @@ static void on_vanished(void *arg, uint32_t lo, uint32_t hi)
 /* The flags with keywords, read again for an update line. */
 static int put_flags_of(void *arg, const struct petrel_storage_msg *msg)
 {
-    imap_put_flags(arg, msg->flags, msg->keywords, msg->recent);
+    imap_put_flags(arg, msg->flags, msg->keywords);
     return 0;
 }
 
-static void apply_vanished(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
+/* Both: false when they stopped at half of max_answer; what is left is found
+ * again by the next sync (s->modseq not advanced), and what was applied
+ * is not reported twice (the table already has it). */
+static bool apply_vanished(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
 {
     for (size_t i = 0; i < c->nv; i++) {
         uint32_t k = lower_bound(&s->msgs, c->vanished[i].lo);
         while (k < s->msgs.n && s->msgs.uid[k] <= c->vanished[i].hi) {
-            if (s->msgs.flags[k] & IMAP_MSG_RECENT)
-                s->recent--;
+            if (out->len > (size_t)s->cfg->max_answer / 2)
+                return false;
             imap_msgs_remove(&s->msgs, k + 1);
             petrel_buf_printf(out, "* %u EXPUNGE\r\n", k + 1);
         }
     }
+    return true;
 }
 
-static void apply_changed(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
+/* This session's own STORE made this change (and the message has not
+ * changed since). */
+static bool own_change(const struct imap_session *s, const struct change *ch)
 {
-    uint32_t before = s->msgs.n, recent = 0;
+    for (size_t i = 0; i < s->nown; i++)
+        if (s->own[i].uid == ch->uid && s->own[i].modseq == ch->modseq)
+            return true;
+    return false;
+}
+
+static bool apply_changed(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
+{
+    uint32_t before = s->msgs.n;
+    bool all = true;
     for (size_t i = 0; i < c->n; i++) {
         const struct change *ch = &c->changed[i];
+        if (out->len > (size_t)s->cfg->max_answer / 2) {
+            all = false;
+            break;
+        }
         uint32_t seq = imap_msgs_seq(&s->msgs, ch->uid);
         if (seq == 0) {
             if (s->msgs.n == 0 || ch->uid > s->msgs.uid[s->msgs.n - 1]) {
-                imap_msgs_add(&s->msgs, ch->uid,
-                              (uint8_t)(ch->flags | (ch->recent ? IMAP_MSG_RECENT : 0)));
-                recent += ch->recent;
+                imap_msgs_add(&s->msgs, ch->uid, ch->flags);
             }
             continue;
         }
         /* Unchanged flags: nothing to say, unless keywords are involved
          * (the byte only knows whether there are any). */
         uint8_t *byte = &s->msgs.flags[seq - 1];
-        if (seq > before || ((*byte & ~IMAP_MSG_RECENT) == ch->flags && !ch->keywords))
+        if (seq > before || (*byte == ch->flags && (!ch->keywords || own_change(s, ch))))
             continue;
-        *byte = (uint8_t)((*byte & IMAP_MSG_RECENT) | ch->flags);
+        *byte = ch->flags;
         petrel_buf_printf(out, "* %u FETCH (FLAGS ", seq);
         struct petrel_storage_uid_range one = {ch->uid, ch->uid};
         struct petrel_storage_uid_set set = {&one, 1};
         if (imap_storage->messages(s->folder, &set, put_flags_of, out) != 0)
-            imap_put_flags(out, ch->flags & PETREL_STORAGE_FLAGS_ALL, NULL, false);
+            imap_put_flags(out, ch->flags & PETREL_STORAGE_FLAGS_ALL, NULL);
         petrel_buf_append(out, ")\r\n", 3);
     }
+    /* RECENT is always 0: no message is \Recent (docs/imap.md). */
     if (s->msgs.n != before) {
-        s->recent += recent;
-        petrel_buf_printf(out, "* %u EXISTS\r\n* %u RECENT\r\n", s->msgs.n, s->recent);
+        petrel_buf_printf(out, "* %u EXISTS\r\n* 0 RECENT\r\n", s->msgs.n);
     }
+    return all;
 }
 
 int imap_sync(struct imap_session *s, struct petrel_buf *out, bool expunges)
@@ -235,10 +253,11 @@ int imap_sync(struct imap_session *s, struct petrel_buf *out, bool expunges)
     struct collect c = {0};
     err = imap_storage->changes_since(s->folder, s->modseq, on_changed, on_vanished, &c);
     if (err == 0) {
-        apply_vanished(s, &c, out);
-        apply_changed(s, &c, out);
-        s->modseq = st.highestmodseq;
-        s->uidnext = st.uidnext;
+        if (apply_vanished(s, &c, out) && apply_changed(s, &c, out)) {
+            s->modseq = st.highestmodseq;
+            s->uidnext = st.uidnext;
+            s->nown = 0; /* all seen: the next sync starts past them */
+        }
     }
     free(c.changed);
     free(c.vanished);
@@ -269,8 +288,8 @@ void imap_unselect(struct imap_session *s)
     free(s->folder_name);
     s->folder_name = NULL;
     msgs_free(&s->msgs);
-    s->recent = 0;
     s->modseq = 0;
+    s->nown = 0;
     if (s->state == IMAP_ST_SELECTED)
         s->state = IMAP_ST_AUTH;
 }
@@ -280,9 +299,7 @@ static int add_msg(void *arg, const struct petrel_storage_msg *msg)
     struct imap_job *j = arg;
     struct imap_session *s = j->s;
     struct select_arg *a = j->arg;
-    imap_msgs_add(&s->msgs, msg->uid,
-                  (uint8_t)(IMAP_MSG_BYTE(msg) | (msg->recent ? IMAP_MSG_RECENT : 0)));
-    s->recent += msg->recent;
+    imap_msgs_add(&s->msgs, msg->uid, (uint8_t)IMAP_MSG_BYTE(msg));
     if (a->unseen == 0 && !(msg->flags & PETREL_STORAGE_SEEN))
         a->unseen = s->msgs.n;
     return 0;
@@ -306,10 +323,8 @@ static void select_work(struct imap_job *j)
 {
     struct imap_session *s = j->s;
     struct select_arg *a = j->arg;
-    bool had = s->folder != NULL;
+    /* No [CLOSED]: RFC 7162 sends it to QRESYNC sessions, not offered. */
     imap_unselect(s);
-    if (had) /* RFC 7162 section 3.2.11 / RFC 3501: the old one is gone */
-        petrel_buf_printf(&j->out, "* OK [CLOSED] Previous mailbox closed\r\n");
     struct petrel_storage_status st;
     int err = open_folder(j, &st);
     if (err != 0) {
@@ -331,7 +346,7 @@ static void select_work(struct imap_job *j)
     else
         petrel_buf_printf(o, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
                              "\\Draft \\*)] Flags permitted\r\n");
-    petrel_buf_printf(o, "* %u EXISTS\r\n* %u RECENT\r\n", s->msgs.n, s->recent);
+    petrel_buf_printf(o, "* %u EXISTS\r\n* 0 RECENT\r\n", s->msgs.n);
     if (a->unseen != 0)
         petrel_buf_printf(o, "* OK [UNSEEN %u] First unseen\r\n", a->unseen);
     petrel_buf_printf(

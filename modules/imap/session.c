@@ -15,9 +15,24 @@
 
 #include "imap.h"
 
-/* Reply texts: one line of printable text. */
-__attribute__((format(printf, 4, 0))) static void
-vreply(struct petrel_conn *conn, const char *tag, const char *status, const char *fmt, va_list ap)
+void imap_log_refusal(struct petrel_conn *conn, struct imap_session *s, const char *status,
+                      const char *text)
+{
+    /* Bounded, so that a client sending garbage cannot flood the log. */
+    if (s->refusals_logged > IMAP_LOG_REFUSALS_MAX)
+        return;
+    if (s->refusals_logged++ == IMAP_LOG_REFUSALS_MAX)
+        petrel_conn_log(conn, PETREL_LOG_INFO, "further refusals not logged");
+    else
+        petrel_conn_log(conn, PETREL_LOG_INFO, "refused (%s): %s", status, text);
+}
+
+/* Reply texts: one line of printable text, server-made (never a password
+ * or literal), so the refusals can be logged as sent. */
+__attribute__((format(printf, 5, 0))) static void vreply(struct petrel_conn *conn,
+                                                         struct imap_session *s, const char *tag,
+                                                         const char *status, const char *fmt,
+                                                         va_list ap)
 {
     char text[512];
     vsnprintf(text, sizeof(text), fmt, ap);
@@ -25,6 +40,8 @@ vreply(struct petrel_conn *conn, const char *tag, const char *status, const char
         if (*p < 0x20 || *p == 0x7f)
             *p = ' ';
     petrel_conn_printf(conn, "%s %s %s\r\n", tag, status, text);
+    if (strcmp(status, "OK") != 0)
+        imap_log_refusal(conn, s, status, text);
 }
 
 void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *status,
@@ -32,7 +49,7 @@ void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *s
 {
     va_list ap;
     va_start(ap, fmt);
-    vreply(conn, s->tag[0] != '\0' ? s->tag : "*", status, fmt, ap);
+    vreply(conn, s, s->tag[0] != '\0' ? s->tag : "*", status, fmt, ap);
     va_end(ap);
 }
 
@@ -52,7 +69,7 @@ void imap_bad(struct petrel_conn *conn, struct imap_session *s, const char *fmt,
 {
     va_list ap;
     va_start(ap, fmt);
-    vreply(conn, s->tag[0] != '\0' ? s->tag : "*", "BAD", fmt, ap);
+    vreply(conn, s, s->tag[0] != '\0' ? s->tag : "*", "BAD", fmt, ap);
     va_end(ap);
     count_error(conn, s);
 }
@@ -61,7 +78,7 @@ void imap_no(struct petrel_conn *conn, struct imap_session *s, const char *fmt, 
 {
     va_list ap;
     va_start(ap, fmt);
-    vreply(conn, s->tag[0] != '\0' ? s->tag : "*", "NO", fmt, ap);
+    vreply(conn, s, s->tag[0] != '\0' ? s->tag : "*", "NO", fmt, ap);
     va_end(ap);
 }
 
@@ -198,8 +215,8 @@ static bool auth_state(struct petrel_conn *conn, struct imap_session *s,
     else if (strcmp(n, "NAMESPACE") == 0) {
         if (no_args(conn, s, cmd))
             cmd_namespace(conn, s);
-    } else if (strcmp(n, "ENABLE") == 0)
-        cmd_enable(conn, s, cmd);
+    } else if (strcmp(n, "ENABLE") == 0 && s->state == IMAP_ST_AUTH)
+        cmd_enable(conn, s, cmd); /* RFC 5161: the authenticated state only */
     else if (strcmp(n, "IDLE") == 0) {
         if (no_args(conn, s, cmd))
             imap_cmd_idle(conn, s);
@@ -267,6 +284,15 @@ static void dispatch(struct petrel_conn *conn, struct imap_session *s,
         "RENAME",    "SUBSCRIBE", "UNSUBSCRIBE",  "LIST",   "LSUB",    "STATUS",   "APPEND",
         "NAMESPACE", "ENABLE",    "IDLE",         "CHECK",  "CLOSE",   "UNSELECT", "EXPUNGE",
         "FETCH",     "STORE",     "COPY",         "MOVE",   "UID",     NULL};
+    if (s->state != IMAP_ST_NOAUTH &&
+        (strcmp(cmd->name, "LOGIN") == 0 || strcmp(cmd->name, "AUTHENTICATE") == 0)) {
+        imap_bad(conn, s, "Already logged in");
+        return;
+    }
+    if (s->state == IMAP_ST_SELECTED && strcmp(cmd->name, "ENABLE") == 0) {
+        imap_bad(conn, s, "ENABLE only before SELECT (RFC 5161)");
+        return;
+    }
     for (size_t i = 0; known[i] != NULL; i++)
         if (strcmp(cmd->name, known[i]) == 0) {
             imap_bad(conn, s, "%s not allowed %s", cmd->name,
@@ -450,9 +476,12 @@ static bool replay_one(struct petrel_conn *conn, struct imap_session *s)
         size_t n = s->pending.len < s->literal_left ? s->pending.len : (size_t)s->literal_left;
         char *copy = petrel_malloc(n);
         memcpy(copy, head, n);
+        /* Held input may hold a password (LOGIN): wiped once used. */
+        explicit_bzero((char *)head, n);
         petrel_buf_consume(&s->pending, n);
         s->literal_left -= n;
         imap_chunk(conn, copy, n, s->literal_left == 0);
+        explicit_bzero(copy, n);
         free(copy);
         return true;
     }
@@ -465,6 +494,7 @@ static bool replay_one(struct petrel_conn *conn, struct imap_session *s)
     char *line = petrel_malloc(len + 1); /* not strndup: a line may hold NULs */
     memcpy(line, head, len);
     line[len] = '\0';
+    explicit_bzero((char *)head, used);
     petrel_buf_consume(&s->pending, used);
     if (s->mode == IMAP_MODE_IDLE)
         imap_idle_line(conn, s, line, len);
@@ -472,6 +502,7 @@ static bool replay_one(struct petrel_conn *conn, struct imap_session *s)
         too_long(conn, s);
     else
         feed_line(conn, s, line, len);
+    explicit_bzero(line, len);
     free(line);
     return true;
 }

@@ -96,11 +96,13 @@ static int store_report(void *arg, const struct petrel_storage_msg *msg)
         return 0; /* not announced yet: the next sync does */
     /* Kept current even when silent, so the next sync does not report it. */
     uint8_t *byte = &s->msgs.flags[seq - 1];
-    *byte = (uint8_t)((*byte & IMAP_MSG_RECENT) | IMAP_MSG_BYTE(msg));
+    *byte = (uint8_t)IMAP_MSG_BYTE(msg);
+    if (s->nown < IMAP_OWN_MAX) /* keywords: the byte alone cannot tell */
+        s->own[s->nown++] = (struct imap_own_change){msg->uid, msg->modseq};
     if (o->silent)
         return 0;
     petrel_buf_printf(&o->j->out, "* %u FETCH (FLAGS ", seq);
-    imap_put_flags(&o->j->out, msg->flags, msg->keywords, msg->recent);
+    imap_put_flags(&o->j->out, msg->flags, msg->keywords);
     if (o->uid)
         petrel_buf_printf(&o->j->out, " UID %u", msg->uid);
     petrel_buf_append(&o->j->out, ")\r\n", 3);

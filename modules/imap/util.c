@@ -55,7 +55,7 @@ static const struct {
 };
 #define NFLAGS (sizeof(system_flags) / sizeof(system_flags[0]))
 
-void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords, bool recent)
+void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords)
 {
     const char *sep = "";
     petrel_buf_append(out, "(", 1);
@@ -64,10 +64,6 @@ void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords
             petrel_buf_printf(out, "%s%s", sep, system_flags[i].name);
             sep = " ";
         }
-    if (recent) {
-        petrel_buf_printf(out, "%s\\Recent", sep);
-        sep = " ";
-    }
     if (keywords != NULL && keywords[0] != '\0')
         petrel_buf_printf(out, "%s%s", sep, keywords);
     petrel_buf_append(out, ")", 1);

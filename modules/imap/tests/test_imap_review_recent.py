@@ -1,7 +1,8 @@
-"""Review findings (C2) on the updates a selected session gets: the
-RECENT count must never exceed EXISTS after messages leave (RFC 3501
-7.3.2), and a keyword another session removes must reach this session as
-a FETCH FLAGS update (RFC 3501 7.4.2)."""
+"""Review findings (C2) on the updates a selected session gets: RECENT
+(always 0 here, docs/imap.md) must never exceed EXISTS after messages
+leave (RFC 3501 7.3.2), no session sees a message as \\Recent, and a
+keyword another session removes must reach this session as a FETCH FLAGS
+update (RFC 3501 7.4.2)."""
 
 import re
 
@@ -43,14 +44,38 @@ def test_recent_not_above_exists_after_expunge(srv):
     srv.deliver(addr, raw(1), raw(2), raw(3))
     a = session(srv)
     exists, recent = counts(a.ok("SELECT INBOX"))
-    assert exists == 3 and recent is not None and recent <= 3
+    assert exists == 3 and recent == 0
     a.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
     assert a.ok("EXPUNGE").count(b"* 1 EXPUNGE") == 2
     srv.deliver(addr, raw(4))
     exists, recent = counts(a.ok("NOOP"))
     assert exists == 2, exists
-    assert recent is not None and recent <= exists, (exists, recent)
+    assert recent == 0, (exists, recent)
     a.ok("LOGOUT")
+
+
+def test_no_message_is_recent(srv):
+    """Two sessions selecting new mail: neither is told it is recent, in
+    SELECT, EXAMINE, STATUS, FLAGS, updates or SEARCH (RECENT, NEW, OLD)."""
+    addr = srv.addr("alice")
+    srv.deliver(addr, raw(1), raw(2))
+    a, b = session(srv), session(srv)
+    for c, cmd in ((a, "SELECT INBOX"), (b, "EXAMINE INBOX")):
+        untagged = c.ok(cmd)
+        assert counts(untagged) == (2, 0), untagged
+        flags = [l for l in untagged if b"FLAGS" in l]
+        assert flags and not any(b"\\Recent" in l for l in flags), untagged
+    status = b.ok("STATUS INBOX (MESSAGES RECENT)")
+    assert b"MESSAGES 2 RECENT 0" in status[0], status
+    assert not any(b"\\Recent" in l for l in a.ok("FETCH 1:* (FLAGS)"))
+    assert a.ok("SEARCH RECENT") == [b"* SEARCH"]
+    assert a.ok("SEARCH NEW") == [b"* SEARCH"]
+    assert a.ok("SEARCH OLD") == [b"* SEARCH 1 2"]
+    srv.deliver(addr, raw(3))
+    assert counts(a.ok("NOOP")) == (3, 0)
+    assert not any(b"\\Recent" in l for l in a.ok("FETCH 3 (FLAGS)"))
+    a.ok("LOGOUT")
+    b.ok("LOGOUT")
 
 
 def test_keyword_removal_reported(srv):
