@@ -542,6 +542,17 @@ static bool conn_fill(struct petrel_conn *c)
 
 /* --- the protocol module's side --- */
 
+/* A chunk read whole with nothing after it: the client may be holding
+ * the rest of its line back (Nagle) until this side ACKs the chunk, as
+ * imaplib does after an IMAP literal; the kernel would delay that ACK by
+ * 40 ms, the whole command with it. Asking for a quick ACK sends the
+ * pending one now. */
+static void ack_now(struct petrel_conn *c)
+{
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petrel_lr_item *item)
 {
     switch (ev) {
@@ -550,6 +561,8 @@ static void deliver(struct petrel_conn *c, enum petrel_lr_event ev, struct petre
         c->proto->line(c, item->data, item->len);
         break;
     case PETREL_LR_CHUNK:
+        if (item->last && c->in.len == item->consumed)
+            ack_now(c);
         if (c->proto->chunk != NULL)
             c->proto->chunk(c, item->data, item->len, item->last);
         break;
