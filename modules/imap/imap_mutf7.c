@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "imap_mutf7.h"
+#include "imap_base64.h"
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
@@ -102,21 +103,6 @@ bool imap_mutf7_encode(const char *utf8, size_t len, struct petrel_buf *out)
     return !in_run || b64_end(&w, out);
 }
 
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == ',')
-        return 63;
-    return -1;
-}
-
 static bool put_utf8(uint32_t cp, struct petrel_buf *out)
 {
     char u[4];
@@ -164,7 +150,7 @@ static bool decode_run(const char *s, size_t len, size_t *i, struct petrel_buf *
     unsigned nbits = 0;
     size_t j = *i;
     for (; j < len && s[j] != '-'; j++) {
-        int v = b64_value(s[j]);
+        int v = imap_base64_value((unsigned char)s[j], ',');
         if (v < 0)
             return false;
         bits = (bits << 6 | (uint32_t)v) & 0xffffffu;

@@ -12,6 +12,7 @@
 #include <petrel/mem.h>
 
 #include "imap_search_private.h"
+#include "imap_base64.h"
 
 /* ---- case folding ---- */
 
@@ -170,21 +171,6 @@ struct search_part {
     struct search_fold fold;
 };
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 static int hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -201,7 +187,7 @@ static size_t decode_base64(struct search_part *p, const char *in, size_t len, c
 {
     size_t n = 0;
     for (size_t i = 0; i < len && !p->b64_end; i++) {
-        int v = b64_value((unsigned char)in[i]);
+        int v = imap_base64_value((unsigned char)in[i], '/');
         if (in[i] == '=')
             p->b64_end = true;
         if (v < 0)
