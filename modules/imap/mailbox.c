@@ -222,12 +222,14 @@ static void lsub_put_parents(struct imap_job *j)
     if (a->parents.n == 0)
         return;
     qsort(a->parents.v, a->parents.n, sizeof(char *), strs_cmp);
-    qsort(a->emitted.v, a->emitted.n, sizeof(char *), strs_cmp);
+    if (a->emitted.n > 0) /* qsort and bsearch take no NULL array, even empty */
+        qsort(a->emitted.v, a->emitted.n, sizeof(char *), strs_cmp);
     for (size_t i = 0; i < a->parents.n; i++) {
         const char *name = a->parents.v[i];
         if (i > 0 && strcmp(name, a->parents.v[i - 1]) == 0)
             continue;
-        if (bsearch(&name, a->emitted.v, a->emitted.n, sizeof(char *), strs_cmp) == NULL)
+        if (a->emitted.n == 0 ||
+            bsearch(&name, a->emitted.v, a->emitted.n, sizeof(char *), strs_cmp) == NULL)
             put_line(j, "\\Noselect", name);
     }
 }
