@@ -38,6 +38,7 @@ def answer_to_bad(sock):
     buf = b""
     lines = []
     deadline = time.monotonic() + 4 * SOCK_TIMEOUT
+    sock.settimeout(SOCK_TIMEOUT)  # each read, on top of the deadline
     while time.monotonic() < deadline:
         while b"\r\n" in buf:
             line, buf = buf.split(b"\r\n", 1)
@@ -161,7 +162,9 @@ def test_trickled_bad_input(imap_server, i):
     try:
         greeting = b""
         while b"\r\n" not in greeting and len(greeting) < 4096:
-            greeting += sock.recv(4096)
+            data = sock.recv(4096)  # the socket's timeout: SOCK_TIMEOUT
+            assert data, greeting
+            greeting += data
         assert greeting.startswith(b"* OK"), greeting
         t = time.monotonic()
         for at in range(0, len(data), piece):
