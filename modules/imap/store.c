@@ -43,6 +43,13 @@ static struct set_arg *set_arg_new(struct imap_job *j)
 }
 
 /* The set argument, or an answered BAD. */
+/* STORE, MOVE and EXPUNGE change the folder: not in EXAMINE's. */
+static void refuse_readonly(struct petrel_conn *conn, struct imap_session *s, struct imap_job *j)
+{
+    imap_no(conn, s, "[READ-ONLY] The mailbox is read-only");
+    imap_job_free(j);
+}
+
 static bool take_set(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd, size_t argi, bool uid,
                      struct petrel_storage_uid_set *set_r)
@@ -169,8 +176,7 @@ void imap_cmd_store(struct petrel_conn *conn, struct imap_session *s,
         return;
     }
     if (s->readonly) {
-        imap_no(conn, s, "[READ-ONLY] The mailbox is read-only");
-        imap_job_free(j);
+        refuse_readonly(conn, s, j);
         return;
     }
     a->req.keywords = a->keywords;
@@ -266,8 +272,7 @@ void imap_cmd_copy(struct petrel_conn *conn, struct imap_session *s, const struc
         return;
     }
     if (move && s->readonly) {
-        imap_no(conn, s, "[READ-ONLY] The mailbox is read-only");
-        imap_job_free(j);
+        refuse_readonly(conn, s, j);
         return;
     }
     j->sync = true;
@@ -304,8 +309,7 @@ void imap_cmd_expunge(struct petrel_conn *conn, struct imap_session *s,
         return;
     }
     if (s->readonly) {
-        imap_no(conn, s, "[READ-ONLY] The mailbox is read-only");
-        imap_job_free(j);
+        refuse_readonly(conn, s, j);
         return;
     }
     j->sync = true;
