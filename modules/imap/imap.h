@@ -227,13 +227,31 @@ void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *
                            struct petrel_buf *out);
 void imap_session_end_user(struct imap_session *s);
 
-/* mailbox.c: folders and the AUTH state's commands. */
+/* mailbox.c: folders and the AUTH state's commands; list.c: LIST, LSUB. */
 void imap_cmd_folder(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
 void imap_cmd_list(struct petrel_conn *conn, struct imap_session *s, const struct imap_command *cmd,
                    bool lsub);
 void imap_cmd_status(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
+
+/* L (LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, QUOTA). */
+/* mailbox.c: STATUS items of a list to a bit set, 0 for a bad list; on a
+ * worker, a "* STATUS" line of those items to out (a storage error). */
+unsigned imap_status_items(const struct imap_arg *list);
+int imap_status_put(struct imap_session *s, struct petrel_buf *out, const char *name,
+                    unsigned items);
+/* quota.c: GETQUOTAROOT, GETQUOTA, SETQUOTA. On a worker: the account's
+ * limits (0: none) from the user database, and whether copying uids of
+ * the selected folder stays within them (OVER_QUOTA if not). */
+void imap_cmd_getquotaroot(struct petrel_conn *conn, struct imap_session *s,
+                           const struct imap_command *cmd);
+void imap_cmd_getquota(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd);
+void imap_cmd_setquota(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd);
+int imap_quota_limits(const struct imap_session *s, struct petrel_storage_quota *q_r);
+int imap_quota_check_copy(struct imap_session *s, const struct petrel_storage_uid_set *uids);
 
 /* select.c: SELECT/EXAMINE, CLOSE/UNSELECT, and the message table. */
 void imap_cmd_select(struct petrel_conn *conn, struct imap_session *s,

@@ -210,6 +210,12 @@ static bool auth_state(struct petrel_conn *conn, struct imap_session *s,
         imap_cmd_list(conn, s, cmd, n[1] == 'S');
     else if (strcmp(n, "STATUS") == 0)
         imap_cmd_status(conn, s, cmd);
+    else if (strcmp(n, "GETQUOTAROOT") == 0)
+        imap_cmd_getquotaroot(conn, s, cmd);
+    else if (strcmp(n, "GETQUOTA") == 0)
+        imap_cmd_getquota(conn, s, cmd);
+    else if (strcmp(n, "SETQUOTA") == 0)
+        imap_cmd_setquota(conn, s, cmd);
     else if (strcmp(n, "APPEND") == 0)
         imap_cmd_append(conn, s, cmd);
     else if (strcmp(n, "NAMESPACE") == 0) {
