@@ -19,7 +19,7 @@
 static const char base_caps[] = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT "
                                 "CHILDREN SPECIAL-USE UIDPLUS MOVE "
                                 "LIST-EXTENDED LIST-STATUS STATUS=SIZE "
-                                "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
+                                "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA";
 
 void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *s,
                            struct petrel_buf *out)

@@ -252,6 +252,11 @@ void imap_cmd_setquota(struct petrel_conn *conn, struct imap_session *s,
                        const struct imap_command *cmd);
 int imap_quota_limits(const struct imap_session *s, struct petrel_storage_quota *q_r);
 int imap_quota_check_copy(struct imap_session *s, const struct petrel_storage_uid_set *uids);
+/* metadata.c: GETMETADATA, SETMETADATA (RFC 5464); on a worker, after a
+ * folder was deleted (to NULL) or renamed, its entries follow. */
+void imap_cmd_metadata(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd, bool set);
+void imap_metadata_folder(const struct imap_session *s, const char *from, const char *to);
 
 /* select.c: SELECT/EXAMINE, CLOSE/UNSELECT, and the message table. */
 void imap_cmd_select(struct petrel_conn *conn, struct imap_session *s,

@@ -51,6 +51,8 @@ static void folder_work(struct imap_job *j)
         err = imap_storage->folder_rename(m, a->name, a->name2);
     else
         err = imap_storage->folder_subscribe(m, a->name, a->verb[0] == 'S');
+    if (err == 0 && (a->verb[0] == 'D' || a->verb[0] == 'R'))
+        imap_metadata_folder(j->s, a->name, a->verb[0] == 'R' ? a->name2 : NULL);
     if (err != 0)
         imap_job_storage_error(j, err, a->verb);
     else

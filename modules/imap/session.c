@@ -216,6 +216,8 @@ static bool auth_state(struct petrel_conn *conn, struct imap_session *s,
         imap_cmd_getquota(conn, s, cmd);
     else if (strcmp(n, "SETQUOTA") == 0)
         imap_cmd_setquota(conn, s, cmd);
+    else if (strcmp(n, "GETMETADATA") == 0 || strcmp(n, "SETMETADATA") == 0)
+        imap_cmd_metadata(conn, s, cmd, n[0] == 'S');
     else if (strcmp(n, "APPEND") == 0)
         imap_cmd_append(conn, s, cmd);
     else if (strcmp(n, "NAMESPACE") == 0) {
