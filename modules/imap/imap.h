@@ -287,6 +287,10 @@ struct imap_search_run {
     uint32_t *uids; /* matched, ascending */
     size_t n, cap;
     struct petrel_buf header;
+    /* meta: each match's INTERNALDATE and size kept too (SORT, THREAD) */
+    bool meta;
+    int64_t *internal_date;
+    uint64_t *size;
 };
 /* On the I/O thread: compile the keys (a leading CHARSET included) and
  * bind "$"; false when the command was answered BAD or NO. */

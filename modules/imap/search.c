@@ -35,6 +35,10 @@ void imap_search_run_free(struct imap_search_run *run)
     petrel_buf_free(&run->header);
     free(run->uids);
     run->uids = NULL;
+    free(run->internal_date);
+    run->internal_date = NULL;
+    free(run->size);
+    run->size = NULL;
     run->n = run->cap = 0;
 }
 
@@ -87,6 +91,15 @@ static int match_one(void *arg, const struct petrel_storage_msg *msg)
         if (run->n == run->cap) {
             run->cap = run->cap == 0 ? 256 : run->cap * 2;
             run->uids = petrel_reallocarray(run->uids, run->cap, sizeof(*run->uids));
+            if (run->meta) {
+                run->internal_date =
+                    petrel_reallocarray(run->internal_date, run->cap, sizeof(*run->internal_date));
+                run->size = petrel_reallocarray(run->size, run->cap, sizeof(*run->size));
+            }
+        }
+        if (run->meta) {
+            run->internal_date[run->n] = msg->internal_date;
+            run->size[run->n] = msg->size;
         }
         run->uids[run->n++] = msg->uid;
     }
