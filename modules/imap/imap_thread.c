@@ -108,9 +108,12 @@ static void unlink_child(struct imap_thread *t, uint32_t child)
     c->next = NONE;
 }
 
-/* Whether a is b or one of b's ancestors. */
+/* Whether a is b or one of b's ancestors. A node without children is
+ * nobody's ancestor: the usual case, a new message, costs no walk. */
 static bool is_ancestor(const struct imap_thread *t, uint32_t a, uint32_t b)
 {
+    if (a != b && t->nodes[a].first == NONE)
+        return false;
     for (uint32_t k = b; k != NONE && k != ROOT; k = t->nodes[k].parent)
         if (k == a)
             return true;
@@ -384,6 +387,11 @@ static void gather_subjects(struct imap_thread *t)
         if ((is_dummy(t, list[i]) && !is_dummy(t, *slot)) || (o->reply && !m->reply))
             *slot = list[i];
     }
+    /* The root list is rebuilt at the end from the nodes still marked as
+     * its children: taking one out of a long list is then free. */
+    t->nodes[ROOT].first = t->nodes[ROOT].last = NONE;
+    uint32_t *made = NULL;
+    uint32_t nmade = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = list[i];
         const struct msg *m = subject_msg(t, k);
@@ -395,47 +403,36 @@ static void gather_subjects(struct imap_thread *t)
             continue;
         bool kd = is_dummy(t, k), cd = is_dummy(t, c);
         if (kd && cd) {
-            unlink_child(t, k);
             for (uint32_t x = t->nodes[k].first, next; x != NONE; x = next) {
                 next = t->nodes[x].next;
                 link_child(t, c, x);
             }
             t->nodes[k].first = t->nodes[k].last = NONE;
+            t->nodes[k].parent = NONE;
         } else if (cd) {
-            unlink_child(t, k);
             link_child(t, c, k);
         } else if (kd) {
-            unlink_child(t, c);
             link_child(t, k, c);
             *slot = k;
         } else if (m->reply && !subject_msg(t, c)->reply) {
-            unlink_child(t, k);
             link_child(t, c, k);
         } else {
-            /* A new dummy in c's place, holding both. */
+            /* A new dummy holding both. */
             uint32_t d = node_new(t, NONE);
-            struct node *cn = &t->nodes[c];
-            struct node *dn = &t->nodes[d];
-            dn->parent = ROOT;
-            dn->next = cn->next;
-            uint32_t prev = NONE;
-            for (uint32_t x = t->nodes[ROOT].first; x != c; x = t->nodes[x].next)
-                prev = x;
-            if (prev == NONE)
-                t->nodes[ROOT].first = d;
-            else
-                t->nodes[prev].next = d;
-            if (t->nodes[ROOT].last == c)
-                t->nodes[ROOT].last = d;
-            cn->parent = NONE;
-            cn->next = NONE;
+            t->nodes[d].parent = ROOT;
+            made = petrel_reallocarray(made, nmade + 1, sizeof(*made));
+            made[nmade++] = d;
             link_child(t, d, c);
-            unlink_child(t, k);
             link_child(t, d, k);
-            /* The slot's lookup compares by the dummy's first child. */
-            *slot = d;
+            *slot = d; /* looked up by its first child's subject */
         }
     }
+    for (uint32_t i = 0; i < n + nmade; i++) {
+        uint32_t k = i < n ? list[i] : made[i - n];
+        if (t->nodes[k].parent == ROOT)
+            link_child(t, ROOT, k);
+    }
+    free(made);
     free(list);
     free(st.slot);
 }
