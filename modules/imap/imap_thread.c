@@ -384,7 +384,9 @@ static void gather_subjects(struct imap_thread *t)
             continue;
         }
         const struct msg *o = subject_msg(t, *slot);
-        if ((is_dummy(t, list[i]) && !is_dummy(t, *slot)) || (o->reply && !m->reply))
+        /* A dummy in the table stays; else a dummy or a non-reply takes
+         * the place of a reply. */
+        if (!is_dummy(t, *slot) && (is_dummy(t, list[i]) || (o->reply && !m->reply)))
             *slot = list[i];
     }
     /* The root list is rebuilt at the end from the nodes still marked as
