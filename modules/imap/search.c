@@ -356,8 +356,10 @@ void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
         free(a);
         return;
     }
+    bool save = (a->ret & RET_SAVE) != 0;
     struct imap_job *j = imap_job_new(s, search_work);
     j->arg = a;
     j->free_arg = search_free;
-    imap_job_submit(conn, j);
+    if (!imap_job_submit(conn, j) && save)
+        imap_saved_clear(s); /* refused for a full pool: a failed SAVE too */
 }
