@@ -136,9 +136,13 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
     petrel_buf_init(&rec, PETREL_STORAGE_MAX_CACHE);
     petrel_buf_init(&hdr, PETREL_STORAGE_MAX_HEADER + 1);
     bool full = false;
+    /* ARRIVAL and SIZE come with the match: no key record to read. */
+    bool need_keys = false;
+    for (size_t c = 0; c < a->ncrit; c++)
+        need_keys |= sort_keys[a->crit[c].k].field >= 0 || sort_keys[a->crit[c].k].key == K_DATE;
     for (size_t i = 0; i < run->n && !full; i++) {
         struct imap_sortkey k = {0};
-        bool have = read_key(s, run->uids[i], &rec, &hdr, &k);
+        bool have = need_keys && read_key(s, run->uids[i], &rec, &hdr, &k);
         struct entry *x = &e[i];
         memset(x, 0, sizeof(*x));
         x->number = a->uid ? run->uids[i] : imap_msgs_seq(&s->msgs, run->uids[i]);
