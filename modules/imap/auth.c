@@ -18,7 +18,7 @@
 
 static const char base_caps[] = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT "
                                 "CHILDREN SPECIAL-USE UIDPLUS MOVE ESEARCH SEARCHRES WITHIN "
-                                "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+                                "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *s,
                            struct petrel_buf *out)

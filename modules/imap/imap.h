@@ -299,6 +299,18 @@ bool imap_search_begin(struct petrel_conn *conn, struct imap_session *s,
 /* In the job: match every message the client knows. */
 int imap_search_run(struct imap_job *j, struct imap_search_run *run);
 void imap_search_run_free(struct imap_search_run *run);
+/* RETURN (...) of SEARCH (RFC 4731, RFC 5182) and SORT (RFC 5267): the
+ * options as bits; RETURN () is ALL. False with *error_r for a bad one. */
+#define IMAP_RET_MIN 1u
+#define IMAP_RET_MAX 2u
+#define IMAP_RET_ALL 4u
+#define IMAP_RET_COUNT 8u
+#define IMAP_RET_SAVE 16u
+bool imap_search_parse_return(const struct imap_arg *list, unsigned *ret_r, const char **error_r);
+/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT" of numbers in answer order. */
+void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n);
+/* SAVE: the UIDs (in answer order) kept as RFC 5182 section 2.4 says. */
+void imap_saved_keep(struct imap_session *s, unsigned ret, const uint32_t *uids, size_t n);
 /* The saved result: set (UIDs ascending), emptied, and read as the UIDs
  * still in the folder (malloc'ed ranges, free() them). */
 void imap_saved_set(struct imap_session *s, const uint32_t *uids, size_t n);

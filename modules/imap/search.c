@@ -14,12 +14,11 @@
 #include "imap.h"
 #include "imap_search.h"
 
-/* RETURN options (RFC 4731, RFC 5182). */
-#define RET_MIN 1u
-#define RET_MAX 2u
-#define RET_ALL 4u
-#define RET_COUNT 8u
-#define RET_SAVE 16u
+#define RET_MIN IMAP_RET_MIN
+#define RET_MAX IMAP_RET_MAX
+#define RET_ALL IMAP_RET_ALL
+#define RET_COUNT IMAP_RET_COUNT
+#define RET_SAVE IMAP_RET_SAVE
 
 struct search_arg {
     struct imap_search_run run;
@@ -211,40 +210,55 @@ static void put_set(struct petrel_buf *out, const uint32_t *v, size_t n)
     }
 }
 
-static void put_esearch(struct imap_job *j, const struct search_arg *a, const uint32_t *v, size_t n)
+void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n)
 {
     petrel_buf_printf(&j->out, "* ESEARCH (TAG ");
     imap_put_string(&j->out, j->tag, strlen(j->tag));
-    petrel_buf_printf(&j->out, ")%s", a->uid ? " UID" : "");
-    if (n > 0 && (a->ret & RET_MIN))
+    petrel_buf_printf(&j->out, ")%s", uid ? " UID" : "");
+    if (n > 0 && (ret & RET_MIN))
         petrel_buf_printf(&j->out, " MIN %u", v[0]);
-    if (n > 0 && (a->ret & RET_MAX))
+    if (n > 0 && (ret & RET_MAX))
         petrel_buf_printf(&j->out, " MAX %u", v[n - 1]);
-    if (n > 0 && (a->ret & RET_ALL)) {
+    if (n > 0 && (ret & RET_ALL)) {
         petrel_buf_printf(&j->out, " ALL ");
-        put_set(&j->out, v, n);
+        put_set(&j->out, v, n); /* runs only where ascending: the order stays */
     }
-    if (a->ret & RET_COUNT)
+    if (ret & RET_COUNT)
         petrel_buf_printf(&j->out, " COUNT %zu", n);
     petrel_buf_append(&j->out, "\r\n", 2);
 }
 
-/* RFC 5182 section 2.4: with MIN and/or MAX alone only those are kept. */
-static void save_result(struct imap_session *s, const struct search_arg *a)
+static int cmp_u32(const void *a, const void *b)
 {
-    const struct imap_search_run *run = &a->run;
-    if ((a->ret & (RET_MIN | RET_MAX)) != 0 && (a->ret & (RET_ALL | RET_COUNT)) == 0 &&
-        run->n > 0) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* RFC 5182 section 2.4: with MIN and/or MAX alone only those are kept;
+ * first and last of the answer's order (SORT's too). */
+void imap_saved_keep(struct imap_session *s, unsigned ret, const uint32_t *uids, size_t n)
+{
+    if ((ret & (RET_MIN | RET_MAX)) != 0 && (ret & (RET_ALL | RET_COUNT)) == 0 && n > 0) {
         uint32_t keep[2];
         size_t k = 0;
-        if (a->ret & RET_MIN)
-            keep[k++] = run->uids[0];
-        if ((a->ret & RET_MAX) && (k == 0 || run->uids[run->n - 1] != keep[0]))
-            keep[k++] = run->uids[run->n - 1];
+        if (ret & RET_MIN)
+            keep[k++] = uids[0];
+        if ((ret & RET_MAX) && (k == 0 || uids[n - 1] != keep[0]))
+            keep[k++] = uids[n - 1];
+        if (k == 2 && keep[0] > keep[1]) {
+            uint32_t x = keep[0];
+            keep[0] = keep[1];
+            keep[1] = x;
+        }
         imap_saved_set(s, keep, k);
         return;
     }
-    imap_saved_set(s, run->uids, run->n);
+    uint32_t *sorted = petrel_reallocarray(NULL, n > 0 ? n : 1, sizeof(*sorted));
+    if (n > 0)
+        memcpy(sorted, uids, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_u32);
+    imap_saved_set(s, sorted, n);
+    free(sorted);
 }
 
 static void search_work(struct imap_job *j)
@@ -259,7 +273,7 @@ static void search_work(struct imap_job *j)
         return;
     }
     if (a->ret & RET_SAVE)
-        save_result(j->s, a);
+        imap_saved_keep(j->s, a->ret, run->uids, run->n);
     /* The answer's numbers: UIDs, or sequence numbers in the same order. */
     if (!a->uid)
         for (size_t i = 0; i < run->n; i++)
@@ -271,13 +285,13 @@ static void search_work(struct imap_job *j)
         petrel_buf_append(&j->out, "\r\n", 2);
     } else if (a->ret != RET_SAVE) {
         /* SAVE alone asks for no ESEARCH (RFC 5182 section 2.4). */
-        put_esearch(j, a, run->uids, run->n);
+        imap_esearch_put(j, a->uid, a->ret, run->uids, run->n);
     }
     imap_job_ok(j, "%sSEARCH completed", a->uid ? "UID " : "");
 }
 
 /* RETURN (option ...): the options, or false with *error_r. */
-static bool parse_return(const struct imap_arg *list, unsigned *ret_r, const char **error_r)
+bool imap_search_parse_return(const struct imap_arg *list, unsigned *ret_r, const char **error_r)
 {
     static const struct {
         const char *name;
@@ -340,7 +354,7 @@ void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
     if (count >= 2 && args[0].type == IMAP_ARG_ATOM && args[0].str != NULL &&
         strcasecmp(args[0].str, "RETURN") == 0 && args[1].type == IMAP_ARG_LIST) {
         const char *error;
-        if (!parse_return(&args[1], &a->ret, &error)) {
+        if (!imap_search_parse_return(&args[1], &a->ret, &error)) {
             free(a);
             imap_bad(conn, s, "%s", error);
             return;

@@ -54,6 +54,7 @@ struct criterion {
 struct sort_arg {
     struct imap_search_run run;
     bool uid;
+    unsigned ret; /* ESORT (RFC 5267): RETURN options, 0 for a plain SORT */
     bool thread;
     enum imap_thread_alg alg;
     struct criterion crit[SORT_MAX_CRITERIA];
@@ -88,6 +89,7 @@ static bool read_key(struct imap_session *s, uint32_t uid, struct petrel_buf *re
 
 struct entry {
     uint32_t number; /* what the answer says: UID or sequence number */
+    uint32_t uid;
     int64_t date, arrival;
     uint64_t size;
     uint32_t off[IMAP_SK_COUNT];
@@ -126,6 +128,23 @@ static int cmp_entry(const void *pa, const void *pb)
     return x->number < y->number ? -1 : x->number > y->number;
 }
 
+/* ESORT: MIN and MAX are the first and last in sort order, ALL the
+ * numbers in sort order (RFC 5267 section 3); SAVE keeps them for "$". */
+static void put_esort(struct imap_job *j, const struct sort_arg *a, const struct entry *e, size_t n)
+{
+    uint32_t *v = petrel_reallocarray(NULL, n > 0 ? n : 1, sizeof(*v));
+    if (a->ret & IMAP_RET_SAVE) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = e[i].uid;
+        imap_saved_keep(j->s, a->ret, v, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = e[i].number;
+    if (a->ret != IMAP_RET_SAVE)
+        imap_esearch_put(j, a->uid, a->ret, v, n);
+    free(v);
+}
+
 static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
 {
     struct imap_session *s = j->s;
@@ -146,6 +165,7 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
         struct entry *x = &e[i];
         memset(x, 0, sizeof(*x));
         x->number = a->uid ? run->uids[i] : imap_msgs_seq(&s->msgs, run->uids[i]);
+        x->uid = run->uids[i];
         x->arrival = run->internal_date[i];
         x->size = run->size[i];
         x->date = have && k.has_date ? k.date : x->arrival;
@@ -166,12 +186,18 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
         sort_cur = &ctx;
         qsort(e, run->n, sizeof(*e), cmp_entry);
         sort_cur = NULL;
-        petrel_buf_printf(&j->out, "* SORT");
-        for (size_t i = 0; i < run->n; i++)
-            petrel_buf_printf(&j->out, " %u", e[i].number);
-        petrel_buf_append(&j->out, "\r\n", 2);
+        if (a->ret == 0) {
+            petrel_buf_printf(&j->out, "* SORT");
+            for (size_t i = 0; i < run->n; i++)
+                petrel_buf_printf(&j->out, " %u", e[i].number);
+            petrel_buf_append(&j->out, "\r\n", 2);
+        } else {
+            put_esort(j, a, e, run->n);
+        }
         imap_job_ok(j, "%sSORT completed", a->uid ? "UID " : "");
     }
+    if (full && (a->ret & IMAP_RET_SAVE))
+        imap_saved_clear(s);
     free(e);
     petrel_buf_free(&text);
     petrel_buf_free(&rec);
@@ -220,6 +246,8 @@ static void sort_work(struct imap_job *j)
     struct sort_arg *a = j->arg;
     int err = imap_search_run(j, &a->run);
     if (err != 0) {
+        if (a->ret & IMAP_RET_SAVE)
+            imap_saved_clear(j->s);
         imap_job_storage_error(j, err, a->thread ? "THREAD failed" : "SORT failed");
         return;
     }
@@ -261,25 +289,24 @@ static void begin(struct petrel_conn *conn, struct imap_session *s, const struct
                   size_t count, struct sort_arg *a)
 {
     const char *cs = count > 0 ? imap_arg_astring(&args[0]) : NULL;
+    bool save = (a->ret & IMAP_RET_SAVE) != 0;
     if (cs == NULL || count < 2) {
         imap_bad(conn, s, "%s needs a charset and search keys", a->thread ? "THREAD" : "SORT");
-        free(a);
-        return;
-    }
-    if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
+    } else if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
         imap_no(conn, s, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-        free(a);
+    } else if (imap_search_begin(conn, s, args + 1, count - 1, &a->run)) {
+        a->run.meta = true;
+        struct imap_job *j = imap_job_new(s, sort_work);
+        j->arg = a;
+        j->free_arg = sort_free;
+        if (!imap_job_submit(conn, j) && save)
+            imap_saved_clear(s);
         return;
     }
-    if (!imap_search_begin(conn, s, args + 1, count - 1, &a->run)) {
-        free(a);
-        return;
-    }
-    a->run.meta = true;
-    struct imap_job *j = imap_job_new(s, sort_work);
-    j->arg = a;
-    j->free_arg = sort_free;
-    imap_job_submit(conn, j);
+    /* A SORT ... SAVE that fails leaves "$" empty (RFC 5182). */
+    if (save)
+        imap_saved_clear(s);
+    free(a);
 }
 
 void imap_cmd_sort(struct petrel_conn *conn, struct imap_session *s, const struct imap_command *cmd,
@@ -288,7 +315,20 @@ void imap_cmd_sort(struct petrel_conn *conn, struct imap_session *s, const struc
     const char *error;
     struct sort_arg *a = petrel_calloc(1, sizeof(*a));
     a->uid = uid;
+    /* ESORT: SORT RETURN (options) (criteria) ... */
+    if (cmd->count > argi + 1 && cmd->args[argi].type == IMAP_ARG_ATOM &&
+        cmd->args[argi].str != NULL && strcasecmp(cmd->args[argi].str, "RETURN") == 0 &&
+        cmd->args[argi + 1].type == IMAP_ARG_LIST) {
+        if (!imap_search_parse_return(&cmd->args[argi + 1], &a->ret, &error)) {
+            free(a);
+            imap_bad(conn, s, "%s", error);
+            return;
+        }
+        argi += 2;
+    }
     if (cmd->count <= argi || !parse_criteria(&cmd->args[argi], a, &error)) {
+        if (a->ret & IMAP_RET_SAVE)
+            imap_saved_clear(s);
         free(a);
         imap_bad(conn, s, "Bad sort criteria");
         return;

@@ -66,7 +66,8 @@ def sort(c, text):
 def test_capabilities(srv):
     c = filled(srv)
     caps = set(c.ok("CAPABILITY")[0].split())
-    assert {b"SORT", b"SORT=DISPLAY", b"THREAD=ORDEREDSUBJECT", b"THREAD=REFERENCES"} <= caps
+    assert {b"SORT", b"SORT=DISPLAY", b"ESORT", b"THREAD=ORDEREDSUBJECT",
+            b"THREAD=REFERENCES"} <= caps
 
 
 def test_sort_each_criterion(srv):
@@ -105,6 +106,25 @@ def test_sort_with_search_keys_and_uid(srv):
     c.ok("SEARCH RETURN (SAVE) FROM bob")
     assert sort(c, "UID SORT (ARRIVAL) UTF-8 $") == "* SORT 5"
     assert sort(c, "SORT (SUBJECT) UTF-8 DELETED") == "* SORT"
+
+
+def test_esort(srv):
+    c = filled(srv)
+    # RFC 5267: MIN and MAX are first and last in sort order, ALL keeps it.
+    line = sort(c, "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL")
+    assert line == f'* ESEARCH (TAG "a{c.n:03d}") MIN 3 MAX 5 ALL 3:4,6,1:2,5 COUNT 6'
+    line = sort(c, "UID SORT RETURN (SAVE MIN) (DATE) UTF-8 ALL")
+    assert line == f'* ESEARCH (TAG "a{c.n:03d}") UID MIN 2'
+    assert c.ok("SEARCH $") == [b"* SEARCH 2"]
+    assert c.ok("SORT RETURN (SAVE) (REVERSE ARRIVAL) UTF-8 FROM bob") == []
+    assert c.ok("SEARCH $") == [b"* SEARCH 2 5"]
+    assert c.ok("SORT RETURN () (SUBJECT) UTF-8 DELETED") == \
+        [f'* ESEARCH (TAG "a{c.n:03d}")'.encode()]
+    _, done = c.run("SORT RETURN (SAVE) (NOSUCH) UTF-8 ALL")
+    assert done.startswith("BAD"), done
+    assert c.ok("SEARCH $") == [b"* SEARCH"]
+    _, done = c.run("SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL")
+    assert done.startswith("BAD"), done
 
 
 def test_sort_errors(srv):
