@@ -68,10 +68,63 @@ static void sort_free(void *arg)
     free(a);
 }
 
-/* A message's keys: from the cache, else from its header (then cached). */
-static bool read_key(struct imap_session *s, uint32_t uid, struct petrel_buf *rec,
-                     struct petrel_buf *hdr, struct imap_sortkey *k)
+/* The key records of a run's messages, read in one scan of the store's
+ * cache (cache_scan) rather than a lookup each: at[i] is the record of
+ * run->uids[i] in data, len 0 when it has none yet. */
+struct keyrecs {
+    const uint32_t *uids;
+    size_t n, next;
+    struct petrel_buf data;
+    struct keyrec {
+        size_t off, len;
+    } * at;
+};
+
+static int keyrec_fn(void *arg, uint32_t uid, const void *data, size_t len)
 {
+    struct keyrecs *kr = arg;
+    while (kr->next < kr->n && kr->uids[kr->next] < uid)
+        kr->next++;
+    if (kr->next == kr->n)
+        return 1; /* past the last one wanted */
+    if (kr->uids[kr->next] != uid || len == 0)
+        return 0;
+    kr->at[kr->next] = (struct keyrec){kr->data.len, len};
+    /* Full: the rest are read one by one, as without the scan. */
+    return petrel_buf_append(&kr->data, data, len) ? 0 : 1;
+}
+
+static void keyrecs_load(struct imap_session *s, const struct imap_search_run *run, bool scan,
+                         struct keyrecs *kr)
+{
+    *kr = (struct keyrecs){.uids = run->uids, .n = run->n};
+    petrel_buf_init(&kr->data, SORT_MAX_TEXT);
+    kr->at = petrel_calloc(run->n > 0 ? run->n : 1, sizeof(*kr->at));
+    if (!scan || run->n == 0 ||
+        imap_storage->size <
+            offsetof(struct petrel_storage_ops, cache_scan) + sizeof(imap_storage->cache_scan))
+        return;
+    /* One range from the first to the last: the scan skips the others. */
+    struct petrel_storage_uid_range r = {run->uids[0], run->uids[run->n - 1]};
+    struct petrel_storage_uid_set set = {&r, 1};
+    imap_storage->cache_scan(s->folder, &set, IMAP_SORTKEY_CACHE_KEY, keyrec_fn, kr);
+}
+
+static void keyrecs_free(struct keyrecs *kr)
+{
+    petrel_buf_free(&kr->data);
+    free(kr->at);
+}
+
+/* The keys of run->uids[i]: from the scan, else from the cache, else from
+ * its header (then cached). */
+static bool read_key(struct imap_session *s, const struct keyrecs *kr, size_t i,
+                     struct petrel_buf *rec, struct petrel_buf *hdr, struct imap_sortkey *k)
+{
+    uint32_t uid = kr->uids[i];
+    if (kr->at[i].len > 0 &&
+        imap_sortkey_parse(petrel_buf_head(&kr->data) + kr->at[i].off, kr->at[i].len, k))
+        return true;
     petrel_buf_reset(rec);
     if (imap_storage->cache_get(s->folder, uid, IMAP_SORTKEY_CACHE_KEY, rec) == 0 &&
         imap_sortkey_parse(petrel_buf_head(rec), rec->len, k))
@@ -159,9 +212,11 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
     bool need_keys = false;
     for (size_t c = 0; c < a->ncrit; c++)
         need_keys |= sort_keys[a->crit[c].k].field >= 0 || sort_keys[a->crit[c].k].key == K_DATE;
+    struct keyrecs kr;
+    keyrecs_load(s, run, need_keys, &kr);
     for (size_t i = 0; i < run->n && !full; i++) {
         struct imap_sortkey k = {0};
-        bool have = need_keys && read_key(s, run->uids[i], &rec, &hdr, &k);
+        bool have = need_keys && read_key(s, &kr, i, &rec, &hdr, &k);
         struct entry *x = &e[i];
         memset(x, 0, sizeof(*x));
         x->number = a->uid ? run->uids[i] : imap_msgs_seq(&s->msgs, run->uids[i]);
@@ -202,6 +257,7 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
     petrel_buf_free(&text);
     petrel_buf_free(&rec);
     petrel_buf_free(&hdr);
+    keyrecs_free(&kr);
 }
 
 /* --- THREAD --- */
@@ -214,9 +270,11 @@ static void sort_work_thread(struct imap_job *j, struct sort_arg *a)
     struct petrel_buf rec, hdr;
     petrel_buf_init(&rec, PETREL_STORAGE_MAX_CACHE);
     petrel_buf_init(&hdr, PETREL_STORAGE_MAX_HEADER + 1);
+    struct keyrecs kr;
+    keyrecs_load(s, run, true, &kr);
     for (size_t i = 0; i < run->n; i++) {
         struct imap_sortkey k = {0};
-        bool have = read_key(s, run->uids[i], &rec, &hdr, &k);
+        bool have = read_key(s, &kr, i, &rec, &hdr, &k);
         struct imap_thread_msg m = {
             .number = a->uid ? run->uids[i] : imap_msgs_seq(&s->msgs, run->uids[i]),
             .date = have && k.has_date ? k.date : run->internal_date[i],
@@ -238,6 +296,7 @@ static void sort_work_thread(struct imap_job *j, struct sort_arg *a)
     imap_thread_free(t);
     petrel_buf_free(&rec);
     petrel_buf_free(&hdr);
+    keyrecs_free(&kr);
     imap_job_ok(j, "%sTHREAD completed", a->uid ? "UID " : "");
 }
 

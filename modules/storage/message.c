@@ -212,6 +212,94 @@ int storage_message_cache_set(struct petrel_folder *folder, uint32_t uid, const 
     return ret;
 }
 
+/* cache_scan reads at most this many rows (and bytes) under the folder
+ * lock, then hands them over with the lock released, so a long scan never
+ * holds deliveries back for long nor takes much memory. */
+#define CACHE_SCAN_CHUNK 2048u
+#define CACHE_SCAN_BYTES (4u * 1024u * 1024u)
+
+struct cache_rows {
+    uint32_t uid[CACHE_SCAN_CHUNK];
+    struct petrel_buf data; /* the values, back to back */
+    size_t end[CACHE_SCAN_CHUNK];
+    size_t n;
+    bool more; /* the chunk stopped at a limit, not at the range's end */
+};
+
+/* The rows of key with lo <= uid <= hi, at most one chunk. */
+static int cache_chunk(struct storage_fstate *fs, const char *key, uint32_t lo, uint32_t hi,
+                       struct cache_rows *r)
+{
+    sqlite3_stmt *st;
+    r->n = 0;
+    r->more = false;
+    petrel_buf_reset(&r->data);
+    int ret = storage_folder_lock(fs);
+    if (ret != PETREL_STORAGE_OK)
+        return ret;
+    ret = PETREL_STORAGE_TEMPFAIL;
+    if (sqlite3_prepare_v2(fs->db,
+                           "SELECT uid, value FROM cache WHERE uid BETWEEN ? AND ? AND key = ?"
+                           " ORDER BY uid LIMIT ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
+        sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, (int)CACHE_SCAN_CHUNK);
+        int rc = SQLITE_DONE;
+        ret = PETREL_STORAGE_OK;
+        while (ret == PETREL_STORAGE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            size_t len = (size_t)sqlite3_column_bytes(st, 1);
+            if (r->n > 0 && r->data.len + len > CACHE_SCAN_BYTES) {
+                r->more = true; /* this row starts the next chunk */
+                break;
+            }
+            if (!petrel_buf_append(&r->data, sqlite3_column_blob(st, 1), len))
+                ret = PETREL_STORAGE_TOO_LARGE;
+            r->uid[r->n] = (uint32_t)sqlite3_column_int64(st, 0);
+            r->end[r->n++] = r->data.len;
+        }
+        if (r->n == CACHE_SCAN_CHUNK)
+            r->more = true;
+        else if (ret == PETREL_STORAGE_OK && !r->more && rc != SQLITE_DONE)
+            ret = PETREL_STORAGE_TEMPFAIL;
+        sqlite3_finalize(st);
+    }
+    storage_folder_unlock(fs);
+    return ret;
+}
+
+int storage_message_cache_scan(struct petrel_folder *folder,
+                               const struct petrel_storage_uid_set *uids, const char *key,
+                               petrel_storage_cache_fn *fn, void *arg)
+{
+    if (!cache_key_ok(key))
+        return PETREL_STORAGE_INVALID_ARG;
+    struct petrel_storage_uid_range all = {1, UINT32_MAX};
+    size_t nranges = uids != NULL ? uids->count : 1;
+    struct cache_rows *r = petrel_calloc(1, sizeof(*r));
+    petrel_buf_init(&r->data, CACHE_SCAN_BYTES + PETREL_STORAGE_MAX_CACHE);
+    int ret = PETREL_STORAGE_OK;
+    for (size_t i = 0; i < nranges && ret == 0; i++) {
+        const struct petrel_storage_uid_range *rg = uids != NULL ? &uids->ranges[i] : &all;
+        uint64_t lo = rg->lo;
+        while (ret == 0 && lo <= rg->hi) {
+            if ((ret = cache_chunk(folder->fs, key, (uint32_t)lo, rg->hi, r)) != 0)
+                break;
+            for (size_t k = 0; k < r->n && ret == 0; k++) {
+                size_t start = k > 0 ? r->end[k - 1] : 0;
+                ret = fn(arg, r->uid[k], petrel_buf_head(&r->data) + start, r->end[k] - start);
+            }
+            if (!r->more)
+                break;
+            lo = (uint64_t)r->uid[r->n - 1] + 1;
+        }
+    }
+    petrel_buf_free(&r->data);
+    free(r);
+    return ret;
+}
+
 /* --- keywords and flags --- */
 
 static bool atom_ok(const char *s, size_t n)

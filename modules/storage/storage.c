@@ -101,4 +101,5 @@ const struct petrel_storage_ops storage_ops = {
     .watch = storage_notify_watch,
     .unwatch = storage_notify_unwatch,
     .strerror = storage_strerror,
+    .cache_scan = storage_message_cache_scan,
 };

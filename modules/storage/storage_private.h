@@ -280,6 +280,9 @@ int storage_message_fetch_header(struct petrel_folder *folder, uint32_t uid,
                                  struct petrel_buf *out);
 int storage_message_cache_get(struct petrel_folder *folder, uint32_t uid, const char *key,
                               struct petrel_buf *out);
+int storage_message_cache_scan(struct petrel_folder *folder,
+                               const struct petrel_storage_uid_set *uids, const char *key,
+                               petrel_storage_cache_fn *fn, void *arg);
 int storage_message_cache_set(struct petrel_folder *folder, uint32_t uid, const char *key,
                               const void *data, size_t len);
 int storage_message_store(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,

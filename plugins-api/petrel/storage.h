@@ -31,7 +31,7 @@
 
 #define PETREL_STORAGE_SERVICE "storage"
 /* Bumped when functions are appended to the ops table (ops->size grows). */
-#define PETREL_STORAGE_VERSION 1u
+#define PETREL_STORAGE_VERSION 2u
 
 enum petrel_storage_error {
     PETREL_STORAGE_OK = 0,
@@ -188,6 +188,8 @@ typedef void petrel_storage_uidmap_fn(void *arg, uint32_t src_uid, uint32_t dst_
 typedef int petrel_storage_data_fn(void *arg, const void *data, size_t len);
 typedef void petrel_storage_folder_fn(void *arg, const struct petrel_storage_folder_info *info);
 typedef void petrel_storage_watch_fn(void *arg);
+/* One message's cached value (cache_scan). */
+typedef int petrel_storage_cache_fn(void *arg, uint32_t uid, const void *data, size_t len);
 
 struct petrel_storage_ops {
     size_t size;      /* sizeof(struct petrel_storage_ops) of the backend: check
@@ -317,6 +319,14 @@ struct petrel_storage_ops {
     void (*unwatch)(struct petrel_storage_watch *watch);
 
     const char *(*strerror)(int error);
+
+    /* --- since version 2 (check ops->size) --- */
+    /* The cached values of key for uids (NULL = all), in UID order, read in
+     * a few queries instead of one cache_get each (SORT and THREAD read a
+     * key of every message); a message without the key is skipped. fn runs
+     * with no storage lock held. */
+    int (*cache_scan)(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
+                      const char *key, petrel_storage_cache_fn *fn, void *arg);
 };
 
 #endif
