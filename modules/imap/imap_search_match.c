@@ -157,7 +157,7 @@ static char *read_header(int fd, size_t *len_r)
         len += (size_t)n;
     }
     buf[len] = '\0';
-    /* Cut after the empty line; search_header_fields stops there anyway. */
+    /* Cut after the empty line; petrel_header_fields stops there anyway. */
     for (size_t i = 0; i + 1 < len; i++)
         if (buf[i] == '\n' &&
             (buf[i + 1] == '\n' || (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n'))) {
@@ -181,10 +181,10 @@ static uint64_t needles_of(const struct imap_search *s, enum search_where where)
 static void match_header(struct match_ctx *x, const char *hdr, size_t len)
 {
     uint64_t fields = needles_of(x->s, SW_FIELD);
-    search_header_match(x->s, hdr, len, fields | needles_of(x->s, SW_TEXT), &x->hits, false);
+    search_header_match(x->s, hdr, len, fields | needles_of(x->s, SW_TEXT), &x->hits);
     x->known |= fields;
     if (x->s->sent_keys)
-        search_header_fields(hdr, len, take_date, x);
+        petrel_header_fields(hdr, len, take_date, x);
     x->header_read = true;
 }
 
