@@ -72,8 +72,17 @@ struct search_needle {
     size_t len;
 };
 
+/* What the storage's full-text index answered (imap_search_fts.c). */
+struct search_fts {
+    uint64_t exact;                     /* needles answered: a UID matches iff it is listed */
+    uint64_t filter;                    /* needles narrowed: a UID not listed does not match */
+    uint32_t *uids[SEARCH_MAX_NEEDLES]; /* ascending */
+    size_t count[SEARCH_MAX_NEEDLES];
+};
+
 struct imap_search {
     struct search_node *root;
+    struct search_fts *fts; /* NULL: every text key scans */
     struct search_needle needles[SEARCH_MAX_NEEDLES];
     unsigned needle_count;
     size_t node_count;
@@ -115,6 +124,12 @@ bool search_sent_day(const char *value, size_t len, int64_t *days_r);
  * "Name: value". */
 void search_header_match(const struct imap_search *s, const char *hdr, size_t len, uint64_t want,
                          uint64_t *hits);
+
+/* ---- the index (imap_search_fts.c) ---- */
+
+/* The needles of uid the index decided: known gets their bits, hits those
+ * that match. */
+void search_fts_apply(const struct search_fts *f, uint32_t uid, uint64_t *known, uint64_t *hits);
 
 /* ---- body (imap_search_body.c) ---- */
 

@@ -21,6 +21,7 @@ struct search_arg {
 static void search_free(void *arg)
 {
     struct search_arg *a = arg;
+    imap_search_fts_free(a->search);
     imap_search_free(a->search);
     petrel_buf_free(&a->header);
     free(a);
@@ -70,6 +71,8 @@ static void search_work(struct imap_job *j)
     struct search_arg *a = j->arg;
     a->j = j;
     petrel_buf_printf(&j->out, "* SEARCH");
+    if (j->s->msgs.n > 0)
+        a->needs = imap_search_fts(a->search, imap_storage, j->s->folder); /* docs/fts.md */
     int err = j->s->msgs.n == 0 ? 0 : imap_storage->messages(j->s->folder, NULL, match_one, a);
     petrel_buf_append(&j->out, "\r\n", 2);
     if (err != 0) {

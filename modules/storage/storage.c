@@ -13,8 +13,11 @@
 
 #include "storage_private.h"
 
-struct storage_env storage_env = {
-    .root = "mail", .fsync = true, .index_sync = STORAGE_SYNC_FULL, .max_folders = 10000};
+struct storage_env storage_env = {.root = "mail",
+                                  .fsync = true,
+                                  .index_sync = STORAGE_SYNC_FULL,
+                                  .max_folders = 10000,
+                                  .fts = true};
 struct storage_counters storage_counters;
 bool (*storage_test_fault)(const char *point);
 
@@ -62,6 +65,7 @@ const char *storage_strerror(int error)
         "ok",          "not found",    "already exists",
         "over quota",  "invalid name", "invalid argument",
         "not allowed", "too large",    "temporary failure",
+        "unsupported",
     };
     if (error < 0 || (size_t)error >= sizeof(names) / sizeof(names[0]))
         return "unknown error";
@@ -74,8 +78,8 @@ const struct petrel_storage_ops storage_ops = {
     .mailbox_open = storage_mailbox_open,
     .mailbox_close = storage_mailbox_close,
     .quota_usage = storage_quota_usage,
-    .deliver = storage_deliver,
-    .append = storage_deliver_append,
+    .deliver = storage_fts_deliver,
+    .append = storage_fts_append,
     .folder_create = storage_folder_create,
     .folder_delete = storage_folder_delete,
     .folder_rename = storage_folder_rename,
@@ -101,4 +105,5 @@ const struct petrel_storage_ops storage_ops = {
     .watch = storage_notify_watch,
     .unwatch = storage_notify_unwatch,
     .strerror = storage_strerror,
+    .fts_search = storage_fts_search,
 };

@@ -56,6 +56,7 @@ struct storage_env {
      * connections and folder states), so a busy account is not opened
      * again for every delivery. 0 = free with the last handle. */
     size_t cache_accounts;
+    bool fts; /* the full-text index (fts.c) is kept and used */
 };
 extern struct storage_env storage_env;
 /* Close the accounts kept open by cache_accounts (module stop). */
@@ -315,6 +316,26 @@ void storage_search_init(struct storage_matcher *m, const char *needle);
 void storage_search_feed(struct storage_matcher *m, const char *data, size_t len);
 bool storage_search_header_field(const char *header, size_t len, const char *field,
                                  const char *needle);
+
+/* --- fts.c: the full-text index of a folder (docs/fts.md) --- */
+void storage_configure_fts(bool on);
+/* Index the texts of a message just stored (failures wait for catch-up). */
+void storage_fts_add(struct petrel_folder *folder, uint32_t uid);
+/* Bring the index in line with the folder (index what it lacks, drop
+ * what was expunged). */
+void storage_fts_update(struct petrel_folder *folder);
+/* deliver and append, then the new message indexed. */
+int storage_fts_deliver(struct petrel_mailbox *mbox, const char *folder,
+                        const struct petrel_storage_source *src,
+                        const struct petrel_storage_quota *quota, uint32_t *uid_r,
+                        uint32_t *uidvalidity_r);
+int storage_fts_append(struct petrel_mailbox *mbox, const char *folder,
+                       const struct petrel_storage_source *src,
+                       const struct petrel_storage_append *attrs, uint32_t *uid_r,
+                       uint32_t *uidvalidity_r);
+int storage_fts_search(struct petrel_folder *folder, enum petrel_storage_fts_where where,
+                       const char *field, const char *needle, size_t len,
+                       petrel_storage_uid_fn *match, void *arg);
 
 /* --- quota.c --- */
 int storage_quota_usage(struct petrel_mailbox *mbox, uint64_t *bytes_r, uint64_t *messages_r);
