@@ -308,72 +308,7 @@ static sqlite3 *fts_ready(struct petrel_folder *folder)
     return db;
 }
 
-void storage_fts_update(struct petrel_folder *folder) { sqlite3_close(fts_ready(folder)); }
-
-/* A message just stored: indexed now, so that the next search finds the
- * index current. A failure only leaves it to the next catch-up. */
-void storage_fts_add(struct petrel_folder *folder, uint32_t uid)
-{
-    if (!storage_env.fts)
-        return;
-    int64_t uidv = 0;
-    if (storage_folder_lock(folder->fs) != PETREL_STORAGE_OK)
-        return;
-    int ret = storage_index_meta(folder->fs->db, "uidvalidity", 0, &uidv);
-    storage_folder_unlock(folder->fs);
-    sqlite3 *db = ret == PETREL_STORAGE_OK ? fts_open(folder->fs, uidv) : NULL;
-    sqlite3_stmt *ins = NULL;
-    if (db != NULL &&
-        sqlite3_prepare_v2(db, "INSERT INTO texts(rowid, text, field) VALUES(?, ?, ?)", -1, &ins,
-                           NULL) == SQLITE_OK &&
-        storage_index_begin(db) == PETREL_STORAGE_OK) {
-        if (delete_message(db, uid) == 0 && index_message(db, folder, ins, uid) >= 0)
-            storage_index_commit(db);
-        else
-            storage_index_rollback(db);
-    }
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
-}
-
-static void add_name(struct petrel_mailbox *mbox, const char *name, uint32_t uid)
-{
-    struct petrel_folder *f;
-    if (!storage_env.fts || storage_folder_open(mbox, name != NULL ? name : "INBOX", &f) != 0)
-        return;
-    storage_fts_add(f, uid);
-    storage_folder_close(f);
-}
-
 void storage_configure_fts(bool on) { storage_env.fts = on; }
-
-int storage_fts_deliver(struct petrel_mailbox *mbox, const char *folder,
-                        const struct petrel_storage_source *src,
-                        const struct petrel_storage_quota *quota, uint32_t *uid_r,
-                        uint32_t *uidvalidity_r)
-{
-    uint32_t uid;
-    int ret = storage_deliver(mbox, folder, src, quota, &uid, uidvalidity_r);
-    if (ret == PETREL_STORAGE_OK)
-        add_name(mbox, folder, uid);
-    if (uid_r != NULL)
-        *uid_r = uid;
-    return ret;
-}
-
-int storage_fts_append(struct petrel_mailbox *mbox, const char *folder,
-                       const struct petrel_storage_source *src,
-                       const struct petrel_storage_append *attrs, uint32_t *uid_r,
-                       uint32_t *uidvalidity_r)
-{
-    uint32_t uid;
-    int ret = storage_deliver_append(mbox, folder, src, attrs, &uid, uidvalidity_r);
-    if (ret == PETREL_STORAGE_OK)
-        add_name(mbox, folder, uid);
-    if (uid_r != NULL)
-        *uid_r = uid;
-    return ret;
-}
 
 /* ---- searching ---- */
 

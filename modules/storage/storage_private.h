@@ -319,20 +319,9 @@ bool storage_search_header_field(const char *header, size_t len, const char *fie
 
 /* --- fts.c: the full-text index of a folder (docs/fts.md) --- */
 void storage_configure_fts(bool on);
-/* Index the texts of a message just stored (failures wait for catch-up). */
-void storage_fts_add(struct petrel_folder *folder, uint32_t uid);
-/* Bring the index in line with the folder (index what it lacks, drop
- * what was expunged). */
-void storage_fts_update(struct petrel_folder *folder);
-/* deliver and append, then the new message indexed. */
-int storage_fts_deliver(struct petrel_mailbox *mbox, const char *folder,
-                        const struct petrel_storage_source *src,
-                        const struct petrel_storage_quota *quota, uint32_t *uid_r,
-                        uint32_t *uidvalidity_r);
-int storage_fts_append(struct petrel_mailbox *mbox, const char *folder,
-                       const struct petrel_storage_source *src,
-                       const struct petrel_storage_append *attrs, uint32_t *uid_r,
-                       uint32_t *uidvalidity_r);
+/* The UIDs of the texts containing needle; the index is first brought
+ * up to date (what was stored since indexed, in batches; what was
+ * expunged dropped). */
 int storage_fts_search(struct petrel_folder *folder, enum petrel_storage_fts_where where,
                        const char *field, const char *needle, size_t len,
                        petrel_storage_uid_fn *match, void *arg);

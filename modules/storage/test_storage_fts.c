@@ -1,5 +1,5 @@
 /* Unit tests of the full-text index (fts.c) through the ops table: rows
- * added on delivery, dropped after an expunge, a lagging index caught up
+ * added for new messages, dropped after an expunge, a lagging index caught up
  * (messages added while it was off), a missing or damaged one rebuilt, a
  * needle the index cannot answer refused, and the phrase query equal to a
  * substring test for needles with spaces, punctuation, quotes, FTS5
@@ -153,13 +153,15 @@ static void test_fts_lag_expunge_rebuild(void **state)
     char path[PATH_MAX + 32];
     fts_file("fts2", path, sizeof(path));
     struct stat sb;
-    assert_int_equal(stat(path, &sb), 0); /* indexed on delivery */
+    struct petrel_folder *f;
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    assert_int_not_equal(stat(path, &sb), 0); /* made by the first search */
+    assert_string_equal(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"), "1");
+    assert_int_equal(stat(path, &sb), 0);
     /* Off: delivered but not indexed; on again: caught up. */
     storage_configure_fts(false);
     uint32_t late = put(m, msgs[0]);
     storage_configure_fts(true);
-    struct petrel_folder *f;
-    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
     char want[32];
     snprintf(want, sizeof(want), "1 %u", late);
     assert_string_equal(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"), want);
@@ -196,6 +198,10 @@ static void test_fts_rename(void **state)
     uint32_t uid, v;
     struct petrel_storage_source src = {msgs[1], strlen(msgs[1]), -1, 0};
     assert_int_equal(ops->deliver(m, "Old", &src, NULL, &uid, &v), PETREL_STORAGE_OK);
+    struct petrel_folder *old;
+    assert_int_equal(ops->folder_open(m, "Old", &old), PETREL_STORAGE_OK);
+    assert_string_equal(fts(old, PETREL_STORAGE_FTS_BODY, NULL, "col:umn"), "1");
+    ops->folder_close(old);
     assert_int_equal(ops->folder_rename(m, "Old", "New"), PETREL_STORAGE_OK);
     char dir[PATH_MAX], path[PATH_MAX + 32];
     test_folder_dir("fts3", ".New", dir, sizeof(dir));
