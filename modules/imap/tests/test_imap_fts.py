@@ -32,7 +32,9 @@ def queries():
     """(name, command bytes after "UID SEARCH CHARSET UTF-8 ")."""
     out = []
     for key in KEYS:
-        for n in fts_corpus.NEEDLES:
+        # Every needle in the body keys, every third in the header ones.
+        needles = fts_corpus.NEEDLES if key in ("BODY", "TEXT") else fts_corpus.NEEDLES[::3]
+        for n in needles:
             out.append((f"{key} {n!r}", key.encode() + b" " + lit(n)))
     a, b = "petrel", "café"
     out += [
