@@ -148,8 +148,14 @@ static bool add_row(void *ctx, const struct petrel_mimetext_info *info, const ch
     return !r->failed;
 }
 
+/* The statements of one catch-up, prepared once. */
+struct fts_stmts {
+    sqlite3_stmt *ins;  /* a text */
+    sqlite3_stmt *done; /* a message indexed */
+};
+
 /* 1: indexed; 0: the message is gone; -1: failed. */
-static int index_message(sqlite3 *db, struct petrel_folder *folder, sqlite3_stmt *ins, uint32_t uid)
+static int index_message(const struct fts_stmts *sq, struct petrel_folder *folder, uint32_t uid)
 {
     struct petrel_buf hdr;
     petrel_buf_init(&hdr, PETREL_STORAGE_MAX_HEADER + 1);
@@ -162,7 +168,7 @@ static int index_message(sqlite3 *db, struct petrel_folder *folder, sqlite3_stmt
         petrel_buf_free(&hdr);
         return ret == PETREL_STORAGE_NOT_FOUND ? 0 : -1;
     }
-    struct msg_rows r = {.ins = ins, .uid = uid};
+    struct msg_rows r = {.ins = sq->ins, .uid = uid};
     /* A text is at most PETREL_MIMETEXT_MAX_TEXT bytes. */
     petrel_buf_init(&r.text, PETREL_MIMETEXT_MAX_TEXT + 1);
     /* The header as IMAP SEARCH reads it: the cached block. */
@@ -174,14 +180,9 @@ static int index_message(sqlite3 *db, struct petrel_folder *folder, sqlite3_stmt
     petrel_buf_free(&hdr);
     if (r.failed)
         return -1;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO done(uid) VALUES(?)", -1, &st, NULL) !=
-        SQLITE_OK)
-        return -1;
-    sqlite3_bind_int64(st, 1, uid);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 1 : -1;
+    sqlite3_reset(sq->done);
+    sqlite3_bind_int64(sq->done, 1, uid);
+    return sqlite3_step(sq->done) == SQLITE_DONE ? 1 : -1;
 }
 
 static int delete_message(sqlite3 *db, uint32_t uid)
@@ -260,10 +261,12 @@ static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_
         else
             i++, k++;
     }
-    sqlite3_stmt *ins = NULL;
+    struct fts_stmts sq = {NULL, NULL};
     if (ret == 0 && add.n > 0 &&
-        sqlite3_prepare_v2(db, "INSERT INTO texts(rowid, text, field) VALUES(?, ?, ?)", -1, &ins,
-                           NULL) != SQLITE_OK)
+        (sqlite3_prepare_v2(db, "INSERT INTO texts(rowid, text, field) VALUES(?, ?, ?)", -1,
+                            &sq.ins, NULL) != SQLITE_OK ||
+         sqlite3_prepare_v2(db, "INSERT INTO done(uid) VALUES(?)", -1, &sq.done, NULL) !=
+             SQLITE_OK))
         ret = -1;
     size_t a = 0, d = 0;
     while (ret == 0 && (a < add.n || d < del.n)) {
@@ -273,18 +276,18 @@ static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_
         }
         for (unsigned b = 0; ret == 0 && b < FTS_BATCH && d < del.n; b++)
             ret = delete_message(db, del.v[d++]);
-        for (unsigned b = 0; ret == 0 && b < FTS_BATCH && a < add.n; b++) {
-            /* Rows a failed attempt left are replaced. */
-            if (delete_message(db, add.v[a]) != 0 || index_message(db, folder, ins, add.v[a]) < 0)
+        /* A UID not in done has no rows: each message's rows and its done
+         * mark are written in one transaction. */
+        for (unsigned b = 0; ret == 0 && b < FTS_BATCH && a < add.n; b++)
+            if (index_message(&sq, folder, add.v[a++]) < 0)
                 ret = -1;
-            a++;
-        }
         if (ret == 0)
             ret = storage_index_commit(db) == PETREL_STORAGE_OK ? 0 : -1;
         else
             storage_index_rollback(db);
     }
-    sqlite3_finalize(ins);
+    sqlite3_finalize(sq.ins);
+    sqlite3_finalize(sq.done);
     free(done.v);
     free(add.v);
     free(del.v);
@@ -361,8 +364,8 @@ int storage_fts_search(struct petrel_folder *folder, enum petrel_storage_fts_whe
     if (db == NULL)
         return PETREL_STORAGE_UNSUPPORTED;
     static const char *const sql[] = {
-        [PETREL_STORAGE_FTS_FIELD] = "SELECT rowid FROM texts WHERE texts MATCH ?1 AND field = "
-                                     "lower(?2) ORDER BY rowid",
+        [PETREL_STORAGE_FTS_FIELD] = ("SELECT rowid FROM texts WHERE texts MATCH ?1"
+                                      " AND field = lower(?2) ORDER BY rowid"),
         [PETREL_STORAGE_FTS_BODY] =
             "SELECT rowid FROM texts WHERE texts MATCH ?1 AND field = '' ORDER BY rowid",
         [PETREL_STORAGE_FTS_TEXT] = "SELECT rowid FROM texts WHERE texts MATCH ?1 ORDER BY rowid",
