@@ -188,7 +188,7 @@ static void test_fts_lag_expunge_rebuild(void **state)
     ops->mailbox_close(m);
 }
 
-/* A renamed folder's index goes with it. */
+/* A renamed folder's index goes with it, a deleted folder's with it. */
 static void test_fts_rename(void **state)
 {
     (void)state;
@@ -212,6 +212,9 @@ static void test_fts_rename(void **state)
     assert_int_equal(ops->folder_open(m, "New", &f), PETREL_STORAGE_OK);
     assert_string_equal(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "col:umn"), "1");
     ops->folder_close(f);
+    /* Deleted: the index file does not keep the directory alive. */
+    assert_int_equal(ops->folder_delete(m, "New"), PETREL_STORAGE_OK);
+    assert_int_not_equal(stat(dir, &sb), 0);
     ops->mailbox_close(m);
 }
 
