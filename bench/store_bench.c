@@ -4,7 +4,7 @@
  * otherwise. Prints one human line and "RESULT {json}".
  *
  *   store_bench --dir DIR [--threads T] [-n N] [--size BYTES] [--one-account]
- *               [--no-fsync] [--index-sync full|normal|off]
+ *               [--no-fsync] [--index-sync full|normal|off] [--no-fts]
  *   store_bench --dir DIR --rebuild [-n N] [--size BYTES]
  *
  * --rebuild: N message files (no index, half with a U= in the name) are
@@ -108,7 +108,7 @@ static int rebuild_bench(unsigned n)
 
 int main(int argc, char **argv)
 {
-    bool rebuild = false;
+    bool rebuild = false, fts = true;
     const char *dir = NULL, *sync = "full";
     unsigned threads = 1, n = 2000;
     bool do_fsync = true;
@@ -130,6 +130,8 @@ int main(int argc, char **argv)
             sync = argv[++i];
         else if (strcmp(argv[i], "--rebuild") == 0)
             rebuild = true;
+        else if (strcmp(argv[i], "--no-fts") == 0)
+            fts = false; /* docs/fts.md: the indexing cost */
         else {
             fprintf(stderr, "usage: see the comment at the top of store_bench.c\n");
             return 2;
@@ -144,6 +146,7 @@ int main(int argc, char **argv)
                                   : strcmp(sync, "normal") == 0 ? STORAGE_SYNC_NORMAL
                                                                 : STORAGE_SYNC_FULL;
     storage_configure(dir, "bench.test", do_fsync, mode);
+    storage_configure_fts(fts);
     g_message = petrel_malloc(g_size);
     int hl =
         snprintf(g_message, g_size, "From: a@b.test\r\nTo: c@d.test\r\nSubject: bench\r\n\r\n");

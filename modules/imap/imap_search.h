@@ -66,4 +66,14 @@ void imap_search_bind_within(struct imap_search *s, int64_t now,
 /* 1: the message matches; 0: it does not; -1: it could not be read. */
 int imap_search_match(const struct imap_search *s, const struct imap_search_msg *m);
 
+/* --- F: the storage's full-text index (imap_search_fts.c) --- */
+struct petrel_storage_ops;
+struct petrel_folder;
+/* Ask the index about each text key it can answer (on a worker thread,
+ * before matching); returns what matching then still needs (a subset of
+ * imap_search_needs). Keys it cannot answer are scanned as before. */
+unsigned imap_search_fts(struct imap_search *s, const struct petrel_storage_ops *ops,
+                         struct petrel_folder *folder);
+void imap_search_fts_free(struct imap_search *s);
+
 #endif

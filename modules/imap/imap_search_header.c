@@ -1,101 +1,13 @@
-/* Header fields for SEARCH: unfolding, the Date: field's day, and the
- * header-side text match (RFC 2047 words decoded, folded). */
+/* Header fields for SEARCH: the Date: field's day, and the header-side
+ * text match on the fields petrel_mimetext_header gives (unfolded, RFC
+ * 2047 decoded, folded). */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <petrel/mem.h>
-#include <petrel/mime.h>
-
 #include "imap_search_private.h"
-
-/* One unfolded field is cut here; the core MIME parser keeps as much. */
-#define FIELD_MAX PETREL_MIME_DEFAULT_MAX_FIELD_SIZE
-#define NAME_MAX_LEN 256u
-
-struct field_acc {
-    char name[NAME_MAX_LEN];
-    size_t name_len;
-    char *value;
-    size_t value_len;
-    bool open;
-};
-
-static void acc_append(struct field_acc *a, const char *s, size_t len)
-{
-    size_t room = FIELD_MAX - a->value_len;
-    if (len > room)
-        len = room;
-    memcpy(a->value + a->value_len, s, len);
-    a->value_len += len;
-}
-
-static bool acc_emit(struct field_acc *a, search_field_fn *fn, void *ctx)
-{
-    if (!a->open)
-        return true;
-    a->open = false;
-    a->value[a->value_len] = '\0';
-    return fn(a->name, a->name_len, a->value, a->value_len, ctx);
-}
-
-/* A field line "name: value": false when it has no colon (skipped). */
-static bool acc_start(struct field_acc *a, const char *line, size_t len)
-{
-    const char *colon = memchr(line, ':', len);
-    if (colon == NULL)
-        return false;
-    size_t n = (size_t)(colon - line);
-    while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
-        n--;
-    if (n == 0 || n >= NAME_MAX_LEN)
-        return false;
-    memcpy(a->name, line, n);
-    a->name[n] = '\0';
-    a->name_len = n;
-    a->value_len = 0;
-    a->open = true;
-    const char *v = colon + 1;
-    size_t vlen = len - (size_t)(v - line);
-    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-    acc_append(a, v, vlen);
-    return true;
-}
-
-bool search_header_fields(const char *hdr, size_t len, search_field_fn *fn, void *ctx)
-{
-    struct field_acc a = {.open = false};
-    a.value = petrel_malloc(FIELD_MAX + 1);
-    bool go_on = true;
-    size_t pos = 0;
-    while (pos < len && go_on) {
-        const char *line = hdr + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t line_len = nl != NULL ? (size_t)(nl - line) : len - pos;
-        pos += line_len + (nl != NULL ? 1 : 0);
-        if (line_len > 0 && line[line_len - 1] == '\r')
-            line_len--;
-        if (line_len == 0)
-            break; /* the end of the header */
-        if (line[0] == ' ' || line[0] == '\t') {
-            if (a.open)
-                acc_append(&a, line, line_len); /* unfolding keeps the blank */
-            continue;
-        }
-        go_on = acc_emit(&a, fn, ctx);
-        if (go_on)
-            acc_start(&a, line, line_len);
-    }
-    if (go_on)
-        go_on = acc_emit(&a, fn, ctx);
-    free(a.value);
-    return go_on;
-}
 
 /* ---- the Date: field ---- */
 
@@ -180,57 +92,35 @@ struct header_match {
     const struct imap_search *s;
     uint64_t want;
     uint64_t *hits;
-    bool in_body;
 };
 
-static bool needle_applies(const struct search_needle *nd, const char *name, bool in_body)
-{
-    if (in_body)
-        return nd->where != SW_FIELD;
-    return nd->where == SW_TEXT || (nd->where == SW_FIELD && strcasecmp(nd->field, name) == 0);
-}
-
-static bool match_field(const char *name, size_t name_len, const char *value, size_t value_len,
-                        void *ctx)
+static bool match_field(void *ctx, const struct petrel_mimetext_info *info, const char *text,
+                        size_t len, bool last)
 {
     struct header_match *hm = ctx;
-    uint64_t applies = 0;
-    for (unsigned i = 0; i < hm->s->needle_count; i++)
-        if ((hm->want >> i) & 1u && needle_applies(&hm->s->needles[i], name, hm->in_body))
-            applies |= 1ull << i;
-    if (applies == 0)
-        return true;
-    (void)value_len;
-    char *decoded = petrel_mime_decode_header(value, FIELD_MAX);
-    size_t dlen = strlen(decoded);
-    /* "name: value" folded, so that TEXT sees the field as a whole. */
-    char *line = petrel_malloc(name_len + 2 + dlen + 1);
-    memcpy(line, name, name_len);
-    memcpy(line + name_len, ": ", 2);
-    memcpy(line + name_len + 2, decoded, dlen);
-    free(decoded);
-    char *folded = search_fold_str(line, name_len + 2 + dlen);
-    free(line);
-    size_t total = name_len + 2 + dlen;
+    (void)last; /* a field comes whole */
     for (unsigned i = 0; i < hm->s->needle_count; i++) {
         const struct search_needle *nd = &hm->s->needles[i];
-        if (!((applies >> i) & 1u))
+        if (!((hm->want >> i) & 1u))
             continue;
-        const char *hay = nd->where == SW_FIELD ? folded + name_len + 2 : folded;
-        size_t hay_len = nd->where == SW_FIELD ? dlen : total;
+        bool field = nd->where == SW_FIELD;
+        if (field && strcasecmp(nd->field, info->field) != 0)
+            continue;
+        /* A field needle looks in the value, TEXT in "Name: value". */
+        const char *hay = field ? text + info->value_offset : text;
+        size_t hay_len = field ? len - info->value_offset : len;
         if (nd->len == 0 || memmem(hay, hay_len, nd->text, nd->len) != NULL) {
             *hm->hits |= 1ull << i;
             hm->want &= ~(1ull << i);
         }
     }
-    free(folded);
     return hm->want != 0;
 }
 
 void search_header_match(const struct imap_search *s, const char *hdr, size_t len, uint64_t want,
-                         uint64_t *hits, bool in_body)
+                         uint64_t *hits)
 {
-    struct header_match hm = {.s = s, .want = want & ~*hits, .hits = hits, .in_body = in_body};
+    struct header_match hm = {.s = s, .want = want & ~*hits, .hits = hits};
     if (hm.want != 0)
-        search_header_fields(hdr, len, match_field, &hm);
+        petrel_mimetext_header(hdr, len, match_field, &hm);
 }

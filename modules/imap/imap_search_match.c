@@ -157,7 +157,7 @@ static char *read_header(int fd, size_t *len_r)
         len += (size_t)n;
     }
     buf[len] = '\0';
-    /* Cut after the empty line; search_header_fields stops there anyway. */
+    /* Cut after the empty line; petrel_header_fields stops there anyway. */
     for (size_t i = 0; i + 1 < len; i++)
         if (buf[i] == '\n' &&
             (buf[i + 1] == '\n' || (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n'))) {
@@ -181,16 +181,20 @@ static uint64_t needles_of(const struct imap_search *s, enum search_where where)
 static void match_header(struct match_ctx *x, const char *hdr, size_t len)
 {
     uint64_t fields = needles_of(x->s, SW_FIELD);
-    search_header_match(x->s, hdr, len, fields | needles_of(x->s, SW_TEXT), &x->hits, false);
+    /* Needles the index decided are not looked for again. */
+    uint64_t want = (fields | needles_of(x->s, SW_TEXT)) & ~x->known;
+    search_header_match(x->s, hdr, len, want, &x->hits);
     x->known |= fields;
     if (x->s->sent_keys)
-        search_header_fields(hdr, len, take_date, x);
+        petrel_header_fields(hdr, len, take_date, x);
     x->header_read = true;
 }
 
 int imap_search_match(const struct imap_search *s, const struct imap_search_msg *m)
 {
     struct match_ctx x = {.s = s, .m = m};
+    if (s->fts != NULL)
+        search_fts_apply(s->fts, m->uid, &x.known, &x.hits);
     int r = eval(&x, s->root);
     if (r != UNKNOWN)
         return r;
@@ -208,7 +212,7 @@ int imap_search_match(const struct imap_search *s, const struct imap_search_msg 
     match_header(&x, hdr, hdr_len);
     r = eval(&x, s->root);
     if (r == UNKNOWN) {
-        uint64_t body = (needles_of(s, SW_BODY) | needles_of(s, SW_TEXT)) & ~x.hits;
+        uint64_t body = (needles_of(s, SW_BODY) | needles_of(s, SW_TEXT)) & ~x.hits & ~x.known;
         /* A header read here may be cut short: let the body code parse. */
         const char *given = own == NULL ? hdr : NULL;
         if (m->fd < 0 || search_body_match(s, m->fd, given, hdr_len, body, &x.hits) < 0)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <petrel/mimetext.h>
+
 #include "imap_search.h"
 #include "imap_seqset.h"
 
@@ -17,14 +19,8 @@
 #define SEARCH_MAX_NEEDLE_LEN 1024u
 #define SEARCH_MAX_DEPTH 32u
 #define SEARCH_MAX_NODES 4096u
-/* Work on one message: decoded text bytes matched (the rest is not looked
- * at) and header bytes read when the caller gave the file only. */
-#define SEARCH_MAX_TEXT_BYTES (64u * 1024u * 1024u)
+/* Header bytes read when the caller gave the file only. */
 #define SEARCH_MAX_HEADER_BYTES (256u * 1024u)
-/* Bytes of a message the MIME parse reads to find the parts. */
-#define SEARCH_MAX_PARSE_BYTES (256ull * 1024u * 1024u)
-/* Bytes read from the file at once. */
-#define SEARCH_READ_CHUNK (64u * 1024u)
 
 enum search_kind {
     SK_ALL,
@@ -79,8 +75,17 @@ struct search_needle {
     size_t len;
 };
 
+/* What the storage's full-text index answered (imap_search_fts.c). */
+struct search_fts {
+    uint64_t exact;                     /* needles answered: a UID matches iff it is listed */
+    uint64_t filter;                    /* needles narrowed: a UID not listed does not match */
+    uint32_t *uids[SEARCH_MAX_NEEDLES]; /* ascending */
+    size_t count[SEARCH_MAX_NEEDLES];
+};
+
 struct imap_search {
     struct search_node *root;
+    struct search_fts *fts; /* NULL: every text key scans */
     struct search_needle needles[SEARCH_MAX_NEEDLES];
     unsigned needle_count;
     size_t node_count;
@@ -90,26 +95,18 @@ struct imap_search {
 
 /* ---- text (imap_search_text.c) ---- */
 
-/* Case folding of UTF-8 that keeps every length: ASCII, Latin-1, Latin
- * Extended-A, Greek and Cyrillic capitals to small letters. A lead byte
- * waits in pending until its continuation byte is seen. */
-struct search_fold {
-    unsigned char pending;
-};
-/* Fold len bytes of in to out (room for len + 1); returns the bytes written. */
-size_t search_fold(struct search_fold *f, const char *in, size_t len, char *out);
-size_t search_fold_end(struct search_fold *f, char *out);
-/* A whole string folded into a new NUL-terminated one. */
+/* A string folded as the texts are (petrel_fold), new and NUL-terminated. */
 char *search_fold_str(const char *s, size_t len);
 
-/* Finds the needles of a mask in a stream of folded text, across pieces. */
+/* Finds the needles of a mask in the texts of petrel_mimetext, each text
+ * in pieces: the window keeps the longest needle minus one byte, so a
+ * match across two pieces is found, never one across two texts. */
 struct search_matcher {
     const struct imap_search *s;
     uint64_t want; /* needles still looked for */
     uint64_t *hits;
     size_t keep; /* longest wanted needle - 1 */
     size_t len;
-    uint64_t budget; /* text bytes this message may still match */
     char buf[SEARCH_MAX_NEEDLE_LEN + 8192];
 };
 void search_matcher_init(struct search_matcher *mt, const struct imap_search *s, uint64_t want,
@@ -118,35 +115,32 @@ void search_matcher_feed(struct search_matcher *mt, const char *data, size_t len
 /* The end of one text (a field, a part): a match may not span it. */
 void search_matcher_end(struct search_matcher *mt);
 bool search_matcher_done(const struct search_matcher *mt);
-
-/* One body part's bytes: transfer decoding, charset to UTF-8, folding. */
-struct search_part;
-struct search_part *search_part_new(const char *encoding, const char *charset,
-                                    struct search_matcher *mt);
-void search_part_feed(struct search_part *p, const char *data, size_t len);
-void search_part_free(struct search_part *p); /* ends the text too */
+/* A petrel_mimetext_fn feeding the matcher given as ctx. */
+bool search_matcher_text(void *ctx, const struct petrel_mimetext_info *info, const char *data,
+                         size_t len, bool last);
 
 /* ---- header (imap_search_header.c) ---- */
 
-/* Each field of a header block unfolded, name and value apart. Returns
- * false when the callback asked to stop. */
-typedef bool search_field_fn(const char *name, size_t name_len, const char *value, size_t value_len,
-                             void *ctx);
-bool search_header_fields(const char *hdr, size_t len, search_field_fn *fn, void *ctx);
 /* The day (days since 1970-01-01) of an RFC 5322 date, in its own zone. */
 bool search_sent_day(const char *value, size_t len, int64_t *days_r);
-/* Match the needles of want against a header block, every field decoded
- * (RFC 2047) and folded: SW_FIELD needles in their field, SW_TEXT in every
- * "name: value"; in_body (an attached message's header): SW_BODY and
- * SW_TEXT in every field, SW_FIELD nowhere. */
+/* Match the needles of want against the fields of a header block:
+ * SW_FIELD needles in the value of their field, SW_TEXT in every
+ * "Name: value". */
 void search_header_match(const struct imap_search *s, const char *hdr, size_t len, uint64_t want,
-                         uint64_t *hits, bool in_body);
+                         uint64_t *hits);
+
+/* ---- the index (imap_search_fts.c) ---- */
+
+/* The needles of uid the index decided: known gets their bits, hits those
+ * that match. */
+void search_fts_apply(const struct search_fts *f, uint32_t uid, uint64_t *known, uint64_t *hits);
 
 /* ---- body (imap_search_body.c) ---- */
 
-/* Match the needles of want against the text of every body part of the
- * message in fd. header, when not NULL, is its header block (it spares a
- * parse of the file for a message that is one part). -1: read error. */
+/* Match the needles of want (SW_BODY and SW_TEXT) against the body texts
+ * of the message in fd. header, when not NULL, is its header block (it
+ * spares a parse of the file for a message that is one part). -1: read
+ * error. */
 int search_body_match(const struct imap_search *s, int fd, const char *header, size_t header_len,
                       uint64_t want, uint64_t *hits);
 

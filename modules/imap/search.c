@@ -29,6 +29,7 @@ struct search_arg {
 
 void imap_search_run_free(struct imap_search_run *run)
 {
+    imap_search_fts_free(run->search);
     imap_search_free(run->search);
     run->search = NULL;
     petrel_buf_free(&run->header);
@@ -138,6 +139,7 @@ int imap_search_run(struct imap_job *j, struct imap_search_run *run)
         if (err != 0)
             return err;
     }
+    run->needs = imap_search_fts(run->search, imap_storage, s->folder); /* docs/fts.md */
     struct match_ctx x = {run, s};
     return imap_storage->messages(s->folder, NULL, match_one, &x);
 }

@@ -474,9 +474,11 @@ static void test_multipart(void **state)
     (void)state;
     assert_int_equal(text_match("multipart.eml", "BODY \"kalimera kosmos — naïve\""), 1);
     assert_int_equal(text_match("multipart.eml", "BODY \"NAÏVE CAFÉ\""), 1);
-    /* The HTML part, decoded from base64; Greek folded. */
+    /* The HTML part, decoded from base64, reduced to its text; Greek folded. */
     assert_int_equal(text_match("multipart.eml", "BODY \"ΚΑΛΗΜΈΡΑ\""), 1);
-    assert_int_equal(text_match("multipart.eml", "BODY \"<b>καλημέρα</b>\""), 1);
+    assert_int_equal(text_match("multipart.eml", "BODY \"<b>καλημέρα</b>\""), 0);
+    assert_int_equal(text_match("multipart.eml", "BODY \"καλημέρα κόσμε\""), 1);
+    assert_int_equal(text_match("multipart.eml", "BODY html"), 0);
     assert_int_equal(text_match("multipart.eml", "BODY κόσμε"), 1);
     /* Not text: the attachment, the preamble, the boundaries. */
     assert_int_equal(text_match("multipart.eml", "BODY secretword"), 0);
@@ -529,11 +531,12 @@ static bool pipeline_finds(const char *needle, const char *encoding, const char 
     uint64_t hits = 0;
     struct search_matcher *mt = malloc(sizeof(*mt));
     search_matcher_init(mt, s, 1, &hits);
-    struct search_part *p = search_part_new(encoding, charset, mt);
+    struct petrel_mimetext_part *p =
+        petrel_mimetext_part_new(encoding, charset, false, search_matcher_text, mt);
     size_t len = strlen(data);
     for (size_t i = 0; i < len; i += step)
-        search_part_feed(p, data + i, len - i < step ? len - i : step);
-    search_part_free(p);
+        petrel_mimetext_part_feed(p, data + i, len - i < step ? len - i : step);
+    petrel_mimetext_part_free(p);
     free(mt);
     imap_search_free(s);
     return hits == 1;
@@ -559,9 +562,10 @@ static void test_pieces(void **state)
         assert_true(pipeline_finds("καλη жё", NULL, "utf-8", utf, step));
         assert_false(pipeline_finds("καλα", NULL, "utf-8", utf, step));
     }
-    /* An unknown charset is matched as its bytes (ASCII still folded). */
-    assert_true(pipeline_finds("abc\xC9", "7bit", "x-unknown", "ABC\xC9", 1));
-    assert_false(pipeline_finds("abc\xE9", "7bit", "x-unknown", "ABC\xC9", 1));
+    /* An unknown charset is read as UTF-8 (ASCII still folded), a byte
+     * that is not UTF-8 as U+FFFD. */
+    assert_true(pipeline_finds("abc\xEF\xBF\xBD", "7bit", "x-unknown", "ABC\xC9", 1));
+    assert_false(pipeline_finds("abc\xC9", "7bit", "x-unknown", "ABC\xC9", 1));
 }
 
 /* Flags that decide the answer spare the file: none is given here. */

@@ -13,8 +13,11 @@
 
 #include "storage_private.h"
 
-struct storage_env storage_env = {
-    .root = "mail", .fsync = true, .index_sync = STORAGE_SYNC_FULL, .max_folders = 10000};
+struct storage_env storage_env = {.root = "mail",
+                                  .fsync = true,
+                                  .index_sync = STORAGE_SYNC_FULL,
+                                  .max_folders = 10000,
+                                  .fts = true};
 struct storage_counters storage_counters;
 bool (*storage_test_fault)(const char *point);
 
@@ -62,6 +65,7 @@ const char *storage_strerror(int error)
         "ok",          "not found",    "already exists",
         "over quota",  "invalid name", "invalid argument",
         "not allowed", "too large",    "temporary failure",
+        "unsupported",
     };
     if (error < 0 || (size_t)error >= sizeof(names) / sizeof(names[0]))
         return "unknown error";
@@ -102,4 +106,5 @@ const struct petrel_storage_ops storage_ops = {
     .unwatch = storage_notify_unwatch,
     .strerror = storage_strerror,
     .cache_scan = storage_message_cache_scan,
+    .fts_search = storage_fts_search,
 };

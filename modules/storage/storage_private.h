@@ -56,6 +56,7 @@ struct storage_env {
      * connections and folder states), so a busy account is not opened
      * again for every delivery. 0 = free with the last handle. */
     size_t cache_accounts;
+    bool fts; /* the full-text index (fts.c) is kept and used */
 };
 extern struct storage_env storage_env;
 /* Close the accounts kept open by cache_accounts (module stop). */
@@ -318,6 +319,15 @@ void storage_search_init(struct storage_matcher *m, const char *needle);
 void storage_search_feed(struct storage_matcher *m, const char *data, size_t len);
 bool storage_search_header_field(const char *header, size_t len, const char *field,
                                  const char *needle);
+
+/* --- fts.c: the full-text index of a folder (docs/fts.md) --- */
+void storage_configure_fts(bool on);
+/* The UIDs of the texts containing needle; the index is first brought
+ * up to date (what was stored since indexed, in batches; what was
+ * expunged dropped). */
+int storage_fts_search(struct petrel_folder *folder, enum petrel_storage_fts_where where,
+                       const char *field, const char *needle, size_t len,
+                       petrel_storage_uid_fn *match, void *arg);
 
 /* --- quota.c --- */
 int storage_quota_usage(struct petrel_mailbox *mbox, uint64_t *bytes_r, uint64_t *messages_r);

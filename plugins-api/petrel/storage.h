@@ -43,6 +43,14 @@ enum petrel_storage_error {
     PETREL_STORAGE_NOT_ALLOWED,  /* e.g. deleting INBOX or a folder with children */
     PETREL_STORAGE_TOO_LARGE,    /* a message, cache value or folder over a hard limit */
     PETREL_STORAGE_TEMPFAIL,     /* I/O error, index busy: try again later */
+    PETREL_STORAGE_UNSUPPORTED,  /* the backend cannot answer this (fts_search): do it yourself */
+};
+
+/* Where fts_search looks (the texts of petrel/mimetext.h). */
+enum petrel_storage_fts_where {
+    PETREL_STORAGE_FTS_FIELD, /* the header fields of a name: a superset, see fts_search */
+    PETREL_STORAGE_FTS_BODY,  /* the body texts */
+    PETREL_STORAGE_FTS_TEXT,  /* both */
 };
 
 /* Hard limits every backend accepts at least. */
@@ -327,6 +335,18 @@ struct petrel_storage_ops {
      * with no storage lock held. */
     int (*cache_scan)(struct petrel_folder *folder, const struct petrel_storage_uid_set *uids,
                       const char *key, petrel_storage_cache_fn *fn, void *arg);
+    /* The UIDs, ascending, of the messages that have a text of where
+     * containing needle (needle_len bytes, folded with petrel_fold, the
+     * texts as petrel_mimetext gives them): exactly the messages a scan
+     * would find for BODY and TEXT; for FIELD (field names a header
+     * field, any case) the messages whose "Field: value" text contains it,
+     * which may also match in "Field: " itself, so the caller checks those.
+     * UNSUPPORTED when the backend cannot answer (no index, index off or
+     * unusable, needle under 3 characters or not UTF-8): the caller scans.
+     * The index is brought up to date first, so results never lag. */
+    int (*fts_search)(struct petrel_folder *folder, enum petrel_storage_fts_where where,
+                      const char *field, const char *needle, size_t needle_len,
+                      petrel_storage_uid_fn *match, void *arg);
 };
 
 #endif
