@@ -352,6 +352,7 @@ void imap_cmd_list(struct petrel_conn *conn, struct imap_session *s, const struc
 #define ST_UIDNEXT 4u
 #define ST_UIDVALIDITY 8u
 #define ST_UNSEEN 16u
+#define ST_HIGHESTMODSEQ 32u /* RFC 7162 (part Q) */
 
 static void status_work(struct imap_job *j)
 {
@@ -381,19 +382,22 @@ static void status_work(struct imap_job *j)
             petrel_buf_printf(o, "%s%s %u", sep, items[i].name, items[i].value);
             sep = " ";
         }
+    if (a->items & ST_HIGHESTMODSEQ)
+        petrel_buf_printf(o, "%sHIGHESTMODSEQ %llu", sep, (unsigned long long)st.highestmodseq);
     petrel_buf_printf(o, ")\r\n");
     imap_job_ok(j, "STATUS completed");
 }
 
 static unsigned status_items(const struct imap_arg *list)
 {
-    static const char *const names[] = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"};
+    static const char *const names[] = {"MESSAGES",    "RECENT", "UIDNEXT",
+                                        "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"};
     unsigned items = 0;
     if (list->type != IMAP_ARG_LIST || list->count == 0)
         return 0;
     for (size_t i = 0; i < list->count; i++) {
         unsigned bit = 0;
-        for (size_t k = 0; k < 5; k++)
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
             if (imap_arg_atom_is(&list->list[i], names[k]))
                 bit = 1u << k;
         if (bit == 0)
@@ -414,6 +418,8 @@ void imap_cmd_status(struct petrel_conn *conn, struct imap_session *s,
         imap_bad(conn, s, "%s", error);
         return;
     }
+    if (items & ST_HIGHESTMODSEQ)
+        s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
     struct folder_arg *a = petrel_calloc(1, sizeof(*a));
     a->name = name;
     a->items = items;
