@@ -16,6 +16,7 @@ struct storage_config {
     bool fsync;
     char *index_sync;
     long long cache_accounts;
+    long long expunged_days, expunged_max;
 };
 
 static const char *const sync_choices[] = {"full", "normal", "off", NULL};
@@ -26,6 +27,9 @@ static const struct petrel_setting storage_settings[] = {
     PETREL_SETTING_CHOICE_F(struct storage_config, index_sync, "full", sync_choices,
                             PETREL_SETTING_FIXED),
     PETREL_SETTING_INT_F(struct storage_config, cache_accounts, "256", 0, 1000000,
+                         PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct storage_config, expunged_days, "30", 1, 3650, PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct storage_config, expunged_max, "100000", 1, 100000000,
                          PETREL_SETTING_FIXED),
     PETREL_SETTINGS_END,
 };
@@ -60,6 +64,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
     }
     storage_configure(root, petrel_primary_domain(), cfg->fsync, sync_mode(cfg->index_sync));
     storage_configure_cache((size_t)cfg->cache_accounts);
+    storage_configure_expunged((unsigned)cfg->expunged_days, (size_t)cfg->expunged_max);
     if (!cfg->fsync)
         petrel_log(PETREL_LOG_WARNING, STORAGE_LOG,
                    "fsync = false: acknowledged mail can be lost on a crash (tests only)");

@@ -279,3 +279,40 @@ def test_bad_qresync_parameters(srv, param):
     _, done = c.run(f"SELECT INBOX {param}")
     assert done.startswith("BAD"), (param, done)
     c.close()
+
+
+def test_client_older_than_the_expunged_window(make_instance, env):
+    """With expunged_max = 2 the store remembers the last two expunged
+    UIDs: a client older than that gets every missing UID (even one it
+    never knew), a newer one exactly what vanished since."""
+    srv = ImapServer(make_instance, env, "imapwindow",
+                     storage=dict(fsync=False, index_sync="off", expunged_max=2)).start()
+    deliver(srv, 7)
+    b = session(srv)
+    b.ok("SELECT INBOX")
+
+    def expunge(uid):
+        b.ok(f"UID STORE {uid} +FLAGS (\\Deleted)")
+        b.ok(f"UID EXPUNGE {uid}")
+
+    expunge(1)
+    a = session(srv)
+    a.ok("ENABLE QRESYNC")
+    untagged = a.ok("SELECT INBOX")
+    uidv, old = code(untagged, "UIDVALIDITY"), code(untagged, "HIGHESTMODSEQ")
+    a.close()
+    expunge(2)
+    expunge(3)
+    recent = code(b.ok("SELECT INBOX"), "HIGHESTMODSEQ")
+    expunge(4)
+    expunge(5)
+    a = session(srv)
+    untagged = qresync_select(a, uidv, old)
+    assert [l for l in untagged if b"VANISHED" in l] == [b"* VANISHED (EARLIER) 1:5"], untagged
+    a.close()
+    a = session(srv)
+    untagged = qresync_select(a, uidv, recent)
+    assert [l for l in untagged if b"VANISHED" in l] == [b"* VANISHED (EARLIER) 4:5"], untagged
+    assert b"* 2 EXISTS" in untagged
+    a.close()
+    b.close()
