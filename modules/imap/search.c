@@ -16,6 +16,7 @@ struct search_arg {
     struct petrel_buf header;
     struct imap_job *j;
     int err;
+    uint64_t max_modseq; /* of the matches, for "(MODSEQ n)" (RFC 7162 3.1.5) */
 };
 
 static void search_free(void *arg)
@@ -58,8 +59,11 @@ static int match_one(void *arg, const struct petrel_storage_msg *msg)
         if (imap_storage->fetch_fd(s->folder, msg->uid, &m.fd, &size) != 0)
             m.fd = -1;
     }
-    if (imap_search_match(a->search, &m) == 1)
+    if (imap_search_match(a->search, &m) == 1) {
         petrel_buf_printf(&a->j->out, " %u", a->uid ? msg->uid : seq);
+        if (msg->modseq > a->max_modseq)
+            a->max_modseq = msg->modseq;
+    }
     if (m.fd >= 0)
         close(m.fd);
     return 0;
@@ -71,6 +75,8 @@ static void search_work(struct imap_job *j)
     a->j = j;
     petrel_buf_printf(&j->out, "* SEARCH");
     int err = j->s->msgs.n == 0 ? 0 : imap_storage->messages(j->s->folder, NULL, match_one, a);
+    if ((a->needs & IMAP_SEARCH_NEEDS_MODSEQ) && a->max_modseq != 0)
+        petrel_buf_printf(&j->out, " (MODSEQ %llu)", (unsigned long long)a->max_modseq);
     petrel_buf_append(&j->out, "\r\n", 2);
     if (err != 0) {
         petrel_buf_reset(&j->out);
@@ -100,6 +106,8 @@ void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
     a->search = search;
     a->uid = uid;
     a->needs = imap_search_needs(search);
+    if (a->needs & IMAP_SEARCH_NEEDS_MODSEQ)
+        s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
     petrel_buf_init(&a->header, PETREL_STORAGE_MAX_HEADER + 1);
     struct imap_job *j = imap_job_new(s, search_work);
     j->arg = a;

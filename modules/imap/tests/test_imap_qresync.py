@@ -316,3 +316,24 @@ def test_client_older_than_the_expunged_window(make_instance, env):
     assert b"* 2 EXISTS" in untagged
     a.close()
     b.close()
+
+
+def test_search_modseq(srv):
+    deliver(srv, 4)
+    c = session(srv)
+    high = code(c.ok("SELECT INBOX"), "HIGHESTMODSEQ")
+    c.ok("STORE 2,4 +FLAGS (\\Seen)")
+    out = c.ok(f"SEARCH MODSEQ {high + 1}")
+    m = re.match(rb"\* SEARCH 2 4 \(MODSEQ (\d+)\)$", out[0])
+    assert m and int(m.group(1)) > high, out
+    out = c.ok(f'UID SEARCH MODSEQ "/flags/\\\\seen" all {high + 1} UNSEEN')
+    assert out == [b"* SEARCH"], out
+    out = c.ok("SEARCH MODSEQ 0 SEEN")
+    assert re.match(rb"\* SEARCH 2 4 \(MODSEQ \d+\)$", out[0]), out
+    # Without a MODSEQ key the answer has no MODSEQ.
+    assert c.ok("SEARCH SEEN") == [b"* SEARCH 2 4"]
+    for bad in ("SEARCH MODSEQ", "SEARCH MODSEQ x", "SEARCH MODSEQ \"/flags/x\" other 5",
+                "SEARCH MODSEQ 99999999999999999999"):
+        _, done = c.run(bad)
+        assert done.startswith("BAD"), (bad, done)
+    c.close()
