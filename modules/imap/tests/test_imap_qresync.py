@@ -332,6 +332,11 @@ def test_search_modseq(srv):
     assert re.match(rb"\* SEARCH 2 4 \(MODSEQ \d+\)$", out[0]), out
     # Without a MODSEQ key the answer has no MODSEQ.
     assert c.ok("SEARCH SEEN") == [b"* SEARCH 2 4"]
+    # ESEARCH (RFC 4731) ends with MODSEQ n (RFC 7162 3.1.5).
+    out = c.ok(f"UID SEARCH RETURN (MIN COUNT) MODSEQ {high + 1}")
+    assert re.match(rb'\* ESEARCH \(TAG "a\d+"\) UID MIN 2 COUNT 2 MODSEQ (\d+)$', out[0]), out
+    out = c.ok(f"SEARCH RETURN (COUNT) MODSEQ {high + 1} UNSEEN")
+    assert re.match(rb'\* ESEARCH \(TAG "a\d+"\) COUNT 0$', out[0]), out
     for bad in ("SEARCH MODSEQ", "SEARCH MODSEQ x", "SEARCH MODSEQ \"/flags/x\" other 5",
                 "SEARCH MODSEQ 99999999999999999999"):
         _, done = c.run(bad)
