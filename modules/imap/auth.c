@@ -21,7 +21,8 @@ static const char base_caps[] = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMES
                                 "LIST-EXTENDED LIST-STATUS STATUS=SIZE "
                                 "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA "
                                 "ESEARCH SEARCHRES WITHIN "
-                                "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+                                "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+                                "CONDSTORE QRESYNC";
 
 void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *s,
                            struct petrel_buf *out)

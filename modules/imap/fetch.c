@@ -24,6 +24,7 @@
 #define F_ENVELOPE 16u
 #define F_BODY 32u
 #define F_BODYSTRUCTURE 64u
+#define F_MODSEQ 128u /* RFC 7162 */
 #define F_NEEDS_INFO (F_ENVELOPE | F_BODY | F_BODYSTRUCTURE)
 #define MAX_SECTIONS 64u
 /* Messages whose metadata one storage call reads. */
@@ -32,6 +33,7 @@
 struct meta {
     uint32_t uid, seq, flags;
     bool found;
+    uint64_t modseq;
     int64_t date;
     uint64_t size;
     char *keywords;
@@ -56,6 +58,12 @@ struct imap_fetch {
     size_t sec_i;
     uint64_t off, left; /* a literal still to send */
     bool done;
+    /* (CHANGEDSINCE n [VANISHED]), RFC 7162 3.1.4.1 and 3.2.6: only
+     * messages with a greater MODSEQ, and first the UIDs of vset that
+     * vanished since. */
+    uint64_t changedsince;
+    bool vanished;
+    struct petrel_storage_uid_set vset;
 };
 
 static void meta_clear(struct imap_fetch *f)
@@ -85,6 +93,7 @@ void imap_fetch_free(struct imap_session *s)
     for (size_t i = 0; i < f->nsecs; i++)
         imap_section_free(f->secs[i]);
     free((void *)f->set.ranges);
+    free((void *)f->vset.ranges);
     free(f);
     s->fetch = NULL;
 }
@@ -104,6 +113,7 @@ static bool add_item(struct imap_fetch *f, const struct imap_arg *a, const char 
         {"ENVELOPE", F_ENVELOPE},
         {"BODY", F_BODY},
         {"BODYSTRUCTURE", F_BODYSTRUCTURE},
+        {"MODSEQ", F_MODSEQ},
         {"ALL", F_FLAGS | F_DATE | F_SIZE | F_ENVELOPE},
         {"FAST", F_FLAGS | F_DATE | F_SIZE},
         {"FULL", F_FLAGS | F_DATE | F_SIZE | F_ENVELOPE | F_BODY},
@@ -162,6 +172,7 @@ static int take_meta(void *arg, const struct petrel_storage_msg *msg)
             m->flags = msg->flags;
             m->date = msg->internal_date;
             m->size = msg->size;
+            m->modseq = msg->modseq;
             m->keywords = petrel_strdup(msg->keywords);
             f->mi_next = i + 1;
             break;
@@ -245,6 +256,13 @@ static void put_value(struct imap_fetch *f, struct petrel_buf *out, const char *
     petrel_buf_append(out, v, len);
 }
 
+static int take_modseq(void *arg, const struct petrel_storage_msg *msg)
+{
+    struct meta *m = arg;
+    m->modseq = msg->modseq;
+    return 0;
+}
+
 static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta *m,
                       struct petrel_buf *out)
 {
@@ -259,6 +277,7 @@ static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta 
         struct petrel_storage_store req = {.mode = PETREL_STORAGE_FLAGS_ADD,
                                            .flags = PETREL_STORAGE_SEEN};
         if (imap_storage->store(s->folder, &set, &req, NULL, NULL) == 0) {
+            imap_storage->messages(s->folder, &set, take_modseq, m); /* the new MODSEQ */
             m->flags |= PETREL_STORAGE_SEEN;
             s->msgs.flags[m->seq - 1] |= PETREL_STORAGE_SEEN;
             flags = true; /* the client learns the change */
@@ -274,6 +293,11 @@ static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta 
         sep(f, out);
         petrel_buf_append(out, "FLAGS ", 6);
         imap_put_flags(out, m->flags, m->keywords);
+    }
+    /* A CONDSTORE client learns the MODSEQ with the flags (RFC 7162 3.1.4). */
+    if ((f->items & F_MODSEQ) || (flags && (s->enabled & IMAP_EN_CONDSTORE))) {
+        sep(f, out);
+        petrel_buf_printf(out, "MODSEQ (%llu)", (unsigned long long)m->modseq);
     }
     if (f->items & F_DATE) {
         sep(f, out);
@@ -387,11 +411,38 @@ static void stream_part(struct imap_fetch *f, struct petrel_buf *out)
     f->left -= n;
 }
 
+struct vanished {
+    struct petrel_storage_uid_range *r;
+    size_t n, cap;
+};
+
+static void on_vanished(void *arg, uint32_t lo, uint32_t hi)
+{
+    struct vanished *v = arg;
+    imap_uid_ranges_push(&v->r, &v->n, &v->cap, lo, hi);
+}
+
+static void put_vanished(struct imap_session *s, struct imap_fetch *f, struct petrel_buf *out)
+{
+    struct vanished v = {0};
+    if (imap_storage->changes_since(s->folder, f->changedsince, NULL, on_vanished, &v) == 0) {
+        struct petrel_storage_uid_range *r;
+        size_t n = imap_uid_ranges_intersect(v.r, v.n, &f->vset, &r);
+        imap_put_vanished(out, true, r, n);
+        free(r);
+    }
+    free(v.r);
+}
+
 static void fetch_work(struct imap_job *j)
 {
     struct imap_session *s = j->s;
     struct imap_fetch *f = s->fetch;
     struct petrel_buf *out = &j->out;
+    if (f->vanished) {
+        put_vanished(s, f, out);
+        f->vanished = false;
+    }
     while (out->len < f->max_out) {
         if (f->left > 0) {
             stream_part(f, out);
@@ -408,7 +459,7 @@ static void fetch_work(struct imap_job *j)
             return;
         }
         struct meta *m = &f->meta[f->mi_next++];
-        if (m->found)
+        if (m->found && (f->changedsince == 0 || m->modseq > f->changedsince))
             msg_start(s, f, m, out);
     }
 }
@@ -443,10 +494,39 @@ static void fetch_submit(struct petrel_conn *conn, struct imap_session *s)
 
 void imap_fetch_more(struct petrel_conn *conn, struct imap_session *s) { fetch_submit(conn, s); }
 
+/* FETCH's modifier list: CHANGEDSINCE n, and VANISHED with it in UID
+ * FETCH once QRESYNC is enabled (RFC 7162 3.2.6). */
+static bool fetch_modifiers(struct imap_session *s, struct imap_fetch *f, const struct imap_arg *l,
+                            const char **error_r)
+{
+    *error_r = "FETCH modifiers are (CHANGEDSINCE n [VANISHED])";
+    if (l->type != IMAP_ARG_LIST || l->count == 0)
+        return false;
+    for (size_t i = 0; i < l->count; i++) {
+        if (imap_arg_atom_is(&l->list[i], "CHANGEDSINCE") && i + 1 < l->count &&
+            f->changedsince == 0) {
+            if (!imap_parse_modseq(&l->list[++i], false, &f->changedsince)) {
+                *error_r = "Bad CHANGEDSINCE value";
+                return false;
+            }
+        } else if (imap_arg_atom_is(&l->list[i], "VANISHED") && !f->vanished) {
+            f->vanished = true;
+        } else {
+            return false;
+        }
+    }
+    if (f->vanished && (f->changedsince == 0 || !f->uid || !(s->enabled & IMAP_EN_QRESYNC))) {
+        *error_r = "VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC enabled";
+        return false;
+    }
+    f->items |= f->changedsince != 0 ? F_MODSEQ : 0;
+    return f->changedsince != 0;
+}
+
 void imap_cmd_fetch(struct petrel_conn *conn, struct imap_session *s,
                     const struct imap_command *cmd, size_t argi, bool uid)
 {
-    if (cmd->count != argi + 2) {
+    if (cmd->count != argi + 2 && cmd->count != argi + 3) {
         imap_bad(conn, s, "FETCH takes a set and items");
         return;
     }
@@ -455,12 +535,16 @@ void imap_cmd_fetch(struct petrel_conn *conn, struct imap_session *s,
     f->uid = uid;
     const char *error;
     if (!parse_items(f, &cmd->args[argi + 1], &error) ||
-        !imap_set_to_uids(s, &cmd->args[argi], uid, &f->set, &error)) {
+        !imap_set_to_uids(s, &cmd->args[argi], uid, &f->set, &error) ||
+        (cmd->count == argi + 3 && !fetch_modifiers(s, f, &cmd->args[argi + 2], &error)) ||
+        (f->vanished && !imap_uid_set_wide(s, &cmd->args[argi], &f->vset, &error))) {
         s->fetch = f;
         imap_fetch_free(s);
         imap_bad(conn, s, "%s", error);
         return;
     }
+    if (f->items & F_MODSEQ)
+        s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
     size_t max = petrel_conn_max_output(conn);
     f->max_out = max > 2 * IMAP_READ_BYTES ? max / 2 : IMAP_READ_BYTES;
     s->fetch = f;

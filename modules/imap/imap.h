@@ -14,6 +14,7 @@
 #include <petrel/storage.h>
 
 #include "imap_arg.h"
+#include "imap_modseq.h"
 #include "imap_parse.h"
 
 #define IMAP_LOG "imap"
@@ -149,6 +150,10 @@ struct imap_session {
      * ascending; emptied when a folder is selected or closed. */
     struct petrel_storage_uid_range *saved;
     size_t nsaved;
+
+    /* Q: what ENABLE or a CONDSTORE-enabling command turned on
+     * (IMAP_EN_*, condstore.c). */
+    unsigned enabled;
 };
 
 /* session.c */
@@ -314,6 +319,7 @@ struct imap_search_run {
     bool meta;
     int64_t *internal_date;
     uint64_t *size;
+    uint64_t max_modseq; /* Q: the greatest MODSEQ of the matches (RFC 7162 3.1.5) */
 };
 /* On the I/O thread: compile the keys (a leading CHARSET included) and
  * bind "$"; false when the command was answered BAD or NO. */
@@ -363,5 +369,40 @@ void imap_watch_free(struct imap_watch_arg *wa);
 void imap_watch_stop(struct imap_session *s);
 /* Whether a watcher saw a change since the last sync (clears it). */
 bool imap_watch_changed(struct imap_session *s);
+
+/* --- Q: CONDSTORE and QRESYNC (RFC 7162), condstore.c --- */
+#define IMAP_EN_CONDSTORE 1u
+#define IMAP_EN_QRESYNC 2u
+/* ENABLE (RFC 5161): a table of what can be enabled. */
+void imap_cmd_enable(struct petrel_conn *conn, struct imap_session *s,
+                     const struct imap_command *cmd);
+/* A UID set resolved against UIDNEXT - 1 rather than the last UID left:
+ * for UIDs a client knew that may since have vanished. */
+bool imap_uid_set_wide(const struct imap_session *s, const struct imap_arg *arg,
+                       struct petrel_storage_uid_set *set_r, const char **error_r);
+
+/* --- Q: CONDSTORE and QRESYNC (RFC 7162), condstore.c --- */
+#define IMAP_EN_CONDSTORE 1u
+#define IMAP_EN_QRESYNC 2u
+/* ENABLE (RFC 5161): a table of what can be enabled. */
+void imap_cmd_enable(struct petrel_conn *conn, struct imap_session *s,
+                     const struct imap_command *cmd);
+/* A mod-sequence value (zero_ok: the "valzer" form); false when bad. */
+bool imap_parse_modseq(const struct imap_arg *arg, bool zero_ok, uint64_t *modseq_r);
+/* "* VANISHED [(EARLIER)] set" lines for sorted, disjoint ranges (none
+ * when n is 0). */
+void imap_put_vanished(struct petrel_buf *out, bool earlier,
+                       const struct petrel_storage_uid_range *r, size_t n);
+/* Append lo:hi to sorted ranges, merging with the last one. */
+void imap_uid_ranges_push(struct petrel_storage_uid_range **r, size_t *n, size_t *cap, uint32_t lo,
+                          uint32_t hi);
+/* a and set intersected, into *out_r (malloc'ed); returns its count. */
+size_t imap_uid_ranges_intersect(const struct petrel_storage_uid_range *a, size_t na,
+                                 const struct petrel_storage_uid_set *set,
+                                 struct petrel_storage_uid_range **out_r);
+/* A UID set resolved against UIDNEXT - 1 rather than the last UID left:
+ * for UIDs a client knew that may since have vanished. */
+bool imap_uid_set_wide(const struct imap_session *s, const struct imap_arg *arg,
+                       struct petrel_storage_uid_set *set_r, const char **error_r);
 
 #endif

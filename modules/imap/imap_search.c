@@ -127,6 +127,39 @@ static struct search_node *date_key(struct compiler *c, enum search_kind kind)
 }
 
 /* number (RFC 3501): 32 bits unsigned. */
+/* MODSEQ ["entry-name" priv|shared|all] n (RFC 7162 3.1.5): the entry
+ * is checked and ignored, every flag's MODSEQ being the message's. */
+static struct search_node *modseq_key(struct compiler *c)
+{
+    const struct imap_arg *a = next_astring(c);
+    if (a != NULL && a->type == IMAP_ARG_STRING) {
+        const struct imap_arg *type = next_astring(c);
+        if (type == NULL)
+            return NULL;
+        if (!is_atom(type, "priv") && !is_atom(type, "shared") && !is_atom(type, "all")) {
+            c->error = "Bad MODSEQ entry type";
+            return NULL;
+        }
+        a = next_astring(c);
+    }
+    if (a == NULL)
+        return NULL;
+    uint64_t v = 0;
+    bool ok = a->type == IMAP_ARG_ATOM && a->len > 0 && a->len <= 19;
+    for (size_t i = 0; ok && i < a->len; i++) {
+        ok = a->str[i] >= '0' && a->str[i] <= '9';
+        v = v * 10 + (uint64_t)(a->str[i] - '0');
+    }
+    if (!ok || v > (uint64_t)INT64_MAX) {
+        c->error = "Bad MODSEQ value";
+        return NULL;
+    }
+    struct search_node *n = node_new(c, SK_MODSEQ);
+    if (n != NULL)
+        n->num = v;
+    return n;
+}
+
 static struct search_node *size_key(struct compiler *c, enum search_kind kind)
 {
     const struct imap_arg *a = next_astring(c);
@@ -312,6 +345,8 @@ static struct search_node *parse_atom_key(struct compiler *c, const struct imap_
         return size_key(c, SK_LARGER);
     if (is_atom(a, "SMALLER"))
         return size_key(c, SK_SMALLER);
+    if (is_atom(a, "MODSEQ"))
+        return modseq_key(c);
     if (is_atom(a, "OLDER"))
         return within_key(c, SL_OLDER);
     if (is_atom(a, "YOUNGER"))
@@ -417,6 +452,8 @@ static unsigned node_needs(const struct imap_search *s, const struct search_node
         needs |= s->needles[n->needle].where == SW_FIELD
                      ? IMAP_SEARCH_NEEDS_HEADER
                      : IMAP_SEARCH_NEEDS_HEADER | IMAP_SEARCH_NEEDS_FILE;
+    if (n->kind == SK_MODSEQ)
+        needs |= IMAP_SEARCH_NEEDS_MODSEQ;
     for (size_t i = 0; i < n->kid_count; i++)
         needs |= node_needs(s, n->kids[i]);
     return needs;

@@ -30,6 +30,8 @@ void imap_search_free(struct imap_search *s);
 /* What matching needs beyond a message's metadata. */
 #define IMAP_SEARCH_NEEDS_HEADER 1u /* the header block */
 #define IMAP_SEARCH_NEEDS_FILE 2u   /* the whole message */
+/* Not a need: a MODSEQ key is used, so the answer ends "(MODSEQ n)". */
+#define IMAP_SEARCH_NEEDS_MODSEQ 4u
 unsigned imap_search_needs(const struct imap_search *s);
 
 /* One message as the session knows it. */

@@ -103,6 +103,8 @@ static int eval(const struct match_ctx *x, const struct search_node *n)
         return m->size > n->num;
     case SK_SMALLER:
         return m->size < n->num;
+    case SK_MODSEQ:
+        return m->modseq >= n->num;
     case SK_BEFORE:
         return internal_day(m->internal_date) < n->days;
     case SK_ON:

@@ -41,7 +41,8 @@ enum search_kind {
     SK_SENTSINCE,
     SK_SEQ,
     SK_UID,
-    SK_TEXT, /* a needle: HEADER field, BODY or TEXT */
+    SK_MODSEQ, /* RFC 7162: MODSEQ at least num */
+    SK_TEXT,   /* a needle: HEADER field, BODY or TEXT */
     SK_AND,
     SK_OR,
     SK_NOT,

@@ -108,12 +108,19 @@ static const struct {
     size_t offset, size;
     bool messages;
 } status_table[] = {
-    STATUS_ITEM("MESSAGES", st.messages, false), STATUS_ITEM("RECENT", st.recent, false),
-    STATUS_ITEM("UIDNEXT", st.uidnext, false),   STATUS_ITEM("UIDVALIDITY", st.uidvalidity, false),
-    STATUS_ITEM("UNSEEN", st.unseen, false),     STATUS_ITEM("SIZE", st.size, false),
-    STATUS_ITEM("DELETED", deleted, true),       STATUS_ITEM("DELETED-STORAGE", deleted_kib, true),
+    STATUS_ITEM("MESSAGES", st.messages, false),
+    STATUS_ITEM("RECENT", st.recent, false),
+    STATUS_ITEM("UIDNEXT", st.uidnext, false),
+    STATUS_ITEM("UIDVALIDITY", st.uidvalidity, false),
+    STATUS_ITEM("UNSEEN", st.unseen, false),
+    STATUS_ITEM("SIZE", st.size, false),
+    STATUS_ITEM("DELETED", deleted, true),
+    STATUS_ITEM("DELETED-STORAGE", deleted_kib, true),
+    STATUS_ITEM("HIGHESTMODSEQ", st.highestmodseq, false), /* RFC 7162 (part Q) */
 };
 #define STATUS_NITEMS (sizeof(status_table) / sizeof(status_table[0]))
+/* HIGHESTMODSEQ's bit: asking for it turns CONDSTORE on (RFC 7162 3.1). */
+#define STATUS_HIGHESTMODSEQ (1u << (STATUS_NITEMS - 1))
 
 static uint64_t status_value(const struct status_values *v, size_t i)
 {
@@ -223,6 +230,8 @@ void imap_cmd_status(struct petrel_conn *conn, struct imap_session *s,
         imap_bad(conn, s, "%s", error);
         return;
     }
+    if (items & STATUS_HIGHESTMODSEQ)
+        s->enabled |= IMAP_EN_CONDSTORE;
     struct folder_arg *a = petrel_calloc(1, sizeof(*a));
     a->name = name;
     a->items = items;

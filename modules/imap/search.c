@@ -102,6 +102,8 @@ static int match_one(void *arg, const struct petrel_storage_msg *msg)
             run->size[run->n] = msg->size;
         }
         run->uids[run->n++] = msg->uid;
+        if (msg->modseq > run->max_modseq)
+            run->max_modseq = msg->modseq;
     }
     if (m.fd >= 0)
         close(m.fd);
@@ -276,6 +278,8 @@ static void search_work(struct imap_job *j)
     }
     if (a->ret & RET_SAVE)
         imap_saved_keep(j->s, a->ret, run->uids, run->n);
+    /* A MODSEQ key: the answer names the greatest MODSEQ of the matches. */
+    bool modseq = (run->needs & IMAP_SEARCH_NEEDS_MODSEQ) && run->max_modseq != 0;
     /* The answer's numbers: UIDs, or sequence numbers in the same order. */
     if (!a->uid)
         for (size_t i = 0; i < run->n; i++)
@@ -284,10 +288,16 @@ static void search_work(struct imap_job *j)
         petrel_buf_printf(&j->out, "* SEARCH");
         for (size_t i = 0; i < run->n; i++)
             petrel_buf_printf(&j->out, " %u", run->uids[i]);
+        if (modseq)
+            petrel_buf_printf(&j->out, " (MODSEQ %llu)", (unsigned long long)run->max_modseq);
         petrel_buf_append(&j->out, "\r\n", 2);
     } else if (a->ret != RET_SAVE) {
         /* SAVE alone asks for no ESEARCH (RFC 5182 section 2.4). */
         imap_esearch_put(j, a->uid, a->ret, run->uids, run->n);
+        if (modseq) { /* "MODSEQ n" ends the ESEARCH line (RFC 7162 3.1.5) */
+            j->out.len -= 2;
+            petrel_buf_printf(&j->out, " MODSEQ %llu\r\n", (unsigned long long)run->max_modseq);
+        }
     }
     imap_job_ok(j, "%sSEARCH completed", a->uid ? "UID " : "");
 }
@@ -342,6 +352,8 @@ bool imap_search_begin(struct petrel_conn *conn, struct imap_session *s,
         free(r);
     }
     run->needs = imap_search_needs(run->search);
+    if (run->needs & IMAP_SEARCH_NEEDS_MODSEQ)
+        s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
     petrel_buf_init(&run->header, PETREL_STORAGE_MAX_HEADER + 1);
     return true;
 }

@@ -182,16 +182,29 @@ static int put_flags_of(void *arg, const struct petrel_storage_msg *msg)
  * is not reported twice (the table already has it). */
 static bool apply_vanished(struct imap_session *s, const struct collect *c, struct petrel_buf *out)
 {
-    for (size_t i = 0; i < c->nv; i++) {
+    /* A QRESYNC client is told VANISHED with the UIDs instead of one
+     * EXPUNGE a message (RFC 7162 3.2.10). */
+    bool qresync = (s->enabled & IMAP_EN_QRESYNC) != 0;
+    struct petrel_storage_uid_range *gone = NULL;
+    size_t ngone = 0, cap = 0;
+    bool all = true;
+    for (size_t i = 0; i < c->nv && all; i++) {
         uint32_t k = lower_bound(&s->msgs, c->vanished[i].lo);
         while (k < s->msgs.n && s->msgs.uid[k] <= c->vanished[i].hi) {
-            if (out->len > (size_t)s->cfg->max_answer / 2)
-                return false;
+            if (out->len + ngone * 24 > (size_t)s->cfg->max_answer / 2) {
+                all = false;
+                break;
+            }
+            if (qresync)
+                imap_uid_ranges_push(&gone, &ngone, &cap, s->msgs.uid[k], s->msgs.uid[k]);
+            else
+                petrel_buf_printf(out, "* %u EXPUNGE\r\n", k + 1);
             imap_msgs_remove(&s->msgs, k + 1);
-            petrel_buf_printf(out, "* %u EXPUNGE\r\n", k + 1);
         }
     }
-    return true;
+    imap_put_vanished(out, false, gone, ngone);
+    free(gone);
+    return all;
 }
 
 /* This session's own STORE made this change (and the message has not
@@ -227,11 +240,18 @@ static bool apply_changed(struct imap_session *s, const struct collect *c, struc
         if (seq > before || (*byte == ch->flags && (!ch->keywords || own_change(s, ch))))
             continue;
         *byte = ch->flags;
-        petrel_buf_printf(out, "* %u FETCH (FLAGS ", seq);
+        petrel_buf_printf(out, "* %u FETCH (", seq);
+        /* QRESYNC: every unsolicited FETCH names the UID (RFC 7162
+         * 3.2.4); CONDSTORE: and the MODSEQ (3.1.4). */
+        if (s->enabled & IMAP_EN_QRESYNC)
+            petrel_buf_printf(out, "UID %u ", ch->uid);
+        petrel_buf_append(out, "FLAGS ", 6);
         struct petrel_storage_uid_range one = {ch->uid, ch->uid};
         struct petrel_storage_uid_set set = {&one, 1};
         if (imap_storage->messages(s->folder, &set, put_flags_of, out) != 0)
             imap_put_flags(out, ch->flags & PETREL_STORAGE_FLAGS_ALL, NULL);
+        if (s->enabled & IMAP_EN_CONDSTORE)
+            petrel_buf_printf(out, " MODSEQ (%llu)", (unsigned long long)ch->modseq);
         petrel_buf_append(out, ")\r\n", 3);
     }
     /* RECENT is always 0: no message is \Recent (docs/imap.md). */
@@ -275,12 +295,19 @@ struct select_arg {
     char *name;
     bool readonly;
     uint32_t unseen; /* sequence number of the first unseen */
+    /* QRESYNC (RFC 7162 3.2.5): what the client knew. known is the
+     * known-uids atom, resolved once the folder's UIDNEXT is known. */
+    bool qresync;
+    uint32_t q_uidvalidity;
+    uint64_t q_modseq;
+    char *known;
 };
 
 static void select_free(void *arg)
 {
     struct select_arg *a = arg;
     free(a->name);
+    free(a->known);
     free(a);
 }
 
@@ -325,11 +352,85 @@ static int open_folder(struct imap_job *j, struct petrel_storage_status *st)
     return err;
 }
 
+struct resync {
+    struct imap_session *s;
+    struct petrel_buf *out;
+    const struct petrel_storage_uid_set *known; /* NULL: all */
+    struct petrel_storage_uid_range *vanished;
+    size_t nv, capv;
+};
+
+static bool known_uid(const struct petrel_storage_uid_set *known, uint32_t uid)
+{
+    if (known == NULL)
+        return true;
+    for (size_t i = 0; i < known->count; i++)
+        if (uid >= known->ranges[i].lo && uid <= known->ranges[i].hi)
+            return true;
+    return false;
+}
+
+static int resync_changed(void *arg, const struct petrel_storage_msg *msg)
+{
+    struct resync *r = arg;
+    uint32_t seq = imap_msgs_seq(&r->s->msgs, msg->uid);
+    if (seq == 0 || !known_uid(r->known, msg->uid))
+        return 0;
+    petrel_buf_printf(r->out, "* %u FETCH (UID %u FLAGS ", seq, msg->uid);
+    imap_put_flags(r->out, msg->flags, msg->keywords);
+    petrel_buf_printf(r->out, " MODSEQ (%llu))\r\n", (unsigned long long)msg->modseq);
+    return 0;
+}
+
+static void resync_vanished(void *arg, uint32_t lo, uint32_t hi)
+{
+    struct resync *r = arg;
+    imap_uid_ranges_push(&r->vanished, &r->nv, &r->capv, lo, hi);
+}
+
+/* QRESYNC's answer: what vanished since the client's MODSEQ, then the
+ * messages that changed (flags or new), both limited to its known UIDs.
+ * A MODSEQ older than the store's expunged window gets every missing UID
+ * as vanished (docs/imap-sync.md). */
+static int resync(struct imap_job *j, struct select_arg *a)
+{
+    struct imap_session *s = j->s;
+    struct petrel_storage_uid_set known = {0};
+    const char *error;
+    struct imap_arg arg = {
+        .type = IMAP_ARG_ATOM, .str = a->known, .len = a->known != NULL ? strlen(a->known) : 0};
+    if (a->known != NULL && !imap_uid_set_wide(s, &arg, &known, &error))
+        return PETREL_STORAGE_INVALID_ARG; /* checked when parsed */
+    struct petrel_buf changed;
+    petrel_buf_init(&changed, IMAP_OUT_MAX);
+    struct resync r = {s, &changed, a->known != NULL ? &known : NULL, NULL, 0, 0};
+    int err =
+        imap_storage->changes_since(s->folder, a->q_modseq, resync_changed, resync_vanished, &r);
+    if (err == 0) {
+        /* Without known UIDs: all below UIDNEXT the client may have seen. */
+        struct petrel_storage_uid_range below = {1, s->uidnext > 1 ? s->uidnext - 1 : 1};
+        struct petrel_storage_uid_set upto = {&below, 1};
+        struct petrel_storage_uid_range *v;
+        size_t nv =
+            imap_uid_ranges_intersect(r.vanished, r.nv, a->known != NULL ? &known : &upto, &v);
+        imap_put_vanished(&j->out, true, v, nv);
+        free(v);
+        petrel_buf_append(&j->out, petrel_buf_head(&changed), changed.len);
+    }
+    free(r.vanished);
+    free((void *)known.ranges);
+    petrel_buf_free(&changed);
+    return err;
+}
+
 static void select_work(struct imap_job *j)
 {
     struct imap_session *s = j->s;
     struct select_arg *a = j->arg;
-    /* No [CLOSED]: RFC 7162 sends it to QRESYNC sessions, not offered. */
+    /* RFC 7162 3.2.11: the mailbox this SELECT replaces is closed, and
+     * said so before anything about the new one. */
+    if (s->folder != NULL)
+        petrel_buf_printf(&j->out, "* OK [CLOSED] Previous mailbox closed\r\n");
     imap_unselect(s);
     struct petrel_storage_status st;
     int err = open_folder(j, &st);
@@ -358,22 +459,97 @@ static void select_work(struct imap_job *j)
     petrel_buf_printf(
         o, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
         s->uidvalidity, s->uidnext);
+    /* Every folder keeps MODSEQ, so HIGHESTMODSEQ always (RFC 7162 3.1.2.1). */
+    petrel_buf_printf(o, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)s->modseq);
+    if (a->qresync && a->q_uidvalidity == s->uidvalidity && (err = resync(j, a)) != 0) {
+        imap_unselect(s);
+        petrel_buf_reset(o);
+        imap_job_storage_error(j, err, "Cannot resynchronize");
+        return;
+    }
     imap_job_ok(j, "[%s] %s completed", s->readonly ? "READ-ONLY" : "READ-WRITE",
                 s->readonly ? "EXAMINE" : "SELECT");
+}
+
+/* The QRESYNC parameter's list: (uidvalidity modseq [known-uids
+ * [(seqs uids)]]). The sequence match data is checked, not used: the
+ * store remembers expunges, or else reports every missing UID. */
+static bool qresync_param(const struct imap_arg *l, struct select_arg *a, const char **error_r)
+{
+    *error_r = "Bad QRESYNC parameter";
+    if (l->type != IMAP_ARG_LIST || l->count < 2 || l->count > 4)
+        return false;
+    uint64_t uidv;
+    if (!imap_parse_modseq(&l->list[0], false, &uidv) || uidv > UINT32_MAX ||
+        !imap_parse_modseq(&l->list[1], false, &a->q_modseq))
+        return false;
+    a->q_uidvalidity = (uint32_t)uidv;
+    struct imap_seqset set;
+    for (size_t i = 2; i < l->count; i++) {
+        const struct imap_arg *x = &l->list[i];
+        size_t n = i == 2 ? 1 : x->type == IMAP_ARG_LIST ? x->count : 0;
+        if (n != (i == 2 ? 1u : 2u))
+            return false;
+        for (size_t k = 0; k < n; k++) {
+            const struct imap_arg *y = i == 2 ? x : &x->list[k];
+            if (y->type != IMAP_ARG_ATOM ||
+                imap_seqset_parse(y->str, y->len, &set) != IMAP_SEQSET_OK)
+                return false;
+            bool saved = set.saved;
+            imap_seqset_free(&set);
+            if (saved)
+                return false;
+        }
+    }
+    if (l->count > 2)
+        a->known = petrel_strdup(l->list[2].str);
+    a->qresync = true;
+    return true;
+}
+
+/* SELECT's optional parameter list: CONDSTORE, or QRESYNC (...) once
+ * ENABLEd (RFC 7162 3.1.8 and 3.2.5). */
+static bool select_params(struct imap_session *s, const struct imap_arg *l, struct select_arg *a,
+                          const char **error_r)
+{
+    *error_r = "Bad SELECT parameters";
+    if (l->type != IMAP_ARG_LIST)
+        return false;
+    for (size_t i = 0; i < l->count; i++) {
+        if (imap_arg_atom_is(&l->list[i], "CONDSTORE")) {
+            s->enabled |= IMAP_EN_CONDSTORE;
+        } else if (imap_arg_atom_is(&l->list[i], "QRESYNC") && i + 1 < l->count) {
+            if (!(s->enabled & IMAP_EN_QRESYNC)) {
+                *error_r = "QRESYNC not enabled";
+                return false;
+            }
+            if (!qresync_param(&l->list[++i], a, error_r))
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
 }
 
 void imap_cmd_select(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd, bool readonly)
 {
     const char *error;
-    char *name = cmd->count == 1 ? imap_folder_from_wire(&cmd->args[0], &error) : NULL;
+    char *name = cmd->count == 1 || cmd->count == 2 ? imap_folder_from_wire(&cmd->args[0], &error)
+                                                    : (error = "SELECT takes a mailbox name", NULL);
     if (name == NULL) {
-        imap_bad(conn, s, "%s", cmd->count == 1 ? error : "SELECT takes a mailbox name");
+        imap_bad(conn, s, "%s", error);
         return;
     }
     struct select_arg *a = petrel_calloc(1, sizeof(*a));
     a->name = name;
     a->readonly = readonly;
+    if (cmd->count == 2 && !select_params(s, &cmd->args[1], a, &error)) {
+        select_free(a);
+        imap_bad(conn, s, "%s", error);
+        return;
+    }
     struct imap_job *j = imap_job_new(s, select_work);
     j->arg = a;
     j->free_arg = select_free;

@@ -127,18 +127,6 @@ static void cmd_id(struct petrel_conn *conn, struct imap_session *s, const struc
     imap_tagged(conn, s, "OK", "ID completed");
 }
 
-/* RFC 5161: no extension here needs enabling, so none is enabled. */
-static void cmd_enable(struct petrel_conn *conn, struct imap_session *s,
-                       const struct imap_command *cmd)
-{
-    if (cmd->count == 0) {
-        imap_bad(conn, s, "ENABLE needs a capability");
-        return;
-    }
-    petrel_conn_printf(conn, "* ENABLED\r\n");
-    imap_tagged(conn, s, "OK", "ENABLE completed");
-}
-
 static void cmd_namespace(struct petrel_conn *conn, struct imap_session *s)
 {
     petrel_conn_printf(conn, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
@@ -224,7 +212,7 @@ static bool auth_state(struct petrel_conn *conn, struct imap_session *s,
         if (no_args(conn, s, cmd))
             cmd_namespace(conn, s);
     } else if (strcmp(n, "ENABLE") == 0 && s->state == IMAP_ST_AUTH)
-        cmd_enable(conn, s, cmd); /* RFC 5161: the authenticated state only */
+        imap_cmd_enable(conn, s, cmd); /* RFC 5161: the authenticated state only */
     else if (strcmp(n, "IDLE") == 0) {
         if (no_args(conn, s, cmd))
             imap_cmd_idle(conn, s);

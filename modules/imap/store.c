@@ -16,6 +16,10 @@ struct set_arg {
     char *keywords;
     char *dest;
     bool uid, silent, move;
+    /* STORE (UNCHANGEDSINCE n), RFC 7162 3.1.3: the UIDs that failed it. */
+    bool conditional;
+    struct petrel_storage_uid_range *modified;
+    size_t nmod, capmod;
     struct petrel_buf src, dst; /* COPYUID's sets */
     uint32_t last_src, last_dst;
     bool run;
@@ -25,6 +29,7 @@ static void set_arg_free(void *arg)
 {
     struct set_arg *a = arg;
     free((void *)a->set.ranges);
+    free(a->modified);
     free(a->keywords);
     free(a->dest);
     petrel_buf_free(&a->src);
@@ -91,29 +96,90 @@ void imap_cmd_noop(struct petrel_conn *conn, struct imap_session *s)
 
 struct store_out {
     struct imap_job *j;
-    bool uid, silent;
+    const struct set_arg *a;
+    uint64_t before; /* HIGHESTMODSEQ before the STORE: later ones are its changes */
 };
+
+static bool in_ranges(const struct petrel_storage_uid_range *r, size_t n, uint32_t uid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (uid >= r[i].lo && uid <= r[i].hi)
+            return true;
+    return false;
+}
 
 static int store_report(void *arg, const struct petrel_storage_msg *msg)
 {
     struct store_out *o = arg;
     struct imap_session *s = o->j->s;
+    const struct set_arg *a = o->a;
     uint32_t seq = imap_msgs_seq(&s->msgs, msg->uid);
-    if (seq == 0)
-        return 0; /* not announced yet: the next sync does */
+    if (seq == 0 || in_ranges(a->modified, a->nmod, msg->uid))
+        return 0; /* not announced yet (the next sync does), or left alone */
     /* Kept current even when silent, so the next sync does not report it. */
     uint8_t *byte = &s->msgs.flags[seq - 1];
     *byte = (uint8_t)IMAP_MSG_BYTE(msg);
     if (s->nown < IMAP_OWN_MAX) /* keywords: the byte alone cannot tell */
         s->own[s->nown++] = (struct imap_own_change){msg->uid, msg->modseq};
-    if (o->silent)
+    bool modseq = (s->enabled & IMAP_EN_CONDSTORE) != 0;
+    /* .SILENT still tells a CONDSTORE client the new MODSEQ of what
+     * changed (RFC 7162 3.1.3). */
+    if (a->silent && !(modseq && msg->modseq > o->before))
         return 0;
-    petrel_buf_printf(&o->j->out, "* %u FETCH (FLAGS ", seq);
-    imap_put_flags(&o->j->out, msg->flags, msg->keywords);
-    if (o->uid)
-        petrel_buf_printf(&o->j->out, " UID %u", msg->uid);
-    petrel_buf_append(&o->j->out, ")\r\n", 3);
+    struct petrel_buf *out = &o->j->out;
+    petrel_buf_printf(out, "* %u FETCH (", seq);
+    if (!a->silent) {
+        petrel_buf_append(out, "FLAGS ", 6);
+        imap_put_flags(out, msg->flags, msg->keywords);
+    }
+    if (modseq)
+        petrel_buf_printf(out, "%sMODSEQ (%llu)", a->silent ? "" : " ",
+                          (unsigned long long)msg->modseq);
+    if (a->uid)
+        petrel_buf_printf(out, " UID %u", msg->uid);
+    petrel_buf_append(out, ")\r\n", 3);
     return 0;
+}
+
+static void store_modified(void *arg, uint32_t uid)
+{
+    struct set_arg *a = arg;
+    imap_uid_ranges_push(&a->modified, &a->nmod, &a->capmod, uid, uid);
+}
+
+/* UNCHANGEDSINCE 0: every message has a greater MODSEQ, so all fail. */
+static int store_all_modified(void *arg, const struct petrel_storage_msg *msg)
+{
+    store_modified(arg, msg->uid);
+    return 0;
+}
+
+/* "OK [MODIFIED set]": UIDs for UID STORE, else sequence numbers. */
+static void put_modified(struct imap_job *j, const struct set_arg *a)
+{
+    struct petrel_buf *out = &j->out;
+    petrel_buf_printf(out, "%s OK [MODIFIED ", j->tag);
+    uint32_t last = 0, start = 0;
+    bool any = false;
+    for (size_t i = 0; i < a->nmod; i++)
+        for (uint32_t uid = a->modified[i].lo; uid >= a->modified[i].lo && uid <= a->modified[i].hi;
+             uid++) {
+            uint32_t v = a->uid ? uid : imap_msgs_seq(&j->s->msgs, uid);
+            if (v != 0 && any && v == last + 1) {
+                last = v;
+            } else if (v != 0) {
+                if (any && last != start)
+                    petrel_buf_printf(out, ":%u", last);
+                petrel_buf_printf(out, "%s%u", any ? "," : "", v);
+                start = last = v;
+                any = true;
+            }
+            if (uid == UINT32_MAX)
+                break;
+        }
+    if (any && last != start)
+        petrel_buf_printf(out, ":%u", last);
+    petrel_buf_printf(out, "] Conditional STORE failed\r\n");
 }
 
 static void store_work(struct imap_job *j)
@@ -124,14 +190,23 @@ static void store_work(struct imap_job *j)
         imap_job_ok(j, "STORE completed");
         return;
     }
-    int err = imap_storage->store(s->folder, &a->set, &a->req, NULL, NULL);
+    struct petrel_storage_status before = {0};
+    int err = imap_storage->status(s->folder, &before);
+    if (err == 0 && a->conditional && a->req.unchangedsince == 0)
+        err = imap_storage->messages(s->folder, &a->set, store_all_modified, a);
+    else if (err == 0)
+        err = imap_storage->store(s->folder, &a->set, &a->req,
+                                  a->conditional ? store_modified : NULL, a);
     if (err != 0) {
         imap_job_storage_error(j, err, "STORE failed");
         return;
     }
-    struct store_out o = {j, a->uid, a->silent};
+    struct store_out o = {j, a, before.highestmodseq};
     imap_storage->messages(s->folder, &a->set, store_report, &o);
-    imap_job_ok(j, "STORE completed");
+    if (a->nmod > 0)
+        put_modified(j, a); /* no sync in STORE: the tagged line is last */
+    else
+        imap_job_ok(j, "STORE completed");
 }
 
 static bool store_item(const char *item, struct set_arg *a)
@@ -147,24 +222,38 @@ static bool store_item(const char *item, struct set_arg *a)
     return *p == '\0' || a->silent;
 }
 
+/* STORE's modifier list: (UNCHANGEDSINCE n) is the only one known. */
+static bool store_modifiers(struct imap_session *s, const struct imap_arg *l, struct set_arg *a)
+{
+    if (l->count != 2 || !imap_arg_atom_is(&l->list[0], "UNCHANGEDSINCE") ||
+        !imap_parse_modseq(&l->list[1], true, &a->req.unchangedsince))
+        return false;
+    a->conditional = true;
+    s->enabled |= IMAP_EN_CONDSTORE; /* RFC 7162 3.1 */
+    return true;
+}
+
 void imap_cmd_store(struct petrel_conn *conn, struct imap_session *s,
                     const struct imap_command *cmd, size_t argi, bool uid)
 {
-    if (cmd->count < argi + 3 || cmd->args[argi + 1].type != IMAP_ARG_ATOM) {
+    size_t item = argi + 1;
+    if (cmd->count > item && cmd->args[item].type == IMAP_ARG_LIST)
+        item++;
+    if (cmd->count < item + 2 || cmd->args[item].type != IMAP_ARG_ATOM) {
         imap_bad(conn, s, "STORE takes a set, FLAGS, +FLAGS or -FLAGS, and flags");
         return;
     }
     struct imap_job *j = imap_job_new(s, store_work);
     struct set_arg *a = set_arg_new(j);
     a->uid = uid;
-    const char *error;
+    const char *error = "STORE takes (UNCHANGEDSINCE n) as its only modifier";
     struct imap_arg flags = {
-        .type = IMAP_ARG_LIST, .list = &cmd->args[argi + 2], .count = cmd->count - argi - 2};
-    const struct imap_arg *fl = flags.count == 1 ? &cmd->args[argi + 2] : &flags;
-    bool ok = store_item(cmd->args[argi + 1].str, a);
-    if (!ok)
+        .type = IMAP_ARG_LIST, .list = &cmd->args[item + 1], .count = cmd->count - item - 1};
+    const struct imap_arg *fl = flags.count == 1 ? &cmd->args[item + 1] : &flags;
+    bool ok = item == argi + 1 || store_modifiers(s, &cmd->args[argi + 1], a);
+    if (ok && !(ok = store_item(cmd->args[item].str, a)))
         error = "STORE takes FLAGS, +FLAGS or -FLAGS (.SILENT)";
-    else
+    else if (ok)
         ok = imap_parse_flags(fl, &a->req.flags, &a->keywords, &error);
     if (ok && !take_set(conn, s, cmd, argi, uid, &a->set)) {
         imap_job_free(j);
@@ -290,8 +379,13 @@ static void expunge_work(struct imap_job *j)
     int err = 0;
     if (!a->uid || a->set.count > 0)
         err = imap_storage->expunge(j->s->folder, a->uid ? &a->set : NULL, NULL, NULL);
+    struct petrel_storage_status st;
     if (err != 0)
         imap_job_storage_error(j, err, "EXPUNGE failed");
+    else if ((j->s->enabled & IMAP_EN_QRESYNC) && imap_storage->status(j->s->folder, &st) == 0)
+        /* RFC 7162 3.2.10: the MODSEQ the expunges reached. */
+        imap_job_ok(j, "[HIGHESTMODSEQ %llu] EXPUNGE completed",
+                    (unsigned long long)st.highestmodseq);
     else
         imap_job_ok(j, "EXPUNGE completed");
 }

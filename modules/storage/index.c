@@ -31,6 +31,7 @@ static const char schema_tx[] =
     " PRIMARY KEY(uid, key)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(modseq);"
+    "CREATE TABLE IF NOT EXISTS expunge_time(modseq INTEGER PRIMARY KEY, at INTEGER NOT NULL);"
     "COMMIT;";
 
 static int sql_error(sqlite3 *db, const char *what)

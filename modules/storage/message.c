@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -571,6 +572,11 @@ int storage_message_remove(struct petrel_folder *folder, const struct petrel_sto
             uidlist_add(&gone, rows[i].uid);
             bytes += (int64_t)rows[i].size;
         }
+        /* The window is kept at each expunge step, in its transaction. */
+        if (ret == PETREL_STORAGE_OK && modseq != 0 &&
+            (ret = storage_expunged_record(fs->db, modseq, (int64_t)time(NULL))) ==
+                PETREL_STORAGE_OK)
+            ret = storage_expunged_prune(fs->db, (int64_t)time(NULL));
         if (ret == PETREL_STORAGE_OK)
             ret = storage_index_commit(fs->db);
         else

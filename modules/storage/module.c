@@ -17,6 +17,7 @@ struct storage_config {
     char *index_sync;
     long long cache_accounts;
     bool fts;
+    long long expunged_days, expunged_max;
 };
 
 static const char *const sync_choices[] = {"full", "normal", "off", NULL};
@@ -29,6 +30,9 @@ static const struct petrel_setting storage_settings[] = {
     PETREL_SETTING_INT_F(struct storage_config, cache_accounts, "256", 0, 1000000,
                          PETREL_SETTING_FIXED),
     PETREL_SETTING_BOOL_F(struct storage_config, fts, "true", PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct storage_config, expunged_days, "30", 1, 3650, PETREL_SETTING_FIXED),
+    PETREL_SETTING_INT_F(struct storage_config, expunged_max, "100000", 1, 100000000,
+                         PETREL_SETTING_FIXED),
     PETREL_SETTINGS_END,
 };
 
@@ -63,6 +67,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
     storage_configure(root, petrel_primary_domain(), cfg->fsync, sync_mode(cfg->index_sync));
     storage_configure_cache((size_t)cfg->cache_accounts);
     storage_configure_fts(cfg->fts);
+    storage_configure_expunged((unsigned)cfg->expunged_days, (size_t)cfg->expunged_max);
     if (!cfg->fsync)
         petrel_log(PETREL_LOG_WARNING, STORAGE_LOG,
                    "fsync = false: acknowledged mail can be lost on a crash (tests only)");

@@ -372,6 +372,8 @@ static int scan_known(struct scan *s, struct storage_row *rows, const struct key
         if ((ret = scan_modseq(s, &modseq)) != PETREL_STORAGE_OK)
             break;
         ret = storage_index_expunge(s->fs->db, rows[r].uid, modseq);
+        if (ret == PETREL_STORAGE_OK) /* ages with the window; pruned at the next expunge */
+            ret = storage_expunged_record(s->fs->db, modseq, (int64_t)time(NULL));
         s->bytes -= (int64_t)rows[r].size;
         s->msgs--;
     }

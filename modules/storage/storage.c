@@ -17,7 +17,10 @@ struct storage_env storage_env = {.root = "mail",
                                   .fsync = true,
                                   .index_sync = STORAGE_SYNC_FULL,
                                   .max_folders = 10000,
-                                  .fts = true};
+                                  .fts = true,
+
+                                  .expunged_days = 30,
+                                  .expunged_max = 100000};
 struct storage_counters storage_counters;
 bool (*storage_test_fault)(const char *point);
 
@@ -58,6 +61,12 @@ void storage_configure(const char *root, const char *domain, bool do_fsync,
 }
 
 void storage_configure_cache(size_t accounts) { storage_env.cache_accounts = accounts; }
+
+void storage_configure_expunged(unsigned days, size_t max_rows)
+{
+    storage_env.expunged_days = days;
+    storage_env.expunged_max = max_rows;
+}
 
 const char *storage_strerror(int error)
 {

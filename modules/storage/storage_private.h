@@ -57,6 +57,10 @@ struct storage_env {
      * again for every delivery. 0 = free with the last handle. */
     size_t cache_accounts;
     bool fts; /* the full-text index (fts.c) is kept and used */
+    /* The expunged window (expunged.c): expunged UIDs are remembered this
+     * many days and at most this many rows per folder. */
+    unsigned expunged_days;
+    size_t expunged_max;
 };
 extern struct storage_env storage_env;
 /* Close the accounts kept open by cache_accounts (module stop). */
@@ -140,6 +144,7 @@ void storage_configure(const char *root, const char *domain, bool do_fsync,
                        enum storage_sync_mode index_sync);
 /* Accounts kept open after their last handle (storage_env.cache_accounts). */
 void storage_configure_cache(size_t accounts);
+void storage_configure_expunged(unsigned days, size_t max_rows);
 extern const struct petrel_storage_ops storage_ops;
 const char *storage_strerror(int error);
 
@@ -212,6 +217,11 @@ void storage_rows_free(struct storage_row *rows, size_t count);
 void storage_row_clear(struct storage_row *row);
 int storage_index_update(sqlite3 *db, const struct storage_row *row);
 int storage_index_expunge(sqlite3 *db, uint32_t uid, uint64_t modseq);
+/* expunged.c: the expunged window. record: an expunge step's MODSEQ
+ * happened at now; prune: drop what is older than expunged_days or beyond
+ * expunged_max rows, raising vanished_floor. Both inside a transaction. */
+int storage_expunged_record(sqlite3 *db, uint64_t modseq, int64_t now);
+int storage_expunged_prune(sqlite3 *db, int64_t now);
 int storage_index_status(sqlite3 *db, struct petrel_storage_status *st);
 /* Make sure uid < the durable ceiling in the uidvalidity file. */
 int storage_index_reserve(struct storage_fstate *fs, uint32_t uid);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -340,6 +341,84 @@ static void vanished_fn(void *arg, uint32_t lo, uint32_t hi)
     struct changes *c = arg;
     if (c->nv < 16)
         c->vanished[c->nv++] = (struct petrel_storage_uid_range){lo, hi};
+}
+
+/* Expunge message uid (flag it \Deleted first). */
+static void expunge_one(struct petrel_folder *f, uint32_t uid)
+{
+    struct petrel_storage_store del = {PETREL_STORAGE_FLAGS_ADD, PETREL_STORAGE_DELETED, NULL, 0};
+    struct petrel_storage_uid_range r = {uid, uid};
+    struct petrel_storage_uid_set s = {&r, 1};
+    assert_int_equal(ops->store(f, &s, &del, NULL, NULL), PETREL_STORAGE_OK);
+    assert_int_equal(ops->expunge(f, &s, NULL, NULL), PETREL_STORAGE_OK);
+}
+
+/* The expunged window: at most expunged_max rows and expunged_days of
+ * age are remembered; a MODSEQ older than what was pruned gets every
+ * missing UID as vanished, a newer one exactly what vanished since. */
+static void test_expunged_window(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    struct petrel_storage_status st0, st3, st5;
+    uint32_t uid;
+    (void)state;
+    storage_configure_expunged(30, 2);
+    assert_int_equal(ops->mailbox_open("erin", &m), PETREL_STORAGE_OK);
+    for (unsigned i = 0; i < 8; i++)
+        assert_int_equal(test_deliver(m, NULL, i, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    assert_int_equal(ops->status(f, &st0), PETREL_STORAGE_OK);
+    for (uint32_t u = 1; u <= 3; u++)
+        expunge_one(f, u);
+    assert_int_equal(ops->status(f, &st3), PETREL_STORAGE_OK);
+    expunge_one(f, 5);
+    expunge_one(f, 7);
+    assert_int_equal(ops->status(f, &st5), PETREL_STORAGE_OK);
+    /* Rows for 5 and 7 only: a client at st3 still gets exactly them. */
+    struct changes c = {.nv = 0};
+    assert_int_equal(ops->changes_since(f, st3.highestmodseq, NULL, vanished_fn, &c),
+                     PETREL_STORAGE_OK);
+    assert_int_equal(c.nv, 2);
+    assert_int_equal(c.vanished[0].lo, 5);
+    assert_int_equal(c.vanished[0].hi, 5);
+    assert_int_equal(c.vanished[1].lo, 7);
+    /* A client at st0 is older than the window: every missing UID. */
+    c.nv = 0;
+    assert_int_equal(ops->changes_since(f, st0.highestmodseq, NULL, vanished_fn, &c),
+                     PETREL_STORAGE_OK);
+    assert_int_equal(c.nv, 3);
+    assert_int_equal(c.vanished[0].lo, 1);
+    assert_int_equal(c.vanished[0].hi, 3);
+    assert_int_equal(c.vanished[1].lo, 5);
+    assert_int_equal(c.vanished[2].lo, 7);
+    assert_int_equal(c.vanished[2].hi, 7);
+    /* Age: two days on, with a one-day window, everything goes; a client
+     * at st3 then gets the gaps too, one at st5 nothing. */
+    storage_configure_expunged(1, 100);
+    sqlite3 *db = f->fs->db;
+    assert_int_equal(storage_index_begin(db), PETREL_STORAGE_OK);
+    assert_int_equal(storage_expunged_prune(db, (int64_t)time(NULL) + 2 * 86400),
+                     PETREL_STORAGE_OK);
+    assert_int_equal(storage_index_commit(db), PETREL_STORAGE_OK);
+    c.nv = 0;
+    assert_int_equal(ops->changes_since(f, st3.highestmodseq, NULL, vanished_fn, &c),
+                     PETREL_STORAGE_OK);
+    assert_int_equal(c.nv, 3);
+    c.nv = 0;
+    assert_int_equal(ops->changes_since(f, st5.highestmodseq, NULL, vanished_fn, &c),
+                     PETREL_STORAGE_OK);
+    assert_int_equal(c.nv, 0);
+    /* Within the window nothing is pruned by age. */
+    expunge_one(f, 8);
+    c.nv = 0;
+    assert_int_equal(ops->changes_since(f, st5.highestmodseq, NULL, vanished_fn, &c),
+                     PETREL_STORAGE_OK);
+    assert_int_equal(c.nv, 1);
+    assert_int_equal(c.vanished[0].lo, 8);
+    storage_configure_expunged(30, 100000);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
 }
 
 static int kw_fn(void *arg, const struct petrel_storage_msg *m)
@@ -1347,6 +1426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rename_open_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folder_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expunged_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

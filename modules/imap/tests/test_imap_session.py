@@ -132,7 +132,7 @@ def test_small_commands(srv):
         _, done = c.run("ENABLE CONDSTORE")
         assert done.startswith("BAD"), done  # not before login
         c.login(srv.addr("alice"), starttls=False)
-        assert c.ok("ENABLE CONDSTORE") == [b"* ENABLED"]
+        assert c.ok("ENABLE CONDSTORE") == [b"* ENABLED CONDSTORE"]
         assert c.ok("NAMESPACE") == [b'* NAMESPACE (("" "/")) NIL NIL']
         tag = c.tag()
         c.send(f"{tag} LOGOUT\r\n")
