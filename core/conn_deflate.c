@@ -40,6 +40,7 @@ bool petrel_conn_start_deflate(struct petrel_conn *c, const void *held, size_t h
     /* What was queued before (the answer to the command that asked for
      * compression) goes out as it is. */
     petrel_buf_append(&z->out, petrel_buf_head(&c->out), c->out.len);
+    petrel_buf_reset(&c->out);
     petrel_buf_release(&c->out);
     z->starting = true;
     c->z = z;
@@ -61,6 +62,7 @@ void petrel_conn_z_takeover(struct petrel_conn *c)
         c->dead = true;
         return;
     }
+    petrel_buf_reset(&c->in);
     petrel_buf_release(&c->in);
 }
 

@@ -146,6 +146,10 @@ struct imap_session {
     enum imap_parse_status ready_status;
 };
 
+/* Z: COMPRESS=DEFLATE (RFC 4978), compress.c. After login, once. */
+void imap_cmd_compress(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd);
+
 /* session.c */
 /* An untagged or continuation line, text printable. */
 void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *status,
