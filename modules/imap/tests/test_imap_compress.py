@@ -5,7 +5,8 @@ FETCH, an APPEND literal, IDLE seeing a delivery, commands pipelined
 behind COMPRESS, garbage instead of a compressed stream, and a crowd of
 compressed IDLE connections with the server's memory bounded."""
 
-import socket
+import os
+import pathlib
 import threading
 import time
 import zlib
@@ -247,7 +248,19 @@ def test_bomb_is_held_to_the_line_limit(imap_server):
 CROWD = 150
 
 
-def test_crowd_of_compressed_idlers(imap_server):
+def sanitized():
+    """Whether the petreld under test is built with AddressSanitizer."""
+    exe = pathlib.Path(os.environ["PETREL_PREFIX"]) / "sbin" / "petreld"
+    return b"__asan_init" in exe.read_bytes()
+
+
+def test_crowd_of_compressed_idlers(imap_server, monkeypatch):
+    # Under AddressSanitizer freed memory waits in a quarantine, so each
+    # answer's deflater would count as held: memory is reused at once
+    # here, as without it. Nothing changes for an unsanitized daemon.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS", (asan + ":" if asan else "")
+                       + "quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
     srv = imap_server(imap=dict(peer_max_connections=CROWD + 20,
                                 peer_max_interval_connections=0),
                       imap_settings=dict(max_connections_per_user=CROWD + 20))
@@ -275,8 +288,11 @@ def test_crowd_of_compressed_idlers(imap_server):
         per_conn = grown / CROWD
         # A plain IDLE session costs about 2 KiB (bench/RESULTS.md);
         # compression adds the client's history only, no zlib state
-        # while idle (with it, some 300 KiB each at zlib's defaults).
-        assert per_conn < 16, f"{per_conn:.1f} KiB per compressed IDLE connection"
+        # while idle (with it, about 80 KiB each at our window sizes).
+        # AddressSanitizer's redzones and allocator make every block
+        # larger.
+        bound = 64 if sanitized() else 16
+        assert per_conn < bound, f"{per_conn:.1f} KiB per compressed IDLE connection"
         srv.deliver(address, message("crowd", to=address).encode())
         woken = [0]
         lock = threading.Lock()
