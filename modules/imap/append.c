@@ -116,7 +116,9 @@ static void append_work(struct imap_job *j)
         imap_job_no(j, "[UNAVAILABLE] Cannot read the message back");
         return;
     }
-    int err = imap_storage->append(j->s->mbox, a->folder, &a->src, &a->attrs, &uid, &uidvalidity);
+    int err = imap_quota_limits(j->s, &a->attrs.quota);
+    if (err == 0)
+        err = imap_storage->append(j->s->mbox, a->folder, &a->src, &a->attrs, &uid, &uidvalidity);
     if (err == PETREL_STORAGE_NOT_FOUND) {
         imap_job_no(j, "[TRYCREATE] No such mailbox");
         return;

@@ -17,7 +17,11 @@
 #include "imap_registry.h"
 
 static const char base_caps[] = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT "
-                                "CHILDREN SPECIAL-USE UIDPLUS MOVE";
+                                "CHILDREN SPECIAL-USE UIDPLUS MOVE "
+                                "LIST-EXTENDED LIST-STATUS STATUS=SIZE "
+                                "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA "
+                                "ESEARCH SEARCHRES WITHIN "
+                                "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *s,
                            struct petrel_buf *out)

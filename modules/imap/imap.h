@@ -144,6 +144,11 @@ struct imap_session {
      * BAD) when it is complete: its reader status. */
     bool ready;
     enum imap_parse_status ready_status;
+
+    /* S: the last SEARCH ... SAVE result (RFC 5182) as UID ranges,
+     * ascending; emptied when a folder is selected or closed. */
+    struct petrel_storage_uid_range *saved;
+    size_t nsaved;
 };
 
 /* Z: COMPRESS=DEFLATE (RFC 4978), compress.c. After login, once. */
@@ -231,13 +236,36 @@ void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *
                            struct petrel_buf *out);
 void imap_session_end_user(struct imap_session *s);
 
-/* mailbox.c: folders and the AUTH state's commands. */
+/* mailbox.c: folders and the AUTH state's commands; list.c: LIST, LSUB. */
 void imap_cmd_folder(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
 void imap_cmd_list(struct petrel_conn *conn, struct imap_session *s, const struct imap_command *cmd,
                    bool lsub);
 void imap_cmd_status(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
+
+/* L (LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, QUOTA). */
+/* mailbox.c: STATUS items of a list to a bit set, 0 for a bad list; on a
+ * worker, a "* STATUS" line of those items to out (a storage error). */
+unsigned imap_status_items(const struct imap_arg *list);
+int imap_status_put(struct imap_session *s, struct petrel_buf *out, const char *name,
+                    unsigned items);
+/* quota.c: GETQUOTAROOT, GETQUOTA, SETQUOTA. On a worker: the account's
+ * limits (0: none) from the user database, and whether copying uids of
+ * the selected folder stays within them (OVER_QUOTA if not). */
+void imap_cmd_getquotaroot(struct petrel_conn *conn, struct imap_session *s,
+                           const struct imap_command *cmd);
+void imap_cmd_getquota(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd);
+void imap_cmd_setquota(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd);
+int imap_quota_limits(const struct imap_session *s, struct petrel_storage_quota *q_r);
+int imap_quota_check_copy(struct imap_session *s, const struct petrel_storage_uid_set *uids);
+/* metadata.c: GETMETADATA, SETMETADATA (RFC 5464); on a worker, after a
+ * folder was deleted (to NULL) or renamed, its entries follow. */
+void imap_cmd_metadata(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd, bool set);
+void imap_metadata_folder(const struct imap_session *s, const char *from, const char *to);
 
 /* select.c: SELECT/EXAMINE, CLOSE/UNSELECT, and the message table. */
 void imap_cmd_select(struct petrel_conn *conn, struct imap_session *s,
@@ -274,8 +302,51 @@ void imap_cmd_fetch(struct petrel_conn *conn, struct imap_session *s,
 void imap_fetch_more(struct petrel_conn *conn, struct imap_session *s);
 void imap_fetch_free(struct imap_session *s);
 
+/* --- S: SEARCH, ESEARCH, SEARCHRES, SORT, THREAD --- */
 /* search.c */
 void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
+                     const struct imap_command *cmd, size_t argi, bool uid);
+/* The matching that SEARCH, SORT and THREAD share. */
+struct imap_search;
+struct imap_search_run {
+    struct imap_search *search;
+    unsigned needs;
+    uint32_t *uids; /* matched, ascending */
+    size_t n, cap;
+    struct petrel_buf header;
+    /* meta: each match's INTERNALDATE and size kept too (SORT, THREAD) */
+    bool meta;
+    int64_t *internal_date;
+    uint64_t *size;
+};
+/* On the I/O thread: compile the keys (a leading CHARSET included) and
+ * bind "$"; false when the command was answered BAD or NO. */
+bool imap_search_begin(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_arg *args, size_t count, struct imap_search_run *run);
+/* In the job: match every message the client knows. */
+int imap_search_run(struct imap_job *j, struct imap_search_run *run);
+void imap_search_run_free(struct imap_search_run *run);
+/* RETURN (...) of SEARCH (RFC 4731, RFC 5182) and SORT (RFC 5267): the
+ * options as bits; RETURN () is ALL. False with *error_r for a bad one. */
+#define IMAP_RET_MIN 1u
+#define IMAP_RET_MAX 2u
+#define IMAP_RET_ALL 4u
+#define IMAP_RET_COUNT 8u
+#define IMAP_RET_SAVE 16u
+bool imap_search_parse_return(const struct imap_arg *list, unsigned *ret_r, const char **error_r);
+/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT" of numbers in answer order. */
+void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n);
+/* SAVE: the UIDs (in answer order) kept as RFC 5182 section 2.4 says. */
+void imap_saved_keep(struct imap_session *s, unsigned ret, const uint32_t *uids, size_t n);
+/* The saved result: set (UIDs ascending), emptied, and read as the UIDs
+ * still in the folder (malloc'ed ranges, free() them). */
+void imap_saved_set(struct imap_session *s, const uint32_t *uids, size_t n);
+void imap_saved_clear(struct imap_session *s);
+size_t imap_saved_uids(const struct imap_session *s, struct petrel_storage_uid_range **out_r);
+/* sort.c: SORT and THREAD (RFC 5256). */
+void imap_cmd_sort(struct petrel_conn *conn, struct imap_session *s, const struct imap_command *cmd,
+                   size_t argi, bool uid);
+void imap_cmd_thread(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd, size_t argi, bool uid);
 
 /* append.c */

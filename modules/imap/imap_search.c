@@ -148,6 +148,23 @@ static struct search_node *size_key(struct compiler *c, enum search_kind kind)
     return n;
 }
 
+/* OLDER / YOUNGER interval (RFC 5032): a non-zero number of seconds. */
+static struct search_node *within_key(struct compiler *c, enum search_late late)
+{
+    struct search_node *n = size_key(c, SK_UID);
+    if (n == NULL)
+        return NULL;
+    if (n->num == 0) {
+        c->error = "WITHIN interval must be positive";
+        node_free(n);
+        return NULL;
+    }
+    n->late = late;
+    n->set.sorted = true;
+    c->s->uses_within = true;
+    return n;
+}
+
 static struct search_node *keyword_key(struct compiler *c, enum search_kind kind)
 {
     const struct imap_arg *a = next_astring(c);
@@ -167,8 +184,15 @@ static struct search_node *set_key(struct compiler *c, enum search_kind kind,
                                    const struct imap_arg *a)
 {
     if (a->len == 1 && a->str[0] == '$') {
-        c->error = "SEARCHRES ($) is not supported";
-        return NULL;
+        /* The saved result is of messages, so "$" and "UID $" alike are
+         * its UIDs. */
+        struct search_node *n = node_new(c, SK_UID);
+        if (n != NULL) {
+            n->late = SL_SAVED;
+            n->set.sorted = true;
+            c->s->uses_saved = true;
+        }
+        return n;
     }
     struct search_node *n = node_new(c, kind);
     if (n == NULL)
@@ -288,6 +312,10 @@ static struct search_node *parse_atom_key(struct compiler *c, const struct imap_
         return size_key(c, SK_LARGER);
     if (is_atom(a, "SMALLER"))
         return size_key(c, SK_SMALLER);
+    if (is_atom(a, "OLDER"))
+        return within_key(c, SL_OLDER);
+    if (is_atom(a, "YOUNGER"))
+        return within_key(c, SL_YOUNGER);
     if (is_atom(a, "NOT"))
         return parse_logic(c, SK_NOT, depth);
     if (is_atom(a, "OR"))
@@ -395,3 +423,69 @@ static unsigned node_needs(const struct imap_search *s, const struct search_node
 }
 
 unsigned imap_search_needs(const struct imap_search *s) { return node_needs(s, s->root); }
+
+bool imap_search_uses_saved(const struct imap_search *s) { return s->uses_saved; }
+
+bool imap_search_uses_within(const struct imap_search *s) { return s->uses_within; }
+
+static void push_range(struct imap_seqset *set, size_t *cap, uint32_t lo, uint32_t hi)
+{
+    if (set->count > 0 && set->ranges[set->count - 1].hi + 1 == lo) {
+        set->ranges[set->count - 1].hi = hi;
+        return;
+    }
+    if (set->count == *cap) {
+        *cap = *cap == 0 ? 16 : *cap * 2;
+        set->ranges = petrel_reallocarray(set->ranges, *cap, sizeof(*set->ranges));
+    }
+    set->ranges[set->count++] = (struct imap_seq_range){lo, hi};
+}
+
+struct late_bind {
+    const struct petrel_storage_uid_range *saved;
+    size_t nsaved;
+    int64_t now;
+    const struct imap_search_date *msgs;
+    size_t nmsgs;
+    bool within; /* which kind this walk fills */
+};
+
+static void bind_node(struct search_node *n, const struct late_bind *b)
+{
+    for (size_t i = 0; i < n->kid_count; i++)
+        bind_node(n->kids[i], b);
+    bool mine = b->within ? (n->late == SL_OLDER || n->late == SL_YOUNGER) : n->late == SL_SAVED;
+    if (!mine)
+        return;
+    imap_seqset_free(&n->set);
+    n->set.sorted = true;
+    size_t cap = 0;
+    if (!b->within) {
+        for (size_t i = 0; i < b->nsaved; i++)
+            if (b->saved[i].lo != 0 && b->saved[i].lo <= b->saved[i].hi)
+                push_range(&n->set, &cap, b->saved[i].lo, b->saved[i].hi);
+        return;
+    }
+    /* OLDER n: at least n seconds old; YOUNGER n: less: each message is
+     * in exactly one of the two. */
+    int64_t limit = b->now - (int64_t)n->num;
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        bool older = b->msgs[i].internal_date <= limit;
+        if (older == (n->late == SL_OLDER) && b->msgs[i].uid != 0)
+            push_range(&n->set, &cap, b->msgs[i].uid, b->msgs[i].uid);
+    }
+}
+
+void imap_search_bind_saved(struct imap_search *s, const struct petrel_storage_uid_range *r,
+                            size_t n)
+{
+    struct late_bind b = {.saved = r, .nsaved = n};
+    bind_node(s->root, &b);
+}
+
+void imap_search_bind_within(struct imap_search *s, int64_t now,
+                             const struct imap_search_date *msgs, size_t n)
+{
+    struct late_bind b = {.now = now, .msgs = msgs, .nmsgs = n, .within = true};
+    bind_node(s->root, &b);
+}

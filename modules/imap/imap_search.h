@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <petrel/storage.h>
+
 #include "imap_arg.h"
 
 struct imap_search;
@@ -44,6 +46,22 @@ struct imap_search_msg {
     size_t header_len;
     int fd; /* NEEDS_FILE: the message, read from offset 0 (pread), else -1 */
 };
+
+/* S: keys known only when the command runs, compiled as UID sets filled
+ * before matching: "$" (RFC 5182) and OLDER / YOUNGER (RFC 5032). */
+bool imap_search_uses_saved(const struct imap_search *s);
+bool imap_search_uses_within(const struct imap_search *s);
+/* Every "$" key becomes these UIDs (ascending, apart, copied). */
+void imap_search_bind_saved(struct imap_search *s, const struct petrel_storage_uid_range *r,
+                            size_t n);
+struct imap_search_date {
+    uint32_t uid;
+    int64_t internal_date;
+};
+/* Every OLDER / YOUNGER key becomes the UIDs of msgs (in UID order) whose
+ * internal date is that many seconds before now or more / less. */
+void imap_search_bind_within(struct imap_search *s, int64_t now,
+                             const struct imap_search_date *msgs, size_t n);
 
 /* 1: the message matches; 0: it does not; -1: it could not be read. */
 int imap_search_match(const struct imap_search *s, const struct imap_search_msg *m);

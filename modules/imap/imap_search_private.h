@@ -61,6 +61,9 @@ struct search_node {
     struct imap_seqset set;
     struct search_node **kids;
     size_t kid_count;
+    /* S: an SK_UID node whose set is filled before matching: "$" (RFC
+     * 5182) or OLDER / YOUNGER num seconds (RFC 5032). */
+    enum search_late { SL_NONE, SL_SAVED, SL_OLDER, SL_YOUNGER } late;
 };
 
 enum search_where {
@@ -81,7 +84,8 @@ struct imap_search {
     struct search_needle needles[SEARCH_MAX_NEEDLES];
     unsigned needle_count;
     size_t node_count;
-    bool sent_keys; /* SENT*: the Date: header is needed */
+    bool sent_keys;               /* SENT*: the Date: header is needed */
+    bool uses_saved, uses_within; /* S: late nodes to fill */
 };
 
 /* ---- text (imap_search_text.c) ---- */

@@ -34,6 +34,7 @@ enum imap_seqset_result imap_seqset_parse(const char *s, size_t len, struct imap
     set->ranges = NULL;
     set->count = 0;
     set->saved = false;
+    set->sorted = false;
     if (len == 1 && s[0] == '$') {
         set->saved = true;
         return IMAP_SEQSET_OK;
@@ -90,6 +91,17 @@ bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n, uint32_t st
 {
     if (n == 0 || n > star)
         return false;
+    if (set->sorted) {
+        size_t lo = 0, hi = set->count;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (set->ranges[mid].hi < n)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo < set->count && set->ranges[lo].lo <= n;
+    }
     for (size_t i = 0; i < set->count; i++) {
         uint32_t lo, hi;
         range_bounds(&set->ranges[i], star, &lo, &hi);

@@ -24,6 +24,9 @@ struct imap_seqset {
     struct imap_seq_range *ranges;
     size_t count;
     bool saved; /* "$": the result of the last SEARCH (RFC 5182) */
+    /* Ranges ascending, apart and without '*' (a saved SEARCH result, a
+     * WITHIN key's UIDs): looked up by bisection, as they can be many. */
+    bool sorted;
 };
 
 enum imap_seqset_result {

@@ -9,6 +9,7 @@
 
 #include "imap.h"
 #include "imap_registry.h"
+#include "metadata_store.h"
 
 static const struct petrel_setting imap_settings[] = {
     PETREL_SETTING_INT(struct imap_config, max_connections_per_user, "20", 1, 100000),
@@ -62,7 +63,7 @@ static int imap_start(struct petrel_ctx *ctx, const char **error_r)
         *error_r = "cannot create the APPEND spool directory (data_dir/imap-spool)";
         return -1;
     }
-    return 0;
+    return imap_metadata_start(petrel_data_dir(), error_r);
 }
 
 static int imap_reload(struct petrel_ctx *ctx, const void *config, const char **error_r)

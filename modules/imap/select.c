@@ -85,9 +85,14 @@ bool imap_set_to_uids(const struct imap_session *s, const struct imap_arg *arg, 
         return false;
     }
     enum imap_seqset_result r = imap_seqset_parse(arg->str, arg->len, &set);
-    if (r != IMAP_SEQSET_OK || set.saved) {
-        if (r == IMAP_SEQSET_OK)
-            imap_seqset_free(&set);
+    if (r == IMAP_SEQSET_OK && set.saved) {
+        /* "$": the saved SEARCH result, messages either way (RFC 5182). */
+        struct petrel_storage_uid_range *saved;
+        set_r->count = imap_saved_uids(s, &saved);
+        set_r->ranges = saved;
+        return true;
+    }
+    if (r != IMAP_SEQSET_OK) {
         *error_r = r == IMAP_SEQSET_LIMIT ? "[LIMIT] Too many ranges" : "Bad sequence set";
         return false;
     }
@@ -288,6 +293,7 @@ void imap_unselect(struct imap_session *s)
     free(s->folder_name);
     s->folder_name = NULL;
     msgs_free(&s->msgs);
+    imap_saved_clear(s);
     s->modseq = 0;
     s->nown = 0;
     if (s->state == IMAP_ST_SELECTED)
@@ -427,6 +433,7 @@ void imap_session_release(struct imap_session *s)
     free(s->folder_name);
     s->folder_name = NULL;
     msgs_free(&s->msgs);
+    imap_saved_clear(s);
     /* Closing may write the index: a worker's job, unless the pool's queue
      * is full or gone at shutdown. */
     if (!petrel_worker_submit(release_work, r))

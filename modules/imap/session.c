@@ -210,6 +210,14 @@ static bool auth_state(struct petrel_conn *conn, struct imap_session *s,
         imap_cmd_list(conn, s, cmd, n[1] == 'S');
     else if (strcmp(n, "STATUS") == 0)
         imap_cmd_status(conn, s, cmd);
+    else if (strcmp(n, "GETQUOTAROOT") == 0)
+        imap_cmd_getquotaroot(conn, s, cmd);
+    else if (strcmp(n, "GETQUOTA") == 0)
+        imap_cmd_getquota(conn, s, cmd);
+    else if (strcmp(n, "SETQUOTA") == 0)
+        imap_cmd_setquota(conn, s, cmd);
+    else if (strcmp(n, "GETMETADATA") == 0 || strcmp(n, "SETMETADATA") == 0)
+        imap_cmd_metadata(conn, s, cmd, n[0] == 'S');
     else if (strcmp(n, "APPEND") == 0)
         imap_cmd_append(conn, s, cmd);
     else if (strcmp(n, "COMPRESS") == 0)
@@ -242,6 +250,10 @@ static bool message_cmd(struct petrel_conn *conn, struct imap_session *s,
         imap_cmd_expunge(conn, s, cmd, argi, uid);
     else if (strcmp(n, "SEARCH") == 0)
         imap_cmd_search(conn, s, cmd, argi, uid);
+    else if (strcmp(n, "SORT") == 0)
+        imap_cmd_sort(conn, s, cmd, argi, uid);
+    else if (strcmp(n, "THREAD") == 0)
+        imap_cmd_thread(conn, s, cmd, argi, uid);
     else
         return false;
     return true;
@@ -263,7 +275,8 @@ static bool selected_state(struct petrel_conn *conn, struct imap_session *s,
         for (size_t i = 0; sub != NULL && sub[i] != '\0' && i + 1 < sizeof(up); i++)
             up[i] = (char)(sub[i] >= 'a' && sub[i] <= 'z' ? sub[i] - 32 : sub[i]);
         if (sub == NULL || strlen(sub) >= sizeof(up) || !message_cmd(conn, s, cmd, up, 1, true))
-            imap_bad(conn, s, "UID takes FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE");
+            imap_bad(conn, s,
+                     "UID takes FETCH, SEARCH, SORT, THREAD, STORE, COPY, MOVE or EXPUNGE");
     } else {
         return message_cmd(conn, s, cmd, n, 0, false);
     }

@@ -222,7 +222,9 @@ static void copy_work(struct imap_job *j)
         return;
     }
     uint32_t uidvalidity = 0;
-    int err = (a->move ? imap_storage->move : imap_storage->copy)(s->folder, &a->set, a->dest,
+    int err = a->move ? 0 : imap_quota_check_copy(s, &a->set);
+    if (err == 0)
+        err = (a->move ? imap_storage->move : imap_storage->copy)(s->folder, &a->set, a->dest,
                                                                   copy_map, a, &uidvalidity);
     if (err == PETREL_STORAGE_NOT_FOUND) {
         imap_job_no(j, "[TRYCREATE] No such mailbox");

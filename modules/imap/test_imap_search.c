@@ -200,8 +200,49 @@ static void test_sequence_sets(void **state)
     expect_error("UID", IMAP_SEARCH_BAD);
     expect_error("UID foo", IMAP_SEARCH_BAD);
     expect_error("UID \"1\"", IMAP_SEARCH_BAD);
-    expect_error("$", IMAP_SEARCH_BAD);
-    expect_error("UID $", IMAP_SEARCH_BAD);
+}
+
+/* RFC 5182 "$" and RFC 5032 OLDER / YOUNGER: UID sets bound after the
+ * compile; unbound they match nothing. */
+static int match_bound(const char *text, const struct imap_search_msg *m,
+                       const struct petrel_storage_uid_range *saved, size_t nsaved,
+                       const struct imap_search_date *dates, size_t ndates, int64_t now)
+{
+    struct imap_search *s;
+    const char *error = NULL;
+    if (compile(text, &s, &error) != IMAP_SEARCH_OK)
+        fail_msg("%s: %s", text, error);
+    if (saved != NULL)
+        imap_search_bind_saved(s, saved, nsaved);
+    if (dates != NULL)
+        imap_search_bind_within(s, now, dates, ndates);
+    int res = imap_search_match(s, m);
+    imap_search_free(s);
+    return res;
+}
+
+static void test_late_sets(void **state)
+{
+    (void)state;
+    struct imap_search_msg m = base_msg(); /* UID 30 */
+    const struct petrel_storage_uid_range with[] = {{1, 3}, {10, 12}, {29, 31}, {40, 40}};
+    const struct petrel_storage_uid_range without[] = {{1, 29}, {31, 50}};
+    assert_int_equal(match("$", &m), 0);
+    assert_int_equal(match_bound("$", &m, with, 4, NULL, 0, 0), 1);
+    assert_int_equal(match_bound("UID $", &m, with, 4, NULL, 0, 0), 1);
+    assert_int_equal(match_bound("$", &m, without, 2, NULL, 0, 0), 0);
+    assert_int_equal(match_bound("NOT $", &m, without, 2, NULL, 0, 0), 1);
+    assert_int_equal(match_bound("$", &m, with, 0, NULL, 0, 0), 0);
+    const struct imap_search_date dates[] = {{10, 1000}, {30, 5000}, {40, 9000}};
+    assert_int_equal(match_bound("OLDER 5000", &m, NULL, 0, dates, 3, 10000), 1);
+    assert_int_equal(match_bound("OLDER 5001", &m, NULL, 0, dates, 3, 10000), 0);
+    assert_int_equal(match_bound("YOUNGER 5001", &m, NULL, 0, dates, 3, 10000), 1);
+    assert_int_equal(match_bound("YOUNGER 5000", &m, NULL, 0, dates, 3, 10000), 0);
+    assert_int_equal(match_bound("OR OLDER 1 $", &m, without, 2, dates, 3, 10000), 1);
+    expect_error("OLDER 0", IMAP_SEARCH_BAD);
+    expect_error("YOUNGER", IMAP_SEARCH_BAD);
+    expect_error("OLDER -1", IMAP_SEARCH_BAD);
+    expect_error("YOUNGER 4294967296", IMAP_SEARCH_BAD);
 }
 
 static void test_logic(void **state)
@@ -549,13 +590,14 @@ int main(void)
         cmocka_unit_test(test_flags),          cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_recent),         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_internal_dates), cmocka_unit_test(test_sequence_sets),
-        cmocka_unit_test(test_logic),          cmocka_unit_test(test_bad_syntax),
-        cmocka_unit_test(test_charset),        cmocka_unit_test(test_needs),
-        cmocka_unit_test(test_headers_plain),  cmocka_unit_test(test_sent_dates),
-        cmocka_unit_test(test_base64_latin1),  cmocka_unit_test(test_qp_1252),
-        cmocka_unit_test(test_koi8r),          cmocka_unit_test(test_multipart),
-        cmocka_unit_test(test_rfc2047),        cmocka_unit_test(test_large),
-        cmocka_unit_test(test_pieces),         cmocka_unit_test(test_lazy),
+        cmocka_unit_test(test_late_sets),      cmocka_unit_test(test_logic),
+        cmocka_unit_test(test_bad_syntax),     cmocka_unit_test(test_charset),
+        cmocka_unit_test(test_needs),          cmocka_unit_test(test_headers_plain),
+        cmocka_unit_test(test_sent_dates),     cmocka_unit_test(test_base64_latin1),
+        cmocka_unit_test(test_qp_1252),        cmocka_unit_test(test_koi8r),
+        cmocka_unit_test(test_multipart),      cmocka_unit_test(test_rfc2047),
+        cmocka_unit_test(test_large),          cmocka_unit_test(test_pieces),
+        cmocka_unit_test(test_lazy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

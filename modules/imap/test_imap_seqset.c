@@ -79,6 +79,22 @@ static void test_contains(void **state)
     imap_seqset_free(&set);
 }
 
+/* A sorted set (a saved result, a WITHIN key) is bisected: the same
+ * answers as a walk, for every number around every range. */
+static void test_contains_sorted(void **state)
+{
+    (void)state;
+    struct imap_seq_range r[] = {{2, 2}, {4, 7}, {10, 10}, {12, 20}, {30, 31}};
+    struct imap_seqset sorted = {r, 5, false, true}, walked = {r, 5, false, false};
+    for (size_t count = 0; count <= 5; count++) {
+        sorted.count = walked.count = count;
+        for (uint32_t n = 0; n <= 33; n++)
+            assert_int_equal(imap_seqset_contains(&sorted, n, 40),
+                             imap_seqset_contains(&walked, n, 40));
+    }
+    assert_false(imap_seqset_contains(&sorted, 31, 30)); /* beyond the largest in use */
+}
+
 /* The resolved ranges as "lo-hi lo-hi ...". */
 static void expect(const char *s, uint32_t star, const char *want)
 {
@@ -116,9 +132,8 @@ static void test_resolve(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_limit),
-        cmocka_unit_test(test_contains),
+        cmocka_unit_test(test_syntax),   cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_contains), cmocka_unit_test(test_contains_sorted),
         cmocka_unit_test(test_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
