@@ -125,6 +125,12 @@ void petrel_conn_log(struct petrel_conn *c, enum petrel_log_level level, const c
                c->peer_port, msg);
 }
 
+/* Output not yet on the socket: queued, or compressed and waiting. */
+static size_t out_pending(const struct petrel_conn *c)
+{
+    return c->out.len + (c->z != NULL ? petrel_conn_z_wire((struct petrel_conn *)c)->len : 0);
+}
+
 static bool closing(const struct petrel_conn *c)
 {
     return c->state == PETREL_CONN_CLOSING || c->dead;
@@ -281,7 +287,7 @@ void petrel_conn_close(struct petrel_conn *c)
 
 bool petrel_conn_starttls(struct petrel_conn *c)
 {
-    if (!petrel_conn_can_starttls(c) || closing(c) || c->starttls)
+    if (!petrel_conn_can_starttls(c) || closing(c) || c->starttls || c->z != NULL)
         return false;
     c->starttls = true;
     schedule(c);
@@ -427,7 +433,7 @@ static void update_events(struct petrel_conn *c, bool tls_wants_write)
     unsigned ev = 0;
     if (want_read(c) || c->state == PETREL_CONN_HANDSHAKE)
         ev |= EPOLLIN;
-    if (c->out.len > 0 || tls_wants_write)
+    if (out_pending(c) > 0 || tls_wants_write)
         ev |= EPOLLOUT;
     if (ev == c->events)
         return;
@@ -441,7 +447,7 @@ static void update_events(struct petrel_conn *c, bool tls_wants_write)
 
 /* Returns bytes read, 0 at EOF, -1 when the socket has nothing now, -2 on
  * error. */
-static ssize_t conn_recv(struct petrel_conn *c, char *buf, size_t size)
+ssize_t petrel_conn_recv(struct petrel_conn *c, char *buf, size_t size)
 {
     if (c->ssl == NULL) {
         ssize_t n = read(c->fd, buf, size);
@@ -490,13 +496,18 @@ static ssize_t conn_send(struct petrel_conn *c, const char *buf, size_t len)
 static bool conn_flush(struct petrel_conn *c)
 {
     size_t sent = 0;
-    while (c->out.len > 0) {
-        ssize_t n = conn_send(c, petrel_buf_head(&c->out), c->out.len);
+    struct petrel_buf *wire = c->z != NULL ? petrel_conn_z_wire(c) : &c->out;
+    for (;;) {
+        if (c->z != NULL && !petrel_conn_z_compress(c))
+            return false;
+        if (wire->len == 0)
+            break;
+        ssize_t n = conn_send(c, petrel_buf_head(wire), wire->len);
         if (n == -1)
             break;
         if (n < 0)
             return false;
-        petrel_buf_consume(&c->out, (size_t)n);
+        petrel_buf_consume(wire, (size_t)n);
         sent += (size_t)n;
     }
     if (sent > 0) {
@@ -518,10 +529,18 @@ static bool conn_flush(struct petrel_conn *c)
 static bool conn_fill(struct petrel_conn *c)
 {
     size_t got = 0;
-    while (want_read(c)) {
+    petrel_conn_z_takeover(c);
+    while (want_read(c) && c->z != NULL) {
+        int r = petrel_conn_z_fill(c, &got);
+        if (r < 0)
+            return false;
+        if (r == 0)
+            break;
+    }
+    while (want_read(c) && c->z == NULL) {
         size_t room =
             c->in.max - c->in.len < PETREL_READ_STEP ? c->in.max - c->in.len : PETREL_READ_STEP;
-        ssize_t n = conn_recv(c, c->thread->scratch, room);
+        ssize_t n = petrel_conn_recv(c, c->thread->scratch, room);
         if (n == -1)
             break;
         if (n == -2)
@@ -604,9 +623,9 @@ static void relay_move(struct petrel_conn *c)
 
 bool petrel_conn_relay(struct petrel_conn *a, struct petrel_conn *b)
 {
-    if (a == b || a->thread != b->thread || a->relay != NULL || b->relay != NULL || closing(a) ||
-        closing(b) || a->state != PETREL_CONN_OPEN || b->state != PETREL_CONN_OPEN ||
-        a->job_pending || b->job_pending)
+    if (a == b || a->thread != b->thread || a->relay != NULL || b->relay != NULL || a->z != NULL ||
+        b->z != NULL || closing(a) || closing(b) || a->state != PETREL_CONN_OPEN ||
+        b->state != PETREL_CONN_OPEN || a->job_pending || b->job_pending)
         return false;
     a->relay = b;
     b->relay = a;
@@ -636,6 +655,11 @@ static void conn_dispatch(struct petrel_conn *c)
         petrel_buf_consume(&c->in, item.consumed);
         if (ev == PETREL_LR_MORE) {
             c->partial = true;
+            break;
+        }
+        if (petrel_conn_z_starting(c)) {
+            /* The rest was compressed: inflated on the next fill. */
+            petrel_conn_z_takeover(c);
             break;
         }
     }
@@ -870,7 +894,8 @@ static bool input_waiting(const struct petrel_conn *c)
     /* Relayed to a partner that is full: its flush schedules us. */
     if (c->relay != NULL && c->relay->out.len >= (size_t)c->relay->lcfg->max_output)
         return false;
-    return (c->in.len > 0 && !c->partial) || (c->ssl != NULL && !c->eof && SSL_pending(c->ssl) > 0);
+    return (c->in.len > 0 && !c->partial) ||
+           (c->ssl != NULL && !c->eof && SSL_pending(c->ssl) > 0) || petrel_conn_z_input_waiting(c);
 }
 
 /* One turn: handshake or read, hand input to the module, send output, and
@@ -907,19 +932,19 @@ static void conn_turn(struct petrel_conn *c)
     /* A module streaming a large body queues its next part: once a turn,
      * so one fast socket cannot hold the loop. */
     bool drained_again = false;
-    if (!c->dead && c->drain_wanted && c->out.len == 0 && c->state == PETREL_CONN_OPEN &&
+    if (!c->dead && c->drain_wanted && out_pending(c) == 0 && c->state == PETREL_CONN_OPEN &&
         !c->job_pending && !c->starttls && c->proto->output_drained != NULL) {
         c->drain_wanted = false;
         c->proto->output_drained(c);
         if (!c->dead && !conn_flush(c))
             c->dead = true;
-        drained_again = c->drain_wanted && c->out.len == 0;
+        drained_again = c->drain_wanted && out_pending(c) == 0;
     }
     if (!c->dead && c->starttls && c->out.len == 0 && c->state == PETREL_CONN_OPEN) {
         if (!petrel_conn_tls_begin(c) || !conn_handshake(c, &tls_wants_write))
             c->dead = true;
     }
-    if (!c->dead && c->out.len == 0 &&
+    if (!c->dead && out_pending(c) == 0 &&
         (c->state == PETREL_CONN_CLOSING ||
          (c->eof && !c->job_pending && !input_waiting(c) && (c->relay == NULL || c->in.len == 0))))
         c->dead = true;
@@ -932,6 +957,9 @@ static void conn_turn(struct petrel_conn *c)
         }
         return;
     }
+    /* Between exchanges a compressed connection gives zlib's memory back. */
+    if (c->z != NULL && !c->job_pending && !c->drain_wanted && c->in.len == 0)
+        petrel_conn_z_rest(c);
     /* Input left over while the module was busy is handled on the next turn:
      * when its job returns, or when the socket turns writable, which it
      * is at once if input waits for nothing else. */
@@ -1176,6 +1204,7 @@ static void conn_destroy(struct petrel_conn *c)
         c->next->prev = c->prev;
     petrel_buf_free(&c->in);
     petrel_buf_free(&c->out);
+    petrel_conn_z_free(c);
     free(c->session);
     petrel_config_unref(c->cfg);
     if (c->listener != NULL)

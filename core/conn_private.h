@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
 
@@ -80,6 +81,7 @@ struct petrel_conn {
     struct petrel_conn *next_scheduled;
     struct petrel_conn *relay;  /* petrel_conn_relay(): bytes go to and from it */
     struct petrel_login *login; /* waiting for the client's next SASL line */
+    struct petrel_conn_z *z;    /* petrel_conn_start_deflate(): NULL until then */
 };
 
 /* For conn_connect.c: a connection with no socket yet; its socket then
@@ -109,5 +111,22 @@ bool petrel_outbound_verified(struct petrel_conn *c);
 void petrel_outbound_ending(struct petrel_conn *c);
 void petrel_outbound_free(struct petrel_outbound *out);
 void petrel_conn_stats_init(void);
+
+/* Bytes read (after TLS): as conn.c's reads, -1 when the socket has
+ * nothing now, -2 on error. */
+ssize_t petrel_conn_recv(struct petrel_conn *c, char *buf, size_t size);
+
+/* conn_deflate.c: compression (petrel_conn_start_deflate). fill reads
+ * and inflates one step: 1 if it moved bytes, 0 if nothing came now, -1
+ * to close. compress moves queued output into the wire buffer; rest gives
+ * memory back once nothing is in flight. */
+void petrel_conn_z_takeover(struct petrel_conn *c);
+bool petrel_conn_z_starting(const struct petrel_conn *c);
+int petrel_conn_z_fill(struct petrel_conn *c, size_t *got_r);
+bool petrel_conn_z_input_waiting(const struct petrel_conn *c);
+bool petrel_conn_z_compress(struct petrel_conn *c);
+struct petrel_buf *petrel_conn_z_wire(struct petrel_conn *c);
+void petrel_conn_z_rest(struct petrel_conn *c);
+void petrel_conn_z_free(struct petrel_conn *c);
 
 #endif

@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 autoconf automake libtool make pkg-config gcc clang libclang-rt-14-dev
 libssl-dev libconfig-dev libc-ares-dev libltdl-dev libcrypt-dev libcmocka-dev libsqlite3-dev
-libcurl4-openssl-dev
+libcurl4-openssl-dev zlib1g-dev
 python3 python3-pytest openssl procps iproute2 clang-format swaks libnet-ssleay-perl mutt
 dnsmasq-base curl fetchmail isync tmux
 "

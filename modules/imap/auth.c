@@ -28,8 +28,10 @@ void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *
                            struct petrel_buf *out)
 {
     petrel_buf_append(out, base_caps, strlen(base_caps));
-    if (s->state != IMAP_ST_NOAUTH)
+    if (s->state != IMAP_ST_NOAUTH) {
+        petrel_buf_printf(out, " COMPRESS=DEFLATE"); /* RFC 4978: after login */
         return;
+    }
     if (!petrel_conn_is_tls(conn) && petrel_conn_can_starttls(conn))
         petrel_buf_printf(out, " STARTTLS");
     if (petrel_login_offered(conn))

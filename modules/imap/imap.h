@@ -156,6 +156,10 @@ struct imap_session {
     unsigned enabled;
 };
 
+/* Z: COMPRESS=DEFLATE (RFC 4978), compress.c. After login, once. */
+void imap_cmd_compress(struct petrel_conn *conn, struct imap_session *s,
+                       const struct imap_command *cmd);
+
 /* session.c */
 /* An untagged or continuation line, text printable. */
 void imap_tagged(struct petrel_conn *conn, struct imap_session *s, const char *status,

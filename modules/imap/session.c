@@ -208,6 +208,8 @@ static bool auth_state(struct petrel_conn *conn, struct imap_session *s,
         imap_cmd_metadata(conn, s, cmd, n[0] == 'S');
     else if (strcmp(n, "APPEND") == 0)
         imap_cmd_append(conn, s, cmd);
+    else if (strcmp(n, "COMPRESS") == 0)
+        imap_cmd_compress(conn, s, cmd);
     else if (strcmp(n, "NAMESPACE") == 0) {
         if (no_args(conn, s, cmd))
             cmd_namespace(conn, s);
@@ -284,7 +286,7 @@ static void dispatch(struct petrel_conn *conn, struct imap_session *s,
         "STARTTLS",  "LOGIN",     "AUTHENTICATE", "SELECT", "EXAMINE", "CREATE",   "DELETE",
         "RENAME",    "SUBSCRIBE", "UNSUBSCRIBE",  "LIST",   "LSUB",    "STATUS",   "APPEND",
         "NAMESPACE", "ENABLE",    "IDLE",         "CHECK",  "CLOSE",   "UNSELECT", "EXPUNGE",
-        "FETCH",     "STORE",     "COPY",         "MOVE",   "UID",     NULL};
+        "FETCH",     "STORE",     "COPY",         "MOVE",   "UID",     "COMPRESS", NULL};
     if (s->state != IMAP_ST_NOAUTH &&
         (strcmp(cmd->name, "LOGIN") == 0 || strcmp(cmd->name, "AUTHENTICATE") == 0)) {
         imap_bad(conn, s, "Already logged in");

@@ -18,7 +18,6 @@ struct storage_env storage_env = {.root = "mail",
                                   .index_sync = STORAGE_SYNC_FULL,
                                   .max_folders = 10000,
                                   .fts = true,
-
                                   .expunged_days = 30,
                                   .expunged_max = 100000};
 struct storage_counters storage_counters;

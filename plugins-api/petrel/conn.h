@@ -114,6 +114,25 @@ void petrel_conn_want_drained(struct petrel_conn *conn);
  * minor 8. */
 size_t petrel_conn_max_output(const struct petrel_conn *conn);
 
+/* Compression (RFC 4978 COMPRESS=DEFLATE; any protocol may use it): from
+ * now on the connection sends raw deflate (RFC 1951, no zlib header) and
+ * inflates what it receives, below the module and above TLS. Output queued
+ * before the call (the answer that accepts compression) goes out as it
+ * is; output queued after is compressed, with a sync flush at the end of
+ * each batch so the peer sees whole answers. Input after the line being
+ * handled is inflated, including what the client pipelined behind the
+ * command: held (held_len bytes, may be NULL) is what of it the module
+ * already took and kept unparsed, lines rejoined with their terminators,
+ * and is inflated first. Call it from the line callback of that command
+ * or between commands. Corrupt input, or a stream the client ends, closes the
+ * connection with a log line; inflated input is held to the same line and
+ * buffer limits as plain input. Between exchanges zlib's memory is given
+ * back but for the client's history. False if compression is already on,
+ * or the connection is relayed, starting TLS, closing or not open. Since
+ * ABI minor 9. */
+bool petrel_conn_start_deflate(struct petrel_conn *conn, const void *held, size_t held_len);
+bool petrel_conn_deflating(const struct petrel_conn *conn);
+
 /* --- outbound connections (since ABI minor 6) --- */
 
 struct petrel_connect {

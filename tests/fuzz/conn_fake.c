@@ -27,7 +27,7 @@ struct petrel_conn {
     void *session;
     struct petrel_linereader lr;
     struct petrel_buf in, out;
-    bool line_crlf, closing, tls, starttls;
+    bool line_crlf, closing, tls, starttls, deflating;
     /* the pending job or delay */
     bool job_pending, delay;
     petrel_work_fn *work;
@@ -216,6 +216,18 @@ bool petrel_conn_starttls(struct petrel_conn *c)
     c->starttls = true;
     return true;
 }
+
+/* Compression is only recorded: the fuzzer's bytes stay plain after it. */
+bool petrel_conn_start_deflate(struct petrel_conn *c, const void *held, size_t held_len)
+{
+    (void)held;
+    (void)held_len;
+    if (c->deflating || c->closing || c->starttls)
+        return false;
+    c->deflating = true;
+    return true;
+}
+bool petrel_conn_deflating(const struct petrel_conn *c) { return c->deflating; }
 
 bool petrel_conn_is_tls(const struct petrel_conn *c) { return c->tls; }
 bool petrel_conn_can_starttls(const struct petrel_conn *c)
