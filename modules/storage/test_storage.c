@@ -608,6 +608,68 @@ static void test_copy_move(void **state)
 
 /* --- folders --- */
 
+/* cache_scan: one key of many messages in UID order, other keys and
+ * messages without one skipped, a range honoured, across chunks (more
+ * rows than one query reads), and a stop from the callback returned. */
+struct scan_seen {
+    uint32_t uid[3000];
+    size_t n;
+    bool bad;
+    uint32_t stop_at;
+};
+
+static int scan_fn(void *arg, uint32_t uid, const void *data, size_t len)
+{
+    struct scan_seen *c = arg;
+    char want[32];
+    int n = snprintf(want, sizeof(want), "v%u", uid);
+    if (len != (size_t)n || memcmp(data, want, len) != 0 || c->n == 3000)
+        c->bad = true;
+    else
+        c->uid[c->n++] = uid;
+    return uid == c->stop_at ? 7 : 0;
+}
+
+static void test_cache_scan(void **state)
+{
+    struct petrel_mailbox *m;
+    struct petrel_folder *f;
+    uint32_t uid;
+    char v[32];
+    (void)state;
+    assert_int_equal(ops->mailbox_open("scanner", &m), PETREL_STORAGE_OK);
+    for (unsigned i = 0; i < 2500; i++)
+        assert_int_equal(test_deliver(m, NULL, i, &uid), PETREL_STORAGE_OK);
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    for (uint32_t u = 1; u <= 2500; u++) {
+        int n = snprintf(v, sizeof(v), "v%u", u);
+        if (u % 10 != 0) /* 2,250 rows: more than one chunk */
+            assert_int_equal(ops->cache_set(f, u, "sk", v, (size_t)n), PETREL_STORAGE_OK);
+        assert_int_equal(ops->cache_set(f, u, "other", "x", 1), PETREL_STORAGE_OK);
+    }
+    struct scan_seen *c = petrel_calloc(1, sizeof(*c));
+    assert_int_equal(ops->cache_scan(f, NULL, "sk", scan_fn, c), PETREL_STORAGE_OK);
+    assert_false(c->bad);
+    assert_int_equal(c->n, 2250);
+    for (size_t i = 0; i < c->n; i++)
+        assert_int_equal(c->uid[i], (uint32_t)(i + 1 + i / 9));
+    struct petrel_storage_uid_range r[2] = {{3, 6}, {2496, 4000}};
+    struct petrel_storage_uid_set set = {r, 2};
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(ops->cache_scan(f, &set, "sk", scan_fn, c), PETREL_STORAGE_OK);
+    assert_int_equal(c->n, 8); /* 3 to 6, 2496 to 2499 */
+    assert_int_equal(c->uid[3], 6);
+    assert_int_equal(c->uid[4], 2496);
+    memset(c, 0, sizeof(*c));
+    c->stop_at = 12;
+    assert_int_equal(ops->cache_scan(f, NULL, "sk", scan_fn, c), 7);
+    assert_int_equal(c->n, 11); /* 1 to 9, 11, 12 */
+    assert_int_equal(ops->cache_scan(f, NULL, "", scan_fn, c), PETREL_STORAGE_INVALID_ARG);
+    free(c);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
 static void test_folders(void **state)
 {
     struct petrel_mailbox *m;
@@ -1409,6 +1471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flags_modseq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search, setup, teardown),
