@@ -283,10 +283,12 @@ static void dispatch(struct petrel_conn *conn, struct imap_session *s,
     if (s->state == IMAP_ST_SELECTED && selected_state(conn, s, cmd))
         return;
     static const char *const known[] = {
-        "STARTTLS",  "LOGIN",     "AUTHENTICATE", "SELECT", "EXAMINE", "CREATE",   "DELETE",
-        "RENAME",    "SUBSCRIBE", "UNSUBSCRIBE",  "LIST",   "LSUB",    "STATUS",   "APPEND",
-        "NAMESPACE", "ENABLE",    "IDLE",         "CHECK",  "CLOSE",   "UNSELECT", "EXPUNGE",
-        "FETCH",     "STORE",     "COPY",         "MOVE",   "UID",     "COMPRESS", NULL};
+        "STARTTLS", "LOGIN",        "AUTHENTICATE", "SELECT",      "EXAMINE",     "CREATE",
+        "DELETE",   "RENAME",       "SUBSCRIBE",    "UNSUBSCRIBE", "LIST",        "LSUB",
+        "STATUS",   "APPEND",       "NAMESPACE",    "ENABLE",      "IDLE",        "CHECK",
+        "CLOSE",    "UNSELECT",     "EXPUNGE",      "FETCH",       "STORE",       "COPY",
+        "MOVE",     "UID",          "COMPRESS",     "SEARCH",      "SORT",        "THREAD",
+        "GETQUOTA", "GETQUOTAROOT", "SETQUOTA",     "GETMETADATA", "SETMETADATA", NULL};
     if (s->state != IMAP_ST_NOAUTH &&
         (strcmp(cmd->name, "LOGIN") == 0 || strcmp(cmd->name, "AUTHENTICATE") == 0)) {
         imap_bad(conn, s, "Already logged in");
