@@ -102,7 +102,8 @@ static void keyrecs_load(struct imap_session *s, const struct imap_search_run *r
     kr->at = petrel_calloc(run->n > 0 ? run->n : 1, sizeof(*kr->at));
     if (!scan || run->n == 0 ||
         imap_storage->size <
-            offsetof(struct petrel_storage_ops, cache_scan) + sizeof(imap_storage->cache_scan))
+            offsetof(struct petrel_storage_ops, cache_scan) + sizeof(imap_storage->cache_scan) ||
+        imap_storage->cache_scan == NULL)
         return;
     /* One range from the first to the last: the scan skips the others. */
     struct petrel_storage_uid_range r = {run->uids[0], run->uids[run->n - 1]};
