@@ -238,14 +238,17 @@ static int select_uids(sqlite3 *db, const char *sql, struct uid_list *l)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The folder's UIDs and UIDVALIDITY, under its lock. */
-static int folder_uids(struct storage_fstate *fs, struct uid_list *l, int64_t *uidv_r)
+/* The folder's UIDVALIDITY and HIGHESTMODSEQ, and (l not NULL) its UIDs,
+ * under its lock. */
+static int folder_state(struct storage_fstate *fs, struct uid_list *l, int64_t *uidv_r,
+                        int64_t *modseq_r)
 {
     int ret = storage_folder_lock(fs);
     if (ret != PETREL_STORAGE_OK)
         return -1;
-    int r = storage_index_meta(fs->db, "uidvalidity", 0, uidv_r) == PETREL_STORAGE_OK
-                ? select_uids(fs->db, "SELECT uid FROM msg ORDER BY uid", l)
+    int r = storage_index_meta(fs->db, "uidvalidity", 0, uidv_r) == PETREL_STORAGE_OK &&
+                    storage_index_meta(fs->db, "highestmodseq", 0, modseq_r) == PETREL_STORAGE_OK
+                ? (l != NULL ? select_uids(fs->db, "SELECT uid FROM msg ORDER BY uid", l) : 0)
                 : -1;
     storage_folder_unlock(fs);
     return r;
@@ -299,16 +302,27 @@ static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_
     return ret;
 }
 
-/* The folder's index, brought up to date; NULL when it cannot be. */
+/* The folder's index, brought up to date; NULL when it cannot be. Every
+ * message added or removed takes a new MODSEQ, so an index synced at the
+ * folder's HIGHESTMODSEQ needs no catch-up: a search then reads no UID
+ * list. */
 static sqlite3 *fts_ready(struct petrel_folder *folder)
 {
     if (!storage_env.fts)
         return NULL;
     struct uid_list have = {0};
-    int64_t uidv = 0;
+    int64_t uidv = 0, modseq = 0, synced = -1, uidv_now = 0, modseq_now = 0;
     sqlite3 *db = NULL;
-    if (folder_uids(folder->fs, &have, &uidv) == 0 && (db = fts_open(folder->fs, uidv)) != NULL &&
-        catch_up(db, folder, &have) != 0) {
+    if (folder_state(folder->fs, NULL, &uidv, &modseq) != 0 ||
+        (db = fts_open(folder->fs, uidv)) == NULL ||
+        (storage_index_meta(db, "synced_modseq", -1, &synced) == PETREL_STORAGE_OK &&
+         synced == modseq))
+        return db;
+    /* The MODSEQ read before the UIDs: a change between the two is caught
+     * up again next time, never missed. */
+    if (folder_state(folder->fs, &have, &uidv_now, &modseq_now) != 0 || uidv_now != uidv ||
+        catch_up(db, folder, &have) != 0 ||
+        storage_index_set_meta(db, "synced_modseq", modseq) != PETREL_STORAGE_OK) {
         sqlite3_close(db);
         db = NULL;
     }
