@@ -15,6 +15,7 @@
 
 #include "imap_arg.h"
 #include "imap_modseq.h"
+#include "imap_modseq.h"
 #include "imap_parse.h"
 
 #define IMAP_LOG "imap"
@@ -391,19 +392,6 @@ bool imap_uid_set_wide(const struct imap_session *s, const struct imap_arg *arg,
 /* ENABLE (RFC 5161): a table of what can be enabled. */
 void imap_cmd_enable(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
-/* A mod-sequence value (zero_ok: the "valzer" form); false when bad. */
-bool imap_parse_modseq(const struct imap_arg *arg, bool zero_ok, uint64_t *modseq_r);
-/* "* VANISHED [(EARLIER)] set" lines for sorted, disjoint ranges (none
- * when n is 0). */
-void imap_put_vanished(struct petrel_buf *out, bool earlier,
-                       const struct petrel_storage_uid_range *r, size_t n);
-/* Append lo:hi to sorted ranges, merging with the last one. */
-void imap_uid_ranges_push(struct petrel_storage_uid_range **r, size_t *n, size_t *cap, uint32_t lo,
-                          uint32_t hi);
-/* a and set intersected, into *out_r (malloc'ed); returns its count. */
-size_t imap_uid_ranges_intersect(const struct petrel_storage_uid_range *a, size_t na,
-                                 const struct petrel_storage_uid_set *set,
-                                 struct petrel_storage_uid_range **out_r);
 /* A UID set resolved against UIDNEXT - 1 rather than the last UID left:
  * for UIDs a client knew that may since have vanished. */
 bool imap_uid_set_wide(const struct imap_session *s, const struct imap_arg *arg,

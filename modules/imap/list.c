@@ -276,20 +276,28 @@ static void list_work(struct imap_job *j)
 
 /* --- parsing --- */
 
+/* The bit of a LIST option word in opts, 0 for an unknown one. */
+struct list_option {
+    const char *name;
+    unsigned bit;
+};
+
+static unsigned option_bit(const struct imap_arg *arg, const struct list_option *opts, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (imap_arg_atom_is(arg, opts[k].name))
+            return opts[k].bit;
+    return 0;
+}
+
 static const char *selection_options(struct list_arg *a, const struct imap_arg *list)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } opts[] = {{"SUBSCRIBED", SEL_SUBSCRIBED},
-                {"REMOTE", SEL_REMOTE},
-                {"RECURSIVEMATCH", SEL_RECURSIVE},
-                {"SPECIAL-USE", SEL_SPECIAL}};
+    static const struct list_option opts[] = {{"SUBSCRIBED", SEL_SUBSCRIBED},
+                                              {"REMOTE", SEL_REMOTE},
+                                              {"RECURSIVEMATCH", SEL_RECURSIVE},
+                                              {"SPECIAL-USE", SEL_SPECIAL}};
     for (size_t i = 0; i < list->count; i++) {
-        unsigned bit = 0;
-        for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
-            if (imap_arg_atom_is(&list->list[i], opts[k].name))
-                bit = opts[k].bit;
+        unsigned bit = option_bit(&list->list[i], opts, sizeof(opts) / sizeof(opts[0]));
         if (bit == 0)
             return "Unknown LIST selection option";
         a->sel |= bit;
@@ -304,18 +312,12 @@ static const char *selection_options(struct list_arg *a, const struct imap_arg *
 
 static const char *return_options(struct list_arg *a, const struct imap_arg *list)
 {
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } opts[] = {{"SUBSCRIBED", RET_SUBSCRIBED},
-                {"CHILDREN", RET_CHILDREN},
-                {"SPECIAL-USE", RET_SPECIAL},
-                {"STATUS", RET_STATUS}};
+    static const struct list_option opts[] = {{"SUBSCRIBED", RET_SUBSCRIBED},
+                                              {"CHILDREN", RET_CHILDREN},
+                                              {"SPECIAL-USE", RET_SPECIAL},
+                                              {"STATUS", RET_STATUS}};
     for (size_t i = 0; i < list->count; i++) {
-        unsigned bit = 0;
-        for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
-            if (imap_arg_atom_is(&list->list[i], opts[k].name))
-                bit = opts[k].bit;
+        unsigned bit = option_bit(&list->list[i], opts, sizeof(opts) / sizeof(opts[0]));
         if (bit == 0)
             return "Unknown LIST return option";
         if (bit == RET_STATUS) {
