@@ -8,6 +8,7 @@ import os
 import pathlib
 import pwd
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,14 @@ TOP = pathlib.Path(__file__).resolve().parents[1]
 SHARED = TOP.parent / "shared" / "bench"
 DOMAIN = "bench.test"
 DOVECOT_PID = pathlib.Path("/tmp/peer/dovecot/run/master.pid")
+
+
+def raise_nofile(most=65536):
+    """The descriptor limit raised to most (or the hard limit), for
+    benchmarks that hold thousands of connections."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    want = most if hard == resource.RLIM_INFINITY else min(most, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def listening(port, greeting):
@@ -50,14 +59,19 @@ def message(user, i, size):
 
 def fill(maildir, user, msgs, size, uid, gid):
     """msgs files into maildir/new, as a delivery agent leaves them."""
+    fill_blobs(maildir, (message(user, i, size) for i in range(msgs)), uid, gid)
+
+
+def fill_blobs(maildir, blobs, uid, gid):
+    """Each message (bytes) of blobs as a file in maildir/new."""
     for sub in ("tmp", "new", "cur"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
         os.chown(maildir / sub, uid, gid)
     os.chown(maildir, uid, gid)
     t = int(time.time())
-    for i in range(msgs):
-        f = maildir / "new" / f"{t}.M{i:06d}P{os.getpid()}.bench"
-        f.write_bytes(message(user, i, size))
+    for i, blob in enumerate(blobs):
+        f = maildir / "new" / f"{t}.M{i:07d}P{os.getpid()}.bench"
+        f.write_bytes(blob)
         os.chown(f, uid, gid)
 
 

@@ -29,10 +29,9 @@ import argparse
 import imaplib
 import json
 import pathlib
-import resource
 
-from benchlib import (DOMAIN, HOST, dovecot_fill, petrel_fill, run_load, start_dovecot,
-                      start_petrel, tree_cpu)
+from benchlib import (DOMAIN, HOST, dovecot_fill, petrel_fill, raise_nofile, run_load,
+                      start_dovecot, start_petrel, tree_cpu)
 
 GREETING = b"* OK"
 
@@ -71,10 +70,7 @@ def main():
     out = pathlib.Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # 10,000 IDLE connections: the client's and petreld's descriptors.
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, want if hard != resource.RLIM_INFINITY
-                                                 else hard))
+    raise_nofile()
 
     dovecot_pid = start_dovecot(a.users, 1143, GREETING)
     dovecot_fill(a.users, a.msgs, a.size)

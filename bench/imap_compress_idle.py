@@ -20,13 +20,12 @@ a Markdown table on stdout.
 import argparse
 import json
 import pathlib
-import resource
 import shutil
 import socket
 import time
 import zlib
 
-from benchlib import DOMAIN, HOST, rss_kib, start_petrel
+from benchlib import DOMAIN, HOST, raise_nofile, rss_kib, start_petrel
 
 GREETING = b"* OK"
 TIMEOUT = 30
@@ -214,9 +213,7 @@ def main():
     prefix = pathlib.Path(a.prefix).resolve()
     out = pathlib.Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    raise_nofile()
     rows = []
     for compressed in (False, True):
         r = hold_idle(prefix, out, a.conns, a.users, compressed, a.port_base)

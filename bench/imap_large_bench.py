@@ -37,7 +37,7 @@ import sys
 import time
 
 import bigbox
-from benchlib import DOMAIN, HOST, run_user, start_dovecot, start_petrel
+from benchlib import DOMAIN, HOST, fill_blobs, run_user, start_dovecot, start_petrel
 
 GREETING = b"* OK"
 TIMEOUT = 600
@@ -110,19 +110,6 @@ class Client:
         except OSError:
             pass
         self.sock.close()
-
-
-def fill(maildir, msgs, uid, gid):
-    import os
-    for sub in ("tmp", "new", "cur"):
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
-        os.chown(maildir / sub, uid, gid)
-    os.chown(maildir, uid, gid)
-    t = int(time.time())
-    for i, blob in enumerate(msgs):
-        f = maildir / "new" / f"{t}.M{i:07d}P{os.getpid()}.bigbox"
-        f.write_bytes(blob)
-        os.chown(f, uid, gid)
 
 
 def offered(c, cap):
@@ -234,7 +221,7 @@ def main():
     sides = {}
     if not a.skip_dovecot:
         start_dovecot(1, 1143, GREETING)
-        fill(pathlib.Path(f"/tmp/peer/mail/{DOMAIN}/user1"), blobs, 5000, 5000)
+        fill_blobs(pathlib.Path(f"/tmp/peer/mail/{DOMAIN}/user1"), blobs, 5000, 5000)
         sides["dovecot"] = 1143
     inst = out / "petrel"
     port = a.port_base + 143
@@ -247,7 +234,7 @@ def main():
         c.ok("SELECT INBOX")  # makes the mailbox (the store's layout)
         c.close()
         pw = pwd.getpwnam(run_user())
-        fill(inst / "data" / "mail" / DOMAIN / "user1", blobs, pw.pw_uid, pw.pw_gid)
+        fill_blobs(inst / "data" / "mail" / DOMAIN / "user1", blobs, pw.pw_uid, pw.pw_gid)
         del blobs
         sides["petrel"] = port
         for server, p in sides.items():
