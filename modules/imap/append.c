@@ -132,10 +132,11 @@ static void append_work(struct imap_job *j)
 }
 
 /* The optional flag list and date-time between the name and the message. */
-static bool append_options(const struct imap_command *cmd, struct append_arg *a,
+/* The options between the mailbox and cmd->args[last], the message. */
+static bool append_options(const struct imap_command *cmd, size_t last, struct append_arg *a,
                            const char **error_r)
 {
-    size_t i = 1, last = cmd->count - 1;
+    size_t i = 1;
     if (i < last && cmd->args[i].type == IMAP_ARG_LIST) {
         if (!imap_parse_flags(&cmd->args[i], &a->attrs.flags, &a->keywords, error_r))
             return false;
@@ -163,14 +164,26 @@ void imap_cmd_append(struct petrel_conn *conn, struct imap_session *s,
 {
     const char *error = "APPEND takes a mailbox, flags, a date-time and a message";
     const struct imap_arg *msg = cmd->count >= 2 ? &cmd->args[cmd->count - 1] : NULL;
+    size_t last = cmd->count - 1;
+    /* RFC 6855 section 4: "UTF8 (~{n}...)" is a message with UTF-8 in its
+     * header; the store takes it as it is. */
+    if (msg != NULL && msg->type == IMAP_ARG_LIST && cmd->count >= 3 &&
+        imap_arg_atom_is(&cmd->args[cmd->count - 2], "UTF8")) {
+        if (!(s->enabled & IMAP_EN_UTF8)) {
+            imap_bad(conn, s, "APPEND UTF8 needs ENABLE UTF8=ACCEPT");
+            return;
+        }
+        msg = msg->count == 1 && msg->list[0].binary ? &msg->list[0] : NULL;
+        last--;
+    }
     if (msg == NULL || msg->type != IMAP_ARG_STRING) {
         imap_bad(conn, s, "%s", error);
         return;
     }
     struct append_arg *a = petrel_calloc(1, sizeof(*a));
     a->src.fd = -1;
-    a->folder = imap_folder_from_wire(&cmd->args[0], &error);
-    if (a->folder == NULL || !append_options(cmd, a, &error)) {
+    a->folder = imap_folder_from_wire(s, &cmd->args[0], &error);
+    if (a->folder == NULL || !append_options(cmd, last, a, &error)) {
         append_free(a);
         imap_bad(conn, s, "%s", error);
         return;

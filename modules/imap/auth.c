@@ -16,13 +16,18 @@
 #include "imap.h"
 #include "imap_registry.h"
 
-static const char base_caps[] = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT "
-                                "CHILDREN SPECIAL-USE UIDPLUS MOVE "
-                                "LIST-EXTENDED LIST-STATUS STATUS=SIZE "
-                                "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA "
-                                "ESEARCH SEARCHRES WITHIN "
-                                "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
-                                "CONDSTORE QRESYNC";
+/* IMAP4rev2 beside IMAP4rev1: a client turns rev2 on with ENABLE (RFC
+ * 9051 section 6.3.1). LITERAL+ (non-synchronizing literals of any
+ * size) covers rev2's LITERAL- (up to 4096 bytes, RFC 7888), so only it
+ * is advertised. */
+static const char base_caps[] =
+    "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT "
+    "CHILDREN SPECIAL-USE UIDPLUS MOVE "
+    "LIST-EXTENDED LIST-STATUS STATUS=SIZE "
+    "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA "
+    "ESEARCH SEARCHRES WITHIN "
+    "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+    "CONDSTORE QRESYNC UTF8=ACCEPT";
 
 void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *s,
                            struct petrel_buf *out)

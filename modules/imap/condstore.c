@@ -1,4 +1,6 @@
-/* ENABLE (RFC 5161) with its table of what a client can enable, and the
+/* ENABLE (RFC 5161) with its table of what a client can enable (also
+ * IMAP4rev2 and UTF8=ACCEPT, whose switches are listed in docs/imap.md),
+ * and the
  * UID sets of QRESYNC (RFC 7162) resolved against the selected folder;
  * the session-free pieces are in imap_modseq.c. docs/imap-sync.md
  * describes how the store keeps MODSEQ and the expunged window. */
@@ -16,6 +18,8 @@ static const struct {
 } enable_table[] = {
     {"CONDSTORE", IMAP_EN_CONDSTORE, IMAP_EN_CONDSTORE},
     {"QRESYNC", IMAP_EN_QRESYNC, IMAP_EN_CONDSTORE | IMAP_EN_QRESYNC},
+    {"IMAP4rev2", IMAP_EN_REV2, IMAP_EN_REV2},
+    {"UTF8=ACCEPT", IMAP_EN_UTF8, IMAP_EN_UTF8},
 };
 
 void imap_cmd_enable(struct petrel_conn *conn, struct imap_session *s,

@@ -23,7 +23,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct imap_parse_limits limits = {
+static struct imap_parse_limits limits = {
     .max_command = 8192,
     .max_literal_mem = 100,
     .max_literal = 100000,
@@ -175,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t piece = (data[0] & 0x1f) + 1;
     bool refuse_some = (data[0] & 0x20) != 0;
+    limits.utf8_quoted = (data[0] & 0x40) != 0; /* IMAP4rev2, UTF8=ACCEPT */
     const char *in = (const char *)data + 1;
     size_t len = size - 1, pos = 0;
     unsigned literals = 0;

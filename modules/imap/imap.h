@@ -218,6 +218,9 @@ void imap_job_storage_error(struct imap_job *j, int err, const char *what);
 /* util.c: the wire forms. */
 /* A string as an atom-safe quoted string or a literal. */
 void imap_put_string(struct petrel_buf *out, const char *s, size_t len);
+/* The same, quoted also when it is UTF-8: only to a client that takes
+ * UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT). */
+void imap_put_string_utf8(struct petrel_buf *out, const char *s, size_t len);
 /* astring with NIL for NULL. */
 void imap_put_nstring(struct petrel_buf *out, const char *s);
 void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords);
@@ -225,11 +228,12 @@ void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords
  * space-separated list (malloc'ed, NULL when none). False: a bad flag. */
 bool imap_parse_flags(const struct imap_arg *arg, uint32_t *flags_r, char **keywords_r,
                       const char **error_r);
-/* A folder name from the wire (mUTF-7 decoded, INBOX canonical), malloc'ed,
- * or NULL with *error_r. */
-char *imap_folder_from_wire(const struct imap_arg *arg, const char **error_r);
-/* The name as it goes on the wire. */
-void imap_put_folder(struct petrel_buf *out, const char *name);
+/* A folder name from the wire (mUTF-7 decoded, or UTF-8 checked once
+ * IMAP_UTF8_NAMES; INBOX canonical), malloc'ed, or NULL with *error_r. */
+char *imap_folder_from_wire(const struct imap_session *s, const struct imap_arg *arg,
+                            const char **error_r);
+/* The name as it goes on the wire to this session. */
+void imap_put_folder(const struct imap_session *s, struct petrel_buf *out, const char *name);
 
 /* auth.c */
 void imap_cmd_capability(struct petrel_conn *conn, struct imap_session *s);
@@ -247,6 +251,9 @@ void imap_cmd_folder(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
 void imap_cmd_list(struct petrel_conn *conn, struct imap_session *s, const struct imap_command *cmd,
                    bool lsub);
+/* On a worker: "* LIST (attributes) "/" name" for one existing folder
+ * (nothing if it is gone); a storage error. */
+int imap_list_put_one(struct imap_job *j, const char *name);
 void imap_cmd_status(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);
 
@@ -378,17 +385,11 @@ bool imap_watch_changed(struct imap_session *s);
 /* --- Q: CONDSTORE and QRESYNC (RFC 7162), condstore.c --- */
 #define IMAP_EN_CONDSTORE 1u
 #define IMAP_EN_QRESYNC 2u
-/* ENABLE (RFC 5161): a table of what can be enabled. */
-void imap_cmd_enable(struct petrel_conn *conn, struct imap_session *s,
-                     const struct imap_command *cmd);
-/* A UID set resolved against UIDNEXT - 1 rather than the last UID left:
- * for UIDs a client knew that may since have vanished. */
-bool imap_uid_set_wide(const struct imap_session *s, const struct imap_arg *arg,
-                       struct petrel_storage_uid_set *set_r, const char **error_r);
-
-/* --- Q: CONDSTORE and QRESYNC (RFC 7162), condstore.c --- */
-#define IMAP_EN_CONDSTORE 1u
-#define IMAP_EN_QRESYNC 2u
+/* IMAP4rev2 (RFC 9051) semantics and UTF8=ACCEPT (RFC 6855): docs/imap.md. */
+#define IMAP_EN_REV2 4u
+#define IMAP_EN_UTF8 8u
+/* Folder names go both ways as UTF-8 rather than modified UTF-7. */
+#define IMAP_UTF8_NAMES(s) (((s)->enabled & (IMAP_EN_REV2 | IMAP_EN_UTF8)) != 0)
 /* ENABLE (RFC 5161): a table of what can be enabled. */
 void imap_cmd_enable(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd);

@@ -199,3 +199,14 @@ bool imap_mutf7_decode(const char *s, size_t len, struct petrel_buf *out)
     }
     return true;
 }
+
+bool imap_utf8_valid(const char *s, size_t len, bool printable)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        if (!utf8_next(u, len, &i, &cp) || cp == 0 || (printable && (cp < 0x20 || cp == 0x7f)))
+            return false;
+    }
+    return true;
+}

@@ -20,5 +20,9 @@ bool imap_mutf7_encode(const char *utf8, size_t len, struct petrel_buf *out);
  * ASCII character or NUL, holds an unpaired surrogate, or follows another
  * run directly; or when out's cap is reached. */
 bool imap_mutf7_decode(const char *s, size_t len, struct petrel_buf *out);
+/* Whether s is valid UTF-8 without NUL (printable: and without other C0
+ * controls and DEL): the quoted strings and folder names IMAP4rev2 and
+ * UTF8=ACCEPT take. */
+bool imap_utf8_valid(const char *s, size_t len, bool printable);
 
 #endif

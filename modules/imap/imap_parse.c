@@ -12,6 +12,7 @@
 #include <petrel/mem.h>
 
 #include "imap_parse.h"
+#include "imap_mutf7.h"
 
 #define NO_PARENT SIZE_MAX
 #define NAME_MAX_LEN 63
@@ -297,10 +298,12 @@ static bool parse_quoted(struct imap_parser *p, const char *s, size_t len, size_
             j++;
         } else if (c == '\0' || c == '\r' || c == '\n') {
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "CR, LF or NUL in quoted string");
-        } else if (c >= 0x80) {
+        } else if (c >= 0x80 && !p->limits.utf8_quoted) {
             return fail(p, IMAP_PARSE_ERR_SYNTAX, "8-bit character in quoted string");
         }
     }
+    if (p->limits.utf8_quoted && !imap_utf8_valid(s + *i + 1, j - *i - 1, false))
+        return fail(p, IMAP_PARSE_ERR_SYNTAX, "quoted string is not UTF-8");
     size_t node;
     if (!new_node(p, IMAP_ARG_STRING, &node) || !text_reserve(p, n + 1))
         return false;

@@ -43,6 +43,7 @@ struct imap_parse_limits {
     uint64_t max_literal;   /* a literal given to the sink, at most */
     size_t max_args;        /* arguments in all, nested ones included */
     size_t max_depth;       /* nesting of parenthesised lists */
+    bool utf8_quoted;       /* quoted strings may hold UTF-8 (IMAP4rev2, RFC 6855) */
 };
 
 /* Where a large literal goes (APPEND's message: a spool file). open is

@@ -38,6 +38,7 @@ struct list_arg {
     struct imap_list_pattern *pattern[LIST_PATTERNS_MAX];
     size_t npatterns;
     bool lsub;
+    bool utf8; /* patterns in UTF-8, not modified UTF-7 (IMAP_UTF8_NAMES) */
     unsigned sel, ret;
     unsigned status_items; /* RETURN (STATUS (...)) */
     struct list_entry *v;
@@ -242,7 +243,7 @@ static int put_entry(struct imap_job *j, const struct list_arg *a, const struct 
     petrel_buf_printf(&j->out, "* %s ", a->lsub ? "LSUB" : "LIST");
     put_attrs(&j->out, a, e, is_selected);
     petrel_buf_printf(&j->out, " \"/\" ");
-    imap_put_folder(&j->out, e->name);
+    imap_put_folder(j->s, &j->out, e->name);
     if (childinfo && !a->lsub)
         put_childinfo(&j->out, a);
     petrel_buf_append(&j->out, "\r\n", 2);
@@ -272,6 +273,36 @@ static void list_work(struct imap_job *j)
         imap_job_storage_error(j, err, verb);
     else
         imap_job_ok(j, "%s completed", verb);
+}
+
+/* IMAP4rev2's SELECT and EXAMINE name the folder in a LIST answer with
+ * its attributes (RFC 9051 section 6.3.2). */
+struct one_folder {
+    const char *name;
+    struct list_entry e;
+};
+
+static void collect_one(void *arg, const struct petrel_storage_folder_info *info)
+{
+    struct one_folder *o = arg;
+    if (o->e.name == NULL && strcmp(info->name, o->name) == 0 &&
+        !(info->attrs & PETREL_STORAGE_FOLDER_NONEXISTENT))
+        o->e = (struct list_entry){(char *)o->name, info->attrs, true, false};
+}
+
+int imap_list_put_one(struct imap_job *j, const char *name)
+{
+    struct one_folder o = {name, {0}};
+    int err = imap_storage->folder_list(j->s->mbox, collect_one, &o);
+    if (err != 0 || o.e.name == NULL)
+        return err;
+    const struct list_arg plain = {0};
+    petrel_buf_printf(&j->out, "* LIST ");
+    put_attrs(&j->out, &plain, &o.e, true);
+    petrel_buf_printf(&j->out, " \"/\" ");
+    imap_put_folder(j->s, &j->out, name);
+    petrel_buf_append(&j->out, "\r\n", 2);
+    return 0;
 }
 
 /* --- parsing --- */
@@ -343,8 +374,12 @@ static bool add_pattern(struct list_arg *a, const char *ref, const struct imap_a
     struct petrel_buf r, p;
     petrel_buf_init(&r, 4096);
     petrel_buf_init(&p, 4096);
-    /* '*' and '%' pass through modified UTF-7 unchanged. */
-    bool ok = imap_mutf7_decode(ref, strlen(ref), &r) && imap_mutf7_decode(pat, strlen(pat), &p);
+    bool ok;
+    if (a->utf8) /* '*' and '%' are themselves in both forms */
+        ok = imap_utf8_valid(ref, strlen(ref), true) && imap_utf8_valid(pat, strlen(pat), true) &&
+             petrel_buf_append(&r, ref, strlen(ref)) && petrel_buf_append(&p, pat, strlen(pat));
+    else
+        ok = imap_mutf7_decode(ref, strlen(ref), &r) && imap_mutf7_decode(pat, strlen(pat), &p);
     if (ok) {
         a->pattern[a->npatterns] =
             imap_list_pattern_new(petrel_buf_head(&r), r.len, petrel_buf_head(&p), p.len);
@@ -402,6 +437,7 @@ void imap_cmd_list(struct petrel_conn *conn, struct imap_session *s, const struc
 {
     struct list_arg *a = petrel_calloc(1, sizeof(*a));
     a->lsub = lsub;
+    a->utf8 = IMAP_UTF8_NAMES(s);
     const char *error = list_parse(a, cmd);
     if (error != NULL) {
         list_arg_free(a);

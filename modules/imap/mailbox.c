@@ -71,9 +71,9 @@ void imap_cmd_folder(struct petrel_conn *conn, struct imap_session *s,
               : cmd->name[0] == 'S' ? "SUBSCRIBE"
                                     : "UNSUBSCRIBE";
     if (cmd->count == (rename ? 2u : 1u)) {
-        a->name = imap_folder_from_wire(&cmd->args[0], &error);
+        a->name = imap_folder_from_wire(s, &cmd->args[0], &error);
         if (a->name != NULL && rename)
-            a->name2 = imap_folder_from_wire(&cmd->args[1], &error);
+            a->name2 = imap_folder_from_wire(s, &cmd->args[1], &error);
     }
     if (a->name == NULL || (rename && a->name2 == NULL)) {
         folder_arg_free(a);
@@ -179,7 +179,7 @@ int imap_status_put(struct imap_session *s, struct petrel_buf *out, const char *
         return err;
     v.st.recent = 0; /* this server never reports \Recent */
     petrel_buf_printf(out, "* STATUS ");
-    imap_put_folder(out, name);
+    imap_put_folder(s, out, name);
     petrel_buf_printf(out, " (");
     const char *sep = "";
     for (size_t i = 0; i < STATUS_NITEMS; i++)
@@ -223,7 +223,7 @@ void imap_cmd_status(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd)
 {
     const char *error = "STATUS takes a mailbox and a list of items";
-    char *name = cmd->count == 2 ? imap_folder_from_wire(&cmd->args[0], &error) : NULL;
+    char *name = cmd->count == 2 ? imap_folder_from_wire(s, &cmd->args[0], &error) : NULL;
     unsigned items = cmd->count == 2 ? imap_status_items(&cmd->args[1]) : 0;
     if (name == NULL || items == 0) {
         free(name);

@@ -216,7 +216,7 @@ static void meta_work(struct imap_job *j)
     err = imap_metadata_change(j->s->user, get_fn, &g);
     if (err == 0 && g.items > 0) {
         petrel_buf_printf(&j->out, "* METADATA ");
-        imap_put_folder(&j->out, a->mailbox);
+        imap_put_folder(j->s, &j->out, a->mailbox);
         petrel_buf_append(&j->out, " (", 2); /* the items may hold NUL: not printf */
         petrel_buf_append(&j->out, petrel_buf_head(&items), items.len);
         petrel_buf_append(&j->out, ")\r\n", 3);
@@ -232,12 +232,13 @@ static void meta_work(struct imap_job *j)
 
 /* --- parsing --- */
 
-static char *mailbox_arg(const struct imap_arg *arg, const char **error_r)
+static char *mailbox_arg(const struct imap_session *s, const struct imap_arg *arg,
+                         const char **error_r)
 {
-    const char *s = imap_arg_astring(arg);
-    if (s != NULL && !arg->spooled && arg->len == 0)
+    const char *str = imap_arg_astring(arg);
+    if (str != NULL && !arg->spooled && arg->len == 0)
         return petrel_strdup("");
-    return imap_folder_from_wire(arg, error_r);
+    return imap_folder_from_wire(s, arg, error_r);
 }
 
 /* (MAXSIZE n DEPTH d), either or both, any order. */
@@ -260,7 +261,8 @@ static const char *get_options(struct meta_arg *a, const struct imap_arg *list)
     return NULL;
 }
 
-static const char *get_parse(struct meta_arg *a, const struct imap_command *cmd)
+static const char *get_parse(const struct imap_session *s, struct meta_arg *a,
+                             const struct imap_command *cmd)
 {
     size_t i = 0;
     const char *error = "GETMETADATA takes [options] a mailbox and entries";
@@ -269,7 +271,7 @@ static const char *get_parse(struct meta_arg *a, const struct imap_command *cmd)
             return error;
         i = 1;
     }
-    if (cmd->count != i + 2 || (a->mailbox = mailbox_arg(&cmd->args[i], &error)) == NULL)
+    if (cmd->count != i + 2 || (a->mailbox = mailbox_arg(s, &cmd->args[i], &error)) == NULL)
         return error;
     const struct imap_arg *e = &cmd->args[i + 1];
     const struct imap_arg *one[1] = {e};
@@ -289,13 +291,14 @@ static const char *get_parse(struct meta_arg *a, const struct imap_command *cmd)
     return NULL;
 }
 
-static const char *set_parse(struct meta_arg *a, const struct imap_command *cmd, bool *too_big_r)
+static const char *set_parse(const struct imap_session *s, struct meta_arg *a,
+                             const struct imap_command *cmd, bool *too_big_r)
 {
     const char *error = "SETMETADATA takes a mailbox and a list of entries and values";
     if (cmd->count != 2 || cmd->args[1].type != IMAP_ARG_LIST || cmd->args[1].count == 0 ||
         cmd->args[1].count % 2 != 0 || cmd->args[1].count > 2 * SET_PAIRS_MAX)
         return error;
-    if ((a->mailbox = mailbox_arg(&cmd->args[0], &error)) == NULL)
+    if ((a->mailbox = mailbox_arg(s, &cmd->args[0], &error)) == NULL)
         return error;
     const struct imap_arg *l = cmd->args[1].list;
     const struct imap_arg *args[2 * SET_PAIRS_MAX];
@@ -320,7 +323,7 @@ void imap_cmd_metadata(struct petrel_conn *conn, struct imap_session *s,
     struct meta_arg *a = petrel_calloc(1, sizeof(*a));
     a->set = set;
     bool too_big = false;
-    const char *error = set ? set_parse(a, cmd, &too_big) : get_parse(a, cmd);
+    const char *error = set ? set_parse(s, a, cmd, &too_big) : get_parse(s, a, cmd);
     if (error != NULL || too_big || imap_metadata_dir[0] == '\0') {
         meta_arg_free(a);
         if (error != NULL)

@@ -88,7 +88,7 @@ static void quota_work(struct imap_job *j)
         err = imap_storage->folder_status(j->s->mbox, a->name, &st);
         if (err == 0) {
             petrel_buf_printf(&j->out, "* QUOTAROOT ");
-            imap_put_folder(&j->out, a->name);
+            imap_put_folder(j->s, &j->out, a->name);
             petrel_buf_printf(&j->out, limited ? " \"%s\"\r\n" : "\r\n", QUOTA_ROOT);
         }
     } else if (err == 0 && (!limited || strcmp(a->name, QUOTA_ROOT) != 0)) {
@@ -121,7 +121,7 @@ void imap_cmd_getquotaroot(struct petrel_conn *conn, struct imap_session *s,
                            const struct imap_command *cmd)
 {
     const char *error = "GETQUOTAROOT takes a mailbox name";
-    char *name = cmd->count == 1 ? imap_folder_from_wire(&cmd->args[0], &error) : NULL;
+    char *name = cmd->count == 1 ? imap_folder_from_wire(s, &cmd->args[0], &error) : NULL;
     if (name == NULL) {
         imap_bad(conn, s, "%s", error);
         return;

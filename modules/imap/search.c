@@ -376,6 +376,16 @@ void imap_cmd_search(struct petrel_conn *conn, struct imap_session *s,
         a->esearch = true;
         args += 2;
         count -= 2;
+    } else if (s->enabled & IMAP_EN_REV2) {
+        a->esearch = true; /* rev2 answers SEARCH with ESEARCH (RFC 9051 6.4.4) */
+        a->ret = RET_ALL;
+    }
+    /* RFC 6855 section 3 (and its errata 4029): strings are UTF-8 once
+     * UTF8=ACCEPT is on, so a charset would contradict it. */
+    if ((s->enabled & IMAP_EN_UTF8) && count > 0 && imap_arg_atom_is(&args[0], "CHARSET")) {
+        free(a);
+        imap_bad(conn, s, "No CHARSET after ENABLE UTF8=ACCEPT");
+        return;
     }
     if (!imap_search_begin(conn, s, args, count, &a->run)) {
         /* A SEARCH ... SAVE that fails leaves "$" empty (RFC 5182). */

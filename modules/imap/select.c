@@ -254,10 +254,10 @@ static bool apply_changed(struct imap_session *s, const struct collect *c, struc
             petrel_buf_printf(out, " MODSEQ (%llu)", (unsigned long long)ch->modseq);
         petrel_buf_append(out, ")\r\n", 3);
     }
-    /* RECENT is always 0: no message is \Recent (docs/imap.md). */
-    if (s->msgs.n != before) {
-        petrel_buf_printf(out, "* %u EXISTS\r\n* 0 RECENT\r\n", s->msgs.n);
-    }
+    /* RECENT is always 0: no message is \Recent (docs/imap.md); rev2 has none. */
+    if (s->msgs.n != before)
+        petrel_buf_printf(out, "* %u EXISTS\r\n%s", s->msgs.n,
+                          (s->enabled & IMAP_EN_REV2) ? "" : "* 0 RECENT\r\n");
     return all;
 }
 
@@ -453,9 +453,18 @@ static void select_work(struct imap_job *j)
     else
         petrel_buf_printf(o, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
                              "\\Draft \\*)] Flags permitted\r\n");
-    petrel_buf_printf(o, "* %u EXISTS\r\n* 0 RECENT\r\n", s->msgs.n);
-    if (a->unseen != 0)
+    /* IMAP4rev2 has no \Recent, so no RECENT, and no UNSEEN code; it
+     * names the folder in a LIST answer instead (RFC 9051 6.3.2). */
+    bool rev2 = (s->enabled & IMAP_EN_REV2) != 0;
+    petrel_buf_printf(o, "* %u EXISTS\r\n%s", s->msgs.n, rev2 ? "" : "* 0 RECENT\r\n");
+    if (a->unseen != 0 && !rev2)
         petrel_buf_printf(o, "* OK [UNSEEN %u] First unseen\r\n", a->unseen);
+    if (rev2 && (err = imap_list_put_one(j, s->folder_name)) != 0) {
+        imap_unselect(s);
+        petrel_buf_reset(o);
+        imap_job_storage_error(j, err, "Cannot select the mailbox");
+        return;
+    }
     petrel_buf_printf(
         o, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n",
         s->uidvalidity, s->uidnext);
@@ -536,8 +545,9 @@ void imap_cmd_select(struct petrel_conn *conn, struct imap_session *s,
                      const struct imap_command *cmd, bool readonly)
 {
     const char *error;
-    char *name = cmd->count == 1 || cmd->count == 2 ? imap_folder_from_wire(&cmd->args[0], &error)
-                                                    : (error = "SELECT takes a mailbox name", NULL);
+    char *name = cmd->count == 1 || cmd->count == 2
+                     ? imap_folder_from_wire(s, &cmd->args[0], &error)
+                     : (error = "SELECT takes a mailbox name", NULL);
     if (name == NULL) {
         imap_bad(conn, s, "%s", error);
         return;

@@ -330,6 +330,7 @@ static void parser_ensure(struct imap_session *s)
         .max_literal = (uint64_t)s->cfg->max_literal,
         .max_args = 100000,
         .max_depth = 32,
+        .utf8_quoted = IMAP_UTF8_NAMES(s),
     };
     s->parser = imap_parser_new(&limits);
     imap_parser_set_sink(s->parser, imap_append_sink(s));

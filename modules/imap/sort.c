@@ -352,6 +352,9 @@ static void begin(struct petrel_conn *conn, struct imap_session *s, const struct
     bool save = (a->ret & IMAP_RET_SAVE) != 0;
     if (cs == NULL || count < 2) {
         imap_bad(conn, s, "%s needs a charset and search keys", a->thread ? "THREAD" : "SORT");
+    } else if ((s->enabled & IMAP_EN_UTF8) && strcasecmp(cs, "UTF-8") != 0) {
+        /* RFC 6855 errata 4029: only UTF-8 once UTF8=ACCEPT is on. */
+        imap_bad(conn, s, "Only UTF-8 after ENABLE UTF8=ACCEPT");
     } else if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
         imap_no(conn, s, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
     } else if (imap_search_begin(conn, s, args + 1, count - 1, &a->run)) {

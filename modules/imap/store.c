@@ -349,7 +349,7 @@ void imap_cmd_copy(struct petrel_conn *conn, struct imap_session *s, const struc
 {
     const char *error = "COPY takes a set and a mailbox name";
     char *dest =
-        cmd->count == argi + 2 ? imap_folder_from_wire(&cmd->args[argi + 1], &error) : NULL;
+        cmd->count == argi + 2 ? imap_folder_from_wire(s, &cmd->args[argi + 1], &error) : NULL;
     if (dest == NULL) {
         imap_bad(conn, s, "%s", error);
         return;

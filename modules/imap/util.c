@@ -9,21 +9,22 @@
 #include "imap.h"
 #include "imap_mutf7.h"
 
-static bool quotable(const char *s, size_t len)
+/* utf8: UTF-8 may be quoted (IMAP4rev2's and RFC 6855's quoted strings). */
+static bool quotable(const char *s, size_t len, bool utf8)
 {
     if (len > 1024)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80)
+        if (c == '\0' || c == '\r' || c == '\n' || (c >= 0x80 && !utf8))
             return false;
     }
-    return true;
+    return !utf8 || imap_utf8_valid(s, len, false);
 }
 
-void imap_put_string(struct petrel_buf *out, const char *s, size_t len)
+static void put_string(struct petrel_buf *out, const char *s, size_t len, bool utf8)
 {
-    if (!quotable(s, len)) {
+    if (!quotable(s, len, utf8)) {
         petrel_buf_printf(out, "{%zu}\r\n", len);
         petrel_buf_append(out, s, len);
         return;
@@ -35,6 +36,16 @@ void imap_put_string(struct petrel_buf *out, const char *s, size_t len)
         petrel_buf_append(out, &s[i], 1);
     }
     petrel_buf_append(out, "\"", 1);
+}
+
+void imap_put_string(struct petrel_buf *out, const char *s, size_t len)
+{
+    put_string(out, s, len, false);
+}
+
+void imap_put_string_utf8(struct petrel_buf *out, const char *s, size_t len)
+{
+    put_string(out, s, len, true);
 }
 
 void imap_put_nstring(struct petrel_buf *out, const char *s)
@@ -131,35 +142,50 @@ bool imap_parse_flags(const struct imap_arg *arg, uint32_t *flags_r, char **keyw
     return ok;
 }
 
-char *imap_folder_from_wire(const struct imap_arg *arg, const char **error_r)
+char *imap_folder_from_wire(const struct imap_session *s, const struct imap_arg *arg,
+                            const char **error_r)
 {
     const char *name = imap_arg_astring(arg);
     if (name == NULL || arg->spooled || arg->len == 0 || strlen(name) != arg->len) {
         *error_r = "Bad mailbox name";
         return NULL;
     }
-    struct petrel_buf utf8;
-    petrel_buf_init(&utf8, 4 * PETREL_STORAGE_MAX_NAME + 16);
-    if (!imap_mutf7_decode(name, arg->len, &utf8)) {
+    char *copy;
+    if (IMAP_UTF8_NAMES(s)) {
+        if (arg->len > 4 * PETREL_STORAGE_MAX_NAME || !imap_utf8_valid(name, arg->len, true)) {
+            *error_r = "Mailbox names are in UTF-8";
+            return NULL;
+        }
+        copy = petrel_strndup(name, arg->len);
+    } else {
+        struct petrel_buf utf8;
+        petrel_buf_init(&utf8, 4 * PETREL_STORAGE_MAX_NAME + 16);
+        if (!imap_mutf7_decode(name, arg->len, &utf8)) {
+            petrel_buf_free(&utf8);
+            *error_r = "Mailbox names are in modified UTF-7";
+            return NULL;
+        }
+        copy = petrel_strndup(petrel_buf_head(&utf8), utf8.len);
         petrel_buf_free(&utf8);
-        *error_r = "Mailbox names are in modified UTF-7";
-        return NULL;
     }
-    char *copy = petrel_strndup(petrel_buf_head(&utf8), utf8.len);
-    petrel_buf_free(&utf8);
     /* INBOX is case-insensitive, also as the first level (RFC 3501 5.1). */
     if (strncasecmp(copy, "INBOX", 5) == 0 && (copy[5] == '\0' || copy[5] == '/'))
         memcpy(copy, "INBOX", 5);
     return copy;
 }
 
-void imap_put_folder(struct petrel_buf *out, const char *name)
+void imap_put_folder(const struct imap_session *s, struct petrel_buf *out, const char *name)
 {
+    size_t len = strlen(name);
+    if (IMAP_UTF8_NAMES(s)) { /* quoted when it can be: rev2's quoted strings take UTF-8 */
+        imap_put_string_utf8(out, name, len);
+        return;
+    }
     struct petrel_buf wire;
     petrel_buf_init(&wire, 8 * PETREL_STORAGE_MAX_NAME + 16);
-    if (imap_mutf7_encode(name, strlen(name), &wire))
+    if (imap_mutf7_encode(name, len, &wire))
         imap_put_string(out, petrel_buf_head(&wire), wire.len);
     else /* not UTF-8: another program's name, sent as it is */
-        imap_put_string(out, name, strlen(name));
+        imap_put_string(out, name, len);
     petrel_buf_free(&wire);
 }
