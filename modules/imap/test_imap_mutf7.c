@@ -159,13 +159,29 @@ static void test_bounded(void **state)
     petrel_buf_free(&b);
 }
 
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(imap_utf8_valid("", 0, true));
+    assert_true(imap_utf8_valid("caf\xc3\xa9 \xf0\x9f\x93\xa7", 10, true));
+    assert_true(imap_utf8_valid("a\tb", 3, false));
+    assert_false(imap_utf8_valid("a\tb", 3, true));
+    assert_false(imap_utf8_valid("a\x7f", 2, true));
+    assert_false(imap_utf8_valid("a\0b", 3, false));
+    assert_false(imap_utf8_valid("\xc3", 1, false));
+    assert_false(imap_utf8_valid("\xe0\x80\xaf", 3, false)); /* overlong */
+    assert_false(imap_utf8_valid("\xed\xbf\xbf", 3, false)); /* surrogate */
+    assert_false(imap_utf8_valid("\xf5\x80\x80\x80", 4, false));
+    /* The length is honoured: a sequence cut by it is invalid. */
+    assert_false(imap_utf8_valid("\xc3\xa9", 1, false));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_examples),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_examples),   cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_refused),    cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

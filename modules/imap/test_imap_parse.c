@@ -133,11 +133,11 @@ static void drive(struct imap_parser *p, const char *in, size_t in_len, size_t c
 }
 
 /* The commands of in, as one string, checked for chunk sizes 1, 3, all. */
-static void expect(const char *in, const char *want)
+static void expect_with(const struct imap_parse_limits *l, const char *in, const char *want)
 {
     static const size_t chunks[] = {1, 3, 1000000};
     for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
-        struct imap_parser *p = imap_parser_new(&limits);
+        struct imap_parser *p = imap_parser_new(l);
         struct seen s = {0};
         drive(p, in, strlen(in), chunks[k], &s);
         if (strcmp(s.out, want) != 0)
@@ -145,6 +145,8 @@ static void expect(const char *in, const char *want)
         imap_parser_free(p);
     }
 }
+
+static void expect(const char *in, const char *want) { expect_with(&limits, in, want); }
 
 static void test_simple(void **state)
 {
@@ -224,6 +226,30 @@ static void test_bad(void **state)
     assert_int_equal(imap_parse_line(p, nul, sizeof(nul) - 1), IMAP_PARSE_BAD);
     assert_string_equal(imap_parse_error(p), "CR, LF or NUL in quoted string");
     imap_parser_free(p);
+}
+
+/* UTF8=ACCEPT and IMAP4rev2 sessions: quoted strings may hold UTF-8, but
+ * only valid UTF-8 (no overlong forms, surrogates or stray bytes); atoms
+ * stay ASCII. */
+static void test_utf8_quoted(void **state)
+{
+    (void)state;
+    struct imap_parse_limits u = limits;
+    u.utf8_quoted = true;
+    expect_with(&u, "a1 X \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7\"\r\n",
+                "a1 X q[caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7]\n");
+    expect_with(&u, "a1 X \"\xc3\xa9\\\"\"\r\n", "a1 X q[\xc3\xa9\"]\n");
+    static const char *const bad[] = {
+        "a1 X \"\xc3\"\r\n",             /* truncated sequence */
+        "a1 X \"\xc0\xaf\"\r\n",         /* overlong '/' */
+        "a1 X \"\xed\xa0\x80\"\r\n",     /* surrogate */
+        "a1 X \"\xf4\x90\x80\x80\"\r\n", /* above U+10FFFF */
+        "a1 X \"\xa9\"\r\n",             /* continuation byte alone */
+        "a1 X \"\xff\"\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_with(&u, bad[i], "a1 BAD quoted string is not UTF-8\n");
+    expect_with(&u, "a1 X caf\xc3\xa9\r\n", "a1 BAD 8-bit character outside a literal\n");
 }
 
 static void test_literals(void **state)
@@ -534,17 +560,12 @@ static void test_long_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_simple),
-        cmocka_unit_test(test_sections),
-        cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_literals),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_toobig),
-        cmocka_unit_test(test_bad_then_literal),
-        cmocka_unit_test(test_refuse),
-        cmocka_unit_test(test_sink),
-        cmocka_unit_test(test_arg_helpers),
-        cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_simple),      cmocka_unit_test(test_sections),
+        cmocka_unit_test(test_bad),         cmocka_unit_test(test_utf8_quoted),
+        cmocka_unit_test(test_literals),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_toobig),      cmocka_unit_test(test_bad_then_literal),
+        cmocka_unit_test(test_refuse),      cmocka_unit_test(test_sink),
+        cmocka_unit_test(test_arg_helpers), cmocka_unit_test(test_long_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
