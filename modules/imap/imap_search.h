@@ -77,5 +77,13 @@ struct petrel_folder;
 unsigned imap_search_fts(struct imap_search *s, const struct petrel_storage_ops *ops,
                          struct petrel_folder *folder);
 void imap_search_fts_free(struct imap_search *s);
+struct petrel_storage_uid_range;
+/* After imap_search_fts: the UIDs every match is among (the shortest
+ * answer of an indexed key that all the others are ANDed with), as
+ * ascending ranges to load (*ranges_r malloc'ed; 0 ranges: nothing can
+ * match); false when no key narrows the search, and every message is
+ * looked at. */
+bool imap_search_fts_narrow(const struct imap_search *s, struct petrel_storage_uid_range **ranges_r,
+                            size_t *count_r);
 
 #endif

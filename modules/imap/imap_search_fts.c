@@ -72,6 +72,42 @@ unsigned imap_search_fts(struct imap_search *s, const struct petrel_storage_ops 
     return needs & all;
 }
 
+/* The shortest UID list of an indexed needle that every match needs:
+ * the root itself, or a child of a top-level AND (nested ANDs too). */
+static void shortest_required(const struct search_fts *f, const struct search_node *n, int *best)
+{
+    if (n->kind == SK_AND) {
+        for (size_t k = 0; k < n->kid_count; k++)
+            shortest_required(f, n->kids[k], best);
+    } else if (n->kind == SK_TEXT && (((f->exact | f->filter) >> n->needle) & 1u) &&
+               (*best < 0 || f->count[n->needle] < f->count[*best])) {
+        *best = (int)n->needle;
+    }
+}
+
+bool imap_search_fts_narrow(const struct imap_search *s, struct petrel_storage_uid_range **ranges_r,
+                            size_t *count_r)
+{
+    int best = -1;
+    if (s->fts == NULL || s->root == NULL)
+        return false;
+    shortest_required(s->fts, s->root, &best);
+    if (best < 0)
+        return false;
+    const uint32_t *v = s->fts->uids[best];
+    size_t n = s->fts->count[best], out = 0;
+    struct petrel_storage_uid_range *r = n ? petrel_reallocarray(NULL, n, sizeof(*r)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (out > 0 && r[out - 1].hi + 1 == v[i])
+            r[out - 1].hi = v[i];
+        else
+            r[out++] = (struct petrel_storage_uid_range){v[i], v[i]};
+    }
+    *ranges_r = r;
+    *count_r = out;
+    return true;
+}
+
 void imap_search_fts_free(struct imap_search *s)
 {
     if (s == NULL || s->fts == NULL)

@@ -143,7 +143,17 @@ int imap_search_run(struct imap_job *j, struct imap_search_run *run)
     }
     run->needs = imap_search_fts(run->search, imap_storage, s->folder); /* docs/fts.md */
     struct match_ctx x = {run, s};
-    return imap_storage->messages(s->folder, NULL, match_one, &x);
+    /* An indexed key that every match needs: only its UIDs are loaded,
+     * so a rare word does not walk the whole folder. */
+    struct petrel_storage_uid_set only = {0};
+    struct petrel_storage_uid_range *ranges = NULL;
+    bool narrow = imap_search_fts_narrow(run->search, &ranges, &only.count);
+    only.ranges = ranges;
+    int err = narrow && only.count == 0
+                  ? 0
+                  : imap_storage->messages(s->folder, narrow ? &only : NULL, match_one, &x);
+    free(ranges);
+    return err;
 }
 
 /* --- the saved result (RFC 5182) --- */

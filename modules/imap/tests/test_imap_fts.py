@@ -40,6 +40,7 @@ def queries():
     out += [
         ("or", b"OR BODY " + lit(a) + b" SUBJECT " + lit(b)),
         ("and", b"BODY " + lit("storm") + b" BODY " + lit("harbour")),
+        ("field-and", b"SUBJECT " + lit(b) + b" (TEXT " + lit(a) + b" SEEN)"),
         ("not", b"NOT BODY " + lit(a)),
         ("not-or", b"NOT OR TEXT " + lit("привет") + b" FROM " + lit("jörg")),
         ("flag", b"UNSEEN BODY " + lit("gannet")),
