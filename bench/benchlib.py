@@ -128,6 +128,11 @@ def start_petrel(prefix, inst, users, port_base, modules, port, greeting, edits=
     for i in range(1, users + 1):
         lines.append(f"account user{i}@{DOMAIN} " + crypt.crypt("pw", f"$6${os.urandom(6).hex()}$"))
     (inst / "data" / "users").write_text("\n".join(lines) + "\n")
+    return run_petreld(prefix, inst, port, greeting)
+
+
+def run_petreld(prefix, inst, port, greeting):
+    """petreld on inst's configuration, in the foreground, once it answers."""
     proc = subprocess.Popen([str(prefix / "sbin" / "petreld"), "--config",
                              str(inst / "petrel.conf"), "--foreground"],
                             stdout=open(inst / "petreld.log", "ab"), stderr=subprocess.STDOUT)

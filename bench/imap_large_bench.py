@@ -15,7 +15,8 @@ Then, each REPEATS times against each server, over one connection:
   and ORDEREDSUBJECT over ALL; the first run of each is reported apart
   ("cold": the servers build their sort data then);
 - SEARCH BODY with a rare, a common and an absent word (Petrel with its
-  full-text index and, when the storage has an `fts` setting, without);
+  full-text index, and at the end again after a restart with `fts =
+  false`: the scan, reported as "petrel-scan");
 - a resync after 1% of the mailbox changed: one session changes flags on
   0.6%, expunges 0.2% and appends 0.2%; then a client that knew the state
   before resyncs (a) without QRESYNC: SELECT and UID FETCH 1:* (FLAGS), as
@@ -37,7 +38,8 @@ import sys
 import time
 
 import bigbox
-from benchlib import DOMAIN, HOST, fill_blobs, run_user, start_dovecot, start_petrel
+from benchlib import (DOMAIN, HOST, edit_conf, fill_blobs, run_petreld, run_user, start_dovecot,
+                      start_petrel)
 
 GREETING = b"* OK"
 TIMEOUT = 600
@@ -139,6 +141,10 @@ def queries(c, server, out, repeats, results):
         if offered(c, f"THREAD={alg}"):
             results.append(measure(out, server, f"THREAD {alg}", lambda alg=alg: c.ok(
                 f"UID THREAD {alg} UTF-8 ALL")[1:], repeats))
+    body_searches(c, server, out, repeats, results)
+
+
+def body_searches(c, server, out, repeats, results):
     for label, word in (("rare", bigbox.RARE_WORD), ("common", bigbox.COMMON_WORD),
                         ("absent", bigbox.ABSENT_WORD)):
         results.append(measure(out, server, f"SEARCH BODY {label}", lambda word=word: c.ok(
@@ -248,14 +254,25 @@ def main():
             c.close()
         for server, p in sides.items():
             resync(p, server, out, a.msgs, results)
+        # The same searches without the index: Petrel's scan.
+        proc.terminate()
+        proc.wait(timeout=60)
+        edit_conf(inst, "storage", "fts = true;", "fts = false;")
+        proc = run_petreld(prefix, inst, port, GREETING)
+        c = Client(port)
+        c.login()
+        c.ok("SELECT INBOX")
+        body_searches(c, "petrel-scan", out, a.repeats, results)
+        c.close()
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     print("\n| measure | Dovecot cold / warm (ms) | Petrel cold / warm (ms) | Petrel / Dovecot "
-          "(warm) | bytes Dovecot / Petrel |\n|---|---|---|---|---|")
+          "(warm) | bytes Dovecot / Petrel | Petrel without index (ms) |\n"
+          "|---|---|---|---|---|---|")
     by = {(r["server"], r["measure"]): r for r in results}
-    for m in dict.fromkeys(r["measure"] for r in results):
-        d, p = by.get(("dovecot", m)), by.get(("petrel", m))
+    for m in dict.fromkeys(r["measure"] for r in results if r["server"] != "petrel-scan"):
+        d, p, s = by.get(("dovecot", m)), by.get(("petrel", m)), by.get(("petrel-scan", m))
 
         def cell(r):
             if r is None:
@@ -268,7 +285,8 @@ def main():
             pv = p["warm_ms"] if p["warm_ms"] is not None else p["cold_ms"]
             ratio = f"{pv / dv:.2f}×" if dv else "–"
         print(f"| {m} | {cell(d)} | {cell(p)} | {ratio} | "
-              f"{d['bytes'] if d else '–'} / {p['bytes'] if p else '–'} |")
+              f"{d['bytes'] if d else '–'} / {p['bytes'] if p else '–'} | "
+              f"{cell(s) if s else '–'} |")
 
 
 if __name__ == "__main__":
