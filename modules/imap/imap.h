@@ -218,9 +218,6 @@ void imap_job_storage_error(struct imap_job *j, int err, const char *what);
 /* util.c: the wire forms. */
 /* A string as an atom-safe quoted string or a literal. */
 void imap_put_string(struct petrel_buf *out, const char *s, size_t len);
-/* The same, quoted also when it is UTF-8: only to a client that takes
- * UTF-8 in quoted strings (IMAP4rev2, UTF8=ACCEPT). */
-void imap_put_string_utf8(struct petrel_buf *out, const char *s, size_t len);
 /* astring with NIL for NULL. */
 void imap_put_nstring(struct petrel_buf *out, const char *s);
 void imap_put_flags(struct petrel_buf *out, uint32_t flags, const char *keywords);

@@ -43,11 +43,6 @@ void imap_put_string(struct petrel_buf *out, const char *s, size_t len)
     put_string(out, s, len, false);
 }
 
-void imap_put_string_utf8(struct petrel_buf *out, const char *s, size_t len)
-{
-    put_string(out, s, len, true);
-}
-
 void imap_put_nstring(struct petrel_buf *out, const char *s)
 {
     if (s == NULL)
@@ -178,7 +173,7 @@ void imap_put_folder(const struct imap_session *s, struct petrel_buf *out, const
 {
     size_t len = strlen(name);
     if (IMAP_UTF8_NAMES(s)) { /* quoted when it can be: rev2's quoted strings take UTF-8 */
-        imap_put_string_utf8(out, name, len);
+        put_string(out, name, len, true);
         return;
     }
     struct petrel_buf wire;
