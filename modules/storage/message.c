@@ -196,6 +196,7 @@ int storage_message_cache_set(struct petrel_folder *folder, uint32_t uid, const 
     if (ret != PETREL_STORAGE_OK)
         return ret;
     ret = PETREL_STORAGE_TEMPFAIL;
+    storage_index_cache_sync(folder->fs->db, true);
     /* Only for a message that exists: no orphan cache rows. */
     if (sqlite3_prepare_v2(folder->fs->db,
                            "INSERT OR REPLACE INTO cache(uid, key, value)"
@@ -209,6 +210,7 @@ int storage_message_cache_set(struct petrel_folder *folder, uint32_t uid, const 
                 sqlite3_changes(folder->fs->db) > 0 ? PETREL_STORAGE_OK : PETREL_STORAGE_NOT_FOUND;
         sqlite3_finalize(st);
     }
+    storage_index_cache_sync(folder->fs->db, false);
     storage_folder_unlock(folder->fs);
     return ret;
 }

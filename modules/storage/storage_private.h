@@ -197,6 +197,9 @@ int storage_index_begin(sqlite3 *db);
 int storage_index_commit(sqlite3 *db);
 void storage_index_rollback(sqlite3 *db);
 int storage_index_exec(sqlite3 *db, const char *sql);
+/* Around a cache write: true relaxes the index's fsync at commit (the
+ * value is a cache), false puts the configured index_sync back. */
+void storage_index_cache_sync(sqlite3 *db, bool cache);
 /* A meta value (dflt when absent); TEMPFAIL when it cannot be read. */
 int storage_index_meta(sqlite3 *db, const char *key, int64_t dflt, int64_t *value_r);
 int storage_index_set_meta(sqlite3 *db, const char *key, int64_t value);
