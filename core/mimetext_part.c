@@ -1,5 +1,5 @@
-/* One body part's bytes to searchable text: transfer decoding (base64,
- * quoted-printable), charset to UTF-8 with iconv (or the bytes checked as
+/* One body part's bytes to searchable text: transfer decoding
+ * (petrel/cte.h), charset to UTF-8 with iconv (or the bytes checked as
  * UTF-8), HTML reduced to text, case folding. Everything streams through
  * fixed buffers. */
 #include "config.h"
@@ -10,10 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <petrel/cte.h>
 #include <petrel/mem.h>
 #include <petrel/mimetext.h>
 
-#include "base64.h"
 #include "mimetext_private.h"
 
 /* ---- case folding ---- */
@@ -121,19 +121,12 @@ size_t mimetext_utf8_put(unsigned long c, char *out)
 
 /* ---- one part ---- */
 
-enum xfer { XFER_IDENTITY, XFER_BASE64, XFER_QP };
-
 struct petrel_mimetext_part {
     petrel_mimetext_fn *fn;
     void *ctx;
     bool stopped;
-    enum xfer xfer;
-    uint32_t b64_acc;
-    unsigned b64_bits;
-    bool b64_end;
-    unsigned qp_state; /* 0 text, 1 after '=', 2 after "=X", 3 after "=\r" */
-    char qp_hex;
-    iconv_t cd; /* (iconv_t)-1: the bytes are checked as UTF-8 */
+    struct petrel_cte cte; /* an unknown encoding is read as it is */
+    iconv_t cd;            /* (iconv_t)-1: the bytes are checked as UTF-8 */
     char carry[16];
     size_t carry_len;
     unsigned char u8[4]; /* a UTF-8 sequence cut at the end of a piece */
@@ -146,85 +139,6 @@ struct petrel_mimetext_part {
 };
 
 static const struct petrel_mimetext_info body_info = {.kind = PETREL_MIMETEXT_BODY};
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Bytes that are not base64 are skipped, as RFC 2045 says; '=' ends it. */
-static size_t decode_base64(struct petrel_mimetext_part *p, const char *in, size_t len, char *out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && !p->b64_end; i++) {
-        int v = petrel_base64_value((unsigned char)in[i]);
-        if (in[i] == '=')
-            p->b64_end = true;
-        if (v < 0)
-            continue;
-        p->b64_acc = (p->b64_acc << 6) | (uint32_t)v;
-        p->b64_bits += 6;
-        if (p->b64_bits >= 8) {
-            p->b64_bits -= 8;
-            out[n++] = (char)((p->b64_acc >> p->b64_bits) & 0xFF);
-        }
-    }
-    return n;
-}
-
-/* A broken escape goes through as written. Output: at most len + 2. */
-static size_t decode_qp(struct petrel_mimetext_part *p, const char *in, size_t len, char *out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        switch (p->qp_state) {
-        case 0:
-            if (c == '=')
-                p->qp_state = 1;
-            else
-                out[n++] = c;
-            break;
-        case 1:
-            if (c == '\r') {
-                p->qp_state = 3;
-            } else if (c == '\n') {
-                p->qp_state = 0; /* soft line break */
-            } else if (hex_value((unsigned char)c) >= 0) {
-                p->qp_hex = c;
-                p->qp_state = 2;
-            } else {
-                out[n++] = '=';
-                out[n++] = c;
-                p->qp_state = 0;
-            }
-            break;
-        case 2:
-            if (hex_value((unsigned char)c) >= 0) {
-                out[n++] =
-                    (char)(hex_value((unsigned char)p->qp_hex) * 16 + hex_value((unsigned char)c));
-            } else {
-                out[n++] = '=';
-                out[n++] = p->qp_hex;
-                out[n++] = c;
-            }
-            p->qp_state = 0;
-            break;
-        default: /* "=\r": the line feed of a soft break */
-            p->qp_state = 0;
-            if (c != '\n')
-                out[n++] = c;
-            break;
-        }
-    }
-    return n;
-}
 
 /* The last stage: fold, then hand to the caller in pieces of up to
  * sizeof(obuf). */
@@ -388,10 +302,7 @@ struct petrel_mimetext_part *petrel_mimetext_part_new(const char *encoding, cons
     struct petrel_mimetext_part *p = petrel_calloc(1, sizeof(*p));
     p->fn = fn;
     p->ctx = ctx;
-    if (encoding != NULL && strcasecmp(encoding, "base64") == 0)
-        p->xfer = XFER_BASE64;
-    else if (encoding != NULL && strcasecmp(encoding, "quoted-printable") == 0)
-        p->xfer = XFER_QP;
+    petrel_cte_init(&p->cte, encoding);
     p->cd = (iconv_t)-1;
     /* An unknown charset is read as UTF-8. */
     if (charset != NULL && charset_usable(charset))
@@ -407,13 +318,7 @@ bool petrel_mimetext_part_feed(struct petrel_mimetext_part *p, const char *data,
     char dec[1024 + 2];
     while (len > 0 && !p->stopped) {
         size_t n = len < 1024 ? len : 1024;
-        size_t m = n;
-        if (p->xfer == XFER_BASE64)
-            m = decode_base64(p, data, n, dec);
-        else if (p->xfer == XFER_QP)
-            m = decode_qp(p, data, n, dec);
-        else
-            memcpy(dec, data, n);
+        size_t m = petrel_cte_decode(&p->cte, data, n, dec);
         if (p->cd == (iconv_t)-1)
             check_utf8(p, dec, m);
         else

@@ -27,7 +27,7 @@ static const char base_caps[] =
     "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA "
     "ESEARCH SEARCHRES WITHIN "
     "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
-    "CONDSTORE QRESYNC UTF8=ACCEPT";
+    "CONDSTORE QRESYNC UTF8=ACCEPT BINARY";
 
 void imap_put_capabilities(struct petrel_conn *conn, const struct imap_session *s,
                            struct petrel_buf *out)

@@ -3,7 +3,8 @@
  * a time. A body section larger than one read goes out as a literal over
  * several turns (output_drained), never whole in memory. ENVELOPE, BODY,
  * BODYSTRUCTURE and the part table come from imap_msginfo.h, cached in
- * the store so each file is parsed once; sections from imap_section.h. */
+ * the store so each file is parsed once; sections from imap_section.h,
+ * BINARY's decoded bytes from imap_binary.h. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,7 @@
 #include <petrel/mem.h>
 
 #include "imap.h"
+#include "imap_binary.h"
 #include "imap_date.h"
 #include "imap_msginfo.h"
 #include "imap_section.h"
@@ -41,7 +43,9 @@ struct meta {
 
 struct imap_fetch {
     unsigned items;
-    bool uid, seen; /* seen: a section sets \Seen */
+    bool uid, seen;   /* seen: a section sets \Seen */
+    bool binary;      /* a BINARY item is asked for */
+    bool unknown_cte; /* a message was left out for it: the answer is NO */
     struct imap_section *secs[MAX_SECTIONS];
     size_t nsecs;
     struct petrel_storage_uid_set set;
@@ -56,7 +60,8 @@ struct imap_fetch {
     struct imap_msginfo *info;
     int fd;
     size_t sec_i;
-    uint64_t off, left; /* a literal still to send */
+    uint64_t off, left;     /* a literal still to send */
+    struct imap_binary bin; /* a BINARY literal still to send (bin.left) */
     bool done;
     /* (CHANGEDSINCE n [VANISHED]), RFC 7162 3.1.4.1 and 3.2.6: only
      * messages with a greater MODSEQ, and first the UIDs of vset that
@@ -136,6 +141,7 @@ static bool add_item(struct imap_fetch *f, const struct imap_arg *a, const char 
             return false;
         }
         f->seen |= imap_section_sets_seen(sec);
+        f->binary |= imap_section_is_binary(sec);
         f->secs[f->nsecs++] = sec;
         return true;
     case IMAP_SECTION_NOT_SECTION:
@@ -263,6 +269,22 @@ static int take_modseq(void *arg, const struct petrel_storage_msg *msg)
     return 0;
 }
 
+/* RFC 3516: BINARY of a part whose CTE the server cannot decode fails
+ * the command with NO [UNKNOWN-CTE]. The message's answer is left out
+ * whole, decided before any of it (or its \Seen) is written. */
+static bool binary_refused(const struct imap_fetch *f)
+{
+    for (size_t i = 0; i < f->nsecs; i++) {
+        struct imap_section_plan plan;
+        if (!imap_section_is_binary(f->secs[i]))
+            continue;
+        imap_section_resolve(f->secs[i], f->info, &plan);
+        if (plan.kind == IMAP_SECTION_DECODE && plan.unknown_cte)
+            return true;
+    }
+    return false;
+}
+
 static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta *m,
                       struct petrel_buf *out)
 {
@@ -270,6 +292,13 @@ static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta 
     f->in_msg = true;
     f->sec_i = 0;
     f->fd = -1;
+    if ((f->items & F_NEEDS_INFO) || f->nsecs > 0)
+        f->info = msginfo(s, m->uid);
+    if (f->binary && binary_refused(f)) {
+        f->unknown_cte = true;
+        msg_end(f);
+        return;
+    }
     bool flags = (f->items & F_FLAGS) != 0;
     if (f->seen && !s->readonly && !(m->flags & PETREL_STORAGE_SEEN)) {
         struct petrel_storage_uid_range one = {m->uid, m->uid};
@@ -309,8 +338,6 @@ static void msg_start(struct imap_session *s, struct imap_fetch *f, struct meta 
         sep(f, out);
         petrel_buf_printf(out, "RFC822.SIZE %llu", (unsigned long long)m->size);
     }
-    if ((f->items & F_NEEDS_INFO) || f->nsecs > 0)
-        f->info = msginfo(s, m->uid);
     size_t len;
     const char *v;
     if (f->items & F_ENVELOPE) {
@@ -355,9 +382,36 @@ static void put_file(int fd, uint64_t off, uint64_t len, struct petrel_buf *out)
     }
 }
 
+/* BINARY[...]<partial> or BINARY.SIZE[...]: the section is decoded once
+ * to learn its size (and whether a NUL asks for a literal8, RFC 3516
+ * section 4.3), then again as it is sent; false when the literal goes out
+ * over later turns. */
+static bool put_binary(struct imap_fetch *f, struct imap_section *sec, struct petrel_buf *out)
+{
+    struct imap_section_plan plan;
+    uint64_t size = 0, start, count;
+    bool nul = false;
+    imap_section_resolve(sec, f->info, &plan);
+    if (plan.kind == IMAP_SECTION_DECODE)
+        imap_binary_measure(f->fd, &plan, &size, &nul);
+    sep(f, out);
+    if (imap_section_is_size(sec)) {
+        petrel_buf_printf(out, "%s %llu", imap_section_name(sec), (unsigned long long)size);
+        return true;
+    }
+    imap_section_partial(sec, size, &start, &count);
+    petrel_buf_printf(out, "%s %s{%llu}\r\n", imap_section_name(sec), nul ? "~" : "",
+                      (unsigned long long)count);
+    petrel_counter_add(imap_counters.fetched_bytes, (int64_t)count);
+    imap_binary_start(&f->bin, f->fd, &plan, start, count);
+    return imap_binary_put(&f->bin, IMAP_READ_BYTES, out) == 0;
+}
+
 /* One section; false when its literal goes out over later turns. */
 static bool put_section(struct imap_fetch *f, struct imap_section *sec, struct petrel_buf *out)
 {
+    if (imap_section_is_binary(sec))
+        return put_binary(f, sec, out);
     struct imap_section_plan plan;
     imap_section_resolve(sec, f->info, &plan);
     sep(f, out);
@@ -449,13 +503,18 @@ static void fetch_work(struct imap_job *j)
             if (f->left > 0)
                 return;
         }
+        if (f->bin.left > 0 && imap_binary_put(&f->bin, IMAP_READ_BYTES, out) > 0)
+            return;
         if (f->in_msg) {
             if (!msg_go_on(f, out))
                 continue;
         }
         if (f->mi_next >= f->nmeta && !next_batch(s, f)) {
             f->done = true;
-            imap_job_ok(j, "%sFETCH completed", f->uid ? "UID " : "");
+            if (f->unknown_cte)
+                imap_job_no(j, "[UNKNOWN-CTE] A part's Content-Transfer-Encoding is unknown");
+            else
+                imap_job_ok(j, "%sFETCH completed", f->uid ? "UID " : "");
             return;
         }
         struct meta *m = &f->meta[f->mi_next++];

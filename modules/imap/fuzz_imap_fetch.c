@@ -7,7 +7,10 @@
  * every part the table has, by its number, must resolve to its body, and
  * with every section text inside the message, and filter and partial stay inside
  * their input; the cache value must come back the same, and a damaged
- * one must be refused. */
+ * one must be refused. BINARY of every part (read from a memfd holding
+ * the message): the measured size is what streaming gives in small
+ * pieces from any start, byte for byte what one decode of the whole part
+ * gives; and the decoder itself gives the same bytes for any split. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,9 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <petrel/buf.h>
+#include <petrel/cte.h>
 #include <petrel/storage.h>
 
+#include "imap_binary.h"
 #include "imap_msginfo.h"
 #include "imap_msginfo_private.h"
 #include "imap_section.h"
@@ -146,6 +154,7 @@ struct walk {
     const uint8_t *msg;
     size_t size;
     unsigned int checked;
+    int fd;
 };
 
 /* The first part numbered below a message: its parts if multipart, else
@@ -153,6 +162,97 @@ struct walk {
 static uint32_t first_of_message(const struct imap_msginfo_part *t, uint32_t m)
 {
     return (t[m].flags & IMAP_PART_MULTIPART) != 0 ? t[m].first_child : m;
+}
+
+/* The message in a file, for imap_binary.h's pread. */
+static int msg_fd(const uint8_t *msg, size_t size)
+{
+    static int fd = -1;
+    if (fd < 0)
+        fd = memfd_create("fuzz_imap_fetch", 0);
+    if (fd < 0 || ftruncate(fd, 0) != 0 || (size > 0 && pwrite(fd, msg, size, 0) != (ssize_t)size))
+        abort();
+    return fd;
+}
+
+/* The plan's bytes decoded in one go. */
+static void decode_once(const struct imap_section_plan *plan, const uint8_t *msg,
+                        struct petrel_buf *out)
+{
+    struct petrel_cte d;
+    char end[2];
+    size_t n;
+    petrel_cte_init(&d, NULL);
+    d.kind = plan->cte;
+    if (!petrel_cte_decode_buf(&d, (const char *)msg + plan->offset, (size_t)plan->length, out))
+        abort();
+    petrel_cte_end(&d, end, &n);
+    if (!petrel_buf_append(out, end, n))
+        abort();
+}
+
+static void check_binary(struct walk *w, const char *item)
+{
+    struct imap_section *sec = NULL;
+    const char *error = NULL;
+    if (imap_section_parse(item, strlen(item), &sec, &error) != IMAP_SECTION_OK)
+        abort();
+    struct imap_section_plan plan;
+    imap_section_resolve(sec, w->mi, &plan);
+    imap_section_free(sec);
+    if (plan.kind != IMAP_SECTION_DECODE || plan.unknown_cte)
+        return;
+    if (plan.offset + plan.length > w->size)
+        abort();
+    uint64_t size;
+    bool nul;
+    imap_binary_measure(w->fd, &plan, &size, &nul);
+    struct petrel_buf once, streamed;
+    petrel_buf_init(&once, (size_t)plan.length + 3);
+    decode_once(&plan, w->msg, &once);
+    if (once.len != size || nul != (memchr(petrel_buf_head(&once), '\0', once.len) != NULL))
+        abort();
+    uint64_t start = size / 3, max = size % 7 + 1;
+    struct imap_binary b;
+    petrel_buf_init(&streamed, (size_t)size + 1);
+    imap_binary_start(&b, w->fd, &plan, start, size - start);
+    while (imap_binary_put(&b, max, &streamed) > 0)
+        ;
+    if (streamed.len != size - start ||
+        memcmp(petrel_buf_head(&streamed), petrel_buf_head(&once) + start, streamed.len) != 0)
+        abort();
+    petrel_buf_free(&once);
+    petrel_buf_free(&streamed);
+}
+
+/* Any split of the input decodes as the whole does, with each encoding. */
+static void check_decoder(const uint8_t *data, size_t size)
+{
+    static const char *const names[] = {"base64", "quoted-printable", "8bit"};
+    size_t step = size % 5 + 1;
+    char *one = malloc(size + 4), *many = malloc(size + 4);
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        struct petrel_cte a, b;
+        size_t na = 0, nb = 0, e;
+        if (!petrel_cte_init(&a, names[k]) || !petrel_cte_init(&b, names[k]))
+            abort();
+        na = petrel_cte_decode(&a, (const char *)data, size, one);
+        bool clean_a = petrel_cte_end(&a, one + na, &e);
+        na += e;
+        for (size_t i = 0; i < size; i += step) {
+            size_t n = size - i < step ? size - i : step;
+            size_t got = petrel_cte_decode(&b, (const char *)data + i, n, many + nb);
+            if (got > n + 2)
+                abort();
+            nb += got;
+        }
+        bool clean_b = petrel_cte_end(&b, many + nb, &e);
+        nb += e;
+        if (na != nb || na > size || memcmp(one, many, na) != 0 || clean_a != clean_b)
+            abort();
+    }
+    free(one);
+    free(many);
 }
 
 static void check_part(struct walk *w, uint32_t p, const char *number)
@@ -173,6 +273,8 @@ static void check_part(struct walk *w, uint32_t p, const char *number)
         snprintf(item, sizeof(item), "BODY.PEEK[%s%s]<2.9>", number, texts[i]);
         check_item(w->mi, w->msg, w->size, item);
     }
+    snprintf(item, sizeof(item), "BINARY.PEEK[%s]", number);
+    check_binary(w, item);
 }
 
 static void walk_parts(struct walk *w, uint32_t first, const char *prefix, unsigned int depth)
@@ -199,7 +301,8 @@ static void walk_parts(struct walk *w, uint32_t first, const char *prefix, unsig
 static void check_sections(const struct imap_msginfo *mi, const uint8_t *msg, size_t size)
 {
     uint32_t count;
-    struct walk w = {mi, imap_msginfo_parts(mi, &count), msg, size, 0};
+    struct walk w = {mi, imap_msginfo_parts(mi, &count), msg, size, 0, msg_fd(msg, size)};
+    check_binary(&w, "BINARY[]");
     walk_parts(&w, first_of_message(w.t, 0), "", 0);
     char item[128];
     for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
@@ -247,6 +350,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_answers(mi);
     check_sections(mi, data, size);
     check_cache(mi);
+    check_decoder(data, size);
     imap_msginfo_free(mi);
     return 0;
 }

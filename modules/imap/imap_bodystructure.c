@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <petrel/cte.h>
 #include <petrel/mem.h>
 
 #include "imap_envelope.h"
@@ -260,6 +261,17 @@ static uint32_t count_parts(const struct petrel_mime_part *p)
     return n;
 }
 
+static uint32_t part_cte(const struct petrel_mime_part *p)
+{
+    struct petrel_cte d;
+    enum imap_part_cte cte = IMAP_CTE_UNKNOWN;
+    if (petrel_cte_init(&d, p->encoding))
+        cte = d.kind == PETREL_CTE_BASE64 ? IMAP_CTE_BASE64
+              : d.kind == PETREL_CTE_QP   ? IMAP_CTE_QP
+                                          : IMAP_CTE_IDENTITY;
+    return (uint32_t)cte << IMAP_PART_CTE_SHIFT;
+}
+
 static uint32_t add_entry(struct imap_msginfo_part *t, uint32_t *n,
                           const struct petrel_mime_part *p)
 {
@@ -271,6 +283,7 @@ static uint32_t add_entry(struct imap_msginfo_part *t, uint32_t *n,
         .body_size = p->body_size,
         .first_child = IMAP_PART_NONE,
         .next = IMAP_PART_NONE,
+        .flags = part_cte(p),
     };
     return i;
 }
@@ -284,12 +297,12 @@ static uint32_t fill(struct imap_msginfo_part *t, uint32_t *n, const struct petr
         t[c].header_offset = p->body_offset;
         t[c].header_size = 0;
         t[i].first_child = c;
-        t[i].flags = IMAP_PART_MULTIPART;
+        t[i].flags |= IMAP_PART_MULTIPART;
         return i;
     }
     if (!is_multipart(p) && !is_message(p))
         return i;
-    t[i].flags = is_multipart(p) ? IMAP_PART_MULTIPART : IMAP_PART_MESSAGE;
+    t[i].flags |= is_multipart(p) ? IMAP_PART_MULTIPART : IMAP_PART_MESSAGE;
     uint32_t prev = IMAP_PART_NONE;
     for (const struct petrel_mime_part *c = p->children; c != NULL; c = c->next) {
         uint32_t ci = fill(t, n, c);

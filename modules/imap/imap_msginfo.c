@@ -202,7 +202,7 @@ uint64_t imap_msginfo_size(const struct imap_msginfo *mi) { return mi->size; }
  * integers little-endian. */
 
 #define CACHE_MAGIC "PIMI"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u /* 2: the CTE in the part flags */
 #define CACHE_HEAD (4 + 4 + 8 + 4 * 4)
 #define CACHE_PART (4 * 8 + 3 * 4)
 
@@ -295,7 +295,8 @@ static bool get_part(const unsigned char *p, uint32_t i, uint32_t count, uint64_
     bool links = (part->first_child == IMAP_PART_NONE ||
                   (part->first_child > i && part->first_child < count)) &&
                  (part->next == IMAP_PART_NONE || (part->next > i && part->next < count));
-    return links && part->flags <= (IMAP_PART_MULTIPART | IMAP_PART_MESSAGE) &&
+    return links &&
+           (part->flags & ~(IMAP_PART_MULTIPART | IMAP_PART_MESSAGE | IMAP_PART_CTE_MASK)) == 0 &&
            span_ok(part->header_offset, part->header_size, size) &&
            span_ok(part->body_offset, part->body_size, size);
 }

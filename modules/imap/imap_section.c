@@ -21,6 +21,8 @@ enum section_item {
     ITEM_RFC822,
     ITEM_RFC822_HEADER,
     ITEM_RFC822_TEXT,
+    ITEM_BINARY,      /* BINARY[...] and BINARY.PEEK[...], RFC 3516 */
+    ITEM_BINARY_SIZE, /* BINARY.SIZE[...] */
 };
 
 enum section_text {
@@ -196,6 +198,26 @@ static bool partial(struct cursor *c, struct imap_section *sec)
     return true;
 }
 
+/* section-binary: "[" [section-part] "]", part numbers only. */
+static bool binary_item(struct cursor *c, struct imap_section *sec)
+{
+    while (c->pos < c->len && c->s[c->pos] != ']') {
+        uint64_t n;
+        if (sec->path_len == SECTION_MAX_DEPTH)
+            return fail(c, "Section part number too deep");
+        if (!number(c, true, UINT32_MAX, &n))
+            return fail(c, "BINARY takes part numbers only");
+        sec->path[sec->path_len++] = (uint32_t)n;
+        if (!at_char(c, '.'))
+            break;
+        if (c->pos >= c->len || !isdigit((unsigned char)c->s[c->pos]))
+            return fail(c, "BINARY takes part numbers only");
+    }
+    if (!at_char(c, ']'))
+        return fail(c, "Missing ] after section");
+    return sec->item == ITEM_BINARY_SIZE || partial(c, sec);
+}
+
 static bool body_item(struct cursor *c, struct imap_section *sec)
 {
     if (!section_spec(c, sec))
@@ -217,14 +239,15 @@ static void put_upper(struct petrel_buf *b, const char *s, size_t n)
  * upper-cased atoms when they are atoms, quoted otherwise. */
 static void make_name(struct imap_section *sec)
 {
-    static const char *const fixed[] = {"BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"};
+    static const char *const fixed[] = {"BODY",        "RFC822", "RFC822.HEADER",
+                                        "RFC822.TEXT", "BINARY", "BINARY.SIZE"};
     static const char *const texts[] = {"",     "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT",
                                         "TEXT", "MIME"};
     struct petrel_buf *b = &sec->name;
     petrel_buf_init(b, 64 + SECTION_MAX_DEPTH * 11 +
                            SECTION_MAX_FIELDS * (SECTION_MAX_FIELD_NAME * 2 + 3));
     petrel_buf_printf(b, "%s", fixed[sec->item]);
-    if (sec->item != ITEM_BODY) {
+    if (sec->item != ITEM_BODY && sec->item != ITEM_BINARY && sec->item != ITEM_BINARY_SIZE) {
         petrel_buf_append(b, "", 1);
         return;
     }
@@ -260,7 +283,14 @@ static void make_name(struct imap_section *sec)
 /* Which item it is; false for another FETCH item. */
 static bool item_kind(struct cursor *c, struct imap_section *sec)
 {
-    if (at_word(c, "BODY.PEEK[")) {
+    if (at_word(c, "BINARY.PEEK[")) {
+        sec->item = ITEM_BINARY;
+        sec->peek = true;
+    } else if (at_word(c, "BINARY.SIZE[")) {
+        sec->item = ITEM_BINARY_SIZE;
+    } else if (at_word(c, "BINARY[")) {
+        sec->item = ITEM_BINARY;
+    } else if (at_word(c, "BODY.PEEK[")) {
         sec->item = ITEM_BODY;
         sec->peek = true;
     } else if (at_word(c, "BODY[")) {
@@ -287,7 +317,10 @@ enum imap_section_result imap_section_parse(const char *item, size_t len,
         free(sec);
         return IMAP_SECTION_NOT_SECTION;
     }
+    bool binary = sec->item == ITEM_BINARY || sec->item == ITEM_BINARY_SIZE;
     if (sec->item == ITEM_BODY && body_item(&c, sec) && c.pos != len)
+        fail(&c, "Unexpected bytes after the section");
+    if (binary && binary_item(&c, sec) && c.pos != len)
         fail(&c, "Unexpected bytes after the section");
     if (c.error != NULL) {
         *error_r = c.error;
@@ -311,8 +344,15 @@ void imap_section_free(struct imap_section *sec)
 
 bool imap_section_sets_seen(const struct imap_section *sec)
 {
-    return sec->item != ITEM_RFC822_HEADER && !sec->peek;
+    return sec->item != ITEM_RFC822_HEADER && sec->item != ITEM_BINARY_SIZE && !sec->peek;
 }
+
+bool imap_section_is_binary(const struct imap_section *sec)
+{
+    return sec->item == ITEM_BINARY || sec->item == ITEM_BINARY_SIZE;
+}
+
+bool imap_section_is_size(const struct imap_section *sec) { return sec->item == ITEM_BINARY_SIZE; }
 
 const char *imap_section_name(const struct imap_section *sec)
 {
@@ -327,6 +367,8 @@ static void plan_set(struct imap_section_plan *plan, enum imap_section_kind kind
     plan->kind = kind;
     plan->offset = offset;
     plan->length = length;
+    plan->cte = PETREL_CTE_IDENTITY;
+    plan->unknown_cte = false;
 }
 
 /* The parts numbered 1, 2, ... below a message (a message that is not
@@ -404,6 +446,36 @@ static void body_plan(const struct imap_section *sec, const struct imap_msginfo_
     }
 }
 
+/* BINARY: a part's body decoded by its own CTE (a multipart's or an
+ * attached message's is identity, RFC 2046 allows no other), or the whole
+ * message as it is (a message as such has no CTE). */
+static void binary_plan(const struct imap_section *sec, const struct imap_msginfo *mi,
+                        const struct imap_msginfo_part *t, uint32_t count,
+                        struct imap_section_plan *plan)
+{
+    if (sec->path_len == 0) {
+        plan_set(plan, IMAP_SECTION_DECODE, 0, imap_msginfo_size(mi));
+        return;
+    }
+    uint32_t p = walk(sec, t, count);
+    if (p == IMAP_PART_NONE)
+        return;
+    plan_set(plan, IMAP_SECTION_DECODE, t[p].body_offset, t[p].body_size);
+    switch (IMAP_PART_CTE(t[p].flags)) {
+    case IMAP_CTE_BASE64:
+        plan->cte = PETREL_CTE_BASE64;
+        break;
+    case IMAP_CTE_QP:
+        plan->cte = PETREL_CTE_QP;
+        break;
+    case IMAP_CTE_UNKNOWN:
+        plan->unknown_cte = true;
+        break;
+    default:
+        break;
+    }
+}
+
 void imap_section_resolve(const struct imap_section *sec, const struct imap_msginfo *mi,
                           struct imap_section_plan *plan_r)
 {
@@ -419,6 +491,10 @@ void imap_section_resolve(const struct imap_section *sec, const struct imap_msgi
         break;
     case ITEM_RFC822_TEXT:
         plan_set(plan_r, IMAP_SECTION_RANGE, t[0].body_offset, t[0].body_size);
+        break;
+    case ITEM_BINARY:
+    case ITEM_BINARY_SIZE:
+        binary_plan(sec, mi, t, count, plan_r);
         break;
     case ITEM_BODY:
         if (sec->path_len == 0 && sec->text == TEXT_NONE)

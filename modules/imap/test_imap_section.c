@@ -1,7 +1,7 @@
 /* FETCH section items: every form parsed and named, bad ones refused,
  * other items passed on; resolving against messages (RFC 3501 section
  * 6.4.5 and its example of part numbers), HEADER.FIELDS filtering and
- * partials. */
+ * partials; BINARY's decoded bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 
 #include <petrel/buf.h>
 
+#include "imap_binary.h"
 #include "imap_msginfo.h"
 #include "imap_section.h"
 
@@ -56,6 +57,11 @@ static void test_names(void **state)
     named("RFC822", "RFC822", true);
     named("rfc822.header", "RFC822.HEADER", false);
     named("RFC822.TEXT", "RFC822.TEXT", true);
+    named("BINARY[]", "BINARY[]", true);
+    named("binary[1.2]", "BINARY[1.2]", true);
+    named("BINARY.PEEK[3]<10.20>", "BINARY[3]<10>", false);
+    named("BINARY.SIZE[1.2.3]", "BINARY.SIZE[1.2.3]", false);
+    named("binary.size[]", "BINARY.SIZE[]", false);
 }
 
 static void refused(const char *item)
@@ -110,9 +116,23 @@ static void test_bad(void **state)
     not_section("FLAGS");
     not_section("RFC822.SIZE");
     not_section("RFC822.HEADERS");
-    not_section("BINARY[1]");
-    not_section("BINARY.PEEK[1]");
-    not_section("BINARY.SIZE[1]");
+    not_section("BINARY");
+    not_section("BINARY.SIZE");
+    not_section("BINARYX[1]");
+    /* BINARY takes part numbers only; BINARY.SIZE no partial. */
+    refused("BINARY[1.HEADER]");
+    refused("BINARY[TEXT]");
+    refused("BINARY[1.MIME]");
+    refused("BINARY[0]");
+    refused("BINARY[1.]");
+    refused("BINARY[.1]");
+    refused("BINARY[1");
+    refused("BINARY[1]<0.0>");
+    refused("BINARY[1]<5>");
+    refused("BINARY.SIZE[1]<0.10>");
+    refused("BINARY.PEEK[x]");
+    refused("BINARY[1]x");
+    refused("BINARY[4294967296]");
 }
 
 /* A message in the shape of RFC 3501's example of part numbers. */
@@ -284,12 +304,122 @@ static void test_partial(void **state)
     cut("BODY.PEEK[TEXT]<0.4294967295>", 7, 0, 7);
 }
 
+/* A message with every encoding, and an attached one. */
+static const char encoded[] = "Subject: enc\r\n"
+                              "Content-Type: multipart/mixed; boundary=A\r\n"
+                              "\r\n"
+                              "--A\r\n"
+                              "Content-Transfer-Encoding: quoted-printable\r\n"
+                              "\r\n"
+                              "caf=C3=A9 soft=\r\nbreak=00end\r\n"
+                              "--A\r\n"
+                              "Content-Transfer-Encoding: BASE64\r\n"
+                              "\r\n"
+                              "AAFi\r\naW5h\r\ncnk=\r\n"
+                              "--A\r\n"
+                              "Content-Transfer-Encoding: x-uuencode\r\n"
+                              "\r\n"
+                              "begin\r\n"
+                              "--A\r\n"
+                              "Content-Type: message/rfc822\r\n"
+                              "\r\n"
+                              "Subject: inner\r\n"
+                              "Content-Transfer-Encoding: base64\r\n"
+                              "\r\n"
+                              "aW5uZXI=\r\n"
+                              "--A\r\n"
+                              "\r\n"
+                              "plain\r\n"
+                              "--A--\r\n";
+
+/* BINARY's bytes through imap_binary.h from a file, whole and in every
+ * partial, in pieces of every size. */
+static void binary(const struct imap_msginfo *mi, int fd, const char *item, const char *want,
+                   size_t want_len, bool want_nul)
+{
+    struct imap_section *sec = parse_ok(item);
+    struct imap_section_plan plan;
+    imap_section_resolve(sec, mi, &plan);
+    assert_int_equal(plan.kind, IMAP_SECTION_DECODE);
+    assert_false(plan.unknown_cte);
+    uint64_t size;
+    bool nul;
+    imap_binary_measure(fd, &plan, &size, &nul);
+    if (size != want_len)
+        fail_msg("%s: size %llu, expected %zu", item, (unsigned long long)size, want_len);
+    assert_int_equal(nul, want_nul);
+    for (uint64_t start = 0; start <= size; start++) {
+        for (uint64_t max = 1; max <= size + 1; max++) {
+            struct imap_binary b;
+            struct petrel_buf out;
+            petrel_buf_init(&out, 4096);
+            imap_binary_start(&b, fd, &plan, start, size - start);
+            while (imap_binary_put(&b, max, &out) > 0)
+                ;
+            assert_int_equal(out.len, size - start);
+            assert_memory_equal(petrel_buf_head(&out), want + start, out.len);
+            petrel_buf_free(&out);
+        }
+    }
+    imap_section_free(sec);
+}
+
+static void test_binary(void **state)
+{
+    (void)state;
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    assert_int_equal(fwrite(encoded, 1, strlen(encoded), tmp), strlen(encoded));
+    fflush(tmp);
+    int fd = fileno(tmp);
+    struct imap_msginfo *mi = info(encoded);
+#define LIT(s) s, sizeof(s) - 1
+    binary(mi, fd, "BINARY[1]", LIT("caf\xc3\xa9 softbreak\0end"), true);
+    binary(mi, fd, "BINARY[2]",
+           LIT("\0\x01"
+               "binary"),
+           true);
+    /* An attached message's encoding is identity: its bytes as stored. */
+    binary(mi, fd, "BINARY[4]",
+           LIT("Subject: inner\r\nContent-Transfer-Encoding: base64\r\n\r\naW5uZXI="), false);
+    binary(mi, fd, "BINARY[4.1]", LIT("inner"), false);
+    binary(mi, fd, "BINARY[5]", LIT("plain"), false);
+#undef LIT
+    binary(mi, fd, "BINARY[]", encoded, strlen(encoded), false);
+    /* An unknown encoding is said, not decoded. */
+    struct imap_section *sec = parse_ok("BINARY.SIZE[3]");
+    struct imap_section_plan plan;
+    imap_section_resolve(sec, mi, &plan);
+    assert_int_equal(plan.kind, IMAP_SECTION_DECODE);
+    assert_true(plan.unknown_cte);
+    imap_section_free(sec);
+    /* A part that is not there is empty, whatever its encoding would be. */
+    sec = parse_ok("BINARY[9]");
+    imap_section_resolve(sec, mi, &plan);
+    assert_int_equal(plan.kind, IMAP_SECTION_EMPTY);
+    imap_section_free(sec);
+    /* A file shorter than the table says: blanks keep the literal's size. */
+    struct imap_binary b;
+    struct petrel_buf out;
+    petrel_buf_init(&out, 4096);
+    sec = parse_ok("BINARY[5]");
+    imap_section_resolve(sec, mi, &plan);
+    imap_binary_start(&b, -1, &plan, 0, 5);
+    assert_int_equal(imap_binary_put(&b, 100, &out), 0);
+    assert_int_equal(out.len, 5);
+    assert_memory_equal(petrel_buf_head(&out), "     ", 5);
+    petrel_buf_free(&out);
+    imap_section_free(sec);
+    imap_msginfo_free(mi);
+    fclose(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),   cmocka_unit_test(test_bad),
         cmocka_unit_test(test_resolve), cmocka_unit_test(test_filter),
-        cmocka_unit_test(test_partial),
+        cmocka_unit_test(test_partial), cmocka_unit_test(test_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,7 @@
 
 /* Major: incompatible change. Minor: fields appended; older modules load. */
 #define PETREL_ABI_MAJOR 1u
-#define PETREL_ABI_MINOR 9u
+#define PETREL_ABI_MINOR 10u
 
 #define PETREL_STR_(x) #x
 #define PETREL_STR(x) PETREL_STR_(x)
