@@ -35,7 +35,7 @@ def append(c, raw, folder=b"INBOX", flags=b""):
 def test_capabilities_and_enable(srv):
     c = session(srv)
     caps = set(c.ok("CAPABILITY")[0].split())
-    assert {b"IMAP4rev1", b"IMAP4rev2", b"UTF8=ACCEPT", b"LITERAL+", b"ENABLE"} <= caps, caps
+    assert {b"IMAP4rev1", b"IMAP4rev2", b"UTF8=ACCEPT", b"BINARY", b"LITERAL+", b"ENABLE"} <= caps, caps
     # Both at once; enabling again answers ENABLED with nothing new.
     assert c.ok("ENABLE IMAP4rev2 UTF8=ACCEPT") == [b"* ENABLED IMAP4rev2 UTF8=ACCEPT"]
     assert c.ok("ENABLE IMAP4rev2") == [b"* ENABLED"]
