@@ -86,7 +86,8 @@ def main():
     base = pathlib.Path(tempfile.mkdtemp(prefix="petrel-ftsbench-", dir="/tmp"))
     base.chmod(0o755)
     srv = ImapServer(lambda name, **kw: Instance(env, base, env.test_modules, name=name, **kw), env,
-                     "ftsbench", storage=dict(fsync=False, index_sync="off", fts=True)).start()
+                     "ftsbench", storage=dict(fsync=False, index_sync="off", fts=True,
+                                                fts_catchup="1h")).start()
     try:
         t = time.perf_counter()
         append(srv, list(bigbox.messages(args.msgs, "alice", srv.domain)))

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <petrel/log.h>
@@ -256,7 +257,17 @@ static int folder_state(struct storage_fstate *fs, struct uid_list *l, int64_t *
 
 /* Index what the folder has and the index lacks, drop what it no longer
  * has: both UID lists are sorted, one merge finds the two differences. */
-static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_list *have)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1: stopped at the deadline (what was committed stays, the next call
+ * goes on from there). */
+static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_list *have,
+                    int64_t deadline)
 {
     struct uid_list done = {0}, add = {0}, del = {0};
     int ret = select_uids(db, "SELECT uid FROM done ORDER BY uid", &done);
@@ -293,6 +304,13 @@ static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_
             ret = storage_index_commit(db) == PETREL_STORAGE_OK ? 0 : -1;
         else
             storage_index_rollback(db);
+        if (ret == 0 && (a < add.n || d < del.n) && now_ms() >= deadline) {
+            petrel_log(PETREL_LOG_INFO, STORAGE_LOG,
+                       "%s: full-text index: %zu of %zu messages to index left after %u ms;"
+                       " this search scans, the next goes on",
+                       folder->fs->dir, add.n - a, add.n, storage_env.fts_catchup_ms);
+            ret = 1;
+        }
     }
     sqlite3_finalize(sq.ins);
     sqlite3_finalize(sq.done);
@@ -305,7 +323,28 @@ static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_
 /* The folder's index, brought up to date; NULL when it cannot be. Every
  * message added or removed takes a new MODSEQ, so an index synced at the
  * folder's HIGHESTMODSEQ needs no catch-up: a search then reads no UID
- * list. */
+ * list. A catch-up stops after fts_catchup_ms (a first search over a
+ * folder of 100,000 new messages would take minutes): that search scans,
+ * as do the others of the same command (those starting within
+ * fts_catchup_ms of the stop), and a later one goes on. */
+static bool cut_recently(struct storage_fstate *fs)
+{
+    if (storage_folder_lock(fs) != PETREL_STORAGE_OK)
+        return true;
+    bool recent =
+        fs->fts_cut_ms != 0 && now_ms() - fs->fts_cut_ms < (int64_t)storage_env.fts_catchup_ms;
+    storage_folder_unlock(fs);
+    return recent;
+}
+
+static void mark_cut(struct storage_fstate *fs)
+{
+    if (storage_folder_lock(fs) == PETREL_STORAGE_OK) {
+        fs->fts_cut_ms = now_ms();
+        storage_folder_unlock(fs);
+    }
+}
+
 static sqlite3 *fts_ready(struct petrel_folder *folder)
 {
     if (!storage_env.fts)
@@ -320,9 +359,13 @@ static sqlite3 *fts_ready(struct petrel_folder *folder)
         return db;
     /* The MODSEQ read before the UIDs: a change between the two is caught
      * up again next time, never missed. */
-    if (folder_state(folder->fs, &have, &uidv_now, &modseq_now) != 0 || uidv_now != uidv ||
-        catch_up(db, folder, &have) != 0 ||
+    int r = -1;
+    if (cut_recently(folder->fs) || folder_state(folder->fs, &have, &uidv_now, &modseq_now) != 0 ||
+        uidv_now != uidv ||
+        (r = catch_up(db, folder, &have, now_ms() + storage_env.fts_catchup_ms)) != 0 ||
         storage_index_set_meta(db, "synced_modseq", modseq) != PETREL_STORAGE_OK) {
+        if (r == 1)
+            mark_cut(folder->fs);
         sqlite3_close(db);
         db = NULL;
     }
@@ -331,6 +374,8 @@ static sqlite3 *fts_ready(struct petrel_folder *folder)
 }
 
 void storage_configure_fts(bool on) { storage_env.fts = on; }
+
+void storage_configure_fts_catchup(unsigned ms) { storage_env.fts_catchup_ms = ms; }
 
 /* ---- searching ---- */
 

@@ -17,6 +17,7 @@ struct storage_config {
     char *index_sync;
     long long cache_accounts;
     bool fts;
+    long long fts_catchup;
     long long expunged_days, expunged_max;
 };
 
@@ -30,6 +31,8 @@ static const struct petrel_setting storage_settings[] = {
     PETREL_SETTING_INT_F(struct storage_config, cache_accounts, "256", 0, 1000000,
                          PETREL_SETTING_FIXED),
     PETREL_SETTING_BOOL_F(struct storage_config, fts, "true", PETREL_SETTING_FIXED),
+    PETREL_SETTING_DURATION_F(struct storage_config, fts_catchup, "30s", 1, 3600,
+                              PETREL_SETTING_FIXED),
     PETREL_SETTING_INT_F(struct storage_config, expunged_days, "30", 1, 3650, PETREL_SETTING_FIXED),
     PETREL_SETTING_INT_F(struct storage_config, expunged_max, "100000", 1, 100000000,
                          PETREL_SETTING_FIXED),
@@ -67,6 +70,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
     storage_configure(root, petrel_primary_domain(), cfg->fsync, sync_mode(cfg->index_sync));
     storage_configure_cache((size_t)cfg->cache_accounts);
     storage_configure_fts(cfg->fts);
+    storage_configure_fts_catchup((unsigned)cfg->fts_catchup * 1000u);
     storage_configure_expunged((unsigned)cfg->expunged_days, (size_t)cfg->expunged_max);
     if (!cfg->fsync)
         petrel_log(PETREL_LOG_WARNING, STORAGE_LOG,

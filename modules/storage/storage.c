@@ -18,6 +18,7 @@ struct storage_env storage_env = {.root = "mail",
                                   .index_sync = STORAGE_SYNC_FULL,
                                   .max_folders = 10000,
                                   .fts = true,
+                                  .fts_catchup_ms = 30000,
                                   .expunged_days = 30,
                                   .expunged_max = 100000};
 struct storage_counters storage_counters;

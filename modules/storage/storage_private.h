@@ -57,6 +57,9 @@ struct storage_env {
      * again for every delivery. 0 = free with the last handle. */
     size_t cache_accounts;
     bool fts; /* the full-text index (fts.c) is kept and used */
+    /* The time one search may spend indexing what the index lacks; past
+     * it, that search scans and the next goes on (fts.c). */
+    unsigned fts_catchup_ms;
     /* The expunged window (expunged.c): expunged UIDs are remembered this
      * many days and at most this many rows per folder. */
     unsigned expunged_days;
@@ -110,6 +113,9 @@ struct storage_fstate {
     bool scanned; /* synced with the files since this process opened it */
     struct timespec new_mtime, cur_mtime;
     uint32_t uid_ceiling; /* from the uidvalidity file */
+    /* When a full-text catch-up last ran out of time (CLOCK_MONOTONIC
+     * ms, 0: never); the searches right after it scan (fts.c). */
+    int64_t fts_cut_ms;
 };
 
 struct petrel_mailbox {
@@ -335,6 +341,7 @@ bool storage_search_header_field(const char *header, size_t len, const char *fie
 
 /* --- fts.c: the full-text index of a folder (docs/fts.md) --- */
 void storage_configure_fts(bool on);
+void storage_configure_fts_catchup(unsigned ms);
 /* The UIDs of the texts containing needle; the index is first brought
  * up to date (what was stored since indexed, in batches; what was
  * expunged dropped). */

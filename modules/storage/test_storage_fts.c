@@ -188,6 +188,45 @@ static void test_fts_lag_expunge_rebuild(void **state)
     ops->mailbox_close(m);
 }
 
+/* A catch-up out of time: that search is refused (the caller scans), what
+ * was indexed stays, and the following searches go on from there. With a
+ * budget of 0 each does one batch (256 messages). */
+static void test_fts_catchup_budget(void **state)
+{
+    (void)state;
+    struct petrel_mailbox *m;
+    assert_int_equal(ops->mailbox_open("fts4", &m), PETREL_STORAGE_OK);
+    uint32_t last = 0;
+    for (int i = 0; i < 600; i++)
+        last = put(m, msgs[i % 4]);
+    struct petrel_folder *f;
+    assert_int_equal(ops->folder_open(m, "INBOX", &f), PETREL_STORAGE_OK);
+    storage_configure_fts_catchup(0);
+    assert_string_equal(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"), "unsupported");
+    assert_string_equal(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"), "unsupported");
+    char got[4096];
+    snprintf(got, sizeof(got), "%s", fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"));
+    /* msgs[0] has the word in its body: every fourth message. */
+    char want[16];
+    snprintf(want, sizeof(want), " %u", last - 3);
+    assert_non_null(strstr(got, want));
+    assert_int_equal(strncmp(got, "1 5 9 ", 6), 0);
+    /* A search soon after a cut scans without trying (the other keys of
+     * the same command); a later one catches up. */
+    storage_configure_fts_catchup(60000);
+    uint32_t more = put(m, msgs[0]);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    f->fs->fts_cut_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    assert_string_equal(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"), "unsupported");
+    f->fs->fts_cut_ms = 0;
+    snprintf(want, sizeof(want), " %u", more);
+    assert_non_null(strstr(fts(f, PETREL_STORAGE_FTS_BODY, NULL, "albatross"), want));
+    storage_configure_fts_catchup(30000);
+    ops->folder_close(f);
+    ops->mailbox_close(m);
+}
+
 /* A renamed folder's index goes with it, a deleted folder's with it. */
 static void test_fts_rename(void **state)
 {
@@ -223,6 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fts_search),
         cmocka_unit_test(test_fts_lag_expunge_rebuild),
+        cmocka_unit_test(test_fts_catchup_budget),
         cmocka_unit_test(test_fts_rename),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

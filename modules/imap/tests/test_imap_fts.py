@@ -84,7 +84,8 @@ def fts_files(srv):
 
 def set_fts(srv, on):
     srv.stop()
-    srv.inst.set_module_settings("storage", fsync=False, index_sync="off", fts=on)
+    srv.inst.set_module_settings("storage", fsync=False, index_sync="off", fts=on,
+                                 fts_catchup="10m")
     srv.start()
 
 
@@ -96,7 +97,8 @@ def compare(with_index, scan):
 @pytest.fixture
 def srv(make_instance, env):
     return ImapServer(make_instance, env, "imapfts",
-                      storage=dict(fsync=False, index_sync="off", fts=True)).start()
+                      storage=dict(fsync=False, index_sync="off", fts=True,
+                                   fts_catchup="10m")).start()
 
 
 def test_index_equals_scan(srv):
