@@ -22,6 +22,8 @@
 #   PY             the Python for smtp_load.py (default python3)
 #   SMTP_MODULE    the module with the MX listener on PORT_BASE+25 (default smtp_in)
 #   KEEP_INSTANCE  1 keeps the Petrel instance directory after the run
+#   PETREL_FTS     false: Petrel's storage without the full-text index (and
+#                  its background indexing), to measure what indexing costs
 #
 # What it does: (1) starts the Postfix peer (peer/setup_peer.sh 500, which
 # also starts its Dovecot; an already running peer is used and left
@@ -223,6 +225,10 @@ petrel_create() {
     [ -n "$f" ] || die "the instance has no storage conf.d file"
     grep -Eq '^[[:space:]]*fsync[[:space:]]*=[[:space:]]*true' "$f" ||
         die "storage fsync is not true in $f: this benchmark runs with durable storage only"
+    if [ "${PETREL_FTS:-true}" = false ]; then
+        sed -i 's/^\([[:space:]]*fts[[:space:]]*=[[:space:]]*\)true;/\1false;/' "$f"
+        grep -Eq '^[[:space:]]*fts[[:space:]]*=[[:space:]]*false;' "$f" || die "cannot set fts = false in $f"
+    fi
 
     # 500 accounts. `petrelctl account add` hashes a password each time (slow
     # and useless here: nobody logs in), so append the accounts to a copy of

@@ -164,6 +164,7 @@ static int store_message(struct petrel_mailbox *mbox, const char *folder,
     if (ret == PETREL_STORAGE_OK) {
         *uid_r = row.uid;
         storage_notify(mbox->acct, fs->name);
+        storage_fts_note(mbox->acct, fs->name);
     }
     storage_folder_put(fs);
     return ret;
@@ -601,8 +602,10 @@ static int copy_or_move(struct petrel_folder *folder, const struct petrel_storag
         free(added);
         c.npairs = 0;
     }
-    if (c.npairs > 0)
+    if (c.npairs > 0) {
         storage_notify(c.dst->acct, c.dst->name);
+        storage_fts_note(c.dst->acct, c.dst->name);
+    }
     storage_folder_put(c.dst);
     free(list);
     if (ret == PETREL_STORAGE_OK) {

@@ -306,9 +306,9 @@ static int catch_up(sqlite3 *db, struct petrel_folder *folder, const struct uid_
             storage_index_rollback(db);
         if (ret == 0 && (a < add.n || d < del.n) && now_ms() >= deadline) {
             petrel_log(PETREL_LOG_INFO, STORAGE_LOG,
-                       "%s: full-text index: %zu of %zu messages to index left after %u ms;"
-                       " this search scans, the next goes on",
-                       folder->fs->dir, add.n - a, add.n, storage_env.fts_catchup_ms);
+                       "%s: full-text index: %zu of %zu messages left to index after the time"
+                       " allowed; a search scans until they are",
+                       folder->fs->dir, add.n - a, add.n);
             ret = 1;
         }
     }
@@ -345,32 +345,53 @@ static void mark_cut(struct storage_fstate *fs)
     }
 }
 
-static sqlite3 *fts_ready(struct petrel_folder *folder)
+/* 0: the index is current (*db_r open); 1: stopped at the deadline, what
+ * was indexed kept; -1: it cannot be. A search does not try again right
+ * after another was stopped. */
+static int bring_up(struct petrel_folder *folder, int64_t deadline, bool search, sqlite3 **db_r)
 {
-    if (!storage_env.fts)
-        return NULL;
     struct uid_list have = {0};
     int64_t uidv = 0, modseq = 0, synced = -1, uidv_now = 0, modseq_now = 0;
     sqlite3 *db = NULL;
+    *db_r = NULL;
     if (folder_state(folder->fs, NULL, &uidv, &modseq) != 0 ||
-        (db = fts_open(folder->fs, uidv)) == NULL ||
-        (storage_index_meta(db, "synced_modseq", -1, &synced) == PETREL_STORAGE_OK &&
-         synced == modseq))
-        return db;
+        (db = fts_open(folder->fs, uidv)) == NULL)
+        return -1;
+    if (storage_index_meta(db, "synced_modseq", -1, &synced) == PETREL_STORAGE_OK &&
+        synced == modseq) {
+        *db_r = db;
+        return 0;
+    }
     /* The MODSEQ read before the UIDs: a change between the two is caught
      * up again next time, never missed. */
     int r = -1;
-    if (cut_recently(folder->fs) || folder_state(folder->fs, &have, &uidv_now, &modseq_now) != 0 ||
-        uidv_now != uidv ||
-        (r = catch_up(db, folder, &have, now_ms() + storage_env.fts_catchup_ms)) != 0 ||
-        storage_index_set_meta(db, "synced_modseq", modseq) != PETREL_STORAGE_OK) {
-        if (r == 1)
-            mark_cut(folder->fs);
-        sqlite3_close(db);
-        db = NULL;
-    }
+    if (!(search && cut_recently(folder->fs)) &&
+        folder_state(folder->fs, &have, &uidv_now, &modseq_now) == 0 && uidv_now == uidv &&
+        (r = catch_up(db, folder, &have, deadline)) == 0 &&
+        storage_index_set_meta(db, "synced_modseq", modseq) != PETREL_STORAGE_OK)
+        r = -1;
     free(have.v);
+    if (r == 0)
+        *db_r = db;
+    else
+        sqlite3_close(db);
+    return r;
+}
+
+static sqlite3 *fts_ready(struct petrel_folder *folder)
+{
+    sqlite3 *db = NULL;
+    if (storage_env.fts && bring_up(folder, now_ms() + storage_env.fts_catchup_ms, true, &db) == 1)
+        mark_cut(folder->fs);
     return db;
+}
+
+int storage_fts_update(struct petrel_folder *folder, int64_t deadline)
+{
+    sqlite3 *db = NULL;
+    int r = storage_env.fts ? bring_up(folder, deadline, false, &db) : 0;
+    sqlite3_close(db);
+    return r;
 }
 
 void storage_configure_fts(bool on) { storage_env.fts = on; }

@@ -80,6 +80,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
         *error_r = "cannot register the storage service";
         return -1;
     }
+    storage_fts_background_start();
     petrel_log(PETREL_LOG_INFO, STORAGE_LOG, "maildir store at %s (index sync %s)", root,
                cfg->index_sync);
     return 0;
@@ -88,6 +89,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
 static void storage_stop(struct petrel_ctx *ctx)
 {
     (void)ctx;
+    storage_fts_background_stop(); /* it holds accounts */
     storage_mailbox_flush_cache();
 }
 

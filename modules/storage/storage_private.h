@@ -342,6 +342,14 @@ bool storage_search_header_field(const char *header, size_t len, const char *fie
 /* --- fts.c: the full-text index of a folder (docs/fts.md) --- */
 void storage_configure_fts(bool on);
 void storage_configure_fts_catchup(unsigned ms);
+/* Index what the folder's index lacks until deadline (CLOCK_MONOTONIC
+ * ms): 0 done, 1 stopped there (the rest left for later), -1 error. */
+int storage_fts_update(struct petrel_folder *folder, int64_t deadline);
+/* fts_background.c: folder name of acct was given messages; indexed by a
+ * schedule a few seconds later while the background indexer runs. */
+void storage_fts_note(struct storage_account *acct, const char *name);
+void storage_fts_background_start(void);
+void storage_fts_background_stop(void);
 /* The UIDs of the texts containing needle; the index is first brought
  * up to date (what was stored since indexed, in batches; what was
  * expunged dropped). */

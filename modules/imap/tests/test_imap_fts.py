@@ -11,6 +11,7 @@ PETREL_FTS_COUNT sets the corpus size (default 2000), e.g. 20000 by hand:
 
 import os
 import re
+import time
 import sqlite3
 
 import pytest
@@ -156,3 +157,44 @@ def test_index_equals_scan(srv):
     db.close()
     srv.start()
     assert search_all(srv)["BODY 'albatross'"] == scanned["BODY 'albatross'"][1:]
+
+
+def done_count(path):
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM done").fetchone()[0]
+    except sqlite3.OperationalError:  # being made
+        return 0
+    finally:
+        db.close()
+
+
+def test_background_indexing(make_instance, env):
+    """Messages delivered, appended and copied are indexed a few seconds
+    later with no search asking for it (the storage's background runs,
+    every 5 s)."""
+    srv = ImapServer(make_instance, env, "imapftsbg",
+                     storage=dict(fsync=False, index_sync="off", fts=True)).start()
+    smtp = [(f"From: a@x.test\r\nTo: b@x.test\r\nSubject: smtp {i}\r\n\r\n"
+             f"delivered body {i} of the quagmire\r\n").encode() for i in range(20)]
+    srv.deliver(srv.addr("alice"), *smtp)
+    append_all(srv, fts_corpus.generate(280))
+    c = session(srv)
+    c.ok("SELECT INBOX")
+    c.ok("UID COPY 1:50 Archive")
+    c.ok("LOGOUT")
+    home = next(p.parent for p in srv.inst.dir.rglob("petrel-index.sqlite")
+                if (p.parent / ".Archive").is_dir())
+    inbox, archive = home / "petrel-fts.sqlite", home / ".Archive" / "petrel-fts.sqlite"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (done_count(inbox), done_count(archive)) != (300, 50):
+        time.sleep(0.5)
+    assert (done_count(inbox), done_count(archive)) == (300, 50)
+    # The searches find the index current: nothing to catch up, and the
+    # answers right.
+    c = session(srv)
+    c.ok("SELECT INBOX")
+    untagged = c.ok("UID SEARCH BODY quagmire")
+    assert untagged == [b"* SEARCH " + b" ".join(b"%d" % u for u in range(1, 21))], untagged
