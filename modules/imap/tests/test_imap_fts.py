@@ -50,7 +50,10 @@ def queries():
 
 
 def session(srv):
-    c = Imap(srv.imaps_port, tls=True)
+    # A search may first index what the background has not reached yet
+    # (all of it when the index was removed): about 1 ms a message, more
+    # under the sanitizers.
+    c = Imap(srv.imaps_port, tls=True, timeout=max(60.0, COUNT / 50))
     c.login(srv.addr("alice"), starttls=False)
     return c
 
