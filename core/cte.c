@@ -6,7 +6,7 @@
 
 #include <petrel/cte.h>
 
-#include "base64.h"
+#include "alphabet.h"
 
 static const struct {
     const char *name;
@@ -43,17 +43,6 @@ bool petrel_cte_init(struct petrel_cte *d, const char *encoding)
 }
 
 static bool blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 /* Padding may only complete a quantum of two or three sextets; after it
  * only more padding and blanks are expected. */
@@ -107,7 +96,7 @@ static size_t decode_qp(struct petrel_cte *d, const char *in, size_t len, char *
                 d->qp_state = 3;
             } else if (c == '\n') {
                 d->qp_state = 0; /* soft line break with a bare LF */
-            } else if (hex_value((unsigned char)c) >= 0) {
+            } else if (petrel_hex_value((unsigned char)c) >= 0) {
                 d->qp_hex = c;
                 d->qp_state = 2;
             } else {
@@ -118,9 +107,9 @@ static size_t decode_qp(struct petrel_cte *d, const char *in, size_t len, char *
             }
             break;
         case 2:
-            if (hex_value((unsigned char)c) >= 0) {
-                out[n++] =
-                    (char)(hex_value((unsigned char)d->qp_hex) * 16 + hex_value((unsigned char)c));
+            if (petrel_hex_value((unsigned char)c) >= 0) {
+                out[n++] = (char)(petrel_hex_value((unsigned char)d->qp_hex) * 16 +
+                                  petrel_hex_value((unsigned char)c));
             } else {
                 out[n++] = '=';
                 out[n++] = d->qp_hex;

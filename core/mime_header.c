@@ -14,7 +14,7 @@
 #include <petrel/mem.h>
 #include <petrel/mime.h>
 
-#include "base64.h"
+#include "alphabet.h"
 #include "mime_private.h"
 
 #define CHARSET_NAME_MAX 64
@@ -215,17 +215,6 @@ struct encoded_word {
     const char *end; /* just past "?=" */
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Base64 into dst (room for n * 3 / 4 bytes); missing padding is accepted. */
 static bool decode_b(const char *s, size_t n, char *dst, size_t *len_r)
 {
@@ -260,8 +249,8 @@ static bool decode_q(const char *s, size_t n, char *dst, size_t *len_r)
         if (s[i] == '_') {
             dst[len++] = ' ';
         } else if (s[i] == '=') {
-            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+            int hi = i + 2 < n ? petrel_hex_value((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? petrel_hex_value((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return false;
             dst[len++] = (char)(hi << 4 | lo);
@@ -537,7 +526,8 @@ static void pct_decode(const char *s, struct petrel_buf *out)
 {
     for (; *s != '\0'; s++) {
         int hi, lo;
-        if (*s == '%' && (hi = hex_value(s[1])) >= 0 && (lo = hex_value(s[2])) >= 0) {
+        if (*s == '%' && (hi = petrel_hex_value((unsigned char)s[1])) >= 0 &&
+            (lo = petrel_hex_value((unsigned char)s[2])) >= 0) {
             char c = (char)(hi << 4 | lo);
             petrel_buf_append(out, &c, 1);
             s += 2;

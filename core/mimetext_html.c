@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alphabet.h"
 #include "mimetext_private.h"
 
 struct entity {
@@ -79,10 +80,7 @@ static bool entity_value(const char *e, size_t len, unsigned long *cp_r)
         unsigned long v = 0;
         for (; i < len; i++) {
             char c = e[i];
-            int d = (c >= '0' && c <= '9')        ? c - '0'
-                    : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                  : -1;
+            int d = hex ? petrel_hex_value((unsigned char)c) : c >= '0' && c <= '9' ? c - '0' : -1;
             if (d < 0)
                 return false;
             if (v <= 0x10FFFF)

@@ -10,7 +10,7 @@
 #include <petrel/mem.h>
 #include <petrel/sasl.h>
 
-#include "base64.h"
+#include "alphabet.h"
 
 /* Decoded sizes: PLAIN carries authzid NUL authcid NUL password. */
 #define PLAIN_MAX (PETREL_SASL_ID_MAX * 2 + 2 + PETREL_SASL_PASSWORD_MAX)

@@ -4,9 +4,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "imap_mutf7.h"
-#include "imap_base64.h"
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
@@ -150,10 +150,10 @@ static bool decode_run(const char *s, size_t len, size_t *i, struct petrel_buf *
     unsigned nbits = 0;
     size_t j = *i;
     for (; j < len && s[j] != '-'; j++) {
-        int v = imap_base64_value((unsigned char)s[j], ',');
-        if (v < 0)
+        const char *at = memchr(b64, s[j], 64);
+        if (at == NULL)
             return false;
-        bits = (bits << 6 | (uint32_t)v) & 0xffffffu;
+        bits = (bits << 6 | (uint32_t)(at - b64)) & 0xffffffu;
         nbits += 6;
         if (nbits >= 16) {
             nbits -= 16;
