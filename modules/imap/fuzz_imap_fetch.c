@@ -114,15 +114,23 @@ static void check_answers(const struct imap_msginfo *mi)
 static const char *const texts[] = {
     "", ".MIME", ".HEADER", ".TEXT", ".HEADER.FIELDS (From TO)", ".HEADER.FIELDS.NOT (subject)"};
 
-static void check_item(const struct imap_msginfo *mi, const uint8_t *msg, size_t size,
-                       const char *item)
+/* The plan of a FETCH item that must parse; the caller frees the section. */
+static struct imap_section *resolve(const struct imap_msginfo *mi, const char *item,
+                                    struct imap_section_plan *plan)
 {
     struct imap_section *sec = NULL;
     const char *error = NULL;
     if (imap_section_parse(item, strlen(item), &sec, &error) != IMAP_SECTION_OK)
         abort();
+    imap_section_resolve(sec, mi, plan);
+    return sec;
+}
+
+static void check_item(const struct imap_msginfo *mi, const uint8_t *msg, size_t size,
+                       const char *item)
+{
     struct imap_section_plan plan;
-    imap_section_resolve(sec, mi, &plan);
+    struct imap_section *sec = resolve(mi, item, &plan);
     if (plan.kind != IMAP_SECTION_EMPTY && (plan.offset > size || plan.length > size - plan.offset))
         abort();
     uint64_t len = plan.length;
@@ -193,13 +201,8 @@ static void decode_once(const struct imap_section_plan *plan, const uint8_t *msg
 
 static void check_binary(struct walk *w, const char *item)
 {
-    struct imap_section *sec = NULL;
-    const char *error = NULL;
-    if (imap_section_parse(item, strlen(item), &sec, &error) != IMAP_SECTION_OK)
-        abort();
     struct imap_section_plan plan;
-    imap_section_resolve(sec, w->mi, &plan);
-    imap_section_free(sec);
+    imap_section_free(resolve(w->mi, item, &plan));
     if (plan.kind != IMAP_SECTION_DECODE || plan.unknown_cte)
         return;
     if (plan.offset + plan.length > w->size)
@@ -259,16 +262,11 @@ static void check_part(struct walk *w, uint32_t p, const char *number)
 {
     char item[512];
     snprintf(item, sizeof(item), "BODY[%s]", number);
-    struct imap_section *sec = NULL;
-    const char *error = NULL;
-    if (imap_section_parse(item, strlen(item), &sec, &error) != IMAP_SECTION_OK)
-        abort();
     struct imap_section_plan plan;
-    imap_section_resolve(sec, w->mi, &plan);
+    imap_section_free(resolve(w->mi, item, &plan));
     if (plan.kind != IMAP_SECTION_RANGE || plan.offset != w->t[p].body_offset ||
         plan.length != w->t[p].body_size)
         abort();
-    imap_section_free(sec);
     for (size_t i = 1; i < sizeof(texts) / sizeof(texts[0]); i++) {
         snprintf(item, sizeof(item), "BODY.PEEK[%s%s]<2.9>", number, texts[i]);
         check_item(w->mi, w->msg, w->size, item);
