@@ -345,8 +345,13 @@ void imap_search_run_free(struct imap_search_run *run);
 #define IMAP_RET_COUNT 8u
 #define IMAP_RET_SAVE 16u
 bool imap_search_parse_return(const struct imap_arg *list, unsigned *ret_r, const char **error_r);
-/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT" of numbers in answer order. */
-void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n);
+/* "* ESEARCH (TAG ...) [UID] MIN MAX ALL COUNT [MODSEQ m]" of numbers in
+ * answer order; modseq 0 leaves MODSEQ out. */
+void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n,
+                      uint64_t modseq);
+/* The MODSEQ an answer names (RFC 7162 section 3.1.5): the greatest of the
+ * matches when a MODSEQ key was used, else 0. */
+uint64_t imap_search_answer_modseq(const struct imap_search_run *run);
 /* SAVE: the UIDs (in answer order) kept as RFC 5182 section 2.4 says. */
 void imap_saved_keep(struct imap_session *s, unsigned ret, const uint32_t *uids, size_t n);
 /* The saved result: set (UIDs ascending), emptied, and read as the UIDs

@@ -224,7 +224,8 @@ static void put_set(struct petrel_buf *out, const uint32_t *v, size_t n)
     }
 }
 
-void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n)
+void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t *v, size_t n,
+                      uint64_t modseq)
 {
     petrel_buf_printf(&j->out, "* ESEARCH (TAG ");
     imap_put_string(&j->out, j->tag, strlen(j->tag));
@@ -239,7 +240,14 @@ void imap_esearch_put(struct imap_job *j, bool uid, unsigned ret, const uint32_t
     }
     if (ret & RET_COUNT)
         petrel_buf_printf(&j->out, " COUNT %zu", n);
+    if (modseq != 0)
+        petrel_buf_printf(&j->out, " MODSEQ %llu", (unsigned long long)modseq);
     petrel_buf_append(&j->out, "\r\n", 2);
+}
+
+uint64_t imap_search_answer_modseq(const struct imap_search_run *run)
+{
+    return (run->needs & IMAP_SEARCH_NEEDS_MODSEQ) && run->n > 0 ? run->max_modseq : 0;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -288,8 +296,7 @@ static void search_work(struct imap_job *j)
     }
     if (a->ret & RET_SAVE)
         imap_saved_keep(j->s, a->ret, run->uids, run->n);
-    /* A MODSEQ key: the answer names the greatest MODSEQ of the matches. */
-    bool modseq = (run->needs & IMAP_SEARCH_NEEDS_MODSEQ) && run->max_modseq != 0;
+    uint64_t modseq = imap_search_answer_modseq(run);
     /* The answer's numbers: UIDs, or sequence numbers in the same order. */
     if (!a->uid)
         for (size_t i = 0; i < run->n; i++)
@@ -298,16 +305,12 @@ static void search_work(struct imap_job *j)
         petrel_buf_printf(&j->out, "* SEARCH");
         for (size_t i = 0; i < run->n; i++)
             petrel_buf_printf(&j->out, " %u", run->uids[i]);
-        if (modseq)
-            petrel_buf_printf(&j->out, " (MODSEQ %llu)", (unsigned long long)run->max_modseq);
+        if (modseq != 0)
+            petrel_buf_printf(&j->out, " (MODSEQ %llu)", (unsigned long long)modseq);
         petrel_buf_append(&j->out, "\r\n", 2);
     } else if (a->ret != RET_SAVE) {
         /* SAVE alone asks for no ESEARCH (RFC 5182 section 2.4). */
-        imap_esearch_put(j, a->uid, a->ret, run->uids, run->n);
-        if (modseq) { /* "MODSEQ n" ends the ESEARCH line (RFC 7162 3.1.5) */
-            j->out.len -= 2;
-            petrel_buf_printf(&j->out, " MODSEQ %llu\r\n", (unsigned long long)run->max_modseq);
-        }
+        imap_esearch_put(j, a->uid, a->ret, run->uids, run->n, modseq);
     }
     imap_job_ok(j, "%sSEARCH completed", a->uid ? "UID " : "");
 }

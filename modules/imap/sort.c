@@ -195,7 +195,7 @@ static void put_esort(struct imap_job *j, const struct sort_arg *a, const struct
     for (size_t i = 0; i < n; i++)
         v[i] = e[i].number;
     if (a->ret != IMAP_RET_SAVE)
-        imap_esearch_put(j, a->uid, a->ret, v, n);
+        imap_esearch_put(j, a->uid, a->ret, v, n, imap_search_answer_modseq(&a->run));
     free(v);
 }
 
@@ -246,6 +246,10 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
             petrel_buf_printf(&j->out, "* SORT");
             for (size_t i = 0; i < run->n; i++)
                 petrel_buf_printf(&j->out, " %u", e[i].number);
+            /* A MODSEQ key: as SEARCH, "(MODSEQ n)" last (RFC 7162 section 7). */
+            uint64_t modseq = imap_search_answer_modseq(run);
+            if (modseq != 0)
+                petrel_buf_printf(&j->out, " (MODSEQ %llu)", (unsigned long long)modseq);
             petrel_buf_append(&j->out, "\r\n", 2);
         } else {
             put_esort(j, a, e, run->n);

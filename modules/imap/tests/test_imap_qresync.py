@@ -337,6 +337,13 @@ def test_search_modseq(srv):
     assert re.match(rb'\* ESEARCH \(TAG "a\d+"\) UID MIN 2 COUNT 2 MODSEQ (\d+)$', out[0]), out
     out = c.ok(f"SEARCH RETURN (COUNT) MODSEQ {high + 1} UNSEEN")
     assert re.match(rb'\* ESEARCH \(TAG "a\d+"\) COUNT 0$', out[0]), out
+    # SORT answers as SEARCH does (RFC 7162 section 7, sort-data), ESORT too.
+    out = c.ok(f"SORT (ARRIVAL) UTF-8 MODSEQ {high + 1}")
+    assert out == [b"* SORT 2 4 (MODSEQ " + m.group(1) + b")"], out
+    out = c.ok(f"UID SORT RETURN (ALL) (ARRIVAL) UTF-8 MODSEQ {high + 1}")
+    assert re.match(rb'\* ESEARCH \(TAG "a\d+"\) UID ALL 2,4 MODSEQ ' + m.group(1) + b"$", out[0]), out
+    assert c.ok(f"SORT (ARRIVAL) UTF-8 MODSEQ {high + 1} UNSEEN") == [b"* SORT"]
+    assert c.ok("SORT (ARRIVAL) UTF-8 SEEN") == [b"* SORT 2 4"]
     for bad in ("SEARCH MODSEQ", "SEARCH MODSEQ x", "SEARCH MODSEQ \"/flags/x\" other 5",
                 "SEARCH MODSEQ 99999999999999999999"):
         _, done = c.run(bad)
