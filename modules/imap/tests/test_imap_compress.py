@@ -1,7 +1,7 @@
-"""COMPRESS=DEFLATE (RFC 4978) with a zlib client over a raw socket, plain
-and under implicit TLS: offered and allowed only after login, once; the
-tagged OK plain and everything after it compressed both ways; a large
-FETCH, an APPEND literal, IDLE seeing a delivery, commands pipelined
+"""COMPRESS=DEFLATE (RFC 4978) with a zlib client over a raw socket, plain,
+after STARTTLS and under implicit TLS: offered and allowed only after
+login, once; the tagged OK plain and everything after it compressed both
+ways; a large FETCH, an APPEND literal, IDLE seeing a delivery, commands pipelined
 behind COMPRESS, garbage instead of a compressed stream, and a crowd of
 compressed IDLE connections with the server's memory bounded."""
 
@@ -84,8 +84,9 @@ def big_message(address, kib=300):
 
 
 def logged_in(srv, tls=False):
-    c = ZImap(srv.imaps_port if tls else srv.imap_port, tls=tls)
-    c.login(srv.addr("alice"), starttls=False)
+    """tls: False (plain), "starttls" (143 after STARTTLS) or True (993)."""
+    c = ZImap(srv.imaps_port if tls is True else srv.imap_port, tls=tls is True)
+    c.login(srv.addr("alice"), starttls=tls == "starttls")
     return c
 
 
@@ -105,7 +106,7 @@ def test_offered_after_login_only(srv):
         assert c.ok("NOOP") == []  # still plain
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["plain", "implicit-tls"])
+@pytest.mark.parametrize("tls", [False, "starttls", True], ids=["plain", "starttls", "implicit-tls"])
 def test_session_compressed(srv, tls):
     address = srv.addr("alice")
     raw = big_message(address)
