@@ -12,7 +12,7 @@
  * A match never spans two texts. Texts stream in pieces; the callback
  * says where each ends. Nothing here keeps a message in memory: buffers
  * are fixed and the text of one message is capped. No I/O but pread on
- * the caller's fd; callable from any thread. */
+ * the caller's fd; callable from any thread. Since ABI minor 9. */
 #ifndef PETREL_MIMETEXT_H
 #define PETREL_MIMETEXT_H
 
