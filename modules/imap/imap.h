@@ -290,6 +290,10 @@ void imap_session_release(struct imap_session *s);
 int imap_sync(struct imap_session *s, struct petrel_buf *out, bool expunges);
 /* Sequence number of uid (1-based), or 0. */
 uint32_t imap_msgs_seq(const struct imap_msgs *m, uint32_t uid);
+/* The same for UIDs asked in ascending order: *at (0 at first) keeps the
+ * place of the last one, so a walk over a whole run reads the table
+ * forward once instead of searching it per message. */
+uint32_t imap_msgs_seq_walk(const struct imap_msgs *m, uint32_t uid, uint32_t *at);
 void imap_msgs_remove(struct imap_msgs *m, uint32_t seq);
 void imap_msgs_add(struct imap_msgs *m, uint32_t uid, uint8_t flags);
 /* A sequence set argument to UIDs (uid: the set is of UIDs). NULL ranges

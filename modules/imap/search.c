@@ -52,6 +52,7 @@ static void search_free(void *arg)
 struct match_ctx {
     struct imap_search_run *run;
     struct imap_session *s;
+    uint32_t at; /* imap_msgs_seq_walk: the store hands messages in UID order */
 };
 
 static int match_one(void *arg, const struct petrel_storage_msg *msg)
@@ -59,7 +60,7 @@ static int match_one(void *arg, const struct petrel_storage_msg *msg)
     struct match_ctx *x = arg;
     struct imap_search_run *run = x->run;
     struct imap_session *s = x->s;
-    uint32_t seq = imap_msgs_seq(&s->msgs, msg->uid);
+    uint32_t seq = imap_msgs_seq_walk(&s->msgs, msg->uid, &x->at);
     if (seq == 0)
         return 0; /* not announced to the client yet */
     struct imap_search_msg m = {
@@ -142,7 +143,7 @@ int imap_search_run(struct imap_job *j, struct imap_search_run *run)
             return err;
     }
     run->needs = imap_search_fts(run->search, imap_storage, s->folder); /* docs/fts.md */
-    struct match_ctx x = {run, s};
+    struct match_ctx x = {run, s, 0};
     /* An indexed key that every match needs: only its UIDs are loaded,
      * so a rare word does not walk the whole folder. */
     struct petrel_storage_uid_set only = {0};
@@ -298,9 +299,10 @@ static void search_work(struct imap_job *j)
         imap_saved_keep(j->s, a->ret, run->uids, run->n);
     uint64_t modseq = imap_search_answer_modseq(run);
     /* The answer's numbers: UIDs, or sequence numbers in the same order. */
+    uint32_t at = 0;
     if (!a->uid)
         for (size_t i = 0; i < run->n; i++)
-            run->uids[i] = imap_msgs_seq(&j->s->msgs, run->uids[i]);
+            run->uids[i] = imap_msgs_seq_walk(&j->s->msgs, run->uids[i], &at);
     if (!a->esearch) {
         petrel_buf_printf(&j->out, "* SEARCH");
         for (size_t i = 0; i < run->n; i++)

@@ -33,6 +33,18 @@ uint32_t imap_msgs_seq(const struct imap_msgs *m, uint32_t uid)
     return i < m->n && m->uid[i] == uid ? i + 1 : 0;
 }
 
+uint32_t imap_msgs_seq_walk(const struct imap_msgs *m, uint32_t uid, uint32_t *at)
+{
+    uint32_t i = *at;
+    if (i > m->n || (i > 0 && m->uid[i - 1] >= uid))
+        i = lower_bound(m, uid); /* not ascending after all */
+    else
+        while (i < m->n && m->uid[i] < uid)
+            i++;
+    *at = i;
+    return i < m->n && m->uid[i] == uid ? i + 1 : 0;
+}
+
 void imap_msgs_remove(struct imap_msgs *m, uint32_t seq)
 {
     uint32_t i = seq - 1;

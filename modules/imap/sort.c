@@ -10,7 +10,6 @@
 
 #include "imap.h"
 #include "imap_sortkey.h"
-#include "imap_subject.h"
 #include "imap_thread.h"
 
 /* Criteria in one SORT; bytes of the string keys one SORT keeps. */
@@ -68,64 +67,50 @@ static void sort_free(void *arg)
     free(a);
 }
 
-/* The key records of a run's messages, read in one scan of the store's
- * cache (cache_scan) rather than a lookup each: at[i] is the record of
- * run->uids[i] in data, len 0 when it has none yet. */
-struct keyrecs {
+/* One scan of the store's cache (cache_scan) for the key records of a
+ * run's messages rather than a lookup each: use(ctx, i, rec, len) gets
+ * run->uids[i]'s record, in UID order, and returns false to stop. What it
+ * does not get is for read_key. */
+typedef bool keyscan_use(void *ctx, size_t i, const char *rec, size_t len);
+
+struct keyscan {
     const uint32_t *uids;
     size_t n, next;
-    struct petrel_buf data;
-    struct keyrec {
-        size_t off, len;
-    } * at;
+    keyscan_use *use;
+    void *ctx;
 };
 
-static int keyrec_fn(void *arg, uint32_t uid, const void *data, size_t len)
+static int keyscan_fn(void *arg, uint32_t uid, const void *data, size_t len)
 {
-    struct keyrecs *kr = arg;
-    while (kr->next < kr->n && kr->uids[kr->next] < uid)
-        kr->next++;
-    if (kr->next == kr->n)
+    struct keyscan *ks = arg;
+    while (ks->next < ks->n && ks->uids[ks->next] < uid)
+        ks->next++;
+    if (ks->next == ks->n)
         return 1; /* past the last one wanted */
-    if (kr->uids[kr->next] != uid || len == 0)
+    if (ks->uids[ks->next] != uid || len == 0)
         return 0;
-    kr->at[kr->next] = (struct keyrec){kr->data.len, len};
-    /* Full: the rest are read one by one, as without the scan. */
-    return petrel_buf_append(&kr->data, data, len) ? 0 : 1;
+    return ks->use(ks->ctx, ks->next, data, len) ? 0 : 1;
 }
 
-static void keyrecs_load(struct imap_session *s, const struct imap_search_run *run, bool scan,
-                         struct keyrecs *kr)
+static void keyscan(struct imap_session *s, const struct imap_search_run *run, keyscan_use *use,
+                    void *ctx)
 {
-    *kr = (struct keyrecs){.uids = run->uids, .n = run->n};
-    petrel_buf_init(&kr->data, SORT_MAX_TEXT);
-    kr->at = petrel_calloc(run->n > 0 ? run->n : 1, sizeof(*kr->at));
-    if (!scan || run->n == 0 ||
+    if (run->n == 0 ||
         imap_storage->size <
             offsetof(struct petrel_storage_ops, cache_scan) + sizeof(imap_storage->cache_scan) ||
         imap_storage->cache_scan == NULL)
         return;
+    struct keyscan ks = {run->uids, run->n, 0, use, ctx};
     /* One range from the first to the last: the scan skips the others. */
     struct petrel_storage_uid_range r = {run->uids[0], run->uids[run->n - 1]};
     struct petrel_storage_uid_set set = {&r, 1};
-    imap_storage->cache_scan(s->folder, &set, IMAP_SORTKEY_CACHE_KEY, keyrec_fn, kr);
+    imap_storage->cache_scan(s->folder, &set, IMAP_SORTKEY_CACHE_KEY, keyscan_fn, &ks);
 }
 
-static void keyrecs_free(struct keyrecs *kr)
+/* The keys of uid from the cache, else from its header (then cached). */
+static bool read_key(struct imap_session *s, uint32_t uid, struct petrel_buf *rec,
+                     struct petrel_buf *hdr, struct imap_sortkey *k)
 {
-    petrel_buf_free(&kr->data);
-    free(kr->at);
-}
-
-/* The keys of run->uids[i]: from the scan, else from the cache, else from
- * its header (then cached). */
-static bool read_key(struct imap_session *s, const struct keyrecs *kr, size_t i,
-                     struct petrel_buf *rec, struct petrel_buf *hdr, struct imap_sortkey *k)
-{
-    uint32_t uid = kr->uids[i];
-    if (kr->at[i].len > 0 &&
-        imap_sortkey_parse(petrel_buf_head(&kr->data) + kr->at[i].off, kr->at[i].len, k))
-        return true;
     petrel_buf_reset(rec);
     if (imap_storage->cache_get(s->folder, uid, IMAP_SORTKEY_CACHE_KEY, rec) == 0 &&
         imap_sortkey_parse(petrel_buf_head(rec), rec->len, k))
@@ -141,13 +126,20 @@ static bool read_key(struct imap_session *s, const struct keyrecs *kr, size_t i,
 
 /* --- SORT --- */
 
+/* The string keys SORT orders by come first in the record. */
+#define SORT_FIELDS (IMAP_SK_DISPLAYTO + 1)
+
+/* A string key is kept ASCII upper-cased, so that memcmp orders as
+ * imap_casemap_cmp does, and its first 8 bytes are also in pre (big-endian,
+ * zero-padded): most comparisons end there without reading the text. */
 struct entry {
     uint32_t number; /* what the answer says: UID or sequence number */
     uint32_t uid;
     int64_t date, arrival;
     uint64_t size;
-    uint32_t off[IMAP_SK_COUNT];
-    uint16_t len[IMAP_SK_COUNT];
+    uint64_t pre[SORT_FIELDS];
+    uint32_t off[SORT_FIELDS];
+    uint16_t len[SORT_FIELDS];
 };
 
 struct sort_ctx {
@@ -157,6 +149,36 @@ struct sort_ctx {
 static _Thread_local const struct sort_ctx *sort_cur;
 
 static int cmp_num(int64_t x, int64_t y) { return x < y ? -1 : x > y; }
+
+static bool put_text(struct petrel_buf *text, const char *str, size_t len, struct entry *x, int f)
+{
+    x->pre[f] = 0;
+    if (len == 0)
+        return true;
+    size_t room;
+    char *p = petrel_buf_space(text, len, &room);
+    if (room < len)
+        return false;
+    uint64_t pre = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)str[i];
+        p[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+        if (i < 8)
+            pre |= (uint64_t)(unsigned char)p[i] << (56 - 8 * i);
+    }
+    petrel_buf_commit(text, len);
+    x->pre[f] = pre;
+    return true;
+}
+
+static int cmp_text(const struct entry *x, const struct entry *y, int f, const char *text)
+{
+    if (x->pre[f] != y->pre[f])
+        return x->pre[f] < y->pre[f] ? -1 : 1;
+    size_t n = x->len[f] < y->len[f] ? x->len[f] : y->len[f];
+    int r = n > 8 ? memcmp(text + x->off[f] + 8, text + y->off[f] + 8, n - 8) : 0;
+    return r != 0 ? r : cmp_num(x->len[f], y->len[f]);
+}
 
 static int cmp_entry(const void *pa, const void *pb)
 {
@@ -171,10 +193,8 @@ static int cmp_entry(const void *pa, const void *pb)
             r = cmp_num(x->date, y->date);
         else if (sort_keys[k].key == K_SIZE)
             r = x->size < y->size ? -1 : x->size > y->size;
-        else {
-            int f = sort_keys[k].field;
-            r = imap_casemap_cmp(c->text + x->off[f], x->len[f], c->text + y->off[f], y->len[f]);
-        }
+        else
+            r = cmp_text(x, y, sort_keys[k].field, c->text);
         if (r != 0)
             return c->a->crit[i].reverse ? -r : r;
     }
@@ -199,46 +219,80 @@ static void put_esort(struct imap_job *j, const struct sort_arg *a, const struct
     free(v);
 }
 
+/* The entries' keys, filled from the scan and then by read_key; the
+ * strings go straight from a record into text. */
+struct sort_fill {
+    const struct sort_arg *a;
+    struct entry *e;
+    bool *done; /* entry i has its keys */
+    struct petrel_buf text;
+    bool full;
+};
+
+static bool fill_keys(struct sort_fill *f, size_t i, const struct imap_sortkey *k)
+{
+    struct entry *x = &f->e[i];
+    f->done[i] = true;
+    if (k->has_date)
+        x->date = k->date;
+    for (size_t c = 0; c < f->a->ncrit; c++) {
+        int fld = sort_keys[f->a->crit[c].k].field;
+        if (fld < 0 || x->len[fld] != 0)
+            continue;
+        x->off[fld] = (uint32_t)f->text.len;
+        x->len[fld] = (uint16_t)k->len[fld];
+        if (!put_text(&f->text, k->str[fld], k->len[fld], x, fld)) {
+            f->full = true;
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool fill_scanned(void *ctx, size_t i, const char *rec, size_t len)
+{
+    struct imap_sortkey k;
+    return !imap_sortkey_parse(rec, len, &k) || fill_keys(ctx, i, &k);
+}
+
 static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
 {
     struct imap_session *s = j->s;
     struct imap_search_run *run = &a->run;
-    struct entry *e = petrel_reallocarray(NULL, run->n > 0 ? run->n : 1, sizeof(*e));
-    struct petrel_buf text, rec, hdr;
-    petrel_buf_init(&text, SORT_MAX_TEXT);
-    petrel_buf_init(&rec, PETREL_STORAGE_MAX_CACHE);
-    petrel_buf_init(&hdr, PETREL_STORAGE_MAX_HEADER + 1);
-    bool full = false;
+    size_t n = run->n > 0 ? run->n : 1;
+    struct entry *e = petrel_reallocarray(NULL, n, sizeof(*e));
+    struct sort_fill f = {.a = a, .e = e, .done = petrel_calloc(n, sizeof(bool))};
+    petrel_buf_init(&f.text, SORT_MAX_TEXT);
+    uint32_t at = 0; /* imap_msgs_seq_walk */
+    for (size_t i = 0; i < run->n; i++) {
+        struct entry *x = &e[i];
+        memset(x, 0, sizeof(*x));
+        x->number = a->uid ? run->uids[i] : imap_msgs_seq_walk(&s->msgs, run->uids[i], &at);
+        x->uid = run->uids[i];
+        x->date = x->arrival = run->internal_date[i];
+        x->size = run->size[i];
+    }
     /* ARRIVAL and SIZE come with the match: no key record to read. */
     bool need_keys = false;
     for (size_t c = 0; c < a->ncrit; c++)
         need_keys |= sort_keys[a->crit[c].k].field >= 0 || sort_keys[a->crit[c].k].key == K_DATE;
-    struct keyrecs kr;
-    keyrecs_load(s, run, need_keys, &kr);
-    for (size_t i = 0; i < run->n && !full; i++) {
-        struct imap_sortkey k = {0};
-        bool have = need_keys && read_key(s, &kr, i, &rec, &hdr, &k);
-        struct entry *x = &e[i];
-        memset(x, 0, sizeof(*x));
-        x->number = a->uid ? run->uids[i] : imap_msgs_seq(&s->msgs, run->uids[i]);
-        x->uid = run->uids[i];
-        x->arrival = run->internal_date[i];
-        x->size = run->size[i];
-        x->date = have && k.has_date ? k.date : x->arrival;
-        for (size_t c = 0; c < a->ncrit && have; c++) {
-            int f = sort_keys[a->crit[c].k].field;
-            if (f < 0 || x->len[f] != 0)
-                continue;
-            x->off[f] = (uint32_t)text.len;
-            x->len[f] = (uint16_t)k.len[f];
-            if (!petrel_buf_append(&text, k.str[f], k.len[f]))
-                full = true;
+    if (need_keys) {
+        keyscan(s, run, fill_scanned, &f);
+        struct petrel_buf rec, hdr;
+        petrel_buf_init(&rec, PETREL_STORAGE_MAX_CACHE);
+        petrel_buf_init(&hdr, PETREL_STORAGE_MAX_HEADER + 1);
+        for (size_t i = 0; i < run->n && !f.full; i++) {
+            struct imap_sortkey k;
+            if (!f.done[i] && read_key(s, run->uids[i], &rec, &hdr, &k))
+                fill_keys(&f, i, &k);
         }
+        petrel_buf_free(&rec);
+        petrel_buf_free(&hdr);
     }
-    if (full) {
+    if (f.full) {
         imap_job_no(j, "[LIMIT] Too much to sort");
     } else {
-        struct sort_ctx ctx = {a, petrel_buf_head(&text)};
+        struct sort_ctx ctx = {a, petrel_buf_head(&f.text)};
         sort_cur = &ctx;
         qsort(e, run->n, sizeof(*e), cmp_entry);
         sort_cur = NULL;
@@ -256,16 +310,35 @@ static void sort_work_sort(struct imap_job *j, struct sort_arg *a)
         }
         imap_job_ok(j, "%sSORT completed", a->uid ? "UID " : "");
     }
-    if (full && (a->ret & IMAP_RET_SAVE))
+    if (f.full && (a->ret & IMAP_RET_SAVE))
         imap_saved_clear(s);
     free(e);
-    petrel_buf_free(&text);
-    petrel_buf_free(&rec);
-    petrel_buf_free(&hdr);
-    keyrecs_free(&kr);
+    free(f.done);
+    petrel_buf_free(&f.text);
 }
 
 /* --- THREAD --- */
+
+/* Messages are threaded in UID order after the scan, so the scanned
+ * records are kept whole: at[i] is run->uids[i]'s in data, len 0 when the
+ * scan had none (or data was full). */
+struct thread_recs {
+    struct petrel_buf data;
+    struct {
+        size_t off, len;
+    } * at;
+};
+
+static bool keep_record(void *ctx, size_t i, const char *rec, size_t len)
+{
+    struct thread_recs *tr = ctx;
+    size_t off = tr->data.len;
+    if (!petrel_buf_append(&tr->data, rec, len))
+        return false;
+    tr->at[i].off = off;
+    tr->at[i].len = len;
+    return true;
+}
 
 static void sort_work_thread(struct imap_job *j, struct sort_arg *a)
 {
@@ -275,13 +348,18 @@ static void sort_work_thread(struct imap_job *j, struct sort_arg *a)
     struct petrel_buf rec, hdr;
     petrel_buf_init(&rec, PETREL_STORAGE_MAX_CACHE);
     petrel_buf_init(&hdr, PETREL_STORAGE_MAX_HEADER + 1);
-    struct keyrecs kr;
-    keyrecs_load(s, run, true, &kr);
+    struct thread_recs tr = {.at = petrel_calloc(run->n > 0 ? run->n : 1, sizeof(*tr.at))};
+    petrel_buf_init(&tr.data, SORT_MAX_TEXT);
+    keyscan(s, run, keep_record, &tr);
+    uint32_t at = 0; /* imap_msgs_seq_walk */
     for (size_t i = 0; i < run->n; i++) {
         struct imap_sortkey k = {0};
-        bool have = read_key(s, &kr, i, &rec, &hdr, &k);
+        bool have =
+            (tr.at[i].len > 0 &&
+             imap_sortkey_parse(petrel_buf_head(&tr.data) + tr.at[i].off, tr.at[i].len, &k)) ||
+            read_key(s, run->uids[i], &rec, &hdr, &k);
         struct imap_thread_msg m = {
-            .number = a->uid ? run->uids[i] : imap_msgs_seq(&s->msgs, run->uids[i]),
+            .number = a->uid ? run->uids[i] : imap_msgs_seq_walk(&s->msgs, run->uids[i], &at),
             .date = have && k.has_date ? k.date : run->internal_date[i],
         };
         if (have) {
@@ -301,7 +379,8 @@ static void sort_work_thread(struct imap_job *j, struct sort_arg *a)
     imap_thread_free(t);
     petrel_buf_free(&rec);
     petrel_buf_free(&hdr);
-    keyrecs_free(&kr);
+    petrel_buf_free(&tr.data);
+    free(tr.at);
     imap_job_ok(j, "%sTHREAD completed", a->uid ? "UID " : "");
 }
 

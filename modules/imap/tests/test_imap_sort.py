@@ -4,6 +4,8 @@ six messages below were worked through by hand against the RFC's rules
 missing Date:, addr-mailbox keys, ties by sequence number, the
 REFERENCES steps); each expected answer is that hand result."""
 
+import base64
+
 import pytest
 
 from imap_helpers import Imap, ImapServer
@@ -158,3 +160,26 @@ def test_thread_references(srv):
     c.ok("EXPUNGE")
     assert sort(c, "THREAD REFERENCES UTF-8 ALL") == "* THREAD (1 4)((2 3)(5))"
     assert sort(c, "UID THREAD REFERENCES UTF-8 ALL") == "* THREAD (2 5)((3 4)(6))"
+
+
+def test_sort_long_and_mixed_case_keys(srv):
+    """Keys alike in their first 8 bytes, keys that are prefixes of
+    others, case differences (ASCII folded, i;unicode-casemap) and
+    non-ASCII after a common start: the order is the byte order of the
+    upper-cased UTF-8, ties by sequence number."""
+    subjects = ["Quarterly report B", "quarterly report a", "Quarterly", "QUARTERLY REPORT A2",
+                "quarterly report", "Quarterlz", "Quarterly report b", "quarterly r\u00e9port",
+                "Quarterl", "Q", "quarterly report a"]
+    c = Imap(srv.imaps_port, tls=True)
+    c.login(srv.addr("alice"), starttls=False)
+    for s in subjects:
+        enc = "=?UTF-8?B?" + base64.b64encode(s.encode()).decode() + "?="
+        raw = f"From: a@x.test\r\nSubject: {enc}\r\n\r\nx\r\n".encode()
+        _, done = c.run(b"APPEND INBOX {%d+}\r\n" % len(raw) + raw)
+        assert done.startswith("OK"), done
+    c.ok("SELECT INBOX")
+    want = sorted(range(1, len(subjects) + 1), key=lambda n: (subjects[n - 1].encode().upper(), n))
+    assert sort(c, "SORT (SUBJECT) UTF-8 ALL") == "* SORT " + " ".join(map(str, want))
+    want = sorted(range(1, len(subjects) + 1),
+                  key=lambda n: (tuple(-b for b in subjects[n - 1].encode().upper()) + (1,), n))
+    assert sort(c, "SORT (REVERSE SUBJECT) UTF-8 ALL") == "* SORT " + " ".join(map(str, want))
