@@ -484,6 +484,18 @@ int storage_index_exec_retry(sqlite3 *db, const char *sql)
     return rc;
 }
 
+void storage_configure_index_mmap(long long bytes) { storage_env.index_mmap = bytes; }
+
+/* Reading a 100,000-message index by pread cost a third of a SORT or
+ * SEARCH ALL; mapped, its pages come from the page cache directly. SQLite
+ * still writes with write(), so only reads go through the map. */
+static int set_mmap(sqlite3 *db)
+{
+    char sql[64];
+    petrel_snprintf(sql, sizeof(sql), "PRAGMA mmap_size=%lld", storage_env.index_mmap);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
 static int db_open(const char *path, sqlite3 **db_r)
 {
     sqlite3 *db = NULL;
@@ -504,6 +516,7 @@ static int db_open(const char *path, sqlite3 **db_r)
     if ((rc = storage_index_exec_retry(db, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
         (rc = sqlite3_exec(db, sync_pragmas[storage_env.index_sync], NULL, NULL, NULL)) !=
             SQLITE_OK ||
+        (rc = set_mmap(db)) != SQLITE_OK ||
         (rc = storage_index_exec_retry(db, schema_tx)) != SQLITE_OK) {
         rc = sqlite3_extended_errcode(db);
         petrel_log(PETREL_LOG_ERROR, STORAGE_LOG, "open %s: %s (%d)", path, sqlite3_errmsg(db), rc);

@@ -15,6 +15,7 @@ struct storage_config {
     char *root;
     bool fsync;
     char *index_sync;
+    long long index_mmap;
     long long cache_accounts;
     bool fts;
     long long fts_catchup;
@@ -28,6 +29,8 @@ static const struct petrel_setting storage_settings[] = {
     PETREL_SETTING_BOOL_F(struct storage_config, fsync, "true", PETREL_SETTING_FIXED),
     PETREL_SETTING_CHOICE_F(struct storage_config, index_sync, "full", sync_choices,
                             PETREL_SETTING_FIXED),
+    PETREL_SETTING_SIZE_F(struct storage_config, index_mmap, "256M", 0, 1LL << 30,
+                          PETREL_SETTING_FIXED),
     PETREL_SETTING_INT_F(struct storage_config, cache_accounts, "256", 0, 1000000,
                          PETREL_SETTING_FIXED),
     PETREL_SETTING_BOOL_F(struct storage_config, fts, "true", PETREL_SETTING_FIXED),
@@ -68,6 +71,7 @@ static int storage_init(struct petrel_ctx *ctx, const void *config, const char *
         return -1;
     }
     storage_configure(root, petrel_primary_domain(), cfg->fsync, sync_mode(cfg->index_sync));
+    storage_configure_index_mmap(cfg->index_mmap);
     storage_configure_cache((size_t)cfg->cache_accounts);
     storage_configure_fts(cfg->fts);
     storage_configure_fts_catchup((unsigned)cfg->fts_catchup * 1000u);

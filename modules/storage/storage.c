@@ -16,6 +16,7 @@
 struct storage_env storage_env = {.root = "mail",
                                   .fsync = true,
                                   .index_sync = STORAGE_SYNC_FULL,
+                                  .index_mmap = 256LL << 20,
                                   .max_folders = 10000,
                                   .fts = true,
                                   .fts_catchup_ms = 30000,

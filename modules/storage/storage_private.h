@@ -56,6 +56,9 @@ struct storage_env {
      * connections and folder states), so a busy account is not opened
      * again for every delivery. 0 = free with the last handle. */
     size_t cache_accounts;
+    /* Bytes of each folder index SQLite reads through mmap instead of a
+     * pread per page (index.c); 0 = pread only. */
+    long long index_mmap;
     bool fts; /* the full-text index (fts.c) is kept and used */
     /* The time one search may spend indexing what the index lacks; past
      * it, that search scans and the next goes on (fts.c). */
@@ -197,6 +200,7 @@ void storage_maildir_read_header(int fd, struct petrel_buf *out);
 void storage_maildir_header_of(const char *data, size_t len, struct petrel_buf *out);
 
 /* --- index.c: the per-folder SQLite index --- */
+void storage_configure_index_mmap(long long bytes);
 int storage_index_open(struct storage_fstate *fs);
 void storage_index_close(struct storage_fstate *fs);
 int storage_index_begin(sqlite3 *db);

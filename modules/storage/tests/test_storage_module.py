@@ -3,6 +3,8 @@ root below data_dir, and refuses bad settings with the file and setting."""
 
 import re
 
+import pytest
+
 from harness import service_conf
 
 
@@ -22,9 +24,11 @@ def test_storage_module_starts(make_instance, env):
         inst.stop()
 
 
-def test_storage_module_refuses_bad_setting(make_instance, env):
+@pytest.mark.parametrize("name,value", [("index_sync", "sometimes"), ("index_mmap", "2G"),
+                                        ("index_mmap", "-1")])
+def test_storage_module_refuses_bad_setting(make_instance, env, name, value):
     inst = make_instance("storage-bad")
-    inst.write_confd("10-storage.conf", storage_conf(env, index_sync="sometimes"))
+    inst.write_confd("10-storage.conf", storage_conf(env, **{name: value}))
     rc, out = inst.check_config()
     assert rc != 0, out
-    assert re.search(r"10-storage\.conf.*index_sync", out), out
+    assert re.search(rf"10-storage\.conf.*{name}", out), out
